@@ -1,0 +1,191 @@
+//! Rust client for Portrait's Tencent-Cloud-IM-compatible REST API.
+//!
+//! [`AdminClient`] mints a fresh UserSig for its admin identifier (from the app key) and calls
+//! `v4/profile/*` and `v4/im_open_login_svc/*`. Responses are returned as JSON values with the
+//! vendor's field names; [`Reply::code`] reads `ErrorCode`. The server's integration tests use it.
+//!
+//! What it must not do: hide the vendor envelope — callers always see `ErrorCode`.
+
+use portrait_core::usersig;
+use serde_json::{json, Value};
+
+/// Client errors: transport failures or a response that is not the vendor envelope.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// HTTP transport failed.
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The server answered with something that is not a JSON envelope.
+    #[error("unexpected response (HTTP {status}): {body}")]
+    Unexpected {
+        /// HTTP status.
+        status: u16,
+        /// Body text.
+        body: String,
+    },
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// A decoded response: the whole JSON body.
+#[derive(Debug, Clone)]
+pub struct Reply(pub Value);
+
+impl Reply {
+    /// `ErrorCode` (0 = success).
+    pub fn code(&self) -> u64 {
+        self.0["ErrorCode"].as_u64().unwrap_or(u64::MAX)
+    }
+    /// `ActionStatus`.
+    pub fn status(&self) -> &str {
+        self.0["ActionStatus"].as_str().unwrap_or("")
+    }
+    /// `ErrorInfo`.
+    pub fn info(&self) -> &str {
+        self.0["ErrorInfo"].as_str().unwrap_or("")
+    }
+}
+
+/// Calls the REST API as an app admin.
+#[derive(Clone)]
+pub struct AdminClient {
+    http: reqwest::Client,
+    base: String,
+    sdkappid: u64,
+    identifier: String,
+    key: String,
+}
+
+impl AdminClient {
+    /// A client for `base` (e.g. `http://127.0.0.1:8080`), acting as `identifier` of `sdkappid`.
+    pub fn new(base: impl Into<String>, sdkappid: u64, identifier: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.into().trim_end_matches('/').to_owned(),
+            sdkappid,
+            identifier: identifier.into(),
+            key: key.into(),
+        }
+    }
+
+    /// The same client acting as another identifier (its UserSig is minted with the same key).
+    pub fn as_identifier(&self, identifier: impl Into<String>) -> Self {
+        Self { identifier: identifier.into(), ..self.clone() }
+    }
+
+    /// A UserSig for this client's identifier, valid for a day.
+    pub fn usersig(&self) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        usersig::mint(self.sdkappid, &self.key, &self.identifier, now, 86_400)
+    }
+
+    /// The URL of `api` (e.g. `v4/profile/portrait_get`) with a full, freshly signed query.
+    pub fn url(&self, api: &str) -> String {
+        format!(
+            "{}/{}?sdkappid={}&identifier={}&usersig={}&random={}&contenttype=json",
+            self.base,
+            api.trim_start_matches('/'),
+            self.sdkappid,
+            urlencode(&self.identifier),
+            self.usersig(),
+            rand::random::<u32>()
+        )
+    }
+
+    /// POSTs `body` to `api` and decodes the envelope.
+    ///
+    /// # Errors
+    /// Transport failures, or a non-JSON answer.
+    pub async fn call(&self, api: &str, body: &Value) -> Result<Reply> {
+        let resp = self.http.post(self.url(api)).json(body).send().await?;
+        decode(resp).await
+    }
+
+    /// `v4/profile/portrait_set`.
+    ///
+    /// # Errors
+    /// As [`AdminClient::call`].
+    pub async fn portrait_set(&self, from: &str, items: &[(&str, Value)]) -> Result<Reply> {
+        let items: Vec<Value> = items.iter().map(|(t, v)| json!({"Tag": t, "Value": v})).collect();
+        self.call("v4/profile/portrait_set", &json!({"From_Account": from, "ProfileItem": items})).await
+    }
+
+    /// `v4/profile/portrait_get`.
+    ///
+    /// # Errors
+    /// As [`AdminClient::call`].
+    pub async fn portrait_get(&self, to: &[&str], tags: &[&str]) -> Result<Reply> {
+        self.call("v4/profile/portrait_get", &json!({"To_Account": to, "TagList": tags})).await
+    }
+
+    /// `v4/im_open_login_svc/account_import`.
+    ///
+    /// # Errors
+    /// As [`AdminClient::call`].
+    pub async fn account_import(&self, user: &str, nick: Option<&str>, face_url: Option<&str>) -> Result<Reply> {
+        let mut body = json!({"UserID": user});
+        if let Some(n) = nick {
+            body["Nick"] = n.into();
+        }
+        if let Some(f) = face_url {
+            body["FaceUrl"] = f.into();
+        }
+        self.call("v4/im_open_login_svc/account_import", &body).await
+    }
+
+    /// `v4/im_open_login_svc/multiaccount_import` (old `Accounts` form).
+    ///
+    /// # Errors
+    /// As [`AdminClient::call`].
+    pub async fn multiaccount_import(&self, users: &[&str]) -> Result<Reply> {
+        self.call("v4/im_open_login_svc/multiaccount_import", &json!({"Accounts": users})).await
+    }
+
+    /// `v4/im_open_login_svc/account_delete`.
+    ///
+    /// # Errors
+    /// As [`AdminClient::call`].
+    pub async fn account_delete(&self, users: &[&str]) -> Result<Reply> {
+        let items: Vec<Value> = users.iter().map(|u| json!({"UserID": u})).collect();
+        self.call("v4/im_open_login_svc/account_delete", &json!({"DeleteItem": items})).await
+    }
+
+    /// `v4/im_open_login_svc/account_check`.
+    ///
+    /// # Errors
+    /// As [`AdminClient::call`].
+    pub async fn account_check(&self, users: &[&str]) -> Result<Reply> {
+        let items: Vec<Value> = users.iter().map(|u| json!({"UserID": u})).collect();
+        self.call("v4/im_open_login_svc/account_check", &json!({"CheckItem": items})).await
+    }
+
+    /// `v4/im_open_login_svc/kick`.
+    ///
+    /// # Errors
+    /// As [`AdminClient::call`].
+    pub async fn kick(&self, user: &str) -> Result<Reply> {
+        self.call("v4/im_open_login_svc/kick", &json!({"UserID": user})).await
+    }
+}
+
+async fn decode(resp: reqwest::Response) -> Result<Reply> {
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    match serde_json::from_str::<Value>(&text) {
+        Ok(v) if v.get("ErrorCode").is_some() => Ok(Reply(v)),
+        _ => Err(ClientError::Unexpected { status, body: text }),
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

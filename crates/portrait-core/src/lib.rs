@@ -1,0 +1,24 @@
+//! Portrait's domain, shared by the server, the store and the Rust SDK.
+//!
+//! What lives here:
+//! * [`code`]: the vendor error-code table ([`ErrorCode`]) and its default `ErrorInfo` strings;
+//! * [`wire`]: the Tencent Cloud IM REST JSON bodies and the response envelope;
+//! * [`ident`]: the validated `UserID` newtype;
+//! * [`schema`]: the profile schema — the 12 standard `Tag_Profile_IM_*` fields, custom
+//!   `Tag_Profile_Custom_*` fields, permissions, byte limits and the sensitive-word filter;
+//! * [`usersig`]: TLSSigAPIv2 UserSig minting and verification.
+//!
+//! What must not live here: I/O of any kind (no sockets, files, clocks or async runtime). Time is
+//! passed in by the caller so that expiry is testable.
+#![warn(missing_docs)]
+
+pub mod code;
+pub mod ident;
+pub mod schema;
+pub mod usersig;
+pub mod wire;
+
+pub use code::ErrorCode;
+pub use ident::Identifier;
+pub use schema::{FieldError, ProfileValue, Tag};
+pub use usersig::SigError;

@@ -1,0 +1,54 @@
+//! HTTP routes. One module per vendor endpoint group, named after the wire path so that a grep
+//! from `shared/spec` lands on the handler: `api/v4/profile.rs` (`portrait_set`, `portrait_get`)
+//! and `api/v4/im_open_login_svc.rs` (account APIs). Handlers stay thin: authenticate, parse,
+//! call the schema and the store, reply through `error::reply`.
+//!
+//! Every vendor route accepts any HTTP method (clients send POST; some libraries send GET with a
+//! body) and any or no `Content-Type`; the body is read as JSON regardless.
+
+use axum::body::{Body, Bytes};
+use axum::extract::OriginalUri;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+
+use crate::error::{reply, ApiError, Family, Result};
+use crate::state::AppState;
+
+pub mod v4;
+
+/// All routes of a node.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(v4::profile::router())
+        .merge(v4::im_open_login_svc::router())
+        .route("/healthz", get(healthz))
+        .fallback(unknown_api)
+}
+
+/// Liveness and store reachability: `200 ok` or `503` with the reason class.
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> (axum::http::StatusCode, &'static str) {
+    match state.store().ping().await {
+        Ok(()) => (axum::http::StatusCode::OK, "ok"),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: store unavailable");
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
+    }
+}
+
+/// Any other path: the vendor's "request resource error" (60009), still HTTP 200.
+async fn unknown_api(OriginalUri(uri): OriginalUri) -> Response {
+    reply::<()>(Family::Rest, Err(ApiError::UnknownApi(uri.path().to_owned())))
+}
+
+/// Reads a request body up to the configured limit.
+///
+/// # Errors
+/// [`ApiError::BadRequest`] when over the limit or unreadable.
+pub async fn read_body(state: &AppState, body: Body) -> Result<Bytes> {
+    let limit = state.max_body_bytes();
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::BadRequest(format!("request body is unreadable or larger than {limit} bytes")))
+}

@@ -1,0 +1,93 @@
+//! Authentication of REST calls: the URL query (`sdkappid, identifier, usersig, random,
+//! contenttype`) → a verified admin of a known app, within its rate limit.
+//!
+//! Order of checks (each with its own code): query parse (60002), sdkappid present (60012) and
+//! numeric (60006), app known (70020), identifier present (60004), UserSig (70001–70014, kick ⇒
+//! 70001), admin (40004 / 70403), rate limit (60007). The rate limit is taken only by
+//! authenticated admins, so anonymous traffic cannot use up an app's budget.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use portrait_core::usersig::{self, SigError, VerifiedSig};
+use portrait_core::wire::RestQuery;
+
+use crate::error::{ApiError, Result};
+use crate::ratelimit::Api;
+use crate::state::AppState;
+use crate::tenant::Tenant;
+
+/// An authenticated admin call.
+pub struct AdminCall {
+    /// The app.
+    pub tenant: Arc<Tenant>,
+    /// The admin identifier (the operator of any change).
+    pub identifier: String,
+}
+
+/// Current Unix time in seconds.
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Parses the raw URL query. Unknown parameters are ignored; repeated ones take the first.
+///
+/// # Errors
+/// [`ApiError::HttpParse`].
+pub fn parse_query(raw: Option<&str>) -> Result<RestQuery> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| ApiError::HttpParse(e.to_string()))?;
+    let mut q = RestQuery::default();
+    for (k, v) in pairs {
+        let slot = match k.as_str() {
+            "sdkappid" => &mut q.sdkappid,
+            "identifier" => &mut q.identifier,
+            "usersig" => &mut q.usersig,
+            "random" => &mut q.random,
+            "contenttype" => &mut q.contenttype,
+            _ => continue,
+        };
+        slot.get_or_insert(v);
+    }
+    Ok(q)
+}
+
+/// Resolves the app named by the query.
+///
+/// # Errors
+/// 60012, 60006 or 70020.
+pub fn tenant_of(state: &AppState, q: &RestQuery) -> Result<Arc<Tenant>> {
+    let raw = q.sdkappid.as_deref().filter(|s| !s.is_empty()).ok_or(ApiError::SdkAppIdMissing)?;
+    let id: u64 = raw.trim().parse().map_err(|_| ApiError::SdkAppIdInvalid(raw.to_owned()))?;
+    state.tenant(id).cloned().ok_or(ApiError::AppNotFound(id))
+}
+
+/// Verifies `usersig` for `identifier` in `tenant`, including revocation by `kick`.
+///
+/// # Errors
+/// The [`SigError`] of the failed check.
+pub fn verify_sig(tenant: &Tenant, identifier: &str, usersig: &str) -> Result<VerifiedSig, SigError> {
+    let sig = usersig::verify(usersig, tenant.sdkappid, identifier, tenant.key(), now_secs())?;
+    if tenant.kicked_before(identifier).is_some_and(|nb| sig.time <= nb) {
+        return Err(SigError::Revoked);
+    }
+    Ok(sig)
+}
+
+/// Authenticates an admin REST call to `api`.
+///
+/// # Errors
+/// See the module docs for the order and codes.
+pub fn admin(state: &AppState, raw_query: Option<&str>, api: Api) -> Result<AdminCall> {
+    let q = parse_query(raw_query)?;
+    let tenant = tenant_of(state, &q)?;
+    let identifier = q.identifier.filter(|s| !s.is_empty()).ok_or(ApiError::IdentifierMissing)?;
+    verify_sig(&tenant, &identifier, q.usersig.as_deref().unwrap_or(""))?;
+    if !tenant.is_admin(&identifier) {
+        return Err(ApiError::NotAdmin(identifier));
+    }
+    if !tenant.limits.check(api) {
+        return Err(ApiError::RateLimited(api.name()));
+    }
+    Ok(AdminCall { tenant, identifier })
+}

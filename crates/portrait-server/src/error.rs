@@ -1,0 +1,249 @@
+//! The server's error type and **the only place** where failures become vendor error codes and
+//! response envelopes.
+//!
+//! The same failure can have a different code depending on the API family (a bad body is 40001 on
+//! profile APIs and 70402 on account APIs; an internal error is 40006 or 70500), so handlers
+//! reply through [`reply`] with their [`Family`]. HTTP status is always 200, as with the vendor.
+//! Internal failures are logged here once and shown to clients only as a generic message.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use portrait_core::wire::Envelope;
+use portrait_core::{ErrorCode, FieldError, SigError};
+use portrait_store::StoreError;
+use serde::Serialize;
+
+/// Result alias of the server layer.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// Which vendor API family a request belongs to; decides family-specific codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `v4/profile/*`: 40xxx codes, envelope carries `ErrorDisplay`.
+    Profile,
+    /// `v4/im_open_login_svc/*`: 70xxx codes.
+    Account,
+    /// Anything else under the REST root (unknown APIs).
+    Rest,
+}
+
+impl Family {
+    /// The family of a request path.
+    pub fn of_path(path: &str) -> Family {
+        if path.starts_with("/v4/profile/") {
+            Family::Profile
+        } else if path.starts_with("/v4/im_open_login_svc/") {
+            Family::Account
+        } else {
+            Family::Rest
+        }
+    }
+}
+
+/// Middleware: a request that takes longer than `limit` is answered with the family's internal
+/// error code (40006 / 70500) in the vendor envelope, never with a bare HTTP error page.
+pub async fn deadline(limit: std::time::Duration, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let family = Family::of_path(req.uri().path());
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => reply::<()>(family, Err(ApiError::Internal(anyhow::anyhow!("request exceeded {limit:?}")))),
+    }
+}
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The URL query cannot be parsed (60002).
+    #[error("cannot parse the URL query: {0}")]
+    HttpParse(String),
+    /// The body is not JSON (60003).
+    #[error("{0}")]
+    Json(String),
+    /// The body is JSON but not the expected shape, or a parameter is invalid (40001 / 70402).
+    #[error("{0}")]
+    BadRequest(String),
+    /// An account in the body is not a string (60015).
+    #[error("{0}")]
+    AccountType(String),
+    /// `To_Account` missing or empty (40002).
+    #[error("To_Account is missing or empty")]
+    MissingToAccount,
+    /// The account does not exist (40003 / 70107).
+    #[error("UserID {0:?} does not exist")]
+    AccountNotFound(String),
+    /// The caller is not an app admin (40004 / 70403).
+    #[error("identifier {0:?} is not an app admin")]
+    NotAdmin(String),
+    /// A profile field failed validation or permission checks.
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    /// UserSig refused.
+    #[error(transparent)]
+    Sig(#[from] SigError),
+    /// `sdkappid` missing from the URL (60012).
+    #[error("sdkappid is missing from the URL")]
+    SdkAppIdMissing,
+    /// `sdkappid` is not a number (60006).
+    #[error("sdkappid {0:?} is not a valid SDKAppID")]
+    SdkAppIdInvalid(String),
+    /// No such app on this server (70020).
+    #[error("SDKAppID {0} not found")]
+    AppNotFound(u64),
+    /// `identifier` missing from the URL (60004).
+    #[error("identifier is missing from the URL")]
+    IdentifierMissing,
+    /// Over the app's per-API rate limit (60007).
+    #[error("{0}: over the app's rate limit, retry later")]
+    RateLimited(&'static str),
+    /// Unknown API path (60009).
+    #[error("unknown API {0}")]
+    UnknownApi(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else that is our fault.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// The vendor code for this failure in `family`.
+    pub fn code(&self, family: Family) -> ErrorCode {
+        let account = family == Family::Account;
+        match self {
+            ApiError::HttpParse(_) => ErrorCode::HTTP_PARSE,
+            ApiError::Json(_) => ErrorCode::JSON_PARSE,
+            ApiError::BadRequest(_) if account => ErrorCode::ACCOUNT_BAD_REQUEST,
+            ApiError::BadRequest(_) => ErrorCode::PROFILE_BAD_REQUEST,
+            ApiError::AccountType(_) => ErrorCode::ACCOUNT_TYPE,
+            ApiError::MissingToAccount => ErrorCode::PROFILE_MISSING_TO_ACCOUNT,
+            ApiError::AccountNotFound(_) | ApiError::Store(StoreError::NotFound) if account => ErrorCode::ACCOUNT_NOT_FOUND,
+            ApiError::AccountNotFound(_) | ApiError::Store(StoreError::NotFound) => ErrorCode::PROFILE_ACCOUNT_NOT_FOUND,
+            ApiError::NotAdmin(_) if account => ErrorCode::ACCOUNT_NEEDS_ADMIN,
+            ApiError::NotAdmin(_) => ErrorCode::PROFILE_NEEDS_ADMIN,
+            ApiError::Field(e) => e.code(),
+            ApiError::Sig(e) => e.code(),
+            ApiError::SdkAppIdMissing => ErrorCode::SDKAPPID_MISSING,
+            ApiError::SdkAppIdInvalid(_) => ErrorCode::SDKAPPID_INVALID,
+            ApiError::AppNotFound(_) => ErrorCode::SDKAPPID_NOT_FOUND,
+            ApiError::IdentifierMissing => ErrorCode::URL_ACCOUNT,
+            ApiError::RateLimited(_) => ErrorCode::RATE_LIMITED,
+            ApiError::UnknownApi(_) => ErrorCode::UNKNOWN_API,
+            ApiError::Store(_) | ApiError::Internal(_) if account => ErrorCode::ACCOUNT_INTERNAL,
+            ApiError::Store(_) | ApiError::Internal(_) => ErrorCode::PROFILE_INTERNAL,
+        }
+    }
+
+    /// Whether this is our fault (logged, and hidden from the client).
+    fn is_internal(&self) -> bool {
+        matches!(self, ApiError::Internal(_)) || matches!(self, ApiError::Store(e) if !matches!(e, StoreError::NotFound))
+    }
+
+    /// The `ErrorInfo` text: the error's own message, or a generic one for internal failures.
+    fn info(&self, code: ErrorCode) -> String {
+        if self.is_internal() {
+            code.default_info().to_owned()
+        } else {
+            self.to_string()
+        }
+    }
+
+    /// The failure envelope for `family`, logging internal failures once.
+    pub fn envelope(&self, family: Family) -> Envelope {
+        let code = self.code(family);
+        if self.is_internal() {
+            tracing::error!(error = ?self, code = code.0, "internal error");
+        } else {
+            tracing::debug!(error = %self, code = code.0, "request refused");
+        }
+        Envelope::fail(code, self.info(code), family == Family::Profile)
+    }
+}
+
+/// A success body: the envelope followed by the API's own fields.
+#[derive(Serialize)]
+struct Reply<T: Serialize> {
+    #[serde(flatten)]
+    envelope: Envelope,
+    #[serde(flatten)]
+    body: T,
+}
+
+/// An API with no body besides the envelope.
+#[derive(Serialize)]
+pub struct Empty {}
+
+/// Turns a handler result into the vendor's response: HTTP 200, JSON envelope.
+pub fn reply<T: Serialize>(family: Family, result: Result<T>) -> Response {
+    let bytes = match result {
+        Ok(body) => serde_json::to_vec(&Reply { envelope: Envelope::ok(family == Family::Profile), body }),
+        Err(e) => serde_json::to_vec(&e.envelope(family)),
+    };
+    match bytes {
+        Ok(b) => json_response(b),
+        Err(e) => {
+            // Serializing our own types cannot fail short of a bug; still answer in shape.
+            tracing::error!(error = %e, "response serialization failed");
+            let env = Envelope::fail(ErrorCode::PROFILE_INTERNAL, ErrorCode::PROFILE_INTERNAL.default_info(), true);
+            json_response(serde_json::to_vec(&env).unwrap_or_default())
+        }
+    }
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// Parses a JSON body: invalid JSON → 60003, valid JSON of the wrong shape → bad request.
+///
+/// # Errors
+/// [`ApiError::Json`] or [`ApiError::BadRequest`].
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::BadRequest(format!("request body: {e}")),
+        _ if body.iter().all(u8::is_ascii_whitespace) => ApiError::Json("request body is empty; send a JSON object".into()),
+        _ => ApiError::Json(format!("request body is not valid JSON: {e}")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn family_specific_codes_differ_only_where_the_vendor_differs() {
+        let bad = ApiError::BadRequest("x".into());
+        assert_eq!(bad.code(Family::Profile).0, 40001);
+        assert_eq!(bad.code(Family::Account).0, 70402);
+        let not_admin = ApiError::NotAdmin("u".into());
+        assert_eq!(not_admin.code(Family::Profile).0, 40004);
+        assert_eq!(not_admin.code(Family::Account).0, 70403);
+        let down = ApiError::Store(StoreError::Unavailable("db down".into()));
+        assert_eq!(down.code(Family::Profile).0, 40006);
+        assert_eq!(down.code(Family::Account).0, 70500);
+        assert_eq!(ApiError::Store(StoreError::NotFound).code(Family::Account).0, 70107);
+    }
+
+    #[test]
+    fn internal_errors_are_not_shown_to_clients() {
+        let e = ApiError::Store(StoreError::Unavailable("password=hunter2 host=db".into()));
+        let env = e.envelope(Family::Profile);
+        assert!(!env.error_info.contains("hunter2"));
+        assert_eq!(env.error_info, "internal server error, retry later");
+    }
+
+    #[test]
+    fn malformed_json_and_wrong_shapes_get_different_codes() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct T {
+            a: Option<Vec<String>>,
+        }
+        assert!(matches!(parse_body::<T>(b"{not json"), Err(ApiError::Json(_))));
+        assert!(matches!(parse_body::<T>(b""), Err(ApiError::Json(_))));
+        assert!(matches!(parse_body::<T>(br#"{"a": 5}"#), Err(ApiError::BadRequest(_))));
+        assert!(parse_body::<T>(br#"{"a": ["x"], "extra": true}"#).is_ok());
+    }
+}

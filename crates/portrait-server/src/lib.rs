@@ -1,0 +1,135 @@
+//! Portrait's HTTP server: a Tencent-Cloud-IM-compatible REST API (`/v4/profile/*`,
+//! `/v4/im_open_login_svc/*`) over a [`portrait_store::Store`].
+//!
+//! Layout:
+//! * [`api`]: routes, one module per vendor endpoint group;
+//! * [`auth`]: URL query + UserSig → authenticated admin;
+//! * [`error`]: `ApiError` and the only mapping to vendor codes and envelopes;
+//! * [`settings`]: layered configuration; [`devapp`]: the zero-config development app;
+//! * [`tenant`], [`ratelimit`], [`state`]: per-app runtime state;
+//! * [`telemetry`]: logging and request spans.
+//!
+//! Entry points: [`serve`] (a bound listener + shutdown future; used by tests) and [`run`] (the
+//! whole node from settings; used by the binary).
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+pub mod api;
+pub mod auth;
+pub mod devapp;
+pub mod error;
+pub mod ratelimit;
+pub mod settings;
+pub mod state;
+pub mod telemetry;
+pub mod tenant;
+
+pub use settings::Settings;
+pub use state::AppState;
+
+/// The full router with its middleware, for `state`.
+pub fn app(state: AppState, request_timeout: Duration) -> axum::Router {
+    let router = api::router()
+        .layer(axum::middleware::from_fn(move |req, next| error::deadline(request_timeout, req, next)))
+        .layer(tower_http::cors::CorsLayer::permissive());
+    telemetry::layers(router).with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.
+///
+/// # Errors
+/// Listener failures.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    request_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, app(state, request_timeout)).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+/// Runs a node: opens the store, creates the development app if no app is configured, binds,
+/// prints how to reach it, and serves until `shutdown` resolves; then closes the store.
+///
+/// # Errors
+/// Configuration, store or listener failures, with context.
+pub async fn run(mut settings: Settings, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let dev = if settings.apps.is_empty() {
+        let (app, created) = devapp::load_or_create(&settings.server.data_dir)?;
+        settings.apps.push(app);
+        Some(created)
+    } else {
+        None
+    };
+    std::fs::create_dir_all(&settings.server.data_dir)
+        .with_context(|| format!("creating data dir {}", settings.server.data_dir.display()))?;
+    let url = settings.store_url();
+    let store = portrait_store::open(&url).await.with_context(|| format!("opening store {}", redact(&url)))?;
+    let state = AppState::from_settings(store.clone(), &settings).await?;
+    let listener = TcpListener::bind(settings.server.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.server.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, store = %redact(&url), apps = settings.apps.len(), "portrait listening");
+    if let Some(created) = dev {
+        print_dev_banner(&settings.apps[0], addr, created, &settings.server.data_dir);
+    }
+    // A stable line on stdout for people and scripts (the tests read the port from it).
+    println!("portrait: listening on http://{addr}");
+    serve(listener, state, Duration::from_millis(settings.server.request_timeout_ms), shutdown).await?;
+    store.close().await;
+    tracing::info!("portrait stopped");
+    Ok(())
+}
+
+/// Hides a password in a store URL (`postgres://user:secret@host` → `postgres://user:***@host`).
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn print_dev_banner(app: &settings::AppConfig, addr: std::net::SocketAddr, created: bool, data_dir: &std::path::Path) {
+    let admin = &app.admins[0];
+    let now = auth::now_secs();
+    let sig = portrait_core::usersig::mint(app.sdkappid, app.key.expose_secret(), admin, now, 86_400);
+    let verb = if created { "created" } else { "reusing" };
+    println!(
+        "\nportrait: no apps configured, {verb} the development app in {dir}/{file}\n\
+         \x20 sdkappid   {id}\n\
+         \x20 admin      {admin}\n\
+         \x20 secret key {key}\n\
+         \x20 a UserSig for {admin} (valid 24 h) — mint more with `portrait usersig --sdkappid {id} --key <key> --user <id>`:\n\
+         \x20   {sig}\n\n\
+         try it:\n\
+         curl -s 'http://{addr}/v4/im_open_login_svc/account_import?sdkappid={id}&identifier={admin}&usersig={sig}&random=1&contenttype=json' -d '{{\"UserID\":\"alice\",\"Nick\":\"Alice\"}}'\n\
+         curl -s 'http://{addr}/v4/profile/portrait_get?sdkappid={id}&identifier={admin}&usersig={sig}&random=2&contenttype=json' -d '{{\"To_Account\":[\"alice\"],\"TagList\":[\"Tag_Profile_IM_Nick\"]}}'\n",
+        dir = data_dir.display(),
+        file = devapp::FILE,
+        id = app.sdkappid,
+        key = app.key.expose_secret(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(super::redact("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite://data/p.db"), "sqlite://data/p.db");
+    }
+}

@@ -1,0 +1,322 @@
+//! Configuration: one [`Settings`] struct, layered defaults → `portrait.toml` → `PORTRAIT_*`
+//! environment → command-line flags (applied by the binary). Uses figment so that an error names
+//! the source of the bad value.
+//!
+//! `portrait config example` prints `portrait.example.toml` from the repository root, which
+//! documents every setting; a test keeps that file parseable.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use portrait_core::schema::{CustomField, CustomKind, Perms};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::ratelimit::Api;
+
+/// The commented example configuration.
+pub const EXAMPLE: &str = include_str!("../../../portrait.example.toml");
+
+/// Every setting of a Portrait node.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Listener and limits of the HTTP server.
+    #[serde(default)]
+    pub server: ServerSettings,
+    /// Where data lives.
+    #[serde(default)]
+    pub store: StoreSettings,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogSettings,
+    /// The apps (tenants) this node serves. Empty ⇒ a development app is created on first start.
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the embedded database and the development app.
+    pub data_dir: PathBuf,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// A request taking longer than this is answered with an internal error (vendor: 3 s).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            data_dir: PathBuf::from("portrait-data"),
+            max_body_bytes: 1 << 20,
+            request_timeout_ms: 3_000,
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// `sqlite://PATH`; empty ⇒ `sqlite://<data_dir>/portrait.db`.
+    pub url: String,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `tracing` EnvFilter directive; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { filter: "portrait=info,portrait_server=info,portrait_store=info,tower_http=warn".into() }
+    }
+}
+
+/// One app (`[[apps]]`).
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// The SDKAppID.
+    pub sdkappid: u64,
+    /// Secret key used to sign and verify UserSigs.
+    #[serde(serialize_with = "expose")]
+    pub key: SecretString,
+    /// Admin identifiers (at least one).
+    pub admins: Vec<String>,
+    /// Custom profile fields (at most 20).
+    #[serde(default)]
+    pub custom_fields: Vec<CustomFieldConfig>,
+    /// Words refused in free-text profile values (case-insensitive substring match).
+    #[serde(default)]
+    pub sensitive_words: Vec<String>,
+    /// Per-API calls per second.
+    #[serde(default)]
+    pub rate_limits: RateLimitConfig,
+}
+
+fn expose<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.expose_secret())
+}
+
+impl std::fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppConfig")
+            .field("sdkappid", &self.sdkappid)
+            .field("key", &"[redacted]")
+            .field("admins", &self.admins)
+            .field("custom_fields", &self.custom_fields)
+            .field("sensitive_words", &self.sensitive_words.len())
+            .field("rate_limits", &self.rate_limits)
+            .finish()
+    }
+}
+
+/// Who a permission allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Who {
+    /// Ordinary users (client SDKs).
+    User,
+    /// App admins (REST API).
+    Admin,
+}
+
+fn perms(who: &[Who]) -> Perms {
+    Perms { user: who.contains(&Who::User), admin: who.contains(&Who::Admin) }
+}
+
+/// One custom field (`[[apps.custom_fields]]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomFieldConfig {
+    /// `Tag_Profile_Custom_` + 1–8 letters.
+    pub name: String,
+    /// `string` or `integer`.
+    #[serde(rename = "type")]
+    pub kind: CustomKind,
+    /// Byte limit for strings (1–500).
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// Who may read it.
+    #[serde(default = "both")]
+    pub read: Vec<Who>,
+    /// Who may write it.
+    #[serde(default = "both")]
+    pub write: Vec<Who>,
+}
+
+fn default_max_length() -> usize {
+    500
+}
+fn both() -> Vec<Who> {
+    vec![Who::User, Who::Admin]
+}
+
+impl CustomFieldConfig {
+    /// Validates into a schema field.
+    ///
+    /// # Errors
+    /// Invalid name, limit or permissions.
+    pub fn to_field(&self) -> Result<CustomField, portrait_core::schema::SchemaError> {
+        CustomField::new(&self.name, self.kind, self.max_length, perms(&self.read), perms(&self.write))
+    }
+}
+
+/// `[apps.rate_limits]`: calls per second per API for this app; `0` turns one API's limit off,
+/// `enabled = false` all of them. Defaults are the vendor's.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Master switch.
+    pub enabled: bool,
+    /// Per-API overrides, keyed by the API's last path segment (`portrait_get`, `kick`, …).
+    #[serde(flatten)]
+    pub per_api: BTreeMap<String, u32>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self { enabled: true, per_api: BTreeMap::new() }
+    }
+}
+
+impl RateLimitConfig {
+    /// Calls per second for `api`, or `None` when unlimited.
+    pub fn limit(&self, api: Api) -> Option<u32> {
+        if !self.enabled {
+            return None;
+        }
+        let n = self.per_api.get(api.name()).copied().unwrap_or(api.vendor_rate());
+        (n > 0).then_some(n)
+    }
+
+    /// Checks that every key names an API.
+    ///
+    /// # Errors
+    /// Names the unknown key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for k in self.per_api.keys() {
+            anyhow::ensure!(Api::from_name(k).is_some(), "rate_limits: unknown API {k:?}; use one of {}", Api::names());
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// Loads settings: defaults, then `config` (if given, it must exist; otherwise
+    /// `./portrait.toml` if present), then `PORTRAIT_*` environment variables (`__` separates
+    /// levels: `PORTRAIT_SERVER__LISTEN=0.0.0.0:8080`, `PORTRAIT_STORE__URL=…`, and
+    /// `PORTRAIT_APPS='[{sdkappid=1400000001, key="…", admins=["administrator"]}]'`).
+    ///
+    /// # Errors
+    /// A message naming the file or variable that holds a bad value.
+    pub fn load(config: Option<&Path>) -> anyhow::Result<Settings> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        match config {
+            Some(path) => {
+                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                fig = fig.merge(Toml::file_exact(path));
+            }
+            None if Path::new("portrait.toml").exists() => fig = fig.merge(Toml::file_exact("portrait.toml")),
+            None => {}
+        }
+        fig = fig.merge(
+            Env::prefixed("PORTRAIT_")
+                .split("__")
+                .filter(|k| {
+                    // Only settings sections: other PORTRAIT_* variables (e.g. PORTRAIT_TEST_STORE) are not ours.
+                    let k = k.as_str().to_ascii_lowercase();
+                    ["server", "store", "log", "apps"].iter().any(|s| k == *s || k.starts_with(&format!("{s}.")) || k.starts_with(&format!("{s}__")))
+                }),
+        );
+        let settings: Settings = fig.extract().context("invalid configuration")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Cross-field checks figment cannot express.
+    ///
+    /// # Errors
+    /// Names the offending app or field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for app in &self.apps {
+            anyhow::ensure!(seen.insert(app.sdkappid), "app {} is configured twice", app.sdkappid);
+            anyhow::ensure!(!app.key.expose_secret().is_empty(), "app {}: key is empty", app.sdkappid);
+            anyhow::ensure!(!app.admins.is_empty(), "app {}: at least one admin identifier is required", app.sdkappid);
+            for a in &app.admins {
+                portrait_core::Identifier::parse(a).with_context(|| format!("app {}: admin {a:?}", app.sdkappid))?;
+            }
+            for f in &app.custom_fields {
+                f.to_field().with_context(|| format!("app {}", app.sdkappid))?;
+            }
+            app.rate_limits.validate().with_context(|| format!("app {}", app.sdkappid))?;
+        }
+        Ok(())
+    }
+
+    /// The store URL, defaulting to the embedded database in the data directory.
+    pub fn store_url(&self) -> String {
+        if self.store.url.is_empty() {
+            format!("sqlite://{}", self.server.data_dir.join("portrait.db").display())
+        } else {
+            self.store.url.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_and_validates() {
+        let s: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(EXAMPLE))
+            .extract()
+            .unwrap();
+        s.validate().unwrap();
+        assert!(!s.apps.is_empty());
+    }
+
+    #[test]
+    fn env_overrides_file_and_file_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("portrait.toml", "[server]\nlisten = \"127.0.0.1:7000\"\ndata_dir = \"from-file\"\n")?;
+            jail.set_env("PORTRAIT_SERVER__LISTEN", "127.0.0.1:7001");
+            jail.set_env("PORTRAIT_APPS", "[{sdkappid=1400000009, key=\"k\", admins=[\"root\"]}]");
+            jail.set_env("PORTRAIT_TEST_STORE", "ignored: not a settings key");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.server.listen.port(), 7001);
+            assert_eq!(s.server.data_dir, PathBuf::from("from-file"));
+            assert_eq!(s.apps[0].sdkappid, 1_400_000_009);
+            assert_eq!(s.apps[0].rate_limits.limit(Api::PortraitGet), Some(200));
+            assert!(!format!("{:?}", s.apps[0]).contains("\"k\""), "the key is redacted in Debug");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_its_source() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PORTRAIT_SERVER__LISTEN", "not-an-address");
+            let e = format!("{:#}", Settings::load(None).unwrap_err());
+            assert!(e.contains("PORTRAIT_SERVER__LISTEN") || e.contains("environment"), "{e}");
+            Ok(())
+        });
+    }
+}

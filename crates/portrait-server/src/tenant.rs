@@ -1,0 +1,73 @@
+//! Tenants: the apps this node serves, each with its secret key, admins, profile schema,
+//! rate limiters and kick (UserSig revocation) table. Built once at start from configuration;
+//! the kick table is loaded from the store and kept current by the `kick` handler.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
+
+use anyhow::Context;
+use portrait_core::schema::Schema;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::ratelimit::AppLimits;
+use crate::settings::AppConfig;
+
+/// One app at run time.
+pub struct Tenant {
+    /// The SDKAppID.
+    pub sdkappid: u64,
+    /// Secret key for UserSigs; never logged.
+    key: SecretString,
+    /// Admin identifiers.
+    pub admins: HashSet<String>,
+    /// Standard + custom fields, sensitive words.
+    pub schema: Schema,
+    /// Per-API rate limiters.
+    pub limits: AppLimits,
+    /// user → Unix second at or before which that user's UserSigs are revoked (by `kick`).
+    kicks: RwLock<HashMap<String, u64>>,
+}
+
+impl Tenant {
+    /// Builds a tenant from config.
+    ///
+    /// # Errors
+    /// Invalid custom fields or sensitive-word list.
+    pub fn from_config(cfg: &AppConfig) -> anyhow::Result<Tenant> {
+        let fields = cfg.custom_fields.iter().map(|f| f.to_field()).collect::<Result<Vec<_>, _>>()?;
+        let schema = Schema::new(fields, &cfg.sensitive_words).with_context(|| format!("app {}", cfg.sdkappid))?;
+        Ok(Tenant {
+            sdkappid: cfg.sdkappid,
+            key: cfg.key.clone(),
+            admins: cfg.admins.iter().cloned().collect(),
+            schema,
+            limits: AppLimits::new(&cfg.rate_limits),
+            kicks: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The secret key.
+    pub fn key(&self) -> &str {
+        self.key.expose_secret()
+    }
+
+    /// Whether `identifier` is an admin of this app.
+    pub fn is_admin(&self, identifier: &str) -> bool {
+        self.admins.contains(identifier)
+    }
+
+    /// The revocation second for `user`, if kicked.
+    pub fn kicked_before(&self, user: &str) -> Option<u64> {
+        self.kicks.read().expect("kick table lock").get(user).copied()
+    }
+
+    /// Records a kick (also used to load the table at start).
+    pub fn set_kick(&self, user: String, not_before: u64) {
+        self.kicks.write().expect("kick table lock").insert(user, not_before);
+    }
+
+    /// Forgets a kick (the account was deleted).
+    pub fn clear_kick(&self, user: &str) {
+        self.kicks.write().expect("kick table lock").remove(user);
+    }
+}

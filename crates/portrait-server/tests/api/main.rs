@@ -1,0 +1,5 @@
+//! API integration tests: the real server on an ephemeral port, a fresh store per test
+//! (embedded SQLite by default, `PORTRAIT_TEST_STORE=postgres` once that backend exists), driven
+//! over HTTP with `portrait-client` and raw `reqwest`.
+
+mod helpers;

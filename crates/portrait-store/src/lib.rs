@@ -1,0 +1,256 @@
+//! Portrait's storage layer: one [`Store`] trait, per-use-case methods, and its backends.
+//!
+//! * [`sqlite`]: the embedded default (`sqlite://<data_dir>/portrait.db`), WAL + `synchronous=FULL`
+//!   so that an acknowledged write survives `kill -9` and power loss.
+//! * `testkit` (feature `testkit`): the conformance suite every backend must pass.
+//!
+//! Every write bumps the app's version and appends to the change log in the *same transaction*
+//! as the data; the change log is what realtime push and webhooks replay from.
+//!
+//! What must not live here: HTTP, vendor error codes, or validation of field values — callers pass
+//! values already parsed by `portrait_core::schema`.
+#![warn(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use portrait_core::{Identifier, ProfileValue, Tag};
+
+pub mod sqlite;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+/// An app's id: its `sdkappid`.
+pub type AppId = u64;
+
+/// Result alias of this layer.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Storage failures. A storage failure is never the client's fault: the server maps every variant
+/// except [`StoreError::NotFound`] to an internal-error code.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The account (or other row) does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or version conflict.
+    #[error("conflict: {what}")]
+    Conflict {
+        /// What conflicted.
+        what: String,
+    },
+    /// The database cannot be reached or failed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Stored data cannot be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The store URL or settings are wrong.
+    #[error("store configuration: {0}")]
+    Config(String),
+}
+
+/// The one mapping of database errors (every backend uses sqlx): a missing row is
+/// [`StoreError::NotFound`], an undecodable column [`StoreError::Corrupt`], a uniqueness violation
+/// [`StoreError::Conflict`], and everything else [`StoreError::Unavailable`].
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+                what: db.message().to_owned(),
+            },
+            e => StoreError::Unavailable(Box::new(e)),
+        }
+    }
+}
+
+/// An account to import (`account_import` / `multiaccount_import`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    /// The account.
+    pub user: Identifier,
+    /// If given, written to `Tag_Profile_IM_Nick` (also for an existing account).
+    pub nick: Option<String>,
+    /// If given, written to `Tag_Profile_IM_Image` (also for an existing account).
+    pub face_url: Option<String>,
+}
+
+/// A stored profile.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Profile {
+    /// Fields that have been set, keyed by full tag name (`Tag_Profile_IM_Nick`, …).
+    pub fields: BTreeMap<String, ProfileValue>,
+    /// The app version of the last change to this account.
+    pub version: u64,
+    /// Unix milliseconds of the last change to this account.
+    pub updated_at_ms: i64,
+}
+
+/// What kind of change a change-log entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Account imported (new) or re-imported with Nick/FaceUrl.
+    Import,
+    /// Profile fields set.
+    Set,
+    /// Account deleted.
+    Delete,
+}
+
+impl ChangeKind {
+    /// Stable lowercase name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Import => "import",
+            ChangeKind::Set => "set",
+            ChangeKind::Delete => "delete",
+        }
+    }
+
+    /// Parses [`ChangeKind::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "import" => Some(ChangeKind::Import),
+            "set" => Some(ChangeKind::Set),
+            "delete" => Some(ChangeKind::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of an app's change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Strictly increasing per app, starting at 1.
+    pub version: u64,
+    /// Whose profile changed.
+    pub user: String,
+    /// Who made the change (admin identifier or the user).
+    pub operator: String,
+    /// Kind of change.
+    pub kind: ChangeKind,
+    /// The items written, by full tag name, in the order given (empty for deletes).
+    pub items: Vec<(String, ProfileValue)>,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// The storage contract. Backends: [`sqlite::SqliteStore`]. Every backend passes the `testkit`
+/// conformance suite.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Imports accounts, creating those that do not exist and writing Nick/FaceUrl where given.
+    /// Each account that is created or whose fields are written gets one change-log entry
+    /// ([`ChangeKind::Import`]). All accounts are written in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] and the like; nothing is written on error.
+    async fn import_accounts(
+        &self,
+        app: AppId,
+        accounts: &[NewAccount],
+        operator: &str,
+    ) -> Result<()>;
+
+    /// Deletes accounts and their profile data. Returns, per requested user in order, whether it
+    /// existed. Each deleted account gets one [`ChangeKind::Delete`] entry.
+    ///
+    /// # Errors
+    /// Storage failures; nothing is deleted on error.
+    async fn delete_accounts(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+        operator: &str,
+    ) -> Result<Vec<bool>>;
+
+    /// Whether each user exists, in request order.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn accounts_exist(&self, app: AppId, users: &[Identifier]) -> Result<Vec<bool>>;
+
+    /// Records that every UserSig of `user` minted at or before `not_before` (Unix seconds) is
+    /// revoked. Returns `false` if the account does not exist.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn kick(&self, app: AppId, user: &Identifier, not_before: u64) -> Result<bool>;
+
+    /// Every kicked account of the app with its `not_before` (loaded at start-up into memory).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn kicks(&self, app: AppId) -> Result<Vec<(String, u64)>>;
+
+    /// Writes profile items of one account atomically (later items win over earlier ones with the
+    /// same tag), bumps the version and appends one [`ChangeKind::Set`] entry. Returns the new
+    /// version.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if the account does not exist; nothing is written on error.
+    async fn set_profile(
+        &self,
+        app: AppId,
+        user: &Identifier,
+        items: &[(Tag, ProfileValue)],
+        operator: &str,
+    ) -> Result<u64>;
+
+    /// Reads whole profiles, in request order; `None` for accounts that do not exist. Duplicates
+    /// in `users` are answered once per occurrence.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn get_profiles(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Option<Profile>>>;
+
+    /// Change-log entries with `version > since`, in version order, at most `limit`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn changes_since(&self, app: AppId, since: u64, limit: usize) -> Result<Vec<Change>>;
+
+    /// The app's latest version (0 if it has never been written).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn current_version(&self, app: AppId) -> Result<u64>;
+
+    /// Cheap liveness check of the backend (for health endpoints).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    async fn ping(&self) -> Result<()>;
+
+    /// Flushes and closes connections; further calls fail.
+    async fn close(&self);
+}
+
+/// Opens a store by URL scheme: `sqlite://PATH` (created if missing).
+///
+/// # Errors
+/// [`StoreError::Config`] for unknown schemes, or the backend's open error.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    match url.split_once(':').map(|(scheme, _)| scheme) {
+        Some("sqlite") => Ok(Arc::new(sqlite::SqliteStore::open(url).await?)),
+        Some("postgres" | "postgresql") => Err(StoreError::Config(
+            "the PostgreSQL backend is not built yet; use sqlite://PATH (the default)".into(),
+        )),
+        _ => Err(StoreError::Config(format!(
+            "store url {url:?}: use sqlite://PATH"
+        ))),
+    }
+}
+
+/// Current Unix time in milliseconds (the store stamps changes with it).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

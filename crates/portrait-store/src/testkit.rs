@@ -1,0 +1,1119 @@
+//! The conformance suite every [`Store`] backend must pass, and fresh stores for tests.
+//!
+//! [`run_all`] runs every check in sequence against one store. Each check uses its own app ids,
+//! so the checks do not interfere and the suite can run on a store shared with other tests.
+//! Checks panic (via `assert!`) with a message naming what broke.
+//!
+//! [`fresh_store_from_env`] picks the backend from `PORTRAIT_TEST_STORE` (`sqlite`, the default,
+//! or `postgres`), for the server's integration tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use portrait_core::schema::StandardTag;
+use portrait_core::{Identifier, ProfileValue, Tag};
+
+use crate::{AppId, Change, ChangeKind, NewAccount, Store, StoreError};
+
+/// Env var choosing the backend of [`fresh_store_from_env`].
+pub const TEST_STORE_ENV: &str = "PORTRAIT_TEST_STORE";
+
+/// A fresh SQLite store in a new temporary directory; keep the directory alive while the store is
+/// in use (dropping it deletes the database).
+///
+/// # Panics
+/// If the temporary directory or the store cannot be created.
+pub async fn fresh_sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("create a temporary directory for the test store");
+    let url = format!("sqlite://{}", dir.path().join("portrait.db").display());
+    let store = crate::sqlite::SqliteStore::open(&url)
+        .await
+        .unwrap_or_else(|e| panic!("open {url}: {e}"));
+    (Arc::new(store), dir)
+}
+
+/// A fresh store of the backend named by `PORTRAIT_TEST_STORE`: unset or `sqlite` → [`fresh_sqlite`]
+/// (the directory is returned); `postgres` → not available yet.
+///
+/// # Panics
+/// For `postgres` (the backend is not built yet) and for any other value.
+pub async fn fresh_store_from_env() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+    match std::env::var(TEST_STORE_ENV).as_deref() {
+        Err(std::env::VarError::NotPresent) | Ok("" | "sqlite") => {
+            let (store, dir) = fresh_sqlite().await;
+            (store, Some(dir))
+        }
+        Ok("postgres") => {
+            panic!("{TEST_STORE_ENV}=postgres: the PostgreSQL backend is not built yet")
+        }
+        Ok(other) => panic!(
+            "{TEST_STORE_ENV}={other:?}: valid values are `sqlite` (the default) and `postgres`"
+        ),
+        Err(e) => {
+            panic!("{TEST_STORE_ENV}: {e}; valid values are `sqlite` (the default) and `postgres`")
+        }
+    }
+}
+
+/// Runs the whole conformance suite against `store`.
+///
+/// # Panics
+/// On the first check that fails.
+pub async fn run_all(store: Arc<dyn Store>) {
+    let s = &*store;
+    importing_new_accounts_creates_them_with_one_change_each(s).await;
+    reimporting_without_nick_or_face_writes_nothing(s).await;
+    reimporting_with_nick_or_face_writes_only_those(s).await;
+    an_account_listed_twice_in_one_import_gets_one_change(s).await;
+    accounts_exist_answers_per_requested_user(s).await;
+    set_profile_writes_all_items_and_later_items_win(s).await;
+    set_profile_on_missing_account_writes_nothing(s).await;
+    get_profiles_answers_in_request_order_with_none_and_duplicates(s).await;
+    get_profiles_answers_large_batches(s).await;
+    versions_increase_strictly_per_app_and_apps_are_independent(s).await;
+    changes_since_honours_since_limit_and_order(s).await;
+    delete_removes_profiles_and_records_one_change_per_account(s).await;
+    kick_records_revocation_and_kicks_lists_kicked_accounts(s).await;
+    apps_are_isolated(s).await;
+    concurrent_writes_get_unique_versions_and_lose_no_changes(store.clone()).await;
+    unicode_and_long_strings_round_trip(s).await;
+    integers_up_to_u64_max_round_trip(s).await;
+}
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+const ADMIN: &str = "administrator";
+
+fn id(s: &str) -> Identifier {
+    Identifier::parse(s).unwrap_or_else(|e| panic!("test identifier {s:?}: {e}"))
+}
+
+fn ids(list: &[&str]) -> Vec<Identifier> {
+    list.iter().map(|s| id(s)).collect()
+}
+
+fn new(user: &str, nick: Option<&str>, face: Option<&str>) -> NewAccount {
+    NewAccount {
+        user: id(user),
+        nick: nick.map(str::to_owned),
+        face_url: face.map(str::to_owned),
+    }
+}
+
+fn std_tag(t: StandardTag) -> Tag {
+    Tag::Standard(t)
+}
+
+fn custom(name: &str) -> Tag {
+    Tag::Custom(format!("Tag_Profile_Custom_{name}"))
+}
+
+fn text(s: &str) -> ProfileValue {
+    ProfileValue::Str(s.to_owned())
+}
+
+fn item(tag: &str, v: ProfileValue) -> (String, ProfileValue) {
+    (tag.to_owned(), v)
+}
+
+fn fields(list: &[(&str, ProfileValue)]) -> BTreeMap<String, ProfileValue> {
+    list.iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+const NICK: &str = "Tag_Profile_IM_Nick";
+const IMAGE: &str = "Tag_Profile_IM_Image";
+const GENDER: &str = "Tag_Profile_IM_Gender";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn all_changes(store: &dyn Store, app: AppId) -> Vec<Change> {
+    store
+        .changes_since(app, 0, usize::MAX)
+        .await
+        .expect("changes_since")
+}
+
+async fn fields_of(store: &dyn Store, app: AppId, user: &str) -> BTreeMap<String, ProfileValue> {
+    let mut got = store
+        .get_profiles(app, &[id(user)])
+        .await
+        .expect("get_profiles");
+    got.pop()
+        .flatten()
+        .unwrap_or_else(|| panic!("app {app}: account {user:?} should exist"))
+        .fields
+}
+
+/// A change without operator and time: `(version, user, kind, items)`.
+type Summary<'a> = (u64, &'a str, ChangeKind, Vec<(String, ProfileValue)>);
+
+/// [`Summary`] of each change.
+fn summary(changes: &[Change]) -> Vec<Summary<'_>> {
+    changes
+        .iter()
+        .map(|c| (c.version, c.user.as_str(), c.kind, c.items.clone()))
+        .collect()
+}
+
+// ---- checks -----------------------------------------------------------------------------------
+
+async fn importing_new_accounts_creates_them_with_one_change_each(store: &dyn Store) {
+    const APP: AppId = 1_400_000_001;
+    let before = now_ms();
+    store
+        .import_accounts(
+            APP,
+            &[
+                new("alice", Some("Alice"), Some("https://x.test/a.png")),
+                new("bob", None, None),
+            ],
+            ADMIN,
+        )
+        .await
+        .expect("import");
+
+    assert_eq!(
+        store.current_version(APP).await.unwrap(),
+        2,
+        "one version per created account"
+    );
+    let changes = all_changes(store, APP).await;
+    assert_eq!(
+        summary(&changes),
+        vec![
+            (
+                1,
+                "alice",
+                ChangeKind::Import,
+                vec![
+                    item(NICK, text("Alice")),
+                    item(IMAGE, text("https://x.test/a.png"))
+                ]
+            ),
+            (2, "bob", ChangeKind::Import, vec![]),
+        ],
+    );
+    for c in &changes {
+        assert_eq!(c.operator, ADMIN, "the operator is recorded");
+        assert!(
+            c.at_ms >= before - 1000 && c.at_ms <= now_ms() + 1000,
+            "change time is Unix ms: {}",
+            c.at_ms
+        );
+    }
+
+    let got = store
+        .get_profiles(APP, &ids(&["alice", "bob"]))
+        .await
+        .unwrap();
+    let alice = got[0].as_ref().expect("alice exists");
+    assert_eq!(
+        alice.fields,
+        fields(&[(NICK, text("Alice")), (IMAGE, text("https://x.test/a.png"))])
+    );
+    assert_eq!(alice.version, 1);
+    assert!(alice.updated_at_ms >= before - 1000);
+    let bob = got[1].as_ref().expect("bob exists");
+    assert!(
+        bob.fields.is_empty(),
+        "an account imported without nick or face has no fields: {:?}",
+        bob.fields
+    );
+    assert_eq!(bob.version, 2);
+
+    store
+        .import_accounts(APP, &[], ADMIN)
+        .await
+        .expect("an empty import is a no-op");
+    assert_eq!(store.current_version(APP).await.unwrap(), 2);
+}
+
+async fn reimporting_without_nick_or_face_writes_nothing(store: &dyn Store) {
+    const APP: AppId = 1_400_000_002;
+    store
+        .import_accounts(APP, &[new("carol", Some("Carol"), None)], ADMIN)
+        .await
+        .unwrap();
+    let v = store
+        .set_profile(
+            APP,
+            &id("carol"),
+            &[(std_tag(StandardTag::Gender), text("Gender_Type_Female"))],
+            ADMIN,
+        )
+        .await
+        .unwrap();
+    assert_eq!(v, 2);
+    let before = store.get_profiles(APP, &[id("carol")]).await.unwrap();
+
+    store
+        .import_accounts(APP, &[new("carol", None, None)], "someone-else")
+        .await
+        .expect("re-import");
+    assert_eq!(
+        store.current_version(APP).await.unwrap(),
+        2,
+        "no version is taken"
+    );
+    assert_eq!(
+        all_changes(store, APP).await.len(),
+        2,
+        "no change is recorded"
+    );
+    assert_eq!(
+        store.get_profiles(APP, &[id("carol")]).await.unwrap(),
+        before,
+        "the profile is untouched"
+    );
+}
+
+async fn reimporting_with_nick_or_face_writes_only_those(store: &dyn Store) {
+    const APP: AppId = 1_400_000_003;
+    store
+        .import_accounts(
+            APP,
+            &[new("dave", Some("Dave"), Some("https://x.test/d.png"))],
+            ADMIN,
+        )
+        .await
+        .unwrap();
+    store
+        .set_profile(
+            APP,
+            &id("dave"),
+            &[(std_tag(StandardTag::Gender), text("Gender_Type_Male"))],
+            ADMIN,
+        )
+        .await
+        .unwrap();
+
+    store
+        .import_accounts(APP, &[new("dave", Some("David"), None)], "op2")
+        .await
+        .unwrap();
+    assert_eq!(
+        fields_of(store, APP, "dave").await,
+        fields(&[
+            (NICK, text("David")),
+            (IMAGE, text("https://x.test/d.png")),
+            (GENDER, text("Gender_Type_Male"))
+        ]),
+        "only the nick changes; other fields stay",
+    );
+    store
+        .import_accounts(
+            APP,
+            &[new("dave", None, Some("https://x.test/d2.png"))],
+            "op3",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fields_of(store, APP, "dave").await[IMAGE],
+        text("https://x.test/d2.png")
+    );
+
+    let changes = all_changes(store, APP).await;
+    assert_eq!(
+        summary(&changes[2..]),
+        vec![
+            (
+                3,
+                "dave",
+                ChangeKind::Import,
+                vec![item(NICK, text("David"))]
+            ),
+            (
+                4,
+                "dave",
+                ChangeKind::Import,
+                vec![item(IMAGE, text("https://x.test/d2.png"))]
+            ),
+        ],
+    );
+    assert_eq!(
+        (changes[2].operator.as_str(), changes[3].operator.as_str()),
+        ("op2", "op3")
+    );
+    let profile = store
+        .get_profiles(APP, &[id("dave")])
+        .await
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap();
+    assert_eq!(
+        profile.version, 4,
+        "the account's version is that of its last change"
+    );
+}
+
+async fn an_account_listed_twice_in_one_import_gets_one_change(store: &dyn Store) {
+    const APP: AppId = 1_400_000_004;
+    store
+        .import_accounts(APP, &[new("old", None, None)], ADMIN)
+        .await
+        .unwrap();
+    store
+        .import_accounts(
+            APP,
+            &[
+                new("erin", None, None),
+                new("old", None, None),
+                new("erin", Some("Erin"), None),
+                new("old", Some("Old"), None),
+                new("old", Some("Older"), None),
+            ],
+            ADMIN,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        summary(&all_changes(store, APP).await[1..]),
+        vec![
+            (
+                2,
+                "erin",
+                ChangeKind::Import,
+                vec![item(NICK, text("Erin"))]
+            ),
+            (
+                3,
+                "old",
+                ChangeKind::Import,
+                vec![item(NICK, text("Old")), item(NICK, text("Older"))]
+            ),
+        ],
+        "one change per distinct account, items of every occurrence in order",
+    );
+    assert_eq!(
+        fields_of(store, APP, "old").await[NICK],
+        text("Older"),
+        "the later occurrence wins"
+    );
+    assert_eq!(fields_of(store, APP, "erin").await[NICK], text("Erin"));
+}
+
+async fn accounts_exist_answers_per_requested_user(store: &dyn Store) {
+    const APP: AppId = 1_400_000_005;
+    store
+        .import_accounts(APP, &[new("a", None, None), new("b", None, None)], ADMIN)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .accounts_exist(APP, &ids(&["b", "zz", "a", "b", "A"]))
+            .await
+            .unwrap(),
+        vec![true, false, true, true, false],
+        "request order, duplicates answered each time, ids are case-sensitive",
+    );
+    assert_eq!(
+        store.accounts_exist(APP, &[]).await.unwrap(),
+        Vec::<bool>::new()
+    );
+    assert_eq!(
+        store
+            .accounts_exist(APP + 1000, &ids(&["a"]))
+            .await
+            .unwrap(),
+        vec![false],
+        "other app"
+    );
+}
+
+async fn set_profile_writes_all_items_and_later_items_win(store: &dyn Store) {
+    const APP: AppId = 1_400_000_006;
+    store
+        .import_accounts(
+            APP,
+            &[new("frank", Some("Frank"), Some("https://x.test/f.png"))],
+            ADMIN,
+        )
+        .await
+        .unwrap();
+    let items = vec![
+        (std_tag(StandardTag::Nick), text("n1")),
+        (std_tag(StandardTag::Gender), text("Gender_Type_Male")),
+        (custom("Hobby"), text("chess")),
+        (std_tag(StandardTag::Nick), text("n2")),
+        (std_tag(StandardTag::Level), ProfileValue::Int(7)),
+    ];
+    let v = store
+        .set_profile(APP, &id("frank"), &items, "frank")
+        .await
+        .expect("set_profile");
+    assert_eq!(v, 2, "set_profile returns the new version");
+    assert_eq!(store.current_version(APP).await.unwrap(), 2);
+
+    let profile = store
+        .get_profiles(APP, &[id("frank")])
+        .await
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap();
+    assert_eq!(
+        profile.fields,
+        fields(&[
+            (NICK, text("n2")),
+            (IMAGE, text("https://x.test/f.png")),
+            (GENDER, text("Gender_Type_Male")),
+            ("Tag_Profile_Custom_Hobby", text("chess")),
+            ("Tag_Profile_IM_Level", ProfileValue::Int(7)),
+        ]),
+    );
+    assert_eq!(profile.version, 2);
+
+    let changes = all_changes(store, APP).await;
+    let set = changes.last().unwrap();
+    assert_eq!(
+        (
+            set.version,
+            set.user.as_str(),
+            set.operator.as_str(),
+            set.kind
+        ),
+        (2, "frank", "frank", ChangeKind::Set)
+    );
+    let expected: Vec<(String, ProfileValue)> = items
+        .iter()
+        .map(|(t, v)| (t.name().to_owned(), v.clone()))
+        .collect();
+    assert_eq!(
+        set.items, expected,
+        "change items are the items as given, in order"
+    );
+
+    let v = store
+        .set_profile(APP, &id("frank"), &[(custom("Hobby"), text("go"))], ADMIN)
+        .await
+        .unwrap();
+    assert_eq!(v, 3);
+    assert_eq!(
+        fields_of(store, APP, "frank").await["Tag_Profile_Custom_Hobby"],
+        text("go")
+    );
+    assert_eq!(
+        fields_of(store, APP, "frank").await[NICK],
+        text("n2"),
+        "untouched fields stay"
+    );
+}
+
+async fn set_profile_on_missing_account_writes_nothing(store: &dyn Store) {
+    const APP: AppId = 1_400_000_007;
+    store
+        .import_accounts(APP, &[new("gina", None, None)], ADMIN)
+        .await
+        .unwrap();
+    let err = store
+        .set_profile(
+            APP,
+            &id("ghost"),
+            &[(std_tag(StandardTag::Nick), text("Boo"))],
+            ADMIN,
+        )
+        .await
+        .expect_err("set_profile on a missing account fails");
+    assert!(
+        matches!(err, StoreError::NotFound),
+        "expected NotFound, got {err:?}"
+    );
+    assert_eq!(
+        store.current_version(APP).await.unwrap(),
+        1,
+        "no version is taken"
+    );
+    assert_eq!(
+        all_changes(store, APP).await.len(),
+        1,
+        "no change is recorded"
+    );
+    assert_eq!(
+        store.accounts_exist(APP, &[id("ghost")]).await.unwrap(),
+        vec![false],
+        "the account is not created"
+    );
+
+    let err = store
+        .set_profile(
+            APP + 1000,
+            &id("gina"),
+            &[(std_tag(StandardTag::Nick), text("x"))],
+            ADMIN,
+        )
+        .await;
+    assert!(
+        matches!(err, Err(StoreError::NotFound)),
+        "an account of another app is missing too: {err:?}"
+    );
+}
+
+async fn get_profiles_answers_in_request_order_with_none_and_duplicates(store: &dyn Store) {
+    const APP: AppId = 1_400_000_008;
+    store
+        .import_accounts(
+            APP,
+            &[new("a", Some("A"), None), new("b", Some("B"), None)],
+            ADMIN,
+        )
+        .await
+        .unwrap();
+    let got = store
+        .get_profiles(APP, &ids(&["b", "missing", "a", "b"]))
+        .await
+        .unwrap();
+    let nicks: Vec<Option<&ProfileValue>> = got
+        .iter()
+        .map(|p| p.as_ref().map(|p| &p.fields[NICK]))
+        .collect();
+    assert_eq!(
+        nicks,
+        vec![Some(&text("B")), None, Some(&text("A")), Some(&text("B"))]
+    );
+    assert_eq!(got[0], got[3], "a duplicate gets the same answer");
+    assert!(store.get_profiles(APP, &[]).await.unwrap().is_empty());
+}
+
+async fn get_profiles_answers_large_batches(store: &dyn Store) {
+    const APP: AppId = 1_400_000_009;
+    let accounts: Vec<NewAccount> = (0..700)
+        .map(|i| new(&format!("user{i:04}"), Some(&format!("nick {i}")), None))
+        .collect();
+    store
+        .import_accounts(APP, &accounts, ADMIN)
+        .await
+        .expect("import 700 accounts in one call");
+    assert_eq!(store.current_version(APP).await.unwrap(), 700);
+
+    // 150 ids (the vendor's batch size is 100) and 900 ids, reversed, with missing ones mixed in.
+    for n in [150usize, 900] {
+        let wanted: Vec<Identifier> = (0..n).rev().map(|i| id(&format!("user{i:04}"))).collect();
+        let got = store.get_profiles(APP, &wanted).await.unwrap();
+        assert_eq!(got.len(), n);
+        for (user, profile) in wanted.iter().zip(&got) {
+            let i: usize = user.as_str()[4..].parse().unwrap();
+            match profile {
+                Some(p) => {
+                    assert!(i < 700, "{user} should be missing");
+                    assert_eq!(p.fields[NICK], text(&format!("nick {i}")), "{user}");
+                    assert_eq!(p.version, i as u64 + 1);
+                }
+                None => assert!(i >= 700, "{user} should exist"),
+            }
+        }
+        let exist = store.accounts_exist(APP, &wanted).await.unwrap();
+        assert_eq!(exist, got.iter().map(Option::is_some).collect::<Vec<_>>());
+    }
+}
+
+async fn versions_increase_strictly_per_app_and_apps_are_independent(store: &dyn Store) {
+    const X: AppId = 1_400_000_010;
+    const Y: AppId = 1_400_000_011;
+    assert_eq!(
+        store.current_version(X).await.unwrap(),
+        0,
+        "an app never written is at version 0"
+    );
+    store
+        .import_accounts(X, &[new("u", None, None)], ADMIN)
+        .await
+        .unwrap();
+    store
+        .import_accounts(Y, &[new("u", None, None)], ADMIN)
+        .await
+        .unwrap();
+    let nick = |s: &str| vec![(std_tag(StandardTag::Nick), text(s))];
+    assert_eq!(
+        store
+            .set_profile(X, &id("u"), &nick("x2"), ADMIN)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .set_profile(X, &id("u"), &nick("x3"), ADMIN)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .set_profile(Y, &id("u"), &nick("y2"), ADMIN)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store.delete_accounts(X, &[id("u")], ADMIN).await.unwrap(),
+        vec![true]
+    );
+    assert_eq!(store.current_version(X).await.unwrap(), 4);
+    assert_eq!(store.current_version(Y).await.unwrap(), 2);
+    let xs: Vec<u64> = all_changes(store, X)
+        .await
+        .iter()
+        .map(|c| c.version)
+        .collect();
+    let ys: Vec<u64> = all_changes(store, Y)
+        .await
+        .iter()
+        .map(|c| c.version)
+        .collect();
+    assert_eq!(xs, vec![1, 2, 3, 4]);
+    assert_eq!(ys, vec![1, 2]);
+}
+
+async fn changes_since_honours_since_limit_and_order(store: &dyn Store) {
+    const APP: AppId = 1_400_000_012;
+    store
+        .import_accounts(APP, &[new("a", None, None), new("b", None, None)], ADMIN)
+        .await
+        .unwrap();
+    for i in 0..3u64 {
+        store
+            .set_profile(
+                APP,
+                &id("a"),
+                &[(std_tag(StandardTag::Level), ProfileValue::Int(i))],
+                "a",
+            )
+            .await
+            .unwrap();
+    }
+    let versions = |cs: Vec<Change>| cs.iter().map(|c| c.version).collect::<Vec<_>>();
+    assert_eq!(
+        versions(store.changes_since(APP, 0, 10).await.unwrap()),
+        vec![1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        versions(store.changes_since(APP, 2, 2).await.unwrap()),
+        vec![3, 4],
+        "since is exclusive, limit caps"
+    );
+    assert_eq!(
+        versions(store.changes_since(APP, 4, 10).await.unwrap()),
+        vec![5]
+    );
+    assert!(
+        store.changes_since(APP, 5, 10).await.unwrap().is_empty(),
+        "nothing after the latest version"
+    );
+    assert!(
+        store.changes_since(APP, 0, 0).await.unwrap().is_empty(),
+        "limit 0"
+    );
+    assert!(store
+        .changes_since(APP, u64::MAX, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        store
+            .changes_since(APP + 1000, 0, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "an app never written"
+    );
+
+    let c = store.changes_since(APP, 3, 1).await.unwrap().pop().unwrap();
+    assert_eq!(
+        (
+            c.version,
+            c.user.as_str(),
+            c.operator.as_str(),
+            c.kind,
+            c.items
+        ),
+        (
+            4,
+            "a",
+            "a",
+            ChangeKind::Set,
+            vec![item("Tag_Profile_IM_Level", ProfileValue::Int(1))]
+        ),
+    );
+}
+
+async fn delete_removes_profiles_and_records_one_change_per_account(store: &dyn Store) {
+    const APP: AppId = 1_400_000_013;
+    store
+        .import_accounts(
+            APP,
+            &[
+                new("a", Some("A"), None),
+                new("b", Some("B"), None),
+                new("c", Some("C"), None),
+            ],
+            ADMIN,
+        )
+        .await
+        .unwrap();
+    store
+        .set_profile(APP, &id("a"), &[(custom("Hobby"), text("x"))], ADMIN)
+        .await
+        .unwrap();
+
+    let existed = store
+        .delete_accounts(APP, &ids(&["a", "nobody", "a", "c"]), "deleter")
+        .await
+        .unwrap();
+    assert_eq!(
+        existed,
+        vec![true, false, true, true],
+        "per requested user: did it exist before the call"
+    );
+    let changes = all_changes(store, APP).await;
+    assert_eq!(
+        summary(&changes[4..]),
+        vec![
+            (5, "a", ChangeKind::Delete, vec![]),
+            (6, "c", ChangeKind::Delete, vec![])
+        ],
+        "one Delete per deleted account, no items",
+    );
+    assert!(changes[4..].iter().all(|c| c.operator == "deleter"));
+    assert_eq!(
+        store
+            .get_profiles(APP, &ids(&["a", "b", "c"]))
+            .await
+            .unwrap()
+            .iter()
+            .map(Option::is_some)
+            .collect::<Vec<_>>(),
+        vec![false, true, false]
+    );
+    assert_eq!(
+        store
+            .accounts_exist(APP, &ids(&["a", "b", "c"]))
+            .await
+            .unwrap(),
+        vec![false, true, false]
+    );
+
+    assert_eq!(
+        store
+            .delete_accounts(APP, &ids(&["a"]), ADMIN)
+            .await
+            .unwrap(),
+        vec![false],
+        "deleting twice"
+    );
+    assert_eq!(
+        store.delete_accounts(APP, &[], ADMIN).await.unwrap(),
+        Vec::<bool>::new()
+    );
+    assert_eq!(
+        store.current_version(APP).await.unwrap(),
+        6,
+        "deleting nothing takes no version"
+    );
+
+    store
+        .import_accounts(APP, &[new("a", None, None)], ADMIN)
+        .await
+        .unwrap();
+    let again = store
+        .get_profiles(APP, &[id("a")])
+        .await
+        .unwrap()
+        .pop()
+        .flatten()
+        .expect("re-created");
+    assert!(
+        again.fields.is_empty(),
+        "a deleted account's data is gone: {:?}",
+        again.fields
+    );
+    assert_eq!(again.version, 7);
+}
+
+async fn kick_records_revocation_and_kicks_lists_kicked_accounts(store: &dyn Store) {
+    const APP: AppId = 1_400_000_014;
+    store
+        .import_accounts(
+            APP,
+            &[
+                new("a", None, None),
+                new("b", None, None),
+                new("c", None, None),
+            ],
+            ADMIN,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store.kicks(APP).await.unwrap().is_empty(),
+        "nobody is kicked yet"
+    );
+    assert!(
+        !store.kick(APP, &id("ghost"), 100).await.unwrap(),
+        "kicking a missing account reports false"
+    );
+    assert!(store.kick(APP, &id("b"), 1_700_000_000).await.unwrap());
+    assert!(store.kick(APP, &id("a"), 100).await.unwrap());
+    assert_eq!(
+        store.kicks(APP).await.unwrap(),
+        vec![("a".to_owned(), 100), ("b".to_owned(), 1_700_000_000)]
+    );
+
+    assert!(store.kick(APP, &id("a"), 200).await.unwrap());
+    assert!(
+        store.kick(APP, &id("b"), 5).await.unwrap(),
+        "an earlier kick of an existing account still succeeds"
+    );
+    assert_eq!(
+        store.kicks(APP).await.unwrap(),
+        vec![("a".to_owned(), 200), ("b".to_owned(), 1_700_000_000)],
+        "a later kick moves the revocation forward, never back",
+    );
+    assert_eq!(
+        store.current_version(APP).await.unwrap(),
+        3,
+        "a kick is not a profile change"
+    );
+    assert!(
+        store.kicks(APP + 1000).await.unwrap().is_empty(),
+        "other app"
+    );
+
+    store.delete_accounts(APP, &[id("a")], ADMIN).await.unwrap();
+    assert_eq!(
+        store.kicks(APP).await.unwrap(),
+        vec![("b".to_owned(), 1_700_000_000)],
+        "a deleted account is no longer listed"
+    );
+}
+
+async fn apps_are_isolated(store: &dyn Store) {
+    const A: AppId = 1_400_000_015;
+    const B: AppId = 1_400_000_016;
+    store
+        .import_accounts(A, &[new("same", Some("in A"), None)], ADMIN)
+        .await
+        .unwrap();
+    store
+        .import_accounts(
+            B,
+            &[new("same", Some("in B"), None), new("only-b", None, None)],
+            ADMIN,
+        )
+        .await
+        .unwrap();
+    store
+        .set_profile(A, &id("same"), &[(custom("Hobby"), text("a"))], ADMIN)
+        .await
+        .unwrap();
+    store.kick(A, &id("same"), 42).await.unwrap();
+
+    assert_eq!(
+        fields_of(store, B, "same").await,
+        fields(&[(NICK, text("in B"))]),
+        "A's writes do not reach B"
+    );
+    assert_eq!(
+        store.accounts_exist(A, &ids(&["only-b"])).await.unwrap(),
+        vec![false]
+    );
+    assert!(store.kicks(B).await.unwrap().is_empty());
+    assert!(all_changes(store, B)
+        .await
+        .iter()
+        .all(|c| c.operator == ADMIN && c.kind == ChangeKind::Import));
+    assert_eq!(all_changes(store, B).await.len(), 2);
+
+    assert_eq!(
+        store
+            .delete_accounts(A, &ids(&["same", "only-b"]), ADMIN)
+            .await
+            .unwrap(),
+        vec![true, false]
+    );
+    assert_eq!(
+        fields_of(store, B, "same").await[NICK],
+        text("in B"),
+        "deleting in A leaves B"
+    );
+    assert_eq!(store.current_version(B).await.unwrap(), 2);
+}
+
+async fn concurrent_writes_get_unique_versions_and_lose_no_changes(store: Arc<dyn Store>) {
+    const APP: AppId = 1_400_000_017;
+    const USERS: usize = 5;
+    const WRITES: u64 = 50;
+    let accounts: Vec<NewAccount> = (0..USERS)
+        .map(|u| new(&format!("c{u}"), None, None))
+        .collect();
+    store.import_accounts(APP, &accounts, ADMIN).await.unwrap();
+    let base = USERS as u64;
+
+    let mut tasks = Vec::new();
+    for i in 0..WRITES {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = format!("c{}", i as usize % USERS);
+            let items = [
+                (custom("N"), ProfileValue::Int(i)),
+                (std_tag(StandardTag::Nick), text(&format!("w{i}"))),
+            ];
+            let v = store
+                .set_profile(APP, &id(&user), &items, &user)
+                .await
+                .expect("concurrent set_profile");
+            // Reads run alongside the writes.
+            store
+                .get_profiles(APP, &[id(&user)])
+                .await
+                .expect("concurrent get_profiles");
+            (v, i, user)
+        }));
+    }
+    let mut written: Vec<(u64, u64, String)> = Vec::new();
+    for t in tasks {
+        written.push(t.await.expect("task"));
+    }
+    written.sort();
+    let versions: Vec<u64> = written.iter().map(|w| w.0).collect();
+    assert_eq!(
+        versions,
+        (base + 1..=base + WRITES).collect::<Vec<_>>(),
+        "every write gets its own version, no gaps"
+    );
+    assert_eq!(store.current_version(APP).await.unwrap(), base + WRITES);
+
+    let changes = store.changes_since(APP, base, 1000).await.unwrap();
+    assert_eq!(
+        changes.len(),
+        WRITES as usize,
+        "no change-log entry is lost"
+    );
+    let mut last_by_user: HashMap<&str, u64> = HashMap::new();
+    for (c, (v, i, user)) in changes.iter().zip(&written) {
+        assert_eq!(
+            (c.version, c.user.as_str(), c.kind),
+            (*v, user.as_str(), ChangeKind::Set)
+        );
+        assert_eq!(
+            c.items[0],
+            item("Tag_Profile_Custom_N", ProfileValue::Int(*i)),
+            "version {v} records its own write"
+        );
+        last_by_user.insert(user, *i);
+    }
+    for (user, i) in last_by_user {
+        assert_eq!(
+            fields_of(&*store, APP, user).await["Tag_Profile_Custom_N"],
+            ProfileValue::Int(i),
+            "{user}: the last version wins"
+        );
+    }
+}
+
+async fn unicode_and_long_strings_round_trip(store: &dyn Store) {
+    const APP: AppId = 1_400_000_018;
+    let long = format!("{}ab", "深".repeat(166)); // 166 × 3 + 2 = 500 bytes
+    assert_eq!(long.len(), 500);
+    let tricky_user = r#"a 'quoted' "user" %_\"#;
+    let values = [
+        ("Tag_Profile_IM_Nick", text("张三 🙂 Ünïcödé")),
+        ("Tag_Profile_IM_SelfSignature", text(&long)),
+        ("Tag_Profile_IM_Location", text("")),
+        (
+            "Tag_Profile_Custom_Json",
+            text(r#"{"a":[1,"\u0000"]} \n ' " \\"#),
+        ),
+        ("Tag_Profile_Custom_Numeric", text("123")),
+        ("Tag_Profile_Custom_Ctrl", text("nul:\0 tab:\t newline:\n")),
+    ];
+    store
+        .import_accounts(APP, &[new(tricky_user, Some("名字"), None)], ADMIN)
+        .await
+        .unwrap();
+    let items: Vec<(Tag, ProfileValue)> = values
+        .iter()
+        .map(|(t, v)| {
+            let tag = StandardTag::from_name(t)
+                .map_or_else(|| Tag::Custom((*t).to_owned()), Tag::Standard);
+            (tag, v.clone())
+        })
+        .collect();
+    store
+        .set_profile(APP, &id(tricky_user), &items, "操作员")
+        .await
+        .unwrap();
+
+    let got = fields_of(store, APP, tricky_user).await;
+    assert_eq!(
+        got,
+        fields(&values),
+        "strings come back byte for byte; \"123\" stays a string"
+    );
+    let c = all_changes(store, APP).await.pop().unwrap();
+    assert_eq!(c.user, tricky_user);
+    assert_eq!(c.operator, "操作员");
+    assert_eq!(
+        c.items,
+        values
+            .iter()
+            .map(|(t, v)| item(t, v.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        all_changes(store, APP).await[0].items,
+        vec![item(NICK, text("名字"))]
+    );
+}
+
+async fn integers_up_to_u64_max_round_trip(store: &dyn Store) {
+    const APP: AppId = u64::MAX; // the whole AppId range is usable
+    const OTHER: AppId = u64::MAX - 1;
+    store
+        .import_accounts(APP, &[new("big", None, None)], ADMIN)
+        .await
+        .unwrap();
+    store
+        .import_accounts(OTHER, &[new("big", None, None)], ADMIN)
+        .await
+        .unwrap();
+    let items = [
+        (custom("Max"), ProfileValue::Int(u64::MAX)),
+        (custom("Zero"), ProfileValue::Int(0)),
+        (
+            std_tag(StandardTag::Level),
+            ProfileValue::Int(u64::from(u32::MAX)),
+        ),
+        (custom("Above"), ProfileValue::Int(1 << 63)),
+    ];
+    store
+        .set_profile(APP, &id("big"), &items, ADMIN)
+        .await
+        .unwrap();
+    let got = fields_of(store, APP, "big").await;
+    for (tag, value) in &items {
+        assert_eq!(&got[tag.name()], value, "{tag}");
+    }
+    let c = all_changes(store, APP).await.pop().unwrap();
+    assert_eq!(
+        c.items,
+        items
+            .iter()
+            .map(|(t, v)| (t.name().to_owned(), v.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        fields_of(store, OTHER, "big").await.is_empty(),
+        "neighbouring app ids stay apart"
+    );
+    assert_eq!(store.current_version(APP).await.unwrap(), 2);
+    assert_eq!(store.current_version(OTHER).await.unwrap(), 1);
+}

@@ -1,0 +1,126 @@
+//! The conformance suite on the SQLite backend, plus what only a file-backed store can show:
+//! persistence across reopen, and opening by URL.
+
+use portrait_core::schema::StandardTag;
+use portrait_core::{Identifier, ProfileValue, Tag};
+use portrait_store::sqlite::SqliteStore;
+use portrait_store::{testkit, ChangeKind, NewAccount, Store, StoreError};
+
+const APP: u64 = 1_400_000_000;
+
+fn id(s: &str) -> Identifier {
+    Identifier::parse(s).unwrap()
+}
+
+// Multi-threaded, so that the suite's concurrent writers really run in parallel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_conforms() {
+    let (store, _dir) = testkit::fresh_sqlite().await;
+    testkit::run_all(store.clone()).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn data_persists_across_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("portrait.db").display());
+
+    let store = SqliteStore::open(&url).await.unwrap();
+    let account = NewAccount {
+        user: id("alice"),
+        nick: Some("Alice".into()),
+        face_url: None,
+    };
+    store
+        .import_accounts(APP, &[account], "admin")
+        .await
+        .unwrap();
+    let items = [(Tag::Standard(StandardTag::Level), ProfileValue::Int(9))];
+    store
+        .set_profile(APP, &id("alice"), &items, "alice")
+        .await
+        .unwrap();
+    store.kick(APP, &id("alice"), 1_700_000_000).await.unwrap();
+    let before = store.get_profiles(APP, &[id("alice")]).await.unwrap();
+    store.close().await;
+
+    let store = SqliteStore::open(&url).await.expect("reopen the same file");
+    assert_eq!(
+        store.get_profiles(APP, &[id("alice")]).await.unwrap(),
+        before
+    );
+    assert_eq!(store.current_version(APP).await.unwrap(), 2);
+    let kinds: Vec<ChangeKind> = store
+        .changes_since(APP, 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.kind)
+        .collect();
+    assert_eq!(kinds, vec![ChangeKind::Import, ChangeKind::Set]);
+    assert_eq!(
+        store.kicks(APP).await.unwrap(),
+        vec![("alice".to_owned(), 1_700_000_000)]
+    );
+
+    // Versions continue where they left off.
+    assert_eq!(
+        store
+            .set_profile(APP, &id("alice"), &items, "alice")
+            .await
+            .unwrap(),
+        3
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn open_creates_missing_parent_directories_and_accepts_both_url_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/portrait.db");
+    let store = portrait_store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("sqlite://PATH");
+    store.ping().await.unwrap();
+    store.close().await;
+    assert!(path.is_file(), "the database file is created");
+
+    let store = portrait_store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .expect("sqlite:PATH");
+    store.ping().await.unwrap();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn open_refuses_in_memory_and_unknown_urls() {
+    for url in ["sqlite::memory:", "sqlite://", "mysql://localhost/x"] {
+        let err = portrait_store::open(url)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{url} should be refused"));
+        assert!(matches!(err, StoreError::Config(_)), "{url}: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn closed_store_refuses_further_calls() {
+    let (store, _dir) = testkit::fresh_sqlite().await;
+    store.close().await;
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
+    let err = store
+        .import_accounts(
+            APP,
+            &[NewAccount {
+                user: id("x"),
+                nick: None,
+                face_url: None,
+            }],
+            "admin",
+        )
+        .await;
+    assert!(matches!(err, Err(StoreError::Unavailable(_))), "{err:?}");
+}
