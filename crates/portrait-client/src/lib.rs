@@ -59,7 +59,12 @@ pub struct AdminClient {
 
 impl AdminClient {
     /// A client for `base` (e.g. `http://127.0.0.1:8080`), acting as `identifier` of `sdkappid`.
-    pub fn new(base: impl Into<String>, sdkappid: u64, identifier: impl Into<String>, key: impl Into<String>) -> Self {
+    pub fn new(
+        base: impl Into<String>,
+        sdkappid: u64,
+        identifier: impl Into<String>,
+        key: impl Into<String>,
+    ) -> Self {
         Self {
             http: reqwest::Client::new(),
             base: base.into().trim_end_matches('/').to_owned(),
@@ -71,7 +76,10 @@ impl AdminClient {
 
     /// The same client acting as another identifier (its UserSig is minted with the same key).
     pub fn as_identifier(&self, identifier: impl Into<String>) -> Self {
-        Self { identifier: identifier.into(), ..self.clone() }
+        Self {
+            identifier: identifier.into(),
+            ..self.clone()
+        }
     }
 
     /// A UserSig for this client's identifier, valid for a day.
@@ -110,8 +118,15 @@ impl AdminClient {
     /// # Errors
     /// As [`AdminClient::call`].
     pub async fn portrait_set(&self, from: &str, items: &[(&str, Value)]) -> Result<Reply> {
-        let items: Vec<Value> = items.iter().map(|(t, v)| json!({"Tag": t, "Value": v})).collect();
-        self.call("v4/profile/portrait_set", &json!({"From_Account": from, "ProfileItem": items})).await
+        let items: Vec<Value> = items
+            .iter()
+            .map(|(t, v)| json!({"Tag": t, "Value": v}))
+            .collect();
+        self.call(
+            "v4/profile/portrait_set",
+            &json!({"From_Account": from, "ProfileItem": items}),
+        )
+        .await
     }
 
     /// `v4/profile/portrait_get`.
@@ -119,14 +134,23 @@ impl AdminClient {
     /// # Errors
     /// As [`AdminClient::call`].
     pub async fn portrait_get(&self, to: &[&str], tags: &[&str]) -> Result<Reply> {
-        self.call("v4/profile/portrait_get", &json!({"To_Account": to, "TagList": tags})).await
+        self.call(
+            "v4/profile/portrait_get",
+            &json!({"To_Account": to, "TagList": tags}),
+        )
+        .await
     }
 
     /// `v4/im_open_login_svc/account_import`.
     ///
     /// # Errors
     /// As [`AdminClient::call`].
-    pub async fn account_import(&self, user: &str, nick: Option<&str>, face_url: Option<&str>) -> Result<Reply> {
+    pub async fn account_import(
+        &self,
+        user: &str,
+        nick: Option<&str>,
+        face_url: Option<&str>,
+    ) -> Result<Reply> {
         let mut body = json!({"UserID": user});
         if let Some(n) = nick {
             body["Nick"] = n.into();
@@ -134,7 +158,8 @@ impl AdminClient {
         if let Some(f) = face_url {
             body["FaceUrl"] = f.into();
         }
-        self.call("v4/im_open_login_svc/account_import", &body).await
+        self.call("v4/im_open_login_svc/account_import", &body)
+            .await
     }
 
     /// `v4/im_open_login_svc/multiaccount_import` (old `Accounts` form).
@@ -142,7 +167,11 @@ impl AdminClient {
     /// # Errors
     /// As [`AdminClient::call`].
     pub async fn multiaccount_import(&self, users: &[&str]) -> Result<Reply> {
-        self.call("v4/im_open_login_svc/multiaccount_import", &json!({"Accounts": users})).await
+        self.call(
+            "v4/im_open_login_svc/multiaccount_import",
+            &json!({"Accounts": users}),
+        )
+        .await
     }
 
     /// `v4/im_open_login_svc/account_delete`.
@@ -151,7 +180,11 @@ impl AdminClient {
     /// As [`AdminClient::call`].
     pub async fn account_delete(&self, users: &[&str]) -> Result<Reply> {
         let items: Vec<Value> = users.iter().map(|u| json!({"UserID": u})).collect();
-        self.call("v4/im_open_login_svc/account_delete", &json!({"DeleteItem": items})).await
+        self.call(
+            "v4/im_open_login_svc/account_delete",
+            &json!({"DeleteItem": items}),
+        )
+        .await
     }
 
     /// `v4/im_open_login_svc/account_check`.
@@ -160,7 +193,11 @@ impl AdminClient {
     /// As [`AdminClient::call`].
     pub async fn account_check(&self, users: &[&str]) -> Result<Reply> {
         let items: Vec<Value> = users.iter().map(|u| json!({"UserID": u})).collect();
-        self.call("v4/im_open_login_svc/account_check", &json!({"CheckItem": items})).await
+        self.call(
+            "v4/im_open_login_svc/account_check",
+            &json!({"CheckItem": items}),
+        )
+        .await
     }
 
     /// `v4/im_open_login_svc/kick`.
@@ -168,7 +205,8 @@ impl AdminClient {
     /// # Errors
     /// As [`AdminClient::call`].
     pub async fn kick(&self, user: &str) -> Result<Reply> {
-        self.call("v4/im_open_login_svc/kick", &json!({"UserID": user})).await
+        self.call("v4/im_open_login_svc/kick", &json!({"UserID": user}))
+            .await
     }
 }
 
@@ -184,7 +222,9 @@ async fn decode(resp: reqwest::Response) -> Result<Reply> {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -1,9 +1,10 @@
 //! The profile schema: which tags exist, what values they take, who may read and write them.
 //!
 //! Standard fields (spec §1.2) are fixed: 12 `Tag_Profile_IM_*` tags, each a bounded string, an
-//! enum string, or a uint32. Custom fields (spec §1.3) are declared per app: `Tag_Profile_Custom_`
-//! + 1–8 ASCII letters, string (≤ its declared byte limit, at most 500) or integer (uint64), with
-//! read and write permissions for users and/or admins. Byte limits count UTF-8 bytes.
+//! enum string, or a uint32. Custom fields (spec §1.3) are declared per app: the prefix
+//! `Tag_Profile_Custom_` and 1–8 ASCII letters, string (≤ its declared byte limit, at most 500) or
+//! integer (uint64), with read and write permissions for users and/or admins. Byte limits count
+//! UTF-8 bytes.
 //!
 //! Parsing a `{Tag, Value}` item goes through [`Schema::parse_item`], which returns a typed
 //! ([`Tag`], [`ProfileValue`]) or a [`FieldError`] naming the tag. This is the only place limits,
@@ -623,12 +624,26 @@ impl Schema {
 /// An unsigned integer value: a JSON integer ≥ 0. Negative integers are invalid values; strings,
 /// floats and the rest are the wrong type.
 fn integer(name: &str, value: &serde_json::Value) -> Result<u64, FieldError> {
+    let invalid = |reason: &str| FieldError::InvalidValue {
+        tag: name.to_owned(),
+        reason: reason.into(),
+    };
     match value {
-        serde_json::Value::Number(n) if n.is_u64() => Ok(n.as_u64().expect("checked is_u64")),
-        serde_json::Value::Number(n) if n.is_i64() => Err(FieldError::InvalidValue {
-            tag: name.to_owned(),
-            reason: "must not be negative".into(),
-        }),
+        serde_json::Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                Ok(u)
+            } else if n.is_i64() {
+                Err(invalid("must not be negative"))
+            } else if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f >= 0.0) {
+                // A whole number too large for u64 (serde_json reads it as a float).
+                Err(invalid("too large for an unsigned 64-bit integer"))
+            } else {
+                Err(FieldError::WrongType {
+                    tag: name.to_owned(),
+                    expected: "an unsigned integer",
+                })
+            }
+        }
         _ => Err(FieldError::WrongType {
             tag: name.to_owned(),
             expected: "an unsigned integer",
@@ -949,5 +964,19 @@ mod tests {
             ProfileValue::Str(String::new())
         );
         assert_eq!(StandardTag::Level.default_value(), ProfileValue::Int(0));
+    }
+
+    #[test]
+    fn a_whole_number_beyond_u64_is_an_invalid_value_not_a_wrong_type() {
+        let s = schema();
+        let huge: serde_json::Value = serde_json::from_str("18446744073709551616").unwrap();
+        let err = s
+            .parse_item("Tag_Profile_Custom_Score", &huge, Actor::Admin)
+            .unwrap_err();
+        assert_eq!(err.code().0, 40605);
+        let err = s
+            .parse_item("Tag_Profile_IM_Level", &huge, Actor::Admin)
+            .unwrap_err();
+        assert_eq!(err.code().0, 40605);
     }
 }

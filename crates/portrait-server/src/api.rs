@@ -27,19 +27,27 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Liveness and store reachability: `200 ok` or `503` with the reason class.
-async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> (axum::http::StatusCode, &'static str) {
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, &'static str) {
     match state.store().ping().await {
         Ok(()) => (axum::http::StatusCode::OK, "ok"),
         Err(e) => {
             tracing::warn!(error = %e, "health check: store unavailable");
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "store unavailable",
+            )
         }
     }
 }
 
 /// Any other path: the vendor's "request resource error" (60009), still HTTP 200.
 async fn unknown_api(OriginalUri(uri): OriginalUri) -> Response {
-    reply::<()>(Family::Rest, Err(ApiError::UnknownApi(uri.path().to_owned())))
+    reply::<()>(
+        Family::Rest,
+        Err(ApiError::UnknownApi(uri.path().to_owned())),
+    )
 }
 
 /// Reads a request body up to the configured limit.
@@ -48,7 +56,9 @@ async fn unknown_api(OriginalUri(uri): OriginalUri) -> Response {
 /// [`ApiError::BadRequest`] when over the limit or unreadable.
 pub async fn read_body(state: &AppState, body: Body) -> Result<Bytes> {
     let limit = state.max_body_bytes();
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::BadRequest(format!("request body is unreadable or larger than {limit} bytes")))
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::BadRequest(format!(
+            "request body is unreadable or larger than {limit} bytes"
+        ))
+    })
 }

@@ -27,7 +27,10 @@ pub struct AdminCall {
 
 /// Current Unix time in seconds.
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Parses the raw URL query. Unknown parameters are ignored; repeated ones take the first.
@@ -35,8 +38,8 @@ pub fn now_secs() -> u64 {
 /// # Errors
 /// [`ApiError::HttpParse`].
 pub fn parse_query(raw: Option<&str>) -> Result<RestQuery> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| ApiError::HttpParse(e.to_string()))?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| ApiError::HttpParse(e.to_string()))?;
     let mut q = RestQuery::default();
     for (k, v) in pairs {
         let slot = match k.as_str() {
@@ -57,8 +60,15 @@ pub fn parse_query(raw: Option<&str>) -> Result<RestQuery> {
 /// # Errors
 /// 60012, 60006 or 70020.
 pub fn tenant_of(state: &AppState, q: &RestQuery) -> Result<Arc<Tenant>> {
-    let raw = q.sdkappid.as_deref().filter(|s| !s.is_empty()).ok_or(ApiError::SdkAppIdMissing)?;
-    let id: u64 = raw.trim().parse().map_err(|_| ApiError::SdkAppIdInvalid(raw.to_owned()))?;
+    let raw = q
+        .sdkappid
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or(ApiError::SdkAppIdMissing)?;
+    let id: u64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::SdkAppIdInvalid(raw.to_owned()))?;
     state.tenant(id).cloned().ok_or(ApiError::AppNotFound(id))
 }
 
@@ -66,9 +76,22 @@ pub fn tenant_of(state: &AppState, q: &RestQuery) -> Result<Arc<Tenant>> {
 ///
 /// # Errors
 /// The [`SigError`] of the failed check.
-pub fn verify_sig(tenant: &Tenant, identifier: &str, usersig: &str) -> Result<VerifiedSig, SigError> {
-    let sig = usersig::verify(usersig, tenant.sdkappid, identifier, tenant.key(), now_secs())?;
-    if tenant.kicked_before(identifier).is_some_and(|nb| sig.time <= nb) {
+pub fn verify_sig(
+    tenant: &Tenant,
+    identifier: &str,
+    usersig: &str,
+) -> Result<VerifiedSig, SigError> {
+    let sig = usersig::verify(
+        usersig,
+        tenant.sdkappid,
+        identifier,
+        tenant.key(),
+        now_secs(),
+    )?;
+    if tenant
+        .kicked_before(identifier)
+        .is_some_and(|nb| sig.time <= nb)
+    {
         return Err(SigError::Revoked);
     }
     Ok(sig)
@@ -81,7 +104,10 @@ pub fn verify_sig(tenant: &Tenant, identifier: &str, usersig: &str) -> Result<Ve
 pub fn admin(state: &AppState, raw_query: Option<&str>, api: Api) -> Result<AdminCall> {
     let q = parse_query(raw_query)?;
     let tenant = tenant_of(state, &q)?;
-    let identifier = q.identifier.filter(|s| !s.is_empty()).ok_or(ApiError::IdentifierMissing)?;
+    let identifier = q
+        .identifier
+        .filter(|s| !s.is_empty())
+        .ok_or(ApiError::IdentifierMissing)?;
     verify_sig(&tenant, &identifier, q.usersig.as_deref().unwrap_or(""))?;
     if !tenant.is_admin(&identifier) {
         return Err(ApiError::NotAdmin(identifier));

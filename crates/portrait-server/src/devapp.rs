@@ -21,12 +21,16 @@ pub const FILE: &str = "dev-app.toml";
 pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(AppConfig, bool)> {
     let path = data_dir.join(FILE);
     if path.exists() {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let app: AppConfig = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let app: AppConfig =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         return Ok((app, false));
     }
     let mut rng = rand::rng();
-    let key: String = (0..32).map(|_| format!("{:02x}", rng.random::<u8>())).collect();
+    let key: String = (0..32)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect();
     let app = AppConfig {
         sdkappid: rng.random_range(1_400_000_000..1_500_000_000),
         key: SecretString::from(key),
@@ -35,7 +39,8 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(AppConfig, bool)> {
         sensitive_words: Vec::new(),
         rate_limits: RateLimitConfig::default(),
     };
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     let text = format!(
         "# Development app created by the first start of portrait with no [[apps]] configured.\n\
          # Configure your own apps in portrait.toml to stop using it.\n{}",
@@ -51,7 +56,12 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(AppConfig, bool)> {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }

@@ -42,11 +42,20 @@ impl Family {
 
 /// Middleware: a request that takes longer than `limit` is answered with the family's internal
 /// error code (40006 / 70500) in the vendor envelope, never with a bare HTTP error page.
-pub async fn deadline(limit: std::time::Duration, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub async fn deadline(
+    limit: std::time::Duration,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let family = Family::of_path(req.uri().path());
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
-        Err(_) => reply::<()>(family, Err(ApiError::Internal(anyhow::anyhow!("request exceeded {limit:?}")))),
+        Err(_) => reply::<()>(
+            family,
+            Err(ApiError::Internal(anyhow::anyhow!(
+                "request exceeded {limit:?}"
+            ))),
+        ),
     }
 }
 
@@ -117,8 +126,12 @@ impl ApiError {
             ApiError::BadRequest(_) => ErrorCode::PROFILE_BAD_REQUEST,
             ApiError::AccountType(_) => ErrorCode::ACCOUNT_TYPE,
             ApiError::MissingToAccount => ErrorCode::PROFILE_MISSING_TO_ACCOUNT,
-            ApiError::AccountNotFound(_) | ApiError::Store(StoreError::NotFound) if account => ErrorCode::ACCOUNT_NOT_FOUND,
-            ApiError::AccountNotFound(_) | ApiError::Store(StoreError::NotFound) => ErrorCode::PROFILE_ACCOUNT_NOT_FOUND,
+            ApiError::AccountNotFound(_) | ApiError::Store(StoreError::NotFound) if account => {
+                ErrorCode::ACCOUNT_NOT_FOUND
+            }
+            ApiError::AccountNotFound(_) | ApiError::Store(StoreError::NotFound) => {
+                ErrorCode::PROFILE_ACCOUNT_NOT_FOUND
+            }
             ApiError::NotAdmin(_) if account => ErrorCode::ACCOUNT_NEEDS_ADMIN,
             ApiError::NotAdmin(_) => ErrorCode::PROFILE_NEEDS_ADMIN,
             ApiError::Field(e) => e.code(),
@@ -136,7 +149,8 @@ impl ApiError {
 
     /// Whether this is our fault (logged, and hidden from the client).
     fn is_internal(&self) -> bool {
-        matches!(self, ApiError::Internal(_)) || matches!(self, ApiError::Store(e) if !matches!(e, StoreError::NotFound))
+        matches!(self, ApiError::Internal(_))
+            || matches!(self, ApiError::Store(e) if !matches!(e, StoreError::NotFound))
     }
 
     /// The `ErrorInfo` text: the error's own message, or a generic one for internal failures.
@@ -176,7 +190,10 @@ pub struct Empty {}
 /// Turns a handler result into the vendor's response: HTTP 200, JSON envelope.
 pub fn reply<T: Serialize>(family: Family, result: Result<T>) -> Response {
     let bytes = match result {
-        Ok(body) => serde_json::to_vec(&Reply { envelope: Envelope::ok(family == Family::Profile), body }),
+        Ok(body) => serde_json::to_vec(&Reply {
+            envelope: Envelope::ok(family == Family::Profile),
+            body,
+        }),
         Err(e) => serde_json::to_vec(&e.envelope(family)),
     };
     match bytes {
@@ -184,7 +201,11 @@ pub fn reply<T: Serialize>(family: Family, result: Result<T>) -> Response {
         Err(e) => {
             // Serializing our own types cannot fail short of a bug; still answer in shape.
             tracing::error!(error = %e, "response serialization failed");
-            let env = Envelope::fail(ErrorCode::PROFILE_INTERNAL, ErrorCode::PROFILE_INTERNAL.default_info(), true);
+            let env = Envelope::fail(
+                ErrorCode::PROFILE_INTERNAL,
+                ErrorCode::PROFILE_INTERNAL.default_info(),
+                true,
+            );
             json_response(serde_json::to_vec(&env).unwrap_or_default())
         }
     }
@@ -192,7 +213,10 @@ pub fn reply<T: Serialize>(family: Family, result: Result<T>) -> Response {
 
 fn json_response(body: Vec<u8>) -> Response {
     let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -203,7 +227,9 @@ fn json_response(body: Vec<u8>) -> Response {
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::BadRequest(format!("request body: {e}")),
-        _ if body.iter().all(u8::is_ascii_whitespace) => ApiError::Json("request body is empty; send a JSON object".into()),
+        _ if body.iter().all(u8::is_ascii_whitespace) => {
+            ApiError::Json("request body is empty; send a JSON object".into())
+        }
         _ => ApiError::Json(format!("request body is not valid JSON: {e}")),
     })
 }
@@ -223,7 +249,12 @@ mod tests {
         let down = ApiError::Store(StoreError::Unavailable("db down".into()));
         assert_eq!(down.code(Family::Profile).0, 40006);
         assert_eq!(down.code(Family::Account).0, 70500);
-        assert_eq!(ApiError::Store(StoreError::NotFound).code(Family::Account).0, 70107);
+        assert_eq!(
+            ApiError::Store(StoreError::NotFound)
+                .code(Family::Account)
+                .0,
+            70107
+        );
     }
 
     #[test]
@@ -241,9 +272,15 @@ mod tests {
         struct T {
             a: Option<Vec<String>>,
         }
-        assert!(matches!(parse_body::<T>(b"{not json"), Err(ApiError::Json(_))));
+        assert!(matches!(
+            parse_body::<T>(b"{not json"),
+            Err(ApiError::Json(_))
+        ));
         assert!(matches!(parse_body::<T>(b""), Err(ApiError::Json(_))));
-        assert!(matches!(parse_body::<T>(br#"{"a": 5}"#), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            parse_body::<T>(br#"{"a": 5}"#),
+            Err(ApiError::BadRequest(_))
+        ));
         assert!(parse_body::<T>(br#"{"a": ["x"], "extra": true}"#).is_ok());
     }
 }

@@ -35,7 +35,9 @@ pub use state::AppState;
 /// The full router with its middleware, for `state`.
 pub fn app(state: AppState, request_timeout: Duration) -> axum::Router {
     let router = api::router()
-        .layer(axum::middleware::from_fn(move |req, next| error::deadline(request_timeout, req, next)))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            error::deadline(request_timeout, req, next)
+        }))
         .layer(tower_http::cors::CorsLayer::permissive());
     telemetry::layers(router).with_state(state)
 }
@@ -50,7 +52,9 @@ pub async fn serve(
     request_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, app(state, request_timeout)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app(state, request_timeout))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }
 
@@ -59,7 +63,10 @@ pub async fn serve(
 ///
 /// # Errors
 /// Configuration, store or listener failures, with context.
-pub async fn run(mut settings: Settings, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    mut settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let dev = if settings.apps.is_empty() {
         let (app, created) = devapp::load_or_create(&settings.server.data_dir)?;
         settings.apps.push(app);
@@ -70,7 +77,9 @@ pub async fn run(mut settings: Settings, shutdown: impl Future<Output = ()> + Se
     std::fs::create_dir_all(&settings.server.data_dir)
         .with_context(|| format!("creating data dir {}", settings.server.data_dir.display()))?;
     let url = settings.store_url();
-    let store = portrait_store::open(&url).await.with_context(|| format!("opening store {}", redact(&url)))?;
+    let store = portrait_store::open(&url)
+        .await
+        .with_context(|| format!("opening store {}", redact(&url)))?;
     let state = AppState::from_settings(store.clone(), &settings).await?;
     let listener = TcpListener::bind(settings.server.listen)
         .await
@@ -82,7 +91,13 @@ pub async fn run(mut settings: Settings, shutdown: impl Future<Output = ()> + Se
     }
     // A stable line on stdout for people and scripts (the tests read the port from it).
     println!("portrait: listening on http://{addr}");
-    serve(listener, state, Duration::from_millis(settings.server.request_timeout_ms), shutdown).await?;
+    serve(
+        listener,
+        state,
+        Duration::from_millis(settings.server.request_timeout_ms),
+        shutdown,
+    )
+    .await?;
     store.close().await;
     tracing::info!("portrait stopped");
     Ok(())
@@ -102,10 +117,16 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-fn print_dev_banner(app: &settings::AppConfig, addr: std::net::SocketAddr, created: bool, data_dir: &std::path::Path) {
+fn print_dev_banner(
+    app: &settings::AppConfig,
+    addr: std::net::SocketAddr,
+    created: bool,
+    data_dir: &std::path::Path,
+) {
     let admin = &app.admins[0];
     let now = auth::now_secs();
-    let sig = portrait_core::usersig::mint(app.sdkappid, app.key.expose_secret(), admin, now, 86_400);
+    let sig =
+        portrait_core::usersig::mint(app.sdkappid, app.key.expose_secret(), admin, now, 86_400);
     let verb = if created { "created" } else { "reusing" };
     println!(
         "\nportrait: no apps configured, {verb} the development app in {dir}/{file}\n\
@@ -128,7 +149,10 @@ fn print_dev_banner(app: &settings::AppConfig, addr: std::net::SocketAddr, creat
 mod tests {
     #[test]
     fn redact_hides_only_the_password() {
-        assert_eq!(super::redact("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            super::redact("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(super::redact("sqlite://data/p.db"), "sqlite://data/p.db");
     }

@@ -90,7 +90,10 @@ impl AppLimits {
 
     /// Takes one call from `api`'s budget; `false` when over the limit.
     pub fn check(&self, api: Api) -> bool {
-        let i = Api::ALL.iter().position(|a| *a == api).expect("every Api is in ALL");
+        let i = Api::ALL
+            .iter()
+            .position(|a| *a == api)
+            .expect("every Api is in ALL");
         self.limiters[i].as_ref().is_none_or(|l| l.check().is_ok())
     }
 }

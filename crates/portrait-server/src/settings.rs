@@ -82,7 +82,9 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { filter: "portrait=info,portrait_server=info,portrait_store=info,tower_http=warn".into() }
+        Self {
+            filter: "portrait=info,portrait_server=info,portrait_store=info,tower_http=warn".into(),
+        }
     }
 }
 
@@ -136,7 +138,10 @@ pub enum Who {
 }
 
 fn perms(who: &[Who]) -> Perms {
-    Perms { user: who.contains(&Who::User), admin: who.contains(&Who::Admin) }
+    Perms {
+        user: who.contains(&Who::User),
+        admin: who.contains(&Who::Admin),
+    }
 }
 
 /// One custom field (`[[apps.custom_fields]]`).
@@ -172,14 +177,23 @@ impl CustomFieldConfig {
     /// # Errors
     /// Invalid name, limit or permissions.
     pub fn to_field(&self) -> Result<CustomField, portrait_core::schema::SchemaError> {
-        CustomField::new(&self.name, self.kind, self.max_length, perms(&self.read), perms(&self.write))
+        CustomField::new(
+            &self.name,
+            self.kind,
+            self.max_length,
+            perms(&self.read),
+            perms(&self.write),
+        )
     }
 }
 
 /// `[apps.rate_limits]`: calls per second per API for this app; `0` turns one API's limit off,
 /// `enabled = false` all of them. Defaults are the vendor's.
+///
+/// No `deny_unknown_fields` here: serde does not support it together with `flatten` (every
+/// per-API key would be refused). Unknown keys are refused by name in [`RateLimitConfig::validate`].
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RateLimitConfig {
     /// Master switch.
     pub enabled: bool,
@@ -190,7 +204,10 @@ pub struct RateLimitConfig {
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
-        Self { enabled: true, per_api: BTreeMap::new() }
+        Self {
+            enabled: true,
+            per_api: BTreeMap::new(),
+        }
     }
 }
 
@@ -200,7 +217,11 @@ impl RateLimitConfig {
         if !self.enabled {
             return None;
         }
-        let n = self.per_api.get(api.name()).copied().unwrap_or(api.vendor_rate());
+        let n = self
+            .per_api
+            .get(api.name())
+            .copied()
+            .unwrap_or(api.vendor_rate());
         (n > 0).then_some(n)
     }
 
@@ -210,7 +231,11 @@ impl RateLimitConfig {
     /// Names the unknown key.
     pub fn validate(&self) -> anyhow::Result<()> {
         for k in self.per_api.keys() {
-            anyhow::ensure!(Api::from_name(k).is_some(), "rate_limits: unknown API {k:?}; use one of {}", Api::names());
+            anyhow::ensure!(
+                Api::from_name(k).is_some(),
+                "rate_limits: unknown API {k:?}; use one of {}",
+                Api::names()
+            );
         }
         Ok(())
     }
@@ -228,21 +253,25 @@ impl Settings {
         let mut fig = Figment::from(Serialized::defaults(Settings::default()));
         match config {
             Some(path) => {
-                anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+                anyhow::ensure!(
+                    path.exists(),
+                    "config file {} does not exist",
+                    path.display()
+                );
                 fig = fig.merge(Toml::file_exact(path));
             }
-            None if Path::new("portrait.toml").exists() => fig = fig.merge(Toml::file_exact("portrait.toml")),
+            None if Path::new("portrait.toml").exists() => {
+                fig = fig.merge(Toml::file_exact("portrait.toml"))
+            }
             None => {}
         }
-        fig = fig.merge(
-            Env::prefixed("PORTRAIT_")
-                .split("__")
-                .filter(|k| {
-                    // Only settings sections: other PORTRAIT_* variables (e.g. PORTRAIT_TEST_STORE) are not ours.
-                    let k = k.as_str().to_ascii_lowercase();
-                    ["server", "store", "log", "apps"].iter().any(|s| k == *s || k.starts_with(&format!("{s}.")) || k.starts_with(&format!("{s}__")))
-                }),
-        );
+        fig = fig.merge(Env::prefixed("PORTRAIT_").split("__").filter(|k| {
+            // Only settings sections: other PORTRAIT_* variables (e.g. PORTRAIT_TEST_STORE) are not ours.
+            let k = k.as_str().to_ascii_lowercase();
+            ["server", "store", "log", "apps"].iter().any(|s| {
+                k == *s || k.starts_with(&format!("{s}.")) || k.starts_with(&format!("{s}__"))
+            })
+        }));
         let settings: Settings = fig.extract().context("invalid configuration")?;
         settings.validate()?;
         Ok(settings)
@@ -255,16 +284,32 @@ impl Settings {
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut seen = std::collections::HashSet::new();
         for app in &self.apps {
-            anyhow::ensure!(seen.insert(app.sdkappid), "app {} is configured twice", app.sdkappid);
-            anyhow::ensure!(!app.key.expose_secret().is_empty(), "app {}: key is empty", app.sdkappid);
-            anyhow::ensure!(!app.admins.is_empty(), "app {}: at least one admin identifier is required", app.sdkappid);
+            anyhow::ensure!(
+                seen.insert(app.sdkappid),
+                "app {} is configured twice",
+                app.sdkappid
+            );
+            anyhow::ensure!(
+                !app.key.expose_secret().is_empty(),
+                "app {}: key is empty",
+                app.sdkappid
+            );
+            anyhow::ensure!(
+                !app.admins.is_empty(),
+                "app {}: at least one admin identifier is required",
+                app.sdkappid
+            );
             for a in &app.admins {
-                portrait_core::Identifier::parse(a).with_context(|| format!("app {}: admin {a:?}", app.sdkappid))?;
+                portrait_core::Identifier::parse(a)
+                    .with_context(|| format!("app {}: admin {a:?}", app.sdkappid))?;
             }
             for f in &app.custom_fields {
-                f.to_field().with_context(|| format!("app {}", app.sdkappid))?;
+                f.to_field()
+                    .with_context(|| format!("app {}", app.sdkappid))?;
             }
-            app.rate_limits.validate().with_context(|| format!("app {}", app.sdkappid))?;
+            app.rate_limits
+                .validate()
+                .with_context(|| format!("app {}", app.sdkappid))?;
         }
         Ok(())
     }
@@ -272,7 +317,10 @@ impl Settings {
     /// The store URL, defaulting to the embedded database in the data directory.
     pub fn store_url(&self) -> String {
         if self.store.url.is_empty() {
-            format!("sqlite://{}", self.server.data_dir.join("portrait.db").display())
+            format!(
+                "sqlite://{}",
+                self.server.data_dir.join("portrait.db").display()
+            )
         } else {
             self.store.url.clone()
         }
@@ -280,6 +328,7 @@ impl Settings {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature
 mod tests {
     use super::*;
 
@@ -296,18 +345,48 @@ mod tests {
     #[test]
     fn env_overrides_file_and_file_overrides_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("portrait.toml", "[server]\nlisten = \"127.0.0.1:7000\"\ndata_dir = \"from-file\"\n")?;
+            jail.create_file(
+                "portrait.toml",
+                "[server]\nlisten = \"127.0.0.1:7000\"\ndata_dir = \"from-file\"\n",
+            )?;
             jail.set_env("PORTRAIT_SERVER__LISTEN", "127.0.0.1:7001");
-            jail.set_env("PORTRAIT_APPS", "[{sdkappid=1400000009, key=\"k\", admins=[\"root\"]}]");
+            jail.set_env(
+                "PORTRAIT_APPS",
+                "[{sdkappid=1400000009, key=\"k\", admins=[\"root\"]}]",
+            );
             jail.set_env("PORTRAIT_TEST_STORE", "ignored: not a settings key");
             let s = Settings::load(None).map_err(|e| e.to_string())?;
             assert_eq!(s.server.listen.port(), 7001);
             assert_eq!(s.server.data_dir, PathBuf::from("from-file"));
             assert_eq!(s.apps[0].sdkappid, 1_400_000_009);
             assert_eq!(s.apps[0].rate_limits.limit(Api::PortraitGet), Some(200));
-            assert!(!format!("{:?}", s.apps[0]).contains("\"k\""), "the key is redacted in Debug");
+            assert!(
+                !format!("{:?}", s.apps[0]).contains("\"k\""),
+                "the key is redacted in Debug"
+            );
             Ok(())
         });
+    }
+
+    #[test]
+    fn per_api_rate_limits_parse_and_unknown_apis_are_refused_by_name() {
+        let parse = |toml: &str| {
+            Figment::from(Serialized::defaults(Settings::default()))
+                .merge(Toml::string(toml))
+                .extract::<Settings>()
+                .map_err(|e| e.to_string())
+                .and_then(|s| s.validate().map(|()| s).map_err(|e| format!("{e:#}")))
+        };
+        let app = "[[apps]]\nsdkappid = 1\nkey = \"k\"\nadmins = [\"root\"]\n[apps.rate_limits]\n";
+        let s = parse(&format!(
+            "{app}enabled = true\nportrait_get = 5\nkick = 0\n"
+        ))
+        .unwrap();
+        assert_eq!(s.apps[0].rate_limits.limit(Api::PortraitGet), Some(5));
+        assert_eq!(s.apps[0].rate_limits.limit(Api::Kick), None);
+        assert_eq!(s.apps[0].rate_limits.limit(Api::AccountCheck), Some(100));
+        let e = parse(&format!("{app}portrait_gett = 5\n")).unwrap_err();
+        assert!(e.contains("portrait_gett"), "{e}");
     }
 
     #[test]
@@ -315,7 +394,10 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("PORTRAIT_SERVER__LISTEN", "not-an-address");
             let e = format!("{:#}", Settings::load(None).unwrap_err());
-            assert!(e.contains("PORTRAIT_SERVER__LISTEN") || e.contains("environment"), "{e}");
+            assert!(
+                e.contains("PORTRAIT_SERVER__LISTEN") || e.contains("environment"),
+                "{e}"
+            );
             Ok(())
         });
     }

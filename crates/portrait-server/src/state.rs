@@ -29,29 +29,55 @@ impl AppState {
     ///
     /// # Errors
     /// Invalid app configuration or a store failure.
-    pub async fn new(store: Arc<dyn Store>, apps: &[AppConfig], max_body_bytes: usize) -> anyhow::Result<AppState> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        apps: &[AppConfig],
+        max_body_bytes: usize,
+    ) -> anyhow::Result<AppState> {
         let mut tenants = HashMap::new();
         for cfg in apps {
             let tenant = Tenant::from_config(cfg)?;
             let admins: Vec<NewAccount> = cfg
                 .admins
                 .iter()
-                .map(|a| Ok(NewAccount { user: Identifier::parse(a)?, nick: None, face_url: None }))
+                .map(|a| {
+                    Ok(NewAccount {
+                        user: Identifier::parse(a)?,
+                        nick: None,
+                        face_url: None,
+                    })
+                })
                 .collect::<anyhow::Result<_>>()?;
-            store.import_accounts(cfg.sdkappid, &admins, "portrait").await.context("importing admin accounts")?;
+            store
+                .import_accounts(cfg.sdkappid, &admins, "portrait")
+                .await
+                .context("importing admin accounts")?;
             for (user, not_before) in store.kicks(cfg.sdkappid).await.context("loading kicks")? {
                 tenant.set_kick(user, not_before);
             }
-            anyhow::ensure!(tenants.insert(cfg.sdkappid, Arc::new(tenant)).is_none(), "app {} is configured twice", cfg.sdkappid);
+            anyhow::ensure!(
+                tenants.insert(cfg.sdkappid, Arc::new(tenant)).is_none(),
+                "app {} is configured twice",
+                cfg.sdkappid
+            );
         }
-        Ok(AppState { inner: Arc::new(Inner { store, tenants, max_body_bytes }) })
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                store,
+                tenants,
+                max_body_bytes,
+            }),
+        })
     }
 
     /// Builds the state from full settings.
     ///
     /// # Errors
     /// As [`AppState::new`].
-    pub async fn from_settings(store: Arc<dyn Store>, settings: &Settings) -> anyhow::Result<AppState> {
+    pub async fn from_settings(
+        store: Arc<dyn Store>,
+        settings: &Settings,
+    ) -> anyhow::Result<AppState> {
         Self::new(store, &settings.apps, settings.server.max_body_bytes).await
     }
 

@@ -10,7 +10,10 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber (once per process; later calls are no-ops).
 pub fn init(filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 /// The span for one HTTP request: method, route (not the raw URL, which holds the UserSig) and
@@ -21,7 +24,11 @@ pub fn make_span<B>(req: &Request<B>) -> tracing::Span {
         .get::<axum::extract::MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     tracing::info_span!("http", method = %req.method(), http.route = %route, request_id = %id)
 }
 

@@ -34,8 +34,13 @@ impl Tenant {
     /// # Errors
     /// Invalid custom fields or sensitive-word list.
     pub fn from_config(cfg: &AppConfig) -> anyhow::Result<Tenant> {
-        let fields = cfg.custom_fields.iter().map(|f| f.to_field()).collect::<Result<Vec<_>, _>>()?;
-        let schema = Schema::new(fields, &cfg.sensitive_words).with_context(|| format!("app {}", cfg.sdkappid))?;
+        let fields = cfg
+            .custom_fields
+            .iter()
+            .map(|f| f.to_field())
+            .collect::<Result<Vec<_>, _>>()?;
+        let schema = Schema::new(fields, &cfg.sensitive_words)
+            .with_context(|| format!("app {}", cfg.sdkappid))?;
         Ok(Tenant {
             sdkappid: cfg.sdkappid,
             key: cfg.key.clone(),
@@ -58,12 +63,19 @@ impl Tenant {
 
     /// The revocation second for `user`, if kicked.
     pub fn kicked_before(&self, user: &str) -> Option<u64> {
-        self.kicks.read().expect("kick table lock").get(user).copied()
+        self.kicks
+            .read()
+            .expect("kick table lock")
+            .get(user)
+            .copied()
     }
 
     /// Records a kick (also used to load the table at start).
     pub fn set_kick(&self, user: String, not_before: u64) {
-        self.kicks.write().expect("kick table lock").insert(user, not_before);
+        self.kicks
+            .write()
+            .expect("kick table lock")
+            .insert(user, not_before);
     }
 
     /// Forgets a kick (the account was deleted).

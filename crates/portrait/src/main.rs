@@ -10,7 +10,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "portrait", version, about = "Self-hosted user-profile service, wire-compatible with Tencent Cloud IM")]
+#[command(
+    name = "portrait",
+    version,
+    about = "Self-hosted user-profile service, wire-compatible with Tencent Cloud IM"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -61,7 +65,11 @@ enum ConfigCmd {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Serve { listen, data_dir, config } => {
+        Cmd::Serve {
+            listen,
+            data_dir,
+            config,
+        } => {
             let mut settings = portrait_server::Settings::load(config.as_deref())?;
             if let Some(l) = listen {
                 settings.server.listen = l;
@@ -71,37 +79,51 @@ fn main() -> anyhow::Result<()> {
             }
             portrait_server::telemetry::init(&settings.log.filter);
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            rt.block_on(portrait_server::run(settings, shutdown_signal()))
+            rt.block_on(async move { portrait_server::run(settings, shutdown_signal()?).await })
         }
-        Cmd::Usersig { sdkappid, key, user, expire } => {
+        Cmd::Usersig {
+            sdkappid,
+            key,
+            user,
+            expire,
+        } => {
             portrait_core::Identifier::parse(&user).context("--user")?;
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-            println!("{}", portrait_core::usersig::mint(sdkappid, &key, &user, now, expire));
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            println!(
+                "{}",
+                portrait_core::usersig::mint(sdkappid, &key, &user, now, expire)
+            );
             Ok(())
         }
-        Cmd::Config { cmd: ConfigCmd::Example } => {
+        Cmd::Config {
+            cmd: ConfigCmd::Example,
+        } => {
             print!("{}", portrait_server::settings::EXAMPLE);
             Ok(())
         }
     }
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers SIGINT and SIGTERM handlers now (before the server announces itself, so no signal
+/// is lost to the default handler) and returns a future that resolves on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        Ok(async move {
+            tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+            tracing::info!("shutdown signal received, draining");
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutdown signal received, draining");
+    {
+        Ok(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown signal received, draining");
+        })
+    }
 }

@@ -30,21 +30,40 @@ fn init_tracing() {
 
 /// The main test app: custom fields of every kind/permission, sensitive words, vendor rate limits.
 pub fn test_app() -> AppConfig {
-    let field = |name: &str, kind: &str, max: usize, read: Vec<Who>, write: Vec<Who>| CustomFieldConfig {
-        name: name.into(),
-        kind: serde_json::from_value(serde_json::json!(kind)).unwrap(),
-        max_length: max,
-        read,
-        write,
-    };
+    let field =
+        |name: &str, kind: &str, max: usize, read: Vec<Who>, write: Vec<Who>| CustomFieldConfig {
+            name: name.into(),
+            kind: serde_json::from_value(serde_json::json!(kind)).unwrap(),
+            max_length: max,
+            read,
+            write,
+        };
     AppConfig {
         sdkappid: APP,
         key: SecretString::from(KEY),
         admins: vec![ADMIN.into(), "admin2".into()],
         custom_fields: vec![
-            field("Tag_Profile_Custom_Hobby", "string", 20, vec![Who::User, Who::Admin], vec![Who::User, Who::Admin]),
-            field("Tag_Profile_Custom_Score", "integer", 500, vec![Who::User, Who::Admin], vec![Who::Admin]),
-            field("Tag_Profile_Custom_UserOnly", "string", 500, vec![Who::User], vec![Who::User]),
+            field(
+                "Tag_Profile_Custom_Hobby",
+                "string",
+                20,
+                vec![Who::User, Who::Admin],
+                vec![Who::User, Who::Admin],
+            ),
+            field(
+                "Tag_Profile_Custom_Score",
+                "integer",
+                500,
+                vec![Who::User, Who::Admin],
+                vec![Who::Admin],
+            ),
+            field(
+                "Tag_Profile_Custom_UserOnly",
+                "string",
+                500,
+                vec![Who::User],
+                vec![Who::User],
+            ),
         ],
         sensitive_words: vec!["badword".into(), "违禁".into()],
         rate_limits: RateLimitConfig::default(),
@@ -85,10 +104,17 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(apps: Vec<AppConfig>) -> TestApp {
     init_tracing();
     let (store, dir) = portrait_store::testkit::fresh_store_from_env().await;
-    let state = AppState::new(store.clone(), &apps, 1 << 20).await.expect("state");
+    let state = AppState::new(store.clone(), &apps, 1 << 20)
+        .await
+        .expect("state");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(portrait_server::serve(listener, state, Duration::from_secs(3), std::future::pending()));
+    tokio::spawn(portrait_server::serve(
+        listener,
+        state,
+        Duration::from_secs(3),
+        std::future::pending(),
+    ));
     TestApp {
         admin: AdminClient::new(&base, APP, ADMIN, KEY),
         other: AdminClient::new(&base, OTHER_APP, ADMIN, OTHER_KEY),
@@ -142,13 +168,22 @@ pub const KICK: &str = "v4/im_open_login_svc/kick";
 /// reach all of them.
 pub fn every_endpoint() -> Vec<(&'static str, Value)> {
     vec![
-        (PORTRAIT_SET, json!({"From_Account": "alice", "ProfileItem": [{"Tag": NICK, "Value": "A"}]})),
-        (PORTRAIT_GET, json!({"To_Account": ["alice"], "TagList": [NICK]})),
+        (
+            PORTRAIT_SET,
+            json!({"From_Account": "alice", "ProfileItem": [{"Tag": NICK, "Value": "A"}]}),
+        ),
+        (
+            PORTRAIT_GET,
+            json!({"To_Account": ["alice"], "TagList": [NICK]}),
+        ),
         (ACCOUNT_IMPORT, json!({"UserID": "alice"})),
         (MULTIACCOUNT_IMPORT, json!({"Accounts": ["alice"]})),
         (ACCOUNT_CHECK, json!({"CheckItem": [{"UserID": "alice"}]})),
         (KICK, json!({"UserID": "alice"})),
-        (ACCOUNT_DELETE, json!({"DeleteItem": [{"UserID": "nobody"}]})),
+        (
+            ACCOUNT_DELETE,
+            json!({"DeleteItem": [{"UserID": "nobody"}]}),
+        ),
     ]
 }
 
@@ -159,7 +194,10 @@ pub fn is_profile_api(api: &str) -> bool {
 
 /// Current Unix time in seconds.
 pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// A UserSig minted now, valid for an hour.
@@ -169,7 +207,9 @@ pub fn sig(sdkappid: u64, key: &str, identifier: &str) -> String {
 
 /// A full REST query string for `identifier` of `sdkappid` with the given UserSig.
 pub fn query(sdkappid: u64, identifier: &str, usersig: &str) -> String {
-    format!("sdkappid={sdkappid}&identifier={identifier}&usersig={usersig}&random=42&contenttype=json")
+    format!(
+        "sdkappid={sdkappid}&identifier={identifier}&usersig={usersig}&random=42&contenttype=json"
+    )
 }
 
 /// Assertions on a response envelope.
@@ -193,7 +233,10 @@ pub trait Envelope {
         let b = self.body();
         assert_eq!(b["ErrorCode"], code, "expected ErrorCode {code}, got {b}");
         assert_eq!(b["ActionStatus"], "FAIL", "{b}");
-        assert!(b["ErrorInfo"].as_str().is_some_and(|s| !s.is_empty()), "a failure explains itself: {b}");
+        assert!(
+            b["ErrorInfo"].as_str().is_some_and(|s| !s.is_empty()),
+            "a failure explains itself: {b}"
+        );
         b
     }
 }
@@ -254,15 +297,22 @@ impl TestApp {
     pub async fn profile(&self, user: &str, tags: &[&str]) -> BTreeMap<String, Value> {
         let r = self.admin.portrait_get(&[user], tags).await.unwrap();
         let b = r.expect_ok();
-        let users = b["UserProfileItem"].as_array().unwrap_or_else(|| panic!("UserProfileItem: {b}"));
+        let users = b["UserProfileItem"]
+            .as_array()
+            .unwrap_or_else(|| panic!("UserProfileItem: {b}"));
         assert_eq!(users.len(), 1, "{b}");
         assert_eq!(users[0]["To_Account"], user, "{b}");
         assert_eq!(users[0]["ResultCode"], 0, "{b}");
-        let items = users[0]["ProfileItem"].as_array().unwrap_or_else(|| panic!("ProfileItem: {b}"));
+        let items = users[0]["ProfileItem"]
+            .as_array()
+            .unwrap_or_else(|| panic!("ProfileItem: {b}"));
         let got: Vec<&str> = items.iter().map(|i| i["Tag"].as_str().unwrap()).collect();
         let expected: Vec<&str> = tags.iter().copied().filter(|t| got.contains(t)).collect();
         assert_eq!(got, expected, "tags come back in request order: {b}");
-        items.iter().map(|i| (i["Tag"].as_str().unwrap().to_owned(), i["Value"].clone())).collect()
+        items
+            .iter()
+            .map(|i| (i["Tag"].as_str().unwrap().to_owned(), i["Value"].clone()))
+            .collect()
     }
 
     /// The value of one tag of `user` in [`APP`] (`None` when omitted).
@@ -274,19 +324,33 @@ impl TestApp {
     pub async fn statuses(&self, users: &[&str]) -> Vec<String> {
         let r = self.admin.account_check(users).await.unwrap();
         let b = r.expect_ok();
-        let items = b["ResultItem"].as_array().unwrap_or_else(|| panic!("ResultItem: {b}"));
-        let ids: Vec<&str> = items.iter().map(|i| i["UserID"].as_str().unwrap()).collect();
+        let items = b["ResultItem"]
+            .as_array()
+            .unwrap_or_else(|| panic!("ResultItem: {b}"));
+        let ids: Vec<&str> = items
+            .iter()
+            .map(|i| i["UserID"].as_str().unwrap())
+            .collect();
         assert_eq!(ids, users, "one item per requested user, in order: {b}");
-        items.iter().map(|i| i["AccountStatus"].as_str().unwrap().to_owned()).collect()
+        items
+            .iter()
+            .map(|i| i["AccountStatus"].as_str().unwrap().to_owned())
+            .collect()
     }
 }
 
 async fn decode(resp: reqwest::Response) -> Value {
     assert_eq!(resp.status(), 200, "HTTP status is always 200");
-    let ct = resp.headers().get(reqwest::header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned());
+    let ct = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned());
     let text = resp.text().await.unwrap();
     assert_eq!(ct.as_deref(), Some("application/json"), "body: {text}");
     let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    assert!(v.get("ErrorCode").is_some() && v.get("ActionStatus").is_some(), "not an envelope: {text}");
+    assert!(
+        v.get("ErrorCode").is_some() && v.get("ActionStatus").is_some(),
+        "not an envelope: {text}"
+    );
     v
 }

@@ -2,4 +2,10 @@
 //! (embedded SQLite by default, `PORTRAIT_TEST_STORE=postgres` once that backend exists), driven
 //! over HTTP with `portrait-client` and raw `reqwest`.
 
+mod accounts;
+mod fields;
 mod helpers;
+mod profile;
+mod rate_limit;
+mod sloppy;
+mod usersig;

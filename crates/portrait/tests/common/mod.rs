@@ -20,6 +20,7 @@ pub struct Node {
 
 /// Starts `portrait serve` on an ephemeral port with `data_dir`; `apps` is the PORTRAIT_APPS
 /// value (None: no apps, so the development app is used). Waits for the "listening" line.
+#[allow(clippy::zombie_processes)] // the child is reaped by Node's Drop
 pub fn start(data_dir: &Path, apps: Option<&str>) -> Node {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_portrait"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -54,7 +55,11 @@ pub fn start(data_dir: &Path, apps: Option<&str>) -> Node {
             .recv_timeout(Duration::from_secs(60))
             .expect("portrait did not print its listening line within 60 s");
         if let Some(url) = line.strip_prefix("portrait: listening on ") {
-            return Node { child, base: url.trim().to_owned(), banner };
+            return Node {
+                child,
+                base: url.trim().to_owned(),
+                banner,
+            };
         }
         banner.push(line);
     }

@@ -7,8 +7,8 @@ use axum::routing::any;
 use axum::Router;
 use portrait_core::schema::StandardTag;
 use portrait_core::wire::{
-    AccountCheckRequest, AccountDeleteRequest, AccountImportRequest, AccountResultItem, AccountResultResponse,
-    MultiAccountImportRequest, MultiAccountImportResponse, UserIdItem,
+    AccountCheckRequest, AccountDeleteRequest, AccountImportRequest, AccountResultItem,
+    AccountResultResponse, MultiAccountImportRequest, MultiAccountImportResponse, UserIdItem,
 };
 use portrait_core::{ErrorCode, Identifier};
 use portrait_store::NewAccount;
@@ -26,13 +26,21 @@ pub const MAX_BATCH: usize = 100;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v4/im_open_login_svc/account_import", any(account_import))
-        .route("/v4/im_open_login_svc/multiaccount_import", any(multiaccount_import))
+        .route(
+            "/v4/im_open_login_svc/multiaccount_import",
+            any(multiaccount_import),
+        )
         .route("/v4/im_open_login_svc/account_delete", any(account_delete))
         .route("/v4/im_open_login_svc/account_check", any(account_check))
         .route("/v4/im_open_login_svc/kick", any(kick))
 }
 
-async fn begin<T: serde::de::DeserializeOwned>(state: &AppState, q: Option<&str>, body: Body, api: Api) -> Result<(AdminCall, T)> {
+async fn begin<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    q: Option<&str>,
+    body: Body,
+    api: Api,
+) -> Result<(AdminCall, T)> {
     let call = auth::admin(state, q, api)?;
     let req = parse_body(&read_body(state, body).await?)?;
     Ok((call, req))
@@ -40,40 +48,82 @@ async fn begin<T: serde::de::DeserializeOwned>(state: &AppState, q: Option<&str>
 
 /// Validates one account to import: UserID, and Nick/FaceUrl against their field rules.
 fn new_account(call: &AdminCall, req: AccountImportRequest) -> Result<NewAccount> {
-    let raw = req.user_id.ok_or_else(|| ApiError::BadRequest("UserID is missing".into()))?;
+    let raw = req
+        .user_id
+        .ok_or_else(|| ApiError::BadRequest("UserID is missing".into()))?;
     let user = Identifier::parse(&raw).map_err(|e| ApiError::BadRequest(format!("UserID: {e}")))?;
-    for (tag, v) in [(StandardTag::Nick, &req.nick), (StandardTag::Image, &req.face_url)] {
+    for (tag, v) in [
+        (StandardTag::Nick, &req.nick),
+        (StandardTag::Image, &req.face_url),
+    ] {
         if let Some(v) = v {
             call.tenant.schema.check_text(tag, v)?;
         }
     }
-    Ok(NewAccount { user, nick: req.nick, face_url: req.face_url })
+    Ok(NewAccount {
+        user,
+        nick: req.nick,
+        face_url: req.face_url,
+    })
 }
 
 /// Imports one account (creates it, or updates its Nick/FaceUrl).
-async fn account_import(State(state): State<AppState>, RawQuery(q): RawQuery, body: Body) -> Response {
-    reply(Family::Account, import_one(&state, q.as_deref(), body).await)
+async fn account_import(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Response {
+    reply(
+        Family::Account,
+        import_one(&state, q.as_deref(), body).await,
+    )
 }
 
 async fn import_one(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty> {
     let (call, req) = begin::<AccountImportRequest>(state, q, body, Api::AccountImport).await?;
     let account = new_account(&call, req)?;
-    state.store().import_accounts(call.tenant.sdkappid, &[account], &call.identifier).await?;
+    state
+        .store()
+        .import_accounts(call.tenant.sdkappid, &[account], &call.identifier)
+        .await?;
     Ok(Empty {})
 }
 
 /// Imports up to 100 accounts, in the old (`Accounts`) or new (`AccountList`) form. Invalid
 /// entries are reported in `FailAccounts`; the valid ones are imported.
-async fn multiaccount_import(State(state): State<AppState>, RawQuery(q): RawQuery, body: Body) -> Response {
-    reply(Family::Account, import_many(&state, q.as_deref(), body).await)
+async fn multiaccount_import(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Response {
+    reply(
+        Family::Account,
+        import_many(&state, q.as_deref(), body).await,
+    )
 }
 
-async fn import_many(state: &AppState, q: Option<&str>, body: Body) -> Result<MultiAccountImportResponse> {
-    let (call, req) = begin::<MultiAccountImportRequest>(state, q, body, Api::MultiaccountImport).await?;
+async fn import_many(
+    state: &AppState,
+    q: Option<&str>,
+    body: Body,
+) -> Result<MultiAccountImportResponse> {
+    let (call, req) =
+        begin::<MultiAccountImportRequest>(state, q, body, Api::MultiaccountImport).await?;
     let list: Vec<AccountImportRequest> = match (req.account_list, req.accounts) {
         (Some(list), _) => list,
-        (None, Some(ids)) => ids.into_iter().map(|id| AccountImportRequest { user_id: Some(id), nick: None, face_url: None }).collect(),
-        (None, None) => return Err(ApiError::BadRequest("Accounts or AccountList is required".into())),
+        (None, Some(ids)) => ids
+            .into_iter()
+            .map(|id| AccountImportRequest {
+                user_id: Some(id),
+                nick: None,
+                face_url: None,
+            })
+            .collect(),
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "Accounts or AccountList is required".into(),
+            ))
+        }
     };
     check_batch(list.len(), "accounts")?;
     let mut ok = Vec::with_capacity(list.len());
@@ -86,7 +136,10 @@ async fn import_many(state: &AppState, q: Option<&str>, body: Body) -> Result<Mu
         }
     }
     if !ok.is_empty() {
-        state.store().import_accounts(call.tenant.sdkappid, &ok, &call.identifier).await?;
+        state
+            .store()
+            .import_accounts(call.tenant.sdkappid, &ok, &call.identifier)
+            .await?;
     }
     Ok(MultiAccountImportResponse { fail_accounts })
 }
@@ -96,30 +149,45 @@ fn check_batch(n: usize, what: &str) -> Result<()> {
         return Err(ApiError::BadRequest(format!("no {what} given")));
     }
     if n > MAX_BATCH {
-        return Err(ApiError::BadRequest(format!("{n} {what}; at most {MAX_BATCH} per call")));
+        return Err(ApiError::BadRequest(format!(
+            "{n} {what}; at most {MAX_BATCH} per call"
+        )));
     }
     Ok(())
 }
 
 /// Splits a `[{UserID}]` list into valid identifiers (with their positions) and raw strings.
 fn user_ids(items: Vec<UserIdItem>) -> (Vec<String>, Vec<Option<Identifier>>) {
-    let raw: Vec<String> = items.into_iter().map(|i| i.user_id.unwrap_or_default()).collect();
+    let raw: Vec<String> = items
+        .into_iter()
+        .map(|i| i.user_id.unwrap_or_default())
+        .collect();
     let ids = raw.iter().map(|r| Identifier::parse(r).ok()).collect();
     (raw, ids)
 }
 
 /// Deletes up to 100 accounts and their profile data.
-async fn account_delete(State(state): State<AppState>, RawQuery(q): RawQuery, body: Body) -> Response {
+async fn account_delete(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Response {
     reply(Family::Account, delete(&state, q.as_deref(), body).await)
 }
 
 async fn delete(state: &AppState, q: Option<&str>, body: Body) -> Result<AccountResultResponse> {
     let (call, req) = begin::<AccountDeleteRequest>(state, q, body, Api::AccountDelete).await?;
-    let items = req.delete_item.ok_or_else(|| ApiError::BadRequest("DeleteItem is missing".into()))?;
+    let items = req
+        .delete_item
+        .ok_or_else(|| ApiError::BadRequest("DeleteItem is missing".into()))?;
     check_batch(items.len(), "accounts")?;
     let (raw, ids) = user_ids(items);
     let valid: Vec<Identifier> = ids.iter().flatten().cloned().collect();
-    let mut existed = state.store().delete_accounts(call.tenant.sdkappid, &valid, &call.identifier).await?.into_iter();
+    let mut existed = state
+        .store()
+        .delete_accounts(call.tenant.sdkappid, &valid, &call.identifier)
+        .await?
+        .into_iter();
     let result_item = raw
         .into_iter()
         .zip(ids)
@@ -127,7 +195,12 @@ async fn delete(state: &AppState, q: Option<&str>, body: Body) -> Result<Account
             let deleted = id.is_some() && existed.next().unwrap_or(false);
             if deleted {
                 call.tenant.clear_kick(&user_id);
-                AccountResultItem { user_id, result_code: ErrorCode::OK, result_info: String::new(), account_status: None }
+                AccountResultItem {
+                    user_id,
+                    result_code: ErrorCode::OK,
+                    result_info: String::new(),
+                    account_status: None,
+                }
             } else {
                 AccountResultItem {
                     user_id,
@@ -142,17 +215,27 @@ async fn delete(state: &AppState, q: Option<&str>, body: Body) -> Result<Account
 }
 
 /// Reports whether up to 100 accounts are imported.
-async fn account_check(State(state): State<AppState>, RawQuery(q): RawQuery, body: Body) -> Response {
+async fn account_check(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Response {
     reply(Family::Account, check(&state, q.as_deref(), body).await)
 }
 
 async fn check(state: &AppState, q: Option<&str>, body: Body) -> Result<AccountResultResponse> {
     let (call, req) = begin::<AccountCheckRequest>(state, q, body, Api::AccountCheck).await?;
-    let items = req.check_item.ok_or_else(|| ApiError::BadRequest("CheckItem is missing".into()))?;
+    let items = req
+        .check_item
+        .ok_or_else(|| ApiError::BadRequest("CheckItem is missing".into()))?;
     check_batch(items.len(), "accounts")?;
     let (raw, ids) = user_ids(items);
     let valid: Vec<Identifier> = ids.iter().flatten().cloned().collect();
-    let mut exists = state.store().accounts_exist(call.tenant.sdkappid, &valid).await?.into_iter();
+    let mut exists = state
+        .store()
+        .accounts_exist(call.tenant.sdkappid, &valid)
+        .await?
+        .into_iter();
     let result_item = raw
         .into_iter()
         .zip(ids)
@@ -176,10 +259,16 @@ async fn kick(State(state): State<AppState>, RawQuery(q): RawQuery, body: Body) 
 
 async fn kick_one(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty> {
     let (call, req) = begin::<UserIdItem>(state, q, body, Api::Kick).await?;
-    let raw = req.user_id.ok_or_else(|| ApiError::BadRequest("UserID is missing".into()))?;
+    let raw = req
+        .user_id
+        .ok_or_else(|| ApiError::BadRequest("UserID is missing".into()))?;
     let user = Identifier::parse(&raw).map_err(|_| ApiError::AccountNotFound(raw.clone()))?;
     let not_before = auth::now_secs();
-    if !state.store().kick(call.tenant.sdkappid, &user, not_before).await? {
+    if !state
+        .store()
+        .kick(call.tenant.sdkappid, &user, not_before)
+        .await?
+    {
         return Err(ApiError::AccountNotFound(raw));
     }
     call.tenant.set_kick(raw, not_before);

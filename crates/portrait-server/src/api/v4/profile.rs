@@ -6,7 +6,9 @@ use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
 use portrait_core::schema::{Actor, StandardTag};
-use portrait_core::wire::{PortraitGetRequest, PortraitGetResponse, PortraitSetRequest, ProfileItem, UserProfileItem};
+use portrait_core::wire::{
+    PortraitGetRequest, PortraitGetResponse, PortraitSetRequest, ProfileItem, UserProfileItem,
+};
 use portrait_core::{ErrorCode, Identifier, Tag};
 
 use crate::api::read_body;
@@ -26,19 +28,33 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Sets profile fields of one account, atomically.
-async fn portrait_set(State(state): State<AppState>, RawQuery(q): RawQuery, body: Body) -> Response {
+async fn portrait_set(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Response {
     reply(Family::Profile, set(&state, q.as_deref(), body).await)
 }
 
 async fn set(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty> {
     let call = auth::admin(state, q, Api::PortraitSet)?;
     let req: PortraitSetRequest = parse_body(&read_body(state, body).await?)?;
-    let from = req.from_account.ok_or_else(|| ApiError::BadRequest("From_Account is missing".into()))?;
-    let user = Identifier::parse(&from).map_err(|e| ApiError::BadRequest(format!("From_Account: {e}")))?;
-    let items = req.profile_item.filter(|v| !v.is_empty()).ok_or_else(|| ApiError::BadRequest("ProfileItem is missing or empty".into()))?;
+    let from = req
+        .from_account
+        .ok_or_else(|| ApiError::BadRequest("From_Account is missing".into()))?;
+    let user =
+        Identifier::parse(&from).map_err(|e| ApiError::BadRequest(format!("From_Account: {e}")))?;
+    let items = req
+        .profile_item
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("ProfileItem is missing or empty".into()))?;
     let parsed = items
         .iter()
-        .map(|i| call.tenant.schema.parse_item(&i.tag, &i.value, Actor::Admin))
+        .map(|i| {
+            call.tenant
+                .schema
+                .parse_item(&i.tag, &i.value, Actor::Admin)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     state
         .store()
@@ -52,21 +68,31 @@ async fn set(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty> {
 }
 
 /// Reads profile fields of up to 100 accounts.
-async fn portrait_get(State(state): State<AppState>, RawQuery(q): RawQuery, body: Body) -> Response {
+async fn portrait_get(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Response {
     reply(Family::Profile, get(&state, q.as_deref(), body).await)
 }
 
 async fn get(state: &AppState, q: Option<&str>, body: Body) -> Result<PortraitGetResponse> {
     let call = auth::admin(state, q, Api::PortraitGet)?;
     let req: PortraitGetRequest = parse_body(&read_body(state, body).await?)?;
-    let accounts = req.to_account.filter(|v| !v.is_empty()).ok_or(ApiError::MissingToAccount)?;
+    let accounts = req
+        .to_account
+        .filter(|v| !v.is_empty())
+        .ok_or(ApiError::MissingToAccount)?;
     if accounts.len() > MAX_GET_ACCOUNTS {
         return Err(ApiError::BadRequest(format!(
             "To_Account has {} accounts; at most {MAX_GET_ACCOUNTS} per call",
             accounts.len()
         )));
     }
-    let tag_names = req.tag_list.filter(|v| !v.is_empty()).ok_or_else(|| ApiError::BadRequest("TagList is missing or empty".into()))?;
+    let tag_names = req
+        .tag_list
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("TagList is missing or empty".into()))?;
     let tags = tag_names
         .iter()
         .map(|t| call.tenant.schema.resolve_readable(t, Actor::Admin))
@@ -74,17 +100,29 @@ async fn get(state: &AppState, q: Option<&str>, body: Body) -> Result<PortraitGe
     // Accounts that are not valid UserIDs cannot exist: answered per user, like unknown ones.
     let ids: Vec<Option<Identifier>> = accounts.iter().map(|a| Identifier::parse(a).ok()).collect();
     let valid: Vec<Identifier> = ids.iter().flatten().cloned().collect();
-    let mut found = state.store().get_profiles(call.tenant.sdkappid, &valid).await?.into_iter();
-    let mut resp = PortraitGetResponse { user_profile_item: Vec::with_capacity(accounts.len()), fail_account: Vec::new() };
+    let mut found = state
+        .store()
+        .get_profiles(call.tenant.sdkappid, &valid)
+        .await?
+        .into_iter();
+    let mut resp = PortraitGetResponse {
+        user_profile_item: Vec::with_capacity(accounts.len()),
+        fail_account: Vec::new(),
+    };
     for (account, id) in accounts.into_iter().zip(ids) {
-        let profile = if id.is_some() { found.next().flatten() } else { None };
+        let profile = if id.is_some() {
+            found.next().flatten()
+        } else {
+            None
+        };
         let Some(profile) = profile else {
             resp.fail_account.push(account.clone());
             resp.user_profile_item.push(UserProfileItem {
                 to_account: account,
                 profile_item: None,
                 result_code: ErrorCode::PROFILE_ACCOUNT_NOT_FOUND,
-                result_info: "Err_Profile_Account_Not_Exist: requested UserID does not exist".into(),
+                result_info: "Err_Profile_Account_Not_Exist: requested UserID does not exist"
+                    .into(),
             });
             continue;
         };
@@ -98,7 +136,10 @@ async fn get(state: &AppState, q: Option<&str>, body: Body) -> Result<PortraitGe
                         Tag::Custom(_) => return None, // never-set custom fields are omitted
                     },
                 };
-                Some(ProfileItem { tag: tag.name().to_owned(), value })
+                Some(ProfileItem {
+                    tag: tag.name().to_owned(),
+                    value,
+                })
             })
             .collect();
         resp.user_profile_item.push(UserProfileItem {

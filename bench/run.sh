@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Portrait benchmarks: builds release binaries, starts Portrait on a fresh data dir, loads data,
+# runs the workloads with wrk (and a trivial fixed-response server for the W1 ratio), and prints
+# a markdown table. Usage: bench/run.sh [--quick] [--accounts N] [--duration SECS]
+#   --quick     every workload for ~2 s on 10k accounts: proves the harness works (CI); no timing asserts
+# Requires: wrk (Debian package `wrk`), curl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BENCH_DIR="$(pwd)/bench"; export BENCH_DIR
+
+QUICK=0; ACCOUNTS=1000000; DURATION=20; THREADS=2; CONNS=64
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1; ACCOUNTS=10000; DURATION=2; shift ;;
+    --accounts) ACCOUNTS="$2"; shift 2 ;;
+    --duration) DURATION="$2"; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+command -v wrk >/dev/null || { echo "error: wrk is required (apt-get install wrk)" >&2; exit 1; }
+command -v curl >/dev/null || { echo "error: curl is required" >&2; exit 1; }
+
+cargo build --release --locked -q -p portrait -p portrait-bench
+BIN=target/release
+
+WORK="$(mktemp -d)"; PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+APP=1400000001; KEY=bench-secret-key; ADMIN=administrator
+cat > "$WORK/portrait.toml" <<TOML
+[server]
+listen = "127.0.0.1:0"
+data_dir = "$WORK/data"
+[log]
+filter = "warn"
+[[apps]]
+sdkappid = $APP
+key = "$KEY"
+admins = ["$ADMIN"]
+rate_limits = { enabled = false }
+[[apps.custom_fields]]
+name = "Tag_Profile_Custom_Hobby"
+type = "string"
+max_length = 100
+TOML
+
+# wait_line FILE PREFIX: prints the rest of the first line of FILE starting with PREFIX.
+wait_line() { for _ in $(seq 1 600); do l=$(grep -m1 "^$2" "$1" 2>/dev/null || true); [ -n "$l" ] && { echo "${l#"$2"}"; return; }; sleep 0.1; done; echo "timeout waiting for $2 in $1" >&2; exit 1; }
+
+$BIN/portrait serve --config "$WORK/portrait.toml" >"$WORK/portrait.log" 2>&1 & PIDS+=($!); PORTRAIT_PID=$!
+BASE=$(wait_line "$WORK/portrait.log" "portrait: listening on ")
+$BIN/portrait-bench trivial --listen 127.0.0.1:0 >"$WORK/trivial.log" 2>&1 & PIDS+=($!)
+TRIVIAL=$(wait_line "$WORK/trivial.log" "trivial: listening on ")
+
+SIG=$($BIN/portrait usersig --sdkappid $APP --key $KEY --user $ADMIN --expire 86400)
+Q="sdkappid=$APP&identifier=$ADMIN&usersig=$SIG&random=1&contenttype=json"
+
+LOAD_OUT=$($BIN/portrait-bench load --base "$BASE" --sdkappid $APP --key $KEY --accounts "$ACCOUNTS" --concurrency 8)
+LOAD_SECS=$(echo "$LOAD_OUT" | sed -n 's/.* in \([0-9.]*\) s/\1/p')
+
+# Sanity: each workload's request shape answers ErrorCode 0 (wrk only sees HTTP 200).
+check() { out=$(curl -s "$BASE/v4/profile/$1?$Q" -d "$2"); echo "$out" | grep -q '"ErrorCode":0' || { echo "sanity check failed for $1: $out" >&2; exit 1; }; }
+check portrait_get '{"To_Account":["u1"],"TagList":["Tag_Profile_IM_Nick","Tag_Profile_IM_Image","Tag_Profile_IM_Gender","Tag_Profile_IM_Level"]}'
+check portrait_set '{"From_Account":"u1","ProfileItem":[{"Tag":"Tag_Profile_IM_Nick","Value":"n"},{"Tag":"Tag_Profile_IM_Level","Value":1},{"Tag":"Tag_Profile_Custom_Hobby","Value":"h"}]}'
+
+WRK="wrk -t$THREADS -c$CONNS -d${DURATION}s --latency"
+run_wrk() { # run_wrk URL SCRIPT -> RESULT line
+  PATH_Q="$2" N="$ACCOUNTS" $WRK -s "$BENCH_DIR/$3" "$1" | grep '^RESULT' || { echo "wrk failed" >&2; exit 1; }
+}
+field() { echo "$1" | sed -n "s/.*$2=\([0-9.]*\).*/\1/p"; }
+
+R0=$(run_wrk "$TRIVIAL" "/" w1_get_one.lua)
+R1=$(run_wrk "$BASE" "/v4/profile/portrait_get?$Q" w1_get_one.lua)
+R2=$(run_wrk "$BASE" "/v4/profile/portrait_get?$Q" w2_get_batch.lua)
+R3=$(run_wrk "$BASE" "/v4/profile/portrait_set?$Q" w3_set.lua)
+
+for r in "$R1" "$R2" "$R3"; do
+  [ "$(field "$r" errors)" = "0" ] || echo "warning: wrk reported errors: $r" >&2
+done
+
+DB_BYTES=$(du -sb "$WORK/data" | cut -f1)
+RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$PORTRAIT_PID/status)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+T_RPS=$(field "$R0" rps); W1_RPS=$(field "$R1" rps); W2_RPS=$(field "$R2" rps); W3_RPS=$(field "$R3" rps)
+W2_PROFILES=$(awk -v r="$W2_RPS" 'BEGIN { printf "%.0f", r * 100 }')
+
+cat <<TABLE
+
+## Portrait benchmark — $(date -u +%Y-%m-%dT%H:%MZ)$( [ $QUICK = 1 ] && echo " (quick mode: harness check, figures not meaningful)")
+
+Machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'), $(free -g | awk '/Mem:/ {print $2}') GiB. Store: embedded SQLite.
+Load tool: \`$WRK\` (wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')), Lua scripts in bench/. Accounts loaded: $ACCOUNTS.
+
+| workload | measured | target | ratio to target |
+|---|---|---|---|
+| trivial fixed 321-byte response (baseline) | $T_RPS req/s, p99 $(field "$R0" p99_ms) ms | — | — |
+| W1 portrait_get 1 account × 4 tags | $W1_RPS req/s, p99 $(field "$R1" p99_ms) ms = $(ratio "$W1_RPS" "$T_RPS") of trivial | ≥ 0.60 of trivial | $(ratio "$(ratio "$W1_RPS" "$T_RPS")" 0.60) |
+| W2 portrait_get 100 accounts × 5 tags | $W2_PROFILES profiles/s ($W2_RPS req/s, p99 $(field "$R2" p99_ms) ms) | ≥ 1,000,000 profiles/s | $(ratio "$W2_PROFILES" 1000000) |
+| W3 portrait_set 3 tags, durable | $W3_RPS sets/s, p99 $(field "$R3" p99_ms) ms | ≥ 15,000/s, p99 ≤ 10 ms | $(ratio "$W3_RPS" 15000) |
+| W4 push latency / fan-out | not measured: realtime push is not built yet | p99 ≤ 5 ms; 10k subscribers ≤ 200 ms | — |
+| W5 import $ACCOUNTS accounts (Nick + FaceUrl via multiaccount_import, 100/call, 8 connections) | ${LOAD_SECS} s; $(awk -v b="$DB_BYTES" -v n="$ACCOUNTS" 'BEGIN { printf "%.0f", b / n }') bytes on disk per account (after W3); server RSS $((RSS_KB / 1024)) MiB | import ≤ 60 s (1M, 5 fields); ≤ 300 B/profile | $(ratio 60 "$LOAD_SECS") (time) |
+TABLE

@@ -1,0 +1,13 @@
+-- W1: portrait_get, 1 account x 4 tags, same valid admin UserSig on every request.
+-- env: PATH_Q (path with query), N (accounts loaded)
+dofile(os.getenv("BENCH_DIR") .. "/common.lua")
+local path = os.getenv("PATH_Q")
+local n = tonumber(os.getenv("N"))
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local counter = 0
+request = function()
+  counter = counter + 1
+  local body = '{"To_Account":["u' .. (counter * 7919 % n) .. '"],"TagList":["Tag_Profile_IM_Nick","Tag_Profile_IM_Image","Tag_Profile_IM_Gender","Tag_Profile_IM_Level"]}'
+  return wrk.format(nil, path, nil, body)
+end
