@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Runs Portrait's whole test suite. Idempotent set-up first: Tencent's official UserSig generators
 # (PyPI + npm `tls-sig-api-v2`, pinned) that the UserSig compatibility tests check against.
+# Ends with one totals line over every test binary ("total: N passed, N failed").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash crates/portrait-core/tests/official/install.sh
-cargo test --workspace --locked "$@"
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { p += $4; f += $6 } END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

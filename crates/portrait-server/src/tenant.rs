@@ -7,6 +7,7 @@ use std::sync::RwLock;
 
 use anyhow::Context;
 use portrait_core::schema::Schema;
+use portrait_core::usersig::VerifiedSig;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::ratelimit::AppLimits;
@@ -26,7 +27,14 @@ pub struct Tenant {
     pub limits: AppLimits,
     /// user → Unix second at or before which that user's UserSigs are revoked (by `kick`).
     kicks: RwLock<HashMap<String, u64>>,
+    /// UserSigs whose form and HMAC were already verified: usersig → its decoded fields. Clients
+    /// reuse one sig for many calls, so the zlib + JSON + HMAC work is done once per distinct sig;
+    /// expiry and kicks are still checked on every call. Bounded by [`SIG_CACHE_MAX`].
+    sigs: RwLock<HashMap<String, VerifiedSig>>,
 }
+
+/// Most verified UserSigs remembered per app; the cache is emptied when it is full.
+pub const SIG_CACHE_MAX: usize = 10_000;
 
 impl Tenant {
     /// Builds a tenant from config.
@@ -48,6 +56,7 @@ impl Tenant {
             schema,
             limits: AppLimits::new(&cfg.rate_limits),
             kicks: RwLock::new(HashMap::new()),
+            sigs: RwLock::new(HashMap::new()),
         })
     }
 
@@ -76,6 +85,24 @@ impl Tenant {
             .write()
             .expect("kick table lock")
             .insert(user, not_before);
+    }
+
+    /// The decoded fields of `usersig` if it was verified before.
+    pub fn cached_sig(&self, usersig: &str) -> Option<VerifiedSig> {
+        self.sigs
+            .read()
+            .expect("sig cache lock")
+            .get(usersig)
+            .cloned()
+    }
+
+    /// Remembers a verified `usersig`.
+    pub fn cache_sig(&self, usersig: &str, sig: VerifiedSig) {
+        let mut sigs = self.sigs.write().expect("sig cache lock");
+        if sigs.len() >= SIG_CACHE_MAX {
+            sigs.clear();
+        }
+        sigs.insert(usersig.to_owned(), sig);
     }
 
     /// Forgets a kick (the account was deleted).
