@@ -13,7 +13,7 @@ use portrait_core::wire::{
 use portrait_core::{ErrorCode, Identifier};
 use portrait_store::NewAccount;
 
-use crate::api::read_body;
+use crate::api::{parse_ids, read_body, spread};
 use crate::auth::{self, AdminCall};
 use crate::error::{parse_body, reply, ApiError, Empty, Family, Result};
 use crate::ratelimit::Api;
@@ -156,14 +156,14 @@ fn check_batch(n: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Splits a `[{UserID}]` list into valid identifiers (with their positions) and raw strings.
-fn user_ids(items: Vec<UserIdItem>) -> (Vec<String>, Vec<Option<Identifier>>) {
-    let raw: Vec<String> = items
+/// The raw UserIDs of a `[{UserID}]` list, after checking its size.
+fn batch_user_ids(items: Option<Vec<UserIdItem>>, field: &str) -> Result<Vec<String>> {
+    let items = items.ok_or_else(|| ApiError::BadRequest(format!("{field} is missing")))?;
+    check_batch(items.len(), "accounts")?;
+    Ok(items
         .into_iter()
         .map(|i| i.user_id.unwrap_or_default())
-        .collect();
-    let ids = raw.iter().map(|r| Identifier::parse(r).ok()).collect();
-    (raw, ids)
+        .collect())
 }
 
 /// Deletes up to 100 accounts and their profile data.
@@ -177,23 +177,17 @@ async fn account_delete(
 
 async fn delete(state: &AppState, q: Option<&str>, body: Body) -> Result<AccountResultResponse> {
     let (call, req) = begin::<AccountDeleteRequest>(state, q, body, Api::AccountDelete).await?;
-    let items = req
-        .delete_item
-        .ok_or_else(|| ApiError::BadRequest("DeleteItem is missing".into()))?;
-    check_batch(items.len(), "accounts")?;
-    let (raw, ids) = user_ids(items);
-    let valid: Vec<Identifier> = ids.iter().flatten().cloned().collect();
-    let mut existed = state
+    let raw = batch_user_ids(req.delete_item, "DeleteItem")?;
+    let (ids, valid) = parse_ids(&raw);
+    let existed = state
         .store()
         .delete_accounts(call.tenant.sdkappid, &valid, &call.identifier)
-        .await?
-        .into_iter();
+        .await?;
     let result_item = raw
         .into_iter()
-        .zip(ids)
-        .map(|(user_id, id)| {
-            let deleted = id.is_some() && existed.next().unwrap_or(false);
-            if deleted {
+        .zip(spread(&ids, existed))
+        .map(|(user_id, existed)| {
+            if existed == Some(true) {
                 call.tenant.clear_kick(&user_id);
                 AccountResultItem {
                     user_id,
@@ -225,28 +219,27 @@ async fn account_check(
 
 async fn check(state: &AppState, q: Option<&str>, body: Body) -> Result<AccountResultResponse> {
     let (call, req) = begin::<AccountCheckRequest>(state, q, body, Api::AccountCheck).await?;
-    let items = req
-        .check_item
-        .ok_or_else(|| ApiError::BadRequest("CheckItem is missing".into()))?;
-    check_batch(items.len(), "accounts")?;
-    let (raw, ids) = user_ids(items);
-    let valid: Vec<Identifier> = ids.iter().flatten().cloned().collect();
-    let mut exists = state
+    let raw = batch_user_ids(req.check_item, "CheckItem")?;
+    let (ids, valid) = parse_ids(&raw);
+    let exists = state
         .store()
         .accounts_exist(call.tenant.sdkappid, &valid)
-        .await?
-        .into_iter();
+        .await?;
     let result_item = raw
         .into_iter()
-        .zip(ids)
-        .map(|(user_id, id)| {
-            let imported = id.is_some() && exists.next().unwrap_or(false);
-            AccountResultItem {
-                user_id,
-                result_code: ErrorCode::OK,
-                result_info: String::new(),
-                account_status: Some(if imported { "Imported" } else { "NotImported" }.into()),
-            }
+        .zip(spread(&ids, exists))
+        .map(|(user_id, imported)| AccountResultItem {
+            user_id,
+            result_code: ErrorCode::OK,
+            result_info: String::new(),
+            account_status: Some(
+                if imported == Some(true) {
+                    "Imported"
+                } else {
+                    "NotImported"
+                }
+                .into(),
+            ),
         })
         .collect();
     Ok(AccountResultResponse { result_item })

@@ -11,7 +11,7 @@ use portrait_core::wire::{
 };
 use portrait_core::{ErrorCode, Identifier, Tag};
 
-use crate::api::read_body;
+use crate::api::{parse_ids, read_body, spread};
 use crate::auth;
 use crate::error::{parse_body, reply, ApiError, Empty, Family, Result};
 use crate::ratelimit::Api;
@@ -97,25 +97,17 @@ async fn get(state: &AppState, q: Option<&str>, body: Body) -> Result<PortraitGe
         .iter()
         .map(|t| call.tenant.schema.resolve_readable(t, Actor::Admin))
         .collect::<Result<Vec<_>, _>>()?;
-    // Accounts that are not valid UserIDs cannot exist: answered per user, like unknown ones.
-    let ids: Vec<Option<Identifier>> = accounts.iter().map(|a| Identifier::parse(a).ok()).collect();
-    let valid: Vec<Identifier> = ids.iter().flatten().cloned().collect();
-    let mut found = state
+    let (ids, valid) = parse_ids(&accounts);
+    let found = state
         .store()
         .get_profiles(call.tenant.sdkappid, &valid)
-        .await?
-        .into_iter();
+        .await?;
     let mut resp = PortraitGetResponse {
         user_profile_item: Vec::with_capacity(accounts.len()),
         fail_account: Vec::new(),
     };
-    for (account, id) in accounts.into_iter().zip(ids) {
-        let profile = if id.is_some() {
-            found.next().flatten()
-        } else {
-            None
-        };
-        let Some(profile) = profile else {
+    for (account, profile) in accounts.into_iter().zip(spread(&ids, found)) {
+        let Some(profile) = profile.flatten() else {
             resp.fail_account.push(account.clone());
             resp.user_profile_item.push(UserProfileItem {
                 to_account: account,
