@@ -32,6 +32,8 @@ cat > "$WORK/portrait.toml" <<TOML
 [server]
 listen = "127.0.0.1:0"
 data_dir = "$WORK/data"
+[store]
+cache_entries = 1200000
 [log]
 filter = "warn"
 [[apps]]

@@ -77,9 +77,15 @@ pub async fn run(
     std::fs::create_dir_all(&settings.server.data_dir)
         .with_context(|| format!("creating data dir {}", settings.server.data_dir.display()))?;
     let url = settings.store_url();
-    let store = portrait_store::open(&url)
+    let mut store = portrait_store::open(&url)
         .await
         .with_context(|| format!("opening store {}", redact(&url)))?;
+    if settings.store.cache_entries > 0 {
+        store = std::sync::Arc::new(portrait_store::cache::CachedStore::new(
+            store,
+            settings.store.cache_entries,
+        ));
+    }
     let state = AppState::from_settings(store.clone(), &settings).await?;
     let listener = TcpListener::bind(settings.server.listen)
         .await

@@ -65,11 +65,22 @@ impl Default for ServerSettings {
 }
 
 /// `[store]`.
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
     /// `sqlite://PATH`; empty ⇒ `sqlite://<data_dir>/portrait.db`.
     pub url: String,
+    /// Accounts kept in the in-memory read cache; 0 turns the cache off.
+    pub cache_entries: usize,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            cache_entries: 200_000,
+        }
+    }
 }
 
 /// `[log]`.

@@ -2,6 +2,7 @@
 //!
 //! * [`sqlite`]: the embedded default (`sqlite://<data_dir>/portrait.db`), WAL + `synchronous=FULL`
 //!   so that an acknowledged write survives `kill -9` and power loss.
+//! * [`cache`]: [`cache::CachedStore`], an in-memory read cache in front of any backend.
 //! * `testkit` (feature `testkit`): the conformance suite every backend must pass.
 //!
 //! Every write bumps the app's version and appends to the change log in the *same transaction*
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 
+pub mod cache;
 pub mod sqlite;
 #[cfg(feature = "testkit")]
 pub mod testkit;

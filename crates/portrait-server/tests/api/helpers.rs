@@ -104,6 +104,8 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(apps: Vec<AppConfig>) -> TestApp {
     init_tracing();
     let (store, dir) = portrait_store::testkit::fresh_store_from_env().await;
+    // The production shape: the read cache in front of the backend.
+    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));
     let state = AppState::new(store.clone(), &apps, 1 << 20)
         .await
         .expect("state");

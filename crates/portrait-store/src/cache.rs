@@ -1,0 +1,239 @@
+//! A read cache in front of any [`Store`]: [`CachedStore`].
+//!
+//! Reads (`get_profiles`, `accounts_exist`) are answered from memory when possible, so a hot
+//! read never waits for the database. Absent accounts are cached too. Everything else passes
+//! straight through.
+//!
+//! **Correctness on one node.** Every write goes through this wrapper; after the inner store has
+//! returned, the keys it touched are invalidated. A read that missed loads from the database and
+//! may race with a write of the same key; to never keep a stale value, each key belongs to one of
+//! [`SHARDS`] shards with a write epoch. A reader notes the shard's epoch before loading and
+//! inserts only if it is unchanged afterwards; it re-checks after inserting and removes its entry
+//! if a write slipped in between (a writer bumps the epoch *before* invalidating). So after a write
+//! is acknowledged, every later read on this node sees it.
+//!
+//! Several nodes sharing one database need cross-node invalidation (the scale-out work); until
+//! then, run the cache only on single-node deployments (`store.cache_entries = 0` turns it off).
+//!
+//! **Shape.** [`SHARDS`] `RwLock<HashMap>`s, each holding at most `max_entries / SHARDS` entries;
+//! a full shard drops an eighth of its entries (arbitrary ones) before inserting. The epoch check
+//! must happen under the same lock as the insert, which a plain locked map makes easy to see;
+//! it also keeps the store crate free of a cache dependency.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use portrait_core::{Identifier, ProfileValue, Tag};
+
+use crate::{AppId, Change, NewAccount, Profile, Result, Store};
+
+/// Number of shards (each with its own lock and write epoch).
+pub const SHARDS: usize = 64;
+
+type Key = (AppId, String);
+/// `None` caches "account does not exist".
+type Entry = Option<Arc<Profile>>;
+
+struct Shard {
+    map: RwLock<HashMap<Key, Entry>>,
+    /// Bumped by every write to a key of this shard, before the key is invalidated.
+    epoch: AtomicU64,
+}
+
+/// A [`Store`] with an in-memory read cache. See the module docs for the guarantee.
+pub struct CachedStore {
+    inner: Arc<dyn Store>,
+    shards: Box<[Shard]>,
+    per_shard: usize,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl CachedStore {
+    /// Wraps `inner` with a cache of at most `max_entries` accounts.
+    pub fn new(inner: Arc<dyn Store>, max_entries: usize) -> Self {
+        Self {
+            inner,
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    map: RwLock::new(HashMap::new()),
+                    epoch: AtomicU64::new(0),
+                })
+                .collect(),
+            per_shard: max_entries.div_ceil(SHARDS).max(1),
+            hasher: Default::default(),
+        }
+    }
+
+    fn shard(&self, app: AppId, user: &str) -> &Shard {
+        let mut h = self.hasher.build_hasher();
+        (app, user).hash(&mut h);
+        &self.shards[(h.finish() as usize) % SHARDS]
+    }
+
+    fn get(&self, app: AppId, user: &str) -> Option<Entry> {
+        let shard = self.shard(app, user);
+        let map = shard.map.read().expect("cache shard lock");
+        map.get(&(app, user.to_owned())).cloned()
+    }
+
+    /// Invalidates `users` after a write: bump each shard's epoch, then drop the entries.
+    fn invalidate<'a>(&self, app: AppId, users: impl IntoIterator<Item = &'a str>) {
+        for user in users {
+            let shard = self.shard(app, user);
+            shard.epoch.fetch_add(1, Ordering::SeqCst);
+            shard
+                .map
+                .write()
+                .expect("cache shard lock")
+                .remove(&(app, user.to_owned()));
+        }
+    }
+
+    /// Inserts `value` for `user` unless a write to its shard happened since `epoch` was read.
+    fn insert_if_unchanged(&self, app: AppId, user: &str, epoch: u64, value: Entry) {
+        let shard = self.shard(app, user);
+        let mut map = shard.map.write().expect("cache shard lock");
+        // Checked under the shard's lock; a writer bumps the epoch before taking the same lock to
+        // invalidate, so either we see its bump here or it removes our entry afterwards.
+        if shard.epoch.load(Ordering::SeqCst) != epoch {
+            return;
+        }
+        if map.len() >= self.per_shard {
+            let drop: Vec<Key> = map
+                .keys()
+                .take((self.per_shard / 8).max(1))
+                .cloned()
+                .collect();
+            for k in drop {
+                map.remove(&k);
+            }
+        }
+        map.insert((app, user.to_owned()), value);
+    }
+
+    /// Loads `users` (all cache misses) from the inner store and caches what is safe to cache.
+    async fn load(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Entry>> {
+        let before: Vec<u64> = users
+            .iter()
+            .map(|u| self.shard(app, u.as_str()).epoch.load(Ordering::SeqCst))
+            .collect();
+        let loaded = self.inner.get_profiles(app, users).await?;
+        let mut out = Vec::with_capacity(users.len());
+        for ((user, epoch), profile) in users.iter().zip(before).zip(loaded) {
+            let value = profile.map(Arc::new);
+            self.insert_if_unchanged(app, user.as_str(), epoch, value.clone());
+            out.push(value);
+        }
+        Ok(out)
+    }
+
+    /// Cached or loaded profiles for `users`, in order.
+    async fn lookup(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Entry>> {
+        let mut out: Vec<Option<Entry>> = Vec::with_capacity(users.len());
+        let mut misses = Vec::new();
+        for user in users {
+            let hit = self.get(app, user.as_str());
+            if hit.is_none() {
+                misses.push(user.clone());
+            }
+            out.push(hit);
+        }
+        if !misses.is_empty() {
+            let mut loaded: BTreeMap<String, Entry> = BTreeMap::new();
+            for (user, p) in misses.iter().zip(self.load(app, &misses).await?) {
+                loaded.insert(user.as_str().to_owned(), p);
+            }
+            for (slot, user) in out.iter_mut().zip(users) {
+                if slot.is_none() {
+                    *slot = Some(loaded.get(user.as_str()).cloned().flatten());
+                }
+            }
+        }
+        Ok(out.into_iter().map(Option::flatten).collect())
+    }
+}
+
+#[async_trait]
+impl Store for CachedStore {
+    async fn import_accounts(
+        &self,
+        app: AppId,
+        accounts: &[NewAccount],
+        operator: &str,
+    ) -> Result<()> {
+        let r = self.inner.import_accounts(app, accounts, operator).await;
+        self.invalidate(app, accounts.iter().map(|a| a.user.as_str()));
+        r
+    }
+
+    async fn delete_accounts(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+        operator: &str,
+    ) -> Result<Vec<bool>> {
+        let r = self.inner.delete_accounts(app, users, operator).await;
+        self.invalidate(app, users.iter().map(Identifier::as_str));
+        r
+    }
+
+    async fn accounts_exist(&self, app: AppId, users: &[Identifier]) -> Result<Vec<bool>> {
+        Ok(self
+            .lookup(app, users)
+            .await?
+            .iter()
+            .map(Option::is_some)
+            .collect())
+    }
+
+    async fn kick(&self, app: AppId, user: &Identifier, not_before: u64) -> Result<bool> {
+        self.inner.kick(app, user, not_before).await
+    }
+
+    async fn kicks(&self, app: AppId) -> Result<Vec<(String, u64)>> {
+        self.inner.kicks(app).await
+    }
+
+    async fn set_profile(
+        &self,
+        app: AppId,
+        user: &Identifier,
+        items: &[(Tag, ProfileValue)],
+        operator: &str,
+    ) -> Result<u64> {
+        let r = self.inner.set_profile(app, user, items, operator).await;
+        self.invalidate(app, [user.as_str()]);
+        r
+    }
+
+    async fn get_profiles(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Option<Profile>>> {
+        Ok(self
+            .lookup(app, users)
+            .await?
+            .into_iter()
+            .map(|p| p.map(|p| Profile::clone(&p)))
+            .collect())
+    }
+
+    async fn changes_since(&self, app: AppId, since: u64, limit: usize) -> Result<Vec<Change>> {
+        self.inner.changes_since(app, since, limit).await
+    }
+
+    async fn current_version(&self, app: AppId) -> Result<u64> {
+        self.inner.current_version(app).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+
+    async fn close(&self) {
+        for shard in self.shards.iter() {
+            shard.map.write().expect("cache shard lock").clear();
+        }
+        self.inner.close().await;
+    }
+}
