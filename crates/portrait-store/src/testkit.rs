@@ -7,7 +7,7 @@
 //! [`fresh_store_from_env`] picks the backend from `PORTRAIT_TEST_STORE` (`sqlite`, the default,
 //! or `postgres`), for the server's integration tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -77,6 +77,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     kick_records_revocation_and_kicks_lists_kicked_accounts(s).await;
     apps_are_isolated(s).await;
     concurrent_writes_get_unique_versions_and_lose_no_changes(store.clone()).await;
+    concurrent_sets_on_missing_accounts_fail_alone_and_the_others_commit(store.clone()).await;
     unicode_and_long_strings_round_trip(s).await;
     integers_up_to_u64_max_round_trip(s).await;
 }
@@ -1015,6 +1016,144 @@ async fn concurrent_writes_get_unique_versions_and_lose_no_changes(store: Arc<dy
             fields_of(&*store, APP, user).await["Tag_Profile_Custom_N"],
             ProfileValue::Int(i),
             "{user}: the last version wins"
+        );
+    }
+}
+
+async fn concurrent_sets_on_missing_accounts_fail_alone_and_the_others_commit(
+    store: Arc<dyn Store>,
+) {
+    const APP: AppId = 1_400_000_019;
+    const USERS: u64 = 7;
+    const WRITES: u64 = 150;
+    let accounts: Vec<NewAccount> = (0..USERS)
+        .map(|u| new(&format!("p{u}"), None, None))
+        .collect();
+    store.import_accounts(APP, &accounts, ADMIN).await.unwrap();
+    let base = USERS;
+
+    // Every third write targets a missing account; all start at once, so that writes to missing
+    // and existing accounts (and several to the same account) meet in the same batches.
+    let missing = |i: u64| i % 3 == 1;
+    let start = Arc::new(tokio::sync::Barrier::new(WRITES as usize));
+    let mut tasks = Vec::new();
+    for i in 0..WRITES {
+        let (store, start) = (store.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            let user = if missing(i) {
+                format!("missing{i}")
+            } else {
+                format!("p{}", i % USERS)
+            };
+            // A field of its own per write (so a lost read-modify-write shows) and a shared one.
+            let items = [
+                (custom(&format!("W{i}")), ProfileValue::Int(i)),
+                (custom("Last"), ProfileValue::Int(i)),
+            ];
+            start.wait().await;
+            let result = store.set_profile(APP, &id(&user), &items, &user).await;
+            (i, user, result)
+        }));
+    }
+    let mut ok: Vec<(u64, u64, String)> = Vec::new(); // (version, i, user)
+    for t in tasks {
+        let (i, user, result) = t.await.expect("task");
+        match result {
+            Ok(v) => {
+                assert!(!missing(i), "write {i} to missing {user} answered Ok({v})");
+                ok.push((v, i, user));
+            }
+            Err(StoreError::NotFound) => {
+                assert!(missing(i), "write {i} to existing {user} answered NotFound");
+            }
+            Err(e) => panic!("write {i} to {user}: unexpected error {e:?}"),
+        }
+    }
+    ok.sort();
+    let n = ok.len() as u64;
+    assert_eq!(n, (0..WRITES).filter(|i| !missing(*i)).count() as u64);
+    assert_eq!(
+        ok.iter().map(|w| w.0).collect::<Vec<_>>(),
+        (base + 1..=base + n).collect::<Vec<_>>(),
+        "the successful writes got versions {}..={} with no gaps: failed writes take none",
+        base + 1,
+        base + n
+    );
+    assert_eq!(store.current_version(APP).await.unwrap(), base + n);
+
+    let changes = all_changes(store.as_ref(), APP).await;
+    assert_eq!(
+        changes.iter().map(|c| c.version).collect::<Vec<_>>(),
+        (1..=base + n).collect::<Vec<_>>(),
+        "the change log is contiguous from 1"
+    );
+    let sets = &changes[base as usize..];
+    assert_eq!(
+        sets.len() as u64,
+        n,
+        "exactly one change per successful set"
+    );
+    for (c, (v, i, user)) in sets.iter().zip(&ok) {
+        assert_eq!(
+            (c.version, c.user.as_str(), c.kind, c.operator.as_str()),
+            (*v, user.as_str(), ChangeKind::Set, user.as_str())
+        );
+        assert_eq!(
+            c.items,
+            vec![
+                item(&format!("Tag_Profile_Custom_W{i}"), ProfileValue::Int(*i)),
+                item("Tag_Profile_Custom_Last", ProfileValue::Int(*i)),
+            ],
+            "version {v} records its own write"
+        );
+    }
+
+    let ghosts: Vec<Identifier> = (0..WRITES)
+        .filter(|i| missing(*i))
+        .map(|i| id(&format!("missing{i}")))
+        .collect();
+    assert!(
+        store
+            .accounts_exist(APP, &ghosts)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| !e),
+        "a failed set creates no account"
+    );
+    for u in 0..USERS {
+        let user = format!("p{u}");
+        let mine: Vec<&(u64, u64, String)> = ok.iter().filter(|w| w.2 == user).collect();
+        let profile = store
+            .get_profiles(APP, &[id(&user)])
+            .await
+            .unwrap()
+            .pop()
+            .flatten()
+            .unwrap_or_else(|| panic!("{user} should exist"));
+        let own: BTreeSet<String> = mine
+            .iter()
+            .map(|w| format!("Tag_Profile_Custom_W{}", w.1))
+            .collect();
+        let got: BTreeSet<String> = profile
+            .fields
+            .keys()
+            .filter(|k| k.starts_with("Tag_Profile_Custom_W"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            got, own,
+            "{user}: every write to it is kept (each saw the ones before it)"
+        );
+        let last = mine.last().expect("every existing account was written");
+        assert_eq!(
+            profile.fields["Tag_Profile_Custom_Last"],
+            ProfileValue::Int(last.1),
+            "{user}: the write with the highest version wins"
+        );
+        assert_eq!(
+            profile.version, last.0,
+            "{user}: version of its last change"
         );
     }
 }
