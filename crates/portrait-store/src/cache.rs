@@ -21,7 +21,7 @@
 //! it also keeps the store crate free of a cache dependency.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -68,9 +68,7 @@ impl CachedStore {
     }
 
     fn shard(&self, app: AppId, user: &str) -> &Shard {
-        let mut h = self.hasher.build_hasher();
-        (app, user).hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one((app, user)) as usize) % SHARDS]
     }
 
     fn get(&self, app: AppId, user: &str) -> Option<Entry> {
