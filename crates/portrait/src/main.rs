@@ -88,9 +88,7 @@ fn main() -> anyhow::Result<()> {
             expire,
         } => {
             portrait_core::Identifier::parse(&user).context("--user")?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_secs();
+            let now = portrait_server::auth::now_secs();
             println!(
                 "{}",
                 portrait_core::usersig::mint(sdkappid, &key, &user, now, expire)
