@@ -195,14 +195,18 @@ impl Store for CachedStore {
         self.inner.kicks(app).await
     }
 
-    async fn set_profile(
+    async fn set_profile_expecting(
         &self,
         app: AppId,
         user: &Identifier,
         items: &[(Tag, ProfileValue)],
         operator: &str,
+        expected: Option<u64>,
     ) -> Result<u64> {
-        let r = self.inner.set_profile(app, user, items, operator).await;
+        let r = self
+            .inner
+            .set_profile_expecting(app, user, items, operator, expected)
+            .await;
         self.invalidate(app, [user.as_str()]);
         r
     }
@@ -222,6 +226,14 @@ impl Store for CachedStore {
 
     async fn current_version(&self, app: AppId) -> Result<u64> {
         self.inner.current_version(app).await
+    }
+
+    async fn cursor(&self, app: AppId, name: &str) -> Result<Option<u64>> {
+        self.inner.cursor(app, name).await
+    }
+
+    async fn set_cursor(&self, app: AppId, name: &str, version: u64) -> Result<()> {
+        self.inner.set_cursor(app, name, version).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -42,6 +42,13 @@ pub enum StoreError {
         /// What conflicted.
         what: String,
     },
+    /// `set_profile` with an expected version that is not the account's current one (another
+    /// write got there first); nothing is written.
+    #[error("the profile is at version {current}, not the expected one")]
+    VersionConflict {
+        /// The account's current version.
+        current: u64,
+    },
     /// The database cannot be reached or failed.
     #[error("storage unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -202,6 +209,24 @@ pub trait Store: Send + Sync + 'static {
         user: &Identifier,
         items: &[(Tag, ProfileValue)],
         operator: &str,
+    ) -> Result<u64> {
+        self.set_profile_expecting(app, user, items, operator, None)
+            .await
+    }
+
+    /// [`Store::set_profile`], but only if the account's current version is `expected` (when
+    /// given): the compare-and-set that keeps two devices from overwriting each other's changes.
+    ///
+    /// # Errors
+    /// [`StoreError::VersionConflict`] with the current version if it is not `expected`;
+    /// [`StoreError::NotFound`] if the account does not exist; nothing is written on error.
+    async fn set_profile_expecting(
+        &self,
+        app: AppId,
+        user: &Identifier,
+        items: &[(Tag, ProfileValue)],
+        operator: &str,
+        expected: Option<u64>,
     ) -> Result<u64>;
 
     /// Reads whole profiles, in request order; `None` for accounts that do not exist. Duplicates
@@ -222,6 +247,19 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// Storage failures.
     async fn current_version(&self, app: AppId) -> Result<u64>;
+
+    /// A named position in the app's change log (e.g. how far webhooks have been delivered);
+    /// `None` if it was never set.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn cursor(&self, app: AppId, name: &str) -> Result<Option<u64>>;
+
+    /// Stores a named position (see [`Store::cursor`]), durably.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn set_cursor(&self, app: AppId, name: &str, version: u64) -> Result<()>;
 
     /// Cheap liveness check of the backend (for health endpoints).
     ///

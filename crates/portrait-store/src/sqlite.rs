@@ -444,6 +444,7 @@ enum OtherJob {
     Import(ImportJob, Reply<()>),
     Delete(DeleteJob, Reply<Vec<bool>>),
     Kick(KickJob, Reply<bool>),
+    Cursor(CursorJob, Reply<()>),
 }
 
 struct SetJob {
@@ -454,6 +455,8 @@ struct SetJob {
     /// The change-log `items` column, encoded by the caller (off the writer task).
     change_items: String,
     operator: String,
+    /// Written only if the account's version is this one.
+    expected: Option<u64>,
 }
 
 struct ImportJob {
@@ -468,6 +471,12 @@ struct DeleteJob {
     operator: String,
 }
 
+struct CursorJob {
+    app: AppId,
+    name: String,
+    version: i64,
+}
+
 struct KickJob {
     app: AppId,
     user: String,
@@ -479,9 +488,10 @@ impl Job {
     fn failed(self, err: StoreError) -> Answer {
         match self {
             Job::Set(_, reply) => Answer::Set(reply, Err(err)),
-            Job::Other(OtherJob::Import(_, reply)) => Answer::Import(reply, Err(err)),
+            Job::Other(OtherJob::Import(_, reply)) => Answer::Unit(reply, Err(err)),
             Job::Other(OtherJob::Delete(_, reply)) => Answer::Delete(reply, Err(err)),
             Job::Other(OtherJob::Kick(_, reply)) => Answer::Kick(reply, Err(err)),
+            Job::Other(OtherJob::Cursor(_, reply)) => Answer::Unit(reply, Err(err)),
         }
     }
 
@@ -494,7 +504,7 @@ impl Job {
 /// A job that has run, with its result, waiting for the batch's `COMMIT`.
 enum Answer {
     Set(Reply<u64>, Result<u64>),
-    Import(Reply<()>, Result<()>),
+    Unit(Reply<()>, Result<()>),
     Delete(Reply<Vec<bool>>, Result<Vec<bool>>),
     Kick(Reply<bool>, Result<bool>),
 }
@@ -503,7 +513,7 @@ impl Answer {
     fn is_ok(&self) -> bool {
         match self {
             Answer::Set(_, r) => r.is_ok(),
-            Answer::Import(_, r) => r.is_ok(),
+            Answer::Unit(_, r) => r.is_ok(),
             Answer::Delete(_, r) => r.is_ok(),
             Answer::Kick(_, r) => r.is_ok(),
         }
@@ -513,7 +523,7 @@ impl Answer {
     fn send(self) {
         match self {
             Answer::Set(reply, r) => drop(reply.send(r)),
-            Answer::Import(reply, r) => drop(reply.send(r)),
+            Answer::Unit(reply, r) => drop(reply.send(r)),
             Answer::Delete(reply, r) => drop(reply.send(r)),
             Answer::Kick(reply, r) => drop(reply.send(r)),
         }
@@ -523,7 +533,7 @@ impl Answer {
     fn fail(self, err: StoreError) {
         match self {
             Answer::Set(reply, _) => drop(reply.send(Err(err))),
-            Answer::Import(reply, _) => drop(reply.send(Err(err))),
+            Answer::Unit(reply, _) => drop(reply.send(Err(err))),
             Answer::Delete(reply, _) => drop(reply.send(Err(err))),
             Answer::Kick(reply, _) => drop(reply.send(Err(err))),
         }
@@ -785,12 +795,13 @@ async fn run_in_savepoint(
     }
     let answer = match job {
         OtherJob::Import(job, reply) => {
-            Answer::Import(reply, apply_import(conn, versions, &job, at_ms).await)
+            Answer::Unit(reply, apply_import(conn, versions, &job, at_ms).await)
         }
         OtherJob::Delete(job, reply) => {
             Answer::Delete(reply, apply_delete(conn, versions, &job, at_ms).await)
         }
         OtherJob::Kick(job, reply) => Answer::Kick(reply, apply_kick(conn, &job).await),
+        OtherJob::Cursor(job, reply) => Answer::Unit(reply, apply_cursor(conn, &job).await),
     };
     let end = if answer.is_ok() {
         versions.keep();
@@ -943,7 +954,9 @@ async fn stage_sets(
     let mut changes: Vec<(i64, i64, &str, &str, &str)> = Vec::with_capacity(sets.len());
     for (job, _) in sets {
         let merged = match profiles.get(job.app, &job.user) {
-            Some(Some(stored)) => merge_items(stored, job),
+            Some(Some((stored, current))) => {
+                check_expected(job, current).and_then(|()| merge_items(stored, job))
+            }
             Some(None) => Err(StoreError::NotFound),
             None => Err(StoreError::Corrupt(format!(
                 "the profile of {:?} was not read",
@@ -1001,7 +1014,9 @@ async fn run_set(
         return (Err(e), Ok(()));
     }
     let profile = match profiles.get(job.app, &job.user) {
-        Some(Some(stored)) => merge_items(stored, &job),
+        Some(Some((stored, current))) => {
+            check_expected(&job, current).and_then(|()| merge_items(stored, &job))
+        }
         _ => Err(StoreError::NotFound),
     };
     let profile = match profile {
@@ -1047,6 +1062,14 @@ async fn run_set(
     }
 }
 
+/// A job with an expected version fails unless the account is at that version.
+fn check_expected(job: &SetJob, current: u64) -> Result<()> {
+    match job.expected {
+        Some(expected) if expected != current => Err(StoreError::VersionConflict { current }),
+        _ => Ok(()),
+    }
+}
+
 /// The stored profile `stored` (JSON, short tags) with the job's items written in order.
 fn merge_items(stored: &str, job: &SetJob) -> Result<String> {
     // Merged in the stored (short-tag) form: no renaming of the fields already there.
@@ -1070,7 +1093,16 @@ fn merge_items(stored: &str, job: &SetJob) -> Result<String> {
 /// set jobs run, so any other job clears it, and so does a rollback of set jobs.
 #[derive(Default)]
 struct Profiles {
-    apps: HashMap<AppId, HashMap<String, Option<(String, u64)>>>,
+    apps: HashMap<AppId, HashMap<String, Option<Known>>>,
+}
+
+/// An account's profile as the running batch sees it.
+struct Known {
+    profile: String,
+    /// Its current version (stored, or given by a job of the batch).
+    version: u64,
+    /// Whether a job of the batch wrote it.
+    written: bool,
 }
 
 impl Profiles {
@@ -1078,16 +1110,16 @@ impl Profiles {
         self.apps.clear();
     }
 
-    /// `None` if unknown, `Some(None)` if known to be missing.
-    fn get(&self, app: AppId, user: &str) -> Option<Option<&str>> {
+    /// `None` if unknown, `Some(None)` if known to be missing; else the profile and its version.
+    fn get(&self, app: AppId, user: &str) -> Option<Option<(&str, u64)>> {
         let known = self.apps.get(&app)?.get(user)?;
-        Some(known.as_ref().map(|(profile, _)| profile.as_str()))
+        Some(known.as_ref().map(|k| (k.profile.as_str(), k.version)))
     }
 
     /// The profile and version a job of the batch wrote.
     fn written(&self, app: AppId, user: &str) -> Option<(&str, u64)> {
         match self.apps.get(&app)?.get(user)? {
-            Some((profile, version)) if *version > 0 => Some((profile, *version)),
+            Some(k) if k.written => Some((k.profile.as_str(), k.version)),
             _ => None,
         }
     }
@@ -1095,10 +1127,15 @@ impl Profiles {
     /// Records the profile a job has just written (or staged).
     fn put(&mut self, app: AppId, user: &str, profile: String, version: u64) {
         let known = self.apps.entry(app).or_default();
+        let k = Some(Known {
+            profile,
+            version,
+            written: true,
+        });
         match known.get_mut(user) {
-            Some(slot) => *slot = Some((profile, version)),
+            Some(slot) => *slot = k,
             None => {
-                known.insert(user.to_owned(), Some((profile, version)));
+                known.insert(user.to_owned(), k);
             }
         }
     }
@@ -1124,21 +1161,28 @@ impl Profiles {
             let ids_json = serde_json::to_string(&ids)
                 .map_err(|e| StoreError::Corrupt(format!("cannot encode user ids: {e}")))?;
             let found: String = sqlx::query_scalar(
-                "select json_group_array(json_array(user_id, profile)) from accounts \
+                "select json_group_array(json_array(user_id, profile, version)) from accounts \
                  where app_id = ?1 and user_id in (select value from json_each(?2))",
             )
             .bind(app_key(app))
             .bind(ids_json)
             .fetch_one(&mut *conn)
             .await?;
-            let rows: Vec<(String, String)> = serde_json::from_str(&found)
+            let rows: Vec<(String, String, u64)> = serde_json::from_str(&found)
                 .map_err(|e| StoreError::Corrupt(format!("profiles of app {app}: {e}")))?;
             let known = self.apps.entry(app).or_default();
             for id in ids {
                 known.insert(id.to_owned(), None);
             }
-            for (user, profile) in rows {
-                known.insert(user, Some((profile, 0)));
+            for (user, profile, version) in rows {
+                known.insert(
+                    user,
+                    Some(Known {
+                        profile,
+                        version,
+                        written: false,
+                    }),
+                );
             }
         }
         Ok(())
@@ -1353,6 +1397,19 @@ async fn apply_kick(conn: &mut SqliteConnection, job: &KickJob) -> Result<bool> 
     Ok(done.rows_affected() > 0)
 }
 
+async fn apply_cursor(conn: &mut SqliteConnection, job: &CursorJob) -> Result<()> {
+    sqlx::query(
+        "insert into cursors (app_id, name, version) values (?1, ?2, ?3) \
+         on conflict (app_id, name) do update set version = excluded.version",
+    )
+    .bind(app_key(job.app))
+    .bind(job.name.as_str())
+    .bind(job.version)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 // ---- the Store --------------------------------------------------------------------------------
 
 #[async_trait]
@@ -1437,14 +1494,16 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(app = app, items = items.len()))]
-    async fn set_profile(
+    async fn set_profile_expecting(
         &self,
         app: AppId,
         user: &Identifier,
         items: &[(Tag, ProfileValue)],
         operator: &str,
+        expected: Option<u64>,
     ) -> Result<u64> {
         let job = SetJob {
+            expected,
             app,
             user: user.as_str().to_owned(),
             change_items: encode_items(items.iter().map(|(t, v)| (t.name(), v)))?,
@@ -1507,6 +1566,28 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.reader)
                 .await?;
         version.map_or(Ok(0), |v| unsigned(v, "an app version"))
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app, name = name))]
+    async fn cursor(&self, app: AppId, name: &str) -> Result<Option<u64>> {
+        let version: Option<i64> =
+            sqlx::query_scalar("select version from cursors where app_id = ? and name = ?")
+                .bind(app_key(app))
+                .bind(name)
+                .fetch_optional(&self.reader)
+                .await?;
+        version.map(|v| unsigned(v, "a cursor")).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app, name = name, version = version))]
+    async fn set_cursor(&self, app: AppId, name: &str, version: u64) -> Result<()> {
+        let job = CursorJob {
+            app,
+            name: name.to_owned(),
+            version: version_key(version)?,
+        };
+        self.submit(|reply| Job::Other(OtherJob::Cursor(job, reply)))
+            .await
     }
 
     #[tracing::instrument(skip_all)]

@@ -80,6 +80,9 @@ pub async fn run_all(store: Arc<dyn Store>) {
     concurrent_sets_on_missing_accounts_fail_alone_and_the_others_commit(store.clone()).await;
     unicode_and_long_strings_round_trip(s).await;
     integers_up_to_u64_max_round_trip(s).await;
+    expected_version_guards_against_lost_updates(s).await;
+    concurrent_compare_and_set_lets_exactly_one_writer_win(store.clone()).await;
+    cursors_are_per_app_and_name_and_overwrite(s).await;
 }
 
 // ---- helpers ----------------------------------------------------------------------------------
@@ -1255,4 +1258,104 @@ async fn integers_up_to_u64_max_round_trip(store: &dyn Store) {
     );
     assert_eq!(store.current_version(APP).await.unwrap(), 2);
     assert_eq!(store.current_version(OTHER).await.unwrap(), 1);
+}
+
+async fn expected_version_guards_against_lost_updates(store: &dyn Store) {
+    const APP: AppId = 1_400_000_301;
+    store
+        .import_accounts(APP, &[new("cas", Some("v1"), None)], ADMIN)
+        .await
+        .unwrap();
+    let v1 = store.get_profiles(APP, &[id("cas")]).await.unwrap()[0]
+        .as_ref()
+        .unwrap()
+        .version;
+    let nick = |s: &str| vec![(std_tag(StandardTag::Nick), text(s))];
+    let v2 = store
+        .set_profile_expecting(APP, &id("cas"), &nick("device 1"), "cas", Some(v1))
+        .await
+        .expect("the expected version is current");
+    assert!(v2 > v1);
+    let err = store
+        .set_profile_expecting(APP, &id("cas"), &nick("device 2"), "cas", Some(v1))
+        .await
+        .expect_err("a stale expected version is refused");
+    assert!(
+        matches!(err, StoreError::VersionConflict { current } if current == v2),
+        "expected VersionConflict {{ current: {v2} }}, got {err:?}"
+    );
+    assert_eq!(fields_of(store, APP, "cas").await[NICK], text("device 1"));
+    assert_eq!(
+        store.current_version(APP).await.unwrap(),
+        v2,
+        "a refused write takes no version"
+    );
+    assert_eq!(
+        all_changes(store, APP).await.len(),
+        2,
+        "and no change entry"
+    );
+    let err = store
+        .set_profile_expecting(APP, &id("nobody"), &nick("x"), "cas", Some(1))
+        .await
+        .expect_err("missing account");
+    assert!(matches!(err, StoreError::NotFound), "got {err:?}");
+    let v3 = store
+        .set_profile_expecting(APP, &id("cas"), &nick("device 2"), "cas", Some(v2))
+        .await
+        .expect("retry with the current version");
+    assert_eq!(v3, v2 + 1);
+}
+
+async fn concurrent_compare_and_set_lets_exactly_one_writer_win(store: Arc<dyn Store>) {
+    const APP: AppId = 1_400_000_302;
+    store
+        .import_accounts(APP, &[new("race", None, None)], ADMIN)
+        .await
+        .unwrap();
+    let base = store.current_version(APP).await.unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .set_profile_expecting(
+                        APP,
+                        &id("race"),
+                        &[(std_tag(StandardTag::Nick), text(&format!("w{i}")))],
+                        "race",
+                        Some(base),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(StoreError::VersionConflict { .. }) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(
+        won, 1,
+        "exactly one of 16 writers expecting the same version wins"
+    );
+    assert_eq!(store.current_version(APP).await.unwrap(), base + 1);
+}
+
+async fn cursors_are_per_app_and_name_and_overwrite(store: &dyn Store) {
+    const APP: AppId = 1_400_000_303;
+    assert_eq!(store.cursor(APP, "webhook").await.unwrap(), None);
+    store.set_cursor(APP, "webhook", 5).await.unwrap();
+    store.set_cursor(APP, "other", 9).await.unwrap();
+    store.set_cursor(APP + 1, "webhook", 1).await.unwrap();
+    assert_eq!(store.cursor(APP, "webhook").await.unwrap(), Some(5));
+    store.set_cursor(APP, "webhook", 7).await.unwrap();
+    assert_eq!(store.cursor(APP, "webhook").await.unwrap(), Some(7));
+    assert_eq!(store.cursor(APP, "other").await.unwrap(), Some(9));
+    assert_eq!(store.cursor(APP + 1, "webhook").await.unwrap(), Some(1));
+    store.set_cursor(APP, "webhook", 0).await.unwrap();
+    assert_eq!(store.cursor(APP, "webhook").await.unwrap(), Some(0));
 }
