@@ -2,6 +2,9 @@
 //!
 //! * [`sqlite`]: the embedded default (`sqlite://<data_dir>/portrait.db`), WAL + `synchronous=FULL`
 //!   so that an acknowledged write survives `kill -9` and power loss.
+//! * [`postgres`]: PostgreSQL (`postgres://user@host/db`), for several nodes sharing one
+//!   database; a bounded pool that fails fast ([`StoreError::Unavailable`]) while the database is
+//!   down and recovers by itself when it is back.
 //! * [`cache`]: [`cache::CachedStore`], an in-memory read cache in front of any backend.
 //! * `testkit` (feature `testkit`): the conformance suite every backend must pass.
 //!
@@ -19,6 +22,8 @@ use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 
 pub mod cache;
+mod codec;
+pub mod postgres;
 pub mod sqlite;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -149,7 +154,7 @@ pub struct Change {
     pub at_ms: i64,
 }
 
-/// The storage contract. Backends: [`sqlite::SqliteStore`]. Every backend passes the `testkit`
+/// The storage contract. Backends: [`sqlite::SqliteStore`], [`postgres::PgStore`]. Every backend passes the `testkit`
 /// conformance suite.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -271,19 +276,49 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
-/// Opens a store by URL scheme: `sqlite://PATH` (created if missing).
+/// Opens a store by URL scheme: `sqlite://PATH` (created if missing) or `postgres://…` /
+/// `postgresql://…` (the database must exist; Portrait creates its tables).
 ///
 /// # Errors
-/// [`StoreError::Config`] for unknown schemes, or the backend's open error.
+/// [`StoreError::Config`] for unknown schemes, or the backend's open error. Error messages never
+/// contain the URL's password.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     match url.split_once(':').map(|(scheme, _)| scheme) {
         Some("sqlite") => Ok(Arc::new(sqlite::SqliteStore::open(url).await?)),
-        Some("postgres" | "postgresql") => Err(StoreError::Config(
-            "the PostgreSQL backend is not built yet; use sqlite://PATH (the default)".into(),
-        )),
+        Some("postgres" | "postgresql") => Ok(Arc::new(postgres::PgStore::open(url).await?)),
         _ => Err(StoreError::Config(format!(
-            "store url {url:?}: use sqlite://PATH"
+            "store url {:?}: use sqlite://PATH or postgres://USER@HOST/DATABASE",
+            redact_url(url)
         ))),
+    }
+}
+
+/// `url` with the password (if any) replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    // The authority ends at the first `/`, `?` or `#`; its userinfo at the last `@` in it.
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let (userinfo, host) = authority.split_at(at);
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***{host}{tail}"),
+        None => url.to_owned(),
+    }
+}
+
+/// The one mapping of migration failures (both backends run theirs on open).
+pub(crate) fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
+    match e {
+        sqlx::migrate::MigrateError::VersionMissing(v) => StoreError::Config(format!(
+            "the database was migrated by a newer Portrait (migration {v} is unknown to this build); upgrade Portrait"
+        )),
+        sqlx::migrate::MigrateError::Execute(e) => e.into(),
+        e => StoreError::Unavailable(Box::new(e)),
     }
 }
 
@@ -293,4 +328,34 @@ pub(crate) fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_only_the_password() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            redact_url("postgres://u:p@ss:w@rd@h/db?sslmode=disable"),
+            "postgres://u:***@h/db?sslmode=disable"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("postgres://h/db?x=a@b"), "postgres://h/db?x=a@b");
+        assert_eq!(redact_url("sqlite://data/p.db"), "sqlite://data/p.db");
+        assert_eq!(redact_url("nonsense"), "nonsense");
+    }
+
+    #[tokio::test]
+    async fn open_refuses_unknown_schemes_without_echoing_the_password() {
+        let err = open("postgress://u:secret@h/db").await.err().unwrap();
+        assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+        let msg = err.to_string();
+        assert!(!msg.contains("secret"), "{msg}");
+        assert!(msg.contains("postgres://"), "says what works: {msg}");
+    }
 }

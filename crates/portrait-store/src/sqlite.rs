@@ -48,8 +48,7 @@
 //!   keyed by tag name without the common `Tag_Profile_` prefix; change items are a JSON array of
 //!   `[tag, value]` pairs with the same short names.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,7 +65,14 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use crate::{now_ms, AppId, Change, ChangeKind, NewAccount, Profile, Result, Store, StoreError};
+use crate::codec::{
+    self, app_key, decode_items, decode_profile, distinct, encode_items, encode_profile, unsigned,
+    version_key, Fields,
+};
+use crate::{
+    migrate_error, now_ms, AppId, Change, ChangeKind, NewAccount, Profile, Result, Store,
+    StoreError,
+};
 
 /// The embedded migrations (`crates/portrait-store/migrations/sqlite`).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -82,11 +88,6 @@ const QUEUE: usize = 2 * MAX_BATCH;
 /// Most ids bound in one `in (…)` list; larger batches are split (SQLite's bound-parameter limit
 /// is 32766, this keeps statements small).
 const MAX_IDS_PER_QUERY: usize = 500;
-/// The prefix every tag shares, stripped in storage.
-const TAG_PREFIX: &str = "Tag_Profile_";
-
-/// A profile's fields by full tag name.
-type Fields = BTreeMap<String, ProfileValue>;
 
 /// The SQLite [`Store`]. Cheap to share behind an `Arc` (or to clone: clones share the writer task
 /// and the reader pool); [`Store::close`] closes it, and so does dropping the last clone.
@@ -204,82 +205,6 @@ fn db_path(url: &str) -> Result<PathBuf> {
         )));
     }
     Ok(PathBuf::from(rest))
-}
-
-fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
-    match e {
-        sqlx::migrate::MigrateError::VersionMissing(v) => StoreError::Config(format!(
-            "the database was migrated by a newer Portrait (migration {v} is unknown to this build); upgrade Portrait"
-        )),
-        sqlx::migrate::MigrateError::Execute(e) => e.into(),
-        e => StoreError::Unavailable(Box::new(e)),
-    }
-}
-
-/// The column value of an app id: the u64 reinterpreted as i64 (lossless both ways, so every
-/// `AppId` is accepted and apps stay distinct).
-fn app_key(app: AppId) -> i64 {
-    app as i64
-}
-
-/// A stored version or timestamp that must not be negative.
-fn unsigned(n: i64, what: &str) -> Result<u64> {
-    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{what} is negative: {n}")))
-}
-
-/// `Tag_Profile_IM_Nick` → `IM_Nick`. A name without the prefix (never produced by the schema,
-/// but representable in [`Tag::Custom`]) is kept whole behind a `/`, so the mapping is reversible.
-fn short_tag(name: &str) -> Cow<'_, str> {
-    match name.strip_prefix(TAG_PREFIX) {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Cow::Borrowed(rest),
-        _ => Cow::Owned(format!("/{name}")),
-    }
-}
-
-/// The inverse of [`short_tag`].
-fn full_tag(short: &str) -> String {
-    match short.strip_prefix('/') {
-        Some(whole) => whole.to_owned(),
-        None => format!("{TAG_PREFIX}{short}"),
-    }
-}
-
-fn encode_profile(fields: &Fields) -> Result<String> {
-    let short: BTreeMap<Cow<'_, str>, &ProfileValue> =
-        fields.iter().map(|(k, v)| (short_tag(k), v)).collect();
-    serde_json::to_string(&short)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode a profile: {e}")))
-}
-
-fn decode_profile(json: &str, user: &str) -> Result<Fields> {
-    let short = decode_short_profile(json, user)?;
-    Ok(short.into_iter().map(|(k, v)| (full_tag(&k), v)).collect())
-}
-
-/// A stored profile as stored: keyed by short tag name (see [`short_tag`]).
-fn decode_short_profile(json: &str, user: &str) -> Result<BTreeMap<String, ProfileValue>> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("profile of {user:?}: {e}")))
-}
-
-fn encode_items<'a>(
-    items: impl IntoIterator<Item = (&'a str, &'a ProfileValue)>,
-) -> Result<String> {
-    let short: Vec<(Cow<'_, str>, &ProfileValue)> =
-        items.into_iter().map(|(k, v)| (short_tag(k), v)).collect();
-    serde_json::to_string(&short)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode change items: {e}")))
-}
-
-fn decode_items(json: &str, version: i64) -> Result<Vec<(String, ProfileValue)>> {
-    let short: Vec<(String, ProfileValue)> = serde_json::from_str(json)
-        .map_err(|e| StoreError::Corrupt(format!("items of change {version}: {e}")))?;
-    Ok(short.into_iter().map(|(k, v)| (full_tag(&k), v)).collect())
-}
-
-/// The distinct ids, in first-seen order.
-fn distinct<'a>(ids: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut seen = HashSet::new();
-    ids.into_iter().filter(|id| seen.insert(*id)).collect()
 }
 
 /// `?, ?, …, ?` (`n` placeholders).
@@ -406,12 +331,6 @@ async fn insert_change(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-fn version_key(v: u64) -> Result<i64> {
-    i64::try_from(v).map_err(|_| StoreError::Conflict {
-        what: format!("version {v} is out of range"),
-    })
 }
 
 // ---- the writer task ---------------------------------------------------------------------------
@@ -1072,19 +991,7 @@ fn check_expected(job: &SetJob, current: u64) -> Result<()> {
 
 /// The stored profile `stored` (JSON, short tags) with the job's items written in order.
 fn merge_items(stored: &str, job: &SetJob) -> Result<String> {
-    // Merged in the stored (short-tag) form: no renaming of the fields already there.
-    let mut fields = decode_short_profile(stored, &job.user)?;
-    for (tag, value) in &job.items {
-        let key = short_tag(tag.name());
-        match fields.get_mut(key.as_ref()) {
-            Some(slot) => slot.clone_from(value),
-            None => {
-                fields.insert(key.into_owned(), value.clone());
-            }
-        }
-    }
-    serde_json::to_string(&fields)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode a profile: {e}")))
+    codec::merge_items(stored, &job.user, &job.items)
 }
 
 /// Stored profiles (JSON, as in `accounts.profile`) of accounts the running batch has read or
@@ -1612,46 +1519,6 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tag_names_shorten_and_expand_losslessly() {
-        for name in [
-            "Tag_Profile_IM_Nick",
-            "Tag_Profile_Custom_Hobby",
-            "Tag_Profile_",
-            "Tag_Profile_/odd",
-            "NoPrefix",
-            "/slash",
-            "",
-        ] {
-            assert_eq!(full_tag(&short_tag(name)), name, "{name:?}");
-        }
-        assert_eq!(short_tag("Tag_Profile_IM_Nick"), "IM_Nick");
-        assert_eq!(short_tag("Tag_Profile_Custom_Hobby"), "Custom_Hobby");
-    }
-
-    #[test]
-    fn profiles_are_stored_as_compact_json_with_short_tags() {
-        let mut fields = Fields::new();
-        fields.insert(
-            "Tag_Profile_IM_Nick".into(),
-            ProfileValue::Str("Ann".into()),
-        );
-        fields.insert(
-            "Tag_Profile_Custom_Score".into(),
-            ProfileValue::Int(u64::MAX),
-        );
-        let json = encode_profile(&fields).unwrap();
-        assert_eq!(
-            json,
-            r#"{"Custom_Score":18446744073709551615,"IM_Nick":"Ann"}"#
-        );
-        assert_eq!(decode_profile(&json, "u").unwrap(), fields);
-        assert!(matches!(
-            decode_profile("[1]", "u"),
-            Err(StoreError::Corrupt(_))
-        ));
-    }
 
     #[test]
     fn store_urls_name_a_file() {

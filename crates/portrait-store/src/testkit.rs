@@ -4,12 +4,15 @@
 //! so the checks do not interfere and the suite can run on a store shared with other tests.
 //! Checks panic (via `assert!`) with a message naming what broke.
 //!
-//! [`fresh_store_from_env`] picks the backend from `PORTRAIT_TEST_STORE` (`sqlite`, the default,
-//! or `postgres`), for the server's integration tests.
+//! Fresh stores: [`fresh_sqlite`] (a temporary directory), [`fresh_postgres`] (a new schema in the
+//! database at `PORTRAIT_TEST_PG_URL`, default [`DEFAULT_TEST_PG_URL`]; if PostgreSQL is down the
+//! test fails, saying how to start it), and [`fresh_store_from_env`], which picks the backend from
+//! `PORTRAIT_TEST_STORE` (`sqlite`, the default, or `postgres`) for the server's integration tests.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portrait_core::schema::StandardTag;
 use portrait_core::{Identifier, ProfileValue, Tag};
@@ -33,20 +36,125 @@ pub async fn fresh_sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     (Arc::new(store), dir)
 }
 
-/// A fresh store of the backend named by `PORTRAIT_TEST_STORE`: unset or `sqlite` → [`fresh_sqlite`]
-/// (the directory is returned); `postgres` → not available yet.
+/// Env var with the PostgreSQL URL of the tests ([`DEFAULT_TEST_PG_URL`] when unset). The tests
+/// create a schema per store in that database (`portrait_test_…`).
+pub const TEST_PG_URL_ENV: &str = "PORTRAIT_TEST_PG_URL";
+
+/// The PostgreSQL the tests use unless [`TEST_PG_URL_ENV`] says otherwise.
+pub const DEFAULT_TEST_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Prefix of the schemas [`fresh_postgres_url`] creates.
+const TEST_SCHEMA_PREFIX: &str = "portrait_test_";
+
+/// Test schemas older than this are dropped by the next test run.
+const STALE_TEST_SCHEMA: Duration = Duration::from_secs(24 * 3600);
+
+/// The PostgreSQL URL of the tests: [`TEST_PG_URL_ENV`] or [`DEFAULT_TEST_PG_URL`].
+pub fn test_pg_url() -> String {
+    std::env::var(TEST_PG_URL_ENV)
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| DEFAULT_TEST_PG_URL.to_owned())
+}
+
+/// Creates a new, empty schema in the tests' PostgreSQL database ([`test_pg_url`]) and returns a
+/// URL whose connections use it (`options=-c search_path=…`), so every test gets a database of its
+/// own. Also drops test schemas left over from runs more than a day ago.
 ///
 /// # Panics
-/// For `postgres` (the backend is not built yet) and for any other value.
+/// If PostgreSQL cannot be reached (with a message naming the URL and how to start PostgreSQL or
+/// point the tests elsewhere) or the schema cannot be created. Tests never skip silently.
+pub async fn fresh_postgres_url() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let url = test_pg_url();
+    let shown = crate::redact_url(&url);
+    let hint = format!(
+        "the PostgreSQL tests need a database they may create schemas in, at {TEST_PG_URL_ENV} \
+         (default {DEFAULT_TEST_PG_URL}). Start PostgreSQL (e.g. `pg_ctlcluster 15 main start`, or \
+         `docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust -e POSTGRES_DB=test postgres:16`) \
+         or point {TEST_PG_URL_ENV} at one"
+    );
+    let options = crate::postgres::PgStore::connect_options(&url)
+        .unwrap_or_else(|e| panic!("{TEST_PG_URL_ENV}={shown}: {e}; {hint}"));
+    let mut conn = match tokio::time::timeout(
+        Duration::from_secs(10),
+        sqlx::ConnectOptions::connect(&options),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => panic!("PostgreSQL at {shown} is unreachable: {e}\n{hint}"),
+        Err(_) => panic!("PostgreSQL at {shown} did not answer within 10 s\n{hint}"),
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let schema = format!(
+        "{TEST_SCHEMA_PREFIX}{now}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    if NEXT.load(Ordering::Relaxed) == 1 {
+        drop_stale_test_schemas(&mut conn, now).await;
+    }
+    sqlx::query(&format!("create schema {schema}"))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {shown}: create schema {schema}: {e}\n{hint}"));
+    let _ = sqlx::Connection::close(conn).await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema}")
+}
+
+/// Drops the `portrait_test_<unix secs>_…` schemas older than [`STALE_TEST_SCHEMA`] (best effort).
+async fn drop_stale_test_schemas(conn: &mut sqlx::PgConnection, now: u64) {
+    let Ok(names) = sqlx::query_scalar::<_, String>(
+        "select nspname::text from pg_namespace where starts_with(nspname::text, $1)",
+    )
+    .bind(TEST_SCHEMA_PREFIX)
+    .fetch_all(&mut *conn)
+    .await
+    else {
+        return;
+    };
+    for name in names {
+        let created: Option<u64> = name[TEST_SCHEMA_PREFIX.len()..]
+            .split('_')
+            .next()
+            .and_then(|s| s.parse().ok());
+        if created.is_some_and(|t| t + STALE_TEST_SCHEMA.as_secs() < now) {
+            let _ = sqlx::query(&format!("drop schema if exists {name} cascade"))
+                .execute(&mut *conn)
+                .await;
+        }
+    }
+}
+
+/// A fresh PostgreSQL store in a schema of its own (see [`fresh_postgres_url`]).
+///
+/// # Panics
+/// If PostgreSQL cannot be reached (the message says how to fix that) or the store cannot be
+/// opened.
+pub async fn fresh_postgres() -> Arc<dyn Store> {
+    let url = fresh_postgres_url().await;
+    let store = crate::postgres::PgStore::open(&url)
+        .await
+        .unwrap_or_else(|e| panic!("open the test store at {}: {e}", crate::redact_url(&url)));
+    Arc::new(store)
+}
+
+/// A fresh store of the backend named by `PORTRAIT_TEST_STORE`: unset or `sqlite` → [`fresh_sqlite`]
+/// (the directory is returned); `postgres` → [`fresh_postgres`] (no directory).
+///
+/// # Panics
+/// For any other value, and if the store cannot be created (PostgreSQL unreachable included).
 pub async fn fresh_store_from_env() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
     match std::env::var(TEST_STORE_ENV).as_deref() {
         Err(std::env::VarError::NotPresent) | Ok("" | "sqlite") => {
             let (store, dir) = fresh_sqlite().await;
             (store, Some(dir))
         }
-        Ok("postgres") => {
-            panic!("{TEST_STORE_ENV}=postgres: the PostgreSQL backend is not built yet")
-        }
+        Ok("postgres") => (fresh_postgres().await, None),
         Ok(other) => panic!(
             "{TEST_STORE_ENV}={other:?}: valid values are `sqlite` (the default) and `postgres`"
         ),
@@ -83,6 +191,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     expected_version_guards_against_lost_updates(s).await;
     concurrent_compare_and_set_lets_exactly_one_writer_win(store.clone()).await;
     cursors_are_per_app_and_name_and_overwrite(s).await;
+    versions_become_visible_in_version_order(store.clone()).await;
 }
 
 // ---- helpers ----------------------------------------------------------------------------------
@@ -1358,4 +1467,118 @@ async fn cursors_are_per_app_and_name_and_overwrite(store: &dyn Store) {
     assert_eq!(store.cursor(APP + 1, "webhook").await.unwrap(), Some(1));
     store.set_cursor(APP, "webhook", 0).await.unwrap();
     assert_eq!(store.cursor(APP, "webhook").await.unwrap(), Some(0));
+}
+
+/// The ordering realtime push relies on: a reader that sees change version `v` committed must see
+/// every lower version of the app too. Many writers (sets, imports and deletes) race while a
+/// reader keeps polling `changes_since(seen)`; every poll must continue exactly at `seen + 1`
+/// with no hole. A backend that hands out versions before taking the app's write lock (e.g. from
+/// a sequence) lets a later version commit first, and this check sees the gap.
+async fn versions_become_visible_in_version_order(store: Arc<dyn Store>) {
+    const APP: AppId = 1_400_000_304;
+    const WRITERS: u64 = 8;
+    const WRITES: u64 = 40;
+    let accounts: Vec<NewAccount> = (0..WRITERS)
+        .map(|w| new(&format!("o{w}"), None, None))
+        .collect();
+    store.import_accounts(APP, &accounts, ADMIN).await.unwrap();
+    let base = WRITERS;
+
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut seen = 0u64;
+            let mut growths = 0u32;
+            loop {
+                // Read before polling: once the writers are done, one more poll sees the end.
+                let finished = done.load(Ordering::SeqCst);
+                let got = store
+                    .changes_since(APP, seen, 10_000)
+                    .await
+                    .expect("changes_since while writers write");
+                if !got.is_empty() {
+                    growths += 1;
+                }
+                for c in &got {
+                    assert_eq!(
+                        c.version,
+                        seen + 1,
+                        "version {} became visible while version {} was not (a gap a reader \
+                         could skip for good)",
+                        c.version,
+                        seen + 1
+                    );
+                    seen = c.version;
+                }
+                let current = store.current_version(APP).await.expect("current_version");
+                assert!(
+                    current >= seen,
+                    "current_version {current} is behind the visible change log ({seen})"
+                );
+                if finished {
+                    return (seen, growths);
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+
+    let start = Arc::new(tokio::sync::Barrier::new(WRITERS as usize));
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let (store, start) = (store.clone(), start.clone());
+        writers.push(tokio::spawn(async move {
+            start.wait().await;
+            let user = format!("o{w}");
+            let mut taken = 0u64;
+            for i in 0..WRITES {
+                match i % 10 {
+                    // Now and then a multi-version write: a new account plus a nick of the writer's
+                    // own, then that account deleted again.
+                    3 => {
+                        let extra = format!("o{w}x{i}");
+                        store
+                            .import_accounts(
+                                APP,
+                                &[new(&extra, None, None), new(&user, Some("n"), None)],
+                                ADMIN,
+                            )
+                            .await
+                            .expect("concurrent import");
+                        store
+                            .delete_accounts(APP, &[id(&extra)], ADMIN)
+                            .await
+                            .expect("concurrent delete");
+                        taken += 3;
+                    }
+                    _ => {
+                        store
+                            .set_profile(
+                                APP,
+                                &id(&user),
+                                &[(custom("Seq"), ProfileValue::Int(i))],
+                                &user,
+                            )
+                            .await
+                            .expect("concurrent set_profile");
+                        taken += 1;
+                    }
+                }
+            }
+            taken
+        }));
+    }
+    let mut total = base;
+    for w in writers {
+        total += w.await.expect("writer task");
+    }
+    done.store(true, Ordering::SeqCst);
+    let (seen, growths) = reader.await.expect("reader task");
+    assert_eq!(seen, total, "the reader ends having seen every version");
+    assert_eq!(store.current_version(APP).await.unwrap(), total);
+    assert!(
+        growths >= 2,
+        "the reader saw the log grow only {growths} time(s): it did not run alongside the writers"
+    );
 }

@@ -1,0 +1,183 @@
+//! How both SQL backends lay values out in columns, shared so that they store byte-identical
+//! data: app ids as `i64`, versions as non-negative `i64`, profiles as compact JSON objects keyed
+//! by short tag names, change items as JSON arrays of `[tag, value]` pairs.
+//!
+//! Pure functions only: no SQL and no I/O here.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+
+use portrait_core::{ProfileValue, Tag};
+
+use crate::{AppId, Change, ChangeKind, Result, StoreError};
+
+/// The prefix every tag shares, stripped in storage.
+const TAG_PREFIX: &str = "Tag_Profile_";
+
+/// A profile's fields by full tag name.
+pub(crate) type Fields = BTreeMap<String, ProfileValue>;
+
+/// The column value of an app id: the u64 reinterpreted as i64 (lossless both ways, so every
+/// `AppId` is accepted and apps stay distinct).
+pub(crate) fn app_key(app: AppId) -> i64 {
+    app as i64
+}
+
+/// A stored version or timestamp that must not be negative.
+pub(crate) fn unsigned(n: i64, what: &str) -> Result<u64> {
+    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{what} is negative: {n}")))
+}
+
+/// The column value of a version (versions are stored as non-negative `i64`).
+pub(crate) fn version_key(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| StoreError::Conflict {
+        what: format!("version {v} is out of range"),
+    })
+}
+
+/// `Tag_Profile_IM_Nick` → `IM_Nick`. A name without the prefix (never produced by the schema,
+/// but representable in [`Tag::Custom`]) is kept whole behind a `/`, so the mapping is reversible.
+pub(crate) fn short_tag(name: &str) -> Cow<'_, str> {
+    match name.strip_prefix(TAG_PREFIX) {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Cow::Borrowed(rest),
+        _ => Cow::Owned(format!("/{name}")),
+    }
+}
+
+/// The inverse of [`short_tag`].
+pub(crate) fn full_tag(short: &str) -> String {
+    match short.strip_prefix('/') {
+        Some(whole) => whole.to_owned(),
+        None => format!("{TAG_PREFIX}{short}"),
+    }
+}
+
+pub(crate) fn encode_profile(fields: &Fields) -> Result<String> {
+    let short: BTreeMap<Cow<'_, str>, &ProfileValue> =
+        fields.iter().map(|(k, v)| (short_tag(k), v)).collect();
+    serde_json::to_string(&short)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode a profile: {e}")))
+}
+
+pub(crate) fn decode_profile(json: &str, user: &str) -> Result<Fields> {
+    let short = decode_short_profile(json, user)?;
+    Ok(short.into_iter().map(|(k, v)| (full_tag(&k), v)).collect())
+}
+
+/// A stored profile as stored: keyed by short tag name (see [`short_tag`]).
+pub(crate) fn decode_short_profile(
+    json: &str,
+    user: &str,
+) -> Result<BTreeMap<String, ProfileValue>> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("profile of {user:?}: {e}")))
+}
+
+/// The stored profile `stored` (JSON, short tags) of `user` with `items` written in order (later
+/// items win), encoded again.
+pub(crate) fn merge_items(
+    stored: &str,
+    user: &str,
+    items: &[(Tag, ProfileValue)],
+) -> Result<String> {
+    // Merged in the stored (short-tag) form: no renaming of the fields already there.
+    let mut fields = decode_short_profile(stored, user)?;
+    for (tag, value) in items {
+        let key = short_tag(tag.name());
+        match fields.get_mut(key.as_ref()) {
+            Some(slot) => slot.clone_from(value),
+            None => {
+                fields.insert(key.into_owned(), value.clone());
+            }
+        }
+    }
+    serde_json::to_string(&fields)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode a profile: {e}")))
+}
+
+pub(crate) fn encode_items<'a>(
+    items: impl IntoIterator<Item = (&'a str, &'a ProfileValue)>,
+) -> Result<String> {
+    let short: Vec<(Cow<'_, str>, &ProfileValue)> =
+        items.into_iter().map(|(k, v)| (short_tag(k), v)).collect();
+    serde_json::to_string(&short)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode change items: {e}")))
+}
+
+pub(crate) fn decode_items(json: &str, version: i64) -> Result<Vec<(String, ProfileValue)>> {
+    let short: Vec<(String, ProfileValue)> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("items of change {version}: {e}")))?;
+    Ok(short.into_iter().map(|(k, v)| (full_tag(&k), v)).collect())
+}
+
+/// A change-log row's columns as a [`Change`].
+pub(crate) fn decode_change(
+    version: i64,
+    user: String,
+    operator: String,
+    kind: &str,
+    items: &str,
+    at_ms: i64,
+) -> Result<Change> {
+    let kind = ChangeKind::parse(kind).ok_or_else(|| {
+        StoreError::Corrupt(format!("change {version} has unknown kind {kind:?}"))
+    })?;
+    Ok(Change {
+        items: decode_items(items, version)?,
+        version: unsigned(version, "a change version")?,
+        user,
+        operator,
+        kind,
+        at_ms,
+    })
+}
+
+/// The distinct ids, in first-seen order.
+pub(crate) fn distinct<'a>(ids: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = HashSet::new();
+    ids.into_iter().filter(|id| seen.insert(*id)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_names_shorten_and_expand_losslessly() {
+        for name in [
+            "Tag_Profile_IM_Nick",
+            "Tag_Profile_Custom_Hobby",
+            "Tag_Profile_",
+            "Tag_Profile_/odd",
+            "NoPrefix",
+            "/slash",
+            "",
+        ] {
+            assert_eq!(full_tag(&short_tag(name)), name, "{name:?}");
+        }
+        assert_eq!(short_tag("Tag_Profile_IM_Nick"), "IM_Nick");
+        assert_eq!(short_tag("Tag_Profile_Custom_Hobby"), "Custom_Hobby");
+    }
+
+    #[test]
+    fn profiles_are_stored_as_compact_json_with_short_tags() {
+        let mut fields = Fields::new();
+        fields.insert(
+            "Tag_Profile_IM_Nick".into(),
+            ProfileValue::Str("Ann".into()),
+        );
+        fields.insert(
+            "Tag_Profile_Custom_Score".into(),
+            ProfileValue::Int(u64::MAX),
+        );
+        let json = encode_profile(&fields).unwrap();
+        assert_eq!(
+            json,
+            r#"{"Custom_Score":18446744073709551615,"IM_Nick":"Ann"}"#
+        );
+        assert_eq!(decode_profile(&json, "u").unwrap(), fields);
+        assert!(matches!(
+            decode_profile("[1]", "u"),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}

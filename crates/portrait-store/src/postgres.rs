@@ -1,0 +1,732 @@
+//! The PostgreSQL backend, for deployments where several Portrait nodes share one database
+//! (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, or `postgresql://…`).
+//!
+//! * **Schema**: `migrations/postgres/` (embedded, run on open; sqlx holds an advisory lock while
+//!   migrating, so nodes starting together migrate once). The tables and what their columns hold
+//!   are those of the SQLite backend (shared encoding in `codec.rs`): app ids as `bigint` (the u64
+//!   reinterpreted), profiles and change items as compact JSON *text* (jsonb cannot hold `\u0000`,
+//!   which a profile string may contain), user ids sorting bytewise (`collate "C"`). Servers older
+//!   than [`MIN_SERVER_VERSION`] are refused on open.
+//! * **Pool**: at most [`PoolSettings::max_connections`] connections, opened on demand and closed
+//!   after [`IDLE_TIMEOUT`] idle. Waiting for a connection, including (re)connecting, is bounded by
+//!   [`PoolSettings::acquire_timeout`]: while the database is down every call fails within that
+//!   time with [`StoreError::Unavailable`] instead of hanging. Each connection is tested before it
+//!   is handed out and broken ones are replaced, so the store recovers by itself when the database
+//!   is back. Every session sets `idle_in_transaction_session_timeout`, so a node that vanishes in
+//!   the middle of a transaction cannot hold its app's write lock (below) for long.
+//! * **Writes**: each write call is one `READ COMMITTED` transaction:
+//!   1. lock the app's `app_versions` row (`select … for update`; the app's first write creates
+//!      it), held until `COMMIT`/`ROLLBACK`;
+//!   2. read what the write needs (the accounts) in a *new* statement, whose snapshot therefore
+//!      includes every write of the app committed before the lock was granted (a read in the
+//!      locking statement itself would use the snapshot from before the wait, and lose updates);
+//!   3. one statement writes the data, the change-log rows and the app's new version
+//!      (data-modifying CTEs);
+//!   4. `COMMIT`.
+//!
+//!   A write that fails (missing account, version conflict, storage error) rolls back: it takes
+//!   no version and leaves nothing behind. Lock order is always the app row first, then account
+//!   rows; [`Store::kick`] (which takes no version) locks a single account row and nothing else,
+//!   and a transaction never touches two apps, so writers cannot deadlock.
+//! * **Versions become visible in version order** (what realtime push relies on: a reader that
+//!   sees change version *v* committed also sees every lower version of the app). The writer that
+//!   hands out *v + 1* can only get the app's lock after the writer of *v* has ended, and
+//!   PostgreSQL makes a commit visible to new snapshots *before* it releases the committing
+//!   transaction's locks. So a snapshot that sees *v + 1* was taken after *v* committed and sees
+//!   *v* as well: no reader ever observes a gap that is later filled. Versions from a sequence
+//!   would not give this (values are handed out at `nextval`, and commits land in any order);
+//!   the conformance check `versions_become_visible_in_version_order` catches that.
+//! * **Reads** are single statements (one snapshot each) and take no locks.
+//! * **Secrets**: the URL never appears in errors or logs (see [`crate::redact_url`]), and the
+//!   store's `Debug` shows only pool statistics.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use portrait_core::schema::StandardTag;
+use portrait_core::{Identifier, ProfileValue, Tag};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Executor, Postgres, Transaction};
+
+use crate::codec::{
+    app_key, decode_change, decode_profile, distinct, encode_items, encode_profile, merge_items,
+    unsigned, version_key, Fields,
+};
+use crate::{
+    migrate_error, now_ms, redact_url, AppId, Change, NewAccount, Profile, Result, Store,
+    StoreError,
+};
+
+/// The embedded migrations (`crates/portrait-store/migrations/postgres`).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Default of [`PoolSettings::max_connections`].
+pub const MAX_CONNECTIONS: u32 = 16;
+/// Default of [`PoolSettings::acquire_timeout`].
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// An idle connection is closed after this long (connections are reopened on demand).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Connections are replaced after this long, spreading load after a failover.
+const MAX_LIFETIME: Duration = Duration::from_secs(1800);
+/// The server ends a session that stays idle inside a transaction this long (milliseconds).
+const IDLE_IN_TRANSACTION_TIMEOUT_MS: u32 = 30_000;
+/// The oldest PostgreSQL accepted, as `server_version_num` (12.0).
+pub const MIN_SERVER_VERSION: i32 = 120_000;
+/// How every write transaction starts (explicit, whatever the server's default isolation).
+const BEGIN: &str = "begin isolation level read committed";
+
+/// Pool bounds of a [`PgStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Most connections open at once; further calls wait for one (up to `acquire_timeout`).
+    pub max_connections: u32,
+    /// Longest a call waits for a connection, (re)connecting included, before it fails with
+    /// [`StoreError::Unavailable`].
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: MAX_CONNECTIONS,
+            acquire_timeout: ACQUIRE_TIMEOUT,
+        }
+    }
+}
+
+/// The PostgreSQL [`Store`]. Cheap to clone (clones share the pool); [`Store::close`] closes the
+/// pool for every clone.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Pool statistics only: the connect options hold the password.
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("connections", &self.pool.size())
+            .field("idle", &self.pool.num_idle())
+            .field("closed", &self.pool.is_closed())
+            .finish()
+    }
+}
+
+impl PgStore {
+    /// Opens the database at `url` with the default [`PoolSettings`], checks the server version
+    /// and runs pending migrations.
+    ///
+    /// # Errors
+    /// [`StoreError::Config`] for a malformed URL, a server older than [`MIN_SERVER_VERSION`] or a
+    /// database migrated by a newer Portrait; [`StoreError::Unavailable`] if the database cannot be
+    /// reached within the acquire timeout. Messages never contain the password.
+    pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(Self::connect_options(url)?, PoolSettings::default()).await
+    }
+
+    /// Parses a `postgres://` URL (libpq-style query parameters such as `sslmode` included).
+    ///
+    /// # Errors
+    /// [`StoreError::Config`] if it cannot be parsed.
+    pub fn connect_options(url: &str) -> Result<PgConnectOptions> {
+        PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("store url {:?}: {e}", redact_url(url))))
+    }
+
+    /// [`PgStore::open`] with explicit connect options and pool bounds.
+    ///
+    /// # Errors
+    /// As [`PgStore::open`].
+    pub async fn open_with(options: PgConnectOptions, settings: PoolSettings) -> Result<Self> {
+        if settings.max_connections == 0 {
+            return Err(StoreError::Config(
+                "the PostgreSQL pool needs at least one connection".into(),
+            ));
+        }
+        let options = match options.get_application_name() {
+            Some(_) => options,
+            None => options.application_name("portrait"),
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .min_connections(0)
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(IDLE_TIMEOUT)
+            .max_lifetime(MAX_LIFETIME)
+            .test_before_acquire(true)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // A plain `set` rather than a startup option: poolers such as PgBouncer refuse
+                    // unknown startup parameters.
+                    conn.execute(
+                        format!(
+                            "set idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+                        )
+                        .as_str(),
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(options);
+        let store = Self { pool };
+        if let Err(e) = store.prepare().await {
+            store.pool.close().await;
+            return Err(e);
+        }
+        tracing::debug!("opened the postgres store");
+        Ok(store)
+    }
+
+    /// Checks the server version and runs pending migrations.
+    async fn prepare(&self) -> Result<()> {
+        let version: i32 =
+            sqlx::query_scalar("select current_setting('server_version_num')::integer")
+                .fetch_one(&self.pool)
+                .await?;
+        if version < MIN_SERVER_VERSION {
+            return Err(StoreError::Config(format!(
+                "PostgreSQL {}.{} is too old; Portrait needs {} or newer",
+                version / 10_000,
+                version % 10_000,
+                MIN_SERVER_VERSION / 10_000
+            )));
+        }
+        MIGRATOR.run(&self.pool).await.map_err(migrate_error)
+    }
+
+    /// Starts a write transaction and locks `app`'s version row (steps 1–2 of a write, see the
+    /// module docs). Returns the transaction and the app's current version.
+    async fn begin_write(&self, app: AppId) -> Result<(Transaction<'static, Postgres>, u64)> {
+        let mut tx = self.pool.begin_with(BEGIN).await?;
+        let version = lock_app(&mut tx, app).await?;
+        Ok((tx, version))
+    }
+}
+
+/// Locks the app's `app_versions` row until the transaction ends, creating it (at version 0) on
+/// the app's first write; returns the app's version.
+async fn lock_app(conn: &mut PgConnection, app: AppId) -> Result<u64> {
+    const LOCK: &str = "select version from app_versions where app_id = $1 for update";
+    let mut locked: Option<i64> = sqlx::query_scalar(LOCK)
+        .bind(app_key(app))
+        .fetch_optional(&mut *conn)
+        .await?;
+    if locked.is_none() {
+        // The app's first write. A concurrent first write makes this insert wait for it to end;
+        // either way the row exists afterwards, and the next statement (a new snapshot) sees it.
+        sqlx::query(
+            "insert into app_versions (app_id, version) values ($1, 0) on conflict (app_id) do nothing",
+        )
+        .bind(app_key(app))
+        .execute(&mut *conn)
+        .await?;
+        locked = sqlx::query_scalar(LOCK)
+            .bind(app_key(app))
+            .fetch_optional(&mut *conn)
+            .await?;
+    }
+    let version = locked.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "the version row of app {app} vanished while locked"
+        ))
+    })?;
+    unsigned(version, "an app version")
+}
+
+/// The first of `n` (≥ 1) versions following `last`.
+fn take_versions(app: AppId, last: u64, n: usize) -> Result<u64> {
+    u64::try_from(n)
+        .ok()
+        .and_then(|n| last.checked_add(n))
+        .filter(|v| i64::try_from(*v).is_ok())
+        .map(|_| last + 1)
+        .ok_or_else(|| StoreError::Conflict {
+            what: format!("{n} more changes overflow the version of app {app}"),
+        })
+}
+
+/// Ends `tx` without writing anything (releasing the app's lock at once).
+async fn roll_back(tx: Transaction<'static, Postgres>) {
+    // A failed rollback leaves nothing behind either: the server aborts the transaction when the
+    // connection, now broken, is dropped.
+    let _ = tx.rollback().await;
+}
+
+/// Ends `tx` without writing anything and returns `err`.
+async fn abort<T>(tx: Transaction<'static, Postgres>, err: StoreError) -> Result<T> {
+    roll_back(tx).await;
+    Err(err)
+}
+
+/// Step 3 of `set_profile`: `$1` app, `$2` user, `$3` profile, `$4` version, `$5` time,
+/// `$6` operator, `$7` change items.
+const SET_SQL: &str = "with account as ( \
+        update accounts set profile = $3, version = $4, updated_at_ms = $5 \
+        where app_id = $1 and user_id = $2 \
+    ), change as ( \
+        insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
+        values ($1, $4, $2, $6, 'set', $7, $5) \
+    ) \
+    update app_versions set version = $4 where app_id = $1";
+
+/// Step 3 of `import_accounts`: `$1` app, `$2` users, `$3` profiles, `$4` versions (one per
+/// user), `$5` time, `$6` operator, `$7` change items (one per user), `$8` the app's new version.
+const IMPORT_SQL: &str = "with account as ( \
+        insert into accounts (app_id, user_id, profile, version, updated_at_ms) \
+        select $1, t.user_id, t.profile, t.version, $5 \
+        from unnest($2::text[], $3::text[], $4::bigint[]) as t (user_id, profile, version) \
+        on conflict (app_id, user_id) do update \
+        set profile = excluded.profile, version = excluded.version, updated_at_ms = excluded.updated_at_ms \
+    ), change as ( \
+        insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
+        select $1, t.version, t.user_id, $6, 'import', t.items, $5 \
+        from unnest($4::bigint[], $2::text[], $7::text[]) as t (version, user_id, items) \
+    ) \
+    update app_versions set version = $8 where app_id = $1";
+
+/// Step 3 of `delete_accounts`: `$1` app, `$2` users, `$3` versions (one per user), `$4` time,
+/// `$5` operator, `$6` the app's new version.
+const DELETE_SQL: &str = "with account as ( \
+        delete from accounts where app_id = $1 and user_id = any($2::text[]) \
+    ), change as ( \
+        insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
+        select $1, t.version, t.user_id, $5, 'delete', '[]', $4 \
+        from unnest($3::bigint[], $2::text[]) as t (version, user_id) \
+    ) \
+    update app_versions set version = $6 where app_id = $1";
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    user_id: String,
+    profile: String,
+    version: i64,
+    updated_at_ms: i64,
+}
+
+impl AccountRow {
+    fn into_profile(self) -> Result<(String, Profile)> {
+        let fields = decode_profile(&self.profile, &self.user_id)?;
+        let version = unsigned(self.version, "an account version")?;
+        Ok((
+            self.user_id,
+            Profile {
+                fields,
+                version,
+                updated_at_ms: self.updated_at_ms,
+            },
+        ))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ChangeRow {
+    version: i64,
+    user_id: String,
+    operator: String,
+    kind: String,
+    items: String,
+    at_ms: i64,
+}
+
+impl ChangeRow {
+    fn into_change(self) -> Result<Change> {
+        decode_change(
+            self.version,
+            self.user_id,
+            self.operator,
+            &self.kind,
+            &self.items,
+            self.at_ms,
+        )
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    #[tracing::instrument(skip_all, fields(app = app, accounts = accounts.len()))]
+    async fn import_accounts(
+        &self,
+        app: AppId,
+        accounts: &[NewAccount],
+        operator: &str,
+    ) -> Result<()> {
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        let ids = distinct(accounts.iter().map(|a| a.user.as_str()));
+        let (mut tx, last) = self.begin_write(app).await?;
+        let at_ms = now_ms();
+
+        // Every requested account's fields, existing ones as stored.
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "select user_id, profile from accounts where app_id = $1 and user_id = any($2::text[])",
+        )
+        .bind(app_key(app))
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut profiles: HashMap<String, Fields> = HashMap::with_capacity(ids.len());
+        for (user, profile) in rows {
+            let fields = match decode_profile(&profile, &user) {
+                Ok(fields) => fields,
+                Err(e) => return abort(tx, e).await,
+            };
+            profiles.insert(user, fields);
+        }
+
+        // One change per distinct account that is created or written, in first-seen order; a
+        // user listed twice gets the items of both occurrences in one change (as in SQLite).
+        let given: Vec<Vec<(&str, ProfileValue)>> = accounts
+            .iter()
+            .map(|a| {
+                let mut items = Vec::with_capacity(2);
+                if let Some(n) = &a.nick {
+                    items.push((StandardTag::Nick.name(), ProfileValue::Str(n.clone())));
+                }
+                if let Some(f) = &a.face_url {
+                    items.push((StandardTag::Image.name(), ProfileValue::Str(f.clone())));
+                }
+                items
+            })
+            .collect();
+        let mut changed: Vec<(&str, Vec<(&str, &ProfileValue)>)> = Vec::new();
+        let mut slot: HashMap<&str, usize> = HashMap::new();
+        for (account, items) in accounts.iter().zip(&given) {
+            let user = account.user.as_str();
+            let exists = profiles.contains_key(user);
+            if exists && items.is_empty() {
+                continue;
+            }
+            let fields = profiles.entry(user.to_owned()).or_default();
+            for (tag, value) in items {
+                fields.insert((*tag).to_owned(), value.clone());
+            }
+            let i = *slot.entry(user).or_insert_with(|| {
+                changed.push((user, Vec::new()));
+                changed.len() - 1
+            });
+            changed[i].1.extend(items.iter().map(|(t, v)| (*t, v)));
+        }
+        if changed.is_empty() {
+            roll_back(tx).await;
+            return Ok(());
+        }
+
+        let first = match take_versions(app, last, changed.len()) {
+            Ok(first) => first,
+            Err(e) => return abort(tx, e).await,
+        };
+        let n = changed.len();
+        let mut users = Vec::with_capacity(n);
+        let mut stored = Vec::with_capacity(n);
+        let mut versions = Vec::with_capacity(n);
+        let mut items = Vec::with_capacity(n);
+        for (version, (user, written)) in (first..).zip(changed) {
+            users.push(user);
+            stored.push(encode_profile(&profiles[user])?);
+            versions.push(version_key(version)?);
+            items.push(encode_items(written)?);
+        }
+        let new_last = *versions.last().expect("at least one change");
+        sqlx::query(IMPORT_SQL)
+            .bind(app_key(app))
+            .bind(&users)
+            .bind(&stored)
+            .bind(&versions)
+            .bind(at_ms)
+            .bind(operator)
+            .bind(&items)
+            .bind(new_last)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app, users = users.len()))]
+    async fn delete_accounts(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+        operator: &str,
+    ) -> Result<Vec<bool>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = distinct(users.iter().map(Identifier::as_str));
+        let (mut tx, last) = self.begin_write(app).await?;
+        let at_ms = now_ms();
+        let existing: HashSet<String> = sqlx::query_scalar(
+            "select user_id from accounts where app_id = $1 and user_id = any($2::text[])",
+        )
+        .bind(app_key(app))
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let doomed: Vec<&str> = ids
+            .into_iter()
+            .filter(|id| existing.contains(*id))
+            .collect();
+        let answer = users
+            .iter()
+            .map(|u| existing.contains(u.as_str()))
+            .collect();
+        if doomed.is_empty() {
+            roll_back(tx).await;
+            return Ok(answer);
+        }
+        let first = match take_versions(app, last, doomed.len()) {
+            Ok(first) => first,
+            Err(e) => return abort(tx, e).await,
+        };
+        let versions = (first..)
+            .take(doomed.len())
+            .map(version_key)
+            .collect::<Result<Vec<i64>>>()?;
+        let new_last = *versions.last().expect("at least one change");
+        sqlx::query(DELETE_SQL)
+            .bind(app_key(app))
+            .bind(&doomed)
+            .bind(&versions)
+            .bind(at_ms)
+            .bind(operator)
+            .bind(new_last)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(answer)
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app, users = users.len()))]
+    async fn accounts_exist(&self, app: AppId, users: &[Identifier]) -> Result<Vec<bool>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = distinct(users.iter().map(Identifier::as_str));
+        let existing: HashSet<String> = sqlx::query_scalar(
+            "select user_id from accounts where app_id = $1 and user_id = any($2::text[])",
+        )
+        .bind(app_key(app))
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .collect();
+        Ok(users
+            .iter()
+            .map(|u| existing.contains(u.as_str()))
+            .collect())
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app))]
+    async fn kick(&self, app: AppId, user: &Identifier, not_before: u64) -> Result<bool> {
+        // `greatest`: a later kick with an earlier time never un-revokes a UserSig. Saturating: a
+        // `not_before` past year 292 billion revokes everything either way.
+        let done = sqlx::query(
+            "update accounts set kicked_before = greatest(kicked_before, $1) \
+             where app_id = $2 and user_id = $3",
+        )
+        .bind(i64::try_from(not_before).unwrap_or(i64::MAX))
+        .bind(app_key(app))
+        .bind(user.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app))]
+    async fn kicks(&self, app: AppId) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "select user_id, kicked_before from accounts \
+             where app_id = $1 and kicked_before > 0 order by user_id",
+        )
+        .bind(app_key(app))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(user, t)| Ok((user, unsigned(t, "kicked_before")?)))
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app, items = items.len()))]
+    async fn set_profile_expecting(
+        &self,
+        app: AppId,
+        user: &Identifier,
+        items: &[(Tag, ProfileValue)],
+        operator: &str,
+        expected: Option<u64>,
+    ) -> Result<u64> {
+        let change_items = encode_items(items.iter().map(|(t, v)| (t.name(), v)))?;
+        let (mut tx, last) = self.begin_write(app).await?;
+        let at_ms = now_ms();
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "select profile, version from accounts where app_id = $1 and user_id = $2",
+        )
+        .bind(app_key(app))
+        .bind(user.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((stored, current)) = row else {
+            return abort(tx, StoreError::NotFound).await;
+        };
+        let checked = unsigned(current, "an account version").and_then(|current| match expected {
+            Some(expected) if expected != current => Err(StoreError::VersionConflict { current }),
+            _ => Ok(()),
+        });
+        let prepared = checked
+            .and_then(|()| merge_items(&stored, user.as_str(), items))
+            .and_then(|profile| {
+                let version = take_versions(app, last, 1)?;
+                Ok((profile, version, version_key(version)?))
+            });
+        let (profile, version, key) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => return abort(tx, e).await,
+        };
+        sqlx::query(SET_SQL)
+            .bind(app_key(app))
+            .bind(user.as_str())
+            .bind(profile)
+            .bind(key)
+            .bind(at_ms)
+            .bind(operator)
+            .bind(change_items)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app, users = users.len()))]
+    async fn get_profiles(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Option<Profile>>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = distinct(users.iter().map(Identifier::as_str));
+        let rows: Vec<AccountRow> = sqlx::query_as(
+            "select user_id, profile, version, updated_at_ms from accounts \
+             where app_id = $1 and user_id = any($2::text[])",
+        )
+        .bind(app_key(app))
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let found: HashMap<String, Profile> = rows
+            .into_iter()
+            .map(AccountRow::into_profile)
+            .collect::<Result<_>>()?;
+        Ok(users
+            .iter()
+            .map(|u| found.get(u.as_str()).cloned())
+            .collect())
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app, since = since, limit = limit))]
+    async fn changes_since(&self, app: AppId, since: u64, limit: usize) -> Result<Vec<Change>> {
+        let Ok(since) = i64::try_from(since) else {
+            return Ok(Vec::new()); // no version is that large
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<ChangeRow> = sqlx::query_as(
+            "select version, user_id, operator, kind, items, at_ms from changes \
+             where app_id = $1 and version > $2 order by version limit $3",
+        )
+        .bind(app_key(app))
+        .bind(since)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(ChangeRow::into_change).collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app))]
+    async fn current_version(&self, app: AppId) -> Result<u64> {
+        let version: Option<i64> =
+            sqlx::query_scalar("select version from app_versions where app_id = $1")
+                .bind(app_key(app))
+                .fetch_optional(&self.pool)
+                .await?;
+        version.map_or(Ok(0), |v| unsigned(v, "an app version"))
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app, name = name))]
+    async fn cursor(&self, app: AppId, name: &str) -> Result<Option<u64>> {
+        let version: Option<i64> =
+            sqlx::query_scalar("select version from cursors where app_id = $1 and name = $2")
+                .bind(app_key(app))
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        version.map(|v| unsigned(v, "a cursor")).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app, name = name, version = version))]
+    async fn set_cursor(&self, app: AppId, name: &str, version: u64) -> Result<()> {
+        sqlx::query(
+            "insert into cursors (app_id, name, version) values ($1, $2, $3) \
+             on conflict (app_id, name) do update set version = excluded.version",
+        )
+        .bind(app_key(app))
+        .bind(name)
+        .bind(version_key(version)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_taken_after_the_last_and_never_overflow() {
+        assert_eq!(take_versions(1, 0, 1).unwrap(), 1);
+        assert_eq!(take_versions(1, 41, 3).unwrap(), 42);
+        assert!(take_versions(1, i64::MAX as u64 - 1, 1).is_ok());
+        assert!(matches!(
+            take_versions(1, i64::MAX as u64 - 1, 2),
+            Err(StoreError::Conflict { .. })
+        ));
+        assert!(matches!(
+            take_versions(1, u64::MAX, 1),
+            Err(StoreError::Conflict { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_urls_are_refused_without_echoing_the_password() {
+        let err = PgStore::connect_options("postgres://u:hunter2@h:notaport/db").unwrap_err();
+        assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn debug_shows_no_connect_options() {
+        let pool = PgPoolOptions::new().connect_lazy_with(
+            PgStore::connect_options("postgres://u:hunter2@127.0.0.1:1/db").unwrap(),
+        );
+        let shown = format!("{:?}", PgStore { pool });
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}

@@ -1,0 +1,338 @@
+//! The conformance suite on the PostgreSQL backend (bare and behind the read cache), plus what only
+//! a database server can show: opening by URL and reopening, several nodes writing one app, a
+//! database that goes away (calls fail fast, the pool recovers by itself) and one that was never
+//! there.
+//!
+//! Every test gets a schema of its own in the database at `PORTRAIT_TEST_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). If PostgreSQL is not running these tests fail and
+//! say how to start it; they never pass silently.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portrait_core::schema::StandardTag;
+use portrait_core::{Identifier, ProfileValue, Tag};
+use portrait_store::cache::CachedStore;
+use portrait_store::postgres::{PgStore, PoolSettings};
+use portrait_store::{testkit, NewAccount, Store, StoreError};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+const APP: u64 = 1_400_000_000;
+
+fn id(s: &str) -> Identifier {
+    Identifier::parse(s).unwrap()
+}
+
+fn account(user: &str) -> NewAccount {
+    NewAccount {
+        user: id(user),
+        nick: Some(user.to_uppercase()),
+        face_url: None,
+    }
+}
+
+fn level(n: u64) -> [(Tag, ProfileValue); 1] {
+    [(Tag::Standard(StandardTag::Level), ProfileValue::Int(n))]
+}
+
+// Multi-threaded, so that the suite's concurrent writers really run in parallel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_conforms() {
+    let store = testkit::fresh_postgres().await;
+    testkit::run_all(store.clone()).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_postgres_store_conforms() {
+    let inner = testkit::fresh_postgres().await;
+    let store: Arc<dyn Store> = Arc::new(CachedStore::new(inner, 100_000));
+    testkit::run_all(store.clone()).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn open_accepts_both_schemes_and_data_persists_across_reopen() {
+    let url = testkit::fresh_postgres_url().await;
+    let store = portrait_store::open(&url).await.expect("postgres://");
+    store
+        .import_accounts(APP, &[account("alice")], "admin")
+        .await
+        .unwrap();
+    store
+        .set_profile(APP, &id("alice"), &level(9), "alice")
+        .await
+        .unwrap();
+    store.kick(APP, &id("alice"), 1_700_000_000).await.unwrap();
+    store.set_cursor(APP, "webhook", 2).await.unwrap();
+    let before = store.get_profiles(APP, &[id("alice")]).await.unwrap();
+    store.close().await;
+    assert!(
+        matches!(store.ping().await, Err(StoreError::Unavailable(_))),
+        "a closed store refuses further calls"
+    );
+
+    let again = url.replacen("postgres://", "postgresql://", 1);
+    assert_ne!(again, url);
+    let store = portrait_store::open(&again)
+        .await
+        .expect("postgresql://, and migrations already applied");
+    assert_eq!(
+        store.get_profiles(APP, &[id("alice")]).await.unwrap(),
+        before
+    );
+    assert_eq!(store.current_version(APP).await.unwrap(), 2);
+    assert_eq!(store.changes_since(APP, 0, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        store.kicks(APP).await.unwrap(),
+        vec![("alice".to_owned(), 1_700_000_000)]
+    );
+    assert_eq!(store.cursor(APP, "webhook").await.unwrap(), Some(2));
+    assert_eq!(
+        store
+            .set_profile(APP, &id("alice"), &level(10), "alice")
+            .await
+            .unwrap(),
+        3,
+        "versions continue where they left off"
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_database_share_one_gapless_version_sequence() {
+    let url = testkit::fresh_postgres_url().await;
+    let nodes = [
+        Arc::new(PgStore::open(&url).await.unwrap()),
+        Arc::new(PgStore::open(&url).await.unwrap()),
+    ];
+    nodes[0]
+        .import_accounts(APP, &[account("a"), account("b")], "admin")
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for t in 0..4u64 {
+            let node = node.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut versions = Vec::new();
+                for i in 0..25u64 {
+                    let user = if (t + i) % 2 == 0 { "a" } else { "b" };
+                    let v = node
+                        .set_profile(APP, &id(user), &level(i), &format!("node{n}"))
+                        .await
+                        .expect("set_profile on either node");
+                    versions.push(v);
+                }
+                versions
+            }));
+        }
+    }
+    let mut versions = Vec::new();
+    for t in tasks {
+        versions.extend(t.await.unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (3..=202).collect::<Vec<u64>>(),
+        "200 writes through two pools got versions 3..=202, each once"
+    );
+    for node in &nodes {
+        assert_eq!(node.current_version(APP).await.unwrap(), 202);
+        let log: Vec<u64> = node
+            .changes_since(APP, 0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.version)
+            .collect();
+        assert_eq!(log, (1..=202).collect::<Vec<u64>>());
+    }
+    for node in &nodes {
+        node.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_portrait_is_refused() {
+    let url = testkit::fresh_postgres_url().await;
+    let store = PgStore::open(&url).await.unwrap();
+    store.close().await;
+    let mut conn: sqlx::PgConnection =
+        sqlx::ConnectOptions::connect(&PgStore::connect_options(&url).unwrap())
+            .await
+            .unwrap();
+    sqlx::query(
+        "insert into _sqlx_migrations (version, description, success, checksum, execution_time) \
+         values (9999, 'from the future', true, '\\x00', 0)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let err = PgStore::open(&url).await.expect_err("an unknown migration");
+    assert!(
+        matches!(&err, StoreError::Config(m) if m.contains("newer Portrait")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn opening_an_unreachable_database_fails_fast_without_showing_the_password() {
+    let started = Instant::now();
+    let Err(err) = portrait_store::open("postgres://portrait:hunter2@127.0.0.1:1/portrait").await
+    else {
+        panic!("nothing listens on port 1, yet open succeeded");
+    };
+    let took = started.elapsed();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "open gave up after {took:?}, not within the acquire timeout"
+    );
+    let mut shown = format!("{err} / {err:?}");
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        shown.push_str(&format!(" / {s}"));
+        source = s.source();
+    }
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_fail_fast_while_the_database_is_down_and_the_pool_recovers_by_itself() {
+    let url = testkit::fresh_postgres_url().await;
+    let options = PgStore::connect_options(&url).unwrap();
+    let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .unwrap()
+        .next()
+        .expect("the test database's address");
+    // The store reaches the database through a proxy this test can cut and restore.
+    let mut proxy = Proxy::start(0, upstream).await;
+    let port = proxy.port;
+    let settings = PoolSettings {
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(2),
+    };
+    let store = PgStore::open_with(options.host("127.0.0.1").port(port), settings)
+        .await
+        .unwrap();
+    store
+        .import_accounts(APP, &[account("alice")], "admin")
+        .await
+        .unwrap();
+    store
+        .set_profile(APP, &id("alice"), &level(1), "alice")
+        .await
+        .unwrap();
+    let before = store.get_profiles(APP, &[id("alice")]).await.unwrap();
+
+    proxy.stop().await;
+    let (alice, two) = ([id("alice")], level(2));
+    let (ping, read, write, log) = tokio::join!(
+        timed(store.ping()),
+        timed(store.get_profiles(APP, &alice)),
+        timed(store.set_profile(APP, &alice[0], &two, "alice")),
+        timed(store.changes_since(APP, 0, 10)),
+    );
+    for (what, (result, took)) in [
+        ("ping", ping),
+        ("get_profiles", read),
+        ("set_profile", write),
+        ("changes_since", log),
+    ] {
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "{what} while the database is down: {result:?}"
+        );
+        assert!(
+            took < Duration::from_secs(4),
+            "{what} took {took:?} to fail; the acquire timeout is 2 s"
+        );
+    }
+
+    let _proxy = Proxy::start(port, upstream).await;
+    store
+        .ping()
+        .await
+        .expect("the first call after the database is back succeeds");
+    assert_eq!(
+        store.get_profiles(APP, &[id("alice")]).await.unwrap(),
+        before
+    );
+    assert_eq!(
+        store
+            .set_profile(APP, &id("alice"), &level(3), "alice")
+            .await
+            .unwrap(),
+        3,
+        "the write that failed took no version"
+    );
+    store.close().await;
+}
+
+/// Awaits `call`; its outcome (the value dropped) and how long it took.
+async fn timed<T>(
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> (Result<(), StoreError>, Duration) {
+    let started = Instant::now();
+    let result = call.await.map(drop);
+    (result, started.elapsed())
+}
+
+/// A TCP proxy to the test database that can be cut (listener closed, every connection dropped)
+/// and started again on the same port.
+struct Proxy {
+    port: u16,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Listens on `127.0.0.1:port` (0: any free port) and forwards to `upstream`.
+    async fn start(port: u16, upstream: SocketAddr) -> Self {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], port)))
+            .unwrap();
+        let listener = socket.listen(64).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut links = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    accepted = listener.accept() => {
+                        let Ok((mut inbound, _)) = accepted else { continue };
+                        links.spawn(async move {
+                            if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                            }
+                        });
+                    }
+                }
+            }
+            drop(listener);
+            links.shutdown().await; // drops both ends of every link
+        });
+        Self {
+            port,
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Closes the listener and every proxied connection.
+    async fn stop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
