@@ -1,4 +1,9 @@
-//! Rust client for Portrait's Tencent-Cloud-IM-compatible REST API.
+//! Rust client for Portrait: the Tencent-Cloud-IM-compatible admin REST API and the client API
+//! for users (docs/client-api.md).
+//!
+//! * [`user::UserClient`]: a signed-in user's calls (`get_my_profile`, `get_user_profile`,
+//!   `update_my_profile`), a raw WebSocket ([`user::UserClient::connect`]) and a resilient stream
+//!   of change events ([`user::UserClient::changes`]) that reconnects and catches up by cursor.
 //!
 //! [`AdminClient`] mints a fresh UserSig for its admin identifier (from the app key) and calls
 //! `v4/profile/*` and `v4/im_open_login_svc/*`. Responses are returned as JSON values with the
@@ -7,6 +12,8 @@
 //! What it must not do: hide the vendor envelope — callers always see `ErrorCode`.
 
 use portrait_core::usersig;
+
+pub mod user;
 use serde_json::{json, Value};
 
 /// Client errors: transport failures or a response that is not the vendor envelope.
@@ -15,6 +22,9 @@ pub enum ClientError {
     /// HTTP transport failed.
     #[error("http: {0}")]
     Http(#[from] reqwest::Error),
+    /// WebSocket failure or unexpected frame.
+    #[error("websocket: {0}")]
+    Ws(String),
     /// The server answered with something that is not a JSON envelope.
     #[error("unexpected response (HTTP {status}): {body}")]
     Unexpected {

@@ -90,6 +90,14 @@ codes! {
     ACCOUNT_NEEDS_ADMIN = 70403, "request needs app admin permission";
     /// Account API: internal server error.
     ACCOUNT_INTERNAL = 70500, "internal server error";
+    /// Portrait extension (client API): `ExpectedVersion` is not the profile's current version.
+    VERSION_CONFLICT = 49001, "the profile changed since the expected version; read it again";
+    /// Portrait extension (WebSocket): too many subscriptions on one connection.
+    TOO_MANY_SUBSCRIPTIONS = 49002, "too many subscribed accounts on this connection";
+    /// Portrait extension (WebSocket): too many connections for one user.
+    TOO_MANY_CONNECTIONS = 49003, "too many connections for this user";
+    /// Portrait extension (WebSocket): a frame that is not a valid op.
+    BAD_FRAME = 49004, "invalid WebSocket frame";
 }
 
 impl ErrorCode {

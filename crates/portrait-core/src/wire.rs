@@ -127,6 +127,16 @@ pub struct UserProfileItem {
     /// Per-user error text.
     #[serde(rename = "ResultInfo")]
     pub result_info: String,
+    /// Portrait extension, client API only: the profile's version (its last change).
+    #[serde(rename = "Version", default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Portrait extension, client API only: Unix milliseconds of the profile's last change.
+    #[serde(
+        rename = "UpdatedAtMs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub updated_at_ms: Option<i64>,
 }
 
 /// `v4/profile/portrait_get` response body (besides the envelope).
@@ -228,4 +238,27 @@ pub struct AccountResultResponse {
     /// One item per requested account, in request order.
     #[serde(rename = "ResultItem")]
     pub result_item: Vec<AccountResultItem>,
+}
+
+/// Body of the client API's `update_my_profile` (docs/client-api.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdateMyProfileRequest {
+    /// Items to write, atomically.
+    #[serde(rename = "ProfileItem")]
+    pub profile_item: Option<Vec<ProfileItem>>,
+    /// Write only if the profile is still at this version.
+    #[serde(
+        rename = "ExpectedVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expected_version: Option<u64>,
+}
+
+/// Answer of `update_my_profile`: the profile's new version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdateMyProfileResponse {
+    /// The new version.
+    #[serde(rename = "Version")]
+    pub version: u64,
 }

@@ -17,6 +17,7 @@ use portrait_core::Identifier;
 use crate::error::{reply, ApiError, Family, Result};
 use crate::state::AppState;
 
+pub mod v1;
 pub mod v4;
 
 /// All routes of a node.
@@ -24,7 +25,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(v4::profile::router())
         .merge(v4::im_open_login_svc::router())
+        .merge(v1::profile::router())
+        .merge(v1::ws::router())
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .fallback(unknown_api)
 }
 
@@ -42,6 +46,19 @@ async fn healthz(
             )
         }
     }
+}
+
+/// Prometheus metrics of this node (text exposition format).
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state.metrics_text(),
+    )
 }
 
 /// Any other path: the vendor's "request resource error" (60009), still HTTP 200.

@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use portrait_core::usersig::{self, SigError, VerifiedSig};
 use portrait_core::wire::RestQuery;
+use portrait_core::Identifier;
 
 use crate::error::{ApiError, Result};
 use crate::ratelimit::Api;
@@ -107,6 +108,45 @@ pub fn verify_sig(
         return Err(SigError::Revoked);
     }
     Ok(sig)
+}
+
+/// An authenticated user of the client API (docs/client-api.md).
+pub struct UserCall {
+    /// The app.
+    pub tenant: Arc<Tenant>,
+    /// The signed-in user (an imported account).
+    pub user: Identifier,
+    /// Unix second at which the UserSig expires.
+    pub expires_at: u64,
+}
+
+/// Authenticates a client-API call: the same checks and codes as [`admin`] up to the UserSig,
+/// then the account must exist (70107); no admin check and no app-wide rate limit.
+///
+/// # Errors
+/// See [`admin`]; [`ApiError::UserNotImported`].
+pub async fn user(state: &AppState, raw_query: Option<&str>) -> Result<UserCall> {
+    let q = parse_query(raw_query)?;
+    let tenant = tenant_of(state, &q)?;
+    let identifier = q
+        .identifier
+        .filter(|s| !s.is_empty())
+        .ok_or(ApiError::IdentifierMissing)?;
+    let sig = verify_sig(&tenant, &identifier, q.usersig.as_deref().unwrap_or(""))?;
+    let user = Identifier::parse(&identifier)
+        .map_err(|_| ApiError::UserNotImported(identifier.clone()))?;
+    let exists = state
+        .store()
+        .accounts_exist(tenant.sdkappid, std::slice::from_ref(&user))
+        .await?;
+    if exists != [true] {
+        return Err(ApiError::UserNotImported(identifier));
+    }
+    Ok(UserCall {
+        tenant,
+        user,
+        expires_at: sig.expires_at(),
+    })
 }
 
 /// Authenticates an admin REST call to `api`.

@@ -38,6 +38,7 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(AppConfig, bool)> {
         custom_fields: Vec::new(),
         sensitive_words: Vec::new(),
         rate_limits: RateLimitConfig::default(),
+        webhook: None,
     };
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;

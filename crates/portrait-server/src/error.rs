@@ -19,7 +19,7 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 /// Which vendor API family a request belongs to; decides family-specific codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
-    /// `v4/profile/*`: 40xxx codes, envelope carries `ErrorDisplay`.
+    /// `v4/profile/*` and the client API `/v1/*`: 40xxx codes, envelope carries `ErrorDisplay`.
     Profile,
     /// `v4/im_open_login_svc/*`: 70xxx codes.
     Account,
@@ -30,7 +30,7 @@ pub enum Family {
 impl Family {
     /// The family of a request path.
     pub fn of_path(path: &str) -> Family {
-        if path.starts_with("/v4/profile/") {
+        if path.starts_with("/v4/profile/") || path.starts_with("/v1/") {
             Family::Profile
         } else if path.starts_with("/v4/im_open_login_svc/") {
             Family::Account
@@ -80,6 +80,19 @@ pub enum ApiError {
     /// The account does not exist (40003 / 70107).
     #[error("UserID {0:?} does not exist")]
     AccountNotFound(String),
+    /// The signed-in user of a client call was never imported or was deleted (70107).
+    #[error("UserID {0:?} is not imported; import it with account_import first")]
+    UserNotImported(String),
+    /// `ExpectedVersion` is stale (49001).
+    #[error(
+        "the profile is at version {current}, not the expected version {expected}; read it again"
+    )]
+    VersionConflict {
+        /// What the client expected.
+        expected: u64,
+        /// The profile's current version.
+        current: u64,
+    },
     /// The caller is not an app admin (40004 / 70403).
     #[error("identifier {0:?} is not an app admin")]
     NotAdmin(String),
@@ -132,6 +145,8 @@ impl ApiError {
             ApiError::AccountNotFound(_) | ApiError::Store(StoreError::NotFound) => {
                 ErrorCode::PROFILE_ACCOUNT_NOT_FOUND
             }
+            ApiError::UserNotImported(_) => ErrorCode::ACCOUNT_NOT_FOUND,
+            ApiError::VersionConflict { .. } => ErrorCode::VERSION_CONFLICT,
             ApiError::NotAdmin(_) if account => ErrorCode::ACCOUNT_NEEDS_ADMIN,
             ApiError::NotAdmin(_) => ErrorCode::PROFILE_NEEDS_ADMIN,
             ApiError::Field(e) => e.code(),

@@ -6,6 +6,10 @@
 //! * [`auth`]: URL query + UserSig → authenticated admin;
 //! * [`error`]: `ApiError` and the only mapping to vendor codes and envelopes;
 //! * [`settings`]: layered configuration; [`devapp`]: the zero-config development app;
+//! * [`profiles`]: profile reads/writes shared by the admin and client APIs;
+//! * [`push`]: change-log feeds fanning changes out to WebSocket sessions (`api::v1::ws`);
+//! * [`webhook`]: `Profile.CallbackPortraitSet` delivery from the change log;
+//! * [`metrics`]: the Prometheus recorder behind `/metrics`;
 //! * [`tenant`], [`ratelimit`], [`state`]: per-app runtime state;
 //! * [`telemetry`]: logging and request spans.
 //!
@@ -23,11 +27,15 @@ pub mod api;
 pub mod auth;
 pub mod devapp;
 pub mod error;
+pub mod metrics;
+pub mod profiles;
+pub mod push;
 pub mod ratelimit;
 pub mod settings;
 pub mod state;
 pub mod telemetry;
 pub mod tenant;
+pub mod webhook;
 
 pub use settings::Settings;
 pub use state::AppState;
@@ -52,10 +60,27 @@ pub async fn serve(
     request_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let hub = state.hub().clone();
+    let stop = hub.stopping();
+    // WebSocket sessions are told to close (1001) as soon as shutdown begins: upgraded
+    // connections are not drained by axum's graceful shutdown.
+    let shutdown = async move {
+        shutdown.await;
+        stop.cancel();
+    };
     axum::serve(listener, app(state, request_timeout))
         .with_graceful_shutdown(shutdown)
         .await?;
+    hub.shutdown(Duration::from_secs(5)).await;
     Ok(())
+}
+
+/// Current Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Runs a node: opens the store, creates the development app if no app is configured, binds,

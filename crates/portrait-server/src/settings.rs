@@ -34,6 +34,9 @@ pub struct Settings {
     /// Logging.
     #[serde(default)]
     pub log: LogSettings,
+    /// Realtime push (WebSocket) limits and timers.
+    #[serde(default)]
+    pub push: PushSettings,
     /// The apps (tenants) this node serves. Empty ⇒ a development app is created on first start.
     #[serde(default)]
     pub apps: Vec<AppConfig>,
@@ -99,6 +102,91 @@ impl Default for LogSettings {
     }
 }
 
+/// `[push]`: the WebSocket API (docs/client-api.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushSettings {
+    /// Subscribed accounts per connection, the own account included.
+    pub max_subscriptions: usize,
+    /// Open connections per user.
+    pub max_connections_per_user: usize,
+    /// Events buffered per connection before it is switched to catch-up from the change log.
+    pub queue: usize,
+    /// How often the server pings each connection.
+    pub ping_interval_ms: u64,
+    /// A connection that sends nothing (not even a pong) for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// How often each app's change log is polled even when no local write woke the feed (picks
+    /// up changes written by other processes).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        Self {
+            max_subscriptions: 1000,
+            max_connections_per_user: 10,
+            queue: 1024,
+            ping_interval_ms: 20_000,
+            idle_timeout_ms: 60_000,
+            poll_interval_ms: 1_000,
+        }
+    }
+}
+
+/// `[apps.webhook]`: where and how `Profile.CallbackPortraitSet` is delivered.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The app's callback URL (http or https).
+    pub url: String,
+    /// Timeout of one delivery attempt.
+    #[serde(default = "WebhookConfig::default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Deliveries in flight at once (the change log is delivered in batches of this size).
+    #[serde(default = "WebhookConfig::default_concurrency")]
+    pub concurrency: usize,
+    /// First retry delay; doubled after each failure up to `max_backoff_ms`.
+    #[serde(default = "WebhookConfig::default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Longest retry delay.
+    #[serde(default = "WebhookConfig::default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    /// A change still undelivered this long after it was made is dropped (logged and counted).
+    #[serde(default = "WebhookConfig::default_give_up_after_ms")]
+    pub give_up_after_ms: u64,
+}
+
+impl WebhookConfig {
+    fn default_timeout_ms() -> u64 {
+        3_000
+    }
+    fn default_concurrency() -> usize {
+        16
+    }
+    fn default_initial_backoff_ms() -> u64 {
+        500
+    }
+    fn default_max_backoff_ms() -> u64 {
+        60_000
+    }
+    fn default_give_up_after_ms() -> u64 {
+        24 * 3600 * 1000
+    }
+
+    /// A webhook to `url` with every other setting at its default.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            timeout_ms: Self::default_timeout_ms(),
+            concurrency: Self::default_concurrency(),
+            initial_backoff_ms: Self::default_initial_backoff_ms(),
+            max_backoff_ms: Self::default_max_backoff_ms(),
+            give_up_after_ms: Self::default_give_up_after_ms(),
+        }
+    }
+}
+
 /// One app (`[[apps]]`).
 #[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -119,6 +207,9 @@ pub struct AppConfig {
     /// Per-API calls per second.
     #[serde(default)]
     pub rate_limits: RateLimitConfig,
+    /// `Profile.CallbackPortraitSet` delivery; none if absent.
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
 }
 
 fn expose<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
@@ -134,6 +225,7 @@ impl std::fmt::Debug for AppConfig {
             .field("custom_fields", &self.custom_fields)
             .field("sensitive_words", &self.sensitive_words.len())
             .field("rate_limits", &self.rate_limits)
+            .field("webhook", &self.webhook)
             .finish()
     }
 }
@@ -279,7 +371,7 @@ impl Settings {
         fig = fig.merge(Env::prefixed("PORTRAIT_").split("__").filter(|k| {
             // Only settings sections: other PORTRAIT_* variables (e.g. PORTRAIT_TEST_STORE) are not ours.
             let k = k.as_str().to_ascii_lowercase();
-            ["server", "store", "log", "apps"].iter().any(|s| {
+            ["server", "store", "log", "push", "apps"].iter().any(|s| {
                 k == *s || k.starts_with(&format!("{s}.")) || k.starts_with(&format!("{s}__"))
             })
         }));
@@ -293,6 +385,15 @@ impl Settings {
     /// # Errors
     /// Names the offending app or field.
     pub fn validate(&self) -> anyhow::Result<()> {
+        let p = &self.push;
+        anyhow::ensure!(
+            p.max_subscriptions > 0 && p.max_connections_per_user > 0 && p.queue > 0,
+            "push: max_subscriptions, max_connections_per_user and queue must be positive"
+        );
+        anyhow::ensure!(
+            p.ping_interval_ms > 0 && p.idle_timeout_ms > 0 && p.poll_interval_ms > 0,
+            "push: intervals must be positive"
+        );
         let mut seen = std::collections::HashSet::new();
         for app in &self.apps {
             anyhow::ensure!(
@@ -321,6 +422,20 @@ impl Settings {
             app.rate_limits
                 .validate()
                 .with_context(|| format!("app {}", app.sdkappid))?;
+            if let Some(w) = &app.webhook {
+                let url = reqwest::Url::parse(&w.url)
+                    .with_context(|| format!("app {}: webhook url {:?}", app.sdkappid, w.url))?;
+                anyhow::ensure!(
+                    matches!(url.scheme(), "http" | "https"),
+                    "app {}: webhook url must be http(s)",
+                    app.sdkappid
+                );
+                anyhow::ensure!(
+                    w.concurrency > 0 && w.timeout_ms > 0,
+                    "app {}: webhook concurrency and timeout_ms must be positive",
+                    app.sdkappid
+                );
+            }
         }
         Ok(())
     }

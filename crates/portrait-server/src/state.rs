@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use portrait_core::Identifier;
-use portrait_store::{NewAccount, Store};
+use async_trait::async_trait;
+use portrait_core::{Identifier, ProfileValue, Tag};
+use portrait_store::{AppId, Change, NewAccount, Profile, Store};
 
-use crate::settings::{AppConfig, Settings};
+use crate::push::Hub;
+use crate::settings::{AppConfig, PushSettings, Settings};
 use crate::tenant::Tenant;
 
 /// Cheaply clonable handle to the node's state.
@@ -19,20 +21,35 @@ pub struct AppState {
 
 struct Inner {
     store: Arc<dyn Store>,
+    hub: Arc<Hub>,
     tenants: HashMap<u64, Arc<Tenant>>,
     max_body_bytes: usize,
 }
 
 impl AppState {
-    /// Builds the state: validates apps, makes sure every admin identifier exists as an account
-    /// (as the vendor's console does), and loads each app's kick table.
+    /// [`AppState::with_push`] with default push settings.
     ///
     /// # Errors
-    /// Invalid app configuration or a store failure.
+    /// As [`AppState::with_push`].
     pub async fn new(
         store: Arc<dyn Store>,
         apps: &[AppConfig],
         max_body_bytes: usize,
+    ) -> anyhow::Result<AppState> {
+        Self::with_push(store, apps, max_body_bytes, &PushSettings::default()).await
+    }
+
+    /// Builds the state: validates apps, makes sure every admin identifier exists as an account
+    /// (as the vendor's console does), loads each app's kick table, and starts the push feeds
+    /// and webhook deliveries.
+    ///
+    /// # Errors
+    /// Invalid app configuration or a store failure.
+    pub async fn with_push(
+        store: Arc<dyn Store>,
+        apps: &[AppConfig],
+        max_body_bytes: usize,
+        push: &PushSettings,
     ) -> anyhow::Result<AppState> {
         let mut tenants = HashMap::new();
         for cfg in apps {
@@ -61,9 +78,36 @@ impl AppState {
                 cfg.sdkappid
             );
         }
+        crate::metrics::handle();
+        let hub = Arc::new(
+            Hub::start(
+                store.clone(),
+                tenants.values().map(|t| (t.sdkappid, t.schema.clone())),
+                push,
+            )
+            .await
+            .context("starting the push feeds")?,
+        );
+        for cfg in apps.iter() {
+            if let Some(webhook) = &cfg.webhook {
+                let feed = hub.feed(cfg.sdkappid).expect("a feed per app").clone();
+                let worker = crate::webhook::Worker::new(
+                    cfg.sdkappid,
+                    webhook.clone(),
+                    store.clone(),
+                    &tenants[&cfg.sdkappid],
+                )?;
+                hub.spawn(worker.run(feed.watch(), hub.stopping()));
+            }
+        }
+        let store: Arc<dyn Store> = Arc::new(Waking {
+            inner: store,
+            hub: hub.clone(),
+        });
         Ok(AppState {
             inner: Arc::new(Inner {
                 store,
+                hub,
                 tenants,
                 max_body_bytes,
             }),
@@ -78,12 +122,33 @@ impl AppState {
         store: Arc<dyn Store>,
         settings: &Settings,
     ) -> anyhow::Result<AppState> {
-        Self::new(store, &settings.apps, settings.server.max_body_bytes).await
+        Self::with_push(
+            store,
+            &settings.apps,
+            settings.server.max_body_bytes,
+            &settings.push,
+        )
+        .await
     }
 
     /// The store.
     pub fn store(&self) -> &dyn Store {
         self.inner.store.as_ref()
+    }
+
+    /// The store, shared.
+    pub fn store_arc(&self) -> Arc<dyn Store> {
+        self.inner.store.clone()
+    }
+
+    /// This process's metrics, rendered for `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        crate::metrics::render()
+    }
+
+    /// Push feeds and background tasks.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
     }
 
     /// The app with this SDKAppID.
@@ -94,5 +159,117 @@ impl AppState {
     /// Largest request body accepted.
     pub fn max_body_bytes(&self) -> usize {
         self.inner.max_body_bytes
+    }
+}
+
+/// The store as handlers see it: every successful write wakes the app's push feed, so that its
+/// change reaches subscribers at once (the feed also polls, so a missed wake only delays).
+struct Waking {
+    inner: Arc<dyn Store>,
+    hub: Arc<Hub>,
+}
+
+impl Waking {
+    fn woke<T>(&self, app: AppId, r: portrait_store::Result<T>) -> portrait_store::Result<T> {
+        if r.is_ok() {
+            self.hub.wake(app);
+        }
+        r
+    }
+}
+
+#[async_trait]
+impl Store for Waking {
+    async fn import_accounts(
+        &self,
+        app: AppId,
+        accounts: &[NewAccount],
+        operator: &str,
+    ) -> portrait_store::Result<()> {
+        let r = self.inner.import_accounts(app, accounts, operator).await;
+        self.woke(app, r)
+    }
+
+    async fn delete_accounts(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+        operator: &str,
+    ) -> portrait_store::Result<Vec<bool>> {
+        let r = self.inner.delete_accounts(app, users, operator).await;
+        self.woke(app, r)
+    }
+
+    async fn accounts_exist(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+    ) -> portrait_store::Result<Vec<bool>> {
+        self.inner.accounts_exist(app, users).await
+    }
+
+    async fn kick(
+        &self,
+        app: AppId,
+        user: &Identifier,
+        not_before: u64,
+    ) -> portrait_store::Result<bool> {
+        self.inner.kick(app, user, not_before).await
+    }
+
+    async fn kicks(&self, app: AppId) -> portrait_store::Result<Vec<(String, u64)>> {
+        self.inner.kicks(app).await
+    }
+
+    async fn set_profile_expecting(
+        &self,
+        app: AppId,
+        user: &Identifier,
+        items: &[(Tag, ProfileValue)],
+        operator: &str,
+        expected: Option<u64>,
+    ) -> portrait_store::Result<u64> {
+        let r = self
+            .inner
+            .set_profile_expecting(app, user, items, operator, expected)
+            .await;
+        self.woke(app, r)
+    }
+
+    async fn get_profiles(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+    ) -> portrait_store::Result<Vec<Option<Profile>>> {
+        self.inner.get_profiles(app, users).await
+    }
+
+    async fn changes_since(
+        &self,
+        app: AppId,
+        since: u64,
+        limit: usize,
+    ) -> portrait_store::Result<Vec<Change>> {
+        self.inner.changes_since(app, since, limit).await
+    }
+
+    async fn current_version(&self, app: AppId) -> portrait_store::Result<u64> {
+        self.inner.current_version(app).await
+    }
+
+    async fn cursor(&self, app: AppId, name: &str) -> portrait_store::Result<Option<u64>> {
+        self.inner.cursor(app, name).await
+    }
+
+    async fn set_cursor(&self, app: AppId, name: &str, version: u64) -> portrait_store::Result<()> {
+        self.inner.set_cursor(app, name, version).await
+    }
+
+    async fn ping(&self) -> portrait_store::Result<()> {
+        self.inner.ping().await
+    }
+
+    async fn close(&self) {
+        self.inner.close().await;
     }
 }

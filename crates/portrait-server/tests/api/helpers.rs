@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use portrait_client::user::UserClient;
 use portrait_client::AdminClient;
-use portrait_server::settings::{AppConfig, CustomFieldConfig, RateLimitConfig, Who};
+use portrait_server::settings::{AppConfig, CustomFieldConfig, PushSettings, RateLimitConfig, Who};
 use portrait_server::AppState;
 use portrait_store::Store;
 use secrecy::SecretString;
@@ -67,6 +68,7 @@ pub fn test_app() -> AppConfig {
         ],
         sensitive_words: vec!["badword".into(), "违禁".into()],
         rate_limits: RateLimitConfig::default(),
+        webhook: None,
     }
 }
 
@@ -79,6 +81,7 @@ pub fn other_app() -> AppConfig {
         custom_fields: vec![],
         sensitive_words: vec![],
         rate_limits: RateLimitConfig::default(),
+        webhook: None,
     }
 }
 
@@ -93,6 +96,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub store: Arc<dyn Store>,
     _dir: Option<tempfile::TempDir>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 /// Spawns a server with the two default apps.
@@ -102,20 +107,40 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns a server with the given apps on a fresh store and an ephemeral port.
 pub async fn spawn_app_with(apps: Vec<AppConfig>) -> TestApp {
-    init_tracing();
+    spawn_app_opts(apps, PushSettings::default()).await
+}
+
+/// Spawns a server with the given apps and push settings on a fresh store.
+pub async fn spawn_app_opts(apps: Vec<AppConfig>, push: PushSettings) -> TestApp {
     let (store, dir) = portrait_store::testkit::fresh_store_from_env().await;
+    let mut app = spawn_on(store, apps, push, "127.0.0.1:0").await;
+    app._dir = dir;
+    app
+}
+
+/// Spawns a server on `store` (wrapped in the read cache), listening on `addr`.
+pub async fn spawn_on(
+    store: Arc<dyn Store>,
+    apps: Vec<AppConfig>,
+    push: PushSettings,
+    addr: &str,
+) -> TestApp {
+    init_tracing();
     // The production shape: the read cache in front of the backend.
     let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));
-    let state = AppState::new(store.clone(), &apps, 1 << 20)
+    let state = AppState::with_push(store.clone(), &apps, 1 << 20, &push)
         .await
         .expect("state");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = TcpListener::bind(addr).await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(portrait_server::serve(
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(portrait_server::serve(
         listener,
         state,
         Duration::from_secs(3),
-        std::future::pending(),
+        async move {
+            let _ = rx.await;
+        },
     ));
     TestApp {
         admin: AdminClient::new(&base, APP, ADMIN, KEY),
@@ -123,11 +148,28 @@ pub async fn spawn_app_with(apps: Vec<AppConfig>) -> TestApp {
         http: reqwest::Client::new(),
         base,
         store,
-        _dir: dir,
+        _dir: None,
+        shutdown: Some(tx),
+        server: Some(server),
     }
 }
 
 impl TestApp {
+    /// A user client of [`APP`] signed in as `user`.
+    pub fn user(&self, user: &str) -> UserClient {
+        UserClient::with_key(&self.base, APP, user, KEY)
+    }
+
+    /// Shuts the server down gracefully and waits for it (the store stays open).
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server");
+        }
+    }
+
     /// Imports `users` into [`APP`], asserting success.
     pub async fn import(&self, users: &[&str]) {
         let r = self.admin.multiaccount_import(users).await.unwrap();

@@ -3,9 +3,12 @@
 //! over HTTP with `portrait-client` and raw `reqwest`.
 
 mod accounts;
+mod client;
 mod fields;
 mod helpers;
 mod profile;
+mod push;
 mod rate_limit;
 mod sloppy;
 mod usersig;
+mod webhook;

@@ -189,6 +189,9 @@ async fn delete(state: &AppState, q: Option<&str>, body: Body) -> Result<Account
         .map(|(user_id, existed)| {
             if existed == Some(true) {
                 call.tenant.clear_kick(&user_id);
+                if let Some(feed) = state.hub().feed(call.tenant.sdkappid) {
+                    feed.revoke(&user_id, ErrorCode::ACCOUNT_NOT_FOUND);
+                }
                 AccountResultItem {
                     user_id,
                     result_code: ErrorCode::OK,
@@ -263,6 +266,9 @@ async fn kick_one(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty
         .await?
     {
         return Err(ApiError::AccountNotFound(raw));
+    }
+    if let Some(feed) = state.hub().feed(call.tenant.sdkappid) {
+        feed.revoke(&raw, ErrorCode::SIG_EXPIRED);
     }
     call.tenant.set_kick(raw, not_before);
     Ok(Empty {})

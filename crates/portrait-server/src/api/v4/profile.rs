@@ -5,20 +5,16 @@ use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
-use portrait_core::schema::{Actor, StandardTag};
-use portrait_core::wire::{
-    PortraitGetRequest, PortraitGetResponse, PortraitSetRequest, ProfileItem, UserProfileItem,
-};
-use portrait_core::{ErrorCode, Identifier, Tag};
+use portrait_core::schema::Actor;
+use portrait_core::wire::{PortraitGetRequest, PortraitGetResponse, PortraitSetRequest};
+use portrait_core::Identifier;
 
-use crate::api::{parse_ids, read_body, spread};
+use crate::api::read_body;
 use crate::auth;
 use crate::error::{parse_body, reply, ApiError, Empty, Family, Result};
+use crate::profiles;
 use crate::ratelimit::Api;
 use crate::state::AppState;
-
-/// Most accounts one `portrait_get` may read.
-pub const MAX_GET_ACCOUNTS: usize = 100;
 
 /// Routes of this group.
 pub fn router() -> Router<AppState> {
@@ -44,26 +40,16 @@ async fn set(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty> {
         .ok_or_else(|| ApiError::BadRequest("From_Account is missing".into()))?;
     let user =
         Identifier::parse(&from).map_err(|e| ApiError::BadRequest(format!("From_Account: {e}")))?;
-    let items = req
-        .profile_item
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::BadRequest("ProfileItem is missing or empty".into()))?;
-    let parsed = items
-        .iter()
-        .map(|i| {
-            call.tenant
-                .schema
-                .parse_item(&i.tag, &i.value, Actor::Admin)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    state
-        .store()
-        .set_profile(call.tenant.sdkappid, &user, &parsed, &call.identifier)
-        .await
-        .map_err(|e| match e {
-            portrait_store::StoreError::NotFound => ApiError::AccountNotFound(from),
-            e => e.into(),
-        })?;
+    profiles::write(
+        state,
+        &call.tenant,
+        &user,
+        req.profile_item,
+        Actor::Admin,
+        &call.identifier,
+        None,
+    )
+    .await?;
     Ok(Empty {})
 }
 
@@ -79,71 +65,22 @@ async fn portrait_get(
 async fn get(state: &AppState, q: Option<&str>, body: Body) -> Result<PortraitGetResponse> {
     let call = auth::admin(state, q, Api::PortraitGet)?;
     let req: PortraitGetRequest = parse_body(&read_body(state, body).await?)?;
+    // The vendor requires both lists; an empty TagList is 40001 like a missing one.
     let accounts = req
         .to_account
         .filter(|v| !v.is_empty())
         .ok_or(ApiError::MissingToAccount)?;
-    if accounts.len() > MAX_GET_ACCOUNTS {
-        return Err(ApiError::BadRequest(format!(
-            "To_Account has {} accounts; at most {MAX_GET_ACCOUNTS} per call",
-            accounts.len()
-        )));
-    }
-    let tag_names = req
+    let names = req
         .tag_list
         .filter(|v| !v.is_empty())
         .ok_or_else(|| ApiError::BadRequest("TagList is missing or empty".into()))?;
-    let tags = tag_names
-        .iter()
-        .map(|t| call.tenant.schema.resolve_readable(t, Actor::Admin))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (ids, valid) = parse_ids(&accounts);
-    let found = state
-        .store()
-        .get_profiles(call.tenant.sdkappid, &valid)
-        .await?;
-    let mut resp = PortraitGetResponse {
-        user_profile_item: Vec::with_capacity(accounts.len()),
-        fail_account: Vec::new(),
-    };
-    for (account, profile) in accounts.into_iter().zip(spread(&ids, found)) {
-        let Some(profile) = profile.flatten() else {
-            resp.fail_account.push(account.clone());
-            resp.user_profile_item.push(UserProfileItem {
-                to_account: account,
-                profile_item: None,
-                result_code: ErrorCode::PROFILE_ACCOUNT_NOT_FOUND,
-                result_info: "Err_Profile_Account_Not_Exist: requested UserID does not exist"
-                    .into(),
-            });
-            continue;
-        };
-        let items = tags
-            .iter()
-            .filter_map(|tag| {
-                let value = match profile.fields.get(tag.name()) {
-                    Some(v) => v.to_json(),
-                    None => match tag {
-                        Tag::Standard(std) => default_of(*std),
-                        Tag::Custom(_) => return None, // never-set custom fields are omitted
-                    },
-                };
-                Some(ProfileItem {
-                    tag: tag.name().to_owned(),
-                    value,
-                })
-            })
-            .collect();
-        resp.user_profile_item.push(UserProfileItem {
-            to_account: account,
-            profile_item: Some(items),
-            result_code: ErrorCode::OK,
-            result_info: String::new(),
-        });
+    if accounts.len() > profiles::MAX_GET_ACCOUNTS {
+        return Err(ApiError::BadRequest(format!(
+            "To_Account has {} accounts; at most {} per call",
+            accounts.len(),
+            profiles::MAX_GET_ACCOUNTS
+        )));
     }
-    Ok(resp)
-}
-
-fn default_of(tag: StandardTag) -> serde_json::Value {
-    tag.default_value().to_json()
+    let tags = profiles::resolve_tags(&call.tenant, Some(&names), Actor::Admin)?;
+    profiles::read(state, &call.tenant, Some(accounts), &tags, false).await
 }

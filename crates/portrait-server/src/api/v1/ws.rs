@@ -1,0 +1,589 @@
+//! `GET /v1/ws`: one WebSocket connection of a signed-in user (docs/client-api.md).
+//!
+//! A [`Session`] owns the socket and its bookkeeping: the accounts it subscribes to, the highest
+//! version sent per account (`sent`, which de-duplicates catch-up against live events), and the
+//! `cursor` (every change up to it of every subscribed account has been sent). It registers with
+//! the app's [`Feed`] before reading any catch-up from the store, so nothing falls between the
+//! two; see [`crate::push`] for why that is gap-free.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use portrait_core::{ErrorCode, Identifier};
+use portrait_store::Store;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{self, UserCall};
+use crate::error::{reply, ApiError, Family};
+use crate::push::{self, CloseReason, Conn, Event, Feed, Refused, PAGE};
+use crate::state::AppState;
+
+/// Close code: authentication failed (an `error` frame says why).
+pub const CLOSE_AUTH: u16 = 4001;
+/// Close code: the user was kicked or deleted, or the UserSig expired.
+pub const CLOSE_REVOKED: u16 = 4002;
+/// Close code: too many connections for this user.
+pub const CLOSE_TOO_MANY: u16 = 4003;
+/// Close code: nothing received from the client within the idle timeout.
+pub const CLOSE_IDLE: u16 = 4000;
+/// Close code: the server is shutting down (RFC 6455 "going away").
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// Routes of this group.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/ws", get(upgrade))
+}
+
+/// Connection parameters besides authentication.
+#[derive(Debug, Default)]
+struct Params {
+    since: Option<u64>,
+    accounts: Vec<String>,
+}
+
+fn params(raw: Option<&str>) -> Result<Params, String> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| e.to_string())?;
+    let mut p = Params::default();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "since" if !v.is_empty() => {
+                p.since = Some(
+                    v.parse()
+                        .map_err(|_| format!("since={v:?} is not a version"))?,
+                );
+            }
+            "accounts" => p.accounts.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned),
+            ),
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let auth = auth::user(&state, q.as_deref()).await;
+    let params = params(q.as_deref());
+    let ws = match ws {
+        Ok(ws) => ws,
+        // Not a WebSocket handshake (e.g. curl): answer in the envelope.
+        Err(rejection) => {
+            return match auth {
+                Err(e) => reply::<()>(Family::Profile, Err(e)),
+                Ok(_) => reply::<()>(
+                    Family::Profile,
+                    Err(ApiError::BadRequest(format!(
+                        "/v1/ws needs a WebSocket handshake: {rejection}"
+                    ))),
+                ),
+            }
+        }
+    };
+    let tracker = state.hub().clone();
+    ws.on_upgrade(move |socket| async move {
+        let setup = match (auth, params) {
+            (Err(e), _) => Err((e.code(Family::Profile), e.to_string(), CLOSE_AUTH)),
+            (Ok(_), Err(e)) => Err((ErrorCode::BAD_FRAME, e, CLOSE_AUTH)),
+            (Ok(call), Ok(p)) => Ok((call, p)),
+        };
+        match setup {
+            Err((code, message, close)) => refuse(socket, code, &message, close).await,
+            // Tracked, so that shutdown waits for the close frame to go out.
+            Ok((call, p)) => tracker.track(run(socket, state, call, p)).await,
+        }
+    })
+    .into_response()
+}
+
+/// Sends one `error` frame and closes with `close`.
+async fn refuse(mut socket: WebSocket, code: ErrorCode, message: &str, close: u16) {
+    let _ = socket.send(text(&error_frame(code, message, None))).await;
+    close_cleanly(&mut socket, close, message).await;
+}
+
+/// Sends a close frame and waits (briefly) for the client's, so that the client reads every
+/// frame before the connection goes (the WebSocket closing handshake).
+async fn close_cleanly(socket: &mut WebSocket, code: u16, reason: &str) {
+    if socket.send(close_msg(code, reason)).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if let Message::Close(_) = msg {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+fn text(s: &str) -> Message {
+    Message::Text(Utf8Bytes::from(s))
+}
+
+fn close_msg(code: u16, reason: &str) -> Message {
+    // A close reason is at most 123 bytes.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from(&reason[..end]),
+    }))
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Frame<'a> {
+    Ready {
+        user: &'a str,
+        version: u64,
+        max_subscriptions: usize,
+    },
+    Synced {
+        cursor: u64,
+    },
+    Subscribed {
+        accounts: &'a [String],
+        count: usize,
+    },
+    Unsubscribed {
+        accounts: &'a [String],
+        count: usize,
+    },
+    Pong,
+    Error {
+        code: i64,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        op: Option<&'a str>,
+    },
+}
+
+fn error_frame(code: ErrorCode, message: &str, op: Option<&str>) -> String {
+    json(&Frame::Error {
+        code: i64::from(code.0),
+        message,
+        op,
+    })
+}
+
+fn json(f: &Frame<'_>) -> String {
+    serde_json::to_string(f).expect("frames serialize")
+}
+
+/// An op from the client.
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Op {
+    Subscribe {
+        accounts: Vec<String>,
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    Unsubscribe {
+        accounts: Vec<String>,
+    },
+    Ping,
+}
+
+/// Why a session ended.
+enum End {
+    /// The socket failed or the client closed it.
+    Gone,
+    /// The server closes with this code and reason (after an optional error frame).
+    Close(u16, String, Option<(ErrorCode, String)>),
+}
+
+struct Session {
+    socket: WebSocket,
+    feed: Arc<Feed>,
+    conn: Arc<Conn>,
+    rx: mpsc::Receiver<Arc<Event>>,
+    store: Arc<dyn Store>,
+    /// Per subscribed account: highest version sent (or known not wanted).
+    sent: HashMap<String, u64>,
+    cursor: u64,
+    own: String,
+    last_heard: Instant,
+}
+
+async fn run(socket: WebSocket, state: AppState, call: UserCall, p: Params) {
+    let Some(feed) = state.hub().feed(call.tenant.sdkappid).cloned() else {
+        return refuse(
+            socket,
+            ErrorCode::PROFILE_INTERNAL,
+            "no feed for this app",
+            1011,
+        )
+        .await;
+    };
+    let (conn, rx) = match feed.register(call.user.as_str()) {
+        Ok(r) => r,
+        Err(_) => {
+            let msg = format!(
+                "{} already has {} connections",
+                call.user.as_str(),
+                feed.settings().max_connections_per_user
+            );
+            return refuse(
+                socket,
+                ErrorCode::TOO_MANY_CONNECTIONS,
+                &msg,
+                CLOSE_TOO_MANY,
+            )
+            .await;
+        }
+    };
+    let mut s = Session {
+        socket,
+        feed: feed.clone(),
+        conn: conn.clone(),
+        rx,
+        store: state.store_arc(),
+        sent: HashMap::new(),
+        cursor: 0,
+        own: call.user.as_str().to_owned(),
+        last_heard: Instant::now(),
+    };
+    let stop = state.hub().stopping();
+    let end = s.serve(p, call.expires_at, stop).await;
+    feed.deregister(&conn);
+    if let End::Close(code, reason, error) = end {
+        if let Some((c, m)) = error {
+            let _ = s.socket.send(text(&error_frame(c, &m, None))).await;
+        }
+        close_cleanly(&mut s.socket, code, &reason).await;
+    }
+}
+
+impl Session {
+    async fn send(&mut self, frame: String) -> Result<(), End> {
+        self.socket.send(text(&frame)).await.map_err(|_| End::Gone)
+    }
+
+    async fn serve(&mut self, p: Params, expires_at: u64, stop: CancellationToken) -> End {
+        match self.start(p).await {
+            Ok(()) => {}
+            Err(end) => return end,
+        }
+        let settings = self.feed.settings().clone();
+        let mut ping = tokio::time::interval(Duration::from_millis(settings.ping_interval_ms));
+        ping.tick().await;
+        let idle = Duration::from_millis(settings.idle_timeout_ms);
+        let expiry = Duration::from_secs(
+            expires_at
+                .saturating_sub(auth::now_secs())
+                .saturating_add(1),
+        );
+        let expired = tokio::time::sleep(expiry);
+        tokio::pin!(expired);
+        loop {
+            let step = tokio::select! {
+                ev = self.rx.recv() => match ev {
+                    Some(ev) => self.live(ev).await,
+                    None => Err(End::Gone),
+                },
+                msg = self.socket.recv() => match msg {
+                    Some(Ok(msg)) => {
+                        self.last_heard = Instant::now();
+                        self.on_message(msg).await
+                    }
+                    _ => Err(End::Gone),
+                },
+                _ = ping.tick() => {
+                    if self.last_heard.elapsed() > idle {
+                        Err(End::Close(CLOSE_IDLE, "idle timeout".into(), None))
+                    } else {
+                        self.socket.send(Message::Ping(Default::default())).await.map_err(|_| End::Gone)
+                    }
+                }
+                () = self.conn.close.notified() => {
+                    let code = match self.conn.close_reason() {
+                        Some(CloseReason::Revoked(code)) => code,
+                        None => continue,
+                    };
+                    let why = if code == ErrorCode::ACCOUNT_NOT_FOUND { "the account was deleted" } else { "the user was kicked; sign in again" };
+                    Err(End::Close(CLOSE_REVOKED, why.into(), Some((code, why.into()))))
+                }
+                () = &mut expired => {
+                    let why = "the UserSig expired; sign in again with a new one";
+                    Err(End::Close(CLOSE_REVOKED, why.into(), Some((ErrorCode::SIG_EXPIRED, why.into()))))
+                }
+                () = stop.cancelled() => Err(End::Close(CLOSE_GOING_AWAY, "server shutting down".into(), None)),
+            };
+            if let Err(end) = step {
+                return end;
+            }
+            // A queue that overflowed is drained first (its events precede the gap), then the gap
+            // is read from the store.
+            if self.conn.overflowed() && self.rx.is_empty() {
+                if let Err(end) = self.resync().await {
+                    return end;
+                }
+            }
+        }
+    }
+
+    /// Subscribes the initial accounts, says `ready`, and catches up from `since`.
+    async fn start(&mut self, p: Params) -> Result<(), End> {
+        let mut accounts = vec![self.own.clone()];
+        let mut refused = None;
+        for a in p.accounts {
+            if Identifier::parse(&a).is_err() {
+                refused = Some((
+                    ErrorCode::BAD_FRAME,
+                    format!("accounts: {a:?} is not a valid UserID"),
+                ));
+            } else {
+                accounts.push(a);
+            }
+        }
+        if self.feed.subscribe(&self.conn, &accounts).is_err() {
+            refused = Some((
+                ErrorCode::TOO_MANY_SUBSCRIPTIONS,
+                format!(
+                    "{} accounts asked, at most {} per connection; only the own account is subscribed",
+                    accounts.len(),
+                    self.feed.settings().max_subscriptions
+                ),
+            ));
+            accounts.truncate(1);
+            let _ = self.feed.subscribe(&self.conn, &accounts);
+        }
+        // After registering: anything committed later is offered to the queue.
+        let head = self
+            .store
+            .current_version(self.feed.app())
+            .await
+            .map_err(|e| internal(&e))?;
+        let max_subscriptions = self.feed.settings().max_subscriptions;
+        let own = self.own.clone();
+        self.send(json(&Frame::Ready {
+            user: &own,
+            version: head,
+            max_subscriptions,
+        }))
+        .await?;
+        if let Some((code, msg)) = refused {
+            self.send(error_frame(code, &msg, None)).await?;
+        }
+        let subscribed: Vec<String> = accounts
+            .into_iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        match p.since {
+            None => {
+                for a in subscribed {
+                    self.sent.insert(a, head);
+                }
+                self.cursor = head;
+            }
+            Some(since) => {
+                for a in &subscribed {
+                    self.sent.insert(a.clone(), since);
+                }
+                let reached = self.catch_up(since, None).await?;
+                for a in &subscribed {
+                    let v = self.sent.entry(a.clone()).or_default();
+                    *v = (*v).max(reached);
+                }
+                self.cursor = reached.max(since);
+                self.send(json(&Frame::Synced {
+                    cursor: self.cursor,
+                }))
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the changes after `from` of the subscribed accounts (or of `only`) not sent yet, up
+    /// to the head of the log; returns the last version read.
+    async fn catch_up(&mut self, from: u64, only: Option<&HashSet<String>>) -> Result<u64, End> {
+        let mut pos = from;
+        loop {
+            let page = self
+                .store
+                .changes_since(self.feed.app(), from.max(pos), PAGE)
+                .await
+                .map_err(|e| internal(&e))?;
+            let n = page.len();
+            for c in page {
+                pos = c.version;
+                if only.is_some_and(|o| !o.contains(&c.user)) {
+                    continue;
+                }
+                let Some(&sent) = self.sent.get(&c.user) else {
+                    continue; // not subscribed
+                };
+                if c.version <= sent {
+                    continue;
+                }
+                let cursor = if only.is_some() {
+                    self.cursor
+                } else {
+                    c.version
+                };
+                let frame = push::Event::new(c, self.feed.schema());
+                let text = if cursor == frame.version {
+                    frame.frame.to_string()
+                } else {
+                    frame.frame_with_cursor(self.feed.schema(), cursor)
+                };
+                self.send(text).await?;
+                self.sent.insert(frame.account.clone(), frame.version);
+                metrics::counter!("portrait_push_events_sent_total").increment(1);
+            }
+            if n < PAGE {
+                return Ok(pos);
+            }
+        }
+    }
+
+    /// A live event from the feed.
+    async fn live(&mut self, ev: Arc<Event>) -> Result<(), End> {
+        match self.sent.get(&ev.account) {
+            Some(&sent) if ev.version > sent => {
+                self.send(ev.frame.to_string()).await?;
+                self.sent.insert(ev.account.clone(), ev.version);
+                self.cursor = self.cursor.max(ev.version);
+                metrics::counter!("portrait_push_events_sent_total").increment(1);
+            }
+            _ => {} // sent already, or no longer subscribed
+        }
+        Ok(())
+    }
+
+    /// The queue overflowed: resume live offers, then read the gap from the store.
+    async fn resync(&mut self) -> Result<(), End> {
+        self.conn.clear_overflow();
+        metrics::counter!("portrait_push_resyncs_total").increment(1);
+        let reached = self.catch_up(self.cursor, None).await?;
+        for v in self.sent.values_mut() {
+            *v = (*v).max(reached);
+        }
+        self.cursor = self.cursor.max(reached);
+        Ok(())
+    }
+
+    async fn on_message(&mut self, msg: Message) -> Result<(), End> {
+        match msg {
+            Message::Text(t) => match serde_json::from_str::<Op>(t.as_str()) {
+                Ok(op) => self.on_op(op).await,
+                Err(e) => {
+                    self.send(error_frame(
+                        ErrorCode::BAD_FRAME,
+                        &format!("not a valid op: {e}"),
+                        None,
+                    ))
+                    .await
+                }
+            },
+            Message::Binary(_) => {
+                self.send(error_frame(
+                    ErrorCode::BAD_FRAME,
+                    "binary frames are not supported",
+                    None,
+                ))
+                .await
+            }
+            Message::Close(_) => Err(End::Gone),
+            Message::Ping(_) | Message::Pong(_) => Ok(()),
+        }
+    }
+
+    async fn on_op(&mut self, op: Op) -> Result<(), End> {
+        match op {
+            Op::Ping => self.send(json(&Frame::Pong)).await,
+            Op::Subscribe { accounts, since } => {
+                if let Some(bad) = accounts.iter().find(|a| Identifier::parse(a).is_err()) {
+                    let msg = format!("{bad:?} is not a valid UserID");
+                    return self
+                        .send(error_frame(ErrorCode::BAD_FRAME, &msg, Some("subscribe")))
+                        .await;
+                }
+                let new = match self.feed.subscribe(&self.conn, &accounts) {
+                    Ok(new) => new,
+                    Err(Refused::TooManySubscriptions | Refused::TooManyConnections) => {
+                        let msg = format!(
+                            "at most {} subscriptions per connection",
+                            self.feed.settings().max_subscriptions
+                        );
+                        return self
+                            .send(error_frame(
+                                ErrorCode::TOO_MANY_SUBSCRIPTIONS,
+                                &msg,
+                                Some("subscribe"),
+                            ))
+                            .await;
+                    }
+                };
+                let start = since.unwrap_or(self.cursor);
+                for a in &new {
+                    self.sent.insert(a.clone(), start);
+                }
+                let count = self.feed.subscriptions(&self.conn);
+                self.send(json(&Frame::Subscribed {
+                    accounts: &new,
+                    count,
+                }))
+                .await?;
+                if since.is_some() {
+                    let only: HashSet<String> = new.iter().cloned().collect();
+                    let reached = self.catch_up(start, Some(&only)).await?;
+                    for a in &new {
+                        let v = self.sent.entry(a.clone()).or_default();
+                        *v = (*v).max(reached);
+                    }
+                    let cursor = self.cursor;
+                    self.send(json(&Frame::Synced { cursor })).await?;
+                }
+                Ok(())
+            }
+            Op::Unsubscribe { accounts } => {
+                let others: Vec<String> = accounts.into_iter().filter(|a| *a != self.own).collect();
+                let removed = self.feed.unsubscribe(&self.conn, &others);
+                for a in &removed {
+                    self.sent.remove(a);
+                }
+                let count = self.feed.subscriptions(&self.conn);
+                self.send(json(&Frame::Unsubscribed {
+                    accounts: &removed,
+                    count,
+                }))
+                .await
+            }
+        }
+    }
+}
+
+fn internal(e: &portrait_store::StoreError) -> End {
+    tracing::error!(error = %e, "websocket: store failure; closing the connection");
+    End::Close(
+        1011,
+        "internal error, reconnect".into(),
+        Some((
+            ErrorCode::PROFILE_INTERNAL,
+            ErrorCode::PROFILE_INTERNAL.default_info().into(),
+        )),
+    )
+}

@@ -1,0 +1,469 @@
+//! Realtime fan-out of each app's change log to WebSocket connections (docs/client-api.md).
+//!
+//! The change log in the store is the only source of truth. Per app, one **feed** task tails it:
+//! woken after every local write (and by a poll timer, for changes written by other processes or
+//! nodes), it reads `changes_since(last dispatched)` and offers each change, serialized once, to
+//! the connections subscribed to its account. Because the store makes versions visible in order,
+//! the feed dispatches every version exactly once, in order.
+//!
+//! A connection ([`crate::api::v1::ws`]) registers with the feed *before* it reads its catch-up
+//! from the store, so the union of "read from the store" and "offered live" has no gap; it drops
+//! what it has already sent by per-account version (so no duplicate). Offering never blocks the
+//! feed: each connection has a bounded queue, and a connection whose queue is full is marked
+//! *overflowed*, gets nothing more until it has caught up from the store from its cursor, and
+//! then resumes live.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use portrait_core::schema::{Actor, Schema};
+use portrait_core::ErrorCode;
+use portrait_store::{AppId, Change, Store};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::settings::PushSettings;
+
+/// Most changes read from the store per query.
+pub const PAGE: usize = 500;
+
+/// One change, as pushed to users.
+#[derive(Debug)]
+pub struct Event {
+    /// Whose profile changed.
+    pub account: String,
+    /// The change's version.
+    pub version: u64,
+    /// The frame, with `cursor` = `version` (what a live event carries).
+    pub frame: Arc<str>,
+    change: Change,
+}
+
+impl Event {
+    /// Builds the event of `change` as users may see it (unreadable tags dropped).
+    pub fn new(change: Change, schema: &Schema) -> Event {
+        let frame = frame(&change, schema, change.version).into();
+        Event {
+            account: change.user.clone(),
+            version: change.version,
+            frame,
+            change,
+        }
+    }
+
+    /// The frame with another `cursor` (catch-up of a newly subscribed account).
+    pub fn frame_with_cursor(&self, schema: &Schema, cursor: u64) -> String {
+        frame(&self.change, schema, cursor)
+    }
+}
+
+/// A `profile` frame (docs/client-api.md).
+#[derive(Serialize)]
+struct ProfileFrame<'a> {
+    r#type: &'static str,
+    account: &'a str,
+    version: u64,
+    kind: &'static str,
+    operator: &'a str,
+    time_ms: i64,
+    items: Vec<portrait_core::wire::ProfileItem>,
+    cursor: u64,
+}
+
+fn frame(c: &Change, schema: &Schema, cursor: u64) -> String {
+    let items = c
+        .items
+        .iter()
+        .filter(|(tag, _)| {
+            schema
+                .resolve(tag)
+                .is_ok_and(|t| schema.can_read(&t, Actor::User))
+        })
+        .map(|(tag, value)| portrait_core::wire::ProfileItem {
+            tag: tag.clone(),
+            value: value.to_json(),
+        })
+        .collect();
+    serde_json::to_string(&ProfileFrame {
+        r#type: "profile",
+        account: &c.user,
+        version: c.version,
+        kind: c.kind.as_str(),
+        operator: &c.operator,
+        time_ms: c.at_ms,
+        items,
+        cursor,
+    })
+    .expect("a profile frame serializes")
+}
+
+/// Why a connection is being closed by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// `kick` (code 70001) or `account_delete` (70107) of the connection's user.
+    Revoked(ErrorCode),
+}
+
+/// A connection as the feed sees it.
+pub struct Conn {
+    id: u64,
+    /// The signed-in user.
+    pub user: String,
+    tx: mpsc::Sender<Arc<Event>>,
+    overflowed: AtomicBool,
+    closing: Mutex<Option<CloseReason>>,
+    /// Woken when the connection must close ([`Conn::close_reason`]).
+    pub close: Notify,
+}
+
+impl Conn {
+    /// Whether the queue overflowed since the last [`Conn::clear_overflow`].
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
+
+    /// Resumes live offers; call *before* catching up from the store.
+    pub fn clear_overflow(&self) {
+        self.overflowed.store(false, Ordering::Release);
+    }
+
+    /// Why the server closes this connection, once it does.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        *self.closing.lock().expect("conn lock")
+    }
+
+    fn offer(&self, ev: &Arc<Event>) {
+        if self.overflowed.load(Ordering::Acquire) {
+            return;
+        }
+        match self.tx.try_send(ev.clone()) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflowed.store(true, Ordering::Release);
+                metrics::counter!("portrait_push_overflows_total").increment(1);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn revoke(&self, why: CloseReason) {
+        *self.closing.lock().expect("conn lock") = Some(why);
+        self.close.notify_one();
+    }
+}
+
+/// Refusals of [`Feed::register`] and [`Feed::subscribe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// `max_connections_per_user` reached.
+    TooManyConnections,
+    /// `max_subscriptions` would be exceeded.
+    TooManySubscriptions,
+}
+
+#[derive(Default)]
+struct FeedState {
+    /// account → subscribed connections.
+    subs: HashMap<String, HashMap<u64, Arc<Conn>>>,
+    /// user → their connections.
+    users: HashMap<String, HashMap<u64, Arc<Conn>>>,
+    /// conn → its subscriptions.
+    conn_subs: HashMap<u64, HashSet<String>>,
+}
+
+/// One app's feed: its subscriptions and the task tailing its change log.
+pub struct Feed {
+    app: AppId,
+    schema: Schema,
+    wake: Notify,
+    /// Last version dispatched (watchers: webhook delivery).
+    dispatched: watch::Sender<u64>,
+    state: Mutex<FeedState>,
+    next_id: AtomicU64,
+    settings: PushSettings,
+}
+
+impl Feed {
+    /// The app.
+    pub fn app(&self) -> AppId {
+        self.app
+    }
+
+    /// The app's schema (for frames with another cursor).
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Push settings.
+    pub fn settings(&self) -> &PushSettings {
+        &self.settings
+    }
+
+    /// Tells the feed that the change log has grown (after a local write).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The last version dispatched, updated as the feed advances.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.dispatched.subscribe()
+    }
+
+    /// Registers a connection of `user` (no subscriptions yet).
+    ///
+    /// # Errors
+    /// [`Refused::TooManyConnections`].
+    pub fn register(&self, user: &str) -> Result<(Arc<Conn>, mpsc::Receiver<Arc<Event>>), Refused> {
+        let mut st = self.state.lock().expect("feed lock");
+        let mine = st.users.entry(user.to_owned()).or_default();
+        if mine.len() >= self.settings.max_connections_per_user {
+            return Err(Refused::TooManyConnections);
+        }
+        let (tx, rx) = mpsc::channel(self.settings.queue);
+        let conn = Arc::new(Conn {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            user: user.to_owned(),
+            tx,
+            overflowed: AtomicBool::new(false),
+            closing: Mutex::new(None),
+            close: Notify::new(),
+        });
+        mine.insert(conn.id, conn.clone());
+        st.conn_subs.insert(conn.id, HashSet::new());
+        metrics::gauge!("portrait_ws_connections").increment(1.0);
+        Ok((conn, rx))
+    }
+
+    /// Adds subscriptions; all or nothing. Returns the accounts newly added.
+    ///
+    /// # Errors
+    /// [`Refused::TooManySubscriptions`].
+    pub fn subscribe(&self, conn: &Arc<Conn>, accounts: &[String]) -> Result<Vec<String>, Refused> {
+        let mut st = self.state.lock().expect("feed lock");
+        let st = &mut *st;
+        let Some(mine) = st.conn_subs.get_mut(&conn.id) else {
+            return Ok(Vec::new());
+        };
+        let new: Vec<String> = accounts
+            .iter()
+            .filter(|a| !mine.contains(*a))
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if mine.len() + new.len() > self.settings.max_subscriptions {
+            return Err(Refused::TooManySubscriptions);
+        }
+        for a in &new {
+            mine.insert(a.clone());
+            st.subs
+                .entry(a.clone())
+                .or_default()
+                .insert(conn.id, conn.clone());
+        }
+        Ok(new)
+    }
+
+    /// Removes subscriptions; returns those that were held.
+    pub fn unsubscribe(&self, conn: &Conn, accounts: &[String]) -> Vec<String> {
+        let mut st = self.state.lock().expect("feed lock");
+        let st = &mut *st;
+        let Some(mine) = st.conn_subs.get_mut(&conn.id) else {
+            return Vec::new();
+        };
+        let mut removed = Vec::new();
+        for a in accounts {
+            if mine.remove(a) {
+                remove_sub(&mut st.subs, a, conn.id);
+                removed.push(a.clone());
+            }
+        }
+        removed
+    }
+
+    /// Number of subscriptions the connection holds.
+    pub fn subscriptions(&self, conn: &Conn) -> usize {
+        let st = self.state.lock().expect("feed lock");
+        st.conn_subs.get(&conn.id).map_or(0, HashSet::len)
+    }
+
+    /// Forgets a connection and all its subscriptions.
+    pub fn deregister(&self, conn: &Conn) {
+        let mut st = self.state.lock().expect("feed lock");
+        let st = &mut *st;
+        if let Some(subs) = st.conn_subs.remove(&conn.id) {
+            for a in subs {
+                remove_sub(&mut st.subs, &a, conn.id);
+            }
+            metrics::gauge!("portrait_ws_connections").decrement(1.0);
+        }
+        if let Some(mine) = st.users.get_mut(&conn.user) {
+            mine.remove(&conn.id);
+            if mine.is_empty() {
+                st.users.remove(&conn.user);
+            }
+        }
+    }
+
+    /// Closes every connection of `user` with `code` (kick: 70001; deleted: 70107).
+    pub fn revoke(&self, user: &str, code: ErrorCode) {
+        let st = self.state.lock().expect("feed lock");
+        for conn in st.users.get(user).into_iter().flat_map(HashMap::values) {
+            conn.revoke(CloseReason::Revoked(code));
+        }
+    }
+
+    /// Open connections of the app.
+    pub fn connections(&self) -> usize {
+        self.state.lock().expect("feed lock").conn_subs.len()
+    }
+
+    fn dispatch(&self, changes: Vec<Change>) {
+        let Some(last) = changes.last().map(|c| c.version) else {
+            return;
+        };
+        let events: Vec<Arc<Event>> = changes
+            .into_iter()
+            .map(|c| Arc::new(Event::new(c, &self.schema)))
+            .collect();
+        {
+            let st = self.state.lock().expect("feed lock");
+            for ev in &events {
+                if let Some(conns) = st.subs.get(&ev.account) {
+                    for conn in conns.values() {
+                        conn.offer(ev);
+                    }
+                }
+            }
+        }
+        metrics::counter!("portrait_push_changes_total").increment(events.len() as u64);
+        self.dispatched.send_replace(last);
+    }
+
+    /// Tails the change log until `stop`.
+    async fn run(self: Arc<Self>, store: Arc<dyn Store>, stop: CancellationToken) {
+        let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        let mut last = *self.dispatched.borrow();
+        loop {
+            loop {
+                match store.changes_since(self.app, last, PAGE).await {
+                    Ok(page) if page.is_empty() => break,
+                    Ok(page) => {
+                        last = page.last().map_or(last, |c| c.version);
+                        let full = page.len() == PAGE;
+                        self.dispatch(page);
+                        if !full {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(app = self.app, error = %e, "push feed: cannot read the change log; retrying");
+                        metrics::counter!("portrait_push_feed_errors_total").increment(1);
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+}
+
+fn remove_sub(subs: &mut HashMap<String, HashMap<u64, Arc<Conn>>>, account: &str, id: u64) {
+    if let Some(conns) = subs.get_mut(account) {
+        conns.remove(&id);
+        if conns.is_empty() {
+            subs.remove(account);
+        }
+    }
+}
+
+/// Every app's feed, and the node's background tasks (feeds, connections, webhooks).
+pub struct Hub {
+    feeds: HashMap<AppId, Arc<Feed>>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Hub {
+    /// Starts a feed per app, each starting from the app's current version.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        apps: impl IntoIterator<Item = (AppId, Schema)>,
+        settings: &PushSettings,
+    ) -> portrait_store::Result<Hub> {
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let mut feeds = HashMap::new();
+        for (app, schema) in apps {
+            let head = store.current_version(app).await?;
+            let feed = Arc::new(Feed {
+                app,
+                schema,
+                wake: Notify::new(),
+                dispatched: watch::Sender::new(head),
+                state: Mutex::new(FeedState::default()),
+                next_id: AtomicU64::new(1),
+                settings: settings.clone(),
+            });
+            tasks.spawn(feed.clone().run(store.clone(), stop.clone()));
+            feeds.insert(app, feed);
+        }
+        Ok(Hub { feeds, stop, tasks })
+    }
+
+    /// The feed of `app`.
+    pub fn feed(&self, app: AppId) -> Option<&Arc<Feed>> {
+        self.feeds.get(&app)
+    }
+
+    /// Wakes the feed of `app` (after a write).
+    pub fn wake(&self, app: AppId) {
+        if let Some(f) = self.feeds.get(&app) {
+            f.wake();
+        }
+    }
+
+    /// Cancelled when the node shuts down.
+    pub fn stopping(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Tracks a background task so that [`Hub::shutdown`] waits for it.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(task);
+    }
+
+    /// Wraps a future (a WebSocket session) so that [`Hub::shutdown`] waits for it.
+    pub fn track<F: std::future::Future>(
+        &self,
+        f: F,
+    ) -> tokio_util::task::task_tracker::TrackedFuture<F> {
+        self.tasks.track_future(f)
+    }
+
+    /// Stops the feeds, closes every connection (1001) and waits for the tasks, at most `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stop.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("push: some tasks did not stop within {grace:?}");
+        }
+    }
+}

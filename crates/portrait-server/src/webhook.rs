@@ -1,0 +1,246 @@
+//! Delivery of the vendor webhook `Profile.CallbackPortraitSet` (spec §5.4) from the change log.
+//!
+//! One worker per app with `[apps.webhook]`. It keeps a cursor in the store (`cursor(app,
+//! "webhook")`): every change up to it has been delivered (or given up on). It reads the changes
+//! after the cursor in batches of `concurrency`, POSTs them (concurrently across accounts, in
+//! version order within one account), each retried with
+//! exponential backoff until it succeeds or is older than `give_up_after_ms`, and only then
+//! moves the cursor past the batch. So delivery is **at least once** (a crash between a POST and
+//! the cursor write repeats that batch), a restart loses nothing, and writes never wait for it:
+//! the worker only reads the log after the write has committed. The first start of a webhook
+//! begins at the app's current version (history is not replayed).
+//!
+//! Deletes (no profile items) and imports that wrote no Nick/FaceUrl are not sent.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use portrait_store::{AppId, Change, ChangeKind, Store};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::WebhookConfig;
+use crate::tenant::Tenant;
+
+/// The store cursor holding the delivered position.
+pub const CURSOR: &str = "webhook";
+/// The callback command.
+pub const COMMAND: &str = "Profile.CallbackPortraitSet";
+
+/// The callback body (spec §5.4).
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "CallbackCommand")]
+    callback_command: &'static str,
+    #[serde(rename = "Operator_Account")]
+    operator_account: &'a str,
+    #[serde(rename = "From_Account")]
+    from_account: &'a str,
+    #[serde(rename = "EventTime")]
+    event_time: i64,
+    #[serde(rename = "ProfileItem")]
+    profile_item: Vec<portrait_core::wire::ProfileItem>,
+}
+
+/// How one change's delivery ended.
+enum Outcome {
+    Delivered,
+    GaveUp,
+    Stopped,
+}
+
+/// One app's webhook delivery.
+pub struct Worker {
+    app: AppId,
+    cfg: WebhookConfig,
+    store: Arc<dyn Store>,
+    http: reqwest::Client,
+    admins: HashSet<String>,
+}
+
+impl Worker {
+    /// A worker for `app`.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn new(
+        app: AppId,
+        cfg: WebhookConfig,
+        store: Arc<dyn Store>,
+        tenant: &Tenant,
+    ) -> anyhow::Result<Worker> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(cfg.timeout_ms))
+            .build()?;
+        Ok(Worker {
+            app,
+            cfg,
+            store,
+            http,
+            admins: tenant.admins.clone(),
+        })
+    }
+
+    /// Delivers until `stop`; woken by `dispatched` (the app's push feed) and by a 1 s poll.
+    pub async fn run(self, mut dispatched: watch::Receiver<u64>, stop: CancellationToken) {
+        let Some(mut cursor) = self.start_cursor(&stop).await else {
+            return;
+        };
+        tracing::info!(app = self.app, url = %self.cfg.url, cursor, "webhook delivery started");
+        loop {
+            match self
+                .store
+                .changes_since(self.app, cursor, self.cfg.concurrency)
+                .await
+            {
+                Ok(batch) if !batch.is_empty() => {
+                    let last = batch.last().map_or(cursor, |c| c.version);
+                    // Concurrent across accounts, in version order within an account.
+                    let mut by_account: Vec<Vec<&Change>> = Vec::new();
+                    let mut index: HashMap<&str, usize> = HashMap::new();
+                    for c in batch.iter().filter(|c| sendable(c)) {
+                        let i = *index.entry(&c.user).or_insert_with(|| {
+                            by_account.push(Vec::new());
+                            by_account.len() - 1
+                        });
+                        by_account[i].push(c);
+                    }
+                    let outcomes = join_all(by_account.into_iter().map(|changes| async {
+                        for c in changes {
+                            if let Outcome::Stopped = self.deliver(c, &stop).await {
+                                return Outcome::Stopped;
+                            }
+                        }
+                        Outcome::Delivered
+                    }))
+                    .await;
+                    if outcomes.iter().any(|o| matches!(o, Outcome::Stopped)) {
+                        return; // the cursor stays before this batch: it is redelivered
+                    }
+                    cursor = last;
+                    if let Err(e) = self.store.set_cursor(self.app, CURSOR, cursor).await {
+                        tracing::warn!(app = self.app, error = %e, "webhook: cannot store the cursor (the batch may be delivered again)");
+                    }
+                    if let Ok(head) = self.store.current_version(self.app).await {
+                        metrics::gauge!("portrait_webhook_lag", "app" => self.app.to_string())
+                            .set(head.saturating_sub(cursor) as f64);
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(app = self.app, error = %e, "webhook: cannot read the change log");
+                }
+            }
+            tokio::select! {
+                _ = dispatched.changed() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
+    async fn start_cursor(&self, stop: &CancellationToken) -> Option<u64> {
+        loop {
+            let got = match self.store.cursor(self.app, CURSOR).await {
+                Ok(Some(c)) => Ok(c),
+                Ok(None) => match self.store.current_version(self.app).await {
+                    Ok(head) => self
+                        .store
+                        .set_cursor(self.app, CURSOR, head)
+                        .await
+                        .map(|()| head),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            match got {
+                Ok(c) => return Some(c),
+                Err(e) => {
+                    tracing::warn!(app = self.app, error = %e, "webhook: cannot read the cursor; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = stop.cancelled() => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, c: &Change, stop: &CancellationToken) -> Outcome {
+        let body = Body {
+            callback_command: COMMAND,
+            operator_account: &c.operator,
+            from_account: &c.user,
+            event_time: c.at_ms,
+            profile_item: c
+                .items
+                .iter()
+                .map(|(tag, value)| portrait_core::wire::ProfileItem {
+                    tag: tag.clone(),
+                    value: value.to_json(),
+                })
+                .collect(),
+        };
+        let platform = if self.admins.contains(&c.operator) || c.operator == "portrait" {
+            "RESTAPI"
+        } else {
+            "Web"
+        };
+        let app = self.app.to_string();
+        let query = [
+            ("SdkAppid", app.as_str()),
+            ("CallbackCommand", COMMAND),
+            ("contenttype", "json"),
+            ("ClientIP", ""),
+            ("OptPlatform", platform),
+        ];
+        let mut backoff = Duration::from_millis(self.cfg.initial_backoff_ms);
+        let max_backoff = Duration::from_millis(self.cfg.max_backoff_ms);
+        loop {
+            let sent = self
+                .http
+                .post(&self.cfg.url)
+                .query(&query)
+                .json(&body)
+                .send()
+                .await;
+            let failure = match sent {
+                Ok(resp) if resp.status().is_success() => {
+                    metrics::counter!("portrait_webhook_deliveries_total", "app" => app.clone(), "outcome" => "ok")
+                        .increment(1);
+                    return Outcome::Delivered;
+                }
+                Ok(resp) => format!("HTTP {}", resp.status()),
+                Err(e) => e.to_string(),
+            };
+            metrics::counter!("portrait_webhook_deliveries_total", "app" => app.clone(), "outcome" => "failed_attempt")
+                .increment(1);
+            let age_ms = crate::now_ms().saturating_sub(c.at_ms);
+            if age_ms > i64::try_from(self.cfg.give_up_after_ms).unwrap_or(i64::MAX) {
+                tracing::error!(app = self.app, version = c.version, url = %self.cfg.url, error = %failure, "webhook: giving up on a change");
+                metrics::counter!("portrait_webhook_deliveries_total", "app" => app.clone(), "outcome" => "dropped")
+                    .increment(1);
+                return Outcome::GaveUp;
+            }
+            tracing::warn!(app = self.app, version = c.version, url = %self.cfg.url, error = %failure, retry_in = ?backoff, "webhook: delivery failed");
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = stop.cancelled() => return Outcome::Stopped,
+            }
+            backoff = (backoff * 2).min(max_backoff);
+        }
+    }
+}
+
+/// Whether a change is a profile change the vendor would call back for.
+fn sendable(c: &Change) -> bool {
+    match c.kind {
+        ChangeKind::Set => true,
+        ChangeKind::Import => !c.items.is_empty(),
+        ChangeKind::Delete => false,
+    }
+}
