@@ -106,10 +106,15 @@ pub async fn run(
         .await
         .with_context(|| format!("opening store {}", redact(&url)))?;
     if settings.store.cache_entries > 0 {
-        store = std::sync::Arc::new(portrait_store::cache::CachedStore::new(
-            store,
-            settings.store.cache_entries,
-        ));
+        use portrait_store::cache::CachedStore;
+        let entries = settings.store.cache_entries;
+        // A database other nodes may write: every read first catches up with their changes.
+        let shared = !url.starts_with("sqlite:");
+        store = std::sync::Arc::new(if shared {
+            CachedStore::shared(store, entries)
+        } else {
+            CachedStore::new(store, entries)
+        });
     }
     let state = AppState::from_settings(store.clone(), &settings).await?;
     let listener = TcpListener::bind(settings.server.listen)

@@ -12,6 +12,13 @@
 //! feed: each connection has a bounded queue, and a connection whose queue is full is marked
 //! *overflowed*, gets nothing more until it has caught up from the store from its cursor, and
 //! then resumes live.
+//!
+//! **Several nodes** share one store. A node's own writes wake its feeds directly; with
+//! `push.nats_url` set, it also publishes a wake-up on `<nats_subject>.<sdkappid>` and every
+//! node wakes that app's feed when one arrives, so a change reaches subscribers on every node at
+//! once. NATS carries nothing but these wake-ups: a lost one (NATS down, a node disconnected)
+//! only delays delivery until the next poll (`push.poll_interval_ms`), and the async-nats client
+//! reconnects and resubscribes by itself when NATS is back.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -390,6 +397,108 @@ pub struct Hub {
     feeds: HashMap<AppId, Arc<Feed>>,
     stop: CancellationToken,
     tasks: TaskTracker,
+    /// Wake-ups to publish on the bus (if one is configured).
+    bus: Option<mpsc::UnboundedSender<AppId>>,
+}
+
+/// Connects to NATS (in the background if it is down) and starts the publisher and subscriber
+/// of wake-ups. Returns the publisher's queue.
+async fn start_bus(
+    settings: &PushSettings,
+    feeds: HashMap<AppId, Arc<Feed>>,
+    tasks: &TaskTracker,
+    stop: CancellationToken,
+) -> Option<mpsc::UnboundedSender<AppId>> {
+    if settings.nats_url.is_empty() {
+        return None;
+    }
+    let url = settings.nats_url.clone();
+    let client = match async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => {
+                    tracing::info!("push bus: connected to NATS");
+                    metrics::gauge!("portrait_bus_connected").set(1.0);
+                }
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("push bus: disconnected from NATS; changes from other nodes arrive by polling until it is back");
+                    metrics::gauge!("portrait_bus_connected").set(0.0);
+                }
+                other => tracing::debug!(event = %other, "push bus"),
+            }
+        })
+        .connect(url.as_str())
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(url = %url, error = %e, "push bus: bad NATS settings; running without it");
+            return None;
+        }
+    };
+    let node: u64 = rand::random();
+    let prefix = settings.nats_subject.clone();
+    // Publisher: coalesces bursts into one wake-up per app.
+    let (tx, mut rx) = mpsc::unbounded_channel::<AppId>();
+    let publisher = client.clone();
+    let subject = prefix.clone();
+    let stop_pub = stop.clone();
+    tasks.spawn(async move {
+        let payload = bytes::Bytes::from(node.to_string());
+        loop {
+            let first = tokio::select! {
+                app = rx.recv() => match app { Some(a) => a, None => return },
+                () = stop_pub.cancelled() => return,
+            };
+            let mut apps = HashSet::from([first]);
+            while let Ok(a) = rx.try_recv() {
+                apps.insert(a);
+            }
+            for app in apps {
+                if let Err(e) = publisher
+                    .publish(format!("{subject}.{app}"), payload.clone())
+                    .await
+                {
+                    tracing::debug!(error = %e, "push bus: publish failed");
+                }
+                metrics::counter!("portrait_bus_published_total").increment(1);
+            }
+        }
+    });
+    // Subscriber: wakes the feed of the app named by the subject.
+    let subscriber = client.clone();
+    tasks.spawn(async move {
+        use futures_util::StreamExt;
+        let mut sub = match subscriber.subscribe(format!("{prefix}.*")).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "push bus: cannot subscribe; changes from other nodes arrive by polling");
+                return;
+            }
+        };
+        let own = node.to_string();
+        loop {
+            let msg = tokio::select! {
+                m = sub.next() => match m { Some(m) => m, None => return },
+                () = stop.cancelled() => return,
+            };
+            if msg.payload.as_ref() == own.as_bytes() {
+                continue; // our own write: the feed was woken directly
+            }
+            let app = msg
+                .subject
+                .as_str()
+                .rsplit('.')
+                .next()
+                .and_then(|a| a.parse::<AppId>().ok());
+            if let Some(feed) = app.and_then(|a| feeds.get(&a)) {
+                metrics::counter!("portrait_bus_received_total").increment(1);
+                feed.wake();
+            }
+        }
+    });
+    Some(tx)
 }
 
 impl Hub {
@@ -419,7 +528,13 @@ impl Hub {
             tasks.spawn(feed.clone().run(store.clone(), stop.clone()));
             feeds.insert(app, feed);
         }
-        Ok(Hub { feeds, stop, tasks })
+        let bus = start_bus(settings, feeds.clone(), &tasks, stop.clone()).await;
+        Ok(Hub {
+            feeds,
+            stop,
+            tasks,
+            bus,
+        })
     }
 
     /// The feed of `app`.
@@ -427,10 +542,13 @@ impl Hub {
         self.feeds.get(&app)
     }
 
-    /// Wakes the feed of `app` (after a write).
+    /// Wakes the feed of `app` after a local write, and every other node's through the bus.
     pub fn wake(&self, app: AppId) {
         if let Some(f) = self.feeds.get(&app) {
             f.wake();
+        }
+        if let Some(bus) = &self.bus {
+            let _ = bus.send(app);
         }
     }
 

@@ -117,8 +117,14 @@ pub struct PushSettings {
     /// A connection that sends nothing (not even a pong) for this long is closed.
     pub idle_timeout_ms: u64,
     /// How often each app's change log is polled even when no local write woke the feed (picks
-    /// up changes written by other processes).
+    /// up changes written by other processes, and covers a bus outage).
     pub poll_interval_ms: u64,
+    /// NATS server shared by the nodes of a cluster (`nats://127.0.0.1:4222`); empty = none
+    /// (single node). Nodes publish a wake-up per write on `<nats_subject>.<sdkappid>` so that
+    /// every node's feed reads the change log at once; the change log stays the source of truth.
+    pub nats_url: String,
+    /// Subject prefix of the wake-ups.
+    pub nats_subject: String,
 }
 
 impl Default for PushSettings {
@@ -130,6 +136,8 @@ impl Default for PushSettings {
             ping_interval_ms: 20_000,
             idle_timeout_ms: 60_000,
             poll_interval_ms: 1_000,
+            nats_url: String::new(),
+            nats_subject: "portrait.changes".into(),
         }
     }
 }

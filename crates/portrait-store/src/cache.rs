@@ -12,8 +12,15 @@
 //! if a write slipped in between (a writer bumps the epoch *before* invalidating). So after a write
 //! is acknowledged, every later read on this node sees it.
 //!
-//! Several nodes sharing one database need cross-node invalidation (the scale-out work); until
-//! then, run the cache only on single-node deployments (`store.cache_entries = 0` turns it off).
+//! **Correctness across nodes** ([`CachedStore::shared`], used when nodes share PostgreSQL).
+//! Other nodes' writes do not pass through this wrapper, so before answering a read the cache
+//! asks the database for the app's current version (one primary-key lookup). If it moved past
+//! the version the cache has caught up to, the accounts changed in between are read from the
+//! change log and invalidated (the whole app is dropped if there are more than
+//! [`MAX_SYNC_CHANGES`]). A write acknowledged by any node has committed before a read that
+//! starts later asks for the version, so that read sees it: read-after-write holds across nodes.
+//! An entry is only inserted from a database read made after the invalidation that preceded it
+//! (the epoch check above), so it is never older than the version the cache has caught up to.
 //!
 //! **Shape.** [`SHARDS`] `RwLock<HashMap>`s, each holding at most `max_entries / SHARDS` entries;
 //! a full shard drops an eighth of its entries (arbitrary ones) before inserting. The epoch check
@@ -33,6 +40,9 @@ use crate::{AppId, Change, NewAccount, Profile, Result, Store};
 /// Number of shards (each with its own lock and write epoch).
 pub const SHARDS: usize = 64;
 
+/// Most remote changes a shared cache invalidates one by one; beyond, it drops the app.
+pub const MAX_SYNC_CHANGES: usize = 5_000;
+
 type Key = (AppId, String);
 /// `None` caches "account does not exist".
 type Entry = Option<Arc<Profile>>;
@@ -49,6 +59,9 @@ pub struct CachedStore {
     shards: Box<[Shard]>,
     per_shard: usize,
     hasher: std::collections::hash_map::RandomState,
+    /// Shared database: per app, the version up to which other writers' changes have been
+    /// invalidated (`None` = not shared, no check).
+    synced: Option<std::sync::Mutex<HashMap<AppId, u64>>>,
 }
 
 impl CachedStore {
@@ -64,6 +77,65 @@ impl CachedStore {
                 .collect(),
             per_shard: max_entries.div_ceil(SHARDS).max(1),
             hasher: Default::default(),
+            synced: None,
+        }
+    }
+
+    /// Like [`CachedStore::new`], for a database that other nodes write too: every read first
+    /// catches up with their changes (see the module docs).
+    pub fn shared(inner: Arc<dyn Store>, max_entries: usize) -> Self {
+        Self {
+            synced: Some(std::sync::Mutex::new(HashMap::new())),
+            ..Self::new(inner, max_entries)
+        }
+    }
+
+    /// Shared mode: invalidates what other writers changed since the last sync of `app`.
+    async fn sync(&self, app: AppId) -> Result<()> {
+        let Some(synced) = &self.synced else {
+            return Ok(());
+        };
+        let head = self.inner.current_version(app).await?;
+        let seen = synced.lock().expect("sync lock").get(&app).copied();
+        let Some(mut seen) = seen else {
+            // First use of the app: whatever is cached for it was loaded without a sync.
+            self.drop_app(app);
+            synced.lock().expect("sync lock").insert(app, head);
+            return Ok(());
+        };
+        if head <= seen {
+            return Ok(());
+        }
+        let mut invalidated = 0;
+        while seen < head {
+            let page = self.inner.changes_since(app, seen, 1_000).await?;
+            let Some(last) = page.last().map(|c| c.version) else {
+                break;
+            };
+            invalidated += page.len();
+            if invalidated > MAX_SYNC_CHANGES {
+                self.drop_app(app);
+                seen = head.max(last);
+                break;
+            }
+            self.invalidate(app, page.iter().map(|c| c.user.as_str()));
+            seen = last;
+        }
+        let mut map = synced.lock().expect("sync lock");
+        let slot = map.entry(app).or_insert(0);
+        *slot = (*slot).max(seen);
+        Ok(())
+    }
+
+    /// Drops every entry of `app` (bumping every shard's epoch first).
+    fn drop_app(&self, app: AppId) {
+        for shard in self.shards.iter() {
+            shard.epoch.fetch_add(1, Ordering::SeqCst);
+            shard
+                .map
+                .write()
+                .expect("cache shard lock")
+                .retain(|(a, _), _| *a != app);
         }
     }
 
@@ -130,6 +202,7 @@ impl CachedStore {
 
     /// Cached or loaded profiles for `users`, in order.
     async fn lookup(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Entry>> {
+        self.sync(app).await?;
         let mut out: Vec<Option<Entry>> = Vec::with_capacity(users.len());
         let mut misses = Vec::new();
         for user in users {

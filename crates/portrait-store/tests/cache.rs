@@ -132,3 +132,83 @@ async fn deleted_and_reimported_accounts_are_not_served_from_a_stale_cache() {
         vec![true]
     );
 }
+
+/// Two nodes' caches over one database: a write through one is seen by the next read through
+/// the other (shared mode), which a node-local cache would not do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_caches_see_each_others_writes() {
+    let (inner, _dir) = testkit::fresh_sqlite().await;
+    let node_a: Arc<dyn Store> = Arc::new(CachedStore::shared(inner.clone(), 1_000));
+    let node_b: Arc<dyn Store> = Arc::new(CachedStore::shared(inner.clone(), 1_000));
+    let local_only: Arc<dyn Store> = Arc::new(CachedStore::new(inner.clone(), 1_000));
+    let users: Vec<Identifier> = (0..3)
+        .map(|i| Identifier::parse(&format!("u{i}")).unwrap())
+        .collect();
+    let new = |u: &Identifier| NewAccount {
+        user: u.clone(),
+        nick: None,
+        face_url: None,
+    };
+    node_a
+        .import_accounts(APP, &users.iter().map(new).collect::<Vec<_>>(), "admin")
+        .await
+        .unwrap();
+    let nick = |p: &Option<portrait_store::Profile>| {
+        p.as_ref()
+            .and_then(|p| p.fields.get("Tag_Profile_IM_Nick").cloned())
+    };
+    // Both caches hold every account now.
+    for s in [&node_b, &local_only] {
+        let got = s.get_profiles(APP, &users).await.unwrap();
+        assert!(got.iter().all(|p| nick(p).is_none()));
+    }
+    for round in 0..5u64 {
+        let value = ProfileValue::Str(format!("r{round}"));
+        let user = &users[(round % 3) as usize];
+        node_a
+            .set_profile(
+                APP,
+                user,
+                &[(Tag::Standard(StandardTag::Nick), value.clone())],
+                "admin",
+            )
+            .await
+            .unwrap();
+        let got = node_b
+            .get_profiles(APP, std::slice::from_ref(user))
+            .await
+            .unwrap();
+        assert_eq!(nick(&got[0]), Some(value.clone()), "round {round}");
+        assert_eq!(
+            node_b
+                .accounts_exist(APP, std::slice::from_ref(user))
+                .await
+                .unwrap(),
+            vec![true]
+        );
+    }
+    // The control: a node-local cache keeps serving what it cached before the other's writes.
+    let stale = local_only.get_profiles(APP, &users[..1]).await.unwrap();
+    assert_eq!(
+        nick(&stale[0]),
+        None,
+        "a node-local cache does not see other nodes' writes"
+    );
+    // Deletes by another node are seen too.
+    node_a
+        .delete_accounts(APP, &users[..1], "admin")
+        .await
+        .unwrap();
+    assert_eq!(
+        node_b.accounts_exist(APP, &users[..1]).await.unwrap(),
+        vec![false]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_cached_sqlite_store_conforms() {
+    let (inner, _dir) = testkit::fresh_sqlite().await;
+    let store: Arc<dyn Store> = Arc::new(CachedStore::shared(inner, 100_000));
+    testkit::run_all(store.clone()).await;
+    store.close().await;
+}

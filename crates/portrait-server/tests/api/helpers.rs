@@ -125,9 +125,28 @@ pub async fn spawn_on(
     push: PushSettings,
     addr: &str,
 ) -> TestApp {
-    init_tracing();
     // The production shape: the read cache in front of the backend.
     let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));
+    spawn_cached(store, apps, push, addr).await
+}
+
+/// Spawns one node of a cluster sharing `store` with others (its cache in shared mode).
+pub async fn spawn_node(
+    store: Arc<dyn Store>,
+    apps: Vec<AppConfig>,
+    push: PushSettings,
+) -> TestApp {
+    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::shared(store, 10_000));
+    spawn_cached(store, apps, push, "127.0.0.1:0").await
+}
+
+async fn spawn_cached(
+    store: Arc<dyn Store>,
+    apps: Vec<AppConfig>,
+    push: PushSettings,
+    addr: &str,
+) -> TestApp {
+    init_tracing();
     let state = AppState::with_push(store.clone(), &apps, 1 << 20, &push)
         .await
         .expect("state");

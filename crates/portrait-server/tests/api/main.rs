@@ -4,6 +4,7 @@
 
 mod accounts;
 mod client;
+mod cluster;
 mod fields;
 mod helpers;
 mod profile;
