@@ -2,7 +2,7 @@
 //!
 //! Reads (`get_profiles`, `accounts_exist`) are answered from memory when possible, so a hot
 //! read never waits for the database. Absent accounts are cached too. Everything else passes
-//! straight through.
+//! straight through; a restore ([`Store::restore_app`]) drops every cached account of its app.
 //!
 //! **Correctness on one node.** Every write goes through this wrapper; after the inner store has
 //! returned, the keys it touched are invalidated. A read that missed loads from the database and
@@ -35,7 +35,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 
-use crate::{AppId, Change, NewAccount, Profile, Result, Store};
+use crate::{AppDump, AppId, Change, NewAccount, Profile, Result, Store};
 
 /// Number of shards (each with its own lock and write epoch).
 pub const SHARDS: usize = 64;
@@ -159,6 +159,19 @@ impl CachedStore {
                 .write()
                 .expect("cache shard lock")
                 .remove(&(app, user.to_owned()));
+        }
+    }
+
+    /// Invalidates every cached account of `app` (same order as [`CachedStore::invalidate`]: bump
+    /// each shard's epoch, then drop the entries).
+    fn invalidate_app(&self, app: AppId) {
+        for shard in self.shards.iter() {
+            shard.epoch.fetch_add(1, Ordering::SeqCst);
+            shard
+                .map
+                .write()
+                .expect("cache shard lock")
+                .retain(|(a, _), _| *a != app);
         }
     }
 
@@ -307,6 +320,22 @@ impl Store for CachedStore {
 
     async fn set_cursor(&self, app: AppId, name: &str, version: u64) -> Result<()> {
         self.inner.set_cursor(app, name, version).await
+    }
+
+    async fn apps(&self) -> Result<Vec<AppId>> {
+        self.inner.apps().await
+    }
+
+    async fn dump_app(&self, app: AppId) -> Result<AppDump> {
+        self.inner.dump_app(app).await
+    }
+
+    async fn restore_app(&self, dump: AppDump) -> Result<()> {
+        let app = dump.app;
+        let r = self.inner.restore_app(dump).await;
+        // Every account of the app may have changed (absent ones are cached too).
+        self.invalidate_app(app);
+        r
     }
 
     async fn ping(&self) -> Result<()> {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use portrait_core::{ProfileValue, Tag};
 
-use crate::{AppId, Change, ChangeKind, Result, StoreError};
+use crate::{AppId, Change, ChangeKind, Profile, Result, StoreError, StoredAccount};
 
 /// The prefix every tag shares, stripped in storage.
 const TAG_PREFIX: &str = "Tag_Profile_";
@@ -21,6 +21,11 @@ pub(crate) type Fields = BTreeMap<String, ProfileValue>;
 /// `AppId` is accepted and apps stay distinct).
 pub(crate) fn app_key(app: AppId) -> i64 {
     app as i64
+}
+
+/// The inverse of [`app_key`].
+pub(crate) fn app_from_key(key: i64) -> AppId {
+    key as AppId
 }
 
 /// A stored version or timestamp that must not be negative.
@@ -131,6 +136,25 @@ pub(crate) fn decode_change(
     })
 }
 
+/// An `accounts` row's columns as a [`StoredAccount`].
+pub(crate) fn stored_account(
+    user: String,
+    profile: &str,
+    version: i64,
+    updated_at_ms: i64,
+    kicked_before: i64,
+) -> Result<StoredAccount> {
+    Ok(StoredAccount {
+        profile: Profile {
+            fields: decode_profile(profile, &user)?,
+            version: unsigned(version, "an account version")?,
+            updated_at_ms,
+        },
+        kicked_before: unsigned(kicked_before, "kicked_before")?,
+        user,
+    })
+}
+
 /// The distinct ids, in first-seen order.
 pub(crate) fn distinct<'a>(ids: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     let mut seen = HashSet::new();
@@ -179,5 +203,13 @@ mod tests {
             decode_profile("[1]", "u"),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn app_ids_round_trip_through_their_column_value() {
+        for app in [0, 1, 1_400_000_000, i64::MAX as u64, 1 << 63, u64::MAX] {
+            assert_eq!(app_from_key(app_key(app)), app);
+        }
+        assert_ne!(app_key(u64::MAX), app_key(u64::MAX - 1));
     }
 }

@@ -6,6 +6,8 @@
 //!   database; a bounded pool that fails fast ([`StoreError::Unavailable`]) while the database is
 //!   down and recovers by itself when it is back.
 //! * [`cache`]: [`cache::CachedStore`], an in-memory read cache in front of any backend.
+//! * [`dump`]: moving data between stores (`portrait export | import | migrate`), versions
+//!   preserved, through [`Store::dump_app`] / [`Store::restore_app`].
 //! * `testkit` (feature `testkit`): the conformance suite every backend must pass.
 //!
 //! Every write bumps the app's version and appends to the change log in the *same transaction*
@@ -23,6 +25,7 @@ use portrait_core::{Identifier, ProfileValue, Tag};
 
 pub mod cache;
 mod codec;
+pub mod dump;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(feature = "testkit")]
@@ -154,6 +157,112 @@ pub struct Change {
     pub at_ms: i64,
 }
 
+/// One account as stored, with what only the store sees (for moving data between stores).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAccount {
+    /// The account's UserID.
+    pub user: String,
+    /// Its fields, version and time of last change.
+    pub profile: Profile,
+    /// UserSigs minted at or before this Unix second are revoked (0 = never kicked).
+    pub kicked_before: u64,
+}
+
+/// Everything a store holds for one app, read from one snapshot ([`Store::dump_app`]) and written
+/// back as is by [`Store::restore_app`]: the way data moves between stores (e.g. from the
+/// embedded SQLite store to PostgreSQL) with every version preserved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AppDump {
+    /// The app.
+    pub app: AppId,
+    /// The app's latest version ([`Store::current_version`]).
+    pub version: u64,
+    /// Every account, by UserID (bytewise).
+    pub accounts: Vec<StoredAccount>,
+    /// The whole change log, by version.
+    pub changes: Vec<Change>,
+    /// Every named cursor ([`Store::cursor`]), by name.
+    pub cursors: Vec<(String, u64)>,
+}
+
+impl AppDump {
+    /// Whether the dump holds nothing at all (an app never written).
+    pub fn is_empty(&self) -> bool {
+        self.version == 0
+            && self.accounts.is_empty()
+            && self.changes.is_empty()
+            && self.cursors.is_empty()
+    }
+
+    /// Checks that the dump could have come from a store: UserIDs valid and distinct, change
+    /// versions strictly increasing from at least 1, no account or change newer than the app's
+    /// version, cursor names distinct, every version representable.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] naming the first inconsistency.
+    pub fn check(&self) -> Result<()> {
+        let bad = |what: String| {
+            Err(StoreError::Corrupt(format!(
+                "dump of app {}: {what}",
+                self.app
+            )))
+        };
+        if i64::try_from(self.version).is_err() {
+            return bad(format!("version {} is out of range", self.version));
+        }
+        let mut users = std::collections::HashSet::with_capacity(self.accounts.len());
+        for a in &self.accounts {
+            if let Err(e) = Identifier::parse(&a.user) {
+                return bad(format!("account {:?}: {e}", a.user));
+            }
+            if !users.insert(a.user.as_str()) {
+                return bad(format!("account {:?} appears twice", a.user));
+            }
+            if a.profile.version > self.version {
+                return bad(format!(
+                    "account {:?} is at version {}, after the app's {}",
+                    a.user, a.profile.version, self.version
+                ));
+            }
+        }
+        let mut last = 0;
+        for c in &self.changes {
+            if c.version <= last || c.version > self.version {
+                return bad(format!(
+                    "change {} is out of order (after {last}, app at {})",
+                    c.version, self.version
+                ));
+            }
+            if let Err(e) = Identifier::parse(&c.user) {
+                return bad(format!("change {}: {e}", c.version));
+            }
+            last = c.version;
+        }
+        let mut names = std::collections::HashSet::with_capacity(self.cursors.len());
+        for (name, version) in &self.cursors {
+            if !names.insert(name.as_str()) {
+                return bad(format!("cursor {name:?} appears twice"));
+            }
+            if i64::try_from(*version).is_err() {
+                return bad(format!("cursor {name:?} at {version} is out of range"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The answer of the default [`Store::apps`], [`Store::dump_app`] and [`Store::restore_app`].
+fn cannot_move_data() -> StoreError {
+    StoreError::Config("this store does not forward apps/dump_app/restore_app".into())
+}
+
+/// The error of [`Store::restore_app`] into an app that already holds data.
+pub(crate) fn restore_conflict(app: AppId) -> StoreError {
+    StoreError::Conflict {
+        what: format!("app {app} already holds data; restore only into an app that holds none"),
+    }
+}
+
 /// The storage contract. Backends: [`sqlite::SqliteStore`], [`postgres::PgStore`]. Every backend passes the `testkit`
 /// conformance suite.
 #[async_trait]
@@ -265,6 +374,40 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// Storage failures.
     async fn set_cursor(&self, app: AppId, name: &str, version: u64) -> Result<()>;
+
+    /// Every app the store holds anything for (a version or a cursor), ascending.
+    ///
+    /// `apps`, `dump_app` and `restore_app` move data between stores ([`dump`]). Every backend
+    /// implements them and wrappers should forward them; the defaults, for wrappers that do not,
+    /// answer [`StoreError::Config`].
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn apps(&self) -> Result<Vec<AppId>> {
+        Err(cannot_move_data())
+    }
+
+    /// Everything stored for `app`, read from one consistent snapshot (an empty dump for an app
+    /// never written).
+    ///
+    /// # Errors
+    /// Storage failures; [`StoreError::Corrupt`] for undecodable rows.
+    async fn dump_app(&self, app: AppId) -> Result<AppDump> {
+        let _ = app;
+        Err(cannot_move_data())
+    }
+
+    /// Writes `dump` into app `dump.app` exactly as it is (versions, times, operators and kicks
+    /// preserved; writes after it continue from `dump.version`), in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] if the store already holds anything for the app;
+    /// [`StoreError::Corrupt`] if the dump is inconsistent ([`AppDump::check`]); storage
+    /// failures. Nothing is written on error.
+    async fn restore_app(&self, dump: AppDump) -> Result<()> {
+        drop(dump);
+        Err(cannot_move_data())
+    }
 
     /// Cheap liveness check of the backend (for health endpoints).
     ///

@@ -52,12 +52,12 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Executor, Postgres, Transaction};
 
 use crate::codec::{
-    app_key, decode_change, decode_profile, distinct, encode_items, encode_profile, merge_items,
-    unsigned, version_key, Fields,
+    app_from_key, app_key, decode_change, decode_profile, distinct, encode_items, encode_profile,
+    merge_items, stored_account, unsigned, version_key, Fields,
 };
 use crate::{
-    migrate_error, now_ms, redact_url, AppId, Change, NewAccount, Profile, Result, Store,
-    StoreError,
+    migrate_error, now_ms, redact_url, restore_conflict, AppDump, AppId, Change, NewAccount,
+    Profile, Result, Store, StoreError,
 };
 
 /// The embedded migrations (`crates/portrait-store/migrations/postgres`).
@@ -75,6 +75,8 @@ const MAX_LIFETIME: Duration = Duration::from_secs(1800);
 const IDLE_IN_TRANSACTION_TIMEOUT_MS: u32 = 30_000;
 /// The oldest PostgreSQL accepted, as `server_version_num` (12.0).
 pub const MIN_SERVER_VERSION: i32 = 120_000;
+/// Rows per statement when restoring a dump.
+const RESTORE_CHUNK: usize = 5_000;
 /// How every write transaction starts (explicit, whatever the server's default isolation).
 const BEGIN: &str = "begin isolation level read committed";
 
@@ -680,6 +682,169 @@ impl Store for PgStore {
         .bind(version_key(version)?)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn apps(&self) -> Result<Vec<AppId>> {
+        let keys: Vec<i64> = sqlx::query_scalar(
+            "select app_id from app_versions where version > 0 union select app_id from cursors",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut apps: Vec<AppId> = keys.into_iter().map(app_from_key).collect();
+        apps.sort_unstable();
+        Ok(apps)
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app))]
+    async fn dump_app(&self, app: AppId) -> Result<AppDump> {
+        // One snapshot for all four reads.
+        let mut tx = self
+            .pool
+            .begin_with("begin isolation level repeatable read read only")
+            .await?;
+        let version: Option<i64> =
+            sqlx::query_scalar("select version from app_versions where app_id = $1")
+                .bind(app_key(app))
+                .fetch_optional(&mut *tx)
+                .await?;
+        let accounts: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+            "select user_id, profile, version, updated_at_ms, kicked_before from accounts \
+             where app_id = $1 order by user_id",
+        )
+        .bind(app_key(app))
+        .fetch_all(&mut *tx)
+        .await?;
+        let changes: Vec<ChangeRow> = sqlx::query_as(
+            "select version, user_id, operator, kind, items, at_ms from changes \
+             where app_id = $1 order by version",
+        )
+        .bind(app_key(app))
+        .fetch_all(&mut *tx)
+        .await?;
+        let cursors: Vec<(String, i64)> =
+            sqlx::query_as("select name, version from cursors where app_id = $1 order by name")
+                .bind(app_key(app))
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(AppDump {
+            app,
+            version: version.map_or(Ok(0), |v| unsigned(v, "an app version"))?,
+            accounts: accounts
+                .into_iter()
+                .map(|(user, profile, version, updated_at_ms, kicked_before)| {
+                    stored_account(user, &profile, version, updated_at_ms, kicked_before)
+                })
+                .collect::<Result<_>>()?,
+            changes: changes
+                .into_iter()
+                .map(ChangeRow::into_change)
+                .collect::<Result<_>>()?,
+            cursors: cursors
+                .into_iter()
+                .map(|(name, v)| Ok((name, unsigned(v, "a cursor")?)))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(app = dump.app))]
+    async fn restore_app(&self, dump: AppDump) -> Result<()> {
+        dump.check()?;
+        let app = dump.app;
+        // Under the app's write lock, like any write: no write of the app can slip in between
+        // the emptiness check and the COMMIT.
+        let (mut tx, version) = self.begin_write(app).await?;
+        let taken: bool = sqlx::query_scalar(
+            "select exists (select 1 from accounts where app_id = $1) \
+                 or exists (select 1 from changes where app_id = $1) \
+                 or exists (select 1 from cursors where app_id = $1)",
+        )
+        .bind(app_key(app))
+        .fetch_one(&mut *tx)
+        .await?;
+        if taken || version > 0 {
+            return abort(tx, restore_conflict(app)).await;
+        }
+        for chunk in dump.accounts.chunks(RESTORE_CHUNK) {
+            let mut users = Vec::with_capacity(chunk.len());
+            let mut profiles = Vec::with_capacity(chunk.len());
+            let mut versions = Vec::with_capacity(chunk.len());
+            let mut times = Vec::with_capacity(chunk.len());
+            let mut kicks = Vec::with_capacity(chunk.len());
+            for a in chunk {
+                users.push(a.user.as_str());
+                profiles.push(encode_profile(&a.profile.fields)?);
+                versions.push(version_key(a.profile.version)?);
+                times.push(a.profile.updated_at_ms);
+                kicks.push(i64::try_from(a.kicked_before).unwrap_or(i64::MAX));
+            }
+            sqlx::query(
+                "insert into accounts (app_id, user_id, profile, version, updated_at_ms, kicked_before) \
+                 select $1, t.* from unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) as t",
+            )
+            .bind(app_key(app))
+            .bind(&users)
+            .bind(&profiles)
+            .bind(&versions)
+            .bind(&times)
+            .bind(&kicks)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for chunk in dump.changes.chunks(RESTORE_CHUNK) {
+            let mut versions = Vec::with_capacity(chunk.len());
+            let mut users = Vec::with_capacity(chunk.len());
+            let mut operators = Vec::with_capacity(chunk.len());
+            let mut kinds = Vec::with_capacity(chunk.len());
+            let mut items = Vec::with_capacity(chunk.len());
+            let mut times = Vec::with_capacity(chunk.len());
+            for c in chunk {
+                versions.push(version_key(c.version)?);
+                users.push(c.user.as_str());
+                operators.push(c.operator.as_str());
+                kinds.push(c.kind.as_str());
+                items.push(encode_items(c.items.iter().map(|(t, v)| (t.as_str(), v)))?);
+                times.push(c.at_ms);
+            }
+            sqlx::query(
+                "insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
+                 select $1, t.* from unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[]) as t",
+            )
+            .bind(app_key(app))
+            .bind(&versions)
+            .bind(&users)
+            .bind(&operators)
+            .bind(&kinds)
+            .bind(&items)
+            .bind(&times)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !dump.cursors.is_empty() {
+            let names: Vec<&str> = dump.cursors.iter().map(|(n, _)| n.as_str()).collect();
+            let versions = dump
+                .cursors
+                .iter()
+                .map(|(_, v)| version_key(*v))
+                .collect::<Result<Vec<i64>>>()?;
+            sqlx::query(
+                "insert into cursors (app_id, name, version) \
+                 select $1, t.* from unnest($2::text[], $3::bigint[]) as t",
+            )
+            .bind(app_key(app))
+            .bind(&names)
+            .bind(&versions)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("update app_versions set version = $2 where app_id = $1")
+            .bind(app_key(app))
+            .bind(version_key(dump.version)?)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -66,12 +66,12 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::codec::{
-    self, app_key, decode_items, decode_profile, distinct, encode_items, encode_profile, unsigned,
-    version_key, Fields,
+    self, app_from_key, app_key, decode_items, decode_profile, distinct, encode_items,
+    encode_profile, stored_account, unsigned, version_key, Fields,
 };
 use crate::{
-    migrate_error, now_ms, AppId, Change, ChangeKind, NewAccount, Profile, Result, Store,
-    StoreError,
+    migrate_error, now_ms, restore_conflict, AppDump, AppId, Change, ChangeKind, NewAccount,
+    Profile, Result, Store, StoreError,
 };
 
 /// The embedded migrations (`crates/portrait-store/migrations/sqlite`).
@@ -364,6 +364,7 @@ enum OtherJob {
     Delete(DeleteJob, Reply<Vec<bool>>),
     Kick(KickJob, Reply<bool>),
     Cursor(CursorJob, Reply<()>),
+    Restore(Box<AppDump>, Reply<()>),
 }
 
 struct SetJob {
@@ -411,6 +412,7 @@ impl Job {
             Job::Other(OtherJob::Delete(_, reply)) => Answer::Delete(reply, Err(err)),
             Job::Other(OtherJob::Kick(_, reply)) => Answer::Kick(reply, Err(err)),
             Job::Other(OtherJob::Cursor(_, reply)) => Answer::Unit(reply, Err(err)),
+            Job::Other(OtherJob::Restore(_, reply)) => Answer::Unit(reply, Err(err)),
         }
     }
 
@@ -721,6 +723,9 @@ async fn run_in_savepoint(
         }
         OtherJob::Kick(job, reply) => Answer::Kick(reply, apply_kick(conn, &job).await),
         OtherJob::Cursor(job, reply) => Answer::Unit(reply, apply_cursor(conn, &job).await),
+        OtherJob::Restore(dump, reply) => {
+            Answer::Unit(reply, apply_restore(conn, versions, &dump).await)
+        }
     };
     let end = if answer.is_ok() {
         versions.keep();
@@ -1153,6 +1158,16 @@ impl Versions {
         }
     }
 
+    /// `app`'s stored version was set to `version` behind this cache's back (by a restore, which
+    /// only runs on an app no job of the batch has taken versions of).
+    fn restored(&mut self, app: AppId, version: u64) {
+        if let Some(a) = self.apps.iter_mut().find(|a| a.0 == app) {
+            debug_assert_eq!(a.1, a.2, "a restored app took no versions in the batch");
+            a.1 = version;
+            a.2 = version;
+        }
+    }
+
     /// Writes the last version handed out of every app that took any.
     async fn store(&self, conn: &mut SqliteConnection) -> Result<()> {
         for &(app, stored, last) in &self.apps {
@@ -1314,6 +1329,77 @@ async fn apply_cursor(conn: &mut SqliteConnection, job: &CursorJob) -> Result<()
     .bind(job.version)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+async fn apply_restore(
+    conn: &mut SqliteConnection,
+    versions: &mut Versions,
+    dump: &AppDump,
+) -> Result<()> {
+    // `dump.check()` ran in `restore_app`, off the writer's thread.
+    let app = app_key(dump.app);
+    // Versions this batch handed out are in `changes` already, so they count as data here.
+    let taken: bool = sqlx::query_scalar(
+        "select exists (select 1 from accounts where app_id = ?1) \
+             or exists (select 1 from changes where app_id = ?1) \
+             or exists (select 1 from cursors where app_id = ?1) \
+             or exists (select 1 from app_versions where app_id = ?1 and version > 0)",
+    )
+    .bind(app)
+    .fetch_one(&mut *conn)
+    .await?;
+    if taken {
+        return Err(restore_conflict(dump.app));
+    }
+    for a in &dump.accounts {
+        sqlx::query(
+            "insert into accounts (app_id, user_id, profile, version, updated_at_ms, kicked_before) \
+             values (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(app)
+        .bind(a.user.as_str())
+        .bind(encode_profile(&a.profile.fields)?)
+        .bind(version_key(a.profile.version)?)
+        .bind(a.profile.updated_at_ms)
+        .bind(i64::try_from(a.kicked_before).unwrap_or(i64::MAX))
+        .execute(&mut *conn)
+        .await?;
+    }
+    for c in &dump.changes {
+        sqlx::query(
+            "insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
+             values (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(app)
+        .bind(version_key(c.version)?)
+        .bind(c.user.as_str())
+        .bind(c.operator.as_str())
+        .bind(c.kind.as_str())
+        .bind(encode_items(c.items.iter().map(|(t, v)| (t.as_str(), v)))?)
+        .bind(c.at_ms)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (name, version) in &dump.cursors {
+        sqlx::query("insert into cursors (app_id, name, version) values (?, ?, ?)")
+            .bind(app)
+            .bind(name.as_str())
+            .bind(version_key(*version)?)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if dump.version > 0 {
+        sqlx::query(
+            "insert into app_versions (app_id, version) values (?1, ?2) \
+             on conflict (app_id) do update set version = excluded.version",
+        )
+        .bind(app)
+        .bind(version_key(dump.version)?)
+        .execute(&mut *conn)
+        .await?;
+        versions.restored(dump.app, dump.version);
+    }
     Ok(())
 }
 
@@ -1494,6 +1580,74 @@ impl Store for SqliteStore {
             version: version_key(version)?,
         };
         self.submit(|reply| Job::Other(OtherJob::Cursor(job, reply)))
+            .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn apps(&self) -> Result<Vec<AppId>> {
+        let keys: Vec<i64> = sqlx::query_scalar(
+            "select app_id from app_versions where version > 0 union select app_id from cursors",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        let mut apps: Vec<AppId> = keys.into_iter().map(app_from_key).collect();
+        apps.sort_unstable();
+        Ok(apps)
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app))]
+    async fn dump_app(&self, app: AppId) -> Result<AppDump> {
+        // One read transaction: one WAL snapshot for all four reads.
+        let mut tx = self.reader.begin().await?;
+        let version: Option<i64> =
+            sqlx::query_scalar("select version from app_versions where app_id = ?")
+                .bind(app_key(app))
+                .fetch_optional(&mut *tx)
+                .await?;
+        let accounts: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+            "select user_id, profile, version, updated_at_ms, kicked_before from accounts \
+             where app_id = ? order by user_id",
+        )
+        .bind(app_key(app))
+        .fetch_all(&mut *tx)
+        .await?;
+        let changes: Vec<ChangeRow> = sqlx::query_as(
+            "select version, user_id, operator, kind, items, at_ms from changes \
+             where app_id = ? order by version",
+        )
+        .bind(app_key(app))
+        .fetch_all(&mut *tx)
+        .await?;
+        let cursors: Vec<(String, i64)> =
+            sqlx::query_as("select name, version from cursors where app_id = ? order by name")
+                .bind(app_key(app))
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(AppDump {
+            app,
+            version: version.map_or(Ok(0), |v| unsigned(v, "an app version"))?,
+            accounts: accounts
+                .into_iter()
+                .map(|(user, profile, version, updated_at_ms, kicked_before)| {
+                    stored_account(user, &profile, version, updated_at_ms, kicked_before)
+                })
+                .collect::<Result<_>>()?,
+            changes: changes
+                .into_iter()
+                .map(ChangeRow::into_change)
+                .collect::<Result<_>>()?,
+            cursors: cursors
+                .into_iter()
+                .map(|(name, v)| Ok((name, unsigned(v, "a cursor")?)))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(app = dump.app))]
+    async fn restore_app(&self, dump: AppDump) -> Result<()> {
+        dump.check()?;
+        self.submit(|reply| Job::Other(OtherJob::Restore(Box::new(dump), reply)))
             .await
     }
 

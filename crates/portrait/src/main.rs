@@ -2,7 +2,13 @@
 //!
 //! * `portrait serve [--listen ADDR] [--data-dir DIR] [--config FILE]` — run a node;
 //! * `portrait usersig --sdkappid N --key K --user U [--expire S]` — mint a UserSig;
-//! * `portrait config example` — print the commented example configuration.
+//! * `portrait config example` — print the commented example configuration;
+//! * `portrait export --store URL [--app ID]… > dump.jsonl` — write a store's data as a dump;
+//! * `portrait import --store URL < dump.jsonl` — restore a dump into a store;
+//! * `portrait migrate --from URL --to URL [--app ID]…` — copy a store into another one.
+//!
+//! The last three move data with every version preserved (`portrait_store::dump`), e.g. from the
+//! embedded SQLite store to PostgreSQL. Stop the nodes using the source store first.
 
 use std::path::PathBuf;
 
@@ -48,6 +54,36 @@ enum Cmd {
         /// Validity in seconds (default 180 days).
         #[arg(long, default_value_t = portrait_core::usersig::DEFAULT_EXPIRE_SECS)]
         expire: u64,
+    },
+    /// Write a store's data to stdout as a JSON Lines dump, versions preserved.
+    Export {
+        /// The store: sqlite://PATH or postgres://USER@HOST/DB (the password can come from
+        /// PGPASSWORD or ~/.pgpass rather than the command line).
+        #[arg(long)]
+        store: String,
+        /// Export only this app (repeatable; default: every app).
+        #[arg(long = "app", value_name = "SDKAPPID")]
+        apps: Vec<u64>,
+    },
+    /// Restore a dump written by `export` (read from stdin) into a store that holds none of its
+    /// apps; the whole dump is checked before anything is written.
+    Import {
+        /// The store: sqlite://PATH or postgres://USER@HOST/DB.
+        #[arg(long)]
+        store: String,
+    },
+    /// Copy every app (or the --app ones) from one store to another that holds none of them,
+    /// versions preserved, and verify the copy.
+    Migrate {
+        /// The store to copy from, e.g. sqlite://portrait-data/portrait.db.
+        #[arg(long)]
+        from: String,
+        /// The store to copy into, e.g. postgres://portrait@db.internal/portrait.
+        #[arg(long)]
+        to: String,
+        /// Copy only this app (repeatable; default: every app).
+        #[arg(long = "app", value_name = "SDKAPPID")]
+        apps: Vec<u64>,
     },
     /// Configuration helpers.
     Config {
@@ -95,6 +131,52 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Cmd::Export { store, apps } => block_on(async move {
+            let store = open_source(&store).await?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let result = portrait_store::dump::export(&*store, only(&apps), &mut out).await;
+            drop(out);
+            store.close().await;
+            let summary = result.context("exporting")?;
+            eprintln!("portrait: exported {}", describe(&summary));
+            Ok(())
+        }),
+        Cmd::Import { store } => block_on(async move {
+            let store = open_store(&store).await?;
+            let mut input = std::io::stdin().lock();
+            let result = portrait_store::dump::import(&*store, &mut input).await;
+            store.close().await;
+            let summary = result.context("importing")?;
+            eprintln!("portrait: imported {}", describe(&summary));
+            Ok(())
+        }),
+        Cmd::Migrate { from, to, apps } => block_on(async move {
+            let source = open_source(&from).await?;
+            let target = match open_store(&to).await {
+                Ok(target) => target,
+                Err(e) => {
+                    source.close().await;
+                    return Err(e);
+                }
+            };
+            let result = portrait_store::dump::migrate(&*source, &*target, only(&apps)).await;
+            source.close().await;
+            target.close().await;
+            let summary = result.with_context(|| {
+                format!(
+                    "migrating {} to {}",
+                    portrait_store::redact_url(&from),
+                    portrait_store::redact_url(&to)
+                )
+            })?;
+            eprintln!(
+                "portrait: copied and verified {} from {} to {}",
+                describe(&summary),
+                portrait_store::redact_url(&from),
+                portrait_store::redact_url(&to)
+            );
+            Ok(())
+        }),
         Cmd::Config {
             cmd: ConfigCmd::Example,
         } => {
@@ -102,6 +184,52 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs `f` to completion on a new tokio runtime.
+fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()
+        .context("starting the tokio runtime")?
+        .block_on(f)
+}
+
+/// Opens a store by URL; the error names the URL without its password.
+async fn open_store(url: &str) -> anyhow::Result<std::sync::Arc<dyn portrait_store::Store>> {
+    portrait_store::open(url)
+        .await
+        .with_context(|| format!("opening store {}", portrait_store::redact_url(url)))
+}
+
+/// Opens a store to read from: unlike [`open_store`], a SQLite file that does not exist is an
+/// error (a mistyped path would otherwise be created, and read as an empty store).
+async fn open_source(url: &str) -> anyhow::Result<std::sync::Arc<dyn portrait_store::Store>> {
+    let sqlite_path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"));
+    if let Some(path) = sqlite_path {
+        anyhow::ensure!(
+            std::path::Path::new(path).is_file(),
+            "opening store {url}: no such file"
+        );
+    }
+    open_store(url).await
+}
+
+/// `--app` values: `None` (every app) when none were given.
+fn only(apps: &[u64]) -> Option<&[u64]> {
+    (!apps.is_empty()).then_some(apps)
+}
+
+/// "2 apps (10 accounts, 25 changes, 1 cursor)".
+fn describe(s: &portrait_store::dump::Summary) -> String {
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    format!(
+        "{} ({}, {}, {})",
+        plural(s.apps, "app", "apps"),
+        plural(s.accounts, "account", "accounts"),
+        plural(s.changes, "change", "changes"),
+        plural(s.cursors, "cursor", "cursors")
+    )
 }
 
 /// Registers SIGINT and SIGTERM handlers now (before the server announces itself, so no signal
