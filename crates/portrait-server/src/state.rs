@@ -265,6 +265,16 @@ impl Store for Waking {
         self.inner.set_cursor(app, name, version).await
     }
 
+    async fn lease(
+        &self,
+        app: AppId,
+        name: &str,
+        holder: &str,
+        ttl_ms: u64,
+    ) -> portrait_store::Result<bool> {
+        self.inner.lease(app, name, holder, ttl_ms).await
+    }
+
     async fn ping(&self) -> portrait_store::Result<()> {
         self.inner.ping().await
     }

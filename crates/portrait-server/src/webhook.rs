@@ -10,6 +10,11 @@
 //! the worker only reads the log after the write has committed. The first start of a webhook
 //! begins at the app's current version (history is not replayed).
 //!
+//! **Several nodes**: only the holder of the app's `webhook` lease in the store delivers, so each
+//! change is sent once in normal operation; when a holder dies, another node takes over after
+//! [`LEASE_MS`] from the stored cursor (a batch in flight at the crash may be sent twice — still
+//! at least once).
+//!
 //! Deletes (no profile items) and imports that wrote no Nick/FaceUrl are not sent.
 
 use std::collections::{HashMap, HashSet};
@@ -27,6 +32,8 @@ use crate::tenant::Tenant;
 
 /// The store cursor holding the delivered position.
 pub const CURSOR: &str = "webhook";
+/// How long a node's delivery lease lasts without renewal (nodes sharing a database).
+pub const LEASE_MS: u64 = 10_000;
 /// The callback command.
 pub const COMMAND: &str = "Profile.CallbackPortraitSet";
 
@@ -85,19 +92,53 @@ impl Worker {
     }
 
     /// Delivers until `stop`; woken by `dispatched` (the app's push feed) and by a 1 s poll.
+    /// Nodes sharing a database deliver one at a time: a worker works only while it holds the
+    /// app's `webhook` lease (renewed every [`LEASE_MS`]` / 3`), and re-reads the cursor whenever
+    /// it (re)takes the lease.
     pub async fn run(self, mut dispatched: watch::Receiver<u64>, stop: CancellationToken) {
-        let Some(mut cursor) = self.start_cursor(&stop).await else {
-            return;
-        };
-        tracing::info!(app = self.app, url = %self.cfg.url, cursor, "webhook delivery started");
+        let holder = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
+        let mut cursor: Option<u64> = None;
+        let mut renewed = std::time::Instant::now();
         loop {
+            if cursor.is_none() || renewed.elapsed() > Duration::from_millis(LEASE_MS / 3) {
+                match self.store.lease(self.app, CURSOR, &holder, LEASE_MS).await {
+                    Ok(true) => {
+                        renewed = std::time::Instant::now();
+                        if cursor.is_none() {
+                            let Some(c) = self.start_cursor(&stop).await else {
+                                return;
+                            };
+                            tracing::info!(app = self.app, url = %self.cfg.url, cursor = c, "webhook delivery: this node delivers");
+                            cursor = Some(c);
+                        }
+                    }
+                    Ok(false) => {
+                        if cursor.take().is_some() {
+                            tracing::info!(
+                                app = self.app,
+                                "webhook delivery: another node took over"
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(app = self.app, error = %e, "webhook: cannot take the delivery lease");
+                        cursor = None;
+                    }
+                }
+            }
+            let Some(at) = cursor else {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(LEASE_MS / 3)) => continue,
+                    () = stop.cancelled() => return,
+                }
+            };
             match self
                 .store
-                .changes_since(self.app, cursor, self.cfg.concurrency)
+                .changes_since(self.app, at, self.cfg.concurrency)
                 .await
             {
                 Ok(batch) if !batch.is_empty() => {
-                    let last = batch.last().map_or(cursor, |c| c.version);
+                    let last = batch.last().map_or(at, |c| c.version);
                     // Concurrent across accounts, in version order within an account.
                     let mut by_account: Vec<Vec<&Change>> = Vec::new();
                     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -120,13 +161,13 @@ impl Worker {
                     if outcomes.iter().any(|o| matches!(o, Outcome::Stopped)) {
                         return; // the cursor stays before this batch: it is redelivered
                     }
-                    cursor = last;
-                    if let Err(e) = self.store.set_cursor(self.app, CURSOR, cursor).await {
+                    cursor = Some(last);
+                    if let Err(e) = self.store.set_cursor(self.app, CURSOR, last).await {
                         tracing::warn!(app = self.app, error = %e, "webhook: cannot store the cursor (the batch may be delivered again)");
                     }
                     if let Ok(head) = self.store.current_version(self.app).await {
                         metrics::gauge!("portrait_webhook_lag", "app" => self.app.to_string())
-                            .set(head.saturating_sub(cursor) as f64);
+                            .set(head.saturating_sub(last) as f64);
                     }
                     continue;
                 }

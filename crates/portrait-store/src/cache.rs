@@ -338,6 +338,10 @@ impl Store for CachedStore {
         r
     }
 
+    async fn lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
+        self.inner.lease(app, name, holder, ttl_ms).await
+    }
+
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
     }

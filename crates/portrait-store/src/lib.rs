@@ -375,6 +375,17 @@ pub trait Store: Send + Sync + 'static {
     /// Storage failures.
     async fn set_cursor(&self, app: AppId, name: &str, version: u64) -> Result<()>;
 
+    /// Takes or renews the lease `name` of `app` for `holder` for `ttl_ms`; returns whether
+    /// `holder` holds it now. Nodes sharing a database use it so that one of them runs a per-app
+    /// job (webhook delivery). The default, for stores only one process can open, always grants.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
+        let _ = (app, name, holder, ttl_ms);
+        Ok(true)
+    }
+
     /// Every app the store holds anything for (a version or a cursor), ascending.
     ///
     /// `apps`, `dump_app` and `restore_app` move data between stores ([`dump`]). Every backend

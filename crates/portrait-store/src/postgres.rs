@@ -685,6 +685,26 @@ impl Store for PgStore {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(app = app, name = name))]
+    async fn lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
+        // Taken if free, expired, or already ours; the row lock serialises competing nodes.
+        let got: Option<String> = sqlx::query_scalar(
+            "insert into leases (app_id, name, holder, expires_at) \
+             values ($1, $2, $3, now() + $4 * interval '1 millisecond') \
+             on conflict (app_id, name) do update \
+             set holder = excluded.holder, expires_at = excluded.expires_at \
+             where leases.holder = excluded.holder or leases.expires_at < now() \
+             returning holder",
+        )
+        .bind(app_key(app))
+        .bind(name)
+        .bind(holder)
+        .bind(i64::try_from(ttl_ms).unwrap_or(i64::MAX) as f64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(got.is_some())
+    }
+
     #[tracing::instrument(skip_all)]
     async fn apps(&self) -> Result<Vec<AppId>> {
         let keys: Vec<i64> = sqlx::query_scalar(

@@ -1,0 +1,36 @@
+//! Leases on PostgreSQL: one holder at a time per app and name, renewable by the holder, taken
+//! over by another only after expiry (webhook delivery runs on one node of a cluster).
+
+use std::time::Duration;
+
+use portrait_store::testkit;
+
+const APP: u64 = 1_400_000_500;
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_it_expires() {
+    let store = testkit::fresh_postgres().await;
+    assert!(store.lease(APP, "webhook", "node-a", 400).await.unwrap());
+    assert!(
+        !store.lease(APP, "webhook", "node-b", 400).await.unwrap(),
+        "held by node-a"
+    );
+    assert!(
+        store.lease(APP, "webhook", "node-a", 400).await.unwrap(),
+        "the holder renews"
+    );
+    assert!(
+        store.lease(APP, "other", "node-b", 400).await.unwrap(),
+        "leases are per name"
+    );
+    assert!(
+        store.lease(APP + 1, "webhook", "node-b", 400).await.unwrap(),
+        "and per app"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        store.lease(APP, "webhook", "node-b", 400).await.unwrap(),
+        "expired: taken over"
+    );
+    assert!(!store.lease(APP, "webhook", "node-a", 400).await.unwrap());
+}
