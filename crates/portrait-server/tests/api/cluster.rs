@@ -131,7 +131,7 @@ struct OwnNats(Child);
 
 impl OwnNats {
     fn start(port: u16) -> OwnNats {
-        let child = Command::new("nats-server")
+        let mut child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -146,6 +146,8 @@ impl OwnNats {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("nats-server did not start on {addr}");
     }
 }
