@@ -187,7 +187,7 @@ export class PortraitSession {
   private lastFrameAt = 0;
   private lastErrorFrame: { code: number; message: string } | null = null;
   /** Counters for diagnostics and tests. */
-  readonly stats = { connects: 0, readies: 0, pingsSent: 0, pongs: 0, eventsApplied: 0, eventsDropped: 0 };
+  readonly stats = { connects: 0, readies: 0, pingsSent: 0, pongs: 0, eventsApplied: 0, eventsDropped: 0, resubscribes: 0 };
   private readonly onOnline = () => this.handleOnline();
   private readonly onOffline = () => this.handleOffline();
   private windowHooked = false;
@@ -629,11 +629,7 @@ export class PortraitSession {
     if (!kept.length) return;
     this.schedulePersist();
     if (this.wsReady && this.ws) {
-      const waiter: SyncWaiter = { since };
-      this.syncWaiters.push(waiter);
-      this.subOps.push({ waiter, accounts: kept });
-      this.synced = false;
-      this.send({ op: 'subscribe', accounts: kept, since });
+      this.sendSubscribe(kept, since);
     } else {
       this.pendingSince = this.pendingSince === null ? since : Math.min(this.pendingSince, since);
     }
@@ -722,7 +718,7 @@ export class PortraitSession {
       } catch {
         return;
       }
-      this.handleFrame(frame, restAccounts, since);
+      this.handleFrame(frame, inUrl, restAccounts, since);
     };
     ws.onerror = () => {
       // a close event follows
@@ -743,7 +739,15 @@ export class PortraitSession {
     }
   }
 
-  private handleFrame(f: any, restAccounts: string[], since: number | null): void {
+  private sendSubscribe(accounts: string[], since: number | null): void {
+    const waiter = since !== null ? { since } : undefined;
+    if (waiter) this.syncWaiters.push(waiter);
+    this.subOps.push({ waiter, accounts });
+    this.synced = false;
+    this.send(since !== null ? { op: 'subscribe', accounts, since } : { op: 'subscribe', accounts });
+  }
+
+  private handleFrame(f: any, urlAccounts: string[], restAccounts: string[], since: number | null): void {
     switch (f?.type) {
       case 'ready': {
         this.wsReady = true;
@@ -754,15 +758,11 @@ export class PortraitSession {
         }
         this.setNet('connected');
         this.startPing();
-        if (restAccounts.length) {
-          const waiter = since !== null ? { since } : undefined;
-          if (waiter) this.syncWaiters.push(waiter);
-          this.subOps.push({ waiter, accounts: restAccounts });
-          this.send(since !== null
-            ? { op: 'subscribe', accounts: restAccounts, since }
-            : { op: 'subscribe', accounts: restAccounts });
-        }
+        // Fit the server's limit first (the least recently used go), then subscribe the accounts
+        // that did not fit in the URL.
         this.evictOverflow();
+        const rest = restAccounts.filter((a) => this.subs.has(a));
+        if (rest.length) this.sendSubscribe(rest, since);
         if (!this.syncWaiters.length) this.onCaughtUp();
         break;
       }
@@ -791,6 +791,15 @@ export class PortraitSession {
         const code = typeof f.code === 'number' ? f.code : 0;
         const message = typeof f.message === 'string' ? f.message : `error ${code}`;
         this.lastErrorFrame = { code, message };
+        if (code === 49002 && !f.op && this.wsReady) {
+          // The accounts of the URL were over the server's limit: it subscribed only the own
+          // account. Fit the limit and subscribe them again (catching up from the same point).
+          this.evictOverflow();
+          const again = urlAccounts.filter((a) => this.subs.has(a));
+          if (again.length) this.sendSubscribe(again, since);
+          this.stats.resubscribes++;
+          break;
+        }
         if (f.op === 'subscribe') {
           const op = this.subOps.shift();
           if (op) {

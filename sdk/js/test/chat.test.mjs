@@ -292,3 +292,36 @@ test('kick: KICKED_OUT (REST_API_Kick) then SDK_NOT_READY', async () => {
   await loginReady(c, 'q_kim', userSig('q_kim', 3600));
   assert.equal(c.isReady(), true);
 });
+
+test('persisted subscriptions over the server limit: refused at connect, trimmed and subscribed again', async () => {
+  const ids = Array.from({ length: 60 }, (_, i) => `o_${String(i).padStart(2, '0')}`);
+  await srv.importAccounts(['o_viewer', ...ids]);
+  const storage = new MemoryStorage();
+  const first = chatOn(srv.base, { storage });
+  await loginReady(first, 'o_viewer');
+  await first.getUserProfile({ userIDList: ids.slice(0, 49) });
+  await waitFor(() => first.session.isSynced(), 5000, 'subscription caught up');
+  await first.logout();
+  // Make the persisted state hold 60 subscriptions (as if the server's limit had been lowered).
+  const other = chatOn(srv.base);
+  await loginReady(other, 'o_00');
+  const extra = (await other.getUserProfile({ userIDList: ids.slice(49) })).data;
+  const key = storage.keys()[0];
+  const doc = JSON.parse(storage.getItem(key));
+  for (const p of extra) doc.profiles[p.userID] = { v: p.version, t: p.lastUpdatedTime, i: { Tag_Profile_IM_Nick: p.nick } };
+  doc.subs = ids;
+  storage.setItem(key, JSON.stringify(doc));
+
+  const c = chatOn(srv.base, { storage });
+  const errors = record(c, EVENT.ERROR);
+  const events = record(c, EVENT.PROFILE_UPDATED);
+  await loginReady(c, 'o_viewer');
+  assert.deepEqual(c.session.getSubscriptions(), ids.slice(11), 'the 49 most recent kept');
+  assert.equal(c.session.stats.resubscribes, 1, 'the server refused the 60 of the URL; the SDK subscribed 49 again');
+  await srv.set('o_59', [{ Tag: 'Tag_Profile_IM_Nick', Value: 'still live' }]);
+  await srv.set('o_00', [{ Tag: 'Tag_Profile_IM_Nick', Value: 'evicted' }]);
+  await waitFor(() => events.length >= 1, 5000, 'event of a kept account');
+  await sleep(300);
+  assert.deepEqual(events.map((e) => [e.data[0].userID, e.data[0].nick]), [['o_59', 'still live']]);
+  assert.deepEqual(errors, []);
+});

@@ -94,26 +94,42 @@ export async function startServer({ push = {} } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'portrait-sdk-js-'));
   const cfg = path.join(dir, 'portrait.toml');
   writeFileSync(cfg, CONFIG(path.join(dir, 'data'), { poll_interval_ms: 200, ...push }));
-  const child = spawn(BIN, ['serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
+  let child;
   let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; if (stderr.length > 20000) stderr = stderr.slice(-10000); });
-  const base = await new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start in 20 s\n${out}\n${stderr}`)), 20000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /portrait: listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
+  async function launch(listen) {
+    const args = ['serve', '--config', cfg];
+    if (listen) args.push('--listen', listen);
+    child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
+    child.stderr.on('data', (d) => { stderr += d; if (stderr.length > 20000) stderr = stderr.slice(-10000); });
+    const url = await new Promise((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`server did not start in 20 s\n${out}\n${stderr}`)), 20000);
+      child.stdout.on('data', (d) => {
+        out += d;
+        const m = /portrait: listening on (http:\/\/\S+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+      child.once('exit', (code) => {
         clearTimeout(timer);
-        resolve(m[1]);
-      }
+        reject(new Error(`server exited with ${code}\n${out}\n${stderr}`));
+      });
     });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code}\n${out}\n${stderr}`));
-    });
-  });
-  child.removeAllListeners('exit');
+    child.removeAllListeners('exit');
+    return url;
+  }
+  async function terminate() {
+    if (child.exitCode === null && child.signalCode === null) {
+      const done = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await done;
+      clearTimeout(t);
+    }
+  }
+  const base = await launch();
 
   async function admin(api, body) {
     const q = new URLSearchParams({
@@ -149,14 +165,14 @@ export async function startServer({ push = {} } = {}) {
     async remove(users) {
       return admin('im_open_login_svc/account_delete', { DeleteItem: users.map((u) => ({ UserID: u })) });
     },
+    /** Stops the server (SIGTERM: connections get close 1001) and starts it again on the same address and data. */
+    async restart(downMs = 0) {
+      await terminate();
+      if (downMs) await new Promise((r) => setTimeout(r, downMs));
+      await launch(new URL(base).host);
+    },
     async stop() {
-      if (child.exitCode === null) {
-        const done = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await done;
-        clearTimeout(t);
-      }
+      await terminate();
       rmSync(dir, { recursive: true, force: true });
     },
   };
