@@ -35,6 +35,7 @@ before(async () => {
   ]);
   await srv.set('carol', [{ Tag: 'Tag_Profile_IM_SelfSignature', Value: 'Out hiking this week' }]);
   await srv.set('dave', [{ Tag: 'Tag_Profile_IM_SelfSignature', Value: 'Ask me about Rust' }]);
+  await srv.set('bob', [{ Tag: 'Tag_Profile_IM_SelfSignature', Value: 'Watching my contacts update live' }, { Tag: 'Tag_Profile_IM_Gender', Value: 'Gender_Type_Male' }]);
   demo = await startDemoServer({ port: 0 });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 });
@@ -69,6 +70,17 @@ async function saveNick(page, nick, extra = {}) {
   await page.click('[data-testid="save"]');
   await page.waitForFunction((n) => window.__demo.me && window.__demo.me.nick === n, nick);
 }
+
+test('a wrong UserSig is refused with the server code, shown on the sign-in form', async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const q = new URLSearchParams({ server: srv.base, sdkappid: String(SDKAPPID), user: 'alice', usersig: userSig('bob'), autologin: '1' });
+  await page.goto(`${demo.url}?${q}`);
+  await page.waitForFunction(() => document.querySelector('#signin-error').textContent.length > 0);
+  assert.match(await page.textContent('#signin-error'), /^Sign-in failed: 70013 /);
+  assert.equal(await page.isVisible('#app'), false);
+  await ctx.close();
+});
 
 test('two users: live edit, offline catch-up, reopen catch-up, exact event counts', async () => {
   const ctxA = await browser.newContext({ viewport: { width: 1100, height: 820 } });
