@@ -325,3 +325,17 @@ test('persisted subscriptions over the server limit: refused at connect, trimmed
   assert.deepEqual(events.map((e) => [e.data[0].userID, e.data[0].nick]), [['o_59', 'still live']]);
   assert.deepEqual(errors, []);
 });
+
+test('UserSig expiring while connected: KICKED_OUT (userSigExpired), no reconnect', async () => {
+  await srv.importAccounts(['x_exp']);
+  const c = chatOn(srv.base);
+  const kicked = record(c, EVENT.KICKED_OUT);
+  const notReady = record(c, EVENT.SDK_NOT_READY);
+  await loginReady(c, 'x_exp', userSig('x_exp', 2));
+  await waitFor(() => kicked.length === 1, 8000, 'expiry');
+  assert.equal(kicked[0].data.type, TYPES.KICKED_OUT_USERSIG_EXPIRED);
+  assert.equal(notReady.length, 1);
+  const connects = c.session.stats.connects;
+  await sleep(500);
+  assert.equal(c.session.stats.connects, connects, 'no reconnect with an expired UserSig');
+});

@@ -193,3 +193,40 @@ test('WS: kick → error 70001 + close 4002; too many connections → 49003 + 40
   assert.equal(code, 4000);
   await sleep(10);
 });
+
+test('auth checks of the client API: same codes over HTTP and as the WebSocket error frame (close 4001)', async () => {
+  const sig = userSig('w_a');
+  const cases = [
+    ['', 60012],
+    [`sdkappid=abc&identifier=w_a&usersig=${sig}`, 60006],
+    [`sdkappid=999&identifier=w_a&usersig=${sig}`, 70020],
+    [`sdkappid=${SDKAPPID}&usersig=${sig}`, 60004],
+    [`sdkappid=${SDKAPPID}&identifier=w_a&usersig=`, 70002],
+    [`sdkappid=${SDKAPPID}&identifier=w_a&usersig=${userSig('w_a', 1).slice(0, -4)}`, null],
+  ];
+  for (const [query, code] of cases) {
+    const r = await fetch(`${srv.base}/v1/profile/get_my_profile?${query}`, { method: 'POST', body: '{}' }).then((x) => x.json());
+    if (code !== null) assert.equal(r.ErrorCode, code, `HTTP ?${query.slice(0, 40)}`);
+    else assert.notEqual(r.ErrorCode, 0);
+    const ws = new WebSocket(`${srv.base.replace('http', 'ws')}/v1/ws?${query}`);
+    const frame = await new Promise((res) => ws.once('message', (d) => res(JSON.parse(String(d)))));
+    const closeCode = await new Promise((res) => ws.once('close', (c) => res(c)));
+    assert.deepEqual([frame.type, frame.code, closeCode], ['error', r.ErrorCode, 4001], `WS ?${query.slice(0, 40)}`);
+  }
+});
+
+test('update_my_profile: atomic (one bad item → nothing written), a duplicate tag takes the later value', async () => {
+  const before = (await post('/v1/profile/get_my_profile', 'w_f', {})).UserProfileItem[0];
+  const bad = await post('/v1/profile/update_my_profile', 'w_f', {
+    ProfileItem: [{ Tag: 'Tag_Profile_IM_Nick', Value: 'ok' }, { Tag: 'Tag_Profile_IM_Gender', Value: 'nope' }],
+  });
+  assert.equal(bad.ErrorCode, 40605);
+  const same = (await post('/v1/profile/get_my_profile', 'w_f', {})).UserProfileItem[0];
+  assert.equal(same.Version, before.Version);
+  const dup = await post('/v1/profile/update_my_profile', 'w_f', {
+    ProfileItem: [{ Tag: 'Tag_Profile_IM_Nick', Value: 'first' }, { Tag: 'Tag_Profile_IM_Nick', Value: 'second' }],
+  });
+  assert.equal(dup.ErrorCode, 0);
+  const after = (await post('/v1/profile/get_my_profile', 'w_f', { TagList: ['Tag_Profile_IM_Nick'] })).UserProfileItem[0];
+  assert.deepEqual(after.ProfileItem, [{ Tag: 'Tag_Profile_IM_Nick', Value: 'second' }]);
+});
