@@ -187,7 +187,7 @@ export class PortraitSession {
   private lastFrameAt = 0;
   private lastErrorFrame: { code: number; message: string } | null = null;
   /** Counters for diagnostics and tests. */
-  readonly stats = { connects: 0, readies: 0, pingsSent: 0, pongs: 0, eventsApplied: 0, eventsDropped: 0, resubscribes: 0 };
+  readonly stats = { connects: 0, readies: 0, pingsSent: 0, pongs: 0, eventsApplied: 0, eventsDropped: 0, resubscribes: 0, resets: 0 };
   private readonly onOnline = () => this.handleOnline();
   private readonly onOffline = () => this.handleOffline();
   private windowHooked = false;
@@ -362,6 +362,11 @@ export class PortraitSession {
     this.loggedIn = true;
     this.restore();
     const snap = this.snapshotsOf(answer)[0];
+    const kept = this.cache.get(userID);
+    if (snap && kept && snap.version < kept.version) {
+      // The server's versions went back (its data was reset): the persisted state is meaningless.
+      this.forgetState();
+    }
     // With a persisted own profile, keep it: the catch-up will announce what changed meanwhile.
     if (snap && !this.cache.has(userID)) this.applySnapshot(snap);
     if (this.cursor === null) {
@@ -750,6 +755,12 @@ export class PortraitSession {
   private handleFrame(f: any, urlAccounts: string[], restAccounts: string[], since: number | null): void {
     switch (f?.type) {
       case 'ready': {
+        if (typeof f.version === 'number' && this.cursor !== null && f.version < this.cursor) {
+          // The app's head is behind our cursor: the server's data was reset. Start over from
+          // fresh reads of every account we show (without announcing them), then reconnect.
+          this.restartFromScratch();
+          return;
+        }
         this.wsReady = true;
         this.attempt = 0;
         this.stats.readies++;
@@ -818,6 +829,44 @@ export class PortraitSession {
       default:
         break;
     }
+  }
+
+  /** Drops the cache, subscriptions and cursor (memory and, at the next write, storage). */
+  private forgetState(): void {
+    this.cache.clear();
+    this.subs.clear();
+    this.minVersion.clear();
+    this.cursor = null;
+    this.pendingSince = null;
+    this.syncWaiters = [];
+    this.subOps = [];
+  }
+
+  private restartFromScratch(): void {
+    const accounts = [...this.subs.keys()];
+    const gen = this.generation;
+    this.stats.resets++;
+    this.teardownSocket(1000, 'server reset');
+    this.wsReady = false;
+    this.synced = false;
+    this.forgetState();
+    void (async () => {
+      try {
+        await this.getMyProfile({ sync: true });
+        for (let i = 0; i < accounts.length && gen === this.generation; i += MAX_ACCOUNTS_PER_GET) {
+          await this.getProfiles(accounts.slice(i, i + MAX_ACCOUNTS_PER_GET), { sync: true });
+        }
+      } catch {
+        // reconnecting below retries the session; reads can be repeated by the app
+      }
+      if (gen !== this.generation || !this.loggedIn) return;
+      if (this.cursor === null && this.pendingSince === null) {
+        const floor = this.minCachedVersion();
+        if (floor !== null) this.pendingSince = floor;
+      }
+      this.schedulePersist();
+      this.connect();
+    })();
   }
 
   private setCursor(c: number): void {

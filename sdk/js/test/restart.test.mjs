@@ -40,3 +40,55 @@ test('server restart: close 1001, reconnect, catch-up, each change once', async 
   const [a] = (await b.getUserProfile({ userIDList: ['t_a'] })).data;
   assert.equal(a.nick, 'A3');
 });
+
+test('server data reset while the page is open: the SDK notices (head behind its cursor), re-reads and stays live', async () => {
+  await srv.restart(0, { wipe: true });
+  await srv.importAccounts([{ UserID: 't_b' }, { UserID: 't_c', Nick: 'C' }]);
+  for (let i = 0; i < 15; i++) await srv.set('t_c', [{ Tag: 'Tag_Profile_IM_Level', Value: i }]);
+  const b = createChat(srv.base, { reconnectBaseMs: 1500, reconnectMaxMs: 1500 });
+  open.push(b);
+  await loginReady(b, 't_b');
+  const events = record(b, EVENT.PROFILE_UPDATED);
+  await b.getUserProfile({ userIDList: ['t_c'] });
+  await waitFor(() => b.session.isSynced(), 5000, 'synced');
+  assert.ok(b.session.getCursor() >= 17);
+
+  await srv.restart(0, { wipe: true }); // a fresh, empty store on the same address
+  await srv.importAccounts([{ UserID: 't_b' }, { UserID: 't_c', Nick: 'C again' }]);
+  await waitFor(() => b.session.stats.resets === 1, 10000, 'reset noticed');
+  await waitFor(() => b.session.isSynced(), 10000, 'synced again');
+  const [c] = (await b.getUserProfile({ userIDList: ['t_c'] })).data;
+  assert.equal(c.nick, 'C again');
+  assert.equal(c.level, 0);
+  await srv.set('t_c', [{ Tag: 'Tag_Profile_IM_Nick', Value: 'C live' }]);
+  await waitFor(() => events.length === 1, 5000, 'live after the reset');
+  assert.equal(events[0].data[0].nick, 'C live');
+});
+
+test('server data reset between page loads: the persisted state is dropped at login', async () => {
+  const { MemoryStorage } = await import('../dist/index.js');
+  await srv.restart(0, { wipe: true });
+  await srv.importAccounts([{ UserID: 't_b' }, { UserID: 't_d', Nick: 'D' }]);
+  for (let i = 0; i < 10; i++) await srv.set('t_b', [{ Tag: 'Tag_Profile_IM_Level', Value: i }]);
+  const storage = new MemoryStorage();
+  const b1 = createChat(srv.base, { storage });
+  open.push(b1);
+  await loginReady(b1, 't_b');
+  await b1.getUserProfile({ userIDList: ['t_d'] });
+  await waitFor(() => b1.session.isSynced(), 5000, 'synced');
+  await b1.logout();
+
+  await srv.restart(0, { wipe: true });
+  await srv.importAccounts([{ UserID: 't_b' }, { UserID: 't_d', Nick: 'D again' }]);
+  const b2 = createChat(srv.base, { storage });
+  open.push(b2);
+  const events = record(b2, EVENT.PROFILE_UPDATED);
+  await loginReady(b2, 't_b');
+  assert.deepEqual(b2.session.getSubscriptions(), [], 'stale subscriptions dropped');
+  const [d] = (await b2.getUserProfile({ userIDList: ['t_d'] })).data;
+  assert.equal(d.nick, 'D again');
+  assert.equal((await b2.getMyProfile()).data.level, 0);
+  await srv.set('t_d', [{ Tag: 'Tag_Profile_IM_Nick', Value: 'D live' }]);
+  await waitFor(() => events.length === 1, 5000, 'live');
+  assert.equal(events[0].data[0].nick, 'D live');
+});

@@ -37,7 +37,12 @@ before(async () => {
   await srv.set('dave', [{ Tag: 'Tag_Profile_IM_SelfSignature', Value: 'Ask me about Rust' }]);
   await srv.set('bob', [{ Tag: 'Tag_Profile_IM_SelfSignature', Value: 'Watching my contacts update live' }, { Tag: 'Tag_Profile_IM_Gender', Value: 'Gender_Type_Male' }]);
   demo = await startDemoServer({ port: 0 });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  // No background traffic: the machine's network is closed except to the package registries.
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--disable-default-apps', '--disable-domain-reliability'],
+  });
 });
 
 after(async () => {

@@ -166,8 +166,9 @@ export async function startServer({ push = {} } = {}) {
       return admin('im_open_login_svc/account_delete', { DeleteItem: users.map((u) => ({ UserID: u })) });
     },
     /** Stops the server (SIGTERM: connections get close 1001) and starts it again on the same address and data. */
-    async restart(downMs = 0) {
+    async restart(downMs = 0, { wipe = false } = {}) {
       await terminate();
+      if (wipe) rmSync(path.join(dir, 'data'), { recursive: true, force: true });
       if (downMs) await new Promise((r) => setTimeout(r, downMs));
       await launch(new URL(base).host);
     },
