@@ -11,5 +11,9 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+# The API suite once more on PostgreSQL (127.0.0.1:5432, database `test`): both stores must
+# answer every request the same way. It fails, saying so, if PostgreSQL is not running.
+echo "== API suite on PostgreSQL (PORTRAIT_TEST_STORE=postgres)"
+PORTRAIT_TEST_STORE=postgres cargo test --locked -p portrait-server --test api "$@" 2>&1 | tee -a "$log" || status=$?
 awk '/^test result:/ { p += $4; f += $6 } END { printf "total: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"
