@@ -397,7 +397,7 @@ async fn follow(
                         Ok(Some(Incoming::Frame(_))) => {}
                         Ok(Some(Incoming::Closed(code, reason))) => {
                             tracing::info!(code, %reason, "portrait ws: closed by the server");
-                            if code == 4001 || code == 4002 {
+                            if matches!(code, 4001 | 4002 | 4004) {
                                 return; // signing in again needs a new UserSig
                             }
                             break;

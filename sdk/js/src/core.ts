@@ -936,15 +936,12 @@ export class PortraitSession {
     this.setNet('disconnected');
     const err = this.lastErrorFrame;
     this.events.emit(SESSION_EVENT.DISCONNECTED, { code, reason, error: err });
-    if (code === 4002 || code === 4001) {
-      // 4002: kicked (REST kick). 4001: authentication refused (expired/kicked sig, deleted account, …).
+    if (code === 4002 || code === 4001 || code === 4004) {
+      // 4002: kicked (REST kick, 70001) or account deleted (70107). 4004: the UserSig expired
+      // while connected. 4001: authentication refused at connect (expired/kicked sig, deleted
+      // account, …). 70107 is not a kick: it is reported as an error.
       const errCode = err?.code ?? 70001;
-      const text = `${err?.message ?? ''} ${reason ?? ''}`;
-      // 4002 + 70001: kicked (REST kick), or the UserSig expired while connected (the message says
-      // which); 4001 + 70001: the UserSig was refused at connect (expired, or issued before a kick).
-      // 70107: the account was deleted — not a kick, reported as an error.
-      const kickType = errCode !== 70001 ? ''
-        : code === 4002 && !/expire/i.test(text) ? 'REST_API_Kick' : 'userSigExpired';
+      const kickType = errCode !== 70001 ? '' : code === 4002 ? 'REST_API_Kick' : 'userSigExpired';
       const info: KickInfo = { type: kickType, code: errCode, message: err?.message ?? reason ?? '' };
       this.flushPersist();
       this.generation++;

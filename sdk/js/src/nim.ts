@@ -78,7 +78,7 @@ export class NimInstance {
       if (e.state === 'connected' && this.connectedOnce) this.options.onconnect?.({ account: this.options.account });
     });
     s.on(SESSION_EVENT.DISCONNECTED, (e: { code: number; reason: string }) => {
-      if (e.code === 4001 || e.code === 4002) return; // reported as kicked / error below
+      if (e.code === 4001 || e.code === 4002 || e.code === 4004) return; // reported as kicked / error below
       this.options.ondisconnect?.({ code: 'disconnected', message: e.reason || `connection closed (${e.code})` });
     });
     s.on(SESSION_EVENT.RECONNECTING, (e: { retryCount: number; duration: number }) => this.options.onwillreconnect?.(e));

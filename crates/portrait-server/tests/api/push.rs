@@ -464,6 +464,26 @@ async fn kick_and_delete_close_the_users_connections() {
 }
 
 #[tokio::test]
+async fn a_connection_is_closed_with_4004_when_its_usersig_expires() {
+    let app = spawn_app().await;
+    app.import(&["alice"]).await;
+    let sig = portrait_core::usersig::mint(APP, KEY, "alice", now(), 2);
+    let mut s = portrait_client::user::UserClient::new(&app.base, APP, "alice", sig)
+        .connect(None, &[])
+        .await
+        .unwrap();
+    ready(&mut s).await;
+    match s.frame(Duration::from_secs(6)).await.unwrap() {
+        Frame::Error { code, .. } => assert_eq!(code, 70001),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        s.next().await.unwrap(),
+        Some(Incoming::Closed(4004, _))
+    ));
+}
+
+#[tokio::test]
 async fn refused_sign_ins_get_an_error_frame_and_close_4001() {
     let app = spawn_app().await;
     app.import(&["alice"]).await;

@@ -28,8 +28,10 @@ use crate::state::AppState;
 
 /// Close code: authentication failed (an `error` frame says why).
 pub const CLOSE_AUTH: u16 = 4001;
-/// Close code: the user was kicked or deleted, or the UserSig expired.
+/// Close code: the user was kicked (error 70001) or the account deleted (error 70107).
 pub const CLOSE_REVOKED: u16 = 4002;
+/// Close code: the connection's UserSig expired (error 70001); reconnect with a new one.
+pub const CLOSE_EXPIRED: u16 = 4004;
 /// Close code: too many connections for this user.
 pub const CLOSE_TOO_MANY: u16 = 4003;
 /// Close code: nothing received from the client within the idle timeout.
@@ -325,7 +327,7 @@ impl Session {
                 }
                 () = &mut expired => {
                     let why = "the UserSig expired; sign in again with a new one";
-                    Err(End::Close(CLOSE_REVOKED, why.into(), Some((ErrorCode::SIG_EXPIRED, why.into()))))
+                    Err(End::Close(CLOSE_EXPIRED, why.into(), Some((ErrorCode::SIG_EXPIRED, why.into()))))
                 }
                 () = stop.cancelled() => Err(End::Close(CLOSE_GOING_AWAY, "server shutting down".into(), None)),
             };
