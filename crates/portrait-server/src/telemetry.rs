@@ -3,7 +3,11 @@
 //! profile values are never logged above `debug`.
 
 use axum::http::Request;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 use tracing_subscriber::EnvFilter;
 
@@ -19,6 +23,9 @@ pub fn init(filter: &str) {
 /// The span for one HTTP request: method, route (not the raw URL, which holds the UserSig) and
 /// request id.
 pub fn make_span<B>(req: &Request<B>) -> tracing::Span {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return tracing::Span::none();
+    }
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
@@ -32,6 +39,32 @@ pub fn make_span<B>(req: &Request<B>) -> tracing::Span {
     tracing::info_span!("http", method = %req.method(), http.route = %route, request_id = %id)
 }
 
+/// Request ids `<process>-<sequence>`: unique per node without a random draw (a syscall) per
+/// request, as a UUID would need.
+#[derive(Clone)]
+pub struct SequentialIds {
+    prefix: std::sync::Arc<str>,
+    next: std::sync::Arc<AtomicU64>,
+}
+
+impl Default for SequentialIds {
+    fn default() -> Self {
+        Self {
+            prefix: format!("{:08x}", rand::random::<u32>()).into(),
+            next: std::sync::Arc::new(AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for SequentialIds {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        axum::http::HeaderValue::from_str(&format!("{}-{n}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
 /// Layers that give every request an `x-request-id` and a trace span.
 pub fn layers<S>(router: axum::Router<S>) -> axum::Router<S>
 where
@@ -41,5 +74,5 @@ where
     router
         .layer(TraceLayer::new_for_http().make_span_with(make_span))
         .layer(PropagateRequestIdLayer::new(header.clone()))
-        .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(header, SequentialIds::default()))
 }

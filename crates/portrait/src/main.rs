@@ -12,6 +12,11 @@
 
 use std::path::PathBuf;
 
+/// mimalloc: the request path allocates many small, short-lived objects on two worker threads,
+/// where glibc's malloc spends measurable time in arena locks (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 

@@ -339,3 +339,28 @@ async fn a_stale_expected_version_is_refused_so_no_update_is_lost() {
         .unwrap();
     assert_eq!(r.code(), 0, "retry with the re-read version");
 }
+
+#[tokio::test]
+async fn every_response_carries_a_distinct_request_id() {
+    let app = spawn_app().await;
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..3 {
+        let resp = app
+            .http
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .unwrap();
+        let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert!(ids.insert(id), "request ids are unique");
+    }
+    // A client's own id is kept.
+    let resp = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .header("x-request-id", "client-chosen")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "client-chosen");
+}
