@@ -20,8 +20,17 @@ pub struct Node {
 
 /// Starts `portrait serve` on an ephemeral port with `data_dir`; `apps` is the PORTRAIT_APPS
 /// value (None: no apps, so the development app is used). Waits for the "listening" line.
-#[allow(clippy::zombie_processes)] // the child is reaped by Node's Drop
 pub fn start(data_dir: &Path, apps: Option<&str>) -> Node {
+    let mut cmd = serve_command(data_dir);
+    if let Some(apps) = apps {
+        cmd.env("PORTRAIT_APPS", apps);
+    }
+    launch(cmd)
+}
+
+/// `portrait serve --listen 127.0.0.1:0 --data-dir DIR`, run in `data_dir`, logging warnings to
+/// the test's stderr, with no `PORTRAIT_*` variable inherited from the test's environment.
+pub fn serve_command(data_dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_portrait"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
@@ -34,9 +43,13 @@ pub fn start(data_dir: &Path, apps: Option<&str>) -> Node {
             cmd.env_remove(k);
         }
     }
-    if let Some(apps) = apps {
-        cmd.env("PORTRAIT_APPS", apps);
-    }
+    cmd
+}
+
+/// Spawns `cmd` (a `portrait serve` command with piped stdout, see [`serve_command`]) and waits
+/// for its "listening" line. Panics if the process exits first (its stderr is the test's).
+#[allow(clippy::zombie_processes)] // the child is reaped by Node's Drop
+pub fn launch(mut cmd: Command) -> Node {
     let mut child = cmd.spawn().expect("spawn portrait");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -51,9 +64,16 @@ pub fn start(data_dir: &Path, apps: Option<&str>) -> Node {
     });
     let mut banner = Vec::new();
     loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("portrait did not print its listening line within 60 s");
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("portrait did not print its listening line within 60 s")
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().expect("reap portrait");
+                panic!("portrait exited ({status}) before listening; its stderr is above; stdout: {banner:#?}")
+            }
+        };
         if let Some(url) = line.strip_prefix("portrait: listening on ") {
             return Node {
                 child,
