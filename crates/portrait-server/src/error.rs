@@ -163,7 +163,7 @@ impl ApiError {
     }
 
     /// Whether this is our fault (logged, and hidden from the client).
-    fn is_internal(&self) -> bool {
+    pub fn is_internal(&self) -> bool {
         matches!(self, ApiError::Internal(_))
             || matches!(self, ApiError::Store(e) if !matches!(e, StoreError::NotFound))
     }
@@ -204,6 +204,13 @@ pub struct Empty {}
 
 /// Turns a handler result into the vendor's response: HTTP 200, JSON envelope.
 pub fn reply<T: Serialize>(family: Family, result: Result<T>) -> Response {
+    match &result {
+        Ok(_) => metrics::counter!("portrait_api_ok_total").increment(1),
+        Err(e) => {
+            metrics::counter!("portrait_api_errors_total", "code" => e.code(family).0.to_string())
+                .increment(1)
+        }
+    }
     let bytes = match result {
         Ok(body) => serde_json::to_vec(&Reply {
             envelope: Envelope::ok(family == Family::Profile),

@@ -34,9 +34,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::settings::PushSettings;
+use crate::tenant::Tenant;
 
 /// Most changes read from the store per query.
 pub const PAGE: usize = 500;
+
+/// How often each feed reloads the app's kicks from the store (kicks through other nodes also
+/// arrive on the bus at once).
+pub const KICK_RELOAD: Duration = Duration::from_secs(5);
 
 /// One change, as pushed to users.
 #[derive(Debug)]
@@ -123,6 +128,8 @@ pub struct Conn {
     tx: mpsc::Sender<Arc<Event>>,
     overflowed: AtomicBool,
     closing: Mutex<Option<CloseReason>>,
+    /// Unix milliseconds when the connection was registered.
+    opened_ms: i64,
     /// Woken when the connection must close ([`Conn::close_reason`]).
     pub close: Notify,
 }
@@ -185,7 +192,7 @@ struct FeedState {
 /// One app's feed: its subscriptions and the task tailing its change log.
 pub struct Feed {
     app: AppId,
-    schema: Schema,
+    tenant: Arc<Tenant>,
     wake: Notify,
     /// Last version dispatched (watchers: webhook delivery).
     dispatched: watch::Sender<u64>,
@@ -202,7 +209,21 @@ impl Feed {
 
     /// The app's schema (for frames with another cursor).
     pub fn schema(&self) -> &Schema {
-        &self.schema
+        &self.tenant.schema
+    }
+
+    /// Applies a kick seen elsewhere (another node, or the store): records it in the app's kick
+    /// table and closes the user's connections opened with older UserSigs.
+    pub fn apply_kick(&self, user: &str, not_before: u64) {
+        if self
+            .tenant
+            .kicked_before(user)
+            .is_some_and(|nb| nb >= not_before)
+        {
+            return;
+        }
+        self.tenant.set_kick(user.to_owned(), not_before);
+        self.revoke(user, ErrorCode::SIG_EXPIRED);
     }
 
     /// Push settings.
@@ -237,6 +258,7 @@ impl Feed {
             tx,
             overflowed: AtomicBool::new(false),
             closing: Mutex::new(None),
+            opened_ms: crate::now_ms(),
             close: Notify::new(),
         });
         mine.insert(conn.id, conn.clone());
@@ -335,11 +357,24 @@ impl Feed {
         };
         let events: Vec<Arc<Event>> = changes
             .into_iter()
-            .map(|c| Arc::new(Event::new(c, &self.schema)))
+            .map(|c| Arc::new(Event::new(c, &self.tenant.schema)))
             .collect();
         {
             let st = self.state.lock().expect("feed lock");
             for ev in &events {
+                // A delete made on any node closes the user's connections opened before it.
+                if ev.change.kind == portrait_store::ChangeKind::Delete {
+                    for conn in st
+                        .users
+                        .get(&ev.account)
+                        .into_iter()
+                        .flat_map(HashMap::values)
+                    {
+                        if conn.opened_ms <= ev.change.at_ms {
+                            conn.revoke(CloseReason::Revoked(ErrorCode::ACCOUNT_NOT_FOUND));
+                        }
+                    }
+                }
                 if let Some(conns) = st.subs.get(&ev.account) {
                     for conn in conns.values() {
                         conn.offer(ev);
@@ -355,7 +390,22 @@ impl Feed {
     async fn run(self: Arc<Self>, store: Arc<dyn Store>, stop: CancellationToken) {
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
         let mut last = *self.dispatched.borrow();
+        let mut kicks_loaded = std::time::Instant::now();
         loop {
+            // Kicks made through other nodes (also sent on the bus; this catches missed ones).
+            if kicks_loaded.elapsed() >= KICK_RELOAD {
+                kicks_loaded = std::time::Instant::now();
+                match store.kicks(self.app).await {
+                    Ok(kicks) => {
+                        for (user, nb) in kicks {
+                            self.apply_kick(&user, nb);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(app = self.app, error = %e, "push feed: cannot reload kicks")
+                    }
+                }
+            }
             loop {
                 match store.changes_since(self.app, last, PAGE).await {
                     Ok(page) if page.is_empty() => break,
@@ -397,18 +447,27 @@ pub struct Hub {
     feeds: HashMap<AppId, Arc<Feed>>,
     stop: CancellationToken,
     tasks: TaskTracker,
-    /// Wake-ups to publish on the bus (if one is configured).
-    bus: Option<mpsc::UnboundedSender<AppId>>,
+    /// Messages to publish on the bus (if one is configured).
+    bus: Option<mpsc::UnboundedSender<BusMsg>>,
+}
+
+/// What nodes tell each other.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum BusMsg {
+    /// The app's change log grew (`<prefix>.<app>`).
+    Wake(AppId),
+    /// A user was kicked (`<prefix>.kick.<app>`, payload `<not_before> <user>`).
+    Kick(AppId, String, u64),
 }
 
 /// Connects to NATS (in the background if it is down) and starts the publisher and subscriber
-/// of wake-ups. Returns the publisher's queue.
+/// of wake-ups and kicks. Returns the publisher's queue.
 async fn start_bus(
     settings: &PushSettings,
     feeds: HashMap<AppId, Arc<Feed>>,
     tasks: &TaskTracker,
     stop: CancellationToken,
-) -> Option<mpsc::UnboundedSender<AppId>> {
+) -> Option<mpsc::UnboundedSender<BusMsg>> {
     if settings.nats_url.is_empty() {
         return None;
     }
@@ -440,7 +499,7 @@ async fn start_bus(
     let node: u64 = rand::random();
     let prefix = settings.nats_subject.clone();
     // Publisher: coalesces bursts into one wake-up per app.
-    let (tx, mut rx) = mpsc::unbounded_channel::<AppId>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<BusMsg>();
     let publisher = client.clone();
     let subject = prefix.clone();
     let stop_pub = stop.clone();
@@ -448,53 +507,78 @@ async fn start_bus(
         let payload = bytes::Bytes::from(node.to_string());
         loop {
             let first = tokio::select! {
-                app = rx.recv() => match app { Some(a) => a, None => return },
+                m = rx.recv() => match m { Some(m) => m, None => return },
                 () = stop_pub.cancelled() => return,
             };
-            let mut apps = HashSet::from([first]);
-            while let Ok(a) = rx.try_recv() {
-                apps.insert(a);
+            let mut msgs = vec![first];
+            while let Ok(m) = rx.try_recv() {
+                if !msgs.contains(&m) {
+                    msgs.push(m);
+                }
             }
-            for app in apps {
-                if let Err(e) = publisher
-                    .publish(format!("{subject}.{app}"), payload.clone())
-                    .await
-                {
+            for m in msgs {
+                let sent = match m {
+                    BusMsg::Wake(app) => {
+                        publisher
+                            .publish(format!("{subject}.{app}"), payload.clone())
+                            .await
+                    }
+                    BusMsg::Kick(app, user, nb) => {
+                        publisher
+                            .publish(
+                                format!("{subject}.kick.{app}"),
+                                bytes::Bytes::from(format!("{nb} {user}")),
+                            )
+                            .await
+                    }
+                };
+                if let Err(e) = sent {
                     tracing::debug!(error = %e, "push bus: publish failed");
                 }
                 metrics::counter!("portrait_bus_published_total").increment(1);
             }
         }
     });
-    // Subscriber: wakes the feed of the app named by the subject.
+    // Subscriber: wakes the feed of the app named by the subject; applies kicks.
     let subscriber = client.clone();
     tasks.spawn(async move {
         use futures_util::StreamExt;
-        let mut sub = match subscriber.subscribe(format!("{prefix}.*")).await {
-            Ok(s) => s,
-            Err(e) => {
+        let subs = match (
+            subscriber.subscribe(format!("{prefix}.*")).await,
+            subscriber.subscribe(format!("{prefix}.kick.*")).await,
+        ) {
+            (Ok(a), Ok(b)) => futures_util::stream::select(a, b),
+            (Err(e), _) | (_, Err(e)) => {
                 tracing::error!(error = %e, "push bus: cannot subscribe; changes from other nodes arrive by polling");
                 return;
             }
         };
+        let mut sub = subs;
         let own = node.to_string();
         loop {
             let msg = tokio::select! {
                 m = sub.next() => match m { Some(m) => m, None => return },
                 () = stop.cancelled() => return,
             };
-            if msg.payload.as_ref() == own.as_bytes() {
-                continue; // our own write: the feed was woken directly
-            }
             let app = msg
                 .subject
                 .as_str()
                 .rsplit('.')
                 .next()
                 .and_then(|a| a.parse::<AppId>().ok());
-            if let Some(feed) = app.and_then(|a| feeds.get(&a)) {
-                metrics::counter!("portrait_bus_received_total").increment(1);
-                feed.wake();
+            let Some(feed) = app.and_then(|a| feeds.get(&a)) else {
+                continue;
+            };
+            metrics::counter!("portrait_bus_received_total").increment(1);
+            if msg.subject.as_str().starts_with(&format!("{prefix}.kick.")) {
+                let text = String::from_utf8_lossy(&msg.payload);
+                if let Some((nb, user)) = text.split_once(' ') {
+                    if let Ok(nb) = nb.parse() {
+                        feed.apply_kick(user, nb);
+                    }
+                }
+            } else if msg.payload.as_ref() != own.as_bytes() {
+                feed.wake(); // not our own write: that one woke the feed directly
             }
         }
     });
@@ -508,17 +592,18 @@ impl Hub {
     /// The store cannot be read.
     pub async fn start(
         store: Arc<dyn Store>,
-        apps: impl IntoIterator<Item = (AppId, Schema)>,
+        apps: impl IntoIterator<Item = Arc<Tenant>>,
         settings: &PushSettings,
     ) -> portrait_store::Result<Hub> {
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         let mut feeds = HashMap::new();
-        for (app, schema) in apps {
+        for tenant in apps {
+            let app = tenant.sdkappid;
             let head = store.current_version(app).await?;
             let feed = Arc::new(Feed {
                 app,
-                schema,
+                tenant,
                 wake: Notify::new(),
                 dispatched: watch::Sender::new(head),
                 state: Mutex::new(FeedState::default()),
@@ -548,7 +633,15 @@ impl Hub {
             f.wake();
         }
         if let Some(bus) = &self.bus {
-            let _ = bus.send(app);
+            let _ = bus.send(BusMsg::Wake(app));
+        }
+    }
+
+    /// Tells the other nodes of a kick (this node's kick table and connections are already
+    /// updated by the caller).
+    pub fn kicked(&self, app: AppId, user: &str, not_before: u64) {
+        if let Some(bus) = &self.bus {
+            let _ = bus.send(BusMsg::Kick(app, user.to_owned(), not_before));
         }
     }
 

@@ -80,13 +80,9 @@ impl AppState {
         }
         crate::metrics::handle();
         let hub = Arc::new(
-            Hub::start(
-                store.clone(),
-                tenants.values().map(|t| (t.sdkappid, t.schema.clone())),
-                push,
-            )
-            .await
-            .context("starting the push feeds")?,
+            Hub::start(store.clone(), tenants.values().cloned(), push)
+                .await
+                .context("starting the push feeds")?,
         );
         for cfg in apps.iter() {
             if let Some(webhook) = &cfg.webhook {

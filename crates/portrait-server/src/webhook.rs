@@ -57,6 +57,8 @@ enum Outcome {
     Delivered,
     GaveUp,
     Stopped,
+    /// Another node took the delivery lease while this one was retrying.
+    LostLease,
 }
 
 /// One app's webhook delivery.
@@ -66,6 +68,8 @@ pub struct Worker {
     store: Arc<dyn Store>,
     http: reqwest::Client,
     admins: HashSet<String>,
+    /// This worker's name in the delivery lease.
+    holder: String,
 }
 
 impl Worker {
@@ -88,6 +92,7 @@ impl Worker {
             store,
             http,
             admins: tenant.admins.clone(),
+            holder: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()),
         })
     }
 
@@ -96,7 +101,7 @@ impl Worker {
     /// app's `webhook` lease (renewed every [`LEASE_MS`]` / 3`), and re-reads the cursor whenever
     /// it (re)takes the lease.
     pub async fn run(self, mut dispatched: watch::Receiver<u64>, stop: CancellationToken) {
-        let holder = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
+        let holder = self.holder.clone();
         let mut cursor: Option<u64> = None;
         let mut renewed = std::time::Instant::now();
         loop {
@@ -151,8 +156,9 @@ impl Worker {
                     }
                     let outcomes = join_all(by_account.into_iter().map(|changes| async {
                         for c in changes {
-                            if let Outcome::Stopped = self.deliver(c, &stop).await {
-                                return Outcome::Stopped;
+                            match self.deliver(c, &stop).await {
+                                Outcome::Delivered | Outcome::GaveUp => {}
+                                other => return other,
                             }
                         }
                         Outcome::Delivered
@@ -161,6 +167,17 @@ impl Worker {
                     if outcomes.iter().any(|o| matches!(o, Outcome::Stopped)) {
                         return; // the cursor stays before this batch: it is redelivered
                     }
+                    if outcomes.iter().any(|o| matches!(o, Outcome::LostLease)) {
+                        tracing::info!(
+                            app = self.app,
+                            "webhook delivery: another node took over during retries"
+                        );
+                        cursor = None; // the new holder delivers from the stored cursor
+                        continue;
+                    }
+                    renewed = std::time::Instant::now()
+                        .checked_sub(Duration::from_millis(LEASE_MS))
+                        .unwrap_or(renewed); // renew before the next batch
                     cursor = Some(last);
                     if let Err(e) = self.store.set_cursor(self.app, CURSOR, last).await {
                         tracing::warn!(app = self.app, error = %e, "webhook: cannot store the cursor (the batch may be delivered again)");
@@ -268,6 +285,18 @@ impl Worker {
                 return Outcome::GaveUp;
             }
             tracing::warn!(app = self.app, version = c.version, url = %self.cfg.url, error = %failure, retry_in = ?backoff, "webhook: delivery failed");
+            // Retries can outlast the lease: keep it, or leave the change to the new holder.
+            match self
+                .store
+                .lease(self.app, CURSOR, &self.holder, LEASE_MS)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return Outcome::LostLease,
+                Err(e) => {
+                    tracing::warn!(app = self.app, error = %e, "webhook: cannot renew the delivery lease")
+                }
+            }
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
                 () = stop.cancelled() => return Outcome::Stopped,

@@ -36,6 +36,8 @@ pub const CLOSE_EXPIRED: u16 = 4004;
 pub const CLOSE_TOO_MANY: u16 = 4003;
 /// Close code: nothing received from the client within the idle timeout.
 pub const CLOSE_IDLE: u16 = 4000;
+/// Close code: an internal error (e.g. the database is unreachable); retry (RFC 6455 1011).
+pub const CLOSE_INTERNAL: u16 = 1011;
 /// Close code: the server is shutting down (RFC 6455 "going away").
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 
@@ -100,6 +102,12 @@ async fn upgrade(
     let tracker = state.hub().clone();
     ws.on_upgrade(move |socket| async move {
         let setup = match (auth, params) {
+            // Our fault (e.g. the database is down): a retryable close, no internal details.
+            (Err(e), _) if e.is_internal() => {
+                let code = e.code(Family::Profile);
+                tracing::warn!(error = %e, "websocket handshake: internal error");
+                Err((code, code.default_info().to_owned(), CLOSE_INTERNAL))
+            }
             (Err(e), _) => Err((e.code(Family::Profile), e.to_string(), CLOSE_AUTH)),
             (Ok(_), Err(e)) => Err((ErrorCode::BAD_FRAME, e, CLOSE_AUTH)),
             (Ok(call), Ok(p)) => Ok((call, p)),
@@ -581,7 +589,7 @@ impl Session {
 fn internal(e: &portrait_store::StoreError) -> End {
     tracing::error!(error = %e, "websocket: store failure; closing the connection");
     End::Close(
-        1011,
+        CLOSE_INTERNAL,
         "internal error, reconnect".into(),
         Some((
             ErrorCode::PROFILE_INTERNAL,

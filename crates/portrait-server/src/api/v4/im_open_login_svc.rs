@@ -267,9 +267,10 @@ async fn kick_one(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty
     {
         return Err(ApiError::AccountNotFound(raw));
     }
+    call.tenant.set_kick(raw.clone(), not_before);
     if let Some(feed) = state.hub().feed(call.tenant.sdkappid) {
         feed.revoke(&raw, ErrorCode::SIG_EXPIRED);
     }
-    call.tenant.set_kick(raw, not_before);
+    state.hub().kicked(call.tenant.sdkappid, &raw, not_before);
     Ok(Empty {})
 }
