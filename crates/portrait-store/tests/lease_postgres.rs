@@ -24,7 +24,10 @@ async fn a_lease_has_one_holder_until_it_expires() {
         "leases are per name"
     );
     assert!(
-        store.lease(APP + 1, "webhook", "node-b", 400).await.unwrap(),
+        store
+            .lease(APP + 1, "webhook", "node-b", 400)
+            .await
+            .unwrap(),
         "and per app"
     );
     tokio::time::sleep(Duration::from_millis(600)).await;
