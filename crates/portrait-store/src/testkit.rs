@@ -190,6 +190,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     integers_up_to_u64_max_round_trip(s).await;
     expected_version_guards_against_lost_updates(s).await;
     concurrent_compare_and_set_lets_exactly_one_writer_win(store.clone()).await;
+    compare_and_set_chains_and_failing_writes_mix_with_concurrent_ones(store.clone()).await;
     cursors_are_per_app_and_name_and_overwrite(s).await;
     versions_become_visible_in_version_order(store.clone()).await;
     dump_and_restore_preserve_everything(s).await;
@@ -1453,6 +1454,166 @@ async fn concurrent_compare_and_set_lets_exactly_one_writer_win(store: Arc<dyn S
         "exactly one of 16 writers expecting the same version wins"
     );
     assert_eq!(store.current_version(APP).await.unwrap(), base + 1);
+}
+
+/// Writes that fail (stale expected version, missing account) race with writes that succeed, as
+/// they would inside a group commit: the failures take no version and leave nothing, the others
+/// all commit with contiguous versions, and a compare-and-set chain (each write expecting the
+/// version its previous one returned) never conflicts with itself, however the writes are grouped.
+async fn compare_and_set_chains_and_failing_writes_mix_with_concurrent_ones(store: Arc<dyn Store>) {
+    const APP: AppId = 1_400_000_306;
+    const CHAINS: usize = 4;
+    const ROUNDS: u64 = 15;
+    let mut accounts: Vec<NewAccount> = (0..CHAINS)
+        .map(|k| new(&format!("k{k}"), None, None))
+        .collect();
+    accounts.extend((0..CHAINS).map(|k| new(&format!("s{k}"), None, None)));
+    store.import_accounts(APP, &accounts, ADMIN).await.unwrap();
+    let base = store.current_version(APP).await.unwrap();
+    let chain_users: Vec<Identifier> = (0..CHAINS).map(|k| id(&format!("k{k}"))).collect();
+    let first: Vec<u64> = store
+        .get_profiles(APP, &chain_users)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.as_ref().expect("imported").version)
+        .collect();
+
+    #[derive(Debug)]
+    enum Kind {
+        Chain,
+        Stale,
+        Missing,
+        Plain,
+    }
+    let start = Arc::new(tokio::sync::Barrier::new(4 * CHAINS));
+    let mut tasks = Vec::new();
+    for (k, &chain_start) in first.iter().enumerate() {
+        for kind in [Kind::Chain, Kind::Stale, Kind::Missing, Kind::Plain] {
+            let (store, start, mut prev) = (store.clone(), start.clone(), chain_start);
+            tasks.push(tokio::spawn(async move {
+                start.wait().await;
+                // Per write: (user, result).
+                let mut results: Vec<(String, crate::Result<u64>)> = Vec::new();
+                for r in 0..ROUNDS {
+                    let (user, expected) = match kind {
+                        Kind::Chain => (format!("k{k}"), Some(prev)),
+                        // No account is ever at version 0 once imported.
+                        Kind::Stale => (format!("k{k}"), Some(0)),
+                        Kind::Missing => (format!("nobody{k}_{r}"), None),
+                        Kind::Plain => (format!("s{k}"), None),
+                    };
+                    let items = [
+                        (
+                            std_tag(StandardTag::Nick),
+                            text(&format!("{kind:?} {k} {r}")),
+                        ),
+                        (custom(&format!("R{r}")), ProfileValue::Int(r)),
+                    ];
+                    let result = store
+                        .set_profile_expecting(APP, &id(&user), &items, &user, expected)
+                        .await;
+                    if let (Kind::Chain, Ok(v)) = (&kind, &result) {
+                        prev = *v;
+                    }
+                    results.push((user, result));
+                }
+                (k, kind, results)
+            }));
+        }
+    }
+
+    let mut ok: Vec<(u64, String)> = Vec::new();
+    let mut chains: Vec<Vec<u64>> = vec![Vec::new(); CHAINS];
+    let mut conflicts: Vec<(usize, u64)> = Vec::new();
+    for t in tasks {
+        let (k, kind, results) = t.await.expect("task");
+        for (r, (user, result)) in results.into_iter().enumerate() {
+            match (&kind, result) {
+                (Kind::Chain, Ok(v)) => {
+                    chains[k].push(v);
+                    ok.push((v, user));
+                }
+                (Kind::Plain, Ok(v)) => ok.push((v, user)),
+                (Kind::Stale, Err(StoreError::VersionConflict { current })) => {
+                    conflicts.push((k, current))
+                }
+                (Kind::Missing, Err(StoreError::NotFound)) => {}
+                (kind, result) => panic!("{kind:?} write {r} to {user}: unexpected {result:?}"),
+            }
+        }
+    }
+    ok.sort();
+    let n = ok.len() as u64;
+    assert_eq!(
+        n,
+        2 * CHAINS as u64 * ROUNDS,
+        "every chain and plain write commits"
+    );
+    assert_eq!(
+        ok.iter().map(|w| w.0).collect::<Vec<_>>(),
+        (base + 1..=base + n).collect::<Vec<_>>(),
+        "the successful writes got contiguous versions: failed ones took none"
+    );
+    assert_eq!(store.current_version(APP).await.unwrap(), base + n);
+    let changes = store.changes_since(APP, base, 10_000).await.unwrap();
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| (c.version, c.user.clone()))
+            .collect::<Vec<_>>(),
+        ok,
+        "one change per successful write, none for the failed ones"
+    );
+    for (k, chain) in chains.iter().enumerate() {
+        assert!(
+            chain.windows(2).all(|w| w[0] < w[1]),
+            "k{k}: its chain's versions increase: {chain:?}"
+        );
+        let profile = store
+            .get_profiles(APP, &[id(&format!("k{k}"))])
+            .await
+            .unwrap()[0]
+            .clone()
+            .expect("k exists");
+        assert_eq!(
+            profile.version,
+            *chain.last().unwrap(),
+            "k{k}: at its last write"
+        );
+        assert_eq!(
+            profile.fields[NICK],
+            text(&format!("Chain {k} {}", ROUNDS - 1)),
+            "k{k}: stale writes left nothing"
+        );
+    }
+    for (k, current) in conflicts {
+        assert!(
+            current == first[k] || chains[k].contains(&current),
+            "k{k}: a conflict reported version {current}, which the account never had"
+        );
+    }
+    for k in 0..CHAINS {
+        let fields = fields_of(&*store, APP, &format!("s{k}")).await;
+        let rounds = (0..ROUNDS)
+            .filter(|r| {
+                fields.get(&format!("Tag_Profile_Custom_R{r}")) == Some(&ProfileValue::Int(*r))
+            })
+            .count() as u64;
+        assert_eq!(rounds, ROUNDS, "s{k}: each write kept the ones before it");
+    }
+    let ghosts: Vec<Identifier> = (0..CHAINS)
+        .flat_map(|k| (0..ROUNDS).map(move |r| id(&format!("nobody{k}_{r}"))))
+        .collect();
+    assert!(
+        store
+            .accounts_exist(APP, &ghosts)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| !e),
+        "a failed set creates no account"
+    );
 }
 
 async fn cursors_are_per_app_and_name_and_overwrite(store: &dyn Store) {

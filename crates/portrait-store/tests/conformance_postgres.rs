@@ -233,6 +233,147 @@ async fn two_nodes_on_one_database_share_one_gapless_version_sequence() {
     }
 }
 
+// Group commit across processes: two nodes each batch their own concurrent writes to one app, and
+// a third pool keeps reading the change log. Versions are gapless and unique across both nodes,
+// become visible in version order (each node's batch holds the app's lock to its COMMIT), and
+// every write composes with those before it, whichever node or batch it was in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_batching_one_app_stay_gapless_ordered_and_lose_no_write() {
+    const NODES: usize = 2;
+    const TASKS: u64 = 32;
+    const WRITES: u64 = 25;
+    const USERS: u64 = 20;
+    let url = testkit::fresh_postgres_url().await;
+    let nodes: Vec<Arc<PgStore>> = vec![
+        Arc::new(PgStore::open(&url).await.unwrap()),
+        Arc::new(PgStore::open(&url).await.unwrap()),
+    ];
+    let reader = Arc::new(PgStore::open(&url).await.unwrap());
+    let accounts: Vec<NewAccount> = (0..USERS).map(|u| account(&format!("u{u}"))).collect();
+    nodes[0]
+        .import_accounts(APP, &accounts, "admin")
+        .await
+        .unwrap();
+
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let polling = {
+        let (reader, done) = (reader.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut seen = 0;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                for c in reader.changes_since(APP, seen, 100_000).await.unwrap() {
+                    assert_eq!(
+                        c.version,
+                        seen + 1,
+                        "version {} became visible before {}",
+                        c.version,
+                        seen + 1
+                    );
+                    seen = c.version;
+                }
+                if finished {
+                    return seen;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+
+    let start = Arc::new(tokio::sync::Barrier::new(NODES * TASKS as usize));
+    let mut tasks = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for t in 0..TASKS {
+            let (node, start) = (node.clone(), start.clone());
+            tasks.push(tokio::spawn(async move {
+                start.wait().await;
+                let mut written = Vec::new(); // (version, user, i)
+                for i in 0..WRITES {
+                    let user = format!("u{}", (t * 7 + i * 3 + n as u64) % USERS);
+                    let items = [
+                        (
+                            Tag::Custom(format!("Tag_Profile_Custom_N{n}T{t}")),
+                            ProfileValue::Int(i),
+                        ),
+                        (
+                            Tag::Custom("Tag_Profile_Custom_Last".into()),
+                            ProfileValue::Str(format!("{n}/{t}/{i}")),
+                        ),
+                    ];
+                    let v = node
+                        .set_profile(APP, &id(&user), &items, &format!("node{n}"))
+                        .await
+                        .expect("set_profile");
+                    written.push((v, user, format!("{n}/{t}/{i}"), (n, t, i)));
+                }
+                written
+            }));
+        }
+    }
+    let mut written = Vec::new();
+    for t in tasks {
+        written.extend(t.await.unwrap());
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let total = NODES as u64 * TASKS * WRITES;
+    written.sort();
+    assert_eq!(
+        written.iter().map(|w| w.0).collect::<Vec<_>>(),
+        (USERS + 1..=USERS + total).collect::<Vec<_>>(),
+        "{total} writes through two nodes got contiguous versions, each once"
+    );
+    assert_eq!(
+        polling.await.unwrap(),
+        USERS + total,
+        "the reader saw them all, in order"
+    );
+
+    let log = reader.changes_since(APP, USERS, 100_000).await.unwrap();
+    for (c, (v, user, last, _)) in log.iter().zip(&written) {
+        assert_eq!((c.version, &c.user), (*v, user));
+        assert_eq!(
+            c.items[1],
+            (
+                "Tag_Profile_Custom_Last".to_owned(),
+                ProfileValue::Str(last.clone())
+            ),
+            "version {v} records its own write"
+        );
+    }
+    for u in 0..USERS {
+        let user = format!("u{u}");
+        let mine: Vec<_> = written.iter().filter(|w| w.1 == user).collect();
+        let profile = reader.get_profiles(APP, &[id(&user)]).await.unwrap()[0]
+            .clone()
+            .unwrap();
+        let last = mine.last().unwrap();
+        assert_eq!(profile.version, last.0, "{user}: at its last write");
+        assert_eq!(
+            profile.fields["Tag_Profile_Custom_Last"],
+            ProfileValue::Str(last.2.clone()),
+            "{user}: the highest version wins"
+        );
+        // Every task's own field holds that task's last write to the account: no write lost.
+        for w in &mine {
+            let (n, t, _) = w.3;
+            let latest = mine
+                .iter()
+                .filter(|w| (w.3 .0, w.3 .1) == (n, t))
+                .map(|w| w.3 .2)
+                .max()
+                .unwrap();
+            assert_eq!(
+                profile.fields[&format!("Tag_Profile_Custom_N{n}T{t}")],
+                ProfileValue::Int(latest),
+                "{user}: field of node {n} task {t}"
+            );
+        }
+    }
+    for node in nodes.iter().chain([&reader]) {
+        node.close().await;
+    }
+}
+
 #[tokio::test]
 async fn a_database_migrated_by_a_newer_portrait_is_refused() {
     let url = testkit::fresh_postgres_url().await;
