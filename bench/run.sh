@@ -100,7 +100,7 @@ RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$PORTRAIT_PID/status)
 # W4 after W5's figures (its own w4* accounts and sockets must not count there). The server runs
 # with the default [push] settings: every subscriber is its own user, so the per-user cap (10)
 # and the per-connection queue (1024) are not reached.
-PUSH="$BIN/portrait-bench push --base $BASE --sdkappid $APP --key $KEY --admin $ADMIN --subscribers $SUBSCRIBERS --samples $SAMPLES --writes $PUSH_WRITES --spacing-ms 500 --concurrency 200"
+PUSH="$BIN/portrait-bench push --base $BASE --sdkappid $APP --key $KEY --admin $ADMIN --subscribers $SUBSCRIBERS --samples $SAMPLES --writes $PUSH_WRITES --spacing-ms 500 --concurrency 200 --read-buffer 4096"
 $PUSH >"$WORK/w4.md" || { cat "$WORK/w4.md" >&2; echo "W4 failed" >&2; exit 1; }
 W4L=$(grep '^RESULT w4_latency' "$WORK/w4.md"); W4F=$(grep '^RESULT w4_fanout' "$WORK/w4.md")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }

@@ -70,6 +70,10 @@ enum Cmd {
         /// WebSocket handshakes in flight at once while the subscribers connect.
         #[arg(long, default_value_t = 200)]
         concurrency: usize,
+        /// Read buffer of each subscriber socket, in bytes (tungstenite's default is 131072 and
+        /// is zero-filled before every read).
+        #[arg(long, default_value_t = 4096)]
+        read_buffer: usize,
     },
 }
 
@@ -137,6 +141,7 @@ fn main() -> anyhow::Result<()> {
             writes,
             spacing_ms,
             concurrency,
+            read_buffer,
         } => rt.block_on(push::run(push::Args {
             base,
             sdkappid,
@@ -147,6 +152,7 @@ fn main() -> anyhow::Result<()> {
             writes,
             spacing_ms,
             concurrency,
+            read_buffer,
         })),
     }
 }

@@ -1,6 +1,6 @@
 //! W4, "push: a change reaches subscribers" (issue #6). No load tool measures WebSocket fan-out,
-//! so this module does, with `portrait-client` (reqwest for the write, tokio-tungstenite for the
-//! subscribers). It runs two phases against a running server:
+//! so this module does: `portrait-client` makes the writes (HTTP) and the subscriber URLs, and the
+//! subscribers are tokio-tungstenite sockets. It runs two phases against a running server:
 //!
 //! 1. **Latency, 1 subscriber.** A subscriber connects to `/v1/ws?accounts=<writer>` and waits
 //!    for `ready`; its socket is read in its own task, which stamps every `profile` event of the
@@ -9,14 +9,18 @@
 //!    write: *ack → event* = event decoded − HTTP answer decoded, and *write → event* = event
 //!    decoded − request started. The server dispatches the event on its own task as soon as the
 //!    write commits, so the event can beat the HTTP answer: those samples count as 0 and are
-//!    reported (`negative=`).
+//!    reported (`early=`).
 //! 2. **Fan-out.** `subscribers` users, each with its own UserSig, connect (at most `concurrency`
 //!    handshakes at a time), all subscribed to one writer. Once every one said `ready`, the
 //!    writer makes `writes` changes, `spacing_ms` apart; per change, the time from the ack until
 //!    the last subscriber decoded the event, and the spread across subscribers.
 //!
 //! The figures include the client's own work (10,000 sockets read by the same process, on the
-//! same cores as the server): they are what an observer outside the server sees.
+//! same cores as the server): they are what an observer outside the server sees. To keep that
+//! share small the subscribers are opened here (not with `UserClient::connect`) with a small read
+//! buffer (`read_buffer`): tungstenite zero-fills its whole read buffer (128 KiB by default)
+//! before every read attempt, which with one small frame per read costs as much CPU as everything
+//! else the client does (measured: BENCHMARKS.md).
 //!
 //! What it must not do: assert on timings (`--quick` runs in CI), or touch accounts other than
 //! its own (`w4*`), so that it can run after the other workloads on the same data.
@@ -25,10 +29,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use portrait_client::user::{Frame, Incoming, Socket, UserClient};
+use futures_util::StreamExt;
+use portrait_client::user::{Frame, UserClient};
 use portrait_client::AdminClient;
 use serde_json::json;
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// What the `push` subcommand was asked to do.
 pub struct Args {
@@ -50,6 +61,8 @@ pub struct Args {
     pub spacing_ms: u64,
     /// WebSocket handshakes in flight at once while the subscribers connect.
     pub concurrency: usize,
+    /// Read buffer of each subscriber socket (tungstenite's default: 128 KiB).
+    pub read_buffer: usize,
 }
 
 /// The writer of both phases; subscribers are `w4s` (latency) and `w4f<i>` (fan-out).
@@ -80,7 +93,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             LATENCY_SUB,
             mint(&a, LATENCY_SUB),
         );
-        latency(&writer, &sub, a.samples).await?;
+        latency(&writer, &sub, a.samples, a.read_buffer).await?;
     }
     if a.subscribers > 0 {
         fanout(&a, &writer, &fanout_users).await?;
@@ -141,29 +154,46 @@ async fn import(admin: &AdminClient, users: &[String]) -> anyhow::Result<()> {
 }
 
 /// Connects `client` subscribed to the writer and waits for `ready`.
-async fn subscribe(client: &UserClient) -> anyhow::Result<Socket> {
-    let mut socket = client
-        .connect(None, &[WRITER])
-        .await
-        .with_context(|| format!("{} cannot connect", client.user()))?;
-    match socket.frame(Duration::from_secs(30)).await {
-        Ok(Frame::Ready { .. }) => Ok(socket),
-        other => bail!("{}: expected ready, got {other:?}", client.user()),
+async fn subscribe(client: &UserClient, read_buffer: usize) -> anyhow::Result<Socket> {
+    let config = WebSocketConfig::default().read_buffer_size(read_buffer);
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(
+        client.ws_url(None, &[WRITER]),
+        Some(config),
+        true,
+    )
+    .await
+    .with_context(|| format!("{} cannot connect", client.user()))?;
+    match tokio::time::timeout(Duration::from_secs(30), next_frame(&mut socket)).await {
+        Ok(Ok(Some(Frame::Ready { .. }))) => Ok(socket),
+        Ok(other) => bail!("{}: expected ready, got {other:?}", client.user()),
+        Err(_) => bail!("{}: no ready within 30 s", client.user()),
     }
+}
+
+/// The next JSON frame; `None` once the connection is closed or gone.
+async fn next_frame(socket: &mut Socket) -> anyhow::Result<Option<Frame>> {
+    while let Some(msg) = socket.next().await {
+        match msg {
+            Ok(Message::Text(t)) => {
+                let frame = serde_json::from_str(t.as_str())
+                    .with_context(|| format!("bad frame {}", t.as_str()))?;
+                return Ok(Some(frame));
+            }
+            Ok(Message::Close(_)) | Err(_) => return Ok(None),
+            Ok(_) => {} // pings are answered by tungstenite
+        }
+    }
+    Ok(None)
 }
 
 /// Reads `socket` until it closes, sending `(version, decoded at)` of every event of the writer.
 async fn read_events(mut socket: Socket, tx: mpsc::UnboundedSender<(u64, Instant)>) {
-    loop {
-        match socket.next().await {
-            Ok(Some(Incoming::Frame(Frame::Profile(ev)))) => {
-                let at = Instant::now();
-                if ev.account == WRITER && tx.send((ev.version, at)).is_err() {
-                    return;
-                }
+    while let Ok(Some(frame)) = next_frame(&mut socket).await {
+        if let Frame::Profile(ev) = frame {
+            let at = Instant::now();
+            if ev.account == WRITER && tx.send((ev.version, at)).is_err() {
+                return;
             }
-            Ok(Some(Incoming::Frame(_))) => {}
-            Ok(Some(Incoming::Closed(..)) | None) | Err(_) => return,
         }
     }
 }
@@ -199,8 +229,13 @@ async fn event_of(
     }
 }
 
-async fn latency(writer: &UserClient, sub: &UserClient, samples: usize) -> anyhow::Result<()> {
-    let socket = subscribe(sub).await?;
+async fn latency(
+    writer: &UserClient,
+    sub: &UserClient,
+    samples: usize,
+    read_buffer: usize,
+) -> anyhow::Result<()> {
+    let socket = subscribe(sub, read_buffer).await?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let reader = tokio::spawn(read_events(socket, tx));
     let mut ack_to_event = Vec::with_capacity(samples);
@@ -264,6 +299,7 @@ async fn fanout(a: &Args, writer: &UserClient, users: &[String]) -> anyhow::Resu
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (ready_tx, mut ready_rx) = mpsc::channel::<anyhow::Result<()>>(n);
     let gate = Arc::new(Semaphore::new(a.concurrency.max(1)));
+    let read_buffer = a.read_buffer;
     let started = Instant::now();
     let mut readers = tokio::task::JoinSet::new();
     for user in users {
@@ -271,7 +307,7 @@ async fn fanout(a: &Args, writer: &UserClient, users: &[String]) -> anyhow::Resu
         let (tx, ready_tx, gate) = (tx.clone(), ready_tx.clone(), gate.clone());
         readers.spawn(async move {
             let permit = gate.acquire_owned().await.expect("gate open");
-            let socket = match subscribe(&client).await {
+            let socket = match subscribe(&client, read_buffer).await {
                 Ok(s) => s,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e)).await;
@@ -297,9 +333,10 @@ async fn fanout(a: &Args, writer: &UserClient, users: &[String]) -> anyhow::Resu
         a.writes, a.spacing_ms
     );
     println!(
-        "{n} WebSocket connections opened and `ready` in {connect_s:.2} s ({:.0}/s, {} handshakes in flight).\n",
+        "{n} WebSocket connections opened and `ready` in {connect_s:.2} s ({:.0}/s, {} handshakes in flight, client read buffer {} bytes).\n",
         n as f64 / connect_s,
-        a.concurrency
+        a.concurrency,
+        a.read_buffer
     );
     println!(
         "| write | delivered | ack → first ms | ack → p50 ms | ack → p99 ms | ack → last (all) ms | write sent → last ms | write sent → ack ms |"
