@@ -1,24 +1,37 @@
 #!/usr/bin/env bash
 # Portrait benchmarks: builds release binaries, starts Portrait on a fresh data dir, loads data,
 # runs the workloads with wrk (and a trivial fixed-response server for the W1 ratio), and prints
-# a markdown table. Usage: bench/run.sh [--quick] [--accounts N] [--duration SECS]
-#   --quick     every workload for ~2 s on 10k accounts: proves the harness works (CI); no timing asserts
+# a markdown table. W4 (WebSocket push) is measured by `portrait-bench push`, since no load tool does.
+# Usage: bench/run.sh [--quick] [--accounts N] [--duration SECS] [--subscribers N]
+#   --quick          every workload for ~2 s on 10k accounts, W4 with 500 subscribers: proves the
+#                    harness works (CI); no timing asserts
+#   --subscribers N  W4 fan-out connections (default 10000; needs `ulimit -n` above N in both
+#                    processes: the script raises the soft limit to the hard one)
 # Requires: wrk (Debian package `wrk`), curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_DIR="$(pwd)/bench"; export BENCH_DIR
 
 QUICK=0; ACCOUNTS=1000000; DURATION=20; THREADS=2; CONNS=64
+SUBSCRIBERS=10000; SAMPLES=2000; PUSH_WRITES=5
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) QUICK=1; ACCOUNTS=10000; DURATION=2; shift ;;
+    --quick) QUICK=1; ACCOUNTS=10000; DURATION=2; SUBSCRIBERS=500; SAMPLES=200; PUSH_WRITES=3; shift ;;
     --accounts) ACCOUNTS="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
+    --subscribers) SUBSCRIBERS="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 command -v wrk >/dev/null || { echo "error: wrk is required (apt-get install wrk)" >&2; exit 1; }
 command -v curl >/dev/null || { echo "error: curl is required" >&2; exit 1; }
+# W4 holds one socket per subscriber in the bench process and one in the server (both inherit this).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FD_LIMIT=$(ulimit -n)
+if [ "$FD_LIMIT" != unlimited ] && [ "$SUBSCRIBERS" -gt $((FD_LIMIT - 200)) ]; then
+  echo "warning: ulimit -n is $FD_LIMIT; W4 fan-out uses $((FD_LIMIT - 200)) subscribers instead of $SUBSCRIBERS" >&2
+  SUBSCRIBERS=$((FD_LIMIT - 200))
+fi
 
 cargo build --release --locked -q -p portrait -p portrait-bench
 BIN=target/release
@@ -70,7 +83,7 @@ WRK="wrk -t$THREADS -c$CONNS -d${DURATION}s --latency"
 run_wrk() { # run_wrk URL SCRIPT -> RESULT line
   PATH_Q="$2" N="$ACCOUNTS" $WRK -s "$BENCH_DIR/$3" "$1" | grep '^RESULT' || { echo "wrk failed" >&2; exit 1; }
 }
-field() { echo "$1" | sed -n "s/.*$2=\([0-9.]*\).*/\1/p"; }
+field() { echo "$1" | sed -n "s/.* $2=\([0-9.]*\).*/\1/p"; }
 
 R0=$(run_wrk "$TRIVIAL" "/" w1_get_one.lua)
 R1=$(run_wrk "$BASE" "/v4/profile/portrait_get?$Q" w1_get_one.lua)
@@ -83,6 +96,13 @@ done
 
 DB_BYTES=$(du -sb "$WORK/data" | cut -f1)
 RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$PORTRAIT_PID/status)
+
+# W4 after W5's figures (its own w4* accounts and sockets must not count there). The server runs
+# with the default [push] settings: every subscriber is its own user, so the per-user cap (10)
+# and the per-connection queue (1024) are not reached.
+PUSH="$BIN/portrait-bench push --base $BASE --sdkappid $APP --key $KEY --admin $ADMIN --subscribers $SUBSCRIBERS --samples $SAMPLES --writes $PUSH_WRITES --spacing-ms 500 --concurrency 200 --read-buffer 4096"
+$PUSH >"$WORK/w4.md" || { cat "$WORK/w4.md" >&2; echo "W4 failed" >&2; exit 1; }
+W4L=$(grep '^RESULT w4_latency' "$WORK/w4.md"); W4F=$(grep '^RESULT w4_fanout' "$WORK/w4.md")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 T_RPS=$(field "$R0" rps); W1_RPS=$(field "$R1" rps); W2_RPS=$(field "$R2" rps); W3_RPS=$(field "$R3" rps)
 W2_PROFILES=$(awk -v r="$W2_RPS" 'BEGIN { printf "%.0f", r * 100 }')
@@ -100,6 +120,11 @@ Load tool: \`$WRK\` (wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')), Lua scrip
 | W1 portrait_get 1 account × 4 tags | $W1_RPS req/s, p99 $(field "$R1" p99_ms) ms = $(ratio "$W1_RPS" "$T_RPS") of trivial | ≥ 0.60 of trivial | $(ratio "$(ratio "$W1_RPS" "$T_RPS")" 0.60) |
 | W2 portrait_get 100 accounts × 5 tags | $W2_PROFILES profiles/s ($W2_RPS req/s, p99 $(field "$R2" p99_ms) ms) | ≥ 1,000,000 profiles/s | $(ratio "$W2_PROFILES" 1000000) |
 | W3 portrait_set 3 tags, durable | $W3_RPS sets/s, p99 $(field "$R3" p99_ms) ms | ≥ 15,000/s, p99 ≤ 10 ms | $(ratio "$W3_RPS" 15000) |
-| W4 push latency / fan-out | not measured: realtime push is not built yet | p99 ≤ 5 ms; 10k subscribers ≤ 200 ms | — |
+| W4 push, 1 subscriber: write ack → event ($SAMPLES sequential update_my_profile) | p50 $(field "$W4L" p50_ms) ms, p99 $(field "$W4L" p99_ms) ms (write sent → event p99 $(field "$W4L" sent_to_event_p99) ms) | p99 ≤ 5 ms | $(ratio 5 "$(field "$W4L" p99_ms)") |
+| W4 push fan-out: 1 change → $SUBSCRIBERS connected subscribers (worst of $PUSH_WRITES writes) | all delivered $(field "$W4F" all_max_ms) ms after the ack (median $(field "$W4F" all_p50_ms) ms); per subscriber p50 $(field "$W4F" sub_p50_ms) ms, p99 $(field "$W4F" sub_p99_ms) ms | all ≤ 200 ms (10,000 subscribers) | $(ratio 200 "$(field "$W4F" all_max_ms)") |
 | W5 import $ACCOUNTS accounts (Nick + FaceUrl via multiaccount_import, 100/call, 8 connections) | ${LOAD_SECS} s; $(awk -v b="$DB_BYTES" -v n="$ACCOUNTS" 'BEGIN { printf "%.0f", b / n }') bytes on disk per account (after W3); server RSS $((RSS_KB / 1024)) MiB | import ≤ 60 s (1M, 5 fields); ≤ 300 B/profile | $(ratio 60 "$LOAD_SECS") (time) |
+
+W4 by \`$(echo "$PUSH" | sed "s|--base [^ ]*|--base URL|")\` (portrait-bench, tokio-tungstenite; the event can beat the HTTP answer: such samples count as 0 ms):
+
+$(grep -v '^RESULT' "$WORK/w4.md")
 TABLE

@@ -4,7 +4,8 @@
 //! * `trivial`: an axum server answering every request with a fixed 321-byte JSON body — the
 //!   ceiling that W1 is compared against, measured in the same run with the same wrk parameters;
 //! * `load`: imports N accounts through `multiaccount_import` (100 per call, Nick + FaceUrl) with
-//!   C concurrent connections, and prints the elapsed time.
+//!   C concurrent connections, and prints the elapsed time;
+//! * `push`: W4, WebSocket push latency (1 subscriber) and fan-out (N subscribers); see [`push`].
 
 use std::time::Instant;
 
@@ -12,6 +13,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use portrait_client::AdminClient;
 use serde_json::json;
+
+mod push;
 
 #[derive(Parser)]
 struct Cli {
@@ -40,6 +43,37 @@ enum Cmd {
         accounts: usize,
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+    },
+    /// W4: write-ack → event latency for 1 subscriber, then one writer fanned out to
+    /// `--subscribers` WebSocket connections (accounts `w4*`, imported here).
+    Push {
+        #[arg(long)]
+        base: String,
+        #[arg(long)]
+        sdkappid: u64,
+        #[arg(long)]
+        key: String,
+        #[arg(long, default_value = "administrator")]
+        admin: String,
+        /// Connections of the fan-out phase (0 skips it).
+        #[arg(long, default_value_t = 10_000)]
+        subscribers: usize,
+        /// Sequential writes of the 1-subscriber latency phase (0 skips it).
+        #[arg(long, default_value_t = 2000)]
+        samples: usize,
+        /// Writes of the fan-out phase.
+        #[arg(long, default_value_t = 5)]
+        writes: usize,
+        /// Pause between fan-out writes.
+        #[arg(long, default_value_t = 500)]
+        spacing_ms: u64,
+        /// WebSocket handshakes in flight at once while the subscribers connect.
+        #[arg(long, default_value_t = 200)]
+        concurrency: usize,
+        /// Read buffer of each subscriber socket, in bytes (tungstenite's default is 131072 and
+        /// is zero-filled before every read).
+        #[arg(long, default_value_t = 4096)]
+        read_buffer: usize,
     },
 }
 
@@ -97,5 +131,28 @@ fn main() -> anyhow::Result<()> {
             println!("loaded {accounts} accounts in {:.2} s", started.elapsed().as_secs_f64());
             Ok(())
         }),
+        Cmd::Push {
+            base,
+            sdkappid,
+            key,
+            admin,
+            subscribers,
+            samples,
+            writes,
+            spacing_ms,
+            concurrency,
+            read_buffer,
+        } => rt.block_on(push::run(push::Args {
+            base,
+            sdkappid,
+            key,
+            admin,
+            subscribers,
+            samples,
+            writes,
+            spacing_ms,
+            concurrency,
+            read_buffer,
+        })),
     }
 }
