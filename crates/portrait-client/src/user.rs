@@ -160,9 +160,16 @@ impl UserClient {
     /// # Errors
     /// The handshake fails.
     pub async fn connect(&self, since: Option<u64>, accounts: &[&str]) -> Result<Socket> {
-        let (ws, _) = tokio_tungstenite::connect_async(self.ws_url(since, accounts))
-            .await
-            .map_err(|e| ClientError::Ws(e.to_string()))?;
+        // A small read buffer: tungstenite zero-fills it before every read (default 128 KiB).
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(4096);
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(
+            self.ws_url(since, accounts),
+            Some(config),
+            false,
+        )
+        .await
+        .map_err(|e| ClientError::Ws(e.to_string()))?;
         Ok(Socket { ws })
     }
 
