@@ -3,20 +3,22 @@
 -- env: PATH_Q (path with query), N (accounts loaded)
 local path = os.getenv("PATH_Q")
 local n = tonumber(os.getenv("N"))
+-- setup() runs in the main Lua state; each thread gets its index and the thread count.
 local threads = {}
 function setup(thread)
   table.insert(threads, thread)
   thread:set("tid", #threads - 1)
+  for _, t in ipairs(threads) do t:set("nthreads", #threads) end
 end
 function init(args)
-  tid = tonumber(wrk.thread:get("tid")) or 0
-  batch = tid
+  batch = tonumber(wrk.thread:get("tid")) or 0
+  step = tonumber(wrk.thread:get("nthreads")) or 1
 end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 request = function()
   local start = (batch * 100) % n
-  batch = batch + #threads
+  batch = batch + step
   local ids = {}
   for i = 0, 99 do ids[i + 1] = '"u' .. ((start + i) % n) .. '"' end
   local body = '{"To_Account":[' .. table.concat(ids, ",") .. '],"TagList":["Tag_Profile_IM_Nick"]}'
