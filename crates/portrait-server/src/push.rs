@@ -355,34 +355,33 @@ impl Feed {
         let Some(last) = changes.last().map(|c| c.version) else {
             return;
         };
-        let events: Vec<Arc<Event>> = changes
-            .into_iter()
-            .map(|c| Arc::new(Event::new(c, &self.tenant.schema)))
-            .collect();
+        let n = changes.len() as u64;
         {
             let st = self.state.lock().expect("feed lock");
-            for ev in &events {
+            for change in changes {
                 // A delete made on any node closes the user's connections opened before it.
-                if ev.change.kind == portrait_store::ChangeKind::Delete {
+                if change.kind == portrait_store::ChangeKind::Delete {
                     for conn in st
                         .users
-                        .get(&ev.account)
+                        .get(&change.user)
                         .into_iter()
                         .flat_map(HashMap::values)
                     {
-                        if conn.opened_ms <= ev.change.at_ms {
+                        if conn.opened_ms <= change.at_ms {
                             conn.revoke(CloseReason::Revoked(ErrorCode::ACCOUNT_NOT_FOUND));
                         }
                     }
                 }
-                if let Some(conns) = st.subs.get(&ev.account) {
+                // Serialised only for accounts someone follows, once for all their connections.
+                if let Some(conns) = st.subs.get(&change.user) {
+                    let ev = Arc::new(Event::new(change, &self.tenant.schema));
                     for conn in conns.values() {
-                        conn.offer(ev);
+                        conn.offer(&ev);
                     }
                 }
             }
         }
-        metrics::counter!("portrait_push_changes_total").increment(events.len() as u64);
+        metrics::counter!("portrait_push_changes_total").increment(n);
         self.dispatched.send_replace(last);
     }
 

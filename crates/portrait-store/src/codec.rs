@@ -213,3 +213,51 @@ mod tests {
         assert_ne!(app_key(u64::MAX), app_key(u64::MAX - 1));
     }
 }
+
+/// An `accounts` row as both backends select it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccountRow {
+    pub(crate) user_id: String,
+    pub(crate) profile: String,
+    pub(crate) version: i64,
+    pub(crate) updated_at_ms: i64,
+}
+
+impl AccountRow {
+    pub(crate) fn into_profile(self) -> Result<(String, Profile)> {
+        let fields = decode_profile(&self.profile, &self.user_id)?;
+        let version = unsigned(self.version, "an account version")?;
+        Ok((
+            self.user_id,
+            Profile {
+                fields,
+                version,
+                updated_at_ms: self.updated_at_ms,
+            },
+        ))
+    }
+}
+
+/// A `changes` row as both backends select it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ChangeRow {
+    version: i64,
+    user_id: String,
+    operator: String,
+    kind: String,
+    items: String,
+    at_ms: i64,
+}
+
+impl ChangeRow {
+    pub(crate) fn into_change(self) -> Result<Change> {
+        decode_change(
+            self.version,
+            self.user_id,
+            self.operator,
+            &self.kind,
+            &self.items,
+            self.at_ms,
+        )
+    }
+}

@@ -68,8 +68,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Executor, Postgres, Transaction};
 
 use crate::codec::{
-    app_from_key, app_key, decode_change, decode_profile, distinct, encode_items, encode_profile,
-    merge_items, stored_account, unsigned, version_key, Fields,
+    app_from_key, app_key, decode_profile, distinct, encode_items, encode_profile, merge_items,
+    stored_account, unsigned, version_key, AccountRow, ChangeRow, Fields,
 };
 use crate::{
     migrate_error, now_ms, redact_url, restore_conflict, AppDump, AppId, Change, NewAccount,
@@ -388,52 +388,6 @@ const DELETE_SQL: &str = "with account as ( \
         from unnest($3::bigint[], $2::text[]) as t (version, user_id) \
     ) \
     update app_versions set version = $6 where app_id = $1";
-
-#[derive(sqlx::FromRow)]
-struct AccountRow {
-    user_id: String,
-    profile: String,
-    version: i64,
-    updated_at_ms: i64,
-}
-
-impl AccountRow {
-    fn into_profile(self) -> Result<(String, Profile)> {
-        let fields = decode_profile(&self.profile, &self.user_id)?;
-        let version = unsigned(self.version, "an account version")?;
-        Ok((
-            self.user_id,
-            Profile {
-                fields,
-                version,
-                updated_at_ms: self.updated_at_ms,
-            },
-        ))
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct ChangeRow {
-    version: i64,
-    user_id: String,
-    operator: String,
-    kind: String,
-    items: String,
-    at_ms: i64,
-}
-
-impl ChangeRow {
-    fn into_change(self) -> Result<Change> {
-        decode_change(
-            self.version,
-            self.user_id,
-            self.operator,
-            &self.kind,
-            &self.items,
-            self.at_ms,
-        )
-    }
-}
 
 #[async_trait]
 impl Store for PgStore {

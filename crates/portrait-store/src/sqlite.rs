@@ -66,8 +66,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::codec::{
-    self, app_from_key, app_key, decode_items, decode_profile, distinct, encode_items,
-    encode_profile, stored_account, unsigned, version_key, Fields,
+    self, app_from_key, app_key, decode_profile, distinct, encode_items, encode_profile,
+    stored_account, unsigned, version_key, AccountRow, ChangeRow, Fields,
 };
 use crate::{
     migrate_error, now_ms, restore_conflict, AppDump, AppId, Change, ChangeKind, NewAccount,
@@ -210,58 +210,6 @@ fn db_path(url: &str) -> Result<PathBuf> {
 /// `?, ?, …, ?` (`n` placeholders).
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
-}
-
-#[derive(sqlx::FromRow)]
-struct AccountRow {
-    user_id: String,
-    profile: String,
-    version: i64,
-    updated_at_ms: i64,
-}
-
-impl AccountRow {
-    fn into_profile(self) -> Result<(String, Profile)> {
-        let fields = decode_profile(&self.profile, &self.user_id)?;
-        let version = unsigned(self.version, "an account version")?;
-        Ok((
-            self.user_id,
-            Profile {
-                fields,
-                version,
-                updated_at_ms: self.updated_at_ms,
-            },
-        ))
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct ChangeRow {
-    version: i64,
-    user_id: String,
-    operator: String,
-    kind: String,
-    items: String,
-    at_ms: i64,
-}
-
-impl ChangeRow {
-    fn into_change(self) -> Result<Change> {
-        let kind = ChangeKind::parse(&self.kind).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "change {} has unknown kind {:?}",
-                self.version, self.kind
-            ))
-        })?;
-        Ok(Change {
-            items: decode_items(&self.items, self.version)?,
-            version: unsigned(self.version, "a change version")?,
-            user: self.user_id,
-            operator: self.operator,
-            kind,
-            at_ms: self.at_ms,
-        })
-    }
 }
 
 /// Selects `columns` of the app's accounts whose ids are in `ids` (distinct), one statement per
