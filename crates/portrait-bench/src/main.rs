@@ -29,7 +29,9 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:8099")]
         listen: std::net::SocketAddr,
     },
-    /// Import `--accounts` accounts named `u<N>` through multiaccount_import.
+    /// Import `--accounts` accounts named `<prefix><N>`: with `--fields 5` (Nick, Image, Gender,
+    /// Level, Custom_Hobby) through `portrait_import`, 1000 per call; with `--fields 2` (Nick,
+    /// FaceUrl) through the vendor's `multiaccount_import`, 100 per call.
     Load {
         #[arg(long)]
         base: String,
@@ -43,6 +45,12 @@ enum Cmd {
         accounts: usize,
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// 5 (portrait_import) or 2 (multiaccount_import).
+        #[arg(long, default_value_t = 5)]
+        fields: u8,
+        /// Account names are this prefix followed by a number from 0.
+        #[arg(long, default_value = "u")]
+        prefix: String,
     },
     /// W4: write-ack → event latency for 1 subscriber, then one writer fanned out to
     /// `--subscribers` WebSocket connections (accounts `w4*`, imported here).
@@ -97,40 +105,35 @@ fn main() -> anyhow::Result<()> {
         Cmd::Trivial { listen } => rt.block_on(async move {
             let body: &'static str = Box::leak(fixed_body().into_boxed_str());
             let app = axum::Router::new().fallback(move || async move {
-                ([(axum::http::header::CONTENT_TYPE, "application/json")], body)
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
             });
             let l = tokio::net::TcpListener::bind(listen).await?;
             println!("trivial: listening on http://{}", l.local_addr()?);
             axum::serve(l, app).await?;
             Ok(())
         }),
-        Cmd::Load { base, sdkappid, key, admin, accounts, concurrency } => rt.block_on(async move {
-            let client = AdminClient::new(base, sdkappid, admin, key);
-            let started = Instant::now();
-            let batches: Vec<(usize, usize)> =
-                (0..accounts).step_by(100).map(|s| (s, (s + 100).min(accounts))).collect();
-            let queue = std::sync::Arc::new(std::sync::Mutex::new(batches.into_iter()));
-            let mut tasks = Vec::new();
-            for _ in 0..concurrency {
-                let (client, queue) = (client.clone(), queue.clone());
-                tasks.push(tokio::spawn(async move {
-                    loop {
-                        let next = queue.lock().unwrap().next();
-                        let Some((s, e)) = next else { return Ok::<_, anyhow::Error>(()) };
-                        let list: Vec<_> = (s..e)
-                            .map(|i| json!({"UserID": format!("u{i}"), "Nick": format!("nick{i}"), "FaceUrl": format!("https://img.example.com/a/{i}.png")}))
-                            .collect();
-                        let r = client.call("v4/im_open_login_svc/multiaccount_import", &json!({"AccountList": list})).await?;
-                        anyhow::ensure!(r.code() == 0, "import failed: {:?}", r.0);
-                    }
-                }));
-            }
-            for t in tasks {
-                t.await.context("loader task")??;
-            }
-            println!("loaded {accounts} accounts in {:.2} s", started.elapsed().as_secs_f64());
-            Ok(())
-        }),
+        Cmd::Load {
+            base,
+            sdkappid,
+            key,
+            admin,
+            accounts,
+            concurrency,
+            fields,
+            prefix,
+        } => {
+            anyhow::ensure!(fields == 2 || fields == 5, "--fields is 2 or 5");
+            rt.block_on(load(
+                AdminClient::new(base, sdkappid, admin, key),
+                accounts,
+                concurrency,
+                fields,
+                prefix,
+            ))
+        }
         Cmd::Push {
             base,
             sdkappid,
@@ -155,4 +158,70 @@ fn main() -> anyhow::Result<()> {
             read_buffer,
         })),
     }
+}
+
+/// The `load` command: `concurrency` tasks take batches from one queue until all are imported.
+async fn load(
+    client: AdminClient,
+    accounts: usize,
+    concurrency: usize,
+    fields: u8,
+    prefix: String,
+) -> anyhow::Result<()> {
+    let (api, batch) = if fields == 5 {
+        ("v4/profile/portrait_import", 1000)
+    } else {
+        ("v4/im_open_login_svc/multiaccount_import", 100)
+    };
+    let started = Instant::now();
+    let batches: Vec<(usize, usize)> = (0..accounts)
+        .step_by(batch)
+        .map(|s| (s, (s + batch).min(accounts)))
+        .collect();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(batches.into_iter()));
+    let prefix = std::sync::Arc::new(prefix);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, queue, prefix) = (client.clone(), queue.clone(), prefix.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().unwrap().next();
+                let Some((s, e)) = next else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                let list: Vec<_> = (s..e)
+                    .map(|i| {
+                        let (user, nick) = (format!("{prefix}{i}"), format!("nick{i}"));
+                        let face = format!("https://img.example.com/a/{i}.png");
+                        if fields == 5 {
+                            let gender = ["Gender_Type_Male", "Gender_Type_Female"][i % 2];
+                            json!({"UserID": user, "ProfileItem": [
+                                {"Tag": "Tag_Profile_IM_Nick", "Value": nick},
+                                {"Tag": "Tag_Profile_IM_Image", "Value": face},
+                                {"Tag": "Tag_Profile_IM_Gender", "Value": gender},
+                                {"Tag": "Tag_Profile_IM_Level", "Value": i % 100},
+                                {"Tag": "Tag_Profile_Custom_Hobby", "Value": format!("hobby{}", i % 50)},
+                            ]})
+                        } else {
+                            json!({"UserID": user, "Nick": nick, "FaceUrl": face})
+                        }
+                    })
+                    .collect();
+                let r = client.call(api, &json!({"AccountList": list})).await?;
+                anyhow::ensure!(r.code() == 0, "import failed: {:?}", r.0);
+                if let Some(items) = r.0.get("ResultItem").and_then(|v| v.as_array()) {
+                    let failed = items.iter().filter(|i| i["ResultCode"] != 0).count();
+                    anyhow::ensure!(failed == 0, "{failed} accounts refused: {:?}", items.first());
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.context("loader task")??;
+    }
+    println!(
+        "loaded {accounts} accounts ({fields} fields via {api}) in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }

@@ -151,6 +151,27 @@ impl AdminClient {
         .await
     }
 
+    /// `v4/profile/portrait_import` (Portrait extension): creates or updates up to 1000
+    /// accounts, each with any `(tag, value)` items. The answer's `ResultItem` has a code per
+    /// account.
+    ///
+    /// # Errors
+    /// As [`AdminClient::call`].
+    pub async fn portrait_import(&self, accounts: &[(&str, &[(&str, Value)])]) -> Result<Reply> {
+        let list: Vec<Value> = accounts
+            .iter()
+            .map(|(user, items)| {
+                let items: Vec<Value> = items
+                    .iter()
+                    .map(|(tag, value)| json!({"Tag": tag, "Value": value}))
+                    .collect();
+                json!({"UserID": user, "ProfileItem": items})
+            })
+            .collect();
+        self.call("v4/profile/portrait_import", &json!({"AccountList": list}))
+            .await
+    }
+
     /// `v4/im_open_login_svc/account_import`.
     ///
     /// # Errors

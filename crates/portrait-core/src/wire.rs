@@ -240,6 +240,30 @@ pub struct AccountResultResponse {
     pub result_item: Vec<AccountResultItem>,
 }
 
+/// Body of `v4/profile/portrait_import` (a Portrait extension; README): accounts to create or
+/// update with any profile fields, in bulk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PortraitImportRequest {
+    /// The accounts (≤ 1000).
+    #[serde(rename = "AccountList")]
+    pub account_list: Option<Vec<PortraitImportAccount>>,
+}
+
+/// One account of a [`PortraitImportRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PortraitImportAccount {
+    /// The account, created if it does not exist.
+    #[serde(rename = "UserID")]
+    pub user_id: Option<String>,
+    /// Fields to write, validated as `portrait_set` by an admin; may be empty or absent.
+    #[serde(
+        rename = "ProfileItem",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub profile_item: Option<Vec<ProfileItem>>,
+}
+
 /// Body of the client API's `update_my_profile` (docs/client-api.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpdateMyProfileRequest {

@@ -15,6 +15,8 @@ pub enum Api {
     PortraitSet,
     /// `v4/profile/portrait_get`
     PortraitGet,
+    /// `v4/profile/portrait_import` (Portrait extension)
+    PortraitImport,
     /// `v4/im_open_login_svc/account_import`
     AccountImport,
     /// `v4/im_open_login_svc/multiaccount_import`
@@ -29,9 +31,10 @@ pub enum Api {
 
 impl Api {
     /// Every API.
-    pub const ALL: [Api; 7] = [
+    pub const ALL: [Api; 8] = [
         Api::PortraitSet,
         Api::PortraitGet,
+        Api::PortraitImport,
         Api::AccountImport,
         Api::MultiaccountImport,
         Api::AccountDelete,
@@ -44,6 +47,7 @@ impl Api {
         match self {
             Api::PortraitSet => "portrait_set",
             Api::PortraitGet => "portrait_get",
+            Api::PortraitImport => "portrait_import",
             Api::AccountImport => "account_import",
             Api::MultiaccountImport => "multiaccount_import",
             Api::AccountDelete => "account_delete",
@@ -65,7 +69,10 @@ impl Api {
     /// The vendor's documented default rate, calls per second.
     pub fn vendor_rate(self) -> u32 {
         match self {
-            Api::MultiaccountImport | Api::AccountDelete | Api::AccountCheck => 100,
+            Api::MultiaccountImport
+            | Api::PortraitImport
+            | Api::AccountDelete
+            | Api::AccountCheck => 100,
             _ => 200,
         }
     }

@@ -57,13 +57,7 @@ impl AppState {
             let admins: Vec<NewAccount> = cfg
                 .admins
                 .iter()
-                .map(|a| {
-                    Ok(NewAccount {
-                        user: Identifier::parse(a)?,
-                        nick: None,
-                        face_url: None,
-                    })
-                })
+                .map(|a| Ok(NewAccount::new(Identifier::parse(a)?)))
                 .collect::<anyhow::Result<_>>()?;
             store
                 .import_accounts(cfg.sdkappid, &admins, "portrait")

@@ -93,11 +93,7 @@ struct Outcome {
 async fn run(store: Arc<dyn Store>, args: &Args) -> Outcome {
     for a in 0..args.apps {
         let accounts: Vec<NewAccount> = (0..args.accounts)
-            .map(|n| NewAccount {
-                user: user(n),
-                nick: Some(format!("user {n}")),
-                face_url: None,
-            })
+            .map(|n| NewAccount::with_nick_face(user(n), Some(format!("user {n}")), None))
             .collect();
         for chunk in accounts.chunks(1000) {
             store

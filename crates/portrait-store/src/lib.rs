@@ -86,15 +86,39 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// An account to import (`account_import` / `multiaccount_import`).
+/// An account to import (`account_import` / `multiaccount_import` / `v4/portrait/profile_import`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAccount {
     /// The account.
     pub user: Identifier,
-    /// If given, written to `Tag_Profile_IM_Nick` (also for an existing account).
-    pub nick: Option<String>,
-    /// If given, written to `Tag_Profile_IM_Image` (also for an existing account).
-    pub face_url: Option<String>,
+    /// Fields written on import, in order (a later item for the same tag wins), also for an
+    /// account that exists already. Validated by the caller.
+    pub items: Vec<(Tag, ProfileValue)>,
+}
+
+impl NewAccount {
+    /// An account with no fields written (an existing account is left as it is).
+    pub fn new(user: Identifier) -> NewAccount {
+        NewAccount {
+            user,
+            items: Vec::new(),
+        }
+    }
+
+    /// An account with the vendor import's two fields: `Nick` to `Tag_Profile_IM_Nick` and
+    /// `FaceUrl` to `Tag_Profile_IM_Image`, where given.
+    pub fn with_nick_face(
+        user: Identifier,
+        nick: Option<String>,
+        face_url: Option<String>,
+    ) -> NewAccount {
+        use portrait_core::schema::StandardTag;
+        let items = [(StandardTag::Nick, nick), (StandardTag::Image, face_url)]
+            .into_iter()
+            .filter_map(|(tag, v)| Some((Tag::Standard(tag), ProfileValue::Str(v?))))
+            .collect();
+        NewAccount { user, items }
+    }
 }
 
 /// A stored profile.
@@ -267,7 +291,7 @@ pub(crate) fn restore_conflict(app: AppId) -> StoreError {
 /// conformance suite.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Imports accounts, creating those that do not exist and writing Nick/FaceUrl where given.
+    /// Imports accounts, creating those that do not exist and writing their `items`.
     /// Each account that is created or whose fields are written gets one change-log entry
     /// ([`ChangeKind::Import`]). All accounts are written in one transaction.
     ///

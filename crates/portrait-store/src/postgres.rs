@@ -62,14 +62,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portrait_core::schema::StandardTag;
 use portrait_core::{Identifier, ProfileValue, Tag};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Executor, Postgres, Transaction};
 
 use crate::codec::{
-    app_from_key, app_key, decode_profile, distinct, encode_items, encode_profile, merge_items,
-    stored_account, unsigned, version_key, AccountRow, ChangeRow, Fields,
+    app_from_key, app_key, distinct, encode_items, encode_profile, merge_items, stage_import,
+    stored_account, unsigned, version_key, AccountRow, ChangeRow,
 };
 use crate::{
     migrate_error, now_ms, redact_url, restore_conflict, AppDump, AppId, Change, NewAccount,
@@ -405,75 +404,36 @@ impl Store for PgStore {
         let (mut tx, last) = self.begin_write(app).await?;
         let at_ms = now_ms();
 
-        // Every requested account's fields, existing ones as stored.
-        let rows: Vec<(String, String)> = sqlx::query_as(
+        // Every requested account's stored profile, for the ones that exist.
+        let existing: Vec<(String, String)> = sqlx::query_as(
             "select user_id, profile from accounts where app_id = $1 and user_id = any($2::text[])",
         )
         .bind(app_key(app))
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
-        let mut profiles: HashMap<String, Fields> = HashMap::with_capacity(ids.len());
-        for (user, profile) in rows {
-            let fields = match decode_profile(&profile, &user) {
-                Ok(fields) => fields,
-                Err(e) => return abort(tx, e).await,
-            };
-            profiles.insert(user, fields);
-        }
-
-        // One change per distinct account that is created or written, in first-seen order; a
-        // user listed twice gets the items of both occurrences in one change (as in SQLite).
-        let given: Vec<Vec<(&str, ProfileValue)>> = accounts
-            .iter()
-            .map(|a| {
-                let mut items = Vec::with_capacity(2);
-                if let Some(n) = &a.nick {
-                    items.push((StandardTag::Nick.name(), ProfileValue::Str(n.clone())));
-                }
-                if let Some(f) = &a.face_url {
-                    items.push((StandardTag::Image.name(), ProfileValue::Str(f.clone())));
-                }
-                items
-            })
-            .collect();
-        let mut changed: Vec<(&str, Vec<(&str, &ProfileValue)>)> = Vec::new();
-        let mut slot: HashMap<&str, usize> = HashMap::new();
-        for (account, items) in accounts.iter().zip(&given) {
-            let user = account.user.as_str();
-            let exists = profiles.contains_key(user);
-            if exists && items.is_empty() {
-                continue;
+        let rows = match stage_import(accounts, existing) {
+            Ok(rows) if rows.is_empty() => {
+                roll_back(tx).await;
+                return Ok(());
             }
-            let fields = profiles.entry(user.to_owned()).or_default();
-            for (tag, value) in items {
-                fields.insert((*tag).to_owned(), value.clone());
-            }
-            let i = *slot.entry(user).or_insert_with(|| {
-                changed.push((user, Vec::new()));
-                changed.len() - 1
-            });
-            changed[i].1.extend(items.iter().map(|(t, v)| (*t, v)));
-        }
-        if changed.is_empty() {
-            roll_back(tx).await;
-            return Ok(());
-        }
-
-        let first = match take_versions(app, last, changed.len()) {
+            Ok(rows) => rows,
+            Err(e) => return abort(tx, e).await,
+        };
+        let first = match take_versions(app, last, rows.len()) {
             Ok(first) => first,
             Err(e) => return abort(tx, e).await,
         };
-        let n = changed.len();
+        let n = rows.len();
         let mut users = Vec::with_capacity(n);
         let mut stored = Vec::with_capacity(n);
         let mut versions = Vec::with_capacity(n);
         let mut items = Vec::with_capacity(n);
-        for (version, (user, written)) in (first..).zip(changed) {
-            users.push(user);
-            stored.push(encode_profile(&profiles[user])?);
+        for (version, row) in (first..).zip(rows) {
+            users.push(row.user);
+            stored.push(row.profile);
             versions.push(version_key(version)?);
-            items.push(encode_items(written)?);
+            items.push(row.items);
         }
         let new_last = *versions.last().expect("at least one change");
         sqlx::query(IMPORT_SQL)

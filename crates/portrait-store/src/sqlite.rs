@@ -55,7 +55,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use portrait_core::schema::StandardTag;
 use portrait_core::{Identifier, ProfileValue, Tag};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -66,8 +65,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::codec::{
-    self, app_from_key, app_key, decode_profile, distinct, encode_items, encode_profile,
-    stored_account, unsigned, version_key, AccountRow, ChangeRow, Fields,
+    self, app_from_key, app_key, distinct, encode_items, encode_profile, stage_import,
+    stored_account, unsigned, version_key, AccountRow, ChangeRow,
 };
 use crate::{
     migrate_error, now_ms, restore_conflict, AppDump, AppId, Change, ChangeKind, NewAccount,
@@ -1135,85 +1134,46 @@ impl Versions {
     }
 }
 
+/// The writes of an import (see [`apply_import`]) in one round trip: `?1` app, `?2` the accounts,
+/// a JSON array of `[user, profile, version, change items]`; `?3` time; `?4` operator. (`where
+/// true` resolves SQLite's `insert … select … on conflict` parsing ambiguity.)
+const IMPORT_SQL: &str = "insert into accounts (app_id, user_id, profile, version, updated_at_ms) \
+    select ?1, j.value ->> 0, j.value ->> 1, j.value ->> 2, ?3 from json_each(?2) as j where true \
+    on conflict (app_id, user_id) do update \
+    set profile = excluded.profile, version = excluded.version, updated_at_ms = excluded.updated_at_ms; \
+    insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
+    select ?1, j.value ->> 2, j.value ->> 0, ?4, 'import', j.value ->> 3, ?3 from json_each(?2) as j";
+
+/// Writes an import: reads the requested accounts that exist, stages the rows ([`stage_import`])
+/// and writes them with [`IMPORT_SQL`].
 async fn apply_import(
     conn: &mut SqliteConnection,
     versions: &mut Versions,
     job: &ImportJob,
     at_ms: i64,
 ) -> Result<()> {
-    let (app, accounts) = (job.app, &job.accounts);
-    let ids = distinct(accounts.iter().map(|a| a.user.as_str()));
-
-    // Every requested account's fields, existing ones as stored.
-    let mut profiles: HashMap<String, Fields> = HashMap::with_capacity(ids.len());
-    let rows: Vec<AccountRow> =
-        select_accounts(conn, "user_id, profile, version, updated_at_ms", app, &ids).await?;
-    for row in rows {
-        let fields = decode_profile(&row.profile, &row.user_id)?;
-        profiles.insert(row.user_id, fields);
-    }
-
-    // One change per distinct account that is created or written, in first-seen order; a user
-    // listed twice gets the items of both occurrences in one change.
-    let mut changed: Vec<(&str, Vec<(&str, &ProfileValue)>)> = Vec::new();
-    let mut slot: HashMap<&str, usize> = HashMap::new();
-    let given: Vec<Vec<(&str, ProfileValue)>> = accounts
-        .iter()
-        .map(|a| {
-            let mut items = Vec::with_capacity(2);
-            if let Some(n) = &a.nick {
-                items.push((StandardTag::Nick.name(), ProfileValue::Str(n.clone())));
-            }
-            if let Some(f) = &a.face_url {
-                items.push((StandardTag::Image.name(), ProfileValue::Str(f.clone())));
-            }
-            items
-        })
-        .collect();
-    for (account, items) in accounts.iter().zip(&given) {
-        let user = account.user.as_str();
-        let exists = profiles.contains_key(user);
-        if exists && items.is_empty() {
-            continue;
-        }
-        let fields = profiles.entry(user.to_owned()).or_default();
-        for (tag, value) in items {
-            fields.insert((*tag).to_owned(), value.clone());
-        }
-        let i = *slot.entry(user).or_insert_with(|| {
-            changed.push((user, Vec::new()));
-            changed.len() - 1
-        });
-        changed[i].1.extend(items.iter().map(|(t, v)| (*t, v)));
-    }
-    if changed.is_empty() {
+    let app = job.app;
+    let ids = distinct(job.accounts.iter().map(|a| a.user.as_str()));
+    let existing: Vec<(String, String)> =
+        select_accounts(conn, "user_id, profile", app, &ids).await?;
+    let rows = stage_import(&job.accounts, existing)?;
+    if rows.is_empty() {
         return Ok(());
     }
-
-    let first = versions.reserve(conn, app, changed.len()).await?;
-    for (version, (user, items)) in (first..).zip(changed) {
-        let profile = encode_profile(&profiles[user])?;
-        sqlx::query(
-            "insert into accounts (app_id, user_id, profile, version, updated_at_ms) values (?, ?, ?, ?, ?) \
-             on conflict (app_id, user_id) do update \
-             set profile = excluded.profile, version = excluded.version, updated_at_ms = excluded.updated_at_ms",
-        )
+    let first = versions.reserve(conn, app, rows.len()).await?;
+    let mut accounts: Vec<(&str, &str, i64, &str)> = Vec::with_capacity(rows.len());
+    for (version, row) in (first..).zip(&rows) {
+        accounts.push((row.user, &row.profile, version_key(version)?, &row.items));
+    }
+    let accounts = serde_json::to_string(&accounts)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode an import: {e}")))?;
+    sqlx::query(IMPORT_SQL)
         .bind(app_key(app))
-        .bind(user)
-        .bind(profile)
-        .bind(version_key(version)?)
+        .bind(accounts)
         .bind(at_ms)
+        .bind(&job.operator)
         .execute(&mut *conn)
         .await?;
-        let items = encode_items(items)?;
-        let change = NewChange {
-            version,
-            user,
-            kind: ChangeKind::Import,
-            items,
-        };
-        insert_change(conn, app, &job.operator, at_ms, change).await?;
-    }
     Ok(())
 }
 

@@ -209,11 +209,7 @@ fn ids(list: &[&str]) -> Vec<Identifier> {
 }
 
 fn new(user: &str, nick: Option<&str>, face: Option<&str>) -> NewAccount {
-    NewAccount {
-        user: id(user),
-        nick: nick.map(str::to_owned),
-        face_url: face.map(str::to_owned),
-    }
+    NewAccount::with_nick_face(id(user), nick.map(str::to_owned), face.map(str::to_owned))
 }
 
 fn std_tag(t: StandardTag) -> Tag {

@@ -25,15 +25,7 @@ async fn a_read_after_an_acknowledged_write_never_sees_an_older_value() {
     let store: Arc<dyn Store> = Arc::new(CachedStore::new(inner, 100_000));
     let user = Identifier::parse("hot").unwrap();
     store
-        .import_accounts(
-            APP,
-            &[NewAccount {
-                user: user.clone(),
-                nick: None,
-                face_url: None,
-            }],
-            "admin",
-        )
+        .import_accounts(APP, &[NewAccount::new(user.clone())], "admin")
         .await
         .unwrap();
 
@@ -96,11 +88,7 @@ async fn deleted_and_reimported_accounts_are_not_served_from_a_stale_cache() {
     let (inner, _dir) = testkit::fresh_sqlite().await;
     let store = CachedStore::new(inner, 100_000);
     let user = Identifier::parse("gone").unwrap();
-    let new = || NewAccount {
-        user: user.clone(),
-        nick: Some("first".into()),
-        face_url: None,
-    };
+    let new = || NewAccount::with_nick_face(user.clone(), Some("first".into()), None);
     store.import_accounts(APP, &[new()], "admin").await.unwrap();
     assert!(store
         .get_profiles(APP, std::slice::from_ref(&user))
@@ -144,11 +132,7 @@ async fn shared_caches_see_each_others_writes() {
     let users: Vec<Identifier> = (0..3)
         .map(|i| Identifier::parse(&format!("u{i}")).unwrap())
         .collect();
-    let new = |u: &Identifier| NewAccount {
-        user: u.clone(),
-        nick: None,
-        face_url: None,
-    };
+    let new = |u: &Identifier| NewAccount::new(u.clone());
     node_a
         .import_accounts(APP, &users.iter().map(new).collect::<Vec<_>>(), "admin")
         .await

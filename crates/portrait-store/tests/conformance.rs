@@ -26,11 +26,7 @@ async fn data_persists_across_close_and_reopen() {
     let url = format!("sqlite://{}", dir.path().join("portrait.db").display());
 
     let store = SqliteStore::open(&url).await.unwrap();
-    let account = NewAccount {
-        user: id("alice"),
-        nick: Some("Alice".into()),
-        face_url: None,
-    };
+    let account = NewAccount::with_nick_face(id("alice"), Some("Alice".into()), None);
     store
         .import_accounts(APP, &[account], "admin")
         .await
@@ -112,15 +108,7 @@ async fn closed_store_refuses_further_calls() {
         Err(StoreError::Unavailable(_))
     ));
     let err = store
-        .import_accounts(
-            APP,
-            &[NewAccount {
-                user: id("x"),
-                nick: None,
-                face_url: None,
-            }],
-            "admin",
-        )
+        .import_accounts(APP, &[NewAccount::new(id("x"))], "admin")
         .await;
     assert!(matches!(err, Err(StoreError::Unavailable(_))), "{err:?}");
 }

@@ -27,11 +27,7 @@ fn id(s: &str) -> Identifier {
 }
 
 fn account(user: &str) -> NewAccount {
-    NewAccount {
-        user: id(user),
-        nick: Some(user.to_uppercase()),
-        face_url: None,
-    }
+    NewAccount::with_nick_face(id(user), Some(user.to_uppercase()), None)
 }
 
 fn level(n: u64) -> [(Tag, ProfileValue); 1] {

@@ -89,15 +89,7 @@ async fn child_writes_until_killed() {
     };
     let store = SqliteStore::open(&url).await.unwrap();
     store
-        .import_accounts(
-            APP,
-            &[NewAccount {
-                user: user(),
-                nick: None,
-                face_url: None,
-            }],
-            "admin",
-        )
+        .import_accounts(APP, &[NewAccount::new(user())], "admin")
         .await
         .unwrap();
     let mut out = std::io::stdout().lock();

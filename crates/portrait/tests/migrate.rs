@@ -44,11 +44,7 @@ async fn embedded_store_with_history(url: &str) -> Vec<AppDump> {
     let store = SqliteStore::open(url).await.unwrap();
     let accounts: Vec<NewAccount> = ["alice", "bob", "carol"]
         .iter()
-        .map(|u| NewAccount {
-            user: id(u),
-            nick: Some(u.to_uppercase()),
-            face_url: None,
-        })
+        .map(|u| NewAccount::with_nick_face(id(u), Some(u.to_uppercase()), None))
         .collect();
     store
         .import_accounts(APP, &accounts, "admin")
@@ -80,11 +76,11 @@ async fn embedded_store_with_history(url: &str) -> Vec<AppDump> {
     store
         .import_accounts(
             OTHER,
-            &[NewAccount {
-                user: id("zed"),
-                nick: Some("Zed 深 \0".into()),
-                face_url: Some("https://x.test/z.png".into()),
-            }],
+            &[NewAccount::with_nick_face(
+                id("zed"),
+                Some("Zed 深 \0".into()),
+                Some("https://x.test/z.png".into()),
+            )],
             "admin",
         )
         .await

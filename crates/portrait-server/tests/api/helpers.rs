@@ -221,6 +221,7 @@ pub const USER_ONLY: &str = "Tag_Profile_Custom_UserOnly";
 
 pub const PORTRAIT_SET: &str = "v4/profile/portrait_set";
 pub const PORTRAIT_GET: &str = "v4/profile/portrait_get";
+pub const PORTRAIT_IMPORT: &str = "v4/profile/portrait_import";
 pub const ACCOUNT_IMPORT: &str = "v4/im_open_login_svc/account_import";
 pub const MULTIACCOUNT_IMPORT: &str = "v4/im_open_login_svc/multiaccount_import";
 pub const ACCOUNT_DELETE: &str = "v4/im_open_login_svc/account_delete";
@@ -240,6 +241,10 @@ pub fn every_endpoint() -> Vec<(&'static str, Value)> {
             json!({"To_Account": ["alice"], "TagList": [NICK]}),
         ),
         (ACCOUNT_IMPORT, json!({"UserID": "alice"})),
+        (
+            PORTRAIT_IMPORT,
+            json!({"AccountList": [{"UserID": "alice"}]}),
+        ),
         (MULTIACCOUNT_IMPORT, json!({"Accounts": ["alice"]})),
         (ACCOUNT_CHECK, json!({"CheckItem": [{"UserID": "alice"}]})),
         (KICK, json!({"UserID": "alice"})),

@@ -633,11 +633,7 @@ mod tests {
             )
             .await
             .unwrap();
-            let accounts = ["a", "b"].map(|u| NewAccount {
-                user: id(u),
-                nick: None,
-                face_url: None,
-            });
+            let accounts = ["a", "b"].map(|u| NewAccount::new(id(u)));
             store
                 .import_accounts(APP, &accounts, "admin")
                 .await

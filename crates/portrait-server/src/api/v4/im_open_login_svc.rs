@@ -60,11 +60,7 @@ fn new_account(call: &AdminCall, req: AccountImportRequest) -> Result<NewAccount
             call.tenant.schema.check_text(tag, v)?;
         }
     }
-    Ok(NewAccount {
-        user,
-        nick: req.nick,
-        face_url: req.face_url,
-    })
+    Ok(NewAccount::with_nick_face(user, req.nick, req.face_url))
 }
 
 /// Imports one account (creates it, or updates its Nick/FaceUrl).

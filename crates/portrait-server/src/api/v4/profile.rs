@@ -1,4 +1,5 @@
-//! `v4/profile/portrait_set` and `v4/profile/portrait_get` (spec §1.4, §1.5).
+//! `v4/profile/portrait_set` and `v4/profile/portrait_get` (spec §1.4, §1.5), and the Portrait
+//! extension `v4/profile/portrait_import` (bulk import with any fields).
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -6,8 +7,12 @@ use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
 use portrait_core::schema::Actor;
-use portrait_core::wire::{PortraitGetRequest, PortraitGetResponse, PortraitSetRequest};
-use portrait_core::Identifier;
+use portrait_core::wire::{
+    AccountResultItem, AccountResultResponse, PortraitGetRequest, PortraitGetResponse,
+    PortraitImportAccount, PortraitImportRequest, PortraitSetRequest,
+};
+use portrait_core::{ErrorCode, Identifier};
+use portrait_store::NewAccount;
 
 use crate::api::read_body;
 use crate::auth;
@@ -21,6 +26,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v4/profile/portrait_set", any(portrait_set))
         .route("/v4/profile/portrait_get", any(portrait_get))
+        .route("/v4/profile/portrait_import", any(portrait_import))
 }
 
 /// Sets profile fields of one account, atomically.
@@ -83,4 +89,83 @@ async fn get(state: &AppState, q: Option<&str>, body: Body) -> Result<PortraitGe
     }
     let tags = profiles::resolve_tags(&call.tenant, Some(&names), Actor::Admin)?;
     profiles::read(state, &call.tenant, Some(accounts), &tags, false).await
+}
+
+/// Most accounts one `portrait_import` may carry.
+pub const MAX_IMPORT_ACCOUNTS: usize = 1000;
+
+/// Portrait extension: creates or updates up to [`MAX_IMPORT_ACCOUNTS`] accounts with any
+/// profile fields in one transaction. Each account is validated on its own (`UserID`, then every
+/// item as `portrait_set` by an admin); an invalid account is not imported and its
+/// `ResultItem` carries the code, while the valid ones are.
+async fn portrait_import(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Response {
+    reply(Family::Profile, import(&state, q.as_deref(), body).await)
+}
+
+async fn import(state: &AppState, q: Option<&str>, body: Body) -> Result<AccountResultResponse> {
+    let call = auth::admin(state, q, Api::PortraitImport)?;
+    let req: PortraitImportRequest = parse_body(&read_body(state, body).await?)?;
+    let list = req
+        .account_list
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("AccountList is missing or empty".into()))?;
+    if list.len() > MAX_IMPORT_ACCOUNTS {
+        return Err(ApiError::BadRequest(format!(
+            "AccountList has {} accounts; at most {MAX_IMPORT_ACCOUNTS} per call",
+            list.len()
+        )));
+    }
+    let mut accounts = Vec::with_capacity(list.len());
+    let result_item = list
+        .into_iter()
+        .map(|entry| {
+            let user_id = entry.user_id.clone().unwrap_or_default();
+            match import_account(&call.tenant, entry) {
+                Ok(account) => {
+                    accounts.push(account);
+                    AccountResultItem {
+                        user_id,
+                        result_code: ErrorCode::OK,
+                        result_info: String::new(),
+                        account_status: None,
+                    }
+                }
+                Err(e) => AccountResultItem {
+                    user_id,
+                    result_code: e.code(Family::Profile),
+                    result_info: e.to_string(),
+                    account_status: None,
+                },
+            }
+        })
+        .collect();
+    if !accounts.is_empty() {
+        state
+            .store()
+            .import_accounts(call.tenant.sdkappid, &accounts, &call.identifier)
+            .await?;
+    }
+    Ok(AccountResultResponse { result_item })
+}
+
+/// Validates one account of a `portrait_import`.
+fn import_account(
+    tenant: &crate::tenant::Tenant,
+    entry: PortraitImportAccount,
+) -> Result<NewAccount> {
+    let raw = entry
+        .user_id
+        .ok_or_else(|| ApiError::BadRequest("UserID is missing".into()))?;
+    let user = Identifier::parse(&raw).map_err(|e| ApiError::BadRequest(format!("UserID: {e}")))?;
+    let items = entry
+        .profile_item
+        .unwrap_or_default()
+        .iter()
+        .map(|i| tenant.schema.parse_item(&i.tag, &i.value, Actor::Admin))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(NewAccount { user, items })
 }
