@@ -81,8 +81,16 @@ TRIVIAL=$(wait_line "$WORK/trivial.log" "trivial: listening on ")
 SIG=$($BIN/portrait usersig --sdkappid $APP --key $KEY --user $ADMIN --expire 86400)
 Q="sdkappid=$APP&identifier=$ADMIN&usersig=$SIG&random=1&contenttype=json"
 
-LOAD_OUT=$($BIN/portrait-bench load --base "$BASE" --sdkappid $APP --key $KEY --accounts "$ACCOUNTS" --concurrency 8)
+# W5: every account with 5 fields through portrait_import (1000 per call), then the bytes on disk
+# and RSS right after it; then the vendor's multiaccount_import (2 fields, 100 per call) on
+# separate accounts `v<N>` for its rate.
+LOAD_OUT=$($BIN/portrait-bench load --base "$BASE" --sdkappid $APP --key $KEY --accounts "$ACCOUNTS" --concurrency 4 --fields 5)
 LOAD_SECS=$(echo "$LOAD_OUT" | sed -n 's/.* in \([0-9.]*\) s/\1/p')
+LOAD_DB_BYTES=$(du -sb "$WORK/data" | cut -f1)
+LOAD_RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$PORTRAIT_PID/status)
+VENDOR_N=$(( ACCOUNTS < 100000 ? ACCOUNTS : 100000 ))
+VENDOR_OUT=$($BIN/portrait-bench load --base "$BASE" --sdkappid $APP --key $KEY --accounts "$VENDOR_N" --concurrency 8 --fields 2 --prefix v)
+VENDOR_SECS=$(echo "$VENDOR_OUT" | sed -n 's/.* in \([0-9.]*\) s/\1/p')
 
 # Sanity: each workload's request shape answers ErrorCode 0 (wrk only sees HTTP 200).
 check() { out=$(curl -s "$BASE/v4/profile/$1?$Q" -d "$2"); echo "$out" | grep -q '"ErrorCode":0' || { echo "sanity check failed for $1: $out" >&2; exit 1; }; }
@@ -116,7 +124,7 @@ if [ "$PG" = 1 ]; then
       -e "s|data_dir = .*|data_dir = \"$WORK/pgdata\"|" "$WORK/portrait.toml" > "$WORK/portrait-pg.toml"
   $BIN/portrait serve --config "$WORK/portrait-pg.toml" >"$WORK/portrait-pg.log" 2>&1 & PIDS+=($!)
   PG_BASE=$(wait_line "$WORK/portrait-pg.log" "portrait: listening on ")
-  PG_LOAD=$($BIN/portrait-bench load --base "$PG_BASE" --sdkappid $APP --key $KEY --accounts "$ACCOUNTS" --concurrency 8)
+  PG_LOAD=$($BIN/portrait-bench load --base "$PG_BASE" --sdkappid $APP --key $KEY --accounts "$ACCOUNTS" --concurrency 4 --fields 5)
   PG_LOAD_SECS=$(echo "$PG_LOAD" | sed -n 's/.* in \([0-9.]*\) s/\1/p')
   warm "$PG_BASE"
   P1=$(run_wrk "$PG_BASE" "/v4/profile/portrait_get?$Q" w1_get_one.lua)
@@ -127,7 +135,7 @@ Same workloads on **PostgreSQL** ($(psql -X -A -t "$PG_ADMIN_URL" -c 'show serve
 
 | workload | embedded SQLite | PostgreSQL |
 |---|---|---|
-| import $ACCOUNTS accounts | ${LOAD_SECS} s | ${PG_LOAD_SECS} s |
+| import $ACCOUNTS accounts, 5 fields (portrait_import) | ${LOAD_SECS} s | ${PG_LOAD_SECS} s |
 | W1 portrait_get 1 × 4 | $(field "$R1" rps) req/s, p99 $(field "$R1" p99_ms) ms | $(field "$P1" rps) req/s, p99 $(field "$P1" p99_ms) ms |
 | W2 portrait_get 100 × 5 | $(awk -v r="$(field "$R2" rps)" 'BEGIN { printf "%.0f", r * 100 }') profiles/s, p99 $(field "$R2" p99_ms) ms | $(awk -v r="$(field "$P2" rps)" 'BEGIN { printf "%.0f", r * 100 }') profiles/s, p99 $(field "$P2" p99_ms) ms |
 | W3 portrait_set 3 tags | $(field "$R3" rps) sets/s, p99 $(field "$R3" p99_ms) ms | $(field "$P3" rps) sets/s, p99 $(field "$P3" p99_ms) ms |
@@ -166,7 +174,8 @@ Load tool: \`$WRK\` (wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')), Lua scrip
 | W3 portrait_set 3 tags, durable | $W3_RPS sets/s, p99 $(field "$R3" p99_ms) ms | ≥ 15,000/s, p99 ≤ 10 ms | $(ratio "$W3_RPS" 15000) |
 | W4 push, 1 subscriber: write ack → event ($SAMPLES sequential update_my_profile) | p50 $(field "$W4L" p50_ms) ms, p99 $(field "$W4L" p99_ms) ms (write sent → event p99 $(field "$W4L" sent_to_event_p99) ms) | p99 ≤ 5 ms | $(ratio 5 "$(field "$W4L" p99_ms)") |
 | W4 push fan-out: 1 change → $SUBSCRIBERS connected subscribers (worst of $PUSH_WRITES writes) | all delivered $(field "$W4F" all_max_ms) ms after the ack (median $(field "$W4F" all_p50_ms) ms); per subscriber p50 $(field "$W4F" sub_p50_ms) ms, p99 $(field "$W4F" sub_p99_ms) ms | all ≤ 200 ms (10,000 subscribers) | $(ratio 200 "$(field "$W4F" all_max_ms)") |
-| W5 import $ACCOUNTS accounts (Nick + FaceUrl via multiaccount_import, 100/call, 8 connections) | ${LOAD_SECS} s; $(awk -v b="$DB_BYTES" -v n="$ACCOUNTS" 'BEGIN { printf "%.0f", b / n }') bytes on disk per account (after W3); server RSS $((RSS_KB / 1024)) MiB | import ≤ 60 s (1M, 5 fields); ≤ 300 B/profile | $(ratio 60 "$LOAD_SECS") (time) |
+| W5 import $ACCOUNTS accounts × 5 fields (portrait_import, 1000/call, 4 connections) | ${LOAD_SECS} s ($(awk -v n="$ACCOUNTS" -v t="$LOAD_SECS" 'BEGIN { printf "%.0f", n / t }') accounts/s); $(awk -v b="$LOAD_DB_BYTES" -v n="$ACCOUNTS" 'BEGIN { printf "%.0f", b / n }') bytes on disk per profile right after the import ($(awk -v b="$DB_BYTES" -v n="$ACCOUNTS" 'BEGIN { printf "%.0f", b / n }') after every workload); server RSS $((LOAD_RSS_KB / 1024)) MiB after the import, $((RSS_KB / 1024)) MiB at the end | import ≤ 60 s (1M); ≤ 300 B/profile | $(ratio "$(awk -v a="$ACCOUNTS" 'BEGIN { print 60 * a / 1000000 }')" "$LOAD_SECS") (time, scaled to $ACCOUNTS) |
+| vendor \`multiaccount_import\` (Nick + FaceUrl, 100/call, 8 connections), $VENDOR_N more accounts | ${VENDOR_SECS} s ($(awk -v n="$VENDOR_N" -v t="$VENDOR_SECS" 'BEGIN { printf "%.0f", n / t }') accounts/s) | — | — |
 $PG_ROWS
 W4 by \`$(echo "$PUSH" | sed "s|--base [^ ]*|--base URL|")\` (portrait-bench, tokio-tungstenite; the event can beat the HTTP answer: such samples count as 0 ms):
 

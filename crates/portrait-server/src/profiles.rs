@@ -2,10 +2,16 @@
 //! (`/v1/profile/*`): one implementation of tag resolution, validation, permissions and the
 //! per-user answer shape, parameterised by who is acting ([`Actor`]).
 
-use portrait_core::schema::{Actor, StandardTag};
-use portrait_core::wire::{PortraitGetResponse, ProfileItem, UserProfileItem};
-use portrait_core::{ErrorCode, Identifier, Tag};
-use portrait_store::StoreError;
+use std::sync::Arc;
+
+use portrait_core::schema::{Actor, StandardKind, StandardTag};
+use portrait_core::wire::ProfileItem;
+#[cfg(doc)]
+use portrait_core::wire::{PortraitGetResponse, UserProfileItem};
+use portrait_core::{ErrorCode, Identifier, ProfileValue, Tag};
+use portrait_store::{Profile, StoreError};
+use serde::ser::{SerializeSeq, SerializeStruct};
+use serde::{Serialize, Serializer};
 
 use crate::api::{parse_ids, spread};
 use crate::error::{ApiError, Result};
@@ -53,9 +59,9 @@ pub async fn read(
     state: &AppState,
     tenant: &Tenant,
     accounts: Option<Vec<String>>,
-    tags: &[Tag],
+    tags: Vec<Tag>,
     versions: bool,
-) -> Result<PortraitGetResponse> {
+) -> Result<ReadAnswer> {
     let accounts = accounts
         .filter(|v| !v.is_empty())
         .ok_or(ApiError::MissingToAccount)?;
@@ -66,51 +72,137 @@ pub async fn read(
         )));
     }
     let (ids, valid) = parse_ids(&accounts);
-    let found = state.store().get_profiles(tenant.sdkappid, &valid).await?;
-    let mut resp = PortraitGetResponse {
-        user_profile_item: Vec::with_capacity(accounts.len()),
-        fail_account: Vec::new(),
-    };
-    for (account, profile) in accounts.into_iter().zip(spread(&ids, found)) {
-        let Some(profile) = profile.flatten() else {
-            resp.fail_account.push(account.clone());
-            resp.user_profile_item.push(UserProfileItem {
-                to_account: account,
-                profile_item: None,
-                result_code: ErrorCode::PROFILE_ACCOUNT_NOT_FOUND,
-                result_info: "Err_Profile_Account_Not_Exist: requested UserID does not exist"
-                    .into(),
-                version: None,
-                updated_at_ms: None,
-            });
-            continue;
-        };
-        let items = tags
+    let found = state
+        .store()
+        .get_profiles_shared(tenant.sdkappid, &valid)
+        .await?;
+    let users = accounts
+        .into_iter()
+        .zip(spread(&ids, found))
+        .map(|(account, profile)| (account, profile.flatten()))
+        .collect();
+    Ok(ReadAnswer {
+        users,
+        tags,
+        versions,
+    })
+}
+
+/// The answer of [`read`]: the JSON of [`PortraitGetResponse`], serialized straight from the
+/// (shared, cached) profiles, so a read copies no profile and allocates nothing per field.
+pub struct ReadAnswer {
+    /// Per requested account, in order: the profile, or `None` (40003).
+    users: Vec<(String, Option<Arc<Profile>>)>,
+    tags: Vec<Tag>,
+    versions: bool,
+}
+
+const NOT_FOUND_INFO: &str = "Err_Profile_Account_Not_Exist: requested UserID does not exist";
+
+impl Serialize for ReadAnswer {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut out = s.serialize_struct("PortraitGetResponse", 2)?;
+        let users: Vec<UserOut<'_>> = self
+            .users
             .iter()
-            .filter_map(|tag| {
-                let value = match profile.fields.get(tag.name()) {
-                    Some(v) => v.to_json(),
-                    None => match tag {
-                        Tag::Standard(std) => std.default_value().to_json(),
-                        Tag::Custom(_) => return None, // never-set custom fields are omitted
-                    },
-                };
-                Some(ProfileItem {
-                    tag: tag.name().to_owned(),
-                    value,
-                })
+            .map(|(account, profile)| match profile {
+                Some(p) => UserOut {
+                    to_account: account,
+                    profile_item: Some(ItemsOut {
+                        profile: p,
+                        tags: &self.tags,
+                    }),
+                    result_code: ErrorCode::OK,
+                    result_info: "",
+                    version: self.versions.then_some(p.version),
+                    updated_at_ms: self.versions.then_some(p.updated_at_ms),
+                },
+                None => UserOut {
+                    to_account: account,
+                    profile_item: None,
+                    result_code: ErrorCode::PROFILE_ACCOUNT_NOT_FOUND,
+                    result_info: NOT_FOUND_INFO,
+                    version: None,
+                    updated_at_ms: None,
+                },
             })
             .collect();
-        resp.user_profile_item.push(UserProfileItem {
-            to_account: account,
-            profile_item: Some(items),
-            result_code: ErrorCode::OK,
-            result_info: String::new(),
-            version: versions.then_some(profile.version),
-            updated_at_ms: versions.then_some(profile.updated_at_ms),
-        });
+        out.serialize_field("UserProfileItem", &users)?;
+        let failed: Vec<&str> = self
+            .users
+            .iter()
+            .filter(|(_, p)| p.is_none())
+            .map(|(a, _)| a.as_str())
+            .collect();
+        if failed.is_empty() {
+            out.skip_field("Fail_Account")?;
+        } else {
+            out.serialize_field("Fail_Account", &failed)?;
+        }
+        out.end()
     }
-    Ok(resp)
+}
+
+/// One `UserProfileItem` of a [`ReadAnswer`] (same fields as [`UserProfileItem`]).
+#[derive(Serialize)]
+struct UserOut<'a> {
+    #[serde(rename = "To_Account")]
+    to_account: &'a str,
+    #[serde(rename = "ProfileItem", skip_serializing_if = "Option::is_none")]
+    profile_item: Option<ItemsOut<'a>>,
+    #[serde(rename = "ResultCode")]
+    result_code: ErrorCode,
+    #[serde(rename = "ResultInfo")]
+    result_info: &'a str,
+    #[serde(rename = "Version", skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
+    #[serde(rename = "UpdatedAtMs", skip_serializing_if = "Option::is_none")]
+    updated_at_ms: Option<i64>,
+}
+
+/// The `ProfileItem` list of one profile: each requested tag in order; a standard field never
+/// set answers its default, a custom field never set is omitted.
+struct ItemsOut<'a> {
+    profile: &'a Profile,
+    tags: &'a [Tag],
+}
+
+impl Serialize for ItemsOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for tag in self.tags {
+            let value = match (self.profile.fields.get(tag.name()), tag) {
+                (Some(ProfileValue::Str(v)), _) => ValueOut::Str(v),
+                (Some(ProfileValue::Int(n)), _) => ValueOut::Int(*n),
+                (None, Tag::Standard(std)) => match std.kind() {
+                    StandardKind::Text { .. } => ValueOut::Str(""),
+                    StandardKind::Enum(values) => ValueOut::Str(values[0]),
+                    StandardKind::U32 => ValueOut::Int(0),
+                },
+                (None, Tag::Custom(_)) => continue,
+            };
+            seq.serialize_element(&ItemOut {
+                tag: tag.name(),
+                value,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct ItemOut<'a> {
+    #[serde(rename = "Tag")]
+    tag: &'a str,
+    #[serde(rename = "Value")]
+    value: ValueOut<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ValueOut<'a> {
+    Str(&'a str),
+    Int(u64),
 }
 
 /// Validates `items` for `actor` and writes them to `user`'s profile atomically (only if the

@@ -234,6 +234,14 @@ impl Store for Waking {
         self.inner.get_profiles(app, users).await
     }
 
+    async fn get_profiles_shared(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+    ) -> portrait_store::Result<Vec<Option<std::sync::Arc<Profile>>>> {
+        self.inner.get_profiles_shared(app, users).await
+    }
+
     async fn changes_since(
         &self,
         app: AppId,

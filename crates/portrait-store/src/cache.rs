@@ -43,7 +43,9 @@ pub const SHARDS: usize = 64;
 /// Most remote changes a shared cache invalidates one by one; beyond, it drops the app.
 pub const MAX_SYNC_CHANGES: usize = 5_000;
 
-type Key = (AppId, String);
+/// The app's 8 bytes (little-endian), then the user's: looked up as a `&[u8]` built on the stack
+/// ([`with_key`]), so a hit allocates nothing.
+type Key = Box<[u8]>;
 /// `None` caches "account does not exist".
 type Entry = Option<Arc<Profile>>;
 
@@ -135,7 +137,7 @@ impl CachedStore {
                 .map
                 .write()
                 .expect("cache shard lock")
-                .retain(|(a, _), _| *a != app);
+                .retain(|k, _| !of_app(k, app));
         }
     }
 
@@ -146,7 +148,7 @@ impl CachedStore {
     fn get(&self, app: AppId, user: &str) -> Option<Entry> {
         let shard = self.shard(app, user);
         let map = shard.map.read().expect("cache shard lock");
-        map.get(&(app, user.to_owned())).cloned()
+        with_key(app, user, |k| map.get(k).cloned())
     }
 
     /// Invalidates `users` after a write: bump each shard's epoch, then drop the entries.
@@ -158,7 +160,7 @@ impl CachedStore {
                 .map
                 .write()
                 .expect("cache shard lock")
-                .remove(&(app, user.to_owned()));
+                .remove(&*key(app, user));
         }
     }
 
@@ -171,7 +173,7 @@ impl CachedStore {
                 .map
                 .write()
                 .expect("cache shard lock")
-                .retain(|(a, _), _| *a != app);
+                .retain(|k, _| !of_app(k, app));
         }
     }
 
@@ -194,7 +196,7 @@ impl CachedStore {
                 map.remove(&k);
             }
         }
-        map.insert((app, user.to_owned()), value);
+        map.insert(key(app, user), value);
     }
 
     /// Loads `users` (all cache misses) from the inner store and caches what is safe to cache.
@@ -213,7 +215,7 @@ impl CachedStore {
         Ok(out)
     }
 
-    /// Cached or loaded profiles for `users`, in order.
+    /// Cached or loaded profiles for `users`, in order (shared mode: after catching up).
     async fn lookup(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Entry>> {
         self.sync(app).await?;
         let mut out: Vec<Option<Entry>> = Vec::with_capacity(users.len());
@@ -238,6 +240,32 @@ impl CachedStore {
         }
         Ok(out.into_iter().map(Option::flatten).collect())
     }
+}
+
+/// The [`Key`] of `(app, user)`.
+fn key(app: AppId, user: &str) -> Key {
+    let mut k = Vec::with_capacity(8 + user.len());
+    k.extend_from_slice(&app.to_le_bytes());
+    k.extend_from_slice(user.as_bytes());
+    k.into_boxed_slice()
+}
+
+/// Calls `f` with the [`Key`] bytes of `(app, user)`, built on the stack for ids of up to 56
+/// bytes (every valid identifier).
+fn with_key<R>(app: AppId, user: &str, f: impl FnOnce(&[u8]) -> R) -> R {
+    let mut buf = [0u8; 64];
+    let n = 8 + user.len();
+    if n > buf.len() {
+        return f(&key(app, user));
+    }
+    buf[..8].copy_from_slice(&app.to_le_bytes());
+    buf[8..n].copy_from_slice(user.as_bytes());
+    f(&buf[..n])
+}
+
+/// Whether `key` belongs to `app`.
+fn of_app(key: &[u8], app: AppId) -> bool {
+    key.get(..8) == Some(&app.to_le_bytes()[..])
 }
 
 #[async_trait]
@@ -304,6 +332,14 @@ impl Store for CachedStore {
             .into_iter()
             .map(|p| p.map(|p| Profile::clone(&p)))
             .collect())
+    }
+
+    async fn get_profiles_shared(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+    ) -> Result<Vec<Option<Arc<Profile>>>> {
+        self.lookup(app, users).await
     }
 
     async fn changes_since(&self, app: AppId, since: u64, limit: usize) -> Result<Vec<Change>> {

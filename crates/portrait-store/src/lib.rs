@@ -374,6 +374,25 @@ pub trait Store: Send + Sync + 'static {
     /// Storage failures.
     async fn get_profiles(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Option<Profile>>>;
 
+    /// [`Store::get_profiles`] with the profiles shared instead of copied: a cache
+    /// ([`cache::CachedStore`]) answers with its own entries. The default wraps `get_profiles`;
+    /// a wrapper store must forward it, or its reads copy every profile.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn get_profiles_shared(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+    ) -> Result<Vec<Option<Arc<Profile>>>> {
+        Ok(self
+            .get_profiles(app, users)
+            .await?
+            .into_iter()
+            .map(|p| p.map(Arc::new))
+            .collect())
+    }
+
     /// Change-log entries with `version > since`, in version order, at most `limit`.
     ///
     /// # Errors

@@ -8,9 +8,7 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use portrait_core::schema::Actor;
-use portrait_core::wire::{
-    PortraitGetRequest, PortraitGetResponse, UpdateMyProfileRequest, UpdateMyProfileResponse,
-};
+use portrait_core::wire::{PortraitGetRequest, UpdateMyProfileRequest, UpdateMyProfileResponse};
 use serde::Deserialize;
 
 use crate::api::read_body;
@@ -56,7 +54,7 @@ async fn get_my_profile(
             &state,
             &call.tenant,
             Some(vec![call.user.as_str().to_owned()]),
-            &tags,
+            tags,
             true,
         )
         .await
@@ -73,9 +71,7 @@ async fn get_user_profile(
         let call = auth::user(&state, q.as_deref()).await?;
         let req: PortraitGetRequest = parse_body(&read_body(&state, body).await?)?;
         let tags = profiles::resolve_tags(&call.tenant, req.tag_list.as_deref(), Actor::User)?;
-        let resp: PortraitGetResponse =
-            profiles::read(&state, &call.tenant, req.to_account, &tags, true).await?;
-        Ok(resp)
+        profiles::read(&state, &call.tenant, req.to_account, tags, true).await
     };
     reply(Family::Profile, r.await)
 }

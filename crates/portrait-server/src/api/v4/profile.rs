@@ -8,8 +8,8 @@ use axum::routing::any;
 use axum::Router;
 use portrait_core::schema::Actor;
 use portrait_core::wire::{
-    AccountResultItem, AccountResultResponse, PortraitGetRequest, PortraitGetResponse,
-    PortraitImportAccount, PortraitImportRequest, PortraitSetRequest,
+    AccountResultItem, AccountResultResponse, PortraitGetRequest, PortraitImportAccount,
+    PortraitImportRequest, PortraitSetRequest,
 };
 use portrait_core::{ErrorCode, Identifier};
 use portrait_store::NewAccount;
@@ -68,7 +68,7 @@ async fn portrait_get(
     reply(Family::Profile, get(&state, q.as_deref(), body).await)
 }
 
-async fn get(state: &AppState, q: Option<&str>, body: Body) -> Result<PortraitGetResponse> {
+async fn get(state: &AppState, q: Option<&str>, body: Body) -> Result<profiles::ReadAnswer> {
     let call = auth::admin(state, q, Api::PortraitGet)?;
     let req: PortraitGetRequest = parse_body(&read_body(state, body).await?)?;
     // The vendor requires both lists; an empty TagList is 40001 like a missing one.
@@ -88,7 +88,7 @@ async fn get(state: &AppState, q: Option<&str>, body: Body) -> Result<PortraitGe
         )));
     }
     let tags = profiles::resolve_tags(&call.tenant, Some(&names), Actor::Admin)?;
-    profiles::read(state, &call.tenant, Some(accounts), &tags, false).await
+    profiles::read(state, &call.tenant, Some(accounts), tags, false).await
 }
 
 /// Most accounts one `portrait_import` may carry.
