@@ -3,10 +3,13 @@
 # runs the workloads with wrk (and a trivial fixed-response server for the W1 ratio), and prints
 # a markdown table. W4 (WebSocket push) is measured by `portrait-bench push`, since no load tool does.
 # Usage: bench/run.sh [--quick] [--accounts N] [--duration SECS] [--subscribers N] [--postgres]
+#                     [--sustain MINUTES]
 #   --quick          every workload for ~2 s on 10k accounts, W4 with 500 subscribers: proves the
 #                    harness works (CI); no timing asserts
 #   --subscribers N  W4 fan-out connections (default 10000; needs `ulimit -n` above N in both
 #                    processes: the script raises the soft limit to the hard one)
+#   --sustain M      after W3, keep writing as W3 does for M more minutes (one wrk run per minute)
+#                    and print each minute's rate and p99 (the "after 10 minutes" figure: --sustain 10)
 #   --postgres       also run W1–W3 (same workload, same run) on a node whose store is PostgreSQL
 #                    (127.0.0.1:5432, a scratch database created and dropped by the script)
 # Before W1/W2 every account is read once (w0_warm.lua), so they measure the steady state with
@@ -17,7 +20,7 @@ cd "$(dirname "$0")/.."
 BENCH_DIR="$(pwd)/bench"; export BENCH_DIR
 
 QUICK=0; ACCOUNTS=1000000; DURATION=20; THREADS=2; CONNS=64
-SUBSCRIBERS=10000; SAMPLES=2000; PUSH_WRITES=5; PG=0
+SUBSCRIBERS=10000; SAMPLES=2000; PUSH_WRITES=5; PG=0; SUSTAIN=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; ACCOUNTS=10000; DURATION=2; SUBSCRIBERS=500; SAMPLES=200; PUSH_WRITES=3; shift ;;
@@ -25,6 +28,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION="$2"; shift 2 ;;
     --subscribers) SUBSCRIBERS="$2"; shift 2 ;;
     --postgres) PG=1; shift ;;
+    --sustain) SUSTAIN="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -113,6 +117,14 @@ R0=$(run_wrk "$TRIVIAL" "/" w1_get_one.lua)
 R1=$(run_wrk "$BASE" "/v4/profile/portrait_get?$Q" w1_get_one.lua)
 R2=$(run_wrk "$BASE" "/v4/profile/portrait_get?$Q" w2_get_batch.lua)
 R3=$(run_wrk "$BASE" "/v4/profile/portrait_set?$Q" w3_set.lua)
+SUSTAIN_ROWS=""
+if [ "$SUSTAIN" -gt 0 ]; then
+  for m in $(seq 1 "$SUSTAIN"); do
+    RS=$(PATH_Q="/v4/profile/portrait_set?$Q" N="$ACCOUNTS" wrk -t$THREADS -c$CONNS -d60s --latency -s "$BENCH_DIR/w3_set.lua" "$BASE" | grep '^RESULT')
+    SUSTAIN_ROWS="$SUSTAIN_ROWS| $m | $(field "$RS" rps) | $(field "$RS" p50_ms) | $(field "$RS" p99_ms) | $(du -sb "$WORK/data" | cut -f1 | awk '{ printf "%.0f", $1 / 1048576 }') |
+"
+  done
+fi
 
 # The same W1–W3 on a node whose store is PostgreSQL (its own scratch database).
 PG_ROWS=""
@@ -176,7 +188,7 @@ Load tool: \`$WRK\` (wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')), Lua scrip
 | W4 push fan-out: 1 change → $SUBSCRIBERS connected subscribers (worst of $PUSH_WRITES writes) | all delivered $(field "$W4F" all_max_ms) ms after the ack (median $(field "$W4F" all_p50_ms) ms); per subscriber p50 $(field "$W4F" sub_p50_ms) ms, p99 $(field "$W4F" sub_p99_ms) ms | all ≤ 200 ms (10,000 subscribers) | $(ratio 200 "$(field "$W4F" all_max_ms)") |
 | W5 import $ACCOUNTS accounts × 5 fields (portrait_import, 1000/call, 4 connections) | ${LOAD_SECS} s ($(awk -v n="$ACCOUNTS" -v t="$LOAD_SECS" 'BEGIN { printf "%.0f", n / t }') accounts/s); $(awk -v b="$LOAD_DB_BYTES" -v n="$ACCOUNTS" 'BEGIN { printf "%.0f", b / n }') bytes on disk per profile right after the import ($(awk -v b="$DB_BYTES" -v n="$ACCOUNTS" 'BEGIN { printf "%.0f", b / n }') after every workload); server RSS $((LOAD_RSS_KB / 1024)) MiB after the import, $((RSS_KB / 1024)) MiB at the end | import ≤ 60 s (1M); ≤ 300 B/profile | $(ratio "$(awk -v a="$ACCOUNTS" 'BEGIN { print 60 * a / 1000000 }')" "$LOAD_SECS") (time, scaled to $ACCOUNTS) |
 | vendor \`multiaccount_import\` (Nick + FaceUrl, 100/call, 8 connections), $VENDOR_N more accounts | ${VENDOR_SECS} s ($(awk -v n="$VENDOR_N" -v t="$VENDOR_SECS" 'BEGIN { printf "%.0f", n / t }') accounts/s) | — | — |
-$PG_ROWS
+$PG_ROWS$( [ -n "$SUSTAIN_ROWS" ] && printf '\nW3 sustained: the same writes for %s more minutes after W3, one `wrk -t%s -c%s -d60s` run per minute (target: ≥ 15,000 sets/s with p99 ≤ 10 ms also after 10 minutes):\n\n| minute | sets/s | p50 ms | p99 ms | data dir MiB at the end |\n|---|---|---|---|---|\n%s' "$SUSTAIN" "$THREADS" "$CONNS" "$SUSTAIN_ROWS")
 W4 by \`$(echo "$PUSH" | sed "s|--base [^ ]*|--base URL|")\` (portrait-bench, tokio-tungstenite; the event can beat the HTTP answer: such samples count as 0 ms):
 
 $(grep -v '^RESULT' "$WORK/w4.md")

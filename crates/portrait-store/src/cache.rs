@@ -43,6 +43,10 @@ pub const SHARDS: usize = 64;
 /// Most remote changes a shared cache invalidates one by one; beyond, it drops the app.
 pub const MAX_SYNC_CHANGES: usize = 5_000;
 
+/// The hasher of shard selection and shard maps: foldhash, seeded per process (fast on short
+/// keys, with some resistance to chosen-key collisions).
+type Hasher = foldhash::fast::RandomState;
+
 /// The app's 8 bytes (little-endian), then the user's: looked up as a `&[u8]` built on the stack
 /// ([`with_key`]), so a hit allocates nothing.
 type Key = Box<[u8]>;
@@ -50,7 +54,7 @@ type Key = Box<[u8]>;
 type Entry = Option<Arc<Profile>>;
 
 struct Shard {
-    map: RwLock<HashMap<Key, Entry>>,
+    map: RwLock<HashMap<Key, Entry, Hasher>>,
     /// Bumped by every write to a key of this shard, before the key is invalidated.
     epoch: AtomicU64,
 }
@@ -60,7 +64,7 @@ pub struct CachedStore {
     inner: Arc<dyn Store>,
     shards: Box<[Shard]>,
     per_shard: usize,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: Hasher,
     /// Shared database: per app, the version up to which other writers' changes have been
     /// invalidated (`None` = not shared, no check).
     synced: Option<std::sync::Mutex<HashMap<AppId, u64>>>,
@@ -73,7 +77,7 @@ impl CachedStore {
             inner,
             shards: (0..SHARDS)
                 .map(|_| Shard {
-                    map: RwLock::new(HashMap::new()),
+                    map: RwLock::new(HashMap::default()),
                     epoch: AtomicU64::new(0),
                 })
                 .collect(),
