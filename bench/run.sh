@@ -189,6 +189,7 @@ Load tool: \`$WRK\` (wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')), Lua scrip
 | W5 import $ACCOUNTS accounts × 5 fields (portrait_import, 1000/call, 4 connections) | ${LOAD_SECS} s ($(awk -v n="$ACCOUNTS" -v t="$LOAD_SECS" 'BEGIN { printf "%.0f", n / t }') accounts/s); $(awk -v b="$LOAD_DB_BYTES" -v n="$ACCOUNTS" 'BEGIN { printf "%.0f", b / n }') bytes on disk per profile right after the import ($(awk -v b="$DB_BYTES" -v n="$ACCOUNTS" 'BEGIN { printf "%.0f", b / n }') after every workload); server RSS $((LOAD_RSS_KB / 1024)) MiB after the import, $((RSS_KB / 1024)) MiB at the end | import ≤ 60 s (1M); ≤ 300 B/profile | $(ratio "$(awk -v a="$ACCOUNTS" 'BEGIN { print 60 * a / 1000000 }')" "$LOAD_SECS") (time, scaled to $ACCOUNTS) |
 | vendor \`multiaccount_import\` (Nick + FaceUrl, 100/call, 8 connections), $VENDOR_N more accounts | ${VENDOR_SECS} s ($(awk -v n="$VENDOR_N" -v t="$VENDOR_SECS" 'BEGIN { printf "%.0f", n / t }') accounts/s) | — | — |
 $PG_ROWS$( [ -n "$SUSTAIN_ROWS" ] && printf '\nW3 sustained: the same writes for %s more minutes after W3, one `wrk -t%s -c%s -d60s` run per minute (target: ≥ 15,000 sets/s with p99 ≤ 10 ms also after 10 minutes):\n\n| minute | sets/s | p50 ms | p99 ms | data dir MiB at the end |\n|---|---|---|---|---|\n%s' "$SUSTAIN" "$THREADS" "$CONNS" "$SUSTAIN_ROWS")
+
 W4 by \`$(echo "$PUSH" | sed "s|--base [^ ]*|--base URL|")\` (portrait-bench, tokio-tungstenite; the event can beat the HTTP answer: such samples count as 0 ms):
 
 $(grep -v '^RESULT' "$WORK/w4.md")
