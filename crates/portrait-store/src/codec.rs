@@ -1,6 +1,6 @@
 //! How both SQL backends lay values out in columns, shared so that they store byte-identical
-//! data: app ids as `i64`, versions as non-negative `i64`, profiles as compact JSON objects keyed
-//! by short tag names, change items as JSON arrays of `[tag, value]` pairs.
+//! data: app ids as `i64`, versions as non-negative `i64`, profiles and change items in the
+//! packed form described in [`packed`] (JSON of earlier versions still decodes).
 //!
 //! Pure functions only: no SQL and no I/O here.
 
@@ -58,60 +58,313 @@ pub(crate) fn full_tag(short: &str) -> String {
 }
 
 pub(crate) fn encode_profile(fields: &Fields) -> Result<String> {
-    let short: BTreeMap<Cow<'_, str>, &ProfileValue> =
-        fields.iter().map(|(k, v)| (short_tag(k), v)).collect();
-    serde_json::to_string(&short)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode a profile: {e}")))
+    Ok(packed::encode(fields.iter().map(|(k, v)| (k.as_str(), v))))
 }
 
-pub(crate) fn decode_profile(json: &str, user: &str) -> Result<Fields> {
-    let short = decode_short_profile(json, user)?;
-    Ok(short.into_iter().map(|(k, v)| (full_tag(&k), v)).collect())
+/// A stored profile (packed, or JSON as written before the packed form) by full tag name.
+pub(crate) fn decode_profile(stored: &str, user: &str) -> Result<Fields> {
+    let corrupt = |e: String| StoreError::Corrupt(format!("profile of {user:?}: {e}"));
+    if stored.starts_with('{') {
+        let short: BTreeMap<String, ProfileValue> =
+            serde_json::from_str(stored).map_err(|e| corrupt(e.to_string()))?;
+        return Ok(short.into_iter().map(|(k, v)| (full_tag(&k), v)).collect());
+    }
+    packed::decode(stored)
+        .collect::<std::result::Result<Fields, String>>()
+        .map_err(corrupt)
 }
 
-/// A stored profile as stored: keyed by short tag name (see [`short_tag`]).
-pub(crate) fn decode_short_profile(
-    json: &str,
-    user: &str,
-) -> Result<BTreeMap<String, ProfileValue>> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("profile of {user:?}: {e}")))
-}
-
-/// The stored profile `stored` (JSON, short tags) of `user` with `items` written in order (later
-/// items win), encoded again.
+/// The stored profile `stored` (either form) of `user` with `items` written in order (later
+/// items win), encoded again (packed).
 pub(crate) fn merge_items(
     stored: &str,
     user: &str,
     items: &[(Tag, ProfileValue)],
 ) -> Result<String> {
-    // Merged in the stored (short-tag) form: no renaming of the fields already there.
-    let mut fields = decode_short_profile(stored, user)?;
+    let mut fields = decode_profile(stored, user)?;
     for (tag, value) in items {
-        let key = short_tag(tag.name());
-        match fields.get_mut(key.as_ref()) {
+        match fields.get_mut(tag.name()) {
             Some(slot) => slot.clone_from(value),
             None => {
-                fields.insert(key.into_owned(), value.clone());
+                fields.insert(tag.name().to_owned(), value.clone());
             }
         }
     }
-    serde_json::to_string(&fields)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode a profile: {e}")))
+    encode_profile(&fields)
 }
 
 pub(crate) fn encode_items<'a>(
     items: impl IntoIterator<Item = (&'a str, &'a ProfileValue)>,
 ) -> Result<String> {
-    let short: Vec<(Cow<'_, str>, &ProfileValue)> =
-        items.into_iter().map(|(k, v)| (short_tag(k), v)).collect();
-    serde_json::to_string(&short)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode change items: {e}")))
+    Ok(packed::encode(items))
 }
 
-pub(crate) fn decode_items(json: &str, version: i64) -> Result<Vec<(String, ProfileValue)>> {
-    let short: Vec<(String, ProfileValue)> = serde_json::from_str(json)
-        .map_err(|e| StoreError::Corrupt(format!("items of change {version}: {e}")))?;
-    Ok(short.into_iter().map(|(k, v)| (full_tag(&k), v)).collect())
+/// A change's stored items (packed, or JSON as written before the packed form), in order.
+pub(crate) fn decode_items(stored: &str, version: i64) -> Result<Vec<(String, ProfileValue)>> {
+    let corrupt = |e: String| StoreError::Corrupt(format!("items of change {version}: {e}"));
+    if stored.starts_with('[') {
+        let short: Vec<(String, ProfileValue)> =
+            serde_json::from_str(stored).map_err(|e| corrupt(e.to_string()))?;
+        return Ok(short.into_iter().map(|(k, v)| (full_tag(&k), v)).collect());
+    }
+    packed::decode(stored)
+        .collect::<std::result::Result<_, String>>()
+        .map_err(corrupt)
+}
+
+/// The packed form of profiles and change items: a run of `key value` entries, with no
+/// separators, that costs about half the bytes of the JSON it replaced (W5 of issue #6: a profile
+/// is stored twice, once in `accounts` and once in its change, so its size is the disk footprint).
+///
+/// ```text
+/// key   := CODE                    a standard tag: one letter of STANDARD_CODES
+///        | '+' LEN ':' NAME        Tag_Profile_Custom_NAME
+///        | '/' LEN ':' SHORT       any other name, as short_tag writes it
+/// value := DIGITS '#'              an integer (u64)
+///        | DIGITS '*'              an enum field's value by its index in ENUM_VALUES
+///        | LEN '\'' BYTES          a string of LEN bytes (UTF-8, no NUL)
+///        | '"' … '"'               a string as a JSON literal (used when it holds a NUL,
+///                                  which PostgreSQL text cannot store)
+/// ```
+///
+/// `LEN` and `DIGITS` are decimal. A profile lists each tag once (sorted by full name), change
+/// items in their order. The empty string is the empty profile / no items. A stored value that
+/// starts with `{` or `[` is the JSON of earlier versions and still decodes, so existing data
+/// directories and databases need no migration; every write stores the packed form.
+///
+/// The codes and enum tables are part of the storage format: never change or reorder an entry,
+/// only append.
+mod packed {
+    use std::fmt::Write;
+
+    use portrait_core::schema::{StandardTag, CUSTOM_PREFIX};
+    use portrait_core::ProfileValue;
+
+    use super::{full_tag, short_tag};
+
+    /// One letter per standard tag.
+    const STANDARD_CODES: [(StandardTag, u8); 12] = [
+        (StandardTag::Nick, b'N'),
+        (StandardTag::Gender, b'G'),
+        (StandardTag::BirthDay, b'B'),
+        (StandardTag::Location, b'O'),
+        (StandardTag::SelfSignature, b'S'),
+        (StandardTag::AllowType, b'A'),
+        (StandardTag::Language, b'L'),
+        (StandardTag::Image, b'I'),
+        (StandardTag::MsgSettings, b'M'),
+        (StandardTag::AdminForbidType, b'F'),
+        (StandardTag::Level, b'V'),
+        (StandardTag::Role, b'R'),
+    ];
+
+    /// The values an enum field stores by index (frozen copies of the schema's lists: a test
+    /// checks that they hold every value the schema accepts).
+    pub(super) const ENUM_VALUES: [(StandardTag, &[&str]); 3] = [
+        (
+            StandardTag::Gender,
+            &[
+                "Gender_Type_Unknown",
+                "Gender_Type_Female",
+                "Gender_Type_Male",
+            ],
+        ),
+        (
+            StandardTag::AllowType,
+            &[
+                "AllowType_Type_NeedConfirm",
+                "AllowType_Type_AllowAny",
+                "AllowType_Type_DenyAny",
+            ],
+        ),
+        (
+            StandardTag::AdminForbidType,
+            &["AdminForbid_Type_None", "AdminForbid_Type_SendOut"],
+        ),
+    ];
+
+    fn enum_values(tag: StandardTag) -> &'static [&'static str] {
+        ENUM_VALUES
+            .iter()
+            .find(|(t, _)| *t == tag)
+            .map_or(&[], |(_, v)| v)
+    }
+
+    fn code_of(name: &str) -> Option<(StandardTag, u8)> {
+        STANDARD_CODES
+            .iter()
+            .copied()
+            .find(|(t, _)| t.name() == name)
+    }
+
+    /// The entries packed into one string.
+    pub(super) fn encode<'a>(
+        entries: impl IntoIterator<Item = (&'a str, &'a ProfileValue)>,
+    ) -> String {
+        let mut out = String::new();
+        for (name, value) in entries {
+            let standard = match code_of(name) {
+                Some((tag, code)) => {
+                    out.push(code as char);
+                    Some(tag)
+                }
+                None => {
+                    match name.strip_prefix(CUSTOM_PREFIX) {
+                        Some(rest) => push_len_prefixed(&mut out, '+', rest, ':'),
+                        None => push_len_prefixed(&mut out, '/', &short_tag(name), ':'),
+                    }
+                    None
+                }
+            };
+            match value {
+                ProfileValue::Int(n) => {
+                    let _ = write!(out, "{n}#");
+                }
+                ProfileValue::Str(s) => {
+                    let index = standard.and_then(|t| enum_values(t).iter().position(|v| v == s));
+                    if let Some(i) = index {
+                        let _ = write!(out, "{i}*");
+                    } else if s.contains('\0') {
+                        let _ = write!(out, "{}", serde_json::Value::from(s.as_str()));
+                    } else {
+                        out.reserve(s.len() + 4);
+                        let _ = write!(out, "{}'", s.len());
+                        out.push_str(s);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `marker`, then `text`'s byte length, `end`, and `text`.
+    fn push_len_prefixed(out: &mut String, marker: char, text: &str, end: char) {
+        let _ = write!(out, "{marker}{}{end}", text.len());
+        out.push_str(text);
+    }
+
+    /// The entries of a packed string, as (full tag name, value); an error says what is wrong.
+    pub(super) fn decode(
+        packed: &str,
+    ) -> impl Iterator<Item = Result<(String, ProfileValue), String>> + '_ {
+        let mut reader = Reader { s: packed, at: 0 };
+        std::iter::from_fn(move || {
+            if reader.at >= reader.s.len() {
+                return None;
+            }
+            let entry = reader.entry();
+            if entry.is_err() {
+                reader.at = reader.s.len(); // stop after the first error
+            }
+            Some(entry)
+        })
+    }
+
+    struct Reader<'a> {
+        s: &'a str,
+        at: usize,
+    }
+
+    impl<'a> Reader<'a> {
+        fn entry(&mut self) -> Result<(String, ProfileValue), String> {
+            let (name, standard) = self.key()?;
+            let value = self.value(standard)?;
+            Ok((name, value))
+        }
+
+        fn key(&mut self) -> Result<(String, Option<StandardTag>), String> {
+            let at = self.at;
+            let b = self.s.as_bytes()[at];
+            self.at += 1;
+            match b {
+                b'+' => {
+                    let name = self.len_prefixed(b':')?;
+                    Ok((format!("{CUSTOM_PREFIX}{name}"), None))
+                }
+                b'/' => Ok((full_tag(self.len_prefixed(b':')?), None)),
+                _ => match STANDARD_CODES.iter().find(|(_, c)| *c == b) {
+                    Some((tag, _)) => Ok((tag.name().to_owned(), Some(*tag))),
+                    None => Err(format!("no tag starts at byte {at}")),
+                },
+            }
+        }
+
+        fn value(&mut self, standard: Option<StandardTag>) -> Result<ProfileValue, String> {
+            let at = self.at;
+            if self.s.as_bytes().get(at) == Some(&b'"') {
+                let mut literal =
+                    serde_json::Deserializer::from_str(&self.s[at..]).into_iter::<String>();
+                let s = match literal.next() {
+                    Some(Ok(s)) => s,
+                    _ => return Err(format!("bad string literal at byte {at}")),
+                };
+                self.at += literal.byte_offset();
+                return Ok(ProfileValue::Str(s));
+            }
+            let n = self.digits()?;
+            match self.s.as_bytes().get(self.at) {
+                Some(b'#') => {
+                    self.at += 1;
+                    Ok(ProfileValue::Int(n))
+                }
+                Some(b'*') => {
+                    self.at += 1;
+                    let values = standard.map_or(&[][..], enum_values);
+                    usize::try_from(n)
+                        .ok()
+                        .and_then(|i| values.get(i))
+                        .map(|v| ProfileValue::Str((*v).to_owned()))
+                        .ok_or_else(|| format!("no enum value {n} at byte {at}"))
+                }
+                Some(b'\'') => {
+                    self.at += 1;
+                    Ok(ProfileValue::Str(self.take(n)?.to_owned()))
+                }
+                _ => Err(format!("no value at byte {at}")),
+            }
+        }
+
+        /// `LEN end BYTES`: the bytes.
+        fn len_prefixed(&mut self, end: u8) -> Result<&'a str, String> {
+            let n = self.digits()?;
+            if self.s.as_bytes().get(self.at) != Some(&end) {
+                return Err(format!("no {:?} at byte {}", end as char, self.at));
+            }
+            self.at += 1;
+            self.take(n)
+        }
+
+        fn take(&mut self, n: u64) -> Result<&'a str, String> {
+            let at = self.at;
+            let text = usize::try_from(n)
+                .ok()
+                .and_then(|n| self.s.get(at..at.checked_add(n)?))
+                .ok_or_else(|| format!("{n} bytes at byte {at} run past the end"))?;
+            self.at += text.len();
+            Ok(text)
+        }
+
+        fn digits(&mut self) -> Result<u64, String> {
+            let at = self.at;
+            let mut n: u64 = 0;
+            while let Some(d) = self
+                .s
+                .as_bytes()
+                .get(self.at)
+                .filter(|b| b.is_ascii_digit())
+            {
+                n = n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                    .ok_or_else(|| format!("number at byte {at} is too large"))?;
+                self.at += 1;
+            }
+            if self.at == at {
+                return Err(format!("no number at byte {at}"));
+            }
+            Ok(n)
+        }
+    }
 }
 
 /// A change-log row's columns as a [`Change`].
@@ -240,27 +493,184 @@ mod tests {
         assert_eq!(short_tag("Tag_Profile_Custom_Hobby"), "Custom_Hobby");
     }
 
+    fn text(s: &str) -> ProfileValue {
+        ProfileValue::Str(s.into())
+    }
+
     #[test]
-    fn profiles_are_stored_as_compact_json_with_short_tags() {
+    fn profiles_are_stored_packed_with_codes_and_enum_indexes() {
         let mut fields = Fields::new();
-        fields.insert(
-            "Tag_Profile_IM_Nick".into(),
-            ProfileValue::Str("Ann".into()),
-        );
+        fields.insert("Tag_Profile_IM_Nick".into(), text("Ann"));
+        fields.insert("Tag_Profile_IM_Gender".into(), text("Gender_Type_Male"));
+        fields.insert("Tag_Profile_IM_Level".into(), ProfileValue::Int(3));
         fields.insert(
             "Tag_Profile_Custom_Score".into(),
             ProfileValue::Int(u64::MAX),
         );
-        let json = encode_profile(&fields).unwrap();
+        let packed = encode_profile(&fields).unwrap();
+        // The format is frozen: this exact string must keep decoding to these fields.
+        assert_eq!(packed, "+5:Score18446744073709551615#G2*V3#N3'Ann");
+        assert_eq!(decode_profile(&packed, "u").unwrap(), fields);
+        assert_eq!(encode_profile(&Fields::new()).unwrap(), "");
+        assert_eq!(decode_profile("", "u").unwrap(), Fields::new());
+    }
+
+    #[test]
+    fn profiles_and_items_written_as_json_by_earlier_versions_still_decode() {
+        let old = r#"{"Custom_Score":18446744073709551615,"IM_Nick":"Ann","/NoPrefix":"x"}"#;
+        let fields = decode_profile(old, "u").unwrap();
         assert_eq!(
-            json,
-            r#"{"Custom_Score":18446744073709551615,"IM_Nick":"Ann"}"#
+            fields["Tag_Profile_Custom_Score"],
+            ProfileValue::Int(u64::MAX)
         );
-        assert_eq!(decode_profile(&json, "u").unwrap(), fields);
-        assert!(matches!(
-            decode_profile("[1]", "u"),
-            Err(StoreError::Corrupt(_))
-        ));
+        assert_eq!(fields["Tag_Profile_IM_Nick"], text("Ann"));
+        assert_eq!(fields["NoPrefix"], text("x"));
+        assert_eq!(decode_profile("{}", "u").unwrap(), Fields::new());
+        let items = decode_items(r#"[["IM_Level",3],["IM_Nick","A\u0000"]]"#, 1).unwrap();
+        assert_eq!(
+            items,
+            [
+                ("Tag_Profile_IM_Level".to_owned(), ProfileValue::Int(3)),
+                ("Tag_Profile_IM_Nick".to_owned(), text("A\0")),
+            ]
+        );
+        // A merge into an old profile writes the packed form.
+        let merged = merge_items(
+            r#"{"IM_Nick":"A"}"#,
+            "u",
+            &[(
+                Tag::Standard(portrait_core::schema::StandardTag::Level),
+                ProfileValue::Int(3),
+            )],
+        )
+        .unwrap();
+        assert_eq!(merged, "V3#N1'A");
+    }
+
+    #[test]
+    fn every_tag_and_value_survives_packing_in_order() {
+        let names = [
+            "Tag_Profile_IM_Nick",
+            "Tag_Profile_IM_Gender",
+            "Tag_Profile_IM_AllowType",
+            "Tag_Profile_IM_AdminForbidType",
+            "Tag_Profile_IM_Level",
+            "Tag_Profile_Custom_Hobby",
+            "Tag_Profile_Custom_a:b",
+            "Tag_Profile_Custom_9",
+            "Tag_Profile_Custom_",
+            "Tag_Profile_IM_Unknown",
+            "Tag_Profile_",
+            "Tag_Profile_/odd",
+            "NoPrefix",
+            "/slash",
+            "",
+        ];
+        let values = [
+            ProfileValue::Int(0),
+            ProfileValue::Int(7),
+            ProfileValue::Int(u64::MAX),
+            text(""),
+            text("Gender_Type_Male"),
+            text("AllowType_Type_DenyAny"),
+            text("AdminForbid_Type_SendOut"),
+            text("Gender_Type_Other"),
+            text("123"),
+            text("12#"),
+            text("3'abc"),
+            text("\"quoted\" 'single'"),
+            text("nul:\0 tab:\t newline:\n"),
+            text("\0"),
+            text("张三 🙂 Ünïcödé"),
+            text("+5:Score1#"),
+        ];
+        let mut items = Vec::new();
+        for name in names {
+            for value in &values {
+                items.push((name, value));
+            }
+        }
+        let packed = encode_items(items.iter().map(|(n, v)| (*n, *v))).unwrap();
+        assert!(!packed.contains('\0'), "a NUL is never stored raw");
+        let decoded = decode_items(&packed, 1).unwrap();
+        assert_eq!(decoded.len(), items.len());
+        for ((name, value), (dn, dv)) in items.iter().zip(&decoded) {
+            assert_eq!((*name, *value), (dn.as_str(), dv));
+        }
+    }
+
+    #[test]
+    fn damaged_packed_values_are_corrupt_not_misread() {
+        for bad in [
+            "X",
+            "N",
+            "N3'An",
+            "N3",
+            "N'abc",
+            "G9*",
+            "N2*",
+            "V#",
+            "V99999999999999999999#",
+            "+99:ab1#",
+            "+2ab1#",
+            "N\"abc",
+            "N3'Ann?",
+            "{",
+            "[",
+        ] {
+            assert!(
+                matches!(decode_profile(bad, "u"), Err(StoreError::Corrupt(_))),
+                "profile {bad:?}"
+            );
+            assert!(
+                matches!(decode_items(bad, 1), Err(StoreError::Corrupt(_))),
+                "items {bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_frozen_enum_tables_hold_every_value_the_schema_accepts() {
+        use portrait_core::schema::{StandardKind, StandardTag};
+        for tag in StandardTag::ALL {
+            if let StandardKind::Enum(values) = tag.kind() {
+                let frozen = packed::ENUM_VALUES
+                    .iter()
+                    .find(|(t, _)| *t == tag)
+                    .map(|(_, v)| *v)
+                    .unwrap_or_else(|| panic!("{tag:?} has no frozen table"));
+                for v in values {
+                    assert!(frozen.contains(v), "{tag:?}: {v} missing");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_typical_profile_packs_into_little_more_than_half_its_json() {
+        let mut fields = Fields::new();
+        for (k, v) in [
+            ("Tag_Profile_IM_Nick", text("nick123456")),
+            (
+                "Tag_Profile_IM_Image",
+                text("https://img.example.com/a/123456.png"),
+            ),
+            ("Tag_Profile_IM_Gender", text("Gender_Type_Male")),
+            ("Tag_Profile_IM_Level", ProfileValue::Int(56)),
+            ("Tag_Profile_Custom_Hobby", text("hobby12")),
+        ] {
+            fields.insert(k.into(), v);
+        }
+        let packed = encode_profile(&fields).unwrap();
+        let short: BTreeMap<Cow<'_, str>, &ProfileValue> =
+            fields.iter().map(|(k, v)| (short_tag(k), v)).collect();
+        let json = serde_json::to_string(&short).unwrap();
+        assert!(
+            packed.len() * 100 <= json.len() * 56,
+            "{} bytes packed vs {} as JSON: {packed}",
+            packed.len(),
+            json.len()
+        );
     }
 
     #[test]

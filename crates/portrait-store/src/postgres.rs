@@ -4,8 +4,8 @@
 //! * **Schema**: `migrations/postgres/` (embedded, run on open; sqlx holds an advisory lock while
 //!   migrating, so nodes starting together migrate once). The tables and what their columns hold
 //!   are those of the SQLite backend (shared encoding in `codec.rs`): app ids as `bigint` (the u64
-//!   reinterpreted), profiles and change items as compact JSON *text* (jsonb cannot hold `\u0000`,
-//!   which a profile string may contain), user ids sorting bytewise (`collate "C"`). Servers older
+//!   reinterpreted), profiles and change items as *text* in the packed form of `codec.rs` (rows
+//!   written as JSON by earlier versions still decode), user ids sorting bytewise (`collate "C"`). Servers older
 //!   than [`MIN_SERVER_VERSION`] are refused on open.
 //! * **Pool**: at most [`PoolSettings::max_connections`] connections, opened on demand and closed
 //!   after [`IDLE_TIMEOUT`] idle. Waiting for a connection, including (re)connecting, is bounded by

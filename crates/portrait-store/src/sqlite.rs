@@ -44,9 +44,9 @@
 //!     connections; write calls after that fail with [`StoreError::Unavailable`].
 //! * **Reads**: a small pool of `query_only` reader connections, which WAL lets run during writes;
 //!   they see only committed batches.
-//! * **Layout**: `migrations/sqlite/` (embedded, run on open). A profile is a compact JSON object
-//!   keyed by tag name without the common `Tag_Profile_` prefix; change items are a JSON array of
-//!   `[tag, value]` pairs with the same short names.
+//! * **Layout**: `migrations/sqlite/` (embedded, run on open). Profiles and change items are text
+//!   in the packed form of `codec.rs` (tags as one-letter codes, enum values as indexes,
+//!   length-prefixed strings); rows written as JSON by earlier versions still decode.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -941,12 +941,12 @@ fn check_expected(job: &SetJob, current: u64) -> Result<()> {
     }
 }
 
-/// The stored profile `stored` (JSON, short tags) with the job's items written in order.
+/// The stored profile `stored` (packed, see `codec.rs`) with the job's items written in order.
 fn merge_items(stored: &str, job: &SetJob) -> Result<String> {
     codec::merge_items(stored, &job.user, &job.items)
 }
 
-/// Stored profiles (JSON, as in `accounts.profile`) of accounts the running batch has read or
+/// Stored profiles (as in `accounts.profile`) of accounts the running batch has read or
 /// written, by app and user, with the version a job of the batch gave them (0 if none did).
 /// `None` = the account is known not to exist. It mirrors the transaction only while nothing but
 /// set jobs run, so any other job clears it, and so does a rollback of set jobs.

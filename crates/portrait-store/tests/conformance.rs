@@ -112,3 +112,83 @@ async fn closed_store_refuses_further_calls() {
         .await;
     assert!(matches!(err, Err(StoreError::Unavailable(_))), "{err:?}");
 }
+
+/// Data directories written before the packed form (profiles and change items as JSON) open and
+/// keep working: old rows are read, merged into and listed as before, and rewritten packed.
+#[tokio::test]
+async fn rows_stored_as_json_by_earlier_versions_still_read_and_update() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portrait.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    store
+        .import_accounts(APP, &[NewAccount::new(id("old"))], "admin")
+        .await
+        .unwrap();
+    store.close().await;
+
+    // What an earlier Portrait wrote: JSON with short tags.
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        r#"update accounts set profile = '{"Custom_Hobby":"chess","IM_Gender":"Gender_Type_Male","IM_Nick":"Old\u0000"}'"#,
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query(
+        r#"update changes set items = '[["IM_Nick","Old\u0000"],["Custom_Hobby","chess"]]'"#,
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let store = SqliteStore::open(&url).await.unwrap();
+    let profile = &store.get_profiles(APP, &[id("old")]).await.unwrap()[0];
+    let profile = profile.as_ref().expect("the old account is there");
+    assert_eq!(
+        profile.fields["Tag_Profile_IM_Nick"],
+        ProfileValue::Str("Old\0".into())
+    );
+    assert_eq!(
+        profile.fields["Tag_Profile_IM_Gender"],
+        ProfileValue::Str("Gender_Type_Male".into())
+    );
+    let old_change = &store.changes_since(APP, 0, 10).await.unwrap()[0];
+    assert_eq!(
+        old_change.items,
+        [
+            (
+                "Tag_Profile_IM_Nick".to_owned(),
+                ProfileValue::Str("Old\0".into())
+            ),
+            (
+                "Tag_Profile_Custom_Hobby".to_owned(),
+                ProfileValue::Str("chess".into())
+            ),
+        ]
+    );
+    let items = [(Tag::Standard(StandardTag::Level), ProfileValue::Int(5))];
+    store
+        .set_profile(APP, &id("old"), &items, "old")
+        .await
+        .unwrap();
+    let after = &store.get_profiles(APP, &[id("old")]).await.unwrap()[0];
+    let after = after.as_ref().unwrap();
+    assert_eq!(after.fields.len(), 4, "{:?}", after.fields);
+    assert_eq!(
+        after.fields["Tag_Profile_Custom_Hobby"],
+        ProfileValue::Str("chess".into())
+    );
+    assert_eq!(after.fields["Tag_Profile_IM_Level"], ProfileValue::Int(5));
+    store.close().await;
+
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let stored: String = sqlx::query_scalar("select profile from accounts")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!stored.starts_with('{'), "rewritten packed: {stored:?}");
+    assert!(!stored.contains('\0'));
+}

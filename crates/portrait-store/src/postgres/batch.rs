@@ -518,7 +518,7 @@ mod tests {
         SetJob {
             user: user.into(),
             items: vec![(Tag::Standard(StandardTag::Level), ProfileValue::Int(level))],
-            change_items: format!("[[\"IM_Level\",{level}]]"),
+            change_items: format!("V{level}#"),
             operator: user.into(),
             expected,
         }
@@ -569,10 +569,7 @@ mod tests {
         written.sort_unstable();
         assert_eq!(
             written,
-            [
-                ("a", r#"{"IM_Level":3,"IM_Nick":"A"}"#, 12),
-                ("b", r#"{"IM_Level":4}"#, 13)
-            ],
+            [("a", "V3#N1'A", 12), ("b", "V4#", 13)],
             "each account once, as its last job left it"
         );
     }
