@@ -2,19 +2,15 @@
 //! (`/v1/profile/*`): one implementation of tag resolution, validation, permissions and the
 //! per-user answer shape, parameterised by who is acting ([`Actor`]).
 
-use std::sync::Arc;
-
 use portrait_core::schema::{Actor, StandardKind, StandardTag};
 use portrait_core::wire::ProfileItem;
 #[cfg(doc)]
 use portrait_core::wire::{PortraitGetResponse, UserProfileItem};
-use portrait_core::{ErrorCode, Identifier, ProfileValue, Tag};
-use portrait_store::{Profile, StoreError};
-use serde::ser::{SerializeSeq, SerializeStruct};
-use serde::{Serialize, Serializer};
+use portrait_core::{ErrorCode, Identifier, Tag};
+use portrait_store::{FieldKey, FieldValue, PackedProfile, StoreError};
 
 use crate::api::{parse_ids, spread};
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, RawFields, Result};
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
@@ -88,121 +84,128 @@ pub async fn read(
     })
 }
 
-/// The answer of [`read`]: the JSON of [`PortraitGetResponse`], serialized straight from the
-/// (shared, cached) profiles, so a read copies no profile and allocates nothing per field.
+/// The answer of [`read`]: the JSON of [`PortraitGetResponse`], written straight from the
+/// (shared, cached) profiles into the response ([`RawFields`]), so a read copies no profile and
+/// allocates nothing per field.
 pub struct ReadAnswer {
     /// Per requested account, in order: the profile, or `None` (40003).
-    users: Vec<(String, Option<Arc<Profile>>)>,
+    users: Vec<(String, Option<PackedProfile>)>,
     tags: Vec<Tag>,
     versions: bool,
 }
 
 const NOT_FOUND_INFO: &str = "Err_Profile_Account_Not_Exist: requested UserID does not exist";
 
-impl Serialize for ReadAnswer {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut out = s.serialize_struct("PortraitGetResponse", 2)?;
-        let users: Vec<UserOut<'_>> = self
-            .users
-            .iter()
-            .map(|(account, profile)| match profile {
-                Some(p) => UserOut {
-                    to_account: account,
-                    profile_item: Some(ItemsOut {
-                        profile: p,
-                        tags: &self.tags,
-                    }),
-                    result_code: ErrorCode::OK,
-                    result_info: "",
-                    version: self.versions.then_some(p.version),
-                    updated_at_ms: self.versions.then_some(p.updated_at_ms),
-                },
-                None => UserOut {
-                    to_account: account,
-                    profile_item: None,
-                    result_code: ErrorCode::PROFILE_ACCOUNT_NOT_FOUND,
-                    result_info: NOT_FOUND_INFO,
-                    version: None,
-                    updated_at_ms: None,
-                },
-            })
-            .collect();
-        out.serialize_field("UserProfileItem", &users)?;
-        let failed: Vec<&str> = self
-            .users
-            .iter()
-            .filter(|(_, p)| p.is_none())
-            .map(|(a, _)| a.as_str())
-            .collect();
-        if failed.is_empty() {
-            out.skip_field("Fail_Account")?;
-        } else {
-            out.serialize_field("Fail_Account", &failed)?;
-        }
-        out.end()
+impl RawFields for ReadAnswer {
+    fn size_hint(&self) -> usize {
+        32 + self.users.len() * (64 + self.tags.len() * 64)
     }
-}
 
-/// One `UserProfileItem` of a [`ReadAnswer`] (same fields as [`UserProfileItem`]).
-#[derive(Serialize)]
-struct UserOut<'a> {
-    #[serde(rename = "To_Account")]
-    to_account: &'a str,
-    #[serde(rename = "ProfileItem", skip_serializing_if = "Option::is_none")]
-    profile_item: Option<ItemsOut<'a>>,
-    #[serde(rename = "ResultCode")]
-    result_code: ErrorCode,
-    #[serde(rename = "ResultInfo")]
-    result_info: &'a str,
-    #[serde(rename = "Version", skip_serializing_if = "Option::is_none")]
-    version: Option<u64>,
-    #[serde(rename = "UpdatedAtMs", skip_serializing_if = "Option::is_none")]
-    updated_at_ms: Option<i64>,
-}
-
-/// The `ProfileItem` list of one profile: each requested tag in order; a standard field never
-/// set answers its default, a custom field never set is omitted.
-struct ItemsOut<'a> {
-    profile: &'a Profile,
-    tags: &'a [Tag],
-}
-
-impl Serialize for ItemsOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(None)?;
-        for tag in self.tags {
-            let value = match (self.profile.fields.get(tag.name()), tag) {
-                (Some(ProfileValue::Str(v)), _) => ValueOut::Str(v),
-                (Some(ProfileValue::Int(n)), _) => ValueOut::Int(*n),
-                (None, Tag::Standard(std)) => match std.kind() {
-                    StandardKind::Text { .. } => ValueOut::Str(""),
-                    StandardKind::Enum(values) => ValueOut::Str(values[0]),
-                    StandardKind::U32 => ValueOut::Int(0),
-                },
-                (None, Tag::Custom(_)) => continue,
+    /// `,"UserProfileItem":[…]` and, if any account failed, `,"Fail_Account":[…]`: the fields
+    /// of [`UserProfileItem`] in its order; a standard field never set answers its default, a
+    /// custom field never set is omitted.
+    fn write_fields(&self, out: &mut Vec<u8>) {
+        // One profile's fields, read once and looked up per requested tag.
+        let mut fields: Vec<(FieldKey<'_>, FieldValue<'_>)> = Vec::with_capacity(16);
+        out.extend_from_slice(b",\"UserProfileItem\":[");
+        for (i, (account, profile)) in self.users.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"To_Account\":");
+            json::str(out, account);
+            let Some(p) = profile else {
+                out.extend_from_slice(b",\"ResultCode\":");
+                json::int(out, u64::from(ErrorCode::PROFILE_ACCOUNT_NOT_FOUND.0));
+                out.extend_from_slice(b",\"ResultInfo\":");
+                json::str(out, NOT_FOUND_INFO);
+                out.push(b'}');
+                continue;
             };
-            seq.serialize_element(&ItemOut {
-                tag: tag.name(),
-                value,
-            })?;
+            fields.clear();
+            fields.extend(p.fields());
+            out.extend_from_slice(b",\"ProfileItem\":[");
+            let mut first = true;
+            for tag in &self.tags {
+                let found = fields.iter().find(|(k, _)| k.is(tag)).map(|(_, v)| v);
+                let value = match (found, tag) {
+                    (Some(FieldValue::Str(v)), _) => Value::Str(v),
+                    (Some(FieldValue::Int(n)), _) => Value::Int(*n),
+                    (None, Tag::Standard(std)) => match std.kind() {
+                        StandardKind::Text { .. } => Value::Str(""),
+                        StandardKind::Enum(values) => Value::Str(values[0]),
+                        StandardKind::U32 => Value::Int(0),
+                    },
+                    (None, Tag::Custom(_)) => continue,
+                };
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(b"{\"Tag\":");
+                json::str(out, tag.name());
+                out.extend_from_slice(b",\"Value\":");
+                match value {
+                    Value::Str(v) => json::str(out, v),
+                    Value::Int(n) => json::int(out, n),
+                }
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"],\"ResultCode\":0,\"ResultInfo\":\"\"");
+            if self.versions {
+                out.extend_from_slice(b",\"Version\":");
+                json::int(out, p.version());
+                out.extend_from_slice(b",\"UpdatedAtMs\":");
+                json::signed(out, p.updated_at_ms());
+            }
+            out.push(b'}');
         }
-        seq.end()
+        out.push(b']');
+        let mut failed = self.users.iter().filter(|(_, p)| p.is_none()).peekable();
+        if failed.peek().is_some() {
+            out.extend_from_slice(b",\"Fail_Account\":[");
+            for (i, (account, _)) in failed.enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json::str(out, account);
+            }
+            out.push(b']');
+        }
     }
 }
 
-#[derive(Serialize)]
-struct ItemOut<'a> {
-    #[serde(rename = "Tag")]
-    tag: &'a str,
-    #[serde(rename = "Value")]
-    value: ValueOut<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum ValueOut<'a> {
+enum Value<'a> {
     Str(&'a str),
     Int(u64),
+}
+
+/// JSON scalars written as serde_json writes them.
+mod json {
+    /// A JSON string literal. Most strings need no escape: one branch-free pass checks that, and
+    /// they are copied whole; the others are escaped by serde_json.
+    pub(super) fn str(out: &mut Vec<u8>, s: &str) {
+        let needs_escape = s.bytes().fold(false, |acc, b| {
+            acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+        });
+        if needs_escape {
+            // Writing a string into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, s);
+        } else {
+            out.reserve(s.len() + 2);
+            out.push(b'"');
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        }
+    }
+
+    pub(super) fn int(out: &mut Vec<u8>, n: u64) {
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+
+    pub(super) fn signed(out: &mut Vec<u8>, n: i64) {
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
 }
 
 /// Validates `items` for `actor` and writes them to `user`'s profile atomically (only if the
@@ -239,4 +242,110 @@ pub async fn write(
             },
             e => e.into(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use portrait_core::ProfileValue;
+    use serde_json::{json, Value as Json};
+
+    use super::*;
+
+    fn written(answer: &ReadAnswer) -> Json {
+        let mut out = b"{\"X\":1".to_vec();
+        answer.write_fields(&mut out);
+        out.push(b'}');
+        serde_json::from_slice(&out)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
+    }
+
+    fn profile(fields: &[(&str, ProfileValue)]) -> PackedProfile {
+        PackedProfile::new(&portrait_store::Profile {
+            fields: fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            version: 7,
+            updated_at_ms: 1_700_000_000_123,
+        })
+    }
+
+    #[test]
+    fn a_read_answer_is_the_json_of_portrait_get_with_every_string_escaped() {
+        let tricky = "q\"uote \\ back\tslash\n\u{1}\0 张三 🙂 </script>";
+        let ann = profile(&[
+            ("Tag_Profile_IM_Nick", ProfileValue::Str(tricky.into())),
+            ("Tag_Profile_IM_Level", ProfileValue::Int(u64::MAX)),
+            (
+                "Tag_Profile_Custom_Hobby",
+                ProfileValue::Str("chess".into()),
+            ),
+        ]);
+        let tags = vec![
+            Tag::Standard(StandardTag::Nick),
+            Tag::Standard(StandardTag::Gender),
+            Tag::Standard(StandardTag::Level),
+            Tag::Standard(StandardTag::Image),
+            Tag::Custom("Tag_Profile_Custom_Hobby".into()),
+            Tag::Custom("Tag_Profile_Custom_Unset".into()),
+        ];
+        let mut answer = ReadAnswer {
+            users: vec![("ann".into(), Some(ann)), ("gh\"ost".into(), None)],
+            tags,
+            versions: false,
+        };
+        let items = json!([
+            {"Tag": "Tag_Profile_IM_Nick", "Value": tricky},
+            {"Tag": "Tag_Profile_IM_Gender", "Value": "Gender_Type_Unknown"},
+            {"Tag": "Tag_Profile_IM_Level", "Value": u64::MAX},
+            {"Tag": "Tag_Profile_IM_Image", "Value": ""},
+            {"Tag": "Tag_Profile_Custom_Hobby", "Value": "chess"},
+        ]);
+        let missing = json!({
+            "To_Account": "gh\"ost",
+            "ResultCode": 40003,
+            "ResultInfo": NOT_FOUND_INFO,
+        });
+        assert_eq!(
+            written(&answer),
+            json!({
+                "X": 1,
+                "UserProfileItem": [
+                    {"To_Account": "ann", "ProfileItem": items, "ResultCode": 0, "ResultInfo": ""},
+                    missing,
+                ],
+                "Fail_Account": ["gh\"ost"],
+            })
+        );
+
+        answer.versions = true;
+        answer.users.pop();
+        assert_eq!(
+            written(&answer),
+            json!({
+                "X": 1,
+                "UserProfileItem": [{
+                    "To_Account": "ann", "ProfileItem": items, "ResultCode": 0, "ResultInfo": "",
+                    "Version": 7, "UpdatedAtMs": 1_700_000_000_123_i64,
+                }],
+            })
+        );
+    }
+
+    #[test]
+    fn strings_are_written_byte_for_byte_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "plain",
+            "a\"b",
+            "a\\b",
+            "\u{7f}\u{1f}\u{0}",
+            "ünï 🙂",
+            "/",
+        ] {
+            let mut out = Vec::new();
+            json::str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
 }

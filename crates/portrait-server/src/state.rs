@@ -238,7 +238,7 @@ impl Store for Waking {
         &self,
         app: AppId,
         users: &[Identifier],
-    ) -> portrait_store::Result<Vec<Option<std::sync::Arc<Profile>>>> {
+    ) -> portrait_store::Result<Vec<Option<portrait_store::PackedProfile>>> {
         self.inner.get_profiles_shared(app, users).await
     }
 

@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 
 pub mod cache;
+pub use codec::{FieldKey, FieldValue, PackedProfile};
 mod codec;
 pub mod dump;
 pub mod postgres;
@@ -374,9 +375,10 @@ pub trait Store: Send + Sync + 'static {
     /// Storage failures.
     async fn get_profiles(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Option<Profile>>>;
 
-    /// [`Store::get_profiles`] with the profiles shared instead of copied: a cache
-    /// ([`cache::CachedStore`]) answers with its own entries. The default wraps `get_profiles`;
-    /// a wrapper store must forward it, or its reads copy every profile.
+    /// [`Store::get_profiles`] with the profiles shared instead of copied, in the packed form
+    /// the read cache ([`cache::CachedStore`]) holds them in: it answers with its own entries.
+    /// The default packs what `get_profiles` answers; a wrapper store must forward it, or its
+    /// reads copy every profile.
     ///
     /// # Errors
     /// Storage failures.
@@ -384,12 +386,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         app: AppId,
         users: &[Identifier],
-    ) -> Result<Vec<Option<Arc<Profile>>>> {
+    ) -> Result<Vec<Option<PackedProfile>>> {
         Ok(self
             .get_profiles(app, users)
             .await?
             .into_iter()
-            .map(|p| p.map(Arc::new))
+            .map(|p| p.map(|p| PackedProfile::new(&p)))
             .collect())
     }
 

@@ -196,3 +196,49 @@ async fn shared_cached_sqlite_store_conforms() {
     testkit::run_all(store.clone()).await;
     store.close().await;
 }
+
+/// Ids of any valid length (the cache holds their keys inline) are found, shared by reads and
+/// dropped by writes, and two apps with the same user stay apart.
+#[tokio::test]
+async fn short_and_long_ids_are_cached_and_invalidated_alike() {
+    let (inner, _dir) = testkit::fresh_sqlite().await;
+    let store = CachedStore::new(inner, 1_000);
+    let short = Identifier::parse("s").unwrap();
+    let long = Identifier::parse(&"L".repeat(portrait_core::ident::MAX_IDENTIFIER_BYTES)).unwrap();
+    let level = |n| [(Tag::Standard(StandardTag::Level), ProfileValue::Int(n))];
+    for app in [APP, APP + 1] {
+        let accounts = [
+            NewAccount::new(short.clone()),
+            NewAccount::new(long.clone()),
+        ];
+        store
+            .import_accounts(app, &accounts, "admin")
+            .await
+            .unwrap();
+    }
+    let users = [short.clone(), long.clone()];
+    for round in 1..=3u64 {
+        for user in &users {
+            store
+                .set_profile(APP, user, &level(round), "admin")
+                .await
+                .unwrap();
+        }
+        for _ in 0..2 {
+            // The first read loads and caches, the second is served by the cache.
+            let read = store.get_profiles_shared(APP, &users).await.unwrap();
+            for p in &read {
+                let p = p.as_ref().expect("both accounts exist");
+                assert_eq!(
+                    p.to_profile().fields["Tag_Profile_IM_Level"],
+                    ProfileValue::Int(round)
+                );
+            }
+            let other = store.get_profiles(APP + 1, &users).await.unwrap();
+            assert!(other
+                .iter()
+                .all(|p| p.as_ref().is_some_and(|p| p.fields.is_empty())));
+        }
+    }
+    store.close().await;
+}

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::api::read_body;
 use crate::auth;
-use crate::error::{parse_body, reply, Family, Result};
+use crate::error::{parse_body, reply, reply_raw, Family, Result};
 use crate::profiles;
 use crate::state::AppState;
 
@@ -59,7 +59,7 @@ async fn get_my_profile(
         )
         .await
     };
-    reply(Family::Profile, r.await)
+    reply_raw(Family::Profile, r.await)
 }
 
 async fn get_user_profile(
@@ -73,7 +73,7 @@ async fn get_user_profile(
         let tags = profiles::resolve_tags(&call.tenant, req.tag_list.as_deref(), Actor::User)?;
         profiles::read(&state, &call.tenant, req.to_account, tags, true).await
     };
-    reply(Family::Profile, r.await)
+    reply_raw(Family::Profile, r.await)
 }
 
 async fn update_my_profile(

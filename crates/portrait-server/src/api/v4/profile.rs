@@ -16,7 +16,7 @@ use portrait_store::NewAccount;
 
 use crate::api::read_body;
 use crate::auth;
-use crate::error::{parse_body, reply, ApiError, Empty, Family, Result};
+use crate::error::{parse_body, reply, reply_raw, ApiError, Empty, Family, Result};
 use crate::profiles;
 use crate::ratelimit::Api;
 use crate::state::AppState;
@@ -65,7 +65,7 @@ async fn portrait_get(
     RawQuery(q): RawQuery,
     body: Body,
 ) -> Response {
-    reply(Family::Profile, get(&state, q.as_deref(), body).await)
+    reply_raw(Family::Profile, get(&state, q.as_deref(), body).await)
 }
 
 async fn get(state: &AppState, q: Option<&str>, body: Body) -> Result<profiles::ReadAnswer> {
