@@ -404,8 +404,35 @@ async fn responses_carry_permissive_cors_headers() {
             .map(|v| v.to_str().unwrap()),
         Some("*")
     );
+    assert!(
+        resp.headers().get("vary").is_none(),
+        "the answer is the same for every origin"
+    );
     let b: Value = resp.json().await.unwrap();
     b.expect_ok();
+
+    // A browser's preflight is answered before authentication.
+    let pre = app
+        .http
+        .request(Method::OPTIONS, app.url(ACCOUNT_CHECK))
+        .header("Origin", "https://console.example.test")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 200);
+    for (name, value) in [
+        ("access-control-allow-origin", "*"),
+        ("access-control-allow-methods", "*"),
+        ("access-control-allow-headers", "*"),
+    ] {
+        assert_eq!(
+            pre.headers().get(name).map(|v| v.to_str().unwrap()),
+            Some(value),
+            "{name}"
+        );
+    }
 }
 
 #[tokio::test]
