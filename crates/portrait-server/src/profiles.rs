@@ -127,15 +127,13 @@ impl RawFields for ReadAnswer {
             out.extend_from_slice(b",\"ProfileItem\":[");
             let mut first = true;
             for tag in &self.tags {
-                let found = fields.iter().find(|(k, _)| k.is(tag)).map(|(_, v)| v);
-                let value = match (found, tag) {
-                    (Some(FieldValue::Str(v)), _) => Value::Str(v),
-                    (Some(FieldValue::Int(n)), _) => Value::Int(*n),
-                    (None, Tag::Standard(std)) => match std.kind() {
-                        StandardKind::Text { .. } => Value::Str(""),
-                        StandardKind::Enum(values) => Value::Str(values[0]),
-                        StandardKind::U32 => Value::Int(0),
-                    },
+                let default;
+                let value = match (fields.iter().find(|(k, _)| k.is(tag)), tag) {
+                    (Some((_, v)), _) => v,
+                    (None, Tag::Standard(std)) => {
+                        default = default_of(*std);
+                        &default
+                    }
                     (None, Tag::Custom(_)) => continue,
                 };
                 if !first {
@@ -146,8 +144,8 @@ impl RawFields for ReadAnswer {
                 json::str(out, tag.name());
                 out.extend_from_slice(b",\"Value\":");
                 match value {
-                    Value::Str(v) => json::str(out, v),
-                    Value::Int(n) => json::int(out, n),
+                    FieldValue::Str(v) => json::str(out, v),
+                    FieldValue::Int(n) => json::int(out, *n),
                 }
                 out.push(b'}');
             }
@@ -156,7 +154,7 @@ impl RawFields for ReadAnswer {
                 out.extend_from_slice(b",\"Version\":");
                 json::int(out, p.version());
                 out.extend_from_slice(b",\"UpdatedAtMs\":");
-                json::signed(out, p.updated_at_ms());
+                json::int(out, p.updated_at_ms());
             }
             out.push(b'}');
         }
@@ -175,9 +173,13 @@ impl RawFields for ReadAnswer {
     }
 }
 
-enum Value<'a> {
-    Str(&'a str),
-    Int(u64),
+/// What a standard field never set answers (`StandardTag::default_value`, without allocating).
+fn default_of(tag: StandardTag) -> FieldValue<'static> {
+    match tag.kind() {
+        StandardKind::Text { .. } => FieldValue::Str("".into()),
+        StandardKind::Enum(values) => FieldValue::Str(values[0].into()),
+        StandardKind::U32 => FieldValue::Int(0),
+    }
 }
 
 /// JSON scalars written as serde_json writes them.
@@ -199,11 +201,7 @@ mod json {
         }
     }
 
-    pub(super) fn int(out: &mut Vec<u8>, n: u64) {
-        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-    }
-
-    pub(super) fn signed(out: &mut Vec<u8>, n: i64) {
+    pub(super) fn int(out: &mut Vec<u8>, n: impl itoa::Integer) {
         out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     }
 }

@@ -59,19 +59,35 @@ pub(crate) fn full_tag(short: &str) -> String {
 }
 
 pub(crate) fn encode_profile(fields: &Fields) -> Result<String> {
-    Ok(packed::encode(fields.iter().map(|(k, v)| (k.as_str(), v))))
+    Ok(pack_fields(fields))
+}
+
+/// `fields` in the packed form (cannot fail).
+fn pack_fields(fields: &Fields) -> String {
+    packed::encode(fields.iter().map(|(k, v)| (k.as_str(), v)))
 }
 
 /// A stored profile (packed, or JSON as written before the packed form) by full tag name.
 pub(crate) fn decode_profile(stored: &str, user: &str) -> Result<Fields> {
-    let corrupt = |e: String| StoreError::Corrupt(format!("profile of {user:?}: {e}"));
-    if stored.starts_with('{') {
-        let short: BTreeMap<String, ProfileValue> =
-            serde_json::from_str(stored).map_err(|e| corrupt(e.to_string()))?;
+    decode_stored::<BTreeMap<String, ProfileValue>, _>(stored, '{', || {
+        format!("profile of {user:?}")
+    })
+}
+
+/// Decodes a stored profile or change items: packed, or — if it starts with `legacy` — the JSON
+/// (`L`, keyed by short tag names) that versions before the packed form wrote.
+fn decode_stored<L, C>(stored: &str, legacy: char, what: impl Fn() -> String) -> Result<C>
+where
+    L: serde::de::DeserializeOwned + IntoIterator<Item = (String, ProfileValue)>,
+    C: FromIterator<(String, ProfileValue)>,
+{
+    let corrupt = |e: String| StoreError::Corrupt(format!("{}: {e}", what()));
+    if stored.starts_with(legacy) {
+        let short: L = serde_json::from_str(stored).map_err(|e| corrupt(e.to_string()))?;
         return Ok(short.into_iter().map(|(k, v)| (full_tag(&k), v)).collect());
     }
     packed::decode(stored)
-        .collect::<std::result::Result<Fields, String>>()
+        .collect::<std::result::Result<C, String>>()
         .map_err(corrupt)
 }
 
@@ -102,15 +118,9 @@ pub(crate) fn encode_items<'a>(
 
 /// A change's stored items (packed, or JSON as written before the packed form), in order.
 pub(crate) fn decode_items(stored: &str, version: i64) -> Result<Vec<(String, ProfileValue)>> {
-    let corrupt = |e: String| StoreError::Corrupt(format!("items of change {version}: {e}"));
-    if stored.starts_with('[') {
-        let short: Vec<(String, ProfileValue)> =
-            serde_json::from_str(stored).map_err(|e| corrupt(e.to_string()))?;
-        return Ok(short.into_iter().map(|(k, v)| (full_tag(&k), v)).collect());
-    }
-    packed::decode(stored)
-        .collect::<std::result::Result<_, String>>()
-        .map_err(corrupt)
+    decode_stored::<Vec<(String, ProfileValue)>, _>(stored, '[', || {
+        format!("items of change {version}")
+    })
 }
 
 /// A profile as the read cache holds it ([`crate::cache::CachedStore`]): its version and time,
@@ -130,7 +140,7 @@ impl PackedProfile {
         PackedProfile {
             version: profile.version,
             updated_at_ms: profile.updated_at_ms,
-            fields: packed::encode(profile.fields.iter().map(|(k, v)| (k.as_str(), v))).into(),
+            fields: pack_fields(&profile.fields).into(),
         }
     }
 
@@ -251,8 +261,7 @@ mod packed {
     use portrait_core::schema::{StandardTag, CUSTOM_PREFIX};
     use portrait_core::ProfileValue;
 
-    use super::short_tag;
-    pub(crate) use super::{FieldKey, FieldValue};
+    use super::{short_tag, FieldKey, FieldValue};
 
     /// One letter per standard tag.
     const STANDARD_CODES: [(StandardTag, u8); 12] = [
@@ -302,7 +311,7 @@ mod packed {
             .map_or(&[], |(_, v)| v)
     }
 
-    pub(super) fn code_of(name: &str) -> Option<(StandardTag, u8)> {
+    fn code_of(name: &str) -> Option<(StandardTag, u8)> {
         STANDARD_CODES
             .iter()
             .copied()
