@@ -4,24 +4,27 @@
 //! Requests are lenient the way real clients need (unknown fields ignored, the legacy
 //! `Identifier` accepted for `UserID`); responses use the vendor's exact field names.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ErrorCode;
 
 /// The URL query every REST call carries. All fields are optional here so that a missing one gets
 /// its own vendor code instead of a generic parse failure.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct RestQuery {
+/// Values borrow from the URL where they need no decoding.
+#[derive(Debug, Clone, Default)]
+pub struct RestQuery<'a> {
     /// The app.
-    pub sdkappid: Option<String>,
+    pub sdkappid: Option<Cow<'a, str>>,
     /// The admin account making the call.
-    pub identifier: Option<String>,
+    pub identifier: Option<Cow<'a, str>>,
     /// UserSig minted for `identifier`.
-    pub usersig: Option<String>,
+    pub usersig: Option<Cow<'a, str>>,
     /// A random uint32; accepted and ignored (clients reuse it).
-    pub random: Option<String>,
+    pub random: Option<Cow<'a, str>>,
     /// Always `json`; accepted and ignored.
-    pub contenttype: Option<String>,
+    pub contenttype: Option<Cow<'a, str>>,
 }
 
 /// `ActionStatus` values.

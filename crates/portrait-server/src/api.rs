@@ -7,7 +7,6 @@
 //! body) and any or no `Content-Type`; the body is read as JSON regardless.
 
 use axum::body::{Body, Bytes};
-use axum::extract::OriginalUri;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -62,7 +61,7 @@ async fn metrics(
 }
 
 /// Any other path: the vendor's "request resource error" (60009), still HTTP 200.
-async fn unknown_api(OriginalUri(uri): OriginalUri) -> Response {
+async fn unknown_api(uri: axum::http::Uri) -> Response {
     reply::<()>(
         Family::Rest,
         Err(ApiError::UnknownApi(uri.path().to_owned())),

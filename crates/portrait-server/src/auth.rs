@@ -6,6 +6,7 @@
 //! 70001), admin (40004 / 70403), rate limit (60007). The rate limit is taken only by
 //! authenticated admins, so anonymous traffic cannot use up an app's budget.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,16 +35,18 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// Parses the raw URL query. Unknown parameters are ignored; repeated ones take the first.
+/// Parses the raw URL query. Unknown parameters are ignored; repeated ones take the first. Values
+/// are borrowed from the URL unless they hold `%` escapes or `+`.
 ///
 /// # Errors
-/// [`ApiError::HttpParse`].
-pub fn parse_query(raw: Option<&str>) -> Result<RestQuery> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
-        .map_err(|e| ApiError::HttpParse(e.to_string()))?;
+/// [`ApiError::HttpParse`] when a known parameter's value is not UTF-8 once its escapes are
+/// decoded.
+pub fn parse_query(raw: Option<&str>) -> Result<RestQuery<'_>> {
     let mut q = RestQuery::default();
-    for (k, v) in pairs {
-        let slot = match k.as_str() {
+    for pair in raw.unwrap_or("").split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decode(key)?;
+        let slot = match key.as_ref() {
             "sdkappid" => &mut q.sdkappid,
             "identifier" => &mut q.identifier,
             "usersig" => &mut q.usersig,
@@ -51,16 +54,31 @@ pub fn parse_query(raw: Option<&str>) -> Result<RestQuery> {
             "contenttype" => &mut q.contenttype,
             _ => continue,
         };
-        slot.get_or_insert(v);
+        if slot.is_none() {
+            *slot = Some(decode(value)?);
+        }
     }
     Ok(q)
+}
+
+/// `application/x-www-form-urlencoded` decoding of one key or value: `+` is a space, `%XX` a
+/// byte; a `%` not followed by two hex digits stays as it is.
+fn decode(raw: &str) -> Result<Cow<'_, str>> {
+    if !raw.bytes().any(|b| b == b'%' || b == b'+') {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|s| Cow::Owned(s.into_owned()))
+        .map_err(|_| ApiError::HttpParse(format!("{raw:?} is not UTF-8 once decoded")))
 }
 
 /// Resolves the app named by the query.
 ///
 /// # Errors
 /// 60012, 60006 or 70020.
-pub fn tenant_of(state: &AppState, q: &RestQuery) -> Result<Arc<Tenant>> {
+pub fn tenant_of(state: &AppState, q: &RestQuery<'_>) -> Result<Arc<Tenant>> {
     let raw = q
         .sdkappid
         .as_deref()
@@ -81,7 +99,7 @@ pub fn verify_sig(
     tenant: &Tenant,
     identifier: &str,
     usersig: &str,
-) -> Result<VerifiedSig, SigError> {
+) -> Result<Arc<VerifiedSig>, SigError> {
     let now = now_secs();
     let sig = match tenant.cached_sig(usersig) {
         // Same checks as `usersig::verify` minus the decoding and HMAC, which this exact
@@ -96,7 +114,13 @@ pub fn verify_sig(
         }
         Some(_) => return Err(SigError::IdentifierMismatch),
         None => {
-            let sig = usersig::verify(usersig, tenant.sdkappid, identifier, tenant.key(), now)?;
+            let sig = Arc::new(usersig::verify(
+                usersig,
+                tenant.sdkappid,
+                identifier,
+                tenant.key(),
+                now,
+            )?);
             tenant.cache_sig(usersig, sig.clone());
             sig
         }
@@ -134,13 +158,13 @@ pub async fn user(state: &AppState, raw_query: Option<&str>) -> Result<UserCall>
         .ok_or(ApiError::IdentifierMissing)?;
     let sig = verify_sig(&tenant, &identifier, q.usersig.as_deref().unwrap_or(""))?;
     let user = Identifier::parse(&identifier)
-        .map_err(|_| ApiError::UserNotImported(identifier.clone()))?;
+        .map_err(|_| ApiError::UserNotImported(identifier.to_string()))?;
     let exists = state
         .store()
         .accounts_exist(tenant.sdkappid, std::slice::from_ref(&user))
         .await?;
     if exists != [true] {
-        return Err(ApiError::UserNotImported(identifier));
+        return Err(ApiError::UserNotImported(identifier.into_owned()));
     }
     Ok(UserCall {
         tenant,
@@ -162,10 +186,13 @@ pub fn admin(state: &AppState, raw_query: Option<&str>, api: Api) -> Result<Admi
         .ok_or(ApiError::IdentifierMissing)?;
     verify_sig(&tenant, &identifier, q.usersig.as_deref().unwrap_or(""))?;
     if !tenant.is_admin(&identifier) {
-        return Err(ApiError::NotAdmin(identifier));
+        return Err(ApiError::NotAdmin(identifier.into_owned()));
     }
     if !tenant.limits.check(api) {
         return Err(ApiError::RateLimited(api.name()));
     }
-    Ok(AdminCall { tenant, identifier })
+    Ok(AdminCall {
+        tenant,
+        identifier: identifier.into_owned(),
+    })
 }

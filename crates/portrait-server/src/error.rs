@@ -40,25 +40,6 @@ impl Family {
     }
 }
 
-/// Middleware: a request that takes longer than `limit` is answered with the family's internal
-/// error code (40006 / 70500) in the vendor envelope, never with a bare HTTP error page.
-pub async fn deadline(
-    limit: std::time::Duration,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let family = Family::of_path(req.uri().path());
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => reply::<()>(
-            family,
-            Err(ApiError::Internal(anyhow::anyhow!(
-                "request exceeded {limit:?}"
-            ))),
-        ),
-    }
-}
-
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -229,16 +210,25 @@ pub fn reply_raw<T: RawFields>(family: Family, result: Result<T>) -> Response {
     count(family, &result);
     respond(match result {
         Ok(body) => {
-            let mut out = Vec::with_capacity(96 + body.size_hint());
-            serde_json::to_writer(&mut out, &Envelope::ok(family == Family::Profile)).map(|()| {
-                debug_assert_eq!(out.last(), Some(&b'}'));
-                out.pop();
-                body.write_fields(&mut out);
-                out.push(b'}');
-                out
-            })
+            let head = ok_head(family == Family::Profile);
+            let mut out = Vec::with_capacity(head.len() + 1 + body.size_hint());
+            out.extend_from_slice(head);
+            body.write_fields(&mut out);
+            out.push(b'}');
+            Ok(out)
         }
         Err(e) => serde_json::to_vec(&e.envelope(family)),
+    })
+}
+
+/// The success envelope's JSON without its closing brace, serialized once per shape.
+fn ok_head(with_display: bool) -> &'static [u8] {
+    static HEADS: [std::sync::OnceLock<Vec<u8>>; 2] = [const { std::sync::OnceLock::new() }; 2];
+    HEADS[usize::from(with_display)].get_or_init(|| {
+        let mut json = serde_json::to_vec(&Envelope::ok(with_display)).expect("plain struct");
+        debug_assert_eq!(json.last(), Some(&b'}'));
+        json.pop();
+        json
     })
 }
 

@@ -11,7 +11,8 @@
 //! * [`webhook`]: `Profile.CallbackPortraitSet` delivery from the change log;
 //! * [`metrics`]: the Prometheus recorder behind `/metrics`;
 //! * [`tenant`], [`ratelimit`], [`state`]: per-app runtime state;
-//! * [`telemetry`]: logging and request spans.
+//! * [`edge`]: what every request gets (request id, span, CORS, deadline), around the router;
+//! * [`telemetry`]: the log subscriber.
 //!
 //! Entry points: [`serve`] (a bound listener + shutdown future; used by tests) and [`run`] (the
 //! whole node from settings; used by the binary).
@@ -26,6 +27,7 @@ use tokio::net::TcpListener;
 pub mod api;
 pub mod auth;
 pub mod devapp;
+pub mod edge;
 pub mod error;
 pub mod metrics;
 pub mod profiles;
@@ -40,16 +42,9 @@ pub mod webhook;
 pub use settings::Settings;
 pub use state::AppState;
 
-/// The full router with its middleware, for `state`.
-pub fn app(state: AppState, request_timeout: Duration) -> axum::Router {
-    let router = api::router()
-        .layer(axum::middleware::from_fn(move |req, next| {
-            error::deadline(request_timeout, req, next)
-        }))
-        // Any origin, method and header, answered with `*`: the answer does not depend on the
-        // request, so no `Vary` (tower-http adds three by default, a sixth of W1's CPU).
-        .layer(tower_http::cors::CorsLayer::permissive().vary([]));
-    telemetry::layers(router).with_state(state)
+/// The full service of a node: the router for `state` inside the [`edge`].
+pub fn app(state: AppState, request_timeout: Duration) -> edge::Edge<axum::Router> {
+    edge::wrap(api::router().with_state(state), request_timeout)
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.
@@ -70,7 +65,8 @@ pub async fn serve(
         shutdown.await;
         stop.cancel();
     };
-    axum::serve(listener, app(state, request_timeout))
+    use axum::ServiceExt;
+    axum::serve(listener, app(state, request_timeout).into_make_service())
         .with_graceful_shutdown(shutdown)
         .await?;
     hub.shutdown(Duration::from_secs(5)).await;

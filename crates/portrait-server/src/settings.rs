@@ -97,7 +97,7 @@ pub struct LogSettings {
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
-            filter: "portrait=info,portrait_server=info,portrait_store=info,tower_http=warn".into(),
+            filter: "portrait=info,portrait_server=info,portrait_store=info".into(),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! the kick table is loaded from the store and kept current by the `kick` handler.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 use portrait_core::schema::Schema;
@@ -29,8 +29,9 @@ pub struct Tenant {
     kicks: RwLock<HashMap<String, u64>>,
     /// UserSigs whose form and HMAC were already verified: usersig → its decoded fields. Clients
     /// reuse one sig for many calls, so the zlib + JSON + HMAC work is done once per distinct sig;
-    /// expiry and kicks are still checked on every call. Bounded by [`SIG_CACHE_MAX`].
-    sigs: RwLock<HashMap<String, VerifiedSig>>,
+    /// expiry and kicks are still checked on every call. Bounded by [`SIG_CACHE_MAX`]. Only
+    /// verified sigs become keys, so a fast seeded hash is safe here.
+    sigs: RwLock<HashMap<String, Arc<VerifiedSig>, foldhash::fast::RandomState>>,
 }
 
 /// Most verified UserSigs remembered per app; the cache is emptied when it is full.
@@ -56,7 +57,7 @@ impl Tenant {
             schema,
             limits: AppLimits::new(&cfg.rate_limits),
             kicks: RwLock::new(HashMap::new()),
-            sigs: RwLock::new(HashMap::new()),
+            sigs: RwLock::new(HashMap::default()),
         })
     }
 
@@ -88,7 +89,7 @@ impl Tenant {
     }
 
     /// The decoded fields of `usersig` if it was verified before.
-    pub fn cached_sig(&self, usersig: &str) -> Option<VerifiedSig> {
+    pub fn cached_sig(&self, usersig: &str) -> Option<Arc<VerifiedSig>> {
         self.sigs
             .read()
             .expect("sig cache lock")
@@ -97,7 +98,7 @@ impl Tenant {
     }
 
     /// Remembers a verified `usersig`.
-    pub fn cache_sig(&self, usersig: &str, sig: VerifiedSig) {
+    pub fn cache_sig(&self, usersig: &str, sig: Arc<VerifiedSig>) {
         let mut sigs = self.sigs.write().expect("sig cache lock");
         if sigs.len() >= SIG_CACHE_MAX {
             sigs.clear();

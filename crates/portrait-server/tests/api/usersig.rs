@@ -324,6 +324,38 @@ async fn a_missing_identifier_is_refused_with_60004() {
 }
 
 #[tokio::test]
+async fn query_values_are_form_decoded_and_undecodable_ones_are_refused_with_60002() {
+    let app = spawn_app().await;
+    let s = sig(APP, KEY, ADMIN);
+    // `%XX` escapes and a percent-encoded key decode to the same call.
+    let escaped: String = ADMIN.bytes().map(|b| format!("%{b:02X}")).collect();
+    let r = app
+        .post_json(
+            &app.raw_url(
+                ACCOUNT_CHECK,
+                &format!("sdk%61ppid={APP}&identifier={escaped}&usersig={s}&random=1"),
+            ),
+            &json!({"CheckItem": [{"UserID": "nobody"}]}),
+        )
+        .await;
+    r.expect_ok();
+    // A value that is not UTF-8 once decoded is an HTTP parse error on every endpoint.
+    expect_everywhere(
+        &app,
+        &format!("sdkappid={APP}&identifier=%FF%FE&usersig={s}"),
+        60002,
+    )
+    .await;
+    // `+` is a space: an identifier with a space is another (non-matching) identifier.
+    expect_everywhere(
+        &app,
+        &format!("sdkappid={APP}&identifier=admin+istrator&usersig={s}"),
+        70013,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_non_admin_with_a_valid_usersig_gets_40004_on_profile_apis_and_70403_on_account_apis() {
     let app = spawn_app().await;
     app.import(&["alice"]).await;

@@ -3,7 +3,8 @@
 //! answers are the admin API's ([`crate::profiles`]) with user permissions.
 
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
+use axum::http::Uri;
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
@@ -41,13 +42,9 @@ fn parse_or_default<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Re
     }
 }
 
-async fn get_my_profile(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Body,
-) -> Response {
+async fn get_my_profile(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
     let r = async {
-        let call = auth::user(&state, q.as_deref()).await?;
+        let call = auth::user(&state, uri.query()).await?;
         let req: GetMyRequest = parse_or_default(&read_body(&state, body).await?)?;
         let tags = profiles::resolve_tags(&call.tenant, req.tag_list.as_deref(), Actor::User)?;
         profiles::read(
@@ -62,13 +59,9 @@ async fn get_my_profile(
     reply_raw(Family::Profile, r.await)
 }
 
-async fn get_user_profile(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Body,
-) -> Response {
+async fn get_user_profile(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
     let r = async {
-        let call = auth::user(&state, q.as_deref()).await?;
+        let call = auth::user(&state, uri.query()).await?;
         let req: PortraitGetRequest = parse_body(&read_body(&state, body).await?)?;
         let tags = profiles::resolve_tags(&call.tenant, req.tag_list.as_deref(), Actor::User)?;
         profiles::read(&state, &call.tenant, req.to_account, tags, true).await
@@ -76,13 +69,9 @@ async fn get_user_profile(
     reply_raw(Family::Profile, r.await)
 }
 
-async fn update_my_profile(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Body,
-) -> Response {
+async fn update_my_profile(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
     let r = async {
-        let call = auth::user(&state, q.as_deref()).await?;
+        let call = auth::user(&state, uri.query()).await?;
         let req: UpdateMyProfileRequest = parse_body(&read_body(&state, body).await?)?;
         let version = profiles::write(
             &state,

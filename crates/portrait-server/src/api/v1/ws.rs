@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -79,11 +80,11 @@ fn params(raw: Option<&str>) -> Result<Params, String> {
 
 async fn upgrade(
     State(state): State<AppState>,
-    RawQuery(q): RawQuery,
+    uri: Uri,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let auth = auth::user(&state, q.as_deref()).await;
-    let params = params(q.as_deref());
+    let auth = auth::user(&state, uri.query()).await;
+    let params = params(uri.query());
     let ws = match ws {
         Ok(ws) => ws,
         // Not a WebSocket handshake (e.g. curl): answer in the envelope.

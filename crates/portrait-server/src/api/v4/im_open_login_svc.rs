@@ -1,7 +1,8 @@
 //! `v4/im_open_login_svc/*`: account import, batch import, delete, check and kick (spec §4).
 
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
+use axum::http::Uri;
 use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
@@ -64,15 +65,8 @@ fn new_account(call: &AdminCall, req: AccountImportRequest) -> Result<NewAccount
 }
 
 /// Imports one account (creates it, or updates its Nick/FaceUrl).
-async fn account_import(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Body,
-) -> Response {
-    reply(
-        Family::Account,
-        import_one(&state, q.as_deref(), body).await,
-    )
+async fn account_import(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
+    reply(Family::Account, import_one(&state, uri.query(), body).await)
 }
 
 async fn import_one(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty> {
@@ -87,14 +81,10 @@ async fn import_one(state: &AppState, q: Option<&str>, body: Body) -> Result<Emp
 
 /// Imports up to 100 accounts, in the old (`Accounts`) or new (`AccountList`) form. Invalid
 /// entries are reported in `FailAccounts`; the valid ones are imported.
-async fn multiaccount_import(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Body,
-) -> Response {
+async fn multiaccount_import(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
     reply(
         Family::Account,
-        import_many(&state, q.as_deref(), body).await,
+        import_many(&state, uri.query(), body).await,
     )
 }
 
@@ -163,12 +153,8 @@ fn batch_user_ids(items: Option<Vec<UserIdItem>>, field: &str) -> Result<Vec<Str
 }
 
 /// Deletes up to 100 accounts and their profile data.
-async fn account_delete(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Body,
-) -> Response {
-    reply(Family::Account, delete(&state, q.as_deref(), body).await)
+async fn account_delete(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
+    reply(Family::Account, delete(&state, uri.query(), body).await)
 }
 
 async fn delete(state: &AppState, q: Option<&str>, body: Body) -> Result<AccountResultResponse> {
@@ -208,12 +194,8 @@ async fn delete(state: &AppState, q: Option<&str>, body: Body) -> Result<Account
 }
 
 /// Reports whether up to 100 accounts are imported.
-async fn account_check(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Body,
-) -> Response {
-    reply(Family::Account, check(&state, q.as_deref(), body).await)
+async fn account_check(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
+    reply(Family::Account, check(&state, uri.query(), body).await)
 }
 
 async fn check(state: &AppState, q: Option<&str>, body: Body) -> Result<AccountResultResponse> {
@@ -245,8 +227,8 @@ async fn check(state: &AppState, q: Option<&str>, body: Body) -> Result<AccountR
 }
 
 /// Revokes every UserSig issued to the account so far.
-async fn kick(State(state): State<AppState>, RawQuery(q): RawQuery, body: Body) -> Response {
-    reply(Family::Account, kick_one(&state, q.as_deref(), body).await)
+async fn kick(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
+    reply(Family::Account, kick_one(&state, uri.query(), body).await)
 }
 
 async fn kick_one(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty> {

@@ -2,7 +2,8 @@
 //! extension `v4/profile/portrait_import` (bulk import with any fields).
 
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
+use axum::http::Uri;
 use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
@@ -30,12 +31,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Sets profile fields of one account, atomically.
-async fn portrait_set(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Body,
-) -> Response {
-    reply(Family::Profile, set(&state, q.as_deref(), body).await)
+async fn portrait_set(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
+    reply(Family::Profile, set(&state, uri.query(), body).await)
 }
 
 async fn set(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty> {
@@ -60,12 +57,8 @@ async fn set(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty> {
 }
 
 /// Reads profile fields of up to 100 accounts.
-async fn portrait_get(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Body,
-) -> Response {
-    reply_raw(Family::Profile, get(&state, q.as_deref(), body).await)
+async fn portrait_get(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
+    reply_raw(Family::Profile, get(&state, uri.query(), body).await)
 }
 
 async fn get(state: &AppState, q: Option<&str>, body: Body) -> Result<profiles::ReadAnswer> {
@@ -98,12 +91,8 @@ pub const MAX_IMPORT_ACCOUNTS: usize = 1000;
 /// profile fields in one transaction. Each account is validated on its own (`UserID`, then every
 /// item as `portrait_set` by an admin); an invalid account is not imported and its
 /// `ResultItem` carries the code, while the valid ones are.
-async fn portrait_import(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Body,
-) -> Response {
-    reply(Family::Profile, import(&state, q.as_deref(), body).await)
+async fn portrait_import(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
+    reply(Family::Profile, import(&state, uri.query(), body).await)
 }
 
 async fn import(state: &AppState, q: Option<&str>, body: Body) -> Result<AccountResultResponse> {
