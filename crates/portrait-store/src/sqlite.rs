@@ -1390,12 +1390,10 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all, fields(app = app))]
     async fn kicks(&self, app: AppId) -> Result<Vec<(String, u64)>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "select user_id, kicked_before from accounts where app_id = ? and kicked_before > 0 order by user_id",
-        )
-        .bind(app_key(app))
-        .fetch_all(&self.reader)
-        .await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(KICKS_SQL)
+            .bind(app_key(app))
+            .fetch_all(&self.reader)
+            .await?;
         rows.into_iter()
             .map(|(user, t)| Ok((user, unsigned(t, "kicked_before")?)))
             .collect()
@@ -1585,6 +1583,13 @@ impl Store for SqliteStore {
     }
 }
 
+/// The kicked accounts of an app, through the partial index of kicked accounts. Without
+/// `indexed by`, SQLite (which keeps no statistics here) reads them through the primary key,
+/// i.e. scans every account of the app: 0.1–0.2 s at 1M accounts, every [`Store::kicks`] call,
+/// which each push feed makes every few seconds.
+const KICKS_SQL: &str = "select user_id, kicked_before from accounts indexed by accounts_kicked \
+     where app_id = ? and kicked_before > 0 order by user_id";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1608,6 +1613,27 @@ mod tests {
         ] {
             assert!(matches!(db_path(bad), Err(StoreError::Config(_))), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn kicks_are_read_through_the_index_of_kicked_accounts_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}/p.db", dir.path().display()))
+            .await
+            .unwrap();
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("explain query plan {KICKS_SQL}"))
+                .bind(1_i64)
+                .fetch_all(&store.reader)
+                .await
+                .unwrap();
+        let steps: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+        assert_eq!(
+            steps,
+            ["SEARCH accounts USING INDEX accounts_kicked (app_id=?)"],
+            "no scan of the app's accounts and no sort"
+        );
+        store.close().await;
     }
 
     #[tokio::test]
