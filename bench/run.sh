@@ -106,6 +106,7 @@ run_wrk() { # run_wrk URL SCRIPT -> RESULT line
   PATH_Q="$2" N="$ACCOUNTS" $WRK -s "$BENCH_DIR/$3" "$1" | grep '^RESULT' || { echo "wrk failed" >&2; exit 1; }
 }
 field() { echo "$1" | sed -n "s/.* $2=\([0-9.]*\).*/\1/p"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 # warm BASE: reads every account once (a few seconds; not measured).
 warm() {
@@ -113,8 +114,20 @@ warm() {
     -d"$(( ACCOUNTS / 150000 + 2 ))s" -s "$BENCH_DIR/w0_warm.lua" "$1" >/dev/null
 }
 warm "$BASE"
-R0=$(run_wrk "$TRIVIAL" "/" w1_get_one.lua)
-R1=$(run_wrk "$BASE" "/v4/profile/portrait_get?$Q" w1_get_one.lua)
+# W1 and the trivial server in three alternating pairs (trivial, then W1), so that each ratio
+# compares runs a few seconds apart (a shared VM's speed drifts by ±15% over minutes); the table
+# gives the pair with the median ratio, and all three ratios.
+W1_PAIRS=""
+for i in 1 2 3; do
+  A=$(run_wrk "$TRIVIAL" "/" w1_get_one.lua)
+  B=$(run_wrk "$BASE" "/v4/profile/portrait_get?$Q" w1_get_one.lua)
+  W1_PAIRS="$W1_PAIRS$(ratio "$(field "$B" rps)" "$(field "$A" rps)") $i
+"
+  eval "R0_$i=\$A; R1_$i=\$B"
+done
+W1_MEDIAN=$(echo "$W1_PAIRS" | grep . | sort -n | sed -n 2p | cut -d' ' -f2)
+eval "R0=\$R0_$W1_MEDIAN; R1=\$R1_$W1_MEDIAN"
+W1_RATIOS=$(echo "$W1_PAIRS" | grep . | cut -d' ' -f1 | paste -sd' ' | sed 's/ /, /g')
 R2=$(run_wrk "$BASE" "/v4/profile/portrait_get?$Q" w2_get_batch.lua)
 R3=$(run_wrk "$BASE" "/v4/profile/portrait_set?$Q" w3_set.lua)
 SUSTAIN_ROWS=""
@@ -167,7 +180,6 @@ RSS_KB=$(awk '/VmRSS/ {print $2}' /proc/$PORTRAIT_PID/status)
 PUSH="$BIN/portrait-bench push --base $BASE --sdkappid $APP --key $KEY --admin $ADMIN --subscribers $SUBSCRIBERS --samples $SAMPLES --writes $PUSH_WRITES --spacing-ms 500 --concurrency 200 --read-buffer 4096"
 $PUSH >"$WORK/w4.md" || { cat "$WORK/w4.md" >&2; echo "W4 failed" >&2; exit 1; }
 W4L=$(grep '^RESULT w4_latency' "$WORK/w4.md"); W4F=$(grep '^RESULT w4_fanout' "$WORK/w4.md")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 T_RPS=$(field "$R0" rps); W1_RPS=$(field "$R1" rps); W2_RPS=$(field "$R2" rps); W3_RPS=$(field "$R3" rps)
 W2_PROFILES=$(awk -v r="$W2_RPS" 'BEGIN { printf "%.0f", r * 100 }')
 
@@ -180,8 +192,8 @@ Load tool: \`$WRK\` (wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')), Lua scrip
 
 | workload | measured | target | ratio to target |
 |---|---|---|---|
-| trivial fixed 321-byte response (baseline) | $T_RPS req/s, p99 $(field "$R0" p99_ms) ms | — | — |
-| W1 portrait_get 1 account × 4 tags (warm cache) | $W1_RPS req/s, p99 $(field "$R1" p99_ms) ms = $(ratio "$W1_RPS" "$T_RPS") of trivial | ≥ 0.60 of trivial | $(ratio "$(ratio "$W1_RPS" "$T_RPS")" 0.60) |
+| trivial fixed 321-byte response (baseline; median pair of 3) | $T_RPS req/s, p99 $(field "$R0" p99_ms) ms | — | — |
+| W1 portrait_get 1 account × 4 tags (warm cache; median pair of 3) | $W1_RPS req/s, p99 $(field "$R1" p99_ms) ms = $(ratio "$W1_RPS" "$T_RPS") of trivial (the 3 pairs: $W1_RATIOS) | ≥ 0.60 of trivial | $(ratio "$(ratio "$W1_RPS" "$T_RPS")" 0.60) |
 | W2 portrait_get 100 accounts × 5 tags (warm cache) | $W2_PROFILES profiles/s ($W2_RPS req/s, p99 $(field "$R2" p99_ms) ms) | ≥ 1,000,000 profiles/s | $(ratio "$W2_PROFILES" 1000000) |
 | W3 portrait_set 3 tags, durable | $W3_RPS sets/s, p99 $(field "$R3" p99_ms) ms | ≥ 15,000/s, p99 ≤ 10 ms | $(ratio "$W3_RPS" 15000) |
 | W4 push, 1 subscriber: write ack → event ($SAMPLES sequential update_my_profile) | p50 $(field "$W4L" p50_ms) ms, p99 $(field "$W4L" p99_ms) ms (write sent → event p99 $(field "$W4L" sent_to_event_p99) ms) | p99 ≤ 5 ms | $(ratio 5 "$(field "$W4L" p99_ms)") |

@@ -107,6 +107,18 @@ impl RawFields for ReadAnswer {
     fn write_fields(&self, out: &mut Vec<u8>) {
         // One profile's fields, read once and looked up per requested tag.
         let mut fields: Vec<(FieldKey<'_>, FieldValue<'_>)> = Vec::with_capacity(16);
+        // `{"Tag":"<name>","Value":` of each requested tag, written once per answer rather than
+        // once per profile.
+        let heads: Vec<Vec<u8>> = self
+            .tags
+            .iter()
+            .map(|tag| {
+                let mut head = b"{\"Tag\":".to_vec();
+                json::str(&mut head, tag.name());
+                head.extend_from_slice(b",\"Value\":");
+                head
+            })
+            .collect();
         out.extend_from_slice(b",\"UserProfileItem\":[");
         for (i, (account, profile)) in self.users.iter().enumerate() {
             if i > 0 {
@@ -126,7 +138,7 @@ impl RawFields for ReadAnswer {
             fields.extend(p.fields());
             out.extend_from_slice(b",\"ProfileItem\":[");
             let mut first = true;
-            for tag in &self.tags {
+            for (tag, head) in self.tags.iter().zip(&heads) {
                 let default;
                 let value = match (fields.iter().find(|(k, _)| k.is(tag)), tag) {
                     (Some((_, v)), _) => v,
@@ -140,9 +152,7 @@ impl RawFields for ReadAnswer {
                     out.push(b',');
                 }
                 first = false;
-                out.extend_from_slice(b"{\"Tag\":");
-                json::str(out, tag.name());
-                out.extend_from_slice(b",\"Value\":");
+                out.extend_from_slice(head);
                 match value {
                     FieldValue::Str(v) => json::str(out, v),
                     FieldValue::Int(n) => json::int(out, *n),
