@@ -45,7 +45,8 @@ pub fn parse_query(raw: Option<&str>) -> Result<RestQuery<'_>> {
     let mut q = RestQuery::default();
     for pair in raw.unwrap_or("").split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = decode(key)?;
+        // A key that does not decode is no parameter we know: ignored like any unknown one.
+        let Ok(key) = decode(key) else { continue };
         let slot = match key.as_ref() {
             "sdkappid" => &mut q.sdkappid,
             "identifier" => &mut q.identifier,

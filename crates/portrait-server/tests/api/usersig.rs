@@ -327,13 +327,14 @@ async fn a_missing_identifier_is_refused_with_60004() {
 async fn query_values_are_form_decoded_and_undecodable_ones_are_refused_with_60002() {
     let app = spawn_app().await;
     let s = sig(APP, KEY, ADMIN);
-    // `%XX` escapes and a percent-encoded key decode to the same call.
+    // `%XX` escapes and a percent-encoded key decode to the same call; an unknown parameter is
+    // ignored even if it does not decode.
     let escaped: String = ADMIN.bytes().map(|b| format!("%{b:02X}")).collect();
     let r = app
         .post_json(
             &app.raw_url(
                 ACCOUNT_CHECK,
-                &format!("sdk%61ppid={APP}&identifier={escaped}&usersig={s}&random=1"),
+                &format!("sdk%61ppid={APP}&identifier={escaped}&usersig={s}&random=1&x%FF=%FF"),
             ),
             &json!({"CheckItem": [{"UserID": "nobody"}]}),
         )
