@@ -226,11 +226,14 @@ mod tests {
         )
     }
 
-    async fn body_json(resp: Response) -> serde_json::Value {
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
+    async fn body(resp: Response) -> axum::body::Bytes {
+        axum::body::to_bytes(resp.into_body(), 1 << 16)
             .await
-            .unwrap();
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
+            .unwrap()
+    }
+
+    async fn body_json(resp: Response) -> serde_json::Value {
+        serde_json::from_slice(&body(resp).await).unwrap_or(serde_json::Value::Null)
     }
 
     #[tokio::test(start_paused = true)]
@@ -257,10 +260,7 @@ mod tests {
         let resp = slow(Duration::from_millis(50)).oneshot(req).await.unwrap();
         assert_eq!(resp.headers()[REQUEST_ID], "mine");
         assert_eq!(resp.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
-            .await
-            .unwrap();
-        assert_eq!(&bytes[..], b"late");
+        assert_eq!(&body(resp).await[..], b"late");
     }
 
     #[tokio::test]
@@ -283,7 +283,9 @@ mod tests {
         let resp = edge.oneshot(pre).await.unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()[header::ACCESS_CONTROL_ALLOW_METHODS], "*");
-        let bytes = axum::body::to_bytes(resp.into_body(), 16).await.unwrap();
-        assert!(bytes.is_empty(), "the route is not called for a preflight");
+        assert!(
+            body(resp).await.is_empty(),
+            "the route is not called for a preflight"
+        );
     }
 }

@@ -1615,12 +1615,18 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn kicks_are_read_through_the_index_of_kicked_accounts_only() {
+    /// A store in a new temporary directory (kept alive by the returned guard).
+    async fn open_temp() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&format!("sqlite://{}/p.db", dir.path().display()))
             .await
             .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn kicks_are_read_through_the_index_of_kicked_accounts_only() {
+        let (_dir, store) = open_temp().await;
         let plan: Vec<(i64, i64, i64, String)> =
             sqlx::query_as(&format!("explain query plan {KICKS_SQL}"))
                 .bind(1_i64)
@@ -1638,10 +1644,7 @@ mod tests {
 
     #[tokio::test]
     async fn opened_database_is_durable_and_readers_cannot_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&format!("sqlite://{}/p.db", dir.path().display()))
-            .await
-            .unwrap();
+        let (_dir, store) = open_temp().await;
         let (reply, answer) = oneshot::channel();
         store.writer.send(Msg::Pragmas(reply)).await.unwrap();
         let (mode, sync, fk, busy) = answer.await.unwrap().unwrap();
