@@ -160,17 +160,7 @@ impl UserClient {
     /// # Errors
     /// The handshake fails.
     pub async fn connect(&self, since: Option<u64>, accounts: &[&str]) -> Result<Socket> {
-        // A small read buffer: tungstenite zero-fills it before every read (default 128 KiB).
-        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .read_buffer_size(4096);
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(
-            self.ws_url(since, accounts),
-            Some(config),
-            false,
-        )
-        .await
-        .map_err(|e| ClientError::Ws(e.to_string()))?;
-        Ok(Socket { ws })
+        Socket::open(&self.ws_url(since, accounts)).await
     }
 
     /// A stream of every change of `accounts` (and of the own account) from `since` on (or from
@@ -276,6 +266,21 @@ pub struct Socket {
 }
 
 impl Socket {
+    /// Opens one WebSocket connection to `url`, a full `/v1/ws` URL with its query (as
+    /// [`UserClient::ws_url`] builds it).
+    ///
+    /// # Errors
+    /// The handshake fails.
+    pub async fn open(url: &str) -> Result<Socket> {
+        // A small read buffer: tungstenite zero-fills it before every read (default 128 KiB).
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(4096);
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+            .await
+            .map_err(|e| ClientError::Ws(e.to_string()))?;
+        Ok(Socket { ws })
+    }
+
     /// The next frame or the close; `None` when the connection is gone without a close frame.
     ///
     /// # Errors

@@ -43,10 +43,7 @@ pub fn now_secs() -> u64 {
 /// decoded.
 pub fn parse_query(raw: Option<&str>) -> Result<RestQuery<'_>> {
     let mut q = RestQuery::default();
-    for pair in raw.unwrap_or("").split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        // A key that does not decode is no parameter we know: ignored like any unknown one.
-        let Ok(key) = decode(key) else { continue };
+    for (key, value) in query_pairs(raw) {
         let slot = match key.as_ref() {
             "sdkappid" => &mut q.sdkappid,
             "identifier" => &mut q.identifier,
@@ -62,9 +59,23 @@ pub fn parse_query(raw: Option<&str>) -> Result<RestQuery<'_>> {
     Ok(q)
 }
 
+/// The `key=value` pairs of a raw URL query, in order: each key form-decoded, each value still
+/// raw (decode it with [`decode`] only if it is wanted). A key that does not decode is no
+/// parameter anyone knows, so it is skipped like any unknown one. Every parser of a query uses
+/// this, so all of them decode alike.
+pub fn query_pairs(raw: Option<&str>) -> impl Iterator<Item = (Cow<'_, str>, &str)> {
+    raw.unwrap_or("").split('&').filter_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        Some((decode(key).ok()?, value))
+    })
+}
+
 /// `application/x-www-form-urlencoded` decoding of one key or value: `+` is a space, `%XX` a
 /// byte; a `%` not followed by two hex digits stays as it is.
-fn decode(raw: &str) -> Result<Cow<'_, str>> {
+///
+/// # Errors
+/// [`ApiError::HttpParse`] when the result is not UTF-8.
+pub fn decode(raw: &str) -> Result<Cow<'_, str>> {
     if !raw.bytes().any(|b| b == b'%' || b == b'+') {
         return Ok(Cow::Borrowed(raw));
     }

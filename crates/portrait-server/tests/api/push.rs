@@ -526,6 +526,37 @@ async fn refused_sign_ins_get_an_error_frame_and_close_4001() {
 }
 
 #[tokio::test]
+async fn connection_parameters_are_form_decoded_and_undecodable_ones_are_refused_with_49004() {
+    let app = spawn_app().await;
+    app.import(&["alice", "bob", "carol"]).await;
+    let url = app.user("alice").ws_url(None, &[]);
+    // `%2C` is the comma between accounts, `+` a space (trimmed), as in the sign-in parameters.
+    let mut s = Socket::open(&format!("{url}&accounts=bob%2C+carol&since="))
+        .await
+        .unwrap();
+    ready(&mut s).await;
+    app.admin
+        .portrait_set("carol", &[(NICK, json!("c1"))])
+        .await
+        .unwrap();
+    assert_eq!(next_event(&mut s).await.account, "carol");
+    // An undecodable key is no parameter: ignored.
+    let mut s = Socket::open(&format!("{url}&%FF=1")).await.unwrap();
+    ready(&mut s).await;
+    for bad in ["since=abc", "since=%FF", "accounts=bob%2C%FF%FE"] {
+        let mut s = Socket::open(&format!("{url}&{bad}")).await.unwrap();
+        match s.frame(WAIT).await.unwrap() {
+            Frame::Error { code, .. } => assert_eq!(code, 49004, "{bad}"),
+            other => panic!("{bad}: {other:?}"),
+        }
+        assert!(
+            matches!(s.next().await.unwrap(), Some(Incoming::Closed(4001, _))),
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn connection_and_subscription_caps_hold() {
     let push = PushSettings {
         max_subscriptions: 3,

@@ -54,25 +54,35 @@ struct Params {
     accounts: Vec<String>,
 }
 
+/// The connection parameters of the URL query, decoded as [`auth::query_pairs`] does for the
+/// sign-in parameters; unknown ones are ignored.
+///
+/// # Errors
+/// A `since` that is not a version, or a `since` / `accounts` value that is not UTF-8 once
+/// decoded (refused with [`ErrorCode::BAD_FRAME`] and close [`CLOSE_AUTH`]).
 fn params(raw: Option<&str>) -> Result<Params, String> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| e.to_string())?;
     let mut p = Params::default();
-    for (k, v) in pairs {
-        match k.as_str() {
+    for (key, value) in auth::query_pairs(raw) {
+        let key = key.as_ref();
+        if !matches!(key, "since" | "accounts") {
+            continue;
+        }
+        let v = auth::decode(value)
+            .map_err(|_| format!("{key}={value:?} is not UTF-8 once decoded"))?;
+        match key {
             "since" if !v.is_empty() => {
                 p.since = Some(
                     v.parse()
                         .map_err(|_| format!("since={v:?} is not a version"))?,
                 );
             }
-            "accounts" => p.accounts.extend(
+            "since" => {}
+            _ => p.accounts.extend(
                 v.split(',')
                     .map(str::trim)
                     .filter(|a| !a.is_empty())
                     .map(str::to_owned),
             ),
-            _ => {}
         }
     }
     Ok(p)
