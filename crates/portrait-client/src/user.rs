@@ -165,6 +165,11 @@ impl UserClient {
 
     /// A stream of every change of `accounts` (and of the own account) from `since` on (or from
     /// now), reconnecting and catching up by cursor until the [`Changes`] is dropped.
+    ///
+    /// If the server no longer keeps every change since the cursor (its change log is pruned
+    /// after `[store] change_retention_hours`; error 49005), the stream yields one event of kind
+    /// [`GAP`] (no account, no items): some changes are gone, so read the profiles shown again.
+    /// The changes that are kept follow as usual.
     pub fn changes(&self, accounts: &[&str], since: Option<u64>) -> Changes {
         let (tx, rx) = mpsc::channel(1024);
         let client = self.clone();
@@ -229,7 +234,7 @@ pub struct ProfileEvent {
     pub account: String,
     /// The change's version.
     pub version: u64,
-    /// `import`, `set` or `delete`.
+    /// `import`, `set` or `delete`; [`GAP`] from [`UserClient::changes`] when changes are gone.
     pub kind: String,
     /// Who made it.
     pub operator: String,
@@ -259,6 +264,10 @@ pub enum Incoming {
     /// The server closed the connection with this code and reason.
     Closed(u16, String),
 }
+
+/// The `kind` of the event [`UserClient::changes`] yields when the server no longer keeps every
+/// change since the stream's cursor (error 49005).
+pub const GAP: &str = "gap";
 
 /// One raw WebSocket connection.
 pub struct Socket {
@@ -399,6 +408,25 @@ async fn follow(
                         }
                         Ok(Some(Incoming::Frame(Frame::Synced { cursor }))) => {
                             since = Some(since.unwrap_or(cursor).max(cursor));
+                        }
+                        Ok(Some(Incoming::Frame(Frame::Error {
+                            code: 49005,
+                            message,
+                            ..
+                        }))) => {
+                            tracing::warn!(%message, "portrait ws: changes were pruned");
+                            let gap = ProfileEvent {
+                                account: String::new(),
+                                version: 0,
+                                kind: GAP.to_owned(),
+                                operator: String::new(),
+                                time_ms: 0,
+                                items: Vec::new(),
+                                cursor: since.unwrap_or(0),
+                            };
+                            if tx.send(gap).await.is_err() {
+                                return;
+                            }
                         }
                         Ok(Some(Incoming::Frame(Frame::Error { code, message, .. }))) => {
                             tracing::warn!(code, %message, "portrait ws: error frame");

@@ -98,6 +98,9 @@ codes! {
     TOO_MANY_CONNECTIONS = 49003, "too many connections for this user";
     /// Portrait extension (WebSocket): a frame that is not a valid op.
     BAD_FRAME = 49004, "invalid WebSocket frame";
+    /// Portrait extension (WebSocket): the catch-up starts before the oldest change still kept
+    /// (the change log was pruned); re-read the profiles shown.
+    CHANGES_PRUNED = 49005, "changes since the given version are no longer all kept; read the profiles again";
 }
 
 impl ErrorCode {

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod profiles;
 pub mod push;
 pub mod ratelimit;
+pub mod retention;
 pub mod settings;
 pub mod state;
 pub mod telemetry;

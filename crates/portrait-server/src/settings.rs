@@ -75,6 +75,10 @@ pub struct StoreSettings {
     pub url: String,
     /// Accounts kept in the in-memory read cache; 0 turns the cache off.
     pub cache_entries: usize,
+    /// Hours a change stays in the change log (the catch-up of `/v1/ws` and webhook delivery read
+    /// it); older ones are pruned ([`crate::retention`]). Fractions are allowed (0.5 = 30
+    /// minutes); 0 keeps every change forever.
+    pub change_retention_hours: f64,
 }
 
 impl Default for StoreSettings {
@@ -82,6 +86,7 @@ impl Default for StoreSettings {
         Self {
             url: String::new(),
             cache_entries: 200_000,
+            change_retention_hours: 168.0,
         }
     }
 }
@@ -402,6 +407,11 @@ impl Settings {
             p.ping_interval_ms > 0 && p.idle_timeout_ms > 0 && p.poll_interval_ms > 0,
             "push: intervals must be positive"
         );
+        let hours = self.store.change_retention_hours;
+        anyhow::ensure!(
+            (0.0..=24.0 * 365.0 * 100.0).contains(&hours),
+            "store: change_retention_hours must be a number of hours from 0 (keep forever) to 876000, not {hours}"
+        );
         let mut seen = std::collections::HashSet::new();
         for app in &self.apps {
             anyhow::ensure!(
@@ -521,6 +531,31 @@ mod tests {
         assert_eq!(s.apps[0].rate_limits.limit(Api::AccountCheck), Some(100));
         let e = parse(&format!("{app}portrait_gett = 5\n")).unwrap_err();
         assert!(e.contains("portrait_gett"), "{e}");
+    }
+
+    #[test]
+    fn change_retention_takes_fractional_hours_and_refuses_negative_ones() {
+        let parse = |toml: &str| {
+            Figment::from(Serialized::defaults(Settings::default()))
+                .merge(Toml::string(toml))
+                .extract::<Settings>()
+                .map_err(|e| e.to_string())
+                .and_then(|s| s.validate().map(|()| s).map_err(|e| format!("{e:#}")))
+        };
+        assert_eq!(Settings::default().store.change_retention_hours, 168.0);
+        let s = parse("[store]\nchange_retention_hours = 0.5\n").unwrap();
+        assert_eq!(s.store.change_retention_hours, 0.5);
+        assert_eq!(
+            parse("[store]\nchange_retention_hours = 0\n")
+                .unwrap()
+                .store
+                .change_retention_hours,
+            0.0
+        );
+        for bad in ["-1", "nan", "inf", "1e9"] {
+            let e = parse(&format!("[store]\nchange_retention_hours = {bad}\n")).unwrap_err();
+            assert!(e.contains("change_retention_hours"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -104,7 +105,8 @@ impl AppState {
         })
     }
 
-    /// Builds the state from full settings.
+    /// Builds the state from full settings, and starts each app's change-log retention
+    /// ([`crate::retention`]) unless `[store] change_retention_hours` is 0.
     ///
     /// # Errors
     /// As [`AppState::new`].
@@ -112,13 +114,28 @@ impl AppState {
         store: Arc<dyn Store>,
         settings: &Settings,
     ) -> anyhow::Result<AppState> {
-        Self::with_push(
+        let state = Self::with_push(
             store,
             &settings.apps,
             settings.server.max_body_bytes,
             &settings.push,
         )
-        .await
+        .await?;
+        let hours = settings.store.change_retention_hours;
+        if hours > 0.0 {
+            let keep = Duration::try_from_secs_f64(hours * 3600.0)
+                .context("store.change_retention_hours")?;
+            for cfg in &settings.apps {
+                let pruner = crate::retention::Pruner::new(
+                    cfg.sdkappid,
+                    state.store_arc(),
+                    keep,
+                    cfg.webhook.is_some(),
+                );
+                state.hub().spawn(pruner.run(state.hub().stopping()));
+            }
+        }
+        Ok(state)
     }
 
     /// The store.
@@ -261,6 +278,15 @@ impl Store for Waking {
 
     async fn set_cursor(&self, app: AppId, name: &str, version: u64) -> portrait_store::Result<()> {
         self.inner.set_cursor(app, name, version).await
+    }
+
+    async fn prune_changes(
+        &self,
+        app: AppId,
+        through: u64,
+        limit: usize,
+    ) -> portrait_store::Result<usize> {
+        self.inner.prune_changes(app, through, limit).await
     }
 
     async fn lease(

@@ -439,6 +439,10 @@ impl Store for CachedStore {
         self.inner.set_cursor(app, name, version).await
     }
 
+    async fn prune_changes(&self, app: AppId, through: u64, limit: usize) -> Result<usize> {
+        self.inner.prune_changes(app, through, limit).await
+    }
+
     async fn apps(&self) -> Result<Vec<AppId>> {
         self.inner.apps().await
     }

@@ -420,6 +420,17 @@ pub trait Store: Send + Sync + 'static {
     /// Storage failures.
     async fn set_cursor(&self, app: AppId, name: &str, version: u64) -> Result<()>;
 
+    /// Deletes the oldest change-log entries of `app` with `version <= through`, at most `limit` of
+    /// them, in one transaction that also moves the cursor [`PRUNED`] (never backwards) to the
+    /// highest version at or below which the log may now have gaps: once nothing at or below
+    /// `through` is left, `through` (but not beyond the app's version), else the highest version
+    /// deleted. Returns how many entries it deleted;
+    /// call it again while that is `limit`. Accounts and versions are untouched.
+    ///
+    /// # Errors
+    /// Storage failures (nothing is deleted).
+    async fn prune_changes(&self, app: AppId, through: u64, limit: usize) -> Result<usize>;
+
     /// Takes or renews the lease `name` of `app` for `holder` for `ttl_ms`; returns whether
     /// `holder` holds it now. Nodes sharing a database use it so that one of them runs a per-app
     /// job (webhook delivery). The default, for stores only one process can open, always grants.
@@ -474,6 +485,11 @@ pub trait Store: Send + Sync + 'static {
     /// Flushes and closes connections; further calls fail.
     async fn close(&self);
 }
+
+/// The cursor ([`Store::cursor`]) that says how far an app's change log has been pruned
+/// ([`Store::prune_changes`]): changes with a version at or below it may be gone, so a catch-up
+/// from before it cannot be complete.
+pub const PRUNED: &str = "pruned";
 
 /// Opens a store by URL scheme: `sqlite://PATH` (created if missing) or `postgres://…` /
 /// `postgresql://…` (the database must exist; Portrait creates its tables).

@@ -72,7 +72,7 @@ use crate::codec::{
 };
 use crate::{
     migrate_error, now_ms, redact_url, restore_conflict, AppDump, AppId, Change, NewAccount,
-    Profile, Result, Store, StoreError,
+    Profile, Result, Store, StoreError, PRUNED,
 };
 
 mod batch;
@@ -654,6 +654,56 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app, through = through))]
+    async fn prune_changes(&self, app: AppId, through: u64, limit: usize) -> Result<usize> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let through = i64::try_from(through).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // No app lock: pruning touches only versions long committed, and the cursor moves by
+        // `greatest`, so nodes pruning at once agree.
+        let mut tx = self.pool.begin().await?;
+        let (deleted, highest): (i64, Option<i64>) = sqlx::query_as(
+            "with doomed as (select version from changes \
+                 where app_id = $1 and version <= $2 order by version limit $3), \
+             gone as (delete from changes c using doomed d \
+                 where c.app_id = $1 and c.version = d.version returning c.version) \
+             select count(*), max(version) from gone",
+        )
+        .bind(app_key(app))
+        .bind(through)
+        .bind(limit)
+        .fetch_one(&mut *tx)
+        .await?;
+        // Everything at or below `through` is gone only if fewer than `limit` went; the app's
+        // committed version bounds it, so versions handed out but not committed stay clear.
+        let pruned = if deleted < limit {
+            let version: i64 = sqlx::query_scalar(
+                "select coalesce((select version from app_versions where app_id = $1), 0)",
+            )
+            .bind(app_key(app))
+            .fetch_one(&mut *tx)
+            .await?;
+            highest.unwrap_or(0).max(through.min(version))
+        } else {
+            highest.unwrap_or(0)
+        };
+        sqlx::query(
+            "insert into cursors (app_id, name, version) values ($1, $2, $3) \
+             on conflict (app_id, name) do update \
+             set version = greatest(cursors.version, excluded.version)",
+        )
+        .bind(app_key(app))
+        .bind(PRUNED)
+        .bind(pruned)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        usize::try_from(deleted)
+            .map_err(|_| StoreError::Corrupt(format!("{deleted} changes deleted")))
     }
 
     #[tracing::instrument(skip_all, fields(app = app, name = name))]

@@ -70,7 +70,7 @@ use crate::codec::{
 };
 use crate::{
     migrate_error, now_ms, restore_conflict, AppDump, AppId, Change, ChangeKind, NewAccount,
-    Profile, Result, Store, StoreError,
+    Profile, Result, Store, StoreError, PRUNED,
 };
 
 /// The embedded migrations (`crates/portrait-store/migrations/sqlite`).
@@ -318,6 +318,7 @@ enum OtherJob {
     Delete(DeleteJob, Reply<Vec<bool>>),
     Kick(KickJob, Reply<bool>),
     Cursor(CursorJob, Reply<()>),
+    Prune(PruneJob, Reply<usize>),
     Restore(Box<AppDump>, Reply<()>),
 }
 
@@ -351,6 +352,12 @@ struct CursorJob {
     version: i64,
 }
 
+struct PruneJob {
+    app: AppId,
+    through: i64,
+    limit: i64,
+}
+
 struct KickJob {
     app: AppId,
     user: String,
@@ -366,6 +373,7 @@ impl Job {
             Job::Other(OtherJob::Delete(_, reply)) => Answer::Delete(reply, Err(err)),
             Job::Other(OtherJob::Kick(_, reply)) => Answer::Kick(reply, Err(err)),
             Job::Other(OtherJob::Cursor(_, reply)) => Answer::Unit(reply, Err(err)),
+            Job::Other(OtherJob::Prune(_, reply)) => Answer::Count(reply, Err(err)),
             Job::Other(OtherJob::Restore(_, reply)) => Answer::Unit(reply, Err(err)),
         }
     }
@@ -382,6 +390,7 @@ enum Answer {
     Unit(Reply<()>, Result<()>),
     Delete(Reply<Vec<bool>>, Result<Vec<bool>>),
     Kick(Reply<bool>, Result<bool>),
+    Count(Reply<usize>, Result<usize>),
 }
 
 impl Answer {
@@ -391,6 +400,7 @@ impl Answer {
             Answer::Unit(_, r) => r.is_ok(),
             Answer::Delete(_, r) => r.is_ok(),
             Answer::Kick(_, r) => r.is_ok(),
+            Answer::Count(_, r) => r.is_ok(),
         }
     }
 
@@ -401,6 +411,7 @@ impl Answer {
             Answer::Unit(reply, r) => drop(reply.send(r)),
             Answer::Delete(reply, r) => drop(reply.send(r)),
             Answer::Kick(reply, r) => drop(reply.send(r)),
+            Answer::Count(reply, r) => drop(reply.send(r)),
         }
     }
 
@@ -411,6 +422,7 @@ impl Answer {
             Answer::Unit(reply, _) => drop(reply.send(Err(err))),
             Answer::Delete(reply, _) => drop(reply.send(Err(err))),
             Answer::Kick(reply, _) => drop(reply.send(Err(err))),
+            Answer::Count(reply, _) => drop(reply.send(Err(err))),
         }
     }
 }
@@ -677,6 +689,7 @@ async fn run_in_savepoint(
         }
         OtherJob::Kick(job, reply) => Answer::Kick(reply, apply_kick(conn, &job).await),
         OtherJob::Cursor(job, reply) => Answer::Unit(reply, apply_cursor(conn, &job).await),
+        OtherJob::Prune(job, reply) => Answer::Count(reply, apply_prune(conn, &job).await),
         OtherJob::Restore(dump, reply) => {
             Answer::Unit(reply, apply_restore(conn, versions, &dump).await)
         }
@@ -1247,6 +1260,51 @@ async fn apply_cursor(conn: &mut SqliteConnection, job: &CursorJob) -> Result<()
     Ok(())
 }
 
+/// [`Store::prune_changes`]: the oldest `limit` changes at or below `through` go, and the
+/// [`PRUNED`] cursor follows (never backwards).
+async fn apply_prune(conn: &mut SqliteConnection, job: &PruneJob) -> Result<usize> {
+    let app = app_key(job.app);
+    let (deleted, highest): (i64, Option<i64>) = sqlx::query_as(
+        "select count(*), max(version) from (select version from changes \
+         where app_id = ?1 and version <= ?2 order by version limit ?3)",
+    )
+    .bind(app)
+    .bind(job.through)
+    .bind(job.limit)
+    .fetch_one(&mut *conn)
+    .await?;
+    if let Some(highest) = highest {
+        sqlx::query("delete from changes where app_id = ?1 and version <= ?2")
+            .bind(app)
+            .bind(highest)
+            .execute(&mut *conn)
+            .await?;
+    }
+    // Everything at or below `through` is gone only if fewer than `limit` went; the app's
+    // version (as committed before this batch) bounds it, so versions not written yet stay clear.
+    let pruned = if deleted < job.limit {
+        let version: i64 = sqlx::query_scalar(
+            "select coalesce((select version from app_versions where app_id = ?1), 0)",
+        )
+        .bind(app)
+        .fetch_one(&mut *conn)
+        .await?;
+        highest.unwrap_or(0).max(job.through.min(version))
+    } else {
+        highest.unwrap_or(0)
+    };
+    sqlx::query(
+        "insert into cursors (app_id, name, version) values (?1, ?2, ?3) \
+         on conflict (app_id, name) do update set version = max(version, excluded.version)",
+    )
+    .bind(app)
+    .bind(PRUNED)
+    .bind(pruned)
+    .execute(&mut *conn)
+    .await?;
+    usize::try_from(deleted).map_err(|_| StoreError::Corrupt(format!("{deleted} changes deleted")))
+}
+
 async fn apply_restore(
     conn: &mut SqliteConnection,
     versions: &mut Versions,
@@ -1493,6 +1551,20 @@ impl Store for SqliteStore {
             version: version_key(version)?,
         };
         self.submit(|reply| Job::Other(OtherJob::Cursor(job, reply)))
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app, through = through))]
+    async fn prune_changes(&self, app: AppId, through: u64, limit: usize) -> Result<usize> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let job = PruneJob {
+            app,
+            through: i64::try_from(through).unwrap_or(i64::MAX),
+            limit: i64::try_from(limit).unwrap_or(i64::MAX),
+        };
+        self.submit(|reply| Job::Other(OtherJob::Prune(job, reply)))
             .await
     }
 

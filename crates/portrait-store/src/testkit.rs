@@ -192,6 +192,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     concurrent_compare_and_set_lets_exactly_one_writer_win(store.clone()).await;
     compare_and_set_chains_and_failing_writes_mix_with_concurrent_ones(store.clone()).await;
     cursors_are_per_app_and_name_and_overwrite(s).await;
+    pruning_deletes_the_oldest_changes_and_moves_the_pruned_cursor(s).await;
     versions_become_visible_in_version_order(store.clone()).await;
     dump_and_restore_preserve_everything(s).await;
 }
@@ -1625,6 +1626,96 @@ async fn cursors_are_per_app_and_name_and_overwrite(store: &dyn Store) {
     assert_eq!(store.cursor(APP + 1, "webhook").await.unwrap(), Some(1));
     store.set_cursor(APP, "webhook", 0).await.unwrap();
     assert_eq!(store.cursor(APP, "webhook").await.unwrap(), Some(0));
+}
+
+async fn pruning_deletes_the_oldest_changes_and_moves_the_pruned_cursor(store: &dyn Store) {
+    const APP: AppId = 1_400_000_308;
+    assert_eq!(store.prune_changes(APP, 100, 10).await.unwrap(), 0);
+    assert_eq!(
+        store.cursor(APP, crate::PRUNED).await.unwrap(),
+        Some(0),
+        "not beyond the app's version"
+    );
+    store.set_cursor(APP, crate::PRUNED, 100).await.unwrap();
+    let other = APP + 1;
+    store
+        .import_accounts(APP, &[new("a", None, None), new("b", None, None)], ADMIN)
+        .await
+        .unwrap(); // versions 1, 2
+    store
+        .import_accounts(other, &[new("a", None, None)], ADMIN)
+        .await
+        .unwrap();
+    for i in 0..6 {
+        store
+            .set_profile(
+                APP,
+                &id("a"),
+                &[(std_tag(StandardTag::Nick), text(&format!("n{i}")))],
+                "a",
+            )
+            .await
+            .unwrap(); // versions 3..=8
+    }
+    // Chunks of at most `limit`, oldest first; the cursor says where gaps may be.
+    assert_eq!(store.prune_changes(APP, 5, 2).await.unwrap(), 2);
+    assert_eq!(
+        store.cursor(APP, crate::PRUNED).await.unwrap(),
+        Some(100),
+        "never backwards"
+    );
+    let left: Vec<u64> = all_changes(store, APP)
+        .await
+        .iter()
+        .map(|c| c.version)
+        .collect();
+    assert_eq!(left, [3, 4, 5, 6, 7, 8]);
+    store.set_cursor(APP, crate::PRUNED, 0).await.unwrap();
+    assert_eq!(store.prune_changes(APP, 5, 2).await.unwrap(), 2);
+    assert_eq!(
+        store.cursor(APP, crate::PRUNED).await.unwrap(),
+        Some(4),
+        "the highest deleted"
+    );
+    assert_eq!(store.prune_changes(APP, 5, 2).await.unwrap(), 1);
+    assert_eq!(
+        store.cursor(APP, crate::PRUNED).await.unwrap(),
+        Some(5),
+        "done: `through`"
+    );
+    let left: Vec<u64> = all_changes(store, APP)
+        .await
+        .iter()
+        .map(|c| c.version)
+        .collect();
+    assert_eq!(left, [6, 7, 8]);
+    assert_eq!(store.changes_since(APP, 0, 1).await.unwrap()[0].version, 6);
+    // Data, versions and other apps are untouched; writes go on from the app's version.
+    assert_eq!(store.current_version(APP).await.unwrap(), 8);
+    assert_eq!(fields_of(store, APP, "a").await[NICK], text("n5"));
+    assert_eq!(all_changes(store, other).await.len(), 1);
+    let v = store
+        .set_profile(
+            APP,
+            &id("b"),
+            &[(std_tag(StandardTag::Nick), text("b"))],
+            "b",
+        )
+        .await
+        .unwrap();
+    assert_eq!(v, 9);
+    assert_eq!(store.prune_changes(APP, u64::MAX, 1000).await.unwrap(), 4);
+    assert!(all_changes(store, APP).await.is_empty());
+    assert_eq!(
+        store.cursor(APP, crate::PRUNED).await.unwrap(),
+        Some(9),
+        "through beyond every version: up to the app's version"
+    );
+    assert_eq!(
+        store.prune_changes(APP, 1, 0).await.unwrap(),
+        0,
+        "limit 0 deletes nothing"
+    );
 }
 
 /// The ordering realtime push relies on: a reader that sees change version `v` committed must see

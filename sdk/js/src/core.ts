@@ -187,7 +187,7 @@ export class PortraitSession {
   private lastFrameAt = 0;
   private lastErrorFrame: { code: number; message: string } | null = null;
   /** Counters for diagnostics and tests. */
-  readonly stats = { connects: 0, readies: 0, pingsSent: 0, pongs: 0, eventsApplied: 0, eventsDropped: 0, resubscribes: 0, resets: 0 };
+  readonly stats = { connects: 0, readies: 0, pingsSent: 0, pongs: 0, eventsApplied: 0, eventsDropped: 0, resubscribes: 0, resets: 0, gaps: 0 };
   private readonly onOnline = () => this.handleOnline();
   private readonly onOffline = () => this.handleOffline();
   private windowHooked = false;
@@ -811,6 +811,13 @@ export class PortraitSession {
           this.stats.resubscribes++;
           break;
         }
+        if (code === 49005 && !f.op) {
+          // The server no longer keeps every change this session missed (its change log is
+          // pruned after a retention window): re-read what we show. The connection goes on
+          // with the changes that are kept.
+          void this.refetchAfterGap();
+          break;
+        }
         if (f.op === 'subscribe') {
           const op = this.subOps.shift();
           if (op) {
@@ -828,6 +835,42 @@ export class PortraitSession {
       }
       default:
         break;
+    }
+  }
+
+  /**
+   * After error 49005 (changes since our cursor were pruned on the server): reads the own profile
+   * and every subscribed one again, and announces each that moved on as a `set` change carrying
+   * all its fields. Changes that arrive meanwhile are applied by version as usual, so the newer of
+   * the two wins.
+   */
+  private async refetchAfterGap(): Promise<void> {
+    const gen = this.generation;
+    this.stats.gaps++;
+    const accounts = [this.userID, ...[...this.subs.keys()].filter((a) => a !== this.userID)];
+    for (let i = 0; i < accounts.length; i += MAX_ACCOUNTS_PER_GET) {
+      let answer: any;
+      try {
+        answer = await this.call('/v1/profile/get_user_profile', { To_Account: accounts.slice(i, i + MAX_ACCOUNTS_PER_GET) });
+      } catch {
+        return; // the app can read again; the next reconnect catches up from the cursor
+      }
+      if (gen !== this.generation) return;
+      for (const s of this.snapshotsOf(answer)) {
+        const before = this.cache.get(s.account);
+        if (this.applySnapshot(s) !== s || (before && !before.deleted && before.version >= s.version)) continue;
+        this.events.emit(SESSION_EVENT.PROFILE, {
+          account: s.account,
+          version: s.version,
+          kind: 'set',
+          operator: '',
+          timeMs: s.updatedAtMs,
+          items: Object.entries(s.items).map(([Tag, Value]) => ({ Tag, Value })),
+          profile: s,
+          own: s.account === this.userID,
+          local: false,
+        } satisfies ProfileChange);
+      }
     }
   }
 

@@ -11,6 +11,7 @@ mod portrait_import;
 mod profile;
 mod push;
 mod rate_limit;
+mod retention;
 mod sloppy;
 mod usersig;
 mod webhook;

@@ -23,10 +23,13 @@ export function requireBinary() {
   }
 }
 
-const CONFIG = (dataDir, push) => `
+const CONFIG = (dataDir, push, store) => `
 [server]
 listen = "127.0.0.1:0"
 data_dir = "${dataDir}"
+
+[store]
+${Object.entries(store).map(([k, v]) => `${k} = ${v}`).join('\n')}
 
 [log]
 filter = "warn"
@@ -89,11 +92,11 @@ export function userSig(user, expire) {
 /**
  * Starts a server; resolves to {base, stop(), admin(api, body), importAccounts(list), set(user, items), kick(user), remove(users)}.
  */
-export async function startServer({ push = {} } = {}) {
+export async function startServer({ push = {}, store = {} } = {}) {
   requireBinary();
   const dir = mkdtempSync(path.join(tmpdir(), 'portrait-sdk-js-'));
   const cfg = path.join(dir, 'portrait.toml');
-  writeFileSync(cfg, CONFIG(path.join(dir, 'data'), { poll_interval_ms: 200, ...push }));
+  writeFileSync(cfg, CONFIG(path.join(dir, 'data'), { poll_interval_ms: 200, ...push }, store));
   let child;
   let stderr = '';
   async function launch(listen) {

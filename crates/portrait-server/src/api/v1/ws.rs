@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use portrait_core::{ErrorCode, Identifier};
-use portrait_store::Store;
+use portrait_store::{Store, PRUNED};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -442,14 +442,39 @@ impl Session {
 
     /// Sends the changes after `from` of the subscribed accounts (or of `only`) not sent yet, up
     /// to the head of the log; returns the last version read.
+    ///
+    /// If the change log has been pruned past the point a page is read from (the [`PRUNED`]
+    /// cursor, read after the page, so a prune racing the read is seen too), some of the changes
+    /// asked for are gone: one `error` frame 49005 (no `op`) says so, and the catch-up goes on with
+    /// what is kept. The client re-reads the profiles it shows.
     async fn catch_up(&mut self, from: u64, only: Option<&HashSet<String>>) -> Result<u64, End> {
         let mut pos = from;
+        let mut told = false;
         loop {
+            let asked = from.max(pos);
             let page = self
                 .store
-                .changes_since(self.feed.app(), from.max(pos), PAGE)
+                .changes_since(self.feed.app(), asked, PAGE)
                 .await
                 .map_err(|e| internal(&e))?;
+            if !told {
+                let pruned = self
+                    .store
+                    .cursor(self.feed.app(), PRUNED)
+                    .await
+                    .map_err(|e| internal(&e))?
+                    .unwrap_or(0);
+                if pruned > asked {
+                    told = true;
+                    let message = format!(
+                        "changes after version {asked} up to {pruned} are no longer kept; \
+                         read the profiles again"
+                    );
+                    self.send(error_frame(ErrorCode::CHANGES_PRUNED, &message, None))
+                        .await?;
+                    metrics::counter!("portrait_push_pruned_catch_ups_total").increment(1);
+                }
+            }
             let n = page.len();
             for c in page {
                 pos = c.version;
