@@ -4,6 +4,7 @@
 //! servers in one process share it). Names: `portrait_ws_connections`,
 //! `portrait_push_changes_total`, `portrait_push_events_sent_total`, `portrait_push_overflows_total`,
 //! `portrait_push_resyncs_total`, `portrait_push_feed_errors_total`,
+//! `portrait_push_pruned_catch_ups_total` (catch-ups told 49005), `portrait_changes_pruned_total{app}`,
 //! `portrait_webhook_deliveries_total{app,outcome}`, `portrait_webhook_lag{app}`,
 //! `portrait_api_ok_total`, `portrait_api_errors_total{code}`, `portrait_bus_connected`,
 //! `portrait_bus_published_total`, `portrait_bus_received_total`.

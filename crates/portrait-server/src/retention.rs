@@ -81,7 +81,11 @@ impl Pruner {
             };
             match pruned {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(app = self.app, deleted = n, "pruned the change log"),
+                Ok(n) => {
+                    tracing::info!(app = self.app, deleted = n, "pruned the change log");
+                    metrics::counter!("portrait_changes_pruned_total", "app" => self.app.to_string())
+                        .increment(n as u64);
+                }
                 Err(e) => tracing::warn!(app = self.app, error = %e, "change-log retention failed"),
             }
         }

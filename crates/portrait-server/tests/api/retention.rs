@@ -309,6 +309,13 @@ async fn a_server_started_from_settings_prunes_changes_older_than_the_retention(
         kept[0], 3,
         "the change within the last 24 hours stays: {kept:?}"
     );
+    let metrics = state.metrics_text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with(&format!("portrait_changes_pruned_total{{app=\"{APP}\"}} 2"))),
+        "{metrics}"
+    );
     state.hub().shutdown(Duration::from_secs(1)).await;
 }
 
