@@ -512,15 +512,17 @@ mod tests {
         });
     }
 
+    /// Settings from defaults and `toml`, validated; the error as text.
+    fn parse(toml: &str) -> Result<Settings, String> {
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(toml))
+            .extract::<Settings>()
+            .map_err(|e| e.to_string())
+            .and_then(|s| s.validate().map(|()| s).map_err(|e| format!("{e:#}")))
+    }
+
     #[test]
     fn per_api_rate_limits_parse_and_unknown_apis_are_refused_by_name() {
-        let parse = |toml: &str| {
-            Figment::from(Serialized::defaults(Settings::default()))
-                .merge(Toml::string(toml))
-                .extract::<Settings>()
-                .map_err(|e| e.to_string())
-                .and_then(|s| s.validate().map(|()| s).map_err(|e| format!("{e:#}")))
-        };
         let app = "[[apps]]\nsdkappid = 1\nkey = \"k\"\nadmins = [\"root\"]\n[apps.rate_limits]\n";
         let s = parse(&format!(
             "{app}enabled = true\nportrait_get = 5\nkick = 0\n"
@@ -535,13 +537,6 @@ mod tests {
 
     #[test]
     fn change_retention_takes_fractional_hours_and_refuses_negative_ones() {
-        let parse = |toml: &str| {
-            Figment::from(Serialized::defaults(Settings::default()))
-                .merge(Toml::string(toml))
-                .extract::<Settings>()
-                .map_err(|e| e.to_string())
-                .and_then(|s| s.validate().map(|()| s).map_err(|e| format!("{e:#}")))
-        };
         assert_eq!(Settings::default().store.change_retention_hours, 168.0);
         let s = parse("[store]\nchange_retention_hours = 0.5\n").unwrap();
         assert_eq!(s.store.change_retention_hours, 0.5);

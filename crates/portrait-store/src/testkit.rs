@@ -252,6 +252,12 @@ async fn all_changes(store: &dyn Store, app: AppId) -> Vec<Change> {
         .expect("changes_since")
 }
 
+/// The versions in `app`'s change log, in order.
+async fn logged_versions(store: &dyn Store, app: AppId) -> Vec<u64> {
+    let log = all_changes(store, app).await;
+    log.iter().map(|c| c.version).collect()
+}
+
 async fn fields_of(store: &dyn Store, app: AppId, user: &str) -> BTreeMap<String, ProfileValue> {
     let mut got = store
         .get_profiles(app, &[id(user)])
@@ -1664,12 +1670,7 @@ async fn pruning_deletes_the_oldest_changes_and_moves_the_pruned_cursor(store: &
         Some(100),
         "never backwards"
     );
-    let left: Vec<u64> = all_changes(store, APP)
-        .await
-        .iter()
-        .map(|c| c.version)
-        .collect();
-    assert_eq!(left, [3, 4, 5, 6, 7, 8]);
+    assert_eq!(logged_versions(store, APP).await, [3, 4, 5, 6, 7, 8]);
     store.set_cursor(APP, crate::PRUNED, 0).await.unwrap();
     assert_eq!(store.prune_changes(APP, 5, 2).await.unwrap(), 2);
     assert_eq!(
@@ -1683,12 +1684,7 @@ async fn pruning_deletes_the_oldest_changes_and_moves_the_pruned_cursor(store: &
         Some(5),
         "done: `through`"
     );
-    let left: Vec<u64> = all_changes(store, APP)
-        .await
-        .iter()
-        .map(|c| c.version)
-        .collect();
-    assert_eq!(left, [6, 7, 8]);
+    assert_eq!(logged_versions(store, APP).await, [6, 7, 8]);
     assert_eq!(store.changes_since(APP, 0, 1).await.unwrap()[0].version, 6);
     // Data, versions and other apps are untouched; writes go on from the app's version.
     assert_eq!(store.current_version(APP).await.unwrap(), 8);

@@ -29,6 +29,15 @@ async fn set_nick(app: &TestApp, user: &str, nick: &str) {
     assert_eq!(r.code(), 0, "{:?}", r.0);
 }
 
+/// The versions in [`APP`]'s change log, of `user`'s changes only if given.
+async fn logged(app: &TestApp, user: Option<&str>) -> Vec<u64> {
+    let log = app.store.changes_since(APP, 0, 1000).await.unwrap();
+    log.into_iter()
+        .filter(|c| user.is_none_or(|u| c.user == u))
+        .map(|c| c.version)
+        .collect()
+}
+
 /// Frames up to and including `synced`.
 async fn until_synced(s: &mut Socket) -> Vec<Frame> {
     let mut got = Vec::new();
@@ -77,15 +86,7 @@ async fn a_catch_up_from_before_the_pruned_point_gets_49005_and_then_every_chang
         set_nick(&app, "carol", &format!("c{i}")).await;
     }
     let head = app.store.current_version(APP).await.unwrap();
-    let all: Vec<u64> = app
-        .store
-        .changes_since(APP, 0, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.user == "bob")
-        .map(|c| c.version)
-        .collect();
+    let all = logged(&app, Some("bob")).await;
     assert_eq!(all.len(), 5, "bob's import and four sets");
     // Prune through bob's second set.
     let through = all[2];
@@ -127,16 +128,7 @@ async fn a_catch_up_from_before_the_pruned_point_gets_49005_and_then_every_chang
         "{frames:?}"
     );
     assert_eq!(pruned_errors(&frames), 1, "{frames:?}");
-    let carol_kept: Vec<u64> = app
-        .store
-        .changes_since(APP, 0, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.user == "carol")
-        .map(|c| c.version)
-        .collect();
-    assert_eq!(versions(&frames), carol_kept);
+    assert_eq!(versions(&frames), logged(&app, Some("carol")).await);
     // Live changes still arrive.
     set_nick(&app, "carol", "live").await;
     match s.frame(WAIT).await.unwrap() {
@@ -193,14 +185,7 @@ async fn pruning_takes_changes_older_than_the_cutoff_but_never_undelivered_webho
         .await
         .unwrap();
     assert_eq!(n, old.len() - 1);
-    let kept: Vec<u64> = store
-        .changes_since(APP, 0, 1000)
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.version)
-        .collect();
-    assert_eq!(kept, new);
+    assert_eq!(logged(&app, None).await, new);
     assert_eq!(
         store.cursor(APP, PRUNED).await.unwrap(),
         Some(*old.last().unwrap())
