@@ -11,7 +11,9 @@
 //! what it has already sent by per-account version (so no duplicate). Offering never blocks the
 //! feed: each connection has a bounded queue, and a connection whose queue is full is marked
 //! *overflowed*, gets nothing more until it has caught up from the store from its cursor, and
-//! then resumes live.
+//! then resumes live. Versions have no gaps, so a page that starts after `last + 1` means the
+//! change log was pruned ([`crate::retention`]) before the feed read it; then every connection
+//! is switched to that catch-up, which tells its client (49005).
 //!
 //! **Several nodes** share one store. A node's own writes wake its feeds directly; with
 //! `push.nats_url` set, it also publishes a wake-up on `<nats_subject>.<sdkappid>` and every
@@ -130,7 +132,8 @@ pub struct Conn {
     closing: Mutex<Option<CloseReason>>,
     /// Unix milliseconds when the connection was registered.
     opened_ms: i64,
-    /// Woken when the connection must close ([`Conn::close_reason`]).
+    /// Woken when the connection must close ([`Conn::close_reason`]), or, without a close
+    /// reason, when it must catch up from the store (its `overflowed` flag is set).
     pub close: Notify,
 }
 
@@ -385,6 +388,16 @@ impl Feed {
         self.dispatched.send_replace(last);
     }
 
+    /// Switches every connection to catch-up from its cursor, as after an overflow, and wakes it:
+    /// the catch-up reads the store, so it tells the client (49005) what the feed missed.
+    fn resync_all(&self) {
+        let st = self.state.lock().expect("feed lock");
+        for conn in st.users.values().flat_map(HashMap::values) {
+            conn.overflowed.store(true, Ordering::Release);
+            conn.close.notify_one();
+        }
+    }
+
     /// Tails the change log until `stop`.
     async fn run(self: Arc<Self>, store: Arc<dyn Store>, stop: CancellationToken) {
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
@@ -409,6 +422,17 @@ impl Feed {
                 match store.changes_since(self.app, last, PAGE).await {
                     Ok(page) if page.is_empty() => break,
                     Ok(page) => {
+                        if page[0].version > last + 1 {
+                            // Versions have no gaps, so these were pruned before the feed read
+                            // them (it lagged behind by more than the retention).
+                            tracing::warn!(
+                                app = self.app,
+                                after = last,
+                                next = page[0].version,
+                                "push feed: changes were pruned before it read them; every connection catches up"
+                            );
+                            self.resync_all();
+                        }
                         last = page.last().map_or(last, |c| c.version);
                         let full = page.len() == PAGE;
                         self.dispatch(page);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portrait_client::user::{Frame, Socket};
-use portrait_server::settings::Settings;
+use portrait_server::settings::{PushSettings, Settings};
 use portrait_store::{AppDump, Change, ChangeKind, Profile, StoredAccount, PRUNED};
 use serde_json::json;
 
@@ -359,4 +359,58 @@ async fn the_rust_client_stream_says_gap_when_changes_it_missed_were_pruned() {
         .unwrap()
         .unwrap();
     assert_eq!(ev.item(NICK), Some(&json!("v3")), "the kept change follows");
+}
+
+/// A node's feed that lagged behind the pruned point (here: changes written under the node, so
+/// nothing woke it, then pruned) sees the gap in versions and makes every connection catch up
+/// from its cursor, which says 49005 and sends what is kept.
+#[tokio::test]
+async fn a_feed_that_finds_changes_pruned_before_it_read_them_makes_its_connections_catch_up() {
+    use portrait_core::schema::StandardTag;
+    use portrait_core::{Identifier, ProfileValue, Tag};
+    let push = PushSettings {
+        poll_interval_ms: 600_000, // only wake-ups move the feed
+        ..PushSettings::default()
+    };
+    let app = spawn_app_opts(vec![test_app()], push).await;
+    app.import(&["alice", "bob"]).await;
+    let mut s = app.user("alice").connect(None, &["bob"]).await.unwrap();
+    assert!(matches!(s.frame(WAIT).await.unwrap(), Frame::Ready { .. }));
+    let bob = Identifier::parse("bob").unwrap();
+    let nick = |v: &str| {
+        [(
+            Tag::Standard(StandardTag::Nick),
+            ProfileValue::Str(v.into()),
+        )]
+    };
+    let v1 = app
+        .store
+        .set_profile(APP, &bob, &nick("b1"), "bob")
+        .await
+        .unwrap();
+    let v2 = app
+        .store
+        .set_profile(APP, &bob, &nick("b2"), "bob")
+        .await
+        .unwrap();
+    app.store.prune_changes(APP, v1, 1000).await.unwrap();
+    // A write through the node wakes its feed, whose next page starts after the gap.
+    set_nick(&app, "bob", "b3").await;
+    let v3 = app.store.current_version(APP).await.unwrap();
+    let mut frames = Vec::new();
+    while versions(&frames).last() != Some(&v3) {
+        frames.push(s.frame(WAIT).await.unwrap());
+    }
+    assert_eq!(pruned_errors(&frames), 1, "{frames:?}");
+    assert!(
+        matches!(frames[0], Frame::Error { code: 49005, .. }),
+        "{frames:?}"
+    );
+    assert_eq!(versions(&frames), [v2, v3], "what is kept, once each");
+    // And live again afterwards.
+    set_nick(&app, "bob", "b4").await;
+    match s.frame(WAIT).await.unwrap() {
+        Frame::Profile(ev) => assert_eq!(ev.version, v3 + 1),
+        other => panic!("{other:?}"),
+    }
 }

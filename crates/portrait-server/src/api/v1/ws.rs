@@ -339,14 +339,14 @@ impl Session {
                         self.socket.send(Message::Ping(Default::default())).await.map_err(|_| End::Gone)
                     }
                 }
-                () = self.conn.close.notified() => {
-                    let code = match self.conn.close_reason() {
-                        Some(CloseReason::Revoked(code)) => code,
-                        None => continue,
-                    };
-                    let why = if code == ErrorCode::ACCOUNT_NOT_FOUND { "the account was deleted" } else { "the user was kicked; sign in again" };
-                    Err(End::Close(CLOSE_REVOKED, why.into(), Some((code, why.into()))))
-                }
+                () = self.conn.close.notified() => match self.conn.close_reason() {
+                    Some(CloseReason::Revoked(code)) => {
+                        let why = if code == ErrorCode::ACCOUNT_NOT_FOUND { "the account was deleted" } else { "the user was kicked; sign in again" };
+                        Err(End::Close(CLOSE_REVOKED, why.into(), Some((code, why.into()))))
+                    }
+                    // Not a close: the feed asks for a resync (checked below).
+                    None => Ok(()),
+                },
                 () = &mut expired => {
                     let why = "the UserSig expired; sign in again with a new one";
                     Err(End::Close(CLOSE_EXPIRED, why.into(), Some((ErrorCode::SIG_EXPIRED, why.into()))))
