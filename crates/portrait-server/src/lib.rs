@@ -82,6 +82,13 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A fresh holder name for a store lease ([`portrait_store::Store::lease`]): the process id and a
+/// random part, so every task that takes leases (webhook delivery, change-log retention) is told
+/// apart from every other, on this node and on others.
+pub fn lease_holder() -> String {
+    format!("{}-{:016x}", std::process::id(), rand::random::<u64>())
+}
+
 /// Runs a node: opens the store, creates the development app if no app is configured, binds,
 /// prints how to reach it, and serves until `shutdown` resolves; then closes the store.
 ///

@@ -13,7 +13,7 @@
 //! prune at once, the store's cursor still only moves forward.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use portrait_store::{AppId, Result, Store};
 use tokio_util::sync::CancellationToken;
@@ -46,7 +46,7 @@ impl Pruner {
             store,
             keep,
             webhook,
-            holder: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()),
+            holder: crate::lease_holder(),
         }
     }
 
@@ -74,7 +74,7 @@ impl Pruner {
                 }
             }
             let keep_ms = i64::try_from(self.keep.as_millis()).unwrap_or(i64::MAX);
-            let cutoff = now_ms().saturating_sub(keep_ms);
+            let cutoff = crate::now_ms().saturating_sub(keep_ms);
             let pruned = tokio::select! {
                 () = stop.cancelled() => return,
                 pruned = prune(self.store.as_ref(), self.app, cutoff, self.webhook) => pruned,
@@ -137,10 +137,4 @@ async fn last_before(store: &dyn Store, app: AppId, cutoff_ms: i64) -> Result<u6
         }
     }
     Ok(lo)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

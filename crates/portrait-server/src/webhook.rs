@@ -92,7 +92,7 @@ impl Worker {
             store,
             http,
             admins: tenant.admins.clone(),
-            holder: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()),
+            holder: crate::lease_holder(),
         })
     }
 

@@ -34,6 +34,26 @@ pub(crate) fn unsigned(n: i64, what: &str) -> Result<u64> {
     u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{what} is negative: {n}")))
 }
 
+/// Where the [`crate::PRUNED`] cursor may move after one chunk of [`crate::Store::prune_changes`]
+/// deleted `deleted` of at most `limit` changes, the highest being `highest`: once fewer than
+/// `limit` went nothing at or below `through` is left, so up to `through` — but not beyond the
+/// app's `committed` version, so versions handed out and not committed yet stay clear; else only
+/// up to the highest version deleted. (The caller keeps the cursor from moving backwards.)
+pub(crate) fn pruned_mark(
+    deleted: i64,
+    limit: i64,
+    highest: Option<i64>,
+    through: i64,
+    committed: i64,
+) -> i64 {
+    let highest = highest.unwrap_or(0);
+    if deleted < limit {
+        highest.max(through.min(committed))
+    } else {
+        highest
+    }
+}
+
 /// The column value of a version (versions are stored as non-negative `i64`).
 pub(crate) fn version_key(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| StoreError::Conflict {

@@ -67,8 +67,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Executor, Postgres, Transaction};
 
 use crate::codec::{
-    app_from_key, app_key, distinct, encode_items, encode_profile, merge_items, stage_import,
-    stored_account, unsigned, version_key, AccountRow, ChangeRow,
+    app_from_key, app_key, distinct, encode_items, encode_profile, merge_items, pruned_mark,
+    stage_import, stored_account, unsigned, version_key, AccountRow, ChangeRow,
 };
 use crate::{
     migrate_error, now_ms, redact_url, restore_conflict, AppDump, AppId, Change, NewAccount,
@@ -678,19 +678,13 @@ impl Store for PgStore {
         .bind(limit)
         .fetch_one(&mut *tx)
         .await?;
-        // Everything at or below `through` is gone only if fewer than `limit` went; the app's
-        // committed version bounds it, so versions handed out but not committed stay clear.
-        let pruned = if deleted < limit {
-            let version: i64 = sqlx::query_scalar(
-                "select coalesce((select version from app_versions where app_id = $1), 0)",
-            )
-            .bind(app_key(app))
-            .fetch_one(&mut *tx)
-            .await?;
-            highest.unwrap_or(0).max(through.min(version))
-        } else {
-            highest.unwrap_or(0)
-        };
+        let committed: i64 = sqlx::query_scalar(
+            "select coalesce((select version from app_versions where app_id = $1), 0)",
+        )
+        .bind(app_key(app))
+        .fetch_one(&mut *tx)
+        .await?;
+        let pruned = pruned_mark(deleted, limit, highest, through, committed);
         sqlx::query(
             "insert into cursors (app_id, name, version) values ($1, $2, $3) \
              on conflict (app_id, name) do update \

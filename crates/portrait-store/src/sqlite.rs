@@ -65,7 +65,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::codec::{
-    self, app_from_key, app_key, distinct, encode_items, encode_profile, stage_import,
+    self, app_from_key, app_key, distinct, encode_items, encode_profile, pruned_mark, stage_import,
     stored_account, unsigned, version_key, AccountRow, ChangeRow,
 };
 use crate::{
@@ -1280,19 +1280,14 @@ async fn apply_prune(conn: &mut SqliteConnection, job: &PruneJob) -> Result<usiz
             .execute(&mut *conn)
             .await?;
     }
-    // Everything at or below `through` is gone only if fewer than `limit` went; the app's
-    // version (as committed before this batch) bounds it, so versions not written yet stay clear.
-    let pruned = if deleted < job.limit {
-        let version: i64 = sqlx::query_scalar(
-            "select coalesce((select version from app_versions where app_id = ?1), 0)",
-        )
-        .bind(app)
-        .fetch_one(&mut *conn)
-        .await?;
-        highest.unwrap_or(0).max(job.through.min(version))
-    } else {
-        highest.unwrap_or(0)
-    };
+    // The app's version as committed before this batch.
+    let committed: i64 = sqlx::query_scalar(
+        "select coalesce((select version from app_versions where app_id = ?1), 0)",
+    )
+    .bind(app)
+    .fetch_one(&mut *conn)
+    .await?;
+    let pruned = pruned_mark(deleted, job.limit, highest, job.through, committed);
     sqlx::query(
         "insert into cursors (app_id, name, version) values (?1, ?2, ?3) \
          on conflict (app_id, name) do update set version = max(version, excluded.version)",

@@ -69,20 +69,20 @@ fn params(raw: Option<&str>) -> Result<Params, String> {
         }
         let v = auth::decode(value)
             .map_err(|_| format!("{key}={value:?} is not UTF-8 once decoded"))?;
-        match key {
-            "since" if !v.is_empty() => {
+        if key == "since" {
+            if !v.is_empty() {
                 p.since = Some(
                     v.parse()
                         .map_err(|_| format!("since={v:?} is not a version"))?,
                 );
             }
-            "since" => {}
-            _ => p.accounts.extend(
+        } else {
+            p.accounts.extend(
                 v.split(',')
                     .map(str::trim)
                     .filter(|a| !a.is_empty())
                     .map(str::to_owned),
-            ),
+            );
         }
     }
     Ok(p)
