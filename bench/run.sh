@@ -44,6 +44,10 @@ fi
 
 cargo build --release --locked -q -p portrait -p portrait-bench
 BIN=target/release
+# CPU time the hypervisor gave to other guests while this run waited ("steal", /proc/stat), from
+# here to the table: a shared VM's speed varies, and this says how much of it was taken away.
+steal_ticks() { awk 'NR == 1 { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+STEAL_START=$(steal_ticks)
 
 WORK="$(mktemp -d)"; PIDS=()
 PG_DB="portrait_bench_$$"
@@ -182,6 +186,7 @@ $PUSH >"$WORK/w4.md" || { cat "$WORK/w4.md" >&2; echo "W4 failed" >&2; exit 1; }
 W4L=$(grep '^RESULT w4_latency' "$WORK/w4.md"); W4F=$(grep '^RESULT w4_fanout' "$WORK/w4.md")
 T_RPS=$(field "$R0" rps); W1_RPS=$(field "$R1" rps); W2_RPS=$(field "$R2" rps); W3_RPS=$(field "$R3" rps)
 W2_PROFILES=$(awk -v r="$W2_RPS" 'BEGIN { printf "%.0f", r * 100 }')
+STEAL_PCT=$(echo "$STEAL_START $(steal_ticks)" | awk '{ t = $4 - $2; if (t > 0) printf "%.1f", 100 * ($3 - $1) / t; else print "n/a" }')
 
 cat <<TABLE
 
@@ -189,6 +194,7 @@ cat <<TABLE
 
 Machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'), $(free -g | awk '/Mem:/ {print $2}') GiB. Store: embedded SQLite.
 Load tool: \`$WRK\` (wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')), Lua scripts in bench/. Accounts loaded: $ACCOUNTS.
+Machine speed: the trivial server did $T_RPS req/s, $(ratio "$T_RPS" 125000) of the issue's reference machine (about 125,000 req/s with the same wrk parameters), so the absolute targets (W2, W3, W4 fan-out, W5) assume a machine $(ratio 125000 "$T_RPS")× as fast as this one; W1's target is a ratio to this run's trivial server. CPU steal (time the hypervisor gave to other guests) during the run: $STEAL_PCT%.
 
 | workload | measured | target | ratio to target |
 |---|---|---|---|
