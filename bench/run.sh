@@ -20,10 +20,10 @@ cd "$(dirname "$0")/.."
 BENCH_DIR="$(pwd)/bench"; export BENCH_DIR
 
 QUICK=0; ACCOUNTS=1000000; DURATION=20; THREADS=2; CONNS=64
-SUBSCRIBERS=10000; SAMPLES=2000; PUSH_WRITES=5; PG=0; SUSTAIN=0
+SUBSCRIBERS=10000; SAMPLES=2000; PUSH_WRITES=5; PG=0; SUSTAIN=0; PROBE_SECS=5
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) QUICK=1; ACCOUNTS=10000; DURATION=2; SUBSCRIBERS=500; SAMPLES=200; PUSH_WRITES=3; shift ;;
+    --quick) QUICK=1; ACCOUNTS=10000; DURATION=2; SUBSCRIBERS=500; SAMPLES=200; PUSH_WRITES=3; PROBE_SECS=1; shift ;;
     --accounts) ACCOUNTS="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
     --subscribers) SUBSCRIBERS="$2"; shift 2 ;;
@@ -133,7 +133,15 @@ W1_MEDIAN=$(echo "$W1_PAIRS" | grep . | sort -n | sed -n 2p | cut -d' ' -f2)
 eval "R0=\$R0_$W1_MEDIAN; R1=\$R1_$W1_MEDIAN"
 W1_RATIOS=$(echo "$W1_PAIRS" | grep . | cut -d' ' -f1 | paste -sd' ' | sed 's/ /, /g')
 R2=$(run_wrk "$BASE" "/v4/profile/portrait_get?$Q" w2_get_batch.lua)
+# The trivial server for a few seconds right before and right after W3: W3 is the workload most
+# sensitive to the VM's speed, which can drift between W1's pairs and W3.
+speed_probe() {
+  PATH_Q=/ N="$ACCOUNTS" wrk -t$THREADS -c$CONNS -d"$PROBE_SECS"s --latency -s "$BENCH_DIR/w1_get_one.lua" "$TRIVIAL" \
+    | grep '^RESULT' || { echo "wrk failed" >&2; exit 1; }
+}
+PROBE_BEFORE=$(speed_probe)
 R3=$(run_wrk "$BASE" "/v4/profile/portrait_set?$Q" w3_set.lua)
+PROBE_AFTER=$(speed_probe)
 SUSTAIN_ROWS=""
 if [ "$SUSTAIN" -gt 0 ]; then
   for m in $(seq 1 "$SUSTAIN"); do
@@ -194,7 +202,7 @@ cat <<TABLE
 
 Machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'), $(free -g | awk '/Mem:/ {print $2}') GiB. Store: embedded SQLite.
 Load tool: \`$WRK\` (wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')), Lua scripts in bench/. Accounts loaded: $ACCOUNTS.
-Machine speed: the trivial server did $T_RPS req/s, $(ratio "$T_RPS" 125000) of the issue's reference machine (about 125,000 req/s with the same wrk parameters), so the absolute targets (W2, W3, W4 fan-out, W5) assume a machine $(ratio 125000 "$T_RPS")× as fast as this one; W1's target is a ratio to this run's trivial server. CPU steal (time the hypervisor gave to other guests) during the run: $STEAL_PCT%.
+Machine speed: the trivial server did $T_RPS req/s, $(ratio "$T_RPS" 125000) of the issue's reference machine (about 125,000 req/s with the same wrk parameters), so the absolute targets (W2, W3, W4 fan-out, W5) assume a machine $(ratio 125000 "$T_RPS")× as fast as this one; W1's target is a ratio to this run's trivial server. The trivial server for ${PROBE_SECS} s right before W3: $(field "$PROBE_BEFORE" rps) req/s; right after: $(field "$PROBE_AFTER" rps) req/s. CPU steal (time the hypervisor gave to other guests) during the run: $STEAL_PCT%.
 
 | workload | measured | target | ratio to target |
 |---|---|---|---|
