@@ -21,6 +21,8 @@ BENCH_DIR="$(pwd)/bench"; export BENCH_DIR
 
 QUICK=0; ACCOUNTS=1000000; DURATION=20; THREADS=2; CONNS=64
 SUBSCRIBERS=10000; SAMPLES=2000; PUSH_WRITES=5; PG=0; SUSTAIN=0; PROBE_SECS=5
+# The trivial server's rate on the issue's reference machine (`wrk -t2 -c64`).
+REFERENCE_RPS=125000
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; ACCOUNTS=10000; DURATION=2; SUBSCRIBERS=500; SAMPLES=200; PUSH_WRITES=3; PROBE_SECS=1; shift ;;
@@ -106,8 +108,9 @@ check portrait_get '{"To_Account":["u1"],"TagList":["Tag_Profile_IM_Nick","Tag_P
 check portrait_set '{"From_Account":"u1","ProfileItem":[{"Tag":"Tag_Profile_IM_Nick","Value":"n"},{"Tag":"Tag_Profile_IM_Level","Value":1},{"Tag":"Tag_Profile_Custom_Hobby","Value":"h"}]}'
 
 WRK="wrk -t$THREADS -c$CONNS -d${DURATION}s --latency"
-run_wrk() { # run_wrk URL SCRIPT -> RESULT line
-  PATH_Q="$2" N="$ACCOUNTS" $WRK -s "$BENCH_DIR/$3" "$1" | grep '^RESULT' || { echo "wrk failed" >&2; exit 1; }
+run_wrk() { # run_wrk URL PATH SCRIPT [SECS, default DURATION] -> RESULT line
+  PATH_Q="$2" N="$ACCOUNTS" wrk -t$THREADS -c$CONNS -d"${4:-$DURATION}"s --latency -s "$BENCH_DIR/$3" "$1" \
+    | grep '^RESULT' || { echo "wrk failed" >&2; exit 1; }
 }
 field() { echo "$1" | sed -n "s/.* $2=\([0-9.]*\).*/\1/p"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -135,17 +138,13 @@ W1_RATIOS=$(echo "$W1_PAIRS" | grep . | cut -d' ' -f1 | paste -sd' ' | sed 's/ /
 R2=$(run_wrk "$BASE" "/v4/profile/portrait_get?$Q" w2_get_batch.lua)
 # The trivial server for a few seconds right before and right after W3: W3 is the workload most
 # sensitive to the VM's speed, which can drift between W1's pairs and W3.
-speed_probe() {
-  PATH_Q=/ N="$ACCOUNTS" wrk -t$THREADS -c$CONNS -d"$PROBE_SECS"s --latency -s "$BENCH_DIR/w1_get_one.lua" "$TRIVIAL" \
-    | grep '^RESULT' || { echo "wrk failed" >&2; exit 1; }
-}
-PROBE_BEFORE=$(speed_probe)
+PROBE_BEFORE=$(run_wrk "$TRIVIAL" "/" w1_get_one.lua "$PROBE_SECS")
 R3=$(run_wrk "$BASE" "/v4/profile/portrait_set?$Q" w3_set.lua)
-PROBE_AFTER=$(speed_probe)
+PROBE_AFTER=$(run_wrk "$TRIVIAL" "/" w1_get_one.lua "$PROBE_SECS")
 SUSTAIN_ROWS=""
 if [ "$SUSTAIN" -gt 0 ]; then
   for m in $(seq 1 "$SUSTAIN"); do
-    RS=$(PATH_Q="/v4/profile/portrait_set?$Q" N="$ACCOUNTS" wrk -t$THREADS -c$CONNS -d60s --latency -s "$BENCH_DIR/w3_set.lua" "$BASE" | grep '^RESULT')
+    RS=$(run_wrk "$BASE" "/v4/profile/portrait_set?$Q" w3_set.lua 60)
     SUSTAIN_ROWS="$SUSTAIN_ROWS| $m | $(field "$RS" rps) | $(field "$RS" p50_ms) | $(field "$RS" p99_ms) | $(du -sb "$WORK/data" | cut -f1 | awk '{ printf "%.0f", $1 / 1048576 }') |
 "
   done
@@ -202,7 +201,7 @@ cat <<TABLE
 
 Machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'), $(free -g | awk '/Mem:/ {print $2}') GiB. Store: embedded SQLite.
 Load tool: \`$WRK\` (wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')), Lua scripts in bench/. Accounts loaded: $ACCOUNTS.
-Machine speed: the trivial server did $T_RPS req/s, $(ratio "$T_RPS" 125000) of the issue's reference machine (about 125,000 req/s with the same wrk parameters), so the absolute targets (W2, W3, W4 fan-out, W5) assume a machine $(ratio 125000 "$T_RPS")× as fast as this one; W1's target is a ratio to this run's trivial server. The trivial server for ${PROBE_SECS} s right before W3: $(field "$PROBE_BEFORE" rps) req/s; right after: $(field "$PROBE_AFTER" rps) req/s. CPU steal (time the hypervisor gave to other guests) during the run: $STEAL_PCT%.
+Machine speed: the trivial server did $T_RPS req/s, $(ratio "$T_RPS" "$REFERENCE_RPS") of the issue's reference machine (about $REFERENCE_RPS req/s with the same wrk parameters), so the absolute targets (W2, W3, W4 fan-out, W5) assume a machine $(ratio "$REFERENCE_RPS" "$T_RPS")× as fast as this one; W1's target is a ratio to this run's trivial server. The trivial server for ${PROBE_SECS} s right before W3: $(field "$PROBE_BEFORE" rps) req/s; right after: $(field "$PROBE_AFTER" rps) req/s. CPU steal (time the hypervisor gave to other guests) during the run: $STEAL_PCT%.
 
 | workload | measured | target | ratio to target |
 |---|---|---|---|
