@@ -72,6 +72,8 @@ codes! {
     SIG_EMPTY = 70002, "UserSig length is 0";
     /// UserSig cannot be decoded.
     SIG_UNDECODABLE = 70003, "UserSig invalid, it cannot be parsed";
+    /// UserSig invalid (Portrait: dated further in the future than the allowed clock skew).
+    SIG_INVALID = 70005, "UserSig invalid";
     /// UserSig HMAC does not match (wrong key or tampered).
     SIG_BAD_HMAC = 70009, "UserSig verification failed, check the SDKAppID and key";
     /// UserID in the request does not match the UserSig.

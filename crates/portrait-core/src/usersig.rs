@@ -56,6 +56,18 @@ pub enum SigError {
     /// The UserSig was issued before the account was kicked.
     #[error("UserSig was issued before the account was kicked")]
     Revoked,
+    /// `TLS.time` is further ahead of this server's clock than the allowed skew: the clock of
+    /// the server that minted it runs fast.
+    #[error(
+        "UserSig is dated {ahead} s ahead of the server's clock (at most {skew} s allowed); \
+         check the clock of the server that mints UserSigs"
+    )]
+    FromTheFuture {
+        /// Seconds ahead.
+        ahead: u64,
+        /// The allowed skew.
+        skew: u64,
+    },
 }
 
 impl SigError {
@@ -69,6 +81,7 @@ impl SigError {
             SigError::BadHmac => ErrorCode::SIG_BAD_HMAC,
             SigError::IdentifierMismatch => ErrorCode::SIG_IDENTIFIER_MISMATCH,
             SigError::SdkAppIdMismatch => ErrorCode::SIG_SDKAPPID_MISMATCH,
+            SigError::FromTheFuture { .. } => ErrorCode::SIG_INVALID,
         }
     }
 }

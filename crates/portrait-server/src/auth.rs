@@ -15,7 +15,7 @@ use portrait_core::wire::RestQuery;
 use portrait_core::Identifier;
 
 use crate::error::{ApiError, Result};
-use crate::ratelimit::Api;
+use crate::ratelimit::{Api, ClientCall, Over};
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
@@ -105,6 +105,12 @@ pub fn tenant_of(state: &AppState, q: &RestQuery<'_>) -> Result<Arc<Tenant>> {
 
 /// Verifies `usersig` for `identifier` in `tenant`, including revocation by `kick`.
 ///
+/// The clock-skew rule: a sig dated more than the app's `usersig_clock_skew_secs` (S) ahead of
+/// this server's clock is refused (70005) until then, and a kick at second `k` revokes every sig
+/// dated up to `k + S` ([`kick_not_before`]). So a sig minted before a kick by a server whose
+/// clock runs fast by up to S is revoked too, and one whose clock runs further ahead was not
+/// usable at the time of the kick; a new sig works once dated after `k + S`.
+///
 /// # Errors
 /// The [`SigError`] of the failed check.
 pub fn verify_sig(
@@ -137,6 +143,12 @@ pub fn verify_sig(
             sig
         }
     };
+    if sig.time > now.saturating_add(tenant.clock_skew) {
+        return Err(SigError::FromTheFuture {
+            ahead: sig.time - now,
+            skew: tenant.clock_skew,
+        });
+    }
     if tenant
         .kicked_before(identifier)
         .is_some_and(|nb| sig.time <= nb)
@@ -144,6 +156,12 @@ pub fn verify_sig(
         return Err(SigError::Revoked);
     }
     Ok(sig)
+}
+
+/// The `not_before` of a kick made now: every sig dated up to the allowed clock skew after it
+/// is revoked (see [`verify_sig`]).
+pub fn kick_not_before(tenant: &Tenant) -> u64 {
+    now_secs().saturating_add(tenant.clock_skew)
 }
 
 /// An authenticated user of the client API (docs/client-api.md).
@@ -157,11 +175,12 @@ pub struct UserCall {
 }
 
 /// Authenticates a client-API call: the same checks and codes as [`admin`] up to the UserSig,
-/// then the account must exist (70107); no admin check and no app-wide rate limit.
+/// then the client rate limits of the user and the app for a `call` (60007), then the account
+/// must exist (70107); no admin check.
 ///
 /// # Errors
-/// See [`admin`]; [`ApiError::UserNotImported`].
-pub async fn user(state: &AppState, raw_query: Option<&str>) -> Result<UserCall> {
+/// See [`admin`]; [`ApiError::ClientRateLimited`], [`ApiError::UserNotImported`].
+pub async fn user(state: &AppState, raw_query: Option<&str>, call: ClientCall) -> Result<UserCall> {
     let q = parse_query(raw_query)?;
     let tenant = tenant_of(state, &q)?;
     let identifier = q
@@ -169,6 +188,18 @@ pub async fn user(state: &AppState, raw_query: Option<&str>) -> Result<UserCall>
         .filter(|s| !s.is_empty())
         .ok_or(ApiError::IdentifierMissing)?;
     let sig = verify_sig(&tenant, &identifier, q.usersig.as_deref().unwrap_or(""))?;
+    if let Err(over) = tenant.client_limits.check(&identifier, call) {
+        let kind = match call {
+            ClientCall::Read => "reads",
+            ClientCall::Write => "writes",
+        };
+        return Err(ApiError::ClientRateLimited(match over {
+            Over::User(n) => format!("over the client limit of {n} {kind} per second per user"),
+            Over::App(n) => {
+                format!("over the client limit of {n} {kind} per second for the app")
+            }
+        }));
+    }
     let user = Identifier::parse(&identifier)
         .map_err(|_| ApiError::UserNotImported(identifier.to_string()))?;
     let exists = state

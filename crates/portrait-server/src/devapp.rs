@@ -38,6 +38,8 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(AppConfig, bool)> {
         custom_fields: Vec::new(),
         sensitive_words: Vec::new(),
         rate_limits: RateLimitConfig::default(),
+        client_rate_limits: Default::default(),
+        usersig_clock_skew_secs: crate::settings::default_clock_skew(),
         webhook: None,
     };
     std::fs::create_dir_all(data_dir)

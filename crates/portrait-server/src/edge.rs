@@ -9,10 +9,15 @@
 //! * **CORS**: any origin, method and header, answered with `*` (no `Vary`: the answer does not
 //!   depend on the request). Every `OPTIONS` request is a preflight, answered here before routing
 //!   and authentication;
+//! * **body**: the request body is read whole (up to the configured limit) before routing, so
+//!   that a route that refuses a call early (bad UserSig, not an admin, rate limit) leaves no
+//!   unread bytes on the connection and the client's next request on the same kept-alive socket
+//!   works. A body over the limit is refused (40001 / 70402) and the answer says
+//!   `Connection: close`, since the rest of it is never read;
 //! * **deadline**: a request still unanswered after the configured time is answered with the
 //!   family's internal error (40006 / 70500) in the vendor envelope, never a bare HTTP error.
-//!   The timer is armed only when the route first has to wait, so a request answered from memory
-//!   in one poll never touches the timer wheel.
+//!   The timer is armed only when the request first has to wait, so a request answered from
+//!   memory in one poll never touches the timer wheel.
 //!
 //! This replaced tower-http's request-id, trace and CORS layers plus a `from_fn` deadline, which
 //! were applied per route and cost a fifth of W1's server CPU (BENCHMARKS.md).
@@ -25,9 +30,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::body::{Body, HttpBody};
 use axum::extract::Request;
-use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::http::{header, request, HeaderName, HeaderValue, Method};
 use axum::response::Response;
+use bytes::{Bytes, BytesMut};
 use tokio::time::{Instant, Sleep};
 
 use crate::error::{reply, ApiError, Family};
@@ -37,13 +44,15 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 const ANY: HeaderValue = HeaderValue::from_static("*");
 
-/// Wraps `inner` (the router) with the edge; `timeout` is the request deadline.
-pub fn wrap<S>(inner: S, timeout: Duration) -> Edge<S> {
+/// Wraps `inner` (the router) with the edge; `timeout` is the request deadline and `max_body`
+/// the largest request body read.
+pub fn wrap<S>(inner: S, timeout: Duration, max_body: usize) -> Edge<S> {
     Edge {
         inner,
         shared: Arc::new(Shared {
             ids: SequentialIds::default(),
             timeout,
+            max_body,
         }),
     }
 }
@@ -58,15 +67,16 @@ pub struct Edge<S> {
 struct Shared {
     ids: SequentialIds,
     timeout: Duration,
+    max_body: usize,
 }
 
 impl<S> tower::Service<Request> for Edge<S>
 where
-    S: tower::Service<Request, Response = Response, Error = Infallible>,
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = EdgeFuture<S::Future>;
+    type Future = EdgeFuture<S>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -84,26 +94,110 @@ where
         };
         let span = make_span(&req, &id);
         let family = Family::of_path(req.uri().path());
-        let inner = (req.method() != Method::OPTIONS).then(|| self.inner.call(req));
-        EdgeFuture {
-            inner,
+        let mut future = EdgeFuture {
+            inner: None,
+            reading: None,
+            preflight: false,
+            close: false,
             sleep: None,
             start,
             timeout: self.shared.timeout,
             family,
             id,
             span,
+        };
+        if req.method() == Method::OPTIONS {
+            future.preflight = true;
+        } else if req.body().is_end_stream() {
+            future.inner = Some(self.inner.call(req));
+        } else if req.body().size_hint().lower() > self.shared.max_body as u64 {
+            // Declared too large: the route refuses it without reading it all.
+            future.close = true;
+            future.inner = Some(self.inner.call(req));
+        } else {
+            let (parts, body) = req.into_parts();
+            future.reading = Some(Reading {
+                parts,
+                body,
+                first: Bytes::new(),
+                more: None,
+                max: self.shared.max_body,
+                route: self.inner.clone(),
+            });
         }
+        future
+    }
+}
+
+/// A request whose body is being read before routing.
+pub struct Reading<S> {
+    parts: request::Parts,
+    body: Body,
+    first: Bytes,
+    more: Option<BytesMut>,
+    max: usize,
+    route: S,
+}
+
+impl<S> Reading<S> {
+    /// Reads what has arrived: `Ready(Ok(request))` with the whole body, or `Ready(Err(why))`.
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), String>> {
+        loop {
+            match std::task::ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+                None => return Poll::Ready(Ok(())),
+                Some(Err(e)) => return Poll::Ready(Err(format!("request body unreadable: {e}"))),
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue; // trailers
+                    };
+                    let len = self.more.as_ref().map_or(self.first.len(), BytesMut::len);
+                    if len + data.len() > self.max {
+                        return Poll::Ready(Err(format!(
+                            "request body is larger than {} bytes",
+                            self.max
+                        )));
+                    }
+                    if self.first.is_empty() && self.more.is_none() {
+                        self.first = data;
+                    } else {
+                        let more = self.more.get_or_insert_with(|| {
+                            let mut m = BytesMut::with_capacity(len + data.len());
+                            m.extend_from_slice(&self.first);
+                            m
+                        });
+                        more.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The request with its body read.
+    fn into_request(self) -> (Request, S) {
+        let body = match self.more {
+            Some(m) => m.freeze(),
+            None => self.first,
+        };
+        (
+            Request::from_parts(self.parts, Body::from(body)),
+            self.route,
+        )
     }
 }
 
 pin_project_lite::pin_project! {
     /// The answer of [`Edge`]: the route's, or the preflight's, or the deadline's.
-    pub struct EdgeFuture<F> {
-        // `None`: a preflight, answered without routing.
+    pub struct EdgeFuture<S: tower::Service<Request>> {
+        // The route's answer, once the body is read.
         #[pin]
-        inner: Option<F>,
-        // Armed on the route's first `Pending`.
+        inner: Option<S::Future>,
+        // The body being read before routing.
+        reading: Option<Reading<S>>,
+        // An `OPTIONS` request, answered without routing.
+        preflight: bool,
+        // The request body is not read whole: the answer closes the connection.
+        close: bool,
+        // Armed on the first `Pending`.
         #[pin]
         sleep: Option<Sleep>,
         start: Instant,
@@ -114,40 +208,65 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F> Future for EdgeFuture<F>
+impl<S> Future for EdgeFuture<S>
 where
-    F: Future<Output = Result<Response, Infallible>>,
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
 {
     type Output = Result<Response, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let _entered = this.span.enter();
-        let preflight = this.inner.is_none();
-        let mut response = match this.inner.as_pin_mut() {
-            None => Response::default(),
-            Some(inner) => match inner.poll(cx) {
-                Poll::Ready(Ok(response)) => response,
-                Poll::Pending => {
-                    if this.sleep.is_none() {
-                        let at = *this.start + *this.timeout;
-                        this.sleep.set(Some(tokio::time::sleep_until(at)));
-                    }
-                    let sleep = this.sleep.as_pin_mut().expect("armed above");
-                    if sleep.poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    reply::<()>(
-                        *this.family,
-                        Err(ApiError::Internal(anyhow::anyhow!(
-                            "request exceeded {:?}",
-                            this.timeout
-                        ))),
-                    )
+        let preflight = *this.preflight;
+        let mut early = None;
+        if let Some(reading) = this.reading.as_mut() {
+            match reading.poll_body(cx) {
+                Poll::Pending => {}
+                Poll::Ready(Ok(())) => {
+                    let (req, mut route) = this.reading.take().expect("reading").into_request();
+                    this.inner.set(Some(route.call(req)));
                 }
-            },
+                Poll::Ready(Err(why)) => {
+                    *this.reading = None;
+                    *this.close = true;
+                    early = Some(reply::<()>(*this.family, Err(ApiError::BadRequest(why))));
+                }
+            }
+        }
+        let answered = match (early, this.inner.as_mut().as_pin_mut()) {
+            (Some(response), _) => Poll::Ready(response),
+            (None, Some(inner)) => inner.poll(cx).map(|Ok(response)| response),
+            (None, None) if preflight => Poll::Ready(Response::default()),
+            (None, None) => Poll::Pending, // the body is still arriving
+        };
+        let mut response = match answered {
+            Poll::Ready(response) => response,
+            Poll::Pending => {
+                if this.sleep.is_none() {
+                    let at = *this.start + *this.timeout;
+                    this.sleep.set(Some(tokio::time::sleep_until(at)));
+                }
+                let sleep = this.sleep.as_pin_mut().expect("armed above");
+                if sleep.poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let error = if this.reading.is_some() {
+                    // The client's fault: its body did not arrive in time.
+                    *this.close = true;
+                    ApiError::BadRequest(format!(
+                        "request body did not arrive within {:?}",
+                        this.timeout
+                    ))
+                } else {
+                    ApiError::Internal(anyhow::anyhow!("request exceeded {:?}", this.timeout))
+                };
+                reply::<()>(*this.family, Err(error))
+            }
         };
         let headers = response.headers_mut();
+        if *this.close {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         headers.insert(REQUEST_ID, this.id.clone());
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY);
         if preflight {
@@ -223,6 +342,7 @@ mod tests {
         wrap(
             tower::util::BoxCloneSyncService::new(route),
             Duration::from_millis(100),
+            1 << 10,
         )
     }
 

@@ -98,6 +98,9 @@ pub enum ApiError {
     /// Over the app's per-API rate limit (60007).
     #[error("{0}: over the app's rate limit, retry later")]
     RateLimited(&'static str),
+    /// A client-API call over the user's or the app's client rate limit (60007).
+    #[error("{0}")]
+    ClientRateLimited(String),
     /// Unknown API path (60009).
     #[error("unknown API {0}")]
     UnknownApi(String),
@@ -136,7 +139,7 @@ impl ApiError {
             ApiError::SdkAppIdInvalid(_) => ErrorCode::SDKAPPID_INVALID,
             ApiError::AppNotFound(_) => ErrorCode::SDKAPPID_NOT_FOUND,
             ApiError::IdentifierMissing => ErrorCode::URL_ACCOUNT,
-            ApiError::RateLimited(_) => ErrorCode::RATE_LIMITED,
+            ApiError::RateLimited(_) | ApiError::ClientRateLimited(_) => ErrorCode::RATE_LIMITED,
             ApiError::UnknownApi(_) => ErrorCode::UNKNOWN_API,
             ApiError::Store(_) | ApiError::Internal(_) if account => ErrorCode::ACCOUNT_INTERNAL,
             ApiError::Store(_) | ApiError::Internal(_) => ErrorCode::PROFILE_INTERNAL,

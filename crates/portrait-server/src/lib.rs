@@ -11,7 +11,8 @@
 //! * [`webhook`]: `Profile.CallbackPortraitSet` delivery from the change log;
 //! * [`metrics`]: the Prometheus recorder behind `/metrics`;
 //! * [`tenant`], [`ratelimit`], [`state`]: per-app runtime state;
-//! * [`edge`]: what every request gets (request id, span, CORS, deadline), around the router;
+//! * [`conn`]: what every connection gets (cap, header/keep-alive/write timeouts, peer address);
+//! * [`edge`]: what every request gets (request id, span, CORS, body, deadline), around the router;
 //! * [`telemetry`]: the log subscriber.
 //!
 //! Entry points: [`serve`] (a bound listener + shutdown future; used by tests) and [`run`] (the
@@ -26,6 +27,7 @@ use tokio::net::TcpListener;
 
 pub mod api;
 pub mod auth;
+pub mod conn;
 pub mod devapp;
 pub mod edge;
 pub mod error;
@@ -45,33 +47,40 @@ pub use state::AppState;
 
 /// The full service of a node: the router for `state` inside the [`edge`].
 pub fn app(state: AppState, request_timeout: Duration) -> edge::Edge<axum::Router> {
-    edge::wrap(api::router().with_state(state), request_timeout)
+    let max_body = state.max_body_bytes();
+    edge::wrap(api::router().with_state(state), request_timeout, max_body)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Serves the API on `listener` through the connection layer ([`conn`]) with the limits of
+/// `server` until `shutdown` resolves, then drains in-flight requests.
 ///
 /// # Errors
 /// Listener failures.
-pub async fn serve(
+pub fn serve(
     listener: TcpListener,
     state: AppState,
-    request_timeout: Duration,
+    server: &settings::ServerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let hub = state.hub().clone();
-    let stop = hub.stopping();
-    // WebSocket sessions are told to close (1001) as soon as shutdown begins: upgraded
-    // connections are not drained by axum's graceful shutdown.
-    let shutdown = async move {
-        shutdown.await;
-        stop.cancel();
-    };
-    use axum::ServiceExt;
-    axum::serve(listener, app(state, request_timeout).into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    hub.shutdown(Duration::from_secs(5)).await;
-    Ok(())
+) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+    let request_timeout = Duration::from_millis(server.request_timeout_ms);
+    let limits = conn::ConnLimits::from_settings(server);
+    async move {
+        tracing::debug!(?limits, "connection limits");
+        let hub = state.hub().clone();
+        let stop = hub.stopping();
+        // WebSocket sessions are told to close (1001) as soon as shutdown begins: upgraded
+        // connections are not drained by axum's graceful shutdown.
+        let shutdown = async move {
+            shutdown.await;
+            stop.cancel();
+        };
+        let listener = conn::Guarded::new(listener, limits);
+        axum::serve(listener, conn::MakeConn::new(app(state, request_timeout)))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        hub.shutdown(Duration::from_secs(5)).await;
+        Ok(())
+    }
 }
 
 /// Current Unix time in milliseconds.
@@ -98,6 +107,8 @@ pub async fn run(
     mut settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let fds = conn::raise_fd_limit();
+    tracing::debug!(open_file_limit = fds, "raised the open-file limit");
     let dev = if settings.apps.is_empty() {
         let (app, created) = devapp::load_or_create(&settings.server.data_dir)?;
         settings.apps.push(app);
@@ -133,13 +144,7 @@ pub async fn run(
     }
     // A stable line on stdout for people and scripts (the tests read the port from it).
     println!("portrait: listening on http://{addr}");
-    serve(
-        listener,
-        state,
-        Duration::from_millis(settings.server.request_timeout_ms),
-        shutdown,
-    )
-    .await?;
+    serve(listener, state, &settings.server, shutdown).await?;
     store.close().await;
     tracing::info!("portrait stopped");
     Ok(())

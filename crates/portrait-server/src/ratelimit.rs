@@ -1,12 +1,16 @@
-//! Per-app, per-API call-rate limits (vendor: 200 calls/s for most APIs, 100/s for batch account
-//! APIs; spec §1.4, §4). Each app has its own limiters, so one app going over its limit never
-//! affects another. Over the limit → 60007.
+//! Call-rate limits. Admin REST APIs: per app, per API (vendor: 200 calls/s for most APIs, 100/s
+//! for batch account APIs; spec §1.4, §4). Client API: per user and per app ([`ClientLimits`]).
+//! Each app has its own limiters, so one app going over its limit never affects another. Over
+//! the limit → 60007.
 
+use std::hash::BuildHasher;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::settings::RateLimitConfig;
+use crate::settings::{ClientRateLimitConfig, RateLimitConfig};
 
 /// The REST APIs that are rate limited, one limiter each per app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,5 +106,140 @@ impl AppLimits {
             .position(|a| *a == api)
             .expect("every Api is in ALL");
         self.limiters[i].as_ref().is_none_or(|l| l.check().is_ok())
+    }
+}
+
+/// What a client-API call costs: a read or a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCall {
+    /// `get_my_profile`, `get_user_profile`, a WebSocket connect.
+    Read,
+    /// `update_my_profile`.
+    Write,
+}
+
+/// Which limit a client-API call went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    /// The user's own rate.
+    User(u32),
+    /// The whole app's rate.
+    App(u32),
+}
+
+/// Idle users' limiter state is dropped this often.
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
+
+/// One app's client-API limiters (`[apps.client_rate_limits]`). Users are keyed by a hash of
+/// their UserID (no allocation per call; two users sharing a hash would share a budget), and
+/// the state of users idle for a while is pruned, so memory follows the active users.
+pub struct ClientLimits {
+    cfg: ClientRateLimitConfig,
+    user_reads: Option<DefaultKeyedRateLimiter<u64>>,
+    user_writes: Option<DefaultKeyedRateLimiter<u64>>,
+    app_reads: Option<DefaultDirectRateLimiter>,
+    app_writes: Option<DefaultDirectRateLimiter>,
+    hasher: foldhash::fast::RandomState,
+    /// Milliseconds since `started` of the last prune.
+    pruned: AtomicU64,
+    started: std::time::Instant,
+}
+
+fn per_second(n: u32) -> Option<Quota> {
+    NonZeroU32::new(n).map(Quota::per_second)
+}
+
+impl ClientLimits {
+    /// Builds the limiters of one app.
+    pub fn new(cfg: &ClientRateLimitConfig) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            user_reads: per_second(cfg.user_reads).map(RateLimiter::keyed),
+            user_writes: per_second(cfg.user_writes).map(RateLimiter::keyed),
+            app_reads: per_second(cfg.app_reads).map(RateLimiter::direct),
+            app_writes: per_second(cfg.app_writes).map(RateLimiter::direct),
+            hasher: foldhash::fast::RandomState::default(),
+            pruned: AtomicU64::new(0),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Takes one `call` of `user` from the user's and the app's budgets.
+    ///
+    /// # Errors
+    /// The limit that was exceeded.
+    pub fn check(&self, user: &str, call: ClientCall) -> Result<(), Over> {
+        self.prune_now_and_then();
+        let key = self.hasher.hash_one(user);
+        let (per_user, per_app, user_rate, app_rate) = match call {
+            ClientCall::Read => (
+                &self.user_reads,
+                &self.app_reads,
+                self.cfg.user_reads,
+                self.cfg.app_reads,
+            ),
+            ClientCall::Write => (
+                &self.user_writes,
+                &self.app_writes,
+                self.cfg.user_writes,
+                self.cfg.app_writes,
+            ),
+        };
+        if per_user
+            .as_ref()
+            .is_some_and(|l| l.check_key(&key).is_err())
+        {
+            return Err(Over::User(user_rate));
+        }
+        if per_app.as_ref().is_some_and(|l| l.check().is_err()) {
+            return Err(Over::App(app_rate));
+        }
+        Ok(())
+    }
+
+    fn prune_now_and_then(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.pruned.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < PRUNE_EVERY.as_millis() as u64
+            || self
+                .pruned
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        for l in [&self.user_reads, &self.user_writes].into_iter().flatten() {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_over_their_rate_does_not_use_up_another_users() {
+        let limits = ClientLimits::new(&ClientRateLimitConfig {
+            user_reads: 3,
+            user_writes: 1,
+            app_reads: 5,
+            app_writes: 0,
+        });
+        for _ in 0..3 {
+            assert_eq!(limits.check("alice", ClientCall::Read), Ok(()));
+        }
+        assert_eq!(limits.check("alice", ClientCall::Read), Err(Over::User(3)));
+        assert_eq!(limits.check("bob", ClientCall::Read), Ok(()));
+        assert_eq!(limits.check("carol", ClientCall::Read), Ok(()));
+        assert_eq!(limits.check("dave", ClientCall::Read), Err(Over::App(5)));
+        assert_eq!(limits.check("alice", ClientCall::Write), Ok(()));
+        assert_eq!(limits.check("alice", ClientCall::Write), Err(Over::User(1)));
+        assert_eq!(
+            limits.check("bob", ClientCall::Write),
+            Ok(()),
+            "no app write limit"
+        );
     }
 }

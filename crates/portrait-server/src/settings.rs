@@ -54,6 +54,18 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// A request taking longer than this is answered with an internal error (vendor: 3 s).
     pub request_timeout_ms: u64,
+    /// Open connections at most (WebSockets included); 0 = three quarters of the process's
+    /// open-file limit, which the server raises to its hard limit at start. At the cap, the
+    /// connection idle the longest is closed to make room ([`crate::conn`]).
+    pub max_connections: usize,
+    /// A connection must send a whole request head within this time (of connecting, or of the
+    /// first byte of a later request on a kept-alive connection); otherwise it is closed.
+    pub header_timeout_ms: u64,
+    /// A kept-alive connection with no request in progress is closed after this long.
+    pub keepalive_timeout_ms: u64,
+    /// A connection (WebSocket included) whose writes stay blocked this long — the client stopped
+    /// reading — is closed.
+    pub write_timeout_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -63,6 +75,10 @@ impl Default for ServerSettings {
             data_dir: PathBuf::from("portrait-data"),
             max_body_bytes: 1 << 20,
             request_timeout_ms: 3_000,
+            max_connections: 0,
+            header_timeout_ms: 10_000,
+            keepalive_timeout_ms: 60_000,
+            write_timeout_ms: 15_000,
         }
     }
 }
@@ -130,6 +146,13 @@ pub struct PushSettings {
     pub nats_url: String,
     /// Subject prefix of the wake-ups.
     pub nats_subject: String,
+    /// Largest WebSocket message (and frame) a signed-in client may send, in bytes; a larger one
+    /// closes the connection with 1009. (A connection refused at sign-in may send 1 KiB.)
+    pub max_message_bytes: usize,
+    /// Messages a client may send per second on one connection (ops, pings; bursts of as many);
+    /// over it each op is answered with error 60007, and a client that keeps on is closed with
+    /// 1008. 0 = no limit.
+    pub ops_per_sec: u32,
 }
 
 impl Default for PushSettings {
@@ -143,6 +166,8 @@ impl Default for PushSettings {
             poll_interval_ms: 1_000,
             nats_url: String::new(),
             nats_subject: "portrait.changes".into(),
+            max_message_bytes: 64 << 10,
+            ops_per_sec: 20,
         }
     }
 }
@@ -220,9 +245,22 @@ pub struct AppConfig {
     /// Per-API calls per second.
     #[serde(default)]
     pub rate_limits: RateLimitConfig,
+    /// Calls per second of the client API (`/v1`), per user and for the whole app.
+    #[serde(default)]
+    pub client_rate_limits: ClientRateLimitConfig,
+    /// How far ahead of this server's clock a UserSig's `TLS.time` may be, in seconds (the
+    /// clock of the server that mints them may run a little fast). A sig dated further ahead is
+    /// refused (70005) until then; a kick revokes every sig dated up to this long after it.
+    #[serde(default = "default_clock_skew")]
+    pub usersig_clock_skew_secs: u64,
     /// `Profile.CallbackPortraitSet` delivery; none if absent.
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
+}
+
+/// The default of `usersig_clock_skew_secs`.
+pub fn default_clock_skew() -> u64 {
+    2
 }
 
 fn expose<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
@@ -238,6 +276,8 @@ impl std::fmt::Debug for AppConfig {
             .field("custom_fields", &self.custom_fields)
             .field("sensitive_words", &self.sensitive_words.len())
             .field("rate_limits", &self.rate_limits)
+            .field("client_rate_limits", &self.client_rate_limits)
+            .field("usersig_clock_skew_secs", &self.usersig_clock_skew_secs)
             .field("webhook", &self.webhook)
             .finish()
     }
@@ -354,6 +394,36 @@ impl RateLimitConfig {
             );
         }
         Ok(())
+    }
+}
+
+/// `[apps.client_rate_limits]`: calls per second of the client API (`/v1`, signed in with the
+/// user's own UserSig), counted on each node. A user's calls are held to the `user_*` rate and
+/// the whole app's to the `app_*` rate; over either, the call is answered 60007 and does nothing
+/// (no change, push or webhook). Reads are `get_my_profile`, `get_user_profile` and WebSocket
+/// connects; writes are `update_my_profile`. Bursts of one second's worth are allowed; 0 turns
+/// one limit off. (WebSocket ops are limited per connection: `[push] ops_per_sec`.)
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientRateLimitConfig {
+    /// Reads of one user per second.
+    pub user_reads: u32,
+    /// Writes of one user per second.
+    pub user_writes: u32,
+    /// Reads of all users of the app together per second.
+    pub app_reads: u32,
+    /// Writes of all users of the app together per second.
+    pub app_writes: u32,
+}
+
+impl Default for ClientRateLimitConfig {
+    fn default() -> Self {
+        Self {
+            user_reads: 50,
+            user_writes: 10,
+            app_reads: 20_000,
+            app_writes: 2_000,
+        }
     }
 }
 

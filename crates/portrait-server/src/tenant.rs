@@ -10,7 +10,7 @@ use portrait_core::schema::Schema;
 use portrait_core::usersig::VerifiedSig;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::ratelimit::AppLimits;
+use crate::ratelimit::{AppLimits, ClientLimits};
 use crate::settings::AppConfig;
 
 /// One app at run time.
@@ -25,6 +25,10 @@ pub struct Tenant {
     pub schema: Schema,
     /// Per-API rate limiters.
     pub limits: AppLimits,
+    /// Client-API rate limiters.
+    pub client_limits: ClientLimits,
+    /// Seconds a UserSig may be dated ahead of this server's clock.
+    pub clock_skew: u64,
     /// user → Unix second at or before which that user's UserSigs are revoked (by `kick`).
     kicks: RwLock<HashMap<String, u64>>,
     /// UserSigs whose form and HMAC were already verified: usersig → its decoded fields. Clients
@@ -56,6 +60,8 @@ impl Tenant {
             admins: cfg.admins.iter().cloned().collect(),
             schema,
             limits: AppLimits::new(&cfg.rate_limits),
+            client_limits: ClientLimits::new(&cfg.client_rate_limits),
+            clock_skew: cfg.usersig_clock_skew_secs,
             kicks: RwLock::new(HashMap::new()),
             sigs: RwLock::new(HashMap::default()),
         })

@@ -513,6 +513,7 @@ async fn kick_revokes_usersigs_minted_before_the_kick_and_accepts_newer_ones() {
     let before_url = app.raw_url(ACCOUNT_CHECK, &query(APP, "admin2", &before));
     app.post_json(&before_url, &check).await.expect_ok();
 
+    let kicked_at = now();
     app.admin.kick("admin2").await.unwrap().expect_ok();
 
     app.post_json(&before_url, &check).await.expect_code(70001);
@@ -525,8 +526,14 @@ async fn kick_revokes_usersigs_minted_before_the_kick_and_accepts_newer_ones() {
     .expect_code(70001);
     assert_eq!(app.value("alice", NICK).await, Some(json!("")));
 
-    // Kick revokes sigs with TLS.time up to the kick second; one minted a second later works.
-    let after = mint(APP, KEY, "admin2", now() + 1, 3600);
+    // Kick revokes sigs with TLS.time up to the kick second plus the allowed clock skew
+    // (`usersig_clock_skew_secs`, 2 s); one dated after that works once it is no longer ahead
+    // of the server's clock by more than the skew.
+    let dated = kicked_at + 4;
+    while now() + 2 < dated {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let after = mint(APP, KEY, "admin2", dated, 3600);
     let after_url = app.raw_url(ACCOUNT_CHECK, &query(APP, "admin2", &after));
     assert_eq!(
         app.post_json(&after_url, &check).await.expect_ok()["ResultItem"][0]["AccountStatus"],

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use portrait_client::user::UserClient;
 use portrait_client::AdminClient;
@@ -27,6 +26,16 @@ fn init_tracing() {
             portrait_server::telemetry::init("debug");
         }
     });
+}
+
+/// Client-API rate limits high enough never to be reached by a test.
+pub fn unlimited_clients() -> portrait_server::settings::ClientRateLimitConfig {
+    portrait_server::settings::ClientRateLimitConfig {
+        user_reads: 0,
+        user_writes: 0,
+        app_reads: 0,
+        app_writes: 0,
+    }
 }
 
 /// The main test app: custom fields of every kind/permission, sensitive words, vendor rate limits.
@@ -68,6 +77,9 @@ pub fn test_app() -> AppConfig {
         ],
         sensitive_words: vec!["badword".into(), "违禁".into()],
         rate_limits: RateLimitConfig::default(),
+        // The tests of other things write and read fast; `hostile.rs` tests these limits.
+        client_rate_limits: unlimited_clients(),
+        usersig_clock_skew_secs: portrait_server::settings::default_clock_skew(),
         webhook: None,
     }
 }
@@ -81,6 +93,8 @@ pub fn other_app() -> AppConfig {
         custom_fields: vec![],
         sensitive_words: vec![],
         rate_limits: RateLimitConfig::default(),
+        client_rate_limits: Default::default(),
+        usersig_clock_skew_secs: portrait_server::settings::default_clock_skew(),
         webhook: None,
     }
 }
@@ -127,7 +141,26 @@ pub async fn spawn_on(
 ) -> TestApp {
     // The production shape: the read cache in front of the backend.
     let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));
-    spawn_cached(store, apps, push, addr).await
+    spawn_cached(store, apps, push, addr, server_settings()).await
+}
+
+/// Spawns a server with the two default apps and the given `[server]` and `[push]` settings.
+pub async fn spawn_app_server(
+    server: portrait_server::settings::ServerSettings,
+    push: PushSettings,
+) -> TestApp {
+    let (store, dir) = portrait_store::testkit::fresh_store_from_env().await;
+    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));
+    let mut app = spawn_cached(
+        store,
+        vec![test_app(), other_app()],
+        push,
+        "127.0.0.1:0",
+        server,
+    )
+    .await;
+    app._dir = dir;
+    app
 }
 
 /// Spawns one node of a cluster sharing `store` with others (its cache in shared mode).
@@ -137,7 +170,12 @@ pub async fn spawn_node(
     push: PushSettings,
 ) -> TestApp {
     let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::shared(store, 10_000));
-    spawn_cached(store, apps, push, "127.0.0.1:0").await
+    spawn_cached(store, apps, push, "127.0.0.1:0", server_settings()).await
+}
+
+/// The `[server]` settings of test servers: the defaults (request deadline 3 s).
+pub fn server_settings() -> portrait_server::settings::ServerSettings {
+    portrait_server::settings::ServerSettings::default()
 }
 
 async fn spawn_cached(
@@ -145,6 +183,7 @@ async fn spawn_cached(
     apps: Vec<AppConfig>,
     push: PushSettings,
     addr: &str,
+    server: portrait_server::settings::ServerSettings,
 ) -> TestApp {
     init_tracing();
     let state = AppState::with_push(store.clone(), &apps, 1 << 20, &push)
@@ -156,7 +195,7 @@ async fn spawn_cached(
     let server = tokio::spawn(portrait_server::serve(
         listener,
         state,
-        Duration::from_secs(3),
+        &server,
         async move {
             let _ = rx.await;
         },

@@ -16,6 +16,7 @@ use crate::api::read_body;
 use crate::auth;
 use crate::error::{parse_body, reply, reply_raw, Family, Result};
 use crate::profiles;
+use crate::ratelimit::ClientCall;
 use crate::state::AppState;
 
 /// Routes of this group.
@@ -44,7 +45,7 @@ fn parse_or_default<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Re
 
 async fn get_my_profile(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
     let r = async {
-        let call = auth::user(&state, uri.query()).await?;
+        let call = auth::user(&state, uri.query(), ClientCall::Read).await?;
         let req: GetMyRequest = parse_or_default(&read_body(&state, body).await?)?;
         let tags = profiles::resolve_tags(&call.tenant, req.tag_list.as_deref(), Actor::User)?;
         profiles::read(
@@ -61,7 +62,7 @@ async fn get_my_profile(State(state): State<AppState>, uri: Uri, body: Body) -> 
 
 async fn get_user_profile(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
     let r = async {
-        let call = auth::user(&state, uri.query()).await?;
+        let call = auth::user(&state, uri.query(), ClientCall::Read).await?;
         let req: PortraitGetRequest = parse_body(&read_body(&state, body).await?)?;
         let tags = profiles::resolve_tags(&call.tenant, req.tag_list.as_deref(), Actor::User)?;
         profiles::read(&state, &call.tenant, req.to_account, tags, true).await
@@ -71,7 +72,7 @@ async fn get_user_profile(State(state): State<AppState>, uri: Uri, body: Body) -
 
 async fn update_my_profile(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
     let r = async {
-        let call = auth::user(&state, uri.query()).await?;
+        let call = auth::user(&state, uri.query(), ClientCall::Write).await?;
         let req: UpdateMyProfileRequest = parse_body(&read_body(&state, body).await?)?;
         let version = profiles::write(
             &state,

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{self, UserCall};
 use crate::error::{reply, ApiError, Family};
 use crate::push::{self, CloseReason, Conn, Event, Feed, Refused, PAGE};
+use crate::ratelimit::ClientCall;
 use crate::state::AppState;
 
 /// Close code: authentication failed (an `error` frame says why).
@@ -41,6 +42,14 @@ pub const CLOSE_IDLE: u16 = 4000;
 pub const CLOSE_INTERNAL: u16 = 1011;
 /// Close code: the server is shutting down (RFC 6455 "going away").
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code: the client kept sending faster than its op rate (RFC 6455 "policy violation").
+pub const CLOSE_POLICY: u16 = 1008;
+/// Close code: a message or frame over the size limit (RFC 6455 "message too big").
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Largest message a connection refused at sign-in may send (it is only waited on for its close
+/// frame).
+const REFUSED_MAX_MESSAGE: usize = 1024;
 
 /// Routes of this group.
 pub fn router() -> Router<AppState> {
@@ -93,7 +102,7 @@ async fn upgrade(
     uri: Uri,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let auth = auth::user(&state, uri.query()).await;
+    let auth = auth::user(&state, uri.query(), ClientCall::Read).await;
     let params = params(uri.query());
     let ws = match ws {
         Ok(ws) => ws,
@@ -112,8 +121,20 @@ async fn upgrade(
     };
     let tracker = state.hub().clone();
     // Frames from clients are small ops; tungstenite zero-fills its read buffer before every
-    // read, and the default 128 KiB made that a quarter of the CPU of a large fan-out.
-    let ws = ws.read_buffer_size(4096);
+    // read, and the default 128 KiB made that a quarter of the CPU of a large fan-out. Messages
+    // are bounded (a frame header announcing more is refused before any of it is buffered), the
+    // more so before sign-in.
+    let max = match &auth {
+        Ok(call) => state
+            .hub()
+            .feed(call.tenant.sdkappid)
+            .map_or(REFUSED_MAX_MESSAGE, |f| f.settings().max_message_bytes),
+        Err(_) => REFUSED_MAX_MESSAGE,
+    };
+    let ws = ws
+        .read_buffer_size(4096)
+        .max_message_size(max)
+        .max_frame_size(max);
     ws.on_upgrade(move |socket| async move {
         let setup = match (auth, params) {
             // Our fault (e.g. the database is down): a retryable close, no internal details.
@@ -247,6 +268,10 @@ struct Session {
     cursor: u64,
     own: String,
     last_heard: Instant,
+    /// The connection's message budget (`[push] ops_per_sec`).
+    ops: Option<governor::DefaultDirectRateLimiter>,
+    /// Messages refused by `ops` since the last one let through.
+    refused: u32,
 }
 
 async fn run(socket: WebSocket, state: AppState, call: UserCall, p: Params) {
@@ -286,6 +311,9 @@ async fn run(socket: WebSocket, state: AppState, call: UserCall, p: Params) {
         cursor: 0,
         own: call.user.as_str().to_owned(),
         last_heard: Instant::now(),
+        ops: std::num::NonZeroU32::new(feed.settings().ops_per_sec)
+            .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n))),
+        refused: 0,
     };
     let stop = state.hub().stopping();
     let end = s.serve(p, call.expires_at, stop).await;
@@ -329,6 +357,10 @@ impl Session {
                     Some(Ok(msg)) => {
                         self.last_heard = Instant::now();
                         self.on_message(msg).await
+                    }
+                    Some(Err(e)) if too_big(&e) => {
+                        let why = format!("message over {} bytes", settings.max_message_bytes);
+                        Err(End::Close(CLOSE_TOO_BIG, why, None))
                     }
                     _ => Err(End::Gone),
                 },
@@ -535,6 +567,26 @@ impl Session {
     }
 
     async fn on_message(&mut self, msg: Message) -> Result<(), End> {
+        if self.ops.as_ref().is_some_and(|l| l.check().is_err()) {
+            self.refused += 1;
+            metrics::counter!("portrait_push_ops_refused_total").increment(1);
+            let per_sec = self.feed.settings().ops_per_sec;
+            if self.refused > per_sec.saturating_mul(2) {
+                return Err(End::Close(
+                    CLOSE_POLICY,
+                    format!("more than {per_sec} messages per second"),
+                    None,
+                ));
+            }
+            if let Message::Text(_) = msg {
+                let why = format!("at most {per_sec} ops per second on a connection; slow down");
+                return self
+                    .send(error_frame(ErrorCode::RATE_LIMITED, &why, None))
+                    .await;
+            }
+            return Ok(());
+        }
+        self.refused = 0;
         match msg {
             Message::Text(t) => match serde_json::from_str::<Op>(t.as_str()) {
                 Ok(op) => self.on_op(op).await,
@@ -623,6 +675,13 @@ impl Session {
             }
         }
     }
+}
+
+/// Whether a receive failed because a message or frame was over the size limit.
+fn too_big(e: &axum::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|e| e.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
 fn internal(e: &portrait_store::StoreError) -> End {

@@ -237,7 +237,7 @@ async fn kick_one(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty
         .user_id
         .ok_or_else(|| ApiError::BadRequest("UserID is missing".into()))?;
     let user = Identifier::parse(&raw).map_err(|_| ApiError::AccountNotFound(raw.clone()))?;
-    let not_before = auth::now_secs();
+    let not_before = auth::kick_not_before(&call.tenant);
     if !state
         .store()
         .kick(call.tenant.sdkappid, &user, not_before)
