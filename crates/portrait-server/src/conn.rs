@@ -612,7 +612,7 @@ mod tests {
         let text = std::str::from_utf8(FULL).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(
-            head.contains(&format!("content-length: {}\r\n", body.len())),
+            head.ends_with(&format!("content-length: {}", body.len())),
             "{head}"
         );
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
