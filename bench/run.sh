@@ -74,6 +74,7 @@ sdkappid = $APP
 key = "$KEY"
 admins = ["$ADMIN"]
 rate_limits = { enabled = false }
+client_rate_limits = { user_reads = 0, user_writes = 0, app_reads = 0, app_writes = 0 }
 [[apps.custom_fields]]
 name = "Tag_Profile_Custom_Hobby"
 type = "string"

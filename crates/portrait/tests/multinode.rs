@@ -295,7 +295,8 @@ fn config_text(
     ));
     c.push_str(&format!(
         "\n[[apps]]\nsdkappid = {APP}\nkey = \"{KEY}\"\nadmins = [\"{ADMIN}\"]\n\n\
-         [apps.rate_limits]\nenabled = false\n"
+         [apps.rate_limits]\nenabled = false\n\n\
+         [apps.client_rate_limits]\nuser_reads = 0\nuser_writes = 0\napp_reads = 0\napp_writes = 0\n"
     ));
     let webhook = options
         .webhook

@@ -46,6 +46,12 @@ sensitive_words = ["forbiddenword"]
 [apps.rate_limits]
 enabled = false
 
+[apps.client_rate_limits]
+user_reads = 0
+user_writes = 0
+app_reads = 0
+app_writes = 0
+
 [[apps.custom_fields]]
 name = "Tag_Profile_Custom_Email"
 type = "string"
