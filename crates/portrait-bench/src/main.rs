@@ -5,7 +5,9 @@
 //!   ceiling that W1 is compared against, measured in the same run with the same wrk parameters;
 //! * `load`: imports N accounts through `multiaccount_import` (100 per call, Nick + FaceUrl) with
 //!   C concurrent connections, and prints the elapsed time;
-//! * `push`: W4, WebSocket push latency (1 subscriber) and fan-out (N subscribers); see [`push`].
+//! * `push`: W4, WebSocket push latency (1 subscriber) and fan-out (N subscribers); see [`push`];
+//! * `edge`: the hardening figures of issue #15 (held connections, oversized WebSocket
+//!   messages, one user's call rate); see [`edge`].
 
 use std::time::Instant;
 
@@ -14,6 +16,7 @@ use clap::{Parser, Subcommand};
 use portrait_client::AdminClient;
 use serde_json::json;
 
+mod edge;
 mod push;
 
 #[derive(Parser)]
@@ -83,6 +86,25 @@ enum Cmd {
         #[arg(long, default_value_t = 4096)]
         read_buffer: usize,
     },
+    /// Issue #15's figures against a running node whose process id is `--pid`.
+    Edge {
+        #[arg(long)]
+        base: String,
+        #[arg(long)]
+        sdkappid: u64,
+        #[arg(long)]
+        key: String,
+        #[arg(long, default_value = "administrator")]
+        admin: String,
+        #[arg(long)]
+        pid: u32,
+        /// Idle and half-sent connections held while /healthz and portrait_get are timed.
+        #[arg(long, default_value_t = 1000)]
+        held: usize,
+        /// Seconds one user sends update_my_profile as fast as it can.
+        #[arg(long, default_value_t = 5)]
+        rate_secs: u64,
+    },
 }
 
 /// A 321-byte body shaped like a portrait_get answer.
@@ -134,6 +156,25 @@ fn main() -> anyhow::Result<()> {
                 prefix,
             ))
         }
+        Cmd::Edge {
+            base,
+            sdkappid,
+            key,
+            admin,
+            pid,
+            held,
+            rate_secs,
+        } => rt.block_on(edge::run(
+            &edge::Target {
+                base,
+                sdkappid,
+                key,
+                admin,
+                pid,
+            },
+            held,
+            rate_secs,
+        )),
         Cmd::Push {
             base,
             sdkappid,
