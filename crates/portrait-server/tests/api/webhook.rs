@@ -327,6 +327,33 @@ async fn a_failing_callback_for_one_account_does_not_hold_back_the_other_account
 }
 
 #[tokio::test]
+async fn at_max_pending_reading_the_log_pauses_until_changes_drain_and_nothing_is_lost() {
+    let receiver = Receiver::default();
+    let url = receiver.clone().start("127.0.0.1:0").await;
+    let mut app_cfg = with_webhook(&url);
+    if let Some(w) = app_cfg.webhook.as_mut() {
+        w.max_pending = 2;
+    }
+    let app = spawn_app_with(vec![app_cfg]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.import(&["alice", "bob"]).await;
+    *receiver.failing.lock().unwrap() = Some("alice".into());
+    for nick in ["a0", "a1", "a2"] {
+        set_nick(&app, "alice", nick).await;
+    }
+    set_nick(&app, "bob", "b0").await;
+    // alice's a0 and a1 fill the in-memory queue: bob's change is not read yet.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(receiver.bodies().is_empty(), "{:?}", receiver.bodies());
+    *receiver.failing.lock().unwrap() = None;
+    receiver.wait_for_nicks("bob", &["b0"]).await;
+    receiver.wait_for_nicks("alice", &["a2"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.nicks_of("alice"), ["a0", "a1", "a2"]);
+    assert_eq!(receiver.nicks_of("bob"), ["b0"]);
+}
+
+#[tokio::test]
 async fn a_restart_while_an_account_is_parked_redelivers_its_undelivered_changes() {
     let receiver = Receiver::default();
     let url = receiver.clone().start("127.0.0.1:0").await;
