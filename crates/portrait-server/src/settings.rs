@@ -181,9 +181,15 @@ pub struct WebhookConfig {
     /// Timeout of one delivery attempt.
     #[serde(default = "WebhookConfig::default_timeout_ms")]
     pub timeout_ms: u64,
-    /// Deliveries in flight at once (the change log is delivered in batches of this size).
+    /// Deliveries in flight at once, each to a different account (one account's changes go one
+    /// at a time, in order).
     #[serde(default = "WebhookConfig::default_concurrency")]
     pub concurrency: usize,
+    /// Most changes read from the change log and not yet delivered that are held in memory
+    /// (queued, in flight or waiting to be retried). When reached, reading the log pauses until
+    /// some are delivered or given up on.
+    #[serde(default = "WebhookConfig::default_max_pending")]
+    pub max_pending: usize,
     /// First retry delay; doubled after each failure up to `max_backoff_ms`.
     #[serde(default = "WebhookConfig::default_initial_backoff_ms")]
     pub initial_backoff_ms: u64,
@@ -202,6 +208,9 @@ impl WebhookConfig {
     fn default_concurrency() -> usize {
         16
     }
+    fn default_max_pending() -> usize {
+        10_000
+    }
     fn default_initial_backoff_ms() -> u64 {
         500
     }
@@ -218,6 +227,7 @@ impl WebhookConfig {
             url: url.into(),
             timeout_ms: Self::default_timeout_ms(),
             concurrency: Self::default_concurrency(),
+            max_pending: Self::default_max_pending(),
             initial_backoff_ms: Self::default_initial_backoff_ms(),
             max_backoff_ms: Self::default_max_backoff_ms(),
             give_up_after_ms: Self::default_give_up_after_ms(),
@@ -519,8 +529,8 @@ impl Settings {
                     app.sdkappid
                 );
                 anyhow::ensure!(
-                    w.concurrency > 0 && w.timeout_ms > 0,
-                    "app {}: webhook concurrency and timeout_ms must be positive",
+                    w.concurrency > 0 && w.timeout_ms > 0 && w.max_pending > 0,
+                    "app {}: webhook concurrency, max_pending and timeout_ms must be positive",
                     app.sdkappid
                 );
             }

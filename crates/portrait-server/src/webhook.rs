@@ -1,30 +1,42 @@
 //! Delivery of the vendor webhook `Profile.CallbackPortraitSet` (spec §5.4) from the change log.
 //!
-//! One worker per app with `[apps.webhook]`. It keeps a cursor in the store (`cursor(app,
-//! "webhook")`): every change up to it has been delivered (or given up on). It reads the changes
-//! after the cursor in batches of `concurrency`, POSTs them (concurrently across accounts, in
-//! version order within one account), each retried with
-//! exponential backoff until it succeeds or is older than `give_up_after_ms`, and only then
-//! moves the cursor past the batch. So delivery is **at least once** (a crash between a POST and
-//! the cursor write repeats that batch), a restart loses nothing, and writes never wait for it:
-//! the worker only reads the log after the write has committed. The first start of a webhook
-//! begins at the app's current version (history is not replayed).
+//! One worker per app with `[apps.webhook]`. It reads the app's change log ahead of delivery into
+//! one in-memory queue per account and POSTs the front of each queue: up to `concurrency`
+//! accounts at once, one change at a time per account, so **per-account order holds** (a later
+//! change of an account is never sent before an earlier one of it). A failed POST **parks** only
+//! its account: the account's front change is retried with its own exponential backoff, and its
+//! later changes wait behind it, while every other account keeps being delivered. A change still
+//! failing `give_up_after_ms` after it was made is dropped (logged and counted) and its account
+//! moves on.
+//!
+//! **At least once.** The store keeps a cursor (`cursor(app, "webhook")`) that only ever sits just
+//! below the oldest change read but not yet delivered (or given up on), or at the read position
+//! when nothing waits. A crash or `kill -9` therefore re-delivers what came after that point —
+//! including changes of other accounts already delivered past a parked one — and loses nothing.
+//! Writes never wait for delivery: the worker only reads the log after the write has committed.
+//! The first start of a webhook begins at the app's current version (history is not replayed).
+//!
+//! **Bounded.** At most `max_pending` changes are held in memory (queued, in flight or waiting to
+//! be retried). When that many wait, the worker stops reading the log until some are delivered or
+//! given up on; then every account waits behind the full queues, as before this design.
 //!
 //! **Several nodes**: only the holder of the app's `webhook` lease in the store delivers, so each
 //! change is sent once in normal operation; when a holder dies, another node takes over after
-//! [`LEASE_MS`] from the stored cursor (a batch in flight at the crash may be sent twice — still
-//! at least once).
+//! [`LEASE_MS`] from the stored cursor (what was delivered after it is sent again — still at least
+//! once). A worker that loses the lease drops everything it held in memory.
 //!
-//! Deletes (no profile items) and imports that wrote no Nick/FaceUrl are not sent.
+//! Deletes and imports that wrote no profile field are not sent (the vendor calls back profile
+//! changes with the items written); see [`sendable`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::join_all;
 use portrait_store::{AppId, Change, ChangeKind, Store};
 use serde::Serialize;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::WebhookConfig;
@@ -36,6 +48,13 @@ pub const CURSOR: &str = "webhook";
 pub const LEASE_MS: u64 = 10_000;
 /// The callback command.
 pub const COMMAND: &str = "Profile.CallbackPortraitSet";
+/// Most changes read from the log at once.
+const READ_BATCH: usize = 1_000;
+/// The log is read at least this often (also when no wake-up came), and the stored cursor is
+/// written at most this often while changes wait.
+const POLL: Duration = Duration::from_secs(1);
+/// Least time between two cursor writes while changes wait (none when nothing waits).
+const CURSOR_EVERY: Duration = Duration::from_millis(200);
 
 /// The callback body (spec §5.4).
 #[derive(Serialize)]
@@ -52,15 +71,6 @@ struct Body<'a> {
     profile_item: Vec<portrait_core::wire::ProfileItem>,
 }
 
-/// How one change's delivery ended.
-enum Outcome {
-    Delivered,
-    GaveUp,
-    Stopped,
-    /// Another node took the delivery lease while this one was retrying.
-    LostLease,
-}
-
 /// One app's webhook delivery.
 pub struct Worker {
     app: AppId,
@@ -70,6 +80,128 @@ pub struct Worker {
     admins: HashSet<String>,
     /// This worker's name in the delivery lease.
     holder: String,
+}
+
+/// One account's changes read and not yet delivered, oldest first. The front one is the one
+/// being sent or retried.
+struct Queue {
+    changes: VecDeque<Change>,
+    /// Wait before the next retry after a failure (doubled after each failure).
+    backoff: Duration,
+    /// The front change failed: it is retried at this instant.
+    retry_at: Option<Instant>,
+}
+
+/// What an attempt task reports: the account, and the failure if it failed.
+type Attempt = (String, Result<(), String>);
+
+/// What the lease holder keeps in memory while it delivers; dropped when the lease is lost.
+struct Delivery {
+    /// The log has been read up to this version.
+    read_to: u64,
+    /// The cursor last stored.
+    stored: u64,
+    /// When it was stored.
+    stored_at: Instant,
+    /// The log should be read (woken, polled, or the last read was full).
+    read_now: bool,
+    /// When the log was last read.
+    read_at: Instant,
+    /// Reading is paused by `max_pending` (logged once per pause).
+    paused: bool,
+    queues: HashMap<String, Queue>,
+    /// The versions of every queued change (to find the oldest, for the cursor).
+    pending: BTreeSet<u64>,
+    /// Accounts whose front change can be sent now, by that change's version (oldest first).
+    ready: BTreeMap<u64, String>,
+    /// Parked accounts, by retry time (and their front version, to keep keys unique).
+    parked: BTreeMap<(Instant, u64), String>,
+    /// The POSTs in flight (one per account at most).
+    attempts: JoinSet<Attempt>,
+}
+
+impl Delivery {
+    fn new(cursor: u64) -> Self {
+        Delivery {
+            read_to: cursor,
+            stored: cursor,
+            stored_at: Instant::now(),
+            read_now: true,
+            read_at: Instant::now(),
+            paused: false,
+            queues: HashMap::new(),
+            pending: BTreeSet::new(),
+            ready: BTreeMap::new(),
+            parked: BTreeMap::new(),
+            attempts: JoinSet::new(),
+        }
+    }
+
+    /// The position that may be stored: just below the oldest change not yet delivered.
+    fn cursor(&self) -> u64 {
+        self.pending
+            .first()
+            .map_or(self.read_to, |oldest| oldest - 1)
+    }
+
+    /// Changes written and not delivered yet: those waiting here, plus those after the read
+    /// position up to `head` (not read yet; deletes and imports without fields included).
+    fn lag(&self, head: u64) -> usize {
+        let unread = usize::try_from(head.saturating_sub(self.read_to)).unwrap_or(usize::MAX);
+        self.pending.len().saturating_add(unread)
+    }
+
+    /// Queues a change read from the log.
+    fn push(&mut self, c: Change, initial_backoff: Duration) {
+        self.pending.insert(c.version);
+        match self.queues.get_mut(&c.user) {
+            Some(q) => q.changes.push_back(c),
+            None => {
+                self.ready.insert(c.version, c.user.clone());
+                self.queues.insert(
+                    c.user.clone(),
+                    Queue {
+                        changes: VecDeque::from([c]),
+                        backoff: initial_backoff,
+                        retry_at: None,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Moves the parked accounts whose retry time has come back to `ready`.
+    fn unpark(&mut self, now: Instant) {
+        while let Some(entry) = self.parked.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let ((_, version), user) = entry.remove_entry();
+            if let Some(q) = self.queues.get_mut(&user) {
+                q.retry_at = None;
+            }
+            self.ready.insert(version, user);
+        }
+    }
+
+    /// Removes `user`'s front change (delivered or given up on); the account's next change, if
+    /// any, becomes ready.
+    fn pop(&mut self, user: String) {
+        let Some(q) = self.queues.get_mut(&user) else {
+            return;
+        };
+        if let Some(c) = q.changes.pop_front() {
+            self.pending.remove(&c.version);
+        }
+        match q.changes.front() {
+            Some(next) => {
+                self.ready.insert(next.version, user);
+            }
+            None => {
+                self.queues.remove(&user);
+            }
+        }
+    }
 }
 
 impl Worker {
@@ -96,109 +228,215 @@ impl Worker {
         })
     }
 
-    /// Delivers until `stop`; woken by `dispatched` (the app's push feed) and by a 1 s poll.
-    /// Nodes sharing a database deliver one at a time: a worker works only while it holds the
-    /// app's `webhook` lease (renewed every [`LEASE_MS`]` / 3`), and re-reads the cursor whenever
-    /// it (re)takes the lease.
+    /// Delivers until `stop`; woken by `dispatched` (the app's push feed, whose value is the
+    /// app's version as this node last saw it) and by a 1 s poll. Nodes sharing a database
+    /// deliver one at a time: a worker works only while it holds the app's `webhook` lease
+    /// (renewed every [`LEASE_MS`]` / 3`), and starts from the stored cursor whenever it (re)takes
+    /// the lease.
     pub async fn run(self, mut dispatched: watch::Receiver<u64>, stop: CancellationToken) {
         let holder = self.holder.clone();
-        let mut cursor: Option<u64> = None;
+        let mut state: Option<Delivery> = None;
         let mut renewed = std::time::Instant::now();
+        let mut feed_open = true;
         loop {
-            if cursor.is_none() || renewed.elapsed() > Duration::from_millis(LEASE_MS / 3) {
+            if state.is_none() || renewed.elapsed() > Duration::from_millis(LEASE_MS / 3) {
                 match self.store.lease(self.app, CURSOR, &holder, LEASE_MS).await {
                     Ok(true) => {
                         renewed = std::time::Instant::now();
-                        if cursor.is_none() {
+                        if state.is_none() {
                             let Some(c) = self.start_cursor(&stop).await else {
                                 return;
                             };
                             tracing::info!(app = self.app, url = %self.cfg.url, cursor = c, "webhook delivery: this node delivers");
-                            cursor = Some(c);
+                            state = Some(Delivery::new(c));
                         }
                     }
                     Ok(false) => {
-                        if cursor.take().is_some() {
+                        if state.take().is_some() {
                             tracing::info!(
                                 app = self.app,
                                 "webhook delivery: another node took over"
                             );
+                            self.set_lag(0);
                         }
                     }
                     Err(e) => {
                         tracing::warn!(app = self.app, error = %e, "webhook: cannot take the delivery lease");
-                        cursor = None;
+                        if state.take().is_some() {
+                            self.set_lag(0);
+                        }
                     }
                 }
             }
-            let Some(at) = cursor else {
+            let Some(d) = state.as_mut() else {
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(LEASE_MS / 3)) => continue,
                     () = stop.cancelled() => return,
                 }
             };
-            match self
-                .store
-                .changes_since(self.app, at, self.cfg.concurrency)
-                .await
-            {
-                Ok(batch) if !batch.is_empty() => {
-                    let last = batch.last().map_or(at, |c| c.version);
-                    // Concurrent across accounts, in version order within an account.
-                    let mut by_account: Vec<Vec<&Change>> = Vec::new();
-                    let mut index: HashMap<&str, usize> = HashMap::new();
-                    for c in batch.iter().filter(|c| sendable(c)) {
-                        let i = *index.entry(&c.user).or_insert_with(|| {
-                            by_account.push(Vec::new());
-                            by_account.len() - 1
-                        });
-                        by_account[i].push(c);
-                    }
-                    let outcomes = join_all(by_account.into_iter().map(|changes| async {
-                        for c in changes {
-                            match self.deliver(c, &stop).await {
-                                Outcome::Delivered | Outcome::GaveUp => {}
-                                other => return other,
-                            }
-                        }
-                        Outcome::Delivered
-                    }))
-                    .await;
-                    if outcomes.iter().any(|o| matches!(o, Outcome::Stopped)) {
-                        return; // the cursor stays before this batch: it is redelivered
-                    }
-                    if outcomes.iter().any(|o| matches!(o, Outcome::LostLease)) {
-                        tracing::info!(
-                            app = self.app,
-                            "webhook delivery: another node took over during retries"
-                        );
-                        cursor = None; // the new holder delivers from the stored cursor
-                        continue;
-                    }
-                    renewed = std::time::Instant::now()
-                        .checked_sub(Duration::from_millis(LEASE_MS))
-                        .unwrap_or(renewed); // renew before the next batch
-                    cursor = Some(last);
-                    if let Err(e) = self.store.set_cursor(self.app, CURSOR, last).await {
-                        tracing::warn!(app = self.app, error = %e, "webhook: cannot store the cursor (the batch may be delivered again)");
-                    }
-                    if let Ok(head) = self.store.current_version(self.app).await {
-                        metrics::gauge!("portrait_webhook_lag", "app" => self.app.to_string())
-                            .set(head.saturating_sub(last) as f64);
-                    }
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(app = self.app, error = %e, "webhook: cannot read the change log");
-                }
+
+            if d.read_at.elapsed() >= POLL {
+                d.read_now = true;
             }
+            if d.read_now {
+                self.read(d).await;
+            }
+            d.unpark(Instant::now());
+            self.dispatch(d);
+            self.set_lag(d.lag((*dispatched.borrow()).max(d.read_to)));
+            if d.cursor() > d.stored
+                && (d.pending.is_empty() || d.stored_at.elapsed() >= CURSOR_EVERY)
+            {
+                self.store_cursor(d).await;
+            }
+
+            let read_more = d.read_now && d.pending.len() < self.cfg.max_pending;
+            let retry_at = d.parked.first_key_value().map(|((at, _), _)| *at);
             tokio::select! {
-                _ = dispatched.changed() => {}
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                () = stop.cancelled() => return,
+                biased;
+                () = stop.cancelled() => {
+                    // Best effort: fewer repeats after a restart (the cursor is correct either way).
+                    if d.cursor() > d.stored {
+                        self.store_cursor(d).await;
+                    }
+                    return;
+                }
+                done = d.attempts.join_next(), if !d.attempts.is_empty() => match done {
+                    Some(Ok((user, result))) => self.finish(d, user, result),
+                    Some(Err(e)) => {
+                        // An attempt task panicked: its account is unknown, so start over from
+                        // the stored cursor (at least once).
+                        tracing::error!(app = self.app, error = %e, "webhook: a delivery task failed; restarting from the stored cursor");
+                        state = None;
+                    }
+                    None => {}
+                },
+                () = std::future::ready(()), if read_more => {}
+                () = sleep_until_opt(retry_at) => {}
+                changed = dispatched.changed(), if feed_open => {
+                    if changed.is_ok() {
+                        d.read_now = true;
+                    } else {
+                        feed_open = false;
+                    }
+                }
+                () = tokio::time::sleep(POLL) => d.read_now = true,
             }
         }
+    }
+
+    /// Reads the log after the read position into the queues, as far as `max_pending` allows.
+    async fn read(&self, d: &mut Delivery) {
+        let room = self.cfg.max_pending.saturating_sub(d.pending.len());
+        if room == 0 {
+            if !d.paused {
+                d.paused = true;
+                tracing::warn!(
+                    app = self.app,
+                    max_pending = self.cfg.max_pending,
+                    "webhook: max_pending changes wait for delivery; reading the change log paused until some are delivered"
+                );
+            }
+            return; // `read_now` stays set: read as soon as there is room
+        }
+        if d.paused {
+            d.paused = false;
+            tracing::info!(app = self.app, "webhook: reading the change log again");
+        }
+        let limit = room.min(READ_BATCH);
+        d.read_at = Instant::now();
+        match self.store.changes_since(self.app, d.read_to, limit).await {
+            Ok(batch) => {
+                d.read_now = batch.len() == limit; // a full batch: more may follow
+                let initial = Duration::from_millis(self.cfg.initial_backoff_ms);
+                for c in batch {
+                    d.read_to = d.read_to.max(c.version);
+                    if sendable(&c) {
+                        d.push(c, initial);
+                    }
+                }
+            }
+            Err(e) => {
+                d.read_now = false; // retried at the next wake-up or poll
+                tracing::warn!(app = self.app, error = %e, "webhook: cannot read the change log");
+            }
+        }
+    }
+
+    /// Starts a POST for each ready account, oldest front change first, up to `concurrency`.
+    fn dispatch(&self, d: &mut Delivery) {
+        while d.attempts.len() < self.cfg.concurrency {
+            let Some((_, user)) = d.ready.pop_first() else {
+                return;
+            };
+            let Some(c) = d.queues.get(&user).and_then(|q| q.changes.front()) else {
+                continue;
+            };
+            let request = self.request(c);
+            d.attempts.spawn(async move {
+                let result = match request.send().await {
+                    Ok(resp) if resp.status().is_success() => Ok(()),
+                    Ok(resp) => Err(format!("HTTP {}", resp.status())),
+                    Err(e) => Err(e.to_string()),
+                };
+                (user, result)
+            });
+        }
+    }
+
+    /// Records how `user`'s front change's attempt ended: delivered, given up on, or parked
+    /// until its retry time.
+    fn finish(&self, d: &mut Delivery, user: String, result: Result<(), String>) {
+        let app = self.app.to_string();
+        let Some(q) = d.queues.get_mut(&user) else {
+            return;
+        };
+        let Some(c) = q.changes.front() else {
+            return;
+        };
+        let failure = match result {
+            Ok(()) => {
+                metrics::counter!("portrait_webhook_deliveries_total", "app" => app, "outcome" => "ok")
+                    .increment(1);
+                q.backoff = Duration::from_millis(self.cfg.initial_backoff_ms);
+                d.pop(user);
+                return;
+            }
+            Err(failure) => failure,
+        };
+        metrics::counter!("portrait_webhook_deliveries_total", "app" => app.clone(), "outcome" => "failed_attempt")
+            .increment(1);
+        let age_ms = crate::now_ms().saturating_sub(c.at_ms);
+        if age_ms > i64::try_from(self.cfg.give_up_after_ms).unwrap_or(i64::MAX) {
+            tracing::error!(app = self.app, version = c.version, url = %self.cfg.url, error = %failure, "webhook: giving up on a change");
+            metrics::counter!("portrait_webhook_deliveries_total", "app" => app, "outcome" => "dropped")
+                .increment(1);
+            d.pop(user);
+            return;
+        }
+        let backoff = q.backoff;
+        tracing::warn!(app = self.app, version = c.version, account = %user, url = %self.cfg.url, error = %failure, retry_in = ?backoff, "webhook: delivery failed; the account's changes wait, others go on");
+        let at = Instant::now() + backoff;
+        q.retry_at = Some(at);
+        q.backoff = (backoff * 2).min(Duration::from_millis(self.cfg.max_backoff_ms));
+        d.parked.insert((at, c.version), user);
+    }
+
+    async fn store_cursor(&self, d: &mut Delivery) {
+        let cursor = d.cursor();
+        match self.store.set_cursor(self.app, CURSOR, cursor).await {
+            Ok(()) => {
+                d.stored = cursor;
+                d.stored_at = Instant::now();
+            }
+            Err(e) => {
+                tracing::warn!(app = self.app, error = %e, "webhook: cannot store the cursor (changes may be delivered again)");
+            }
+        }
+    }
+
+    fn set_lag(&self, lag: usize) {
+        metrics::gauge!("portrait_webhook_lag", "app" => self.app.to_string()).set(lag as f64);
     }
 
     async fn start_cursor(&self, stop: &CancellationToken) -> Option<u64> {
@@ -228,7 +466,8 @@ impl Worker {
         }
     }
 
-    async fn deliver(&self, c: &Change, stop: &CancellationToken) -> Outcome {
+    /// The POST of one change (query and body per spec §5.4).
+    fn request(&self, c: &Change) -> reqwest::RequestBuilder {
         let body = Body {
             callback_command: COMMAND,
             operator_account: &c.operator,
@@ -256,57 +495,22 @@ impl Worker {
             ("ClientIP", ""),
             ("OptPlatform", platform),
         ];
-        let mut backoff = Duration::from_millis(self.cfg.initial_backoff_ms);
-        let max_backoff = Duration::from_millis(self.cfg.max_backoff_ms);
-        loop {
-            let sent = self
-                .http
-                .post(&self.cfg.url)
-                .query(&query)
-                .json(&body)
-                .send()
-                .await;
-            let failure = match sent {
-                Ok(resp) if resp.status().is_success() => {
-                    metrics::counter!("portrait_webhook_deliveries_total", "app" => app.clone(), "outcome" => "ok")
-                        .increment(1);
-                    return Outcome::Delivered;
-                }
-                Ok(resp) => format!("HTTP {}", resp.status()),
-                Err(e) => e.to_string(),
-            };
-            metrics::counter!("portrait_webhook_deliveries_total", "app" => app.clone(), "outcome" => "failed_attempt")
-                .increment(1);
-            let age_ms = crate::now_ms().saturating_sub(c.at_ms);
-            if age_ms > i64::try_from(self.cfg.give_up_after_ms).unwrap_or(i64::MAX) {
-                tracing::error!(app = self.app, version = c.version, url = %self.cfg.url, error = %failure, "webhook: giving up on a change");
-                metrics::counter!("portrait_webhook_deliveries_total", "app" => app.clone(), "outcome" => "dropped")
-                    .increment(1);
-                return Outcome::GaveUp;
-            }
-            tracing::warn!(app = self.app, version = c.version, url = %self.cfg.url, error = %failure, retry_in = ?backoff, "webhook: delivery failed");
-            // Retries can outlast the lease: keep it, or leave the change to the new holder.
-            match self
-                .store
-                .lease(self.app, CURSOR, &self.holder, LEASE_MS)
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => return Outcome::LostLease,
-                Err(e) => {
-                    tracing::warn!(app = self.app, error = %e, "webhook: cannot renew the delivery lease")
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                () = stop.cancelled() => return Outcome::Stopped,
-            }
-            backoff = (backoff * 2).min(max_backoff);
-        }
+        self.http.post(&self.cfg.url).query(&query).json(&body)
     }
 }
 
-/// Whether a change is a profile change the vendor would call back for.
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether a change is a profile change the vendor would call back for: every change that wrote
+/// profile items — `portrait_set`, a client update, and any import that wrote fields
+/// (`account_import` / `multiaccount_import` with Nick/FaceUrl, `portrait_import` with any
+/// field), with the items written. Deletes and imports of bare accounts wrote none.
 fn sendable(c: &Change) -> bool {
     match c.kind {
         ChangeKind::Set => true,
