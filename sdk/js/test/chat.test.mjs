@@ -288,7 +288,7 @@ test('kick: KICKED_OUT (REST_API_Kick) then SDK_NOT_READY', async () => {
   assert.equal(await rejectCode(c.getMyProfile()), 2999);
   // The old UserSig no longer works; a new one does.
   assert.equal(await rejectCode(c.login({ userID: 'q_kim', userSig: userSig('q_kim') })), 70001);
-  await sleep(1100); // a sig minted in a later second than the kick
+  await sleep(3100); // a sig dated after the kick plus the allowed clock skew (usersig_clock_skew_secs = 2)
   await loginReady(c, 'q_kim', userSig('q_kim', 3600));
   assert.equal(c.isReady(), true);
 });
