@@ -325,12 +325,9 @@ async fn websocket_messages_over_the_limit_close_with_1009_before_and_after_sign
     ));
     let _ = s.send(&json!({"pad": "x".repeat(4 << 10)})).await;
     let started = Instant::now();
-    loop {
-        match tokio::time::timeout(WAIT, s.next()).await.expect("closed") {
-            Ok(Some(Incoming::Frame(_))) => {}
-            _ => break,
-        }
-    }
+    while let Ok(Some(Incoming::Frame(_))) =
+        tokio::time::timeout(WAIT, s.next()).await.expect("closed")
+    {}
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
