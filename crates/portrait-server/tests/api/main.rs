@@ -7,6 +7,7 @@ mod client;
 mod cluster;
 mod fields;
 mod helpers;
+mod methods;
 mod numbers;
 mod portrait_import;
 mod profile;
