@@ -19,6 +19,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub use portrait_core::wire::ADMIN_OPERATOR;
+
 use crate::{decode, urlencode, ClientError, Reply, Result};
 
 /// A user of one app, signed in with their own UserSig.
@@ -236,7 +238,9 @@ pub struct ProfileEvent {
     pub version: u64,
     /// `import`, `set` or `delete`; [`GAP`] from [`UserClient::changes`] when changes are gone.
     pub kind: String,
-    /// Who made it.
+    /// Who made it: the account's own UserID when its user changed it, otherwise
+    /// [`ADMIN_OPERATOR`] (`"admin"`: an app admin or the app's backend; which admin account is
+    /// never shown to users).
     pub operator: String,
     /// When (Unix milliseconds).
     pub time_ms: i64,

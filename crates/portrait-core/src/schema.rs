@@ -621,34 +621,61 @@ impl Schema {
     }
 }
 
-/// An unsigned integer value: a JSON integer ≥ 0. Negative integers are invalid values; strings,
-/// floats and the rest are the wrong type.
+/// Largest whole number a JSON number in float form (`1.0`, `1e2`) is read as exactly: 2^53,
+/// JavaScript's safe-integer bound. serde_json reads such numbers as `f64`, which cannot tell
+/// `9007199254740993.0` from `9007199254740992.0`.
+const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
+
+/// An unsigned integer value. JSON does not tell integers from floats, so any number whose value
+/// is a whole number counts: `1`, `1.0`, `1e2` and `-0` are 1, 1, 100 and 0.
+///
+/// - A negative whole number or one beyond `u64` is an invalid value (40605), as for integers.
+/// - A number with a fractional part (`1.5`, `1e-3`) is the wrong type (40610), as are strings,
+///   booleans and the rest.
+/// - A whole number in float form beyond 2^53 (and within `u64`) is the wrong type too: a double
+///   cannot hold it exactly, so it must be written as a plain integer.
 fn integer(name: &str, value: &serde_json::Value) -> Result<u64, FieldError> {
     let invalid = |reason: &str| FieldError::InvalidValue {
         tag: name.to_owned(),
         reason: reason.into(),
     };
-    match value {
-        serde_json::Value::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                Ok(u)
-            } else if n.is_i64() {
-                Err(invalid("must not be negative"))
-            } else if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f >= 0.0) {
-                // A whole number too large for u64 (serde_json reads it as a float).
-                Err(invalid("too large for an unsigned 64-bit integer"))
-            } else {
-                Err(FieldError::WrongType {
-                    tag: name.to_owned(),
-                    expected: "an unsigned integer",
-                })
-            }
-        }
-        _ => Err(FieldError::WrongType {
-            tag: name.to_owned(),
-            expected: "an unsigned integer",
-        }),
+    let wrong_type = |expected: &'static str| FieldError::WrongType {
+        tag: name.to_owned(),
+        expected,
+    };
+    let serde_json::Value::Number(n) = value else {
+        return Err(wrong_type("an unsigned integer"));
+    };
+    if let Some(u) = n.as_u64() {
+        return Ok(u);
     }
+    if n.is_i64() {
+        return Err(invalid("must not be negative"));
+    }
+    // A float form: serde_json's f64 for any number with a fraction, an exponent, `-0`, or a
+    // whole number beyond the 64-bit integer ranges.
+    let f = n.as_f64().unwrap_or(f64::NAN);
+    if !f.is_finite() || f.fract() != 0.0 {
+        return Err(wrong_type("an unsigned integer"));
+    }
+    if f == 0.0 {
+        return Ok(0); // `-0`, `0.0`, `0e5`
+    }
+    if f < 0.0 {
+        return Err(invalid("must not be negative"));
+    }
+    // 2^64 is exactly representable; anything at or above it does not fit.
+    if f >= 18_446_744_073_709_551_616.0 {
+        return Err(invalid("too large for an unsigned 64-bit integer"));
+    }
+    if f > MAX_EXACT_FLOAT {
+        return Err(wrong_type(
+            "an unsigned integer (beyond 2^53 write it without a fraction or exponent)",
+        ));
+    }
+    // Whole, positive and at most 2^53: the conversion is exact.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(f as u64)
 }
 
 #[cfg(test)]
@@ -964,6 +991,90 @@ mod tests {
             ProfileValue::Str(String::new())
         );
         assert_eq!(StandardTag::Level.default_value(), ProfileValue::Int(0));
+    }
+
+    #[test]
+    fn whole_numbers_in_float_form_are_integers() {
+        let s = schema();
+        let parse = |tag: &str, text: &str| {
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            s.parse_item(tag, &v, Actor::Admin)
+        };
+        for (text, want) in [
+            ("1.0", 1),
+            ("1e2", 100),
+            ("1E2", 100),
+            ("2.5e1", 25),
+            ("-0", 0),
+            ("-0.0", 0),
+            ("0e5", 0),
+            ("4294967295.0", 4_294_967_295),
+        ] {
+            for tag in [
+                "Tag_Profile_IM_Level",
+                "Tag_Profile_IM_Role",
+                "Tag_Profile_IM_BirthDay",
+                "Tag_Profile_Custom_Score",
+            ] {
+                assert_eq!(
+                    parse(tag, text).unwrap(),
+                    (s.resolve(tag).unwrap(), ProfileValue::Int(want)),
+                    "{tag} = {text}"
+                );
+            }
+        }
+        // Up to 2^53 a custom integer field takes the float form too.
+        assert_eq!(
+            parse("Tag_Profile_Custom_Score", "9007199254740992.0")
+                .unwrap()
+                .1,
+            ProfileValue::Int(9_007_199_254_740_992)
+        );
+        assert_eq!(
+            parse("Tag_Profile_Custom_Score", "1e15").unwrap().1,
+            ProfileValue::Int(1_000_000_000_000_000)
+        );
+    }
+
+    #[test]
+    fn fractions_are_the_wrong_type_and_out_of_range_whole_floats_invalid_values() {
+        let s = schema();
+        let code = |tag: &str, text: &str| {
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            s.parse_item(tag, &v, Actor::Admin).unwrap_err().code().0
+        };
+        for tag in ["Tag_Profile_IM_Level", "Tag_Profile_Custom_Score"] {
+            for text in ["1.5", "1e-3", "-0.5", "0.1"] {
+                assert_eq!(code(tag, text), 40610, "{tag} = {text}");
+            }
+            // Negative whole numbers are out of range, as the integer -1 is.
+            for text in ["-1.0", "-1e2"] {
+                assert_eq!(code(tag, text), 40605, "{tag} = {text}");
+            }
+            // Beyond u64 in float form: out of range.
+            for text in ["1e20", "1e300", "18446744073709551616.0"] {
+                assert_eq!(code(tag, text), 40605, "{tag} = {text}");
+            }
+        }
+        // Beyond uint32 for a standard field: out of range, as 4294967296 is.
+        assert_eq!(code("Tag_Profile_IM_Level", "4294967296.0"), 40605);
+        assert_eq!(code("Tag_Profile_IM_Level", "1e10"), 40605);
+        // Beyond 2^53 a double cannot hold the value exactly: write it as a plain integer.
+        assert_eq!(
+            code("Tag_Profile_Custom_Score", "9007199254740993.0"),
+            40610
+        );
+        assert_eq!(code("Tag_Profile_Custom_Score", "1e19"), 40610);
+        assert_eq!(
+            s.parse_item(
+                "Tag_Profile_Custom_Score",
+                &serde_json::from_str("9007199254740993").unwrap(),
+                Actor::Admin
+            )
+            .unwrap()
+            .1,
+            ProfileValue::Int(9_007_199_254_740_993)
+        );
     }
 
     #[test]

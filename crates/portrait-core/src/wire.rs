@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::ErrorCode;
 
+/// The `operator` users see in a push event (`/v1/ws` `profile` frame) for a change they did not
+/// make themselves: an app admin's call, the app's backend or Portrait itself. Which admin
+/// account it was is for the change log and the webhook (`Operator_Account`) only. A change a
+/// user made to their own profile shows their UserID.
+pub const ADMIN_OPERATOR: &str = "admin";
+
 /// The URL query every REST call carries. All fields are optional here so that a missing one gets
 /// its own vendor code instead of a generic parse failure.
 /// Values borrow from the URL where they need no decoding.

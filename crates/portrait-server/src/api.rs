@@ -3,11 +3,15 @@
 //! and `api/v4/im_open_login_svc.rs` (account APIs). Handlers stay thin: authenticate, parse,
 //! call the schema and the store, reply through `error::reply`.
 //!
-//! Every vendor route accepts any HTTP method (clients send POST; some libraries send GET with a
-//! body) and any or no `Content-Type`; the body is read as JSON regardless.
+//! Every vendor route (`/v4/*`, `/v1/profile/*`) accepts any HTTP method (clients send POST;
+//! some libraries send GET with a body) and any or no `Content-Type`; the body is read as JSON
+//! regardless. Every answer under `/v4` and `/v1` is the vendor envelope with HTTP 200, also for
+//! an unknown path (60009) and for `/v1/ws` with a method other than GET; only the operational
+//! routes `/healthz` and `/metrics` (GET or HEAD) answer a wrong method with a plain HTTP 405.
 
 use axum::body::{Body, Bytes};
-use axum::response::Response;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
@@ -28,6 +32,8 @@ pub fn router() -> Router<AppState> {
         .merge(v1::ws::router())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        // After every route: axum applies it to the routes present when it is called.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(unknown_api)
 }
 
@@ -66,6 +72,31 @@ async fn unknown_api(uri: axum::http::Uri) -> Response {
         Family::Rest,
         Err(ApiError::UnknownApi(uri.path().to_owned())),
     )
+}
+
+/// A known path with a method its route does not take: under the APIs (`/v1/ws` takes only GET),
+/// the envelope of the path's family; for `/healthz` and `/metrics`, HTTP 405 with a short text
+/// (axum adds the `Allow` header).
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    if path.starts_with("/v4/") || path.starts_with("/v1/") {
+        let how = if path == "/v1/ws" {
+            "GET with a WebSocket handshake"
+        } else {
+            "POST"
+        };
+        return reply::<()>(
+            Family::of_path(path),
+            Err(ApiError::BadRequest(format!(
+                "{method} {path}: the method is not accepted; use {how}"
+            ))),
+        );
+    }
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} {path}: method not allowed; use GET\n"),
+    )
+        .into_response()
 }
 
 /// Reads a request body up to the configured limit.

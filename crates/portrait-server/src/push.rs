@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portrait_core::schema::{Actor, Schema};
+use portrait_core::wire::ADMIN_OPERATOR;
 use portrait_core::ErrorCode;
 use portrait_store::{AppId, Change, Store};
 use serde::Serialize;
@@ -107,12 +108,22 @@ fn frame(c: &Change, schema: &Schema, cursor: u64) -> String {
         account: &c.user,
         version: c.version,
         kind: c.kind.as_str(),
-        operator: &c.operator,
+        operator: shown_operator(c),
         time_ms: c.at_ms,
         items,
         cursor,
     })
     .expect("a profile frame serializes")
+}
+
+/// The `operator` of `c` as users see it: the UserID when the user changed their own profile
+/// (users can change no other), otherwise [`ADMIN_OPERATOR`], never an admin's identifier.
+fn shown_operator(c: &Change) -> &str {
+    if c.operator == c.user {
+        &c.operator
+    } else {
+        ADMIN_OPERATOR
+    }
 }
 
 /// Why a connection is being closed by the server.

@@ -113,12 +113,15 @@ impl Default for StoreSettings {
 pub struct LogSettings {
     /// `tracing` EnvFilter directive; `RUST_LOG` overrides it.
     pub filter: String,
+    /// `auto` (colours only on a terminal), `text` (never colours) or `json` (one object a line).
+    pub format: crate::telemetry::LogFormat,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
             filter: "portrait=info,portrait_server=info,portrait_store=info".into(),
+            format: crate::telemetry::LogFormat::Auto,
         }
     }
 }

@@ -118,7 +118,7 @@ fn main() -> anyhow::Result<()> {
             if let Some(d) = data_dir {
                 settings.server.data_dir = d;
             }
-            portrait_server::telemetry::init(&settings.log.filter);
+            portrait_server::telemetry::init_format(&settings.log.filter, settings.log.format);
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             rt.block_on(async move { portrait_server::run(settings, shutdown_signal()?).await })
         }

@@ -25,6 +25,12 @@ export const TYPES = Object.freeze({
   NET_STATE_DISCONNECTED: 'disconnected',
 } as const);
 
+/**
+ * The `operator` of a push event for a change the user did not make themself: an app admin or
+ * the app's backend made it. Which admin account is not shown to users (docs/client-api.md).
+ */
+export const ADMIN_OPERATOR = 'admin';
+
 /** `TencentCloudChat.EVENT` (the events this SDK emits). */
 export const EVENT = Object.freeze({
   SDK_READY: 'sdkStateReady',

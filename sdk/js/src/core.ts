@@ -39,6 +39,11 @@ export interface ProfileChange {
   account: string;
   version: number;
   kind: 'import' | 'set' | 'delete';
+  /**
+   * Who made the change: the account's own UserID when its user changed it, otherwise
+   * `ADMIN_OPERATOR` (`'admin'`): an app admin or the app's backend. Which admin account is never
+   * shown to users.
+   */
   operator: string;
   timeMs: number;
   /** The items of this change only. */

@@ -19,7 +19,7 @@ export { PortraitSession, SESSION_EVENT } from './core.js';
 export type {
   SessionOptions, CachedProfile, ProfileChange, ProfileItem, ProfileValue, WebSocketCtor, WebSocketLike, NetState,
 } from './core.js';
-export { TYPES, EVENT, ERROR_CODE, TAG, CUSTOM_PREFIX } from './constants.js';
+export { TYPES, EVENT, ERROR_CODE, TAG, CUSTOM_PREFIX, ADMIN_OPERATOR } from './constants.js';
 export { PortraitError } from './errors.js';
 export { MemoryStorage } from './storage.js';
 export type { StorageLike } from './storage.js';

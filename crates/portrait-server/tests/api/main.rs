@@ -8,6 +8,8 @@ mod cluster;
 mod fields;
 mod helpers;
 mod hostile;
+mod methods;
+mod numbers;
 mod portrait_import;
 mod profile;
 mod push;

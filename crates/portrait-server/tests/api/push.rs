@@ -96,7 +96,7 @@ async fn admin_changes_imports_and_deletes_reach_subscribers() {
     let ev = next_event(&mut bob).await;
     assert_eq!(
         (ev.account.as_str(), ev.operator.as_str(), ev.kind.as_str()),
-        ("carol", ADMIN, "set")
+        ("carol", portrait_client::user::ADMIN_OPERATOR, "set")
     );
     assert_eq!(ev.item(NICK), Some(&json!("C")));
     assert_eq!(ev.item(LEVEL), Some(&json!(3)));
@@ -117,6 +117,98 @@ async fn admin_changes_imports_and_deletes_reach_subscribers() {
     let ev = next_event(&mut bob).await;
     assert_eq!((ev.account.as_str(), ev.kind.as_str()), ("carol", "delete"));
     assert!(ev.items.is_empty());
+}
+
+/// The next `profile` frame of a raw socket, as the text the server sent.
+async fn raw_profile_frame(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> String {
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("the connection is open")
+            .expect("a frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+            if v["type"] == "profile" {
+                return t.as_str().to_owned();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn users_see_that_an_admin_changed_a_profile_but_not_which_admin() {
+    let app = spawn_app().await;
+    app.import(&["bob", "carol"]).await;
+    let start = app.store.current_version(APP).await.unwrap();
+    let url = app.user("bob").ws_url(None, &["carol"]);
+    let (mut live, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    // Wait for `ready`, so the connection is registered before the writes.
+    let mut bob = app.user("bob").connect(None, &["carol"]).await.unwrap();
+    ready(&mut bob).await;
+    {
+        use futures_util::StreamExt;
+        let first = tokio::time::timeout(WAIT, live.next()).await.unwrap();
+        assert!(format!("{first:?}").contains("ready"), "{first:?}");
+    }
+
+    // Two admins change carol's profile; carol changes it herself.
+    let r = app
+        .admin
+        .portrait_set("carol", &[(NICK, json!("by the first admin"))])
+        .await
+        .unwrap();
+    assert_eq!(r.code(), 0);
+    let r = app
+        .admin
+        .as_identifier("admin2")
+        .portrait_set("carol", &[(NICK, json!("by the second admin"))])
+        .await
+        .unwrap();
+    assert_eq!(r.code(), 0);
+    let r = app
+        .user("carol")
+        .update_my_profile(&[(NICK, json!("by carol"))], None)
+        .await
+        .unwrap();
+    assert_eq!(r.code(), 0);
+
+    // Live, and in the catch-up of a later connection.
+    let since = format!("&since={start}");
+    let catch_up_url = format!("{}{since}", app.user("bob").ws_url(None, &["carol"]));
+    let (mut catch_up, _) = tokio_tungstenite::connect_async(catch_up_url.as_str())
+        .await
+        .unwrap();
+    for ws in [&mut live, &mut catch_up] {
+        for (nick, operator) in [
+            ("by the first admin", "admin"),
+            ("by the second admin", "admin"),
+            ("by carol", "carol"),
+        ] {
+            let text = raw_profile_frame(ws).await;
+            let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(frame["items"][0]["Value"], nick, "{text}");
+            assert_eq!(frame["operator"], operator, "{text}");
+            for id in [ADMIN, "admin2"] {
+                assert!(!text.contains(id), "the frame names admin {id}: {text}");
+            }
+        }
+    }
+    // The typed client sees the marker too.
+    let ev = next_event(&mut bob).await;
+    assert_eq!(ev.operator, portrait_client::user::ADMIN_OPERATOR);
+
+    // The change log keeps who it was, for the app's backend (the webhook's Operator_Account).
+    let changes = app.store.changes_since(APP, start, 10).await.unwrap();
+    let operators: Vec<&str> = changes.iter().map(|c| c.operator.as_str()).collect();
+    assert_eq!(operators, [ADMIN, "admin2", "carol"]);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::any;
 use axum::Router;
 use portrait_core::schema::Actor;
 use portrait_core::wire::{PortraitGetRequest, UpdateMyProfileRequest, UpdateMyProfileResponse};
@@ -19,12 +19,13 @@ use crate::profiles;
 use crate::ratelimit::ClientCall;
 use crate::state::AppState;
 
-/// Routes of this group.
+/// Routes of this group. Like the `/v4` routes they take any method (the SDKs send POST), so
+/// that every answer is the envelope.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/profile/get_my_profile", post(get_my_profile))
-        .route("/v1/profile/get_user_profile", post(get_user_profile))
-        .route("/v1/profile/update_my_profile", post(update_my_profile))
+        .route("/v1/profile/get_my_profile", any(get_my_profile))
+        .route("/v1/profile/get_user_profile", any(get_user_profile))
+        .route("/v1/profile/update_my_profile", any(update_my_profile))
 }
 
 /// Body of `get_my_profile`.
