@@ -3,6 +3,7 @@
 //! What lives here:
 //! * [`code`]: the vendor error-code table ([`ErrorCode`]) and its default `ErrorInfo` strings;
 //! * [`wire`]: the Tencent Cloud IM REST JSON bodies and the response envelope;
+//! * [`query`]: the URL query of REST calls and of the WebSocket: pairs, form decoding;
 //! * [`ident`]: the validated `UserID` newtype;
 //! * [`schema`]: the profile schema — the 12 standard `Tag_Profile_IM_*` fields, custom
 //!   `Tag_Profile_Custom_*` fields, permissions, byte limits and the sensitive-word filter;
@@ -14,6 +15,7 @@
 
 pub mod code;
 pub mod ident;
+pub mod query;
 pub mod schema;
 pub mod usersig;
 pub mod wire;

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use portrait_core::query;
 use portrait_core::usersig::{self, SigError, VerifiedSig};
 use portrait_core::wire::RestQuery;
 use portrait_core::Identifier;
@@ -35,55 +36,26 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// Parses the raw URL query. Unknown parameters are ignored; repeated ones take the first. Values
-/// are borrowed from the URL unless they hold `%` escapes or `+`.
+/// Parses the raw URL query ([`query::parse_query`]: unknown parameters ignored, repeated ones
+/// take the first).
 ///
 /// # Errors
 /// [`ApiError::HttpParse`] when a known parameter's value is not UTF-8 once its escapes are
 /// decoded.
 pub fn parse_query(raw: Option<&str>) -> Result<RestQuery<'_>> {
-    let mut q = RestQuery::default();
-    for (key, value) in query_pairs(raw) {
-        let slot = match key.as_ref() {
-            "sdkappid" => &mut q.sdkappid,
-            "identifier" => &mut q.identifier,
-            "usersig" => &mut q.usersig,
-            "random" => &mut q.random,
-            "contenttype" => &mut q.contenttype,
-            _ => continue,
-        };
-        if slot.is_none() {
-            *slot = Some(decode(value)?);
-        }
-    }
-    Ok(q)
+    query::parse_query(raw).map_err(|e| ApiError::HttpParse(e.to_string()))
 }
 
-/// The `key=value` pairs of a raw URL query, in order: each key form-decoded, each value still
-/// raw (decode it with [`decode`] only if it is wanted). A key that does not decode is no
-/// parameter anyone knows, so it is skipped like any unknown one. Every parser of a query uses
-/// this, so all of them decode alike.
-pub fn query_pairs(raw: Option<&str>) -> impl Iterator<Item = (Cow<'_, str>, &str)> {
-    raw.unwrap_or("").split('&').filter_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        Some((decode(key).ok()?, value))
-    })
-}
+/// The `key=value` pairs of a raw URL query ([`query::query_pairs`]). Every parser of a query
+/// uses this, so all of them decode alike.
+pub use query::query_pairs;
 
-/// `application/x-www-form-urlencoded` decoding of one key or value: `+` is a space, `%XX` a
-/// byte; a `%` not followed by two hex digits stays as it is.
+/// `application/x-www-form-urlencoded` decoding of one key or value ([`query::decode`]).
 ///
 /// # Errors
 /// [`ApiError::HttpParse`] when the result is not UTF-8.
 pub fn decode(raw: &str) -> Result<Cow<'_, str>> {
-    if !raw.bytes().any(|b| b == b'%' || b == b'+') {
-        return Ok(Cow::Borrowed(raw));
-    }
-    let spaced = raw.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8()
-        .map(|s| Cow::Owned(s.into_owned()))
-        .map_err(|_| ApiError::HttpParse(format!("{raw:?} is not UTF-8 once decoded")))
+    query::decode(raw).map_err(|e| ApiError::HttpParse(e.to_string()))
 }
 
 /// Resolves the app named by the query.

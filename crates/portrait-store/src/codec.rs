@@ -622,6 +622,51 @@ pub(crate) fn stage_import(
         .collect()
 }
 
+/// The codec's entry points for the fuzz targets (`fuzz/`, target `store_codec`), behind the
+/// `fuzzing` feature: not part of the store's API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::collections::BTreeMap;
+
+    use portrait_core::{ProfileValue, Tag};
+
+    use crate::{Change, Result};
+
+    /// A profile's fields by full tag name.
+    pub type Fields = BTreeMap<String, ProfileValue>;
+
+    /// A stored profile column (packed or legacy JSON) as fields by full tag name.
+    pub fn decode_profile(stored: &str) -> Result<Fields> {
+        super::decode_profile(stored, "fuzz")
+    }
+
+    /// A stored change's items column (packed or legacy JSON), in order.
+    pub fn decode_items(stored: &str) -> Result<Vec<(String, ProfileValue)>> {
+        super::decode_items(stored, 1)
+    }
+
+    /// A profile column as the store writes it.
+    pub fn encode_profile(fields: &Fields) -> Result<String> {
+        super::encode_profile(fields)
+    }
+
+    /// A change's items column as the store writes it.
+    pub fn encode_items(items: &[(String, ProfileValue)]) -> Result<String> {
+        super::encode_items(items.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+
+    /// A change-log row's columns as a [`Change`].
+    pub fn decode_change(version: i64, kind: &str, items: &str) -> Result<Change> {
+        super::decode_change(version, "u".into(), "op".into(), kind, items, 0)
+    }
+
+    /// The stored profile with `items` written, encoded again.
+    pub fn merge_items(stored: &str, items: &[(Tag, ProfileValue)]) -> Result<String> {
+        super::merge_items(stored, "fuzz", items)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

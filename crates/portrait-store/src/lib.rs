@@ -26,6 +26,8 @@ use portrait_core::{Identifier, ProfileValue, Tag};
 pub mod cache;
 pub use codec::{FieldKey, FieldValue, PackedProfile};
 mod codec;
+#[cfg(feature = "fuzzing")]
+pub use codec::fuzzing;
 pub mod dump;
 pub mod postgres;
 pub mod sqlite;

@@ -57,44 +57,16 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Connection parameters besides authentication.
-#[derive(Debug, Default)]
-struct Params {
-    since: Option<u64>,
-    accounts: Vec<String>,
-}
+type Params = portrait_core::query::WsParams;
 
-/// The connection parameters of the URL query, decoded as [`auth::query_pairs`] does for the
-/// sign-in parameters; unknown ones are ignored.
+/// The connection parameters of the URL query ([`portrait_core::query::ws_params`]), decoded as
+/// [`auth::query_pairs`] does for the sign-in parameters; unknown ones are ignored.
 ///
 /// # Errors
 /// A `since` that is not a version, or a `since` / `accounts` value that is not UTF-8 once
 /// decoded (refused with [`ErrorCode::BAD_FRAME`] and close [`CLOSE_AUTH`]).
 fn params(raw: Option<&str>) -> Result<Params, String> {
-    let mut p = Params::default();
-    for (key, value) in auth::query_pairs(raw) {
-        let key = key.as_ref();
-        if !matches!(key, "since" | "accounts") {
-            continue;
-        }
-        let v = auth::decode(value)
-            .map_err(|_| format!("{key}={value:?} is not UTF-8 once decoded"))?;
-        if key == "since" {
-            if !v.is_empty() {
-                p.since = Some(
-                    v.parse()
-                        .map_err(|_| format!("since={v:?} is not a version"))?,
-                );
-            }
-        } else {
-            p.accounts.extend(
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_owned),
-            );
-        }
-    }
-    Ok(p)
+    portrait_core::query::ws_params(raw).map_err(|e| e.to_string())
 }
 
 async fn upgrade(
