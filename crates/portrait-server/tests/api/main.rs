@@ -7,6 +7,7 @@ mod client;
 mod cluster;
 mod fields;
 mod helpers;
+mod kicks;
 mod portrait_import;
 mod profile;
 mod push;
