@@ -5,7 +5,9 @@
 //!   ceiling that W1 is compared against, measured in the same run with the same wrk parameters;
 //! * `load`: imports N accounts through `multiaccount_import` (100 per call, Nick + FaceUrl) with
 //!   C concurrent connections, and prints the elapsed time;
-//! * `push`: W4, WebSocket push latency (1 subscriber) and fan-out (N subscribers); see [`push`].
+//! * `push`: W4, WebSocket push latency (1 subscriber) and fan-out (N subscribers); see [`push`];
+//! * `catchup`: the time of a WebSocket `subscribe` with `since` against the size of the app's
+//!   change log; see [`catchup`].
 
 use std::time::Instant;
 
@@ -14,6 +16,7 @@ use clap::{Parser, Subcommand};
 use portrait_client::AdminClient;
 use serde_json::json;
 
+mod catchup;
 mod push;
 
 #[derive(Parser)]
@@ -82,6 +85,30 @@ enum Cmd {
         /// is zero-filled before every read).
         #[arg(long, default_value_t = 4096)]
         read_buffer: usize,
+    },
+    /// Fill the app's change log with `--changes` imports, then time `--ops` WebSocket
+    /// `subscribe`s with `since` 0 of `--accounts` accounts each (p50/p99).
+    Catchup {
+        #[arg(long)]
+        base: String,
+        #[arg(long)]
+        sdkappid: u64,
+        #[arg(long)]
+        key: String,
+        #[arg(long, default_value = "administrator")]
+        admin: String,
+        #[arg(long, default_value_t = 100_000)]
+        changes: usize,
+        #[arg(long, default_value_t = 50)]
+        ops: usize,
+        #[arg(long, default_value_t = 3)]
+        accounts: usize,
+        /// Account names are this prefix followed by a number from 0.
+        #[arg(long, default_value = "cu")]
+        prefix: String,
+        /// Measure only (the log was filled by an earlier run).
+        #[arg(long)]
+        skip_fill: bool,
     },
 }
 
@@ -156,6 +183,27 @@ fn main() -> anyhow::Result<()> {
             spacing_ms,
             concurrency,
             read_buffer,
+        })),
+        Cmd::Catchup {
+            base,
+            sdkappid,
+            key,
+            admin,
+            changes,
+            ops,
+            accounts,
+            prefix,
+            skip_fill,
+        } => rt.block_on(catchup::run(catchup::Args {
+            base,
+            sdkappid,
+            key,
+            admin,
+            changes,
+            ops,
+            accounts,
+            prefix,
+            skip_fill,
         })),
     }
 }
