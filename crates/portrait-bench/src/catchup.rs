@@ -37,7 +37,10 @@ pub struct Args {
 /// # Errors
 /// The server refuses an import or the connection, or an op gets no `synced` within 60 s.
 pub async fn run(a: Args) -> anyhow::Result<()> {
-    ensure!(a.changes >= 1 && a.ops >= 1 && a.accounts >= 1, "positive sizes please");
+    ensure!(
+        a.changes >= 1 && a.ops >= 1 && a.accounts >= 1,
+        "positive sizes please"
+    );
     if !a.skip_fill {
         fill(&a).await?;
     }
