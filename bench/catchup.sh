@@ -12,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(100000 1000000)
-cargo build --release --locked -q -p portrait -p portrait-bench -p portrait-store --example catchup_cost
+cargo build --release --locked -q -p portrait -p portrait-bench
+cargo build --release --locked -q -p portrait-store --example catchup_cost
 BIN=target/release
 WORK=$(mktemp -d); PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }

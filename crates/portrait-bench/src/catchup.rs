@@ -8,7 +8,11 @@
 //!    `--accounts` accounts spread over the log with `since` 0, waits for `synced` (timed), then
 //!    `unsubscribe`s them (not timed). Prints p50 / p99 / max and a `RESULT catchup` line.
 //!
-//! Ops run one after another on one connection, so each time is the server's work for one op.
+//! Ops run one after another on one connection, so each time is the server's work for one op
+//! plus one round trip. Note: the server writes `subscribed`, the events and `synced` as separate
+//! small TCP segments without `TCP_NODELAY`, so with a client that delays its ACKs (Linux does)
+//! an op takes at least ~40 ms end to end whatever the catch-up costs; the store's share is what
+//! the `catchup_cost` example of portrait-store times.
 
 use std::time::{Duration, Instant};
 
@@ -50,9 +54,11 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let me = format!("{}0", a.prefix);
     let sig = portrait_core::usersig::mint(a.sdkappid, &a.key, &me, now, 86_400);
     let client = UserClient::new(a.base.clone(), a.sdkappid, &me, sig);
-    let (mut socket, _) = tokio_tungstenite::connect_async(client.ws_url(None, &[]))
-        .await
-        .context("cannot connect")?;
+    // Nagle off: else each small op frame waits for the server's delayed ACK (~40 ms).
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(client.ws_url(None, &[]), None, true)
+            .await
+            .context("cannot connect")?;
     wait_for(&mut socket, "ready").await?;
     let mut times = Vec::with_capacity(a.ops);
     for op in 0..a.ops {
