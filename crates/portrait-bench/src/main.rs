@@ -7,7 +7,9 @@
 //!   C concurrent connections, and prints the elapsed time;
 //! * `push`: W4, WebSocket push latency (1 subscriber) and fan-out (N subscribers); see [`push`];
 //! * `edge`: the hardening figures of issue #15 (held connections, oversized WebSocket
-//!   messages, one user's call rate); see [`edge`].
+//!   messages, one user's call rate); see [`edge`];
+//! * `catchup`: the time of a WebSocket `subscribe` with `since` against the size of the app's
+//!   change log; see [`catchup`].
 
 use std::time::Instant;
 
@@ -16,6 +18,7 @@ use clap::{Parser, Subcommand};
 use portrait_client::AdminClient;
 use serde_json::json;
 
+mod catchup;
 mod edge;
 mod push;
 
@@ -104,6 +107,30 @@ enum Cmd {
         /// Seconds one user sends update_my_profile as fast as it can.
         #[arg(long, default_value_t = 5)]
         rate_secs: u64,
+    },
+    /// Fill the app's change log with `--changes` imports, then time `--ops` WebSocket
+    /// `subscribe`s with `since` 0 of `--accounts` accounts each (p50/p99).
+    Catchup {
+        #[arg(long)]
+        base: String,
+        #[arg(long)]
+        sdkappid: u64,
+        #[arg(long)]
+        key: String,
+        #[arg(long, default_value = "administrator")]
+        admin: String,
+        #[arg(long, default_value_t = 100_000)]
+        changes: usize,
+        #[arg(long, default_value_t = 50)]
+        ops: usize,
+        #[arg(long, default_value_t = 3)]
+        accounts: usize,
+        /// Account names are this prefix followed by a number from 0.
+        #[arg(long, default_value = "cu")]
+        prefix: String,
+        /// Measure only (the log was filled by an earlier run).
+        #[arg(long)]
+        skip_fill: bool,
     },
 }
 
@@ -197,6 +224,27 @@ fn main() -> anyhow::Result<()> {
             spacing_ms,
             concurrency,
             read_buffer,
+        })),
+        Cmd::Catchup {
+            base,
+            sdkappid,
+            key,
+            admin,
+            changes,
+            ops,
+            accounts,
+            prefix,
+            skip_fill,
+        } => rt.block_on(catchup::run(catchup::Args {
+            base,
+            sdkappid,
+            key,
+            admin,
+            changes,
+            ops,
+            accounts,
+            prefix,
+            skip_fill,
         })),
     }
 }

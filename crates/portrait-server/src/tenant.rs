@@ -111,9 +111,4 @@ impl Tenant {
         }
         sigs.insert(usersig.to_owned(), sig);
     }
-
-    /// Forgets a kick (the account was deleted).
-    pub fn clear_kick(&self, user: &str) {
-        self.kicks.write().expect("kick table lock").remove(user);
-    }
 }

@@ -427,6 +427,16 @@ impl Store for CachedStore {
         self.inner.changes_since(app, since, limit).await
     }
 
+    async fn changes_of(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
+        self.inner.changes_of(app, users, since, limit).await
+    }
+
     async fn current_version(&self, app: AppId) -> Result<u64> {
         self.inner.current_version(app).await
     }

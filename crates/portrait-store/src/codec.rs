@@ -545,7 +545,6 @@ pub(crate) fn stored_account(
     profile: &str,
     version: i64,
     updated_at_ms: i64,
-    kicked_before: i64,
 ) -> Result<StoredAccount> {
     Ok(StoredAccount {
         profile: Profile {
@@ -553,7 +552,6 @@ pub(crate) fn stored_account(
             version: unsigned(version, "an account version")?,
             updated_at_ms,
         },
-        kicked_before: unsigned(kicked_before, "kicked_before")?,
         user,
     })
 }

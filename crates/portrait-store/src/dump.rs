@@ -7,20 +7,23 @@
 //! that is checked for every app before anything is written. Stop the nodes writing to the
 //! source first: writes made after an app was read are not carried over.
 //!
-//! The dump format (version 1), one JSON object per line, each with a `type`:
+//! The dump format (version 2), one JSON object per line, each with a `type`:
 //!
 //! ```text
-//! {"type":"header","format":"portrait-dump","version":1}
+//! {"type":"header","format":"portrait-dump","version":2}
 //! {"type":"app","app":1400000001,"version":42}
-//! {"type":"account","user":"alice","fields":{"Tag_Profile_IM_Nick":"Alice"},"version":41,"updated_at_ms":1700000000000,"kicked_before":0}
+//! {"type":"account","user":"alice","fields":{"Tag_Profile_IM_Nick":"Alice"},"version":41,"updated_at_ms":1700000000000}
 //! {"type":"change","version":41,"user":"alice","operator":"admin","kind":"set","items":[["Tag_Profile_IM_Nick","Alice"]],"at_ms":1700000000000}
 //! {"type":"cursor","name":"webhook","version":40}
-//! {"type":"end","apps":1,"accounts":1,"changes":1,"cursors":1}
+//! {"type":"kick","user":"bob","not_before":1700000000}
+//! {"type":"end","apps":1,"accounts":1,"changes":1,"cursors":1,"kicks":1}
 //! ```
 //!
 //! Records after an `app` line belong to that app. Tags are full names; integer values are JSON
 //! numbers up to `u64::MAX`. The `end` line carries the totals, so a truncated dump is refused
-//! rather than half imported.
+//! rather than half imported. A `kick` may name an account that no longer exists (a kick outlives
+//! its account). Version 1 dumps (no `kick` lines; each account's kick as its `kicked_before`,
+//! 0 = none) are still read.
 //!
 //! Not here: opening stores by URL or printing (that is the binary's job).
 
@@ -34,8 +37,8 @@ use crate::{AppDump, AppId, Change, ChangeKind, Profile, Store, StoreError, Stor
 
 /// The `format` of a dump's header line.
 pub const FORMAT: &str = "portrait-dump";
-/// The dump format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The dump format version this build writes (it reads this one and version 1).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Why a move failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,9 @@ pub struct Summary {
     pub changes: u64,
     /// Named cursors.
     pub cursors: u64,
+    /// Kicks (absent, i.e. 0, in version 1 dumps).
+    #[serde(default)]
+    pub kicks: u64,
 }
 
 impl Summary {
@@ -86,6 +92,7 @@ impl Summary {
         self.accounts += dump.accounts.len() as u64;
         self.changes += dump.changes.len() as u64;
         self.cursors += dump.cursors.len() as u64;
+        self.kicks += dump.kicks.len() as u64;
     }
 }
 
@@ -106,7 +113,9 @@ enum Line {
         fields: BTreeMap<String, ProfileValue>,
         version: u64,
         updated_at_ms: i64,
-        kicked_before: u64,
+        /// Version 1 only: the account's kick (0 = none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kicked_before: Option<u64>,
     },
     Change {
         version: u64,
@@ -119,6 +128,10 @@ enum Line {
     Cursor {
         name: String,
         version: u64,
+    },
+    Kick {
+        user: String,
+        not_before: u64,
     },
     End(Summary),
 }
@@ -213,7 +226,7 @@ pub async fn export(
                     fields: a.profile.fields,
                     version: a.profile.version,
                     updated_at_ms: a.profile.updated_at_ms,
-                    kicked_before: a.kicked_before,
+                    kicked_before: None,
                 },
             )?;
         }
@@ -232,6 +245,9 @@ pub async fn export(
         }
         for (name, version) in dump.cursors {
             write_line(out, &Line::Cursor { name, version })?;
+        }
+        for (user, not_before) in dump.kicks {
+            write_line(out, &Line::Kick { user, not_before })?;
         }
     }
     write_line(out, &Line::End(summary))?;
@@ -266,7 +282,7 @@ pub async fn import(store: &dyn Store, input: &mut dyn BufRead) -> Result<Summar
 fn parse(input: &mut dyn BufRead) -> Result<Vec<AppDump>, DumpError> {
     let mut dumps: Vec<AppDump> = Vec::new();
     let mut totals = Summary::default();
-    let mut header = false;
+    let mut header: Option<u32> = None;
     let mut end: Option<(usize, Summary)> = None;
     let mut n = 0;
     let mut text = String::new();
@@ -284,15 +300,15 @@ fn parse(input: &mut dyn BufRead) -> Result<Vec<AppDump>, DumpError> {
             return Err(bad("data after the end line".into()));
         }
         let line: Line = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        if !header {
+        if header.is_none() {
             match line {
                 Line::Header { format, version } if format == FORMAT => {
-                    if version != FORMAT_VERSION {
+                    if version != FORMAT_VERSION && version != 1 {
                         return Err(bad(format!(
-                            "dump format version {version}; this build reads version {FORMAT_VERSION}"
+                            "dump format version {version}; this build reads versions 1 and {FORMAT_VERSION}"
                         )));
                     }
-                    header = true;
+                    header = Some(version);
                     continue;
                 }
                 _ => return Err(bad(format!("not a {FORMAT} (no header line)"))),
@@ -323,15 +339,19 @@ fn parse(input: &mut dyn BufRead) -> Result<Vec<AppDump>, DumpError> {
                 version,
                 updated_at_ms,
                 kicked_before,
-            } => dump.accounts.push(StoredAccount {
-                user,
-                profile: Profile {
-                    fields,
-                    version,
-                    updated_at_ms,
-                },
-                kicked_before,
-            }),
+            } => {
+                if let Some(not_before) = kicked_before.filter(|t| *t > 0) {
+                    dump.kicks.push((user.clone(), not_before));
+                }
+                dump.accounts.push(StoredAccount {
+                    user,
+                    profile: Profile {
+                        fields,
+                        version,
+                        updated_at_ms,
+                    },
+                });
+            }
             Line::Change {
                 version,
                 user,
@@ -352,17 +372,18 @@ fn parse(input: &mut dyn BufRead) -> Result<Vec<AppDump>, DumpError> {
                 });
             }
             Line::Cursor { name, version } => dump.cursors.push((name, version)),
+            Line::Kick { user, not_before } => dump.kicks.push((user, not_before)),
             Line::Header { .. } => return Err(bad("a second header line".into())),
             Line::App { .. } | Line::End(_) => unreachable!("handled above"),
         }
     }
-    if !header {
+    let Some(format_version) = header else {
         return Err(DumpError::Format {
             line: n,
             message: "the dump is empty".into(),
         });
-    }
-    let Some((end_line, expected)) = end else {
+    };
+    let Some((end_line, mut expected)) = end else {
         return Err(DumpError::Format {
             line: n,
             message: "no end line: the dump is truncated".into(),
@@ -374,6 +395,9 @@ fn parse(input: &mut dyn BufRead) -> Result<Vec<AppDump>, DumpError> {
             line: end_line,
             message: e.to_string(),
         })?;
+    }
+    if format_version == 1 {
+        expected.kicks = totals.kicks; // counted with the accounts then
     }
     if totals != expected {
         return Err(DumpError::Format {
@@ -415,9 +439,33 @@ mod tests {
             d.accounts[0].profile.fields["Tag_Profile_IM_Nick"],
             ProfileValue::Str("A\0".into())
         );
-        assert_eq!(d.accounts[0].kicked_before, 7);
+        assert_eq!(d.kicks, vec![("alice".to_owned(), 7)], "a v1 kick");
         assert_eq!(d.changes[1].kind, ChangeKind::Set);
         assert_eq!(d.cursors, vec![("webhook".to_owned(), 1)]);
+    }
+
+    #[test]
+    fn version_2_dumps_carry_kicks_of_deleted_accounts_too() {
+        let text = [
+            r#"{"type":"header","format":"portrait-dump","version":2}"#,
+            r#"{"type":"app","app":7,"version":2}"#,
+            r#"{"type":"account","user":"alice","fields":{},"version":1,"updated_at_ms":5}"#,
+            r#"{"type":"kick","user":"alice","not_before":9}"#,
+            r#"{"type":"kick","user":"gone","not_before":8}"#,
+            r#"{"type":"end","apps":1,"accounts":1,"changes":0,"cursors":0,"kicks":2}"#,
+        ]
+        .join("\n");
+        let dumps = parse(&mut text.as_bytes()).unwrap();
+        assert_eq!(
+            dumps[0].kicks,
+            vec![("alice".to_owned(), 9), ("gone".to_owned(), 8)]
+        );
+        let short = text.replace(r#""kicks":2"#, r#""kicks":1"#);
+        let err = parse(&mut short.as_bytes()).expect_err("kicks are counted");
+        assert!(err.to_string().contains("promises"), "{err}");
+        let twice = text.replace(r#""gone","not_before":8"#, r#""alice","not_before":8"#);
+        let err = parse(&mut twice.as_bytes()).expect_err("one kick per account");
+        assert!(err.to_string().contains("appears twice"), "{err}");
     }
 
     #[test]
@@ -436,9 +484,9 @@ mod tests {
             (
                 good.replace(
                     r#""format":"portrait-dump","version":1"#,
-                    r#""format":"portrait-dump","version":2"#,
+                    r#""format":"portrait-dump","version":3"#,
                 ),
-                "format version 2",
+                "format version 3",
             ),
             (
                 [lines[0], lines[2], lines[6]].join("\n"),

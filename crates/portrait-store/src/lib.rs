@@ -191,8 +191,6 @@ pub struct StoredAccount {
     pub user: String,
     /// Its fields, version and time of last change.
     pub profile: Profile,
-    /// UserSigs minted at or before this Unix second are revoked (0 = never kicked).
-    pub kicked_before: u64,
 }
 
 /// Everything a store holds for one app, read from one snapshot ([`Store::dump_app`]) and written
@@ -210,6 +208,8 @@ pub struct AppDump {
     pub changes: Vec<Change>,
     /// Every named cursor ([`Store::cursor`]), by name.
     pub cursors: Vec<(String, u64)>,
+    /// Every kick ([`Store::kicks`]) by UserID, those of deleted accounts included.
+    pub kicks: Vec<(String, u64)>,
 }
 
 impl AppDump {
@@ -219,11 +219,13 @@ impl AppDump {
             && self.accounts.is_empty()
             && self.changes.is_empty()
             && self.cursors.is_empty()
+            && self.kicks.is_empty()
     }
 
     /// Checks that the dump could have come from a store: UserIDs valid and distinct, change
     /// versions strictly increasing from at least 1, no account or change newer than the app's
-    /// version, cursor names distinct, every version representable.
+    /// version, cursor names distinct, kicked UserIDs valid and distinct, every version and kick
+    /// time representable.
     ///
     /// # Errors
     /// [`StoreError::Corrupt`] naming the first inconsistency.
@@ -272,6 +274,18 @@ impl AppDump {
             }
             if i64::try_from(*version).is_err() {
                 return bad(format!("cursor {name:?} at {version} is out of range"));
+            }
+        }
+        let mut kicked = std::collections::HashSet::with_capacity(self.kicks.len());
+        for (user, not_before) in &self.kicks {
+            if let Err(e) = Identifier::parse(user) {
+                return bad(format!("kick of {user:?}: {e}"));
+            }
+            if !kicked.insert(user.as_str()) {
+                return bad(format!("kick of {user:?} appears twice"));
+            }
+            if i64::try_from(*not_before).is_err() {
+                return bad(format!("kick of {user:?} at {not_before} is out of range"));
             }
         }
         Ok(())
@@ -326,13 +340,16 @@ pub trait Store: Send + Sync + 'static {
     async fn accounts_exist(&self, app: AppId, users: &[Identifier]) -> Result<Vec<bool>>;
 
     /// Records that every UserSig of `user` minted at or before `not_before` (Unix seconds) is
-    /// revoked. Returns `false` if the account does not exist.
+    /// revoked (a later kick with an earlier time changes nothing). Returns `false`, recording
+    /// nothing, if the account does not exist. A kick outlives the account: deleting the account
+    /// and importing it again does not bring its revoked UserSigs back.
     ///
     /// # Errors
     /// Storage failures.
     async fn kick(&self, app: AppId, user: &Identifier, not_before: u64) -> Result<bool>;
 
-    /// Every kicked account of the app with its `not_before` (loaded at start-up into memory).
+    /// Every kick of the app, deleted accounts' included, as `(user, not_before)` by UserID
+    /// (loaded at start-up into memory).
     ///
     /// # Errors
     /// Storage failures.
@@ -402,6 +419,20 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// Storage failures.
     async fn changes_since(&self, app: AppId, since: u64, limit: usize) -> Result<Vec<Change>>;
+
+    /// The change-log entries of `users` only with `version > since`, in version order, at most
+    /// `limit`: a catch-up of a few accounts, read through the index of the log by account and
+    /// version, whatever the size of the app's log. Duplicates in `users` count once.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn changes_of(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<Change>>;
 
     /// The app's latest version (0 if it has never been written).
     ///

@@ -1234,14 +1234,17 @@ async fn apply_delete(
         .collect())
 }
 
+/// [`Store::kick`]: recorded in `kicks` (which outlives the account row) if the account exists.
 async fn apply_kick(conn: &mut SqliteConnection, job: &KickJob) -> Result<bool> {
     // `max`: a later kick with an earlier time never un-revokes a UserSig.
     let done = sqlx::query(
-        "update accounts set kicked_before = max(kicked_before, ?) where app_id = ? and user_id = ?",
+        "insert into kicks (app_id, user_id, not_before) select ?1, ?2, ?3 \
+         where exists (select 1 from accounts where app_id = ?1 and user_id = ?2) \
+         on conflict (app_id, user_id) do update set not_before = max(not_before, excluded.not_before)",
     )
-    .bind(job.not_before)
     .bind(app_key(job.app))
     .bind(job.user.as_str())
+    .bind(job.not_before)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() > 0)
@@ -1312,6 +1315,7 @@ async fn apply_restore(
         "select exists (select 1 from accounts where app_id = ?1) \
              or exists (select 1 from changes where app_id = ?1) \
              or exists (select 1 from cursors where app_id = ?1) \
+             or exists (select 1 from kicks where app_id = ?1) \
              or exists (select 1 from app_versions where app_id = ?1 and version > 0)",
     )
     .bind(app)
@@ -1322,17 +1326,24 @@ async fn apply_restore(
     }
     for a in &dump.accounts {
         sqlx::query(
-            "insert into accounts (app_id, user_id, profile, version, updated_at_ms, kicked_before) \
-             values (?, ?, ?, ?, ?, ?)",
+            "insert into accounts (app_id, user_id, profile, version, updated_at_ms) \
+             values (?, ?, ?, ?, ?)",
         )
         .bind(app)
         .bind(a.user.as_str())
         .bind(encode_profile(&a.profile.fields)?)
         .bind(version_key(a.profile.version)?)
         .bind(a.profile.updated_at_ms)
-        .bind(i64::try_from(a.kicked_before).unwrap_or(i64::MAX))
         .execute(&mut *conn)
         .await?;
+    }
+    for (user, not_before) in &dump.kicks {
+        sqlx::query("insert into kicks (app_id, user_id, not_before) values (?, ?, ?)")
+            .bind(app)
+            .bind(user.as_str())
+            .bind(i64::try_from(*not_before).unwrap_or(i64::MAX))
+            .execute(&mut *conn)
+            .await?;
     }
     for c in &dump.changes {
         sqlx::query(
@@ -1448,7 +1459,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.reader)
             .await?;
         rows.into_iter()
-            .map(|(user, t)| Ok((user, unsigned(t, "kicked_before")?)))
+            .map(|(user, t)| Ok((user, unsigned(t, "a kick's not_before")?)))
             .collect()
     }
 
@@ -1517,6 +1528,32 @@ impl Store for SqliteStore {
         rows.into_iter().map(ChangeRow::into_change).collect()
     }
 
+    #[tracing::instrument(skip_all, fields(app = app, users = users.len(), since = since, limit = limit))]
+    async fn changes_of(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
+        let Ok(since) = i64::try_from(since) else {
+            return Ok(Vec::new()); // no version is that large
+        };
+        if limit == 0 || users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = serde_json::to_string(&distinct(users.iter().map(Identifier::as_str)))
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode UserIDs: {e}")))?;
+        let rows: Vec<ChangeRow> = sqlx::query_as(CHANGES_OF_SQL)
+            .bind(app_key(app))
+            .bind(ids)
+            .bind(since)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.into_iter().map(ChangeRow::into_change).collect()
+    }
+
     #[tracing::instrument(skip_all, fields(app = app))]
     async fn current_version(&self, app: AppId) -> Result<u64> {
         let version: Option<i64> =
@@ -1577,20 +1614,24 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all, fields(app = app))]
     async fn dump_app(&self, app: AppId) -> Result<AppDump> {
-        // One read transaction: one WAL snapshot for all four reads.
+        // One read transaction: one WAL snapshot for all five reads.
         let mut tx = self.reader.begin().await?;
         let version: Option<i64> =
             sqlx::query_scalar("select version from app_versions where app_id = ?")
                 .bind(app_key(app))
                 .fetch_optional(&mut *tx)
                 .await?;
-        let accounts: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
-            "select user_id, profile, version, updated_at_ms, kicked_before from accounts \
+        let accounts: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "select user_id, profile, version, updated_at_ms from accounts \
              where app_id = ? order by user_id",
         )
         .bind(app_key(app))
         .fetch_all(&mut *tx)
         .await?;
+        let kicks: Vec<(String, i64)> = sqlx::query_as(KICKS_SQL)
+            .bind(app_key(app))
+            .fetch_all(&mut *tx)
+            .await?;
         let changes: Vec<ChangeRow> = sqlx::query_as(
             "select version, user_id, operator, kind, items, at_ms from changes \
              where app_id = ? order by version",
@@ -1609,9 +1650,13 @@ impl Store for SqliteStore {
             version: version.map_or(Ok(0), |v| unsigned(v, "an app version"))?,
             accounts: accounts
                 .into_iter()
-                .map(|(user, profile, version, updated_at_ms, kicked_before)| {
-                    stored_account(user, &profile, version, updated_at_ms, kicked_before)
+                .map(|(user, profile, version, updated_at_ms)| {
+                    stored_account(user, &profile, version, updated_at_ms)
                 })
+                .collect::<Result<_>>()?,
+            kicks: kicks
+                .into_iter()
+                .map(|(user, t)| Ok((user, unsigned(t, "a kick's not_before")?)))
                 .collect::<Result<_>>()?,
             changes: changes
                 .into_iter()
@@ -1650,12 +1695,30 @@ impl Store for SqliteStore {
     }
 }
 
-/// The kicked accounts of an app, through the partial index of kicked accounts. Without
-/// `indexed by`, SQLite (which keeps no statistics here) reads them through the primary key,
-/// i.e. scans every account of the app: 0.1–0.2 s at 1M accounts, every [`Store::kicks`] call,
-/// which each push feed makes every few seconds.
-const KICKS_SQL: &str = "select user_id, kicked_before from accounts indexed by accounts_kicked \
-     where app_id = ? and kicked_before > 0 order by user_id";
+/// The kicks of an app, by UserID: a range of the `kicks` primary key, read by every
+/// [`Store::kicks`] call (each push feed makes one every few seconds), so never a scan of the
+/// app's accounts.
+const KICKS_SQL: &str = "select user_id, not_before from kicks where app_id = ? order by user_id";
+
+/// The changes of some accounts (`?2`, a JSON array of distinct UserIDs) after a version (`?3`),
+/// at most `?4` (≥ 1), in version order, through the index of the log by account and version
+/// (`changes_by_user`): the cost grows with the number of accounts and the limit, never with the
+/// app's log or with one busy account's history.
+///
+/// `cut` is the lowest among the accounts of their `?4`-th change after `?3`: the first `?4`
+/// changes of all of them together lie at or below it (that account alone has `?4` there), and
+/// no account has more than `?4` changes in `(?3, cut]`, so at most accounts × `?4` rows are read
+/// and sorted. `indexed by`, because SQLite (which keeps no statistics here) would otherwise walk
+/// the primary key in version order to save the sort, i.e. scan the app's log after `?3`.
+const CHANGES_OF_SQL: &str = "with u(id) as (select value from json_each(?2)), \
+     cut(v) as (select min(coalesce((select version from changes indexed by changes_by_user \
+         where app_id = ?1 and user_id = u.id and version > ?3 \
+         order by version limit 1 offset ?4 - 1), 9223372036854775807)) from u) \
+     select c.version, c.user_id, c.operator, c.kind, c.items, c.at_ms \
+     from changes as c indexed by changes_by_user \
+     where c.app_id = ?1 and c.user_id in (select id from u) and c.version > ?3 \
+     and c.version <= (select v from cut) \
+     order by c.version limit ?4";
 
 #[cfg(test)]
 mod tests {
@@ -1691,20 +1754,46 @@ mod tests {
         (dir, store)
     }
 
+    /// The steps of `explain query plan` for `sql` with `binds` (integers and texts).
+    async fn plan(store: &SqliteStore, sql: &str, binds: &[&str]) -> Vec<String> {
+        let sql = format!("explain query plan {sql}");
+        let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&sql);
+        for b in binds {
+            query = query.bind(*b);
+        }
+        let rows = query.fetch_all(&store.reader).await.unwrap();
+        rows.into_iter().map(|r| r.3).collect()
+    }
+
     #[tokio::test]
-    async fn kicks_are_read_through_the_index_of_kicked_accounts_only() {
+    async fn kicks_are_read_from_the_kicks_table_only() {
         let (_dir, store) = open_temp().await;
-        let plan: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("explain query plan {KICKS_SQL}"))
-                .bind(1_i64)
-                .fetch_all(&store.reader)
-                .await
-                .unwrap();
-        let steps: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
         assert_eq!(
-            steps,
-            ["SEARCH accounts USING INDEX accounts_kicked (app_id=?)"],
+            plan(&store, KICKS_SQL, &["1"]).await,
+            ["SEARCH kicks USING PRIMARY KEY (app_id=?)"],
             "no scan of the app's accounts and no sort"
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn changes_of_some_accounts_are_read_through_the_index_by_account() {
+        let (_dir, store) = open_temp().await;
+        let steps = plan(&store, CHANGES_OF_SQL, &["1", r#"["a","b"]"#, "0", "500"]).await;
+        let reads: Vec<&str> = steps
+            .iter()
+            .map(String::as_str)
+            .filter(|s| s.contains(" c ") || s.contains(" changes "))
+            .collect();
+        assert_eq!(
+            reads,
+            [
+                // The rows: one range per account, bounded by `cut` on both sides.
+                "SEARCH c USING INDEX changes_by_user (app_id=? AND user_id=? AND version>? AND version<?)",
+                // `cut`: one range per account, of the index alone.
+                "SEARCH changes USING COVERING INDEX changes_by_user (app_id=? AND user_id=? AND version>?)",
+            ],
+            "index ranges per account, never a walk of the app's log: {steps:?}"
         );
         store.close().await;
     }

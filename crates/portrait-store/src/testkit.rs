@@ -19,6 +19,8 @@ use portrait_core::{Identifier, ProfileValue, Tag};
 
 use crate::{AppDump, AppId, Change, ChangeKind, NewAccount, Store, StoreError};
 
+mod catch_up;
+
 /// Env var choosing the backend of [`fresh_store_from_env`].
 pub const TEST_STORE_ENV: &str = "PORTRAIT_TEST_STORE";
 
@@ -181,8 +183,10 @@ pub async fn run_all(store: Arc<dyn Store>) {
     get_profiles_answers_large_batches(s).await;
     versions_increase_strictly_per_app_and_apps_are_independent(s).await;
     changes_since_honours_since_limit_and_order(s).await;
+    catch_up::changes_of_reads_only_the_given_accounts_in_version_order(s).await;
     delete_removes_profiles_and_records_one_change_per_account(s).await;
     kick_records_revocation_and_kicks_lists_kicked_accounts(s).await;
+    catch_up::a_kick_outlives_delete_and_reimport(s).await;
     apps_are_isolated(s).await;
     concurrent_writes_get_unique_versions_and_lose_no_changes(store.clone()).await;
     concurrent_sets_on_missing_accounts_fail_alone_and_the_others_commit(store.clone()).await;
@@ -1008,8 +1012,8 @@ async fn kick_records_revocation_and_kicks_lists_kicked_accounts(store: &dyn Sto
     store.delete_accounts(APP, &[id("a")], ADMIN).await.unwrap();
     assert_eq!(
         store.kicks(APP).await.unwrap(),
-        vec![("b".to_owned(), 1_700_000_000)],
-        "a deleted account is no longer listed"
+        vec![("a".to_owned(), 200), ("b".to_owned(), 1_700_000_000)],
+        "a deleted account keeps its kick (see catch_up::a_kick_outlives_delete_and_reimport)"
     );
 }
 
@@ -1858,6 +1862,7 @@ async fn dump_and_restore_preserve_everything(store: &dyn Store) {
         .await
         .unwrap();
     store.kick(APP, &id("b"), 1_700_000_000).await.unwrap();
+    store.kick(APP, &id("c"), 1_600_000_000).await.unwrap();
     store.delete_accounts(APP, &[id("c")], "ops").await.unwrap();
     store.set_cursor(APP, "webhook", 3).await.unwrap();
     store.set_cursor(APP, "other", 0).await.unwrap();
@@ -1876,13 +1881,18 @@ async fn dump_and_restore_preserve_everything(store: &dyn Store) {
     assert_eq!(
         dump.accounts
             .iter()
-            .map(|a| (a.user.as_str(), Some(a.profile.clone()), a.kicked_before))
+            .map(|a| (a.user.as_str(), Some(a.profile.clone())))
             .collect::<Vec<_>>(),
+        vec![("a", profiles[0].clone()), ("b", profiles[1].clone())],
+        "accounts by UserID, as get_profiles sees them"
+    );
+    assert_eq!(
+        dump.kicks,
         vec![
-            ("a", profiles[0].clone(), 0),
-            ("b", profiles[1].clone(), 1_700_000_000)
+            ("b".to_owned(), 1_700_000_000),
+            ("c".to_owned(), 1_600_000_000)
         ],
-        "accounts by UserID, as get_profiles sees them, with their kicks"
+        "every kick by UserID, the deleted account's included"
     );
     let never = store.dump_app(NEVER).await.unwrap();
     assert!(never.is_empty(), "an app never written: {never:?}");

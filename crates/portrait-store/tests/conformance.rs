@@ -192,3 +192,61 @@ async fn rows_stored_as_json_by_earlier_versions_still_read_and_update() {
     assert!(!stored.starts_with('{'), "rewritten packed: {stored:?}");
     assert!(!stored.contains('\0'));
 }
+
+/// A database migrated only up to 0002 (kicks in `accounts.kicked_before`) opens with its kicks
+/// moved to the `kicks` table: every kick is kept, and it now outlives the account.
+#[tokio::test]
+async fn kicks_stored_with_the_account_by_earlier_versions_are_kept() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("portrait.db").display());
+    // The migrations up to 0002, as an earlier Portrait ran them.
+    let old = dir.path().join("old-migrations");
+    std::fs::create_dir(&old).unwrap();
+    let all = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+    for f in ["0001_init.sql", "0002_cursors.sql"] {
+        std::fs::copy(format!("{all}/{f}"), old.join(f)).unwrap();
+    }
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+    let mut conn = sqlx::SqliteConnection::connect_with(&options.create_if_missing(true))
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into accounts (app_id, user_id, profile, version, updated_at_ms, kicked_before) \
+         values (?1, 'kicked', '{}', 1, 0, 1700000000), (?1, 'calm', '{}', 2, 0, 0)",
+    )
+    .bind(APP as i64)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query("insert into app_versions (app_id, version) values (?1, 2)")
+        .bind(APP as i64)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let store = SqliteStore::open(&url)
+        .await
+        .expect("migrates to the kicks table");
+    assert_eq!(
+        store.kicks(APP).await.unwrap(),
+        vec![("kicked".to_owned(), 1_700_000_000)]
+    );
+    store
+        .delete_accounts(APP, &[id("kicked")], "admin")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.kicks(APP).await.unwrap(),
+        vec![("kicked".to_owned(), 1_700_000_000)],
+        "the migrated kick outlives the account"
+    );
+    store.close().await;
+}

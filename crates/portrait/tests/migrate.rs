@@ -173,7 +173,7 @@ async fn export_then_import_moves_the_embedded_store_into_postgres() {
     );
     assert!(only.status.success(), "{}", stderr(&only));
     let text = String::from_utf8(only.stdout).unwrap();
-    assert!(text.starts_with(r#"{"type":"header","format":"portrait-dump","version":1}"#));
+    assert!(text.starts_with(r#"{"type":"header","format":"portrait-dump","version":2}"#));
     assert!(
         text.contains(r#"{"type":"app","app":1400000001,"version":9}"#),
         "{text}"

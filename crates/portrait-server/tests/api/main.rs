@@ -8,6 +8,7 @@ mod cluster;
 mod fields;
 mod helpers;
 mod hostile;
+mod kicks;
 mod methods;
 mod numbers;
 mod portrait_import;

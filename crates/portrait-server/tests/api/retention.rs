@@ -255,7 +255,6 @@ async fn a_server_started_from_settings_prunes_changes_older_than_the_retention(
                     version: 3,
                     updated_at_ms: now,
                 },
-                kicked_before: 0,
             }],
             changes: vec![
                 change(1, now - 3 * day_ms),
@@ -263,6 +262,7 @@ async fn a_server_started_from_settings_prunes_changes_older_than_the_retention(
                 change(3, now),
             ],
             cursors: vec![],
+            kicks: vec![],
         })
         .await
         .unwrap();

@@ -445,20 +445,38 @@ impl Session {
     }
 
     /// Sends the changes after `from` of the subscribed accounts (or of `only`) not sent yet, up
-    /// to the head of the log; returns the last version read.
+    /// to the head of the log; returns the version up to which every change of those accounts
+    /// has been read (at least the head as it was when the catch-up began).
+    ///
+    /// Only those accounts' changes are read ([`portrait_store::Store::changes_of`], through the
+    /// index of the log by account): the cost does not grow with the app's log.
     ///
     /// If the change log has been pruned past the point a page is read from (the [`PRUNED`]
     /// cursor, read after the page, so a prune racing the read is seen too), some of the changes
     /// asked for are gone: one `error` frame 49005 (no `op`) says so, and the catch-up goes on with
     /// what is kept. The client re-reads the profiles it shows.
     async fn catch_up(&mut self, from: u64, only: Option<&HashSet<String>>) -> Result<u64, End> {
+        let users: Vec<Identifier> = match only {
+            Some(only) => only.iter().collect::<Vec<_>>(),
+            None => self.sent.keys().collect(),
+        }
+        .into_iter()
+        .filter_map(|u| Identifier::parse(u).ok())
+        .collect();
+        // Read before the first page: the pages then hold every change of `users` up to it
+        // (versions become visible in version order), so the catch-up reaches at least it.
+        let head = self
+            .store
+            .current_version(self.feed.app())
+            .await
+            .map_err(|e| internal(&e))?;
         let mut pos = from;
         let mut told = false;
         loop {
             let asked = from.max(pos);
             let page = self
                 .store
-                .changes_since(self.feed.app(), asked, PAGE)
+                .changes_of(self.feed.app(), &users, asked, PAGE)
                 .await
                 .map_err(|e| internal(&e))?;
             if !told {
@@ -507,7 +525,7 @@ impl Session {
                 metrics::counter!("portrait_push_events_sent_total").increment(1);
             }
             if n < PAGE {
-                return Ok(pos);
+                return Ok(pos.max(head));
             }
         }
     }

@@ -170,7 +170,6 @@ async fn delete(state: &AppState, q: Option<&str>, body: Body) -> Result<Account
         .zip(spread(&ids, existed))
         .map(|(user_id, existed)| {
             if existed == Some(true) {
-                call.tenant.clear_kick(&user_id);
                 if let Some(feed) = state.hub().feed(call.tenant.sdkappid) {
                     feed.revoke(&user_id, ErrorCode::ACCOUNT_NOT_FOUND);
                 }
