@@ -13,16 +13,16 @@
 //! * **an idle keep-alive timeout** (`keepalive_timeout_ms`): a connection with no request in
 //!   progress is closed after this long;
 //! * **a write timeout** (`write_timeout_ms`): a connection whose writes have been blocked this
-//!   long (the client stopped reading) is closed, WebSockets included;
-//! * **the peer's address** on every request, as the extension
-//!   [`axum::extract::ConnectInfo`]`<SocketAddr>`.
+//!   long (the client stopped reading) is closed, WebSockets included.
 //!
 //! How: [`Guarded`] is the [`axum::serve::Listener`] that axum's server accepts from. Each accepted
 //! socket is wrapped in a [`GuardedIo`] that notes when request bytes arrive and when writes
 //! block, and a per-connection service ([`ConnService`]) notes when a request is in progress. One
 //! sweeper task per listener looks at every connection a few times per timeout and closes the
-//! expired ones by failing their next read or write (their task is woken for it). The per-request
-//! cost is two atomic stores and a clock read.
+//! expired ones by failing their next read or write (their task is woken for it). Times are read
+//! from a clock the sweeper advances on each look (no clock read per request), so a timeout
+//! fires between its time and that plus two sweep intervals (at most a second each). The
+//! per-request cost is a few atomic loads and stores.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::response::Response;
 use axum::serve::{IncomingStream, Listener};
 use futures_util::task::AtomicWaker;
@@ -124,12 +124,33 @@ pub struct ConnState {
     killed: AtomicBool,
     read_waker: AtomicWaker,
     write_waker: AtomicWaker,
+    clock: Arc<Clock>,
+}
+
+/// Milliseconds since the listener started, as of the sweeper's last look.
+struct Clock {
     epoch: Instant,
+    ms: AtomicU64,
+    /// The sweep interval, in milliseconds.
+    tick: u64,
+}
+
+impl Clock {
+    fn now(&self) -> u64 {
+        self.ms.load(Ordering::Relaxed)
+    }
+
+    /// Reads the real time into the clock and returns it.
+    fn advance(&self) -> u64 {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.ms.store(now, Ordering::Relaxed);
+        now
+    }
 }
 
 impl ConnState {
     fn now(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        self.clock.now()
     }
 
     fn enter(&self, phase: u8) {
@@ -155,17 +176,20 @@ impl ConnState {
         matches!(self.phase.load(Ordering::Acquire), NEW | READING | IDLE)
     }
 
-    /// Why this connection has expired at `now`, if it has.
+    /// Why this connection has expired at `now`, if it has. Times noted on the coarse clock
+    /// may be up to one tick early: a tick more is waited, so none is cut short.
     fn expired(&self, now: u64, limits: &ConnLimits) -> Option<&'static str> {
+        let over = |since: u64, limit: Duration| {
+            now.saturating_sub(since) > millis(limit) + self.clock.tick
+        };
         let blocked = self.write_blocked.load(Ordering::Relaxed);
-        if blocked != u64::MAX && now.saturating_sub(blocked) > millis(limits.write_timeout) {
+        if blocked != u64::MAX && over(blocked, limits.write_timeout) {
             return Some("write timeout");
         }
         let since = self.since.load(Ordering::Relaxed);
-        let waited = now.saturating_sub(since);
         match self.phase.load(Ordering::Acquire) {
-            NEW | READING if waited > millis(limits.header_timeout) => Some("header timeout"),
-            IDLE if waited > millis(limits.keepalive_timeout) => Some("keep-alive timeout"),
+            NEW | READING if over(since, limits.header_timeout) => Some("header timeout"),
+            IDLE if over(since, limits.keepalive_timeout) => Some("keep-alive timeout"),
             _ => None,
         }
     }
@@ -181,7 +205,7 @@ struct Registry {
     /// Connections registered and not closed by the server.
     live: AtomicUsize,
     next_id: AtomicU64,
-    epoch: Instant,
+    clock: Arc<Clock>,
     limits: ConnLimits,
 }
 
@@ -230,7 +254,7 @@ impl Registry {
 
     /// Closes every expired connection.
     fn sweep(&self) {
-        let now = self.epoch.elapsed().as_millis() as u64;
+        let now = self.clock.advance();
         for c in self.lock().values() {
             if c.is_killed() {
                 continue;
@@ -251,13 +275,6 @@ pub struct Guarded {
 impl Guarded {
     /// Wraps `listener` with `limits`, and starts the sweeper (which ends with the listener).
     pub fn new(listener: TcpListener, limits: ConnLimits) -> Self {
-        let registry = Arc::new(Registry {
-            conns: Mutex::new(HashMap::new()),
-            live: AtomicUsize::new(0),
-            next_id: AtomicU64::new(1),
-            epoch: Instant::now(),
-            limits,
-        });
         let every = [
             limits.header_timeout,
             limits.keepalive_timeout,
@@ -268,6 +285,17 @@ impl Guarded {
         .unwrap_or(Duration::from_secs(1))
             / 4;
         let every = every.clamp(Duration::from_millis(20), Duration::from_secs(1));
+        let registry = Arc::new(Registry {
+            conns: Mutex::new(HashMap::new()),
+            live: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            clock: Arc::new(Clock {
+                epoch: Instant::now(),
+                ms: AtomicU64::new(0),
+                tick: millis(every),
+            }),
+            limits,
+        });
         tokio::spawn(sweeper(Arc::downgrade(&registry), every));
         Self { listener, registry }
     }
@@ -333,12 +361,12 @@ impl Listener for Guarded {
                 id,
                 addr,
                 phase: AtomicU8::new(NEW),
-                since: AtomicU64::new(self.registry.epoch.elapsed().as_millis() as u64),
+                since: AtomicU64::new(self.registry.clock.advance()),
                 write_blocked: AtomicU64::new(u64::MAX),
                 killed: AtomicBool::new(false),
                 read_waker: AtomicWaker::new(),
                 write_waker: AtomicWaker::new(),
-                epoch: self.registry.epoch,
+                clock: self.registry.clock.clone(),
             });
             self.registry.lock().insert(id, state.clone());
             self.registry.live.fetch_add(1, Ordering::Relaxed);
@@ -543,7 +571,7 @@ impl<S: Clone> tower::Service<IncomingStream<'_, Guarded>> for MakeConn<S> {
     }
 }
 
-/// The service of one connection: marks requests in progress and adds the peer's address.
+/// The service of one connection: marks requests in progress.
 #[derive(Clone)]
 pub struct ConnService<S> {
     inner: S,
@@ -562,9 +590,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request) -> Self::Future {
+    fn call(&mut self, req: Request) -> Self::Future {
         self.peer.state.phase.store(BUSY, Ordering::Release);
-        req.extensions_mut().insert(ConnectInfo(self.peer.addr));
         ConnFuture {
             inner: self.inner.call(req),
             state: self.peer.state.clone(),
