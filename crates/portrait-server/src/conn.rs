@@ -79,7 +79,7 @@ impl ConnLimits {
 pub fn default_max_connections(fd_limit: u64) -> usize {
     usize::try_from(fd_limit.saturating_mul(3) / 4)
         .unwrap_or(usize::MAX)
-        .max(16)
+        .clamp(16, MAX_DEFAULT_CONNECTIONS)
 }
 
 /// This process's soft limit on open files (1024 if it cannot be read).
@@ -111,6 +111,20 @@ const BUSY: u8 = 2;
 const IDLE: u8 = 3;
 /// Upgraded to a WebSocket (the session keeps its own timers; only the write timeout applies).
 const UPGRADED: u8 = 4;
+/// The head was read, the body is still arriving (header timeout from the head; evictable, like
+/// any connection that is not yet doing work).
+const BODY: u8 = 5;
+/// Closed to make room (set by the eviction, so that a connection cannot turn busy meanwhile).
+const EVICTED: u8 = 6;
+
+/// Bytes of one request head at most (URL, UserSig and headers are far smaller); a connection
+/// that sends more before its head is complete is closed. This bounds the memory a connection
+/// that has not sent a request yet can hold.
+pub const MAX_HEAD_BYTES: usize = 64 << 10;
+
+/// The default connection cap is never above this (each connection not yet past its head may
+/// hold up to [`MAX_HEAD_BYTES`] of buffers).
+pub const MAX_DEFAULT_CONNECTIONS: usize = 65_536;
 
 /// The bookkeeping of one connection, shared by its socket wrapper, its service and the sweeper.
 pub struct ConnState {
@@ -173,7 +187,20 @@ impl ConnState {
 
     /// Whether this connection may be evicted to make room (no request in progress).
     fn evictable(&self) -> bool {
-        matches!(self.phase.load(Ordering::Acquire), NEW | READING | IDLE)
+        matches!(
+            self.phase.load(Ordering::Acquire),
+            NEW | READING | BODY | IDLE
+        )
+    }
+
+    /// Takes the connection out of service to make room, unless it turned busy meanwhile.
+    fn evict(&self) -> bool {
+        let phase = self.phase.load(Ordering::Acquire);
+        matches!(phase, NEW | READING | BODY | IDLE)
+            && self
+                .phase
+                .compare_exchange(phase, EVICTED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
 
     /// Why this connection has expired at `now`, if it has. Times noted on the coarse clock
@@ -188,7 +215,7 @@ impl ConnState {
         }
         let since = self.since.load(Ordering::Relaxed);
         match self.phase.load(Ordering::Acquire) {
-            NEW | READING if over(since, limits.header_timeout) => Some("header timeout"),
+            NEW | READING | BODY if over(since, limits.header_timeout) => Some("header timeout"),
             IDLE if over(since, limits.keepalive_timeout) => Some("keep-alive timeout"),
             _ => None,
         }
@@ -232,24 +259,29 @@ impl Registry {
         }
     }
 
-    /// Makes room for one more connection if the cap is reached: evicts the connection that
-    /// has waited longest with no request in progress. `false` if every connection is busy.
-    fn make_room(&self) -> bool {
-        if self.live.load(Ordering::Relaxed) < self.limits.max_connections {
+    /// Makes room for one more connection if the cap is reached (or, `forced`, in any case):
+    /// evicts the connection that has waited longest with no request in progress. `false` if
+    /// every connection is busy.
+    fn make_room(&self, forced: bool) -> bool {
+        if !forced && self.live.load(Ordering::Relaxed) < self.limits.max_connections {
             return true;
         }
         let conns = self.lock();
-        let oldest = conns
-            .values()
-            .filter(|c| !c.is_killed() && c.evictable())
-            .min_by_key(|c| c.since.load(Ordering::Relaxed));
-        match oldest {
-            Some(c) => {
-                self.kill(c, "evicted");
-                true
+        for _ in 0..3 {
+            let oldest = conns
+                .values()
+                .filter(|c| !c.is_killed() && c.evictable())
+                .min_by_key(|c| c.since.load(Ordering::Relaxed));
+            match oldest {
+                Some(c) if c.evict() => {
+                    self.kill(c, "evicted");
+                    return true;
+                }
+                Some(_) => continue, // it turned busy meanwhile
+                None => return false,
             }
-            None => false,
         }
+        false
     }
 
     /// Closes every expired connection.
@@ -343,13 +375,13 @@ impl Listener for Guarded {
                 Err(e) => {
                     // Out of descriptors (or another transient failure): free one if possible.
                     tracing::warn!(error = %e, "accept failed");
-                    if !self.registry.make_room() {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    // Free one, and give the evicted connection's task time to close it.
+                    self.registry.make_room(true);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 }
             };
-            if !self.registry.make_room() {
+            if !self.registry.make_room(false) {
                 metrics::counter!("portrait_connections_refused_total").increment(1);
                 // One non-blocking write: a client that does not read gets nothing.
                 let _ = tcp.try_write(FULL);
@@ -368,11 +400,12 @@ impl Listener for Guarded {
                 write_waker: AtomicWaker::new(),
                 clock: self.registry.clock.clone(),
             });
-            self.registry.lock().insert(id, state.clone());
             self.registry.live.fetch_add(1, Ordering::Relaxed);
+            self.registry.lock().insert(id, state.clone());
             metrics::gauge!("portrait_connections_open").increment(1.0);
             let io = GuardedIo {
                 tcp: ManuallyDrop::new(tcp),
+                head_read: 0,
                 state: state.clone(),
                 registry: self.registry.clone(),
             };
@@ -391,6 +424,8 @@ impl Listener for Guarded {
 pub struct GuardedIo {
     // Taken in `drop` (to linger).
     tcp: ManuallyDrop<TcpStream>,
+    /// Bytes read since the current request's first byte, while its head is incomplete.
+    head_read: usize,
     state: Arc<ConnState>,
     registry: Arc<Registry>,
 }
@@ -437,10 +472,23 @@ async fn linger(mut tcp: TcpStream, state: &ConnState) {
     let deadline = tokio::time::Instant::now() + LINGER;
     let mut buf = vec![0u8; 64 << 10];
     let mut read = 0;
-    while read < LINGER_BYTES && !state.is_killed() {
-        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => read += n,
-            _ => break,
+    // Evicted or timed out meanwhile: stop at once (the read is raced against the kill).
+    let killed = std::future::poll_fn(|cx| {
+        state.read_waker.register(cx.waker());
+        if state.is_killed() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    });
+    tokio::pin!(killed);
+    while read < LINGER_BYTES {
+        tokio::select! {
+            r = tokio::time::timeout_at(deadline, tcp.read(&mut buf)) => match r {
+                Ok(Ok(n)) if n > 0 => read += n,
+                _ => break,
+            },
+            () = &mut killed => break,
         }
     }
 }
@@ -468,8 +516,20 @@ impl AsyncRead for GuardedIo {
                 Poll::Pending
             }
             Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before && self.state.phase.load(Ordering::Relaxed) == IDLE {
-                    self.state.enter(READING);
+                let n = buf.filled().len() - before;
+                match self.state.phase.load(Ordering::Relaxed) {
+                    IDLE if n > 0 => {
+                        self.state.enter(READING);
+                        self.head_read = n;
+                    }
+                    // More than a head's worth already read, and still no whole head (one read
+                    // may also hold the start of the body: only a further read counts).
+                    NEW | READING if self.head_read > MAX_HEAD_BYTES => {
+                        self.registry.kill(&self.state, "head too large");
+                        return Poll::Ready(Err(closed()));
+                    }
+                    NEW | READING => self.head_read += n,
+                    _ => {}
                 }
                 Poll::Ready(Ok(()))
             }
@@ -554,7 +614,28 @@ impl<S> MakeConn<S> {
     }
 }
 
-impl<S: Clone> tower::Service<IncomingStream<'_, Guarded>> for MakeConn<S> {
+/// A service that learns which connection it serves (the edge, so that it can say when a
+/// request's body has been read).
+pub trait PerConnection: Clone {
+    /// This service for the connection `conn`.
+    fn for_connection(&self, conn: ConnHandle) -> Self;
+}
+
+/// What a per-connection service may tell the connection layer.
+#[derive(Clone)]
+pub struct ConnHandle(Arc<ConnState>);
+
+impl ConnHandle {
+    /// The request's body has been read: the request is in progress (no longer evictable).
+    pub fn body_read(&self) {
+        let _ = self
+            .0
+            .phase
+            .compare_exchange(BODY, BUSY, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+impl<S: PerConnection> tower::Service<IncomingStream<'_, Guarded>> for MakeConn<S> {
     type Response = ConnService<S>;
     type Error = Infallible;
     type Future = std::future::Ready<Result<ConnService<S>, Infallible>>;
@@ -565,7 +646,9 @@ impl<S: Clone> tower::Service<IncomingStream<'_, Guarded>> for MakeConn<S> {
 
     fn call(&mut self, stream: IncomingStream<'_, Guarded>) -> Self::Future {
         std::future::ready(Ok(ConnService {
-            inner: self.inner.clone(),
+            inner: self
+                .inner
+                .for_connection(ConnHandle(stream.remote_addr().state.clone())),
             peer: stream.remote_addr().clone(),
         }))
     }
@@ -591,7 +674,13 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        self.peer.state.phase.store(BUSY, Ordering::Release);
+        use axum::body::HttpBody;
+        if req.body().is_end_stream() {
+            self.peer.state.phase.store(BUSY, Ordering::Release);
+        } else {
+            // Busy once the edge has read the body ([`ConnHandle::body_read`]).
+            self.peer.state.enter(BODY);
+        }
         ConnFuture {
             inner: self.inner.call(req),
             state: self.peer.state.clone(),
@@ -649,7 +738,7 @@ mod tests {
     #[test]
     fn the_default_cap_leaves_a_quarter_of_the_descriptors() {
         assert_eq!(default_max_connections(256), 192);
-        assert_eq!(default_max_connections(1 << 20), 786_432);
+        assert_eq!(default_max_connections(1 << 20), MAX_DEFAULT_CONNECTIONS);
         assert_eq!(default_max_connections(0), 16);
     }
 }

@@ -54,6 +54,7 @@ pub fn wrap<S>(inner: S, timeout: Duration, max_body: usize) -> Edge<S> {
             timeout,
             max_body,
         }),
+        conn: None,
     }
 }
 
@@ -62,6 +63,18 @@ pub fn wrap<S>(inner: S, timeout: Duration, max_body: usize) -> Edge<S> {
 pub struct Edge<S> {
     inner: S,
     shared: Arc<Shared>,
+    /// The connection served (through the connection layer).
+    conn: Option<crate::conn::ConnHandle>,
+}
+
+impl<S: Clone> crate::conn::PerConnection for Edge<S> {
+    fn for_connection(&self, conn: crate::conn::ConnHandle) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+            conn: Some(conn),
+        }
+    }
 }
 
 struct Shared {
@@ -123,6 +136,7 @@ where
                 more: None,
                 max: self.shared.max_body,
                 route: self.inner.clone(),
+                conn: self.conn.clone(),
             });
         }
         future
@@ -137,6 +151,7 @@ pub struct Reading<S> {
     more: Option<BytesMut>,
     max: usize,
     route: S,
+    conn: Option<crate::conn::ConnHandle>,
 }
 
 impl<S> Reading<S> {
@@ -174,6 +189,9 @@ impl<S> Reading<S> {
 
     /// The request with its body read.
     fn into_request(self) -> (Request, S) {
+        if let Some(conn) = &self.conn {
+            conn.body_read();
+        }
         let body = match self.more {
             Some(m) => m.freeze(),
             None => self.first,

@@ -55,11 +55,12 @@ pub struct ServerSettings {
     /// A request taking longer than this is answered with an internal error (vendor: 3 s).
     pub request_timeout_ms: u64,
     /// Open connections at most (WebSockets included); 0 = three quarters of the process's
-    /// open-file limit, which the server raises to its hard limit at start. At the cap, the
+    /// open-file limit (at most 65,536), which the server raises to its hard limit at start. At the cap, the
     /// connection idle the longest is closed to make room ([`crate::conn`]).
     pub max_connections: usize,
-    /// A connection must send a whole request head within this time (of connecting, or of the
-    /// first byte of a later request on a kept-alive connection); otherwise it is closed.
+    /// A connection must send a whole request head, and then its body, within this time (of
+    /// connecting, or of the first byte of a later request on a kept-alive connection);
+    /// otherwise it is closed. A head over 64 KiB closes it at once.
     pub header_timeout_ms: u64,
     /// A kept-alive connection with no request in progress is closed after this long.
     pub keepalive_timeout_ms: u64,
@@ -153,8 +154,8 @@ pub struct PushSettings {
     /// closes the connection with 1009. (A connection refused at sign-in may send 1 KiB.)
     pub max_message_bytes: usize,
     /// Messages a client may send per second on one connection (ops, pings; bursts of as many);
-    /// over it each op is answered with error 60007, and a client that keeps on is closed with
-    /// 1008. 0 = no limit.
+    /// over it each op is answered with error 60007, and a connection with more than twice that
+    /// many refused within one second is closed with 1008. 0 = no limit.
     pub ops_per_sec: u32,
 }
 

@@ -168,12 +168,21 @@ async fn with_the_cap_held_by_idle_and_slow_clients_health_and_admin_reads_still
     let app = spawn_app_server(server, PushSettings::default()).await;
     app.import(&["alice"]).await;
     let mut held = Vec::new();
-    for i in 0..40 {
+    for i in 0..60 {
         let mut s = TcpStream::connect(addr(&app)).await.unwrap();
-        if i % 2 == 0 {
-            s.write_all(b"POST /v4/profile/portrait_get HTTP/1.1\r\nhost: x\r\n")
+        match i % 3 {
+            // Half a head.
+            0 => s
+                .write_all(b"POST /v4/profile/portrait_get HTTP/1.1\r\nhost: x\r\n")
                 .await
-                .unwrap();
+                .unwrap(),
+            // A whole head, then a body that never ends.
+            1 => s
+                .write_all(b"POST /v4/profile/portrait_get HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{\"To_")
+                .await
+                .unwrap(),
+            // Nothing at all.
+            _ => {}
         }
         held.push(s);
     }
@@ -194,7 +203,7 @@ async fn with_the_cap_held_by_idle_and_slow_clients_health_and_admin_reads_still
     }
     // The oldest idle ones made room.
     let mut evicted = 0;
-    for s in &mut held[..20] {
+    for s in &mut held[..30] {
         if closed_within(s, Duration::from_millis(200)).await {
             evicted += 1;
         }
@@ -489,4 +498,52 @@ async fn a_usersig_dated_in_the_future_is_refused_beyond_the_skew_and_revoked_by
     assert_eq!(near.get_my_profile(None).await.unwrap().code(), 0);
     app.admin.kick("alice").await.unwrap().expect_ok();
     assert_eq!(near.get_my_profile(None).await.unwrap().code(), 70001);
+}
+
+#[tokio::test]
+async fn a_websocket_client_sending_steadily_over_its_op_rate_is_closed_1008() {
+    let push = PushSettings {
+        ops_per_sec: 5,
+        ..PushSettings::default()
+    };
+    let app = spawn_app_server(server_settings(), push).await;
+    app.import(&["alice"]).await;
+    let mut s = app.user("alice").connect(None, &[]).await.unwrap();
+    assert!(matches!(s.frame(WAIT).await.unwrap(), Frame::Ready { .. }));
+    // About 100 messages a second, spread out: some always pass, the rest are refused.
+    let started = Instant::now();
+    let close = loop {
+        assert!(started.elapsed() < WAIT, "never closed");
+        if s.send(&json!({"op": "ping"})).await.is_err() {
+            break s.next().await;
+        }
+        match tokio::time::timeout(Duration::from_millis(10), s.next()).await {
+            Ok(Ok(Some(Incoming::Closed(code, why)))) => {
+                break Ok(Some(Incoming::Closed(code, why)))
+            }
+            Ok(Ok(Some(Incoming::Frame(_)))) | Err(_) => {}
+            Ok(other) => break other,
+        }
+    };
+    assert!(
+        matches!(close, Ok(Some(Incoming::Closed(1008, _))) | Ok(None)),
+        "{close:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_head_far_over_64_kib_closes_the_connection() {
+    let app = spawn_app().await;
+    let mut s = TcpStream::connect(addr(&app)).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    // 200 KiB in 20 lines (hyper itself would take up to about 400 KiB and 100 lines).
+    let line = format!("x-pad: {}\r\n", "p".repeat(10_000));
+    for _ in 0..20 {
+        if s.write_all(line.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    assert!(closed_within(&mut s, WAIT).await, "a 200 KiB head was kept");
 }

@@ -242,8 +242,9 @@ struct Session {
     last_heard: Instant,
     /// The connection's message budget (`[push] ops_per_sec`).
     ops: Option<governor::DefaultDirectRateLimiter>,
-    /// Messages refused by `ops` since the last one let through.
+    /// Messages refused by `ops` in the current second (from `refused_since`).
     refused: u32,
+    refused_since: Instant,
 }
 
 async fn run(socket: WebSocket, state: AppState, call: UserCall, p: Params) {
@@ -286,6 +287,7 @@ async fn run(socket: WebSocket, state: AppState, call: UserCall, p: Params) {
         ops: std::num::NonZeroU32::new(feed.settings().ops_per_sec)
             .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n))),
         refused: 0,
+        refused_since: Instant::now(),
     };
     let stop = state.hub().stopping();
     let end = s.serve(p, call.expires_at, stop).await;
@@ -558,6 +560,10 @@ impl Session {
 
     async fn on_message(&mut self, msg: Message) -> Result<(), End> {
         if self.ops.as_ref().is_some_and(|l| l.check().is_err()) {
+            if self.refused_since.elapsed() >= Duration::from_secs(1) {
+                self.refused = 0;
+                self.refused_since = Instant::now();
+            }
             self.refused += 1;
             metrics::counter!("portrait_push_ops_refused_total").increment(1);
             let per_sec = self.feed.settings().ops_per_sec;
@@ -576,7 +582,6 @@ impl Session {
             }
             return Ok(());
         }
-        self.refused = 0;
         match msg {
             Message::Text(t) => match serde_json::from_str::<Op>(t.as_str()) {
                 Ok(op) => self.on_op(op).await,
