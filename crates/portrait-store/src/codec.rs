@@ -562,6 +562,21 @@ pub(crate) fn distinct<'a>(ids: impl IntoIterator<Item = &'a str>) -> Vec<&'a st
     ids.into_iter().filter(|id| seen.insert(*id)).collect()
 }
 
+/// The arguments of [`crate::Store::changes_of`] as both backends bind them: `since` as a
+/// database integer and the distinct UserIDs; `None` when nothing can match (no version is that
+/// large, no account, or a limit of 0).
+pub(crate) fn changes_of_args(
+    users: &[portrait_core::Identifier],
+    since: u64,
+    limit: usize,
+) -> Option<(i64, Vec<&str>)> {
+    let since = i64::try_from(since).ok()?;
+    if limit == 0 || users.is_empty() {
+        return None;
+    }
+    Some((since, distinct(users.iter().map(|u| u.as_str()))))
+}
+
 /// One account an import writes: its new stored profile and its change's items, both encoded.
 pub(crate) struct ImportRow<'a> {
     pub(crate) user: &'a str,

@@ -627,13 +627,9 @@ impl Store for PgStore {
         since: u64,
         limit: usize,
     ) -> Result<Vec<Change>> {
-        let Ok(since) = i64::try_from(since) else {
-            return Ok(Vec::new()); // no version is that large
-        };
-        if limit == 0 || users.is_empty() {
+        let Some((since, ids)) = crate::codec::changes_of_args(users, since, limit) else {
             return Ok(Vec::new());
-        }
-        let ids = distinct(users.iter().map(Identifier::as_str));
+        };
         let rows: Vec<ChangeRow> = sqlx::query_as(CHANGES_OF_SQL)
             .bind(app_key(app))
             .bind(&ids)

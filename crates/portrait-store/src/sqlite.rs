@@ -1536,13 +1536,10 @@ impl Store for SqliteStore {
         since: u64,
         limit: usize,
     ) -> Result<Vec<Change>> {
-        let Ok(since) = i64::try_from(since) else {
-            return Ok(Vec::new()); // no version is that large
-        };
-        if limit == 0 || users.is_empty() {
+        let Some((since, ids)) = crate::codec::changes_of_args(users, since, limit) else {
             return Ok(Vec::new());
-        }
-        let ids = serde_json::to_string(&distinct(users.iter().map(Identifier::as_str)))
+        };
+        let ids = serde_json::to_string(&ids)
             .map_err(|e| StoreError::Corrupt(format!("cannot encode UserIDs: {e}")))?;
         let rows: Vec<ChangeRow> = sqlx::query_as(CHANGES_OF_SQL)
             .bind(app_key(app))
