@@ -14,6 +14,8 @@
 //!   unread bytes on the connection and the client's next request on the same kept-alive socket
 //!   works. A body over the limit is refused (40001 / 70402) and the answer says
 //!   `Connection: close`, since the rest of it is never read;
+//! * **metrics**: per route and vendor code, a counter, a latency histogram and the requests in
+//!   flight ([`crate::metrics::http`]);
 //! * **deadline**: a request still unanswered after the configured time is answered with the
 //!   family's internal error (40006 / 70500) in the vendor envelope, never a bare HTTP error.
 //!   The timer is armed only when the request first has to wait, so a request answered from
@@ -38,6 +40,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::{Instant, Sleep};
 
 use crate::error::{reply, ApiError, Family};
+use crate::metrics::http::{Api, InFlight, Outcome, RequestMetrics};
 
 /// The request-id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -53,6 +56,7 @@ pub fn wrap<S>(inner: S, timeout: Duration, max_body: usize) -> Edge<S> {
             ids: SequentialIds::default(),
             timeout,
             max_body,
+            metrics: RequestMetrics::new(),
         }),
         conn: None,
     }
@@ -81,6 +85,7 @@ struct Shared {
     ids: SequentialIds,
     timeout: Duration,
     max_body: usize,
+    metrics: RequestMetrics,
 }
 
 impl<S> tower::Service<Request> for Edge<S>
@@ -107,6 +112,8 @@ where
         };
         let span = make_span(&req, &id);
         let family = Family::of_path(req.uri().path());
+        let api = Api::of_path(req.uri().path());
+        let in_flight = self.shared.metrics.start();
         let mut future = EdgeFuture {
             inner: None,
             reading: None,
@@ -118,6 +125,9 @@ where
             family,
             id,
             span,
+            api,
+            shared: self.shared.clone(),
+            _in_flight: in_flight,
         };
         if req.method() == Method::OPTIONS {
             future.preflight = true;
@@ -223,6 +233,11 @@ pin_project_lite::pin_project! {
         family: Family,
         id: HeaderValue,
         span: tracing::Span,
+        // The route, for the request metrics.
+        api: Api,
+        shared: Arc<Shared>,
+        // Counts this request in flight until the future is dropped.
+        _in_flight: InFlight,
     }
 }
 
@@ -294,6 +309,12 @@ where
             headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, ANY);
         }
         let status = response.status();
+        this.shared.metrics.finish(
+            *this.api,
+            response.extensions().get::<Outcome>().copied(),
+            status,
+            this.start.elapsed(),
+        );
         if status.is_server_error() {
             tracing::error!(%status, latency = ?this.start.elapsed(), "request failed");
         } else {

@@ -13,6 +13,8 @@ use portrait_core::{ErrorCode, FieldError, SigError};
 use portrait_store::StoreError;
 use serde::Serialize;
 
+use crate::metrics::http::Outcome;
+
 /// Result alias of the server layer.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -188,14 +190,16 @@ pub struct Empty {}
 
 /// Turns a handler result into the vendor's response: HTTP 200, JSON envelope.
 pub fn reply<T: Serialize>(family: Family, result: Result<T>) -> Response {
-    count(family, &result);
-    respond(match result {
+    let outcome = outcome(family, &result);
+    let mut response = respond(match result {
         Ok(body) => serde_json::to_vec(&Reply {
             envelope: Envelope::ok(family == Family::Profile),
             body,
         }),
         Err(e) => serde_json::to_vec(&e.envelope(family)),
-    })
+    });
+    response.extensions_mut().insert(outcome);
+    response
 }
 
 /// A success body that writes its own JSON fields, for the hot read path (`portrait_get` answers
@@ -210,8 +214,8 @@ pub trait RawFields {
 
 /// [`reply`] for a [`RawFields`] body: the same envelope, then the body's own fields.
 pub fn reply_raw<T: RawFields>(family: Family, result: Result<T>) -> Response {
-    count(family, &result);
-    respond(match result {
+    let outcome = outcome(family, &result);
+    let mut response = respond(match result {
         Ok(body) => {
             let head = ok_head(family == Family::Profile);
             let mut out = Vec::with_capacity(head.len() + 1 + body.size_hint());
@@ -221,7 +225,9 @@ pub fn reply_raw<T: RawFields>(family: Family, result: Result<T>) -> Response {
             Ok(out)
         }
         Err(e) => serde_json::to_vec(&e.envelope(family)),
-    })
+    });
+    response.extensions_mut().insert(outcome);
+    response
 }
 
 /// The success envelope's JSON without its closing brace, serialized once per shape.
@@ -235,13 +241,11 @@ fn ok_head(with_display: bool) -> &'static [u8] {
     })
 }
 
-fn count<T>(family: Family, result: &Result<T>) {
+/// The answer's vendor code, which the edge counts per route (`crate::metrics::http`).
+fn outcome<T>(family: Family, result: &Result<T>) -> Outcome {
     match result {
-        Ok(_) => metrics::counter!("portrait_api_ok_total").increment(1),
-        Err(e) => {
-            metrics::counter!("portrait_api_errors_total", "code" => e.code(family).0.to_string())
-                .increment(1)
-        }
+        Ok(_) => Outcome(0),
+        Err(e) => Outcome(e.code(family).0),
     }
 }
 

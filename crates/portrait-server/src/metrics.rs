@@ -1,25 +1,55 @@
 //! Metrics: the `metrics` facade with a Prometheus recorder, rendered at `GET /metrics`.
 //!
 //! One recorder per process (the first node state to ask installs it; tests that start several
-//! servers in one process share it). Names: `portrait_ws_connections`,
-//! `portrait_push_changes_total`, `portrait_push_events_sent_total`, `portrait_push_overflows_total`,
-//! `portrait_push_resyncs_total`, `portrait_push_feed_errors_total`,
-//! `portrait_push_pruned_catch_ups_total` (catch-ups told 49005), `portrait_changes_pruned_total{app}`,
-//! `portrait_webhook_deliveries_total{app,outcome}`, `portrait_webhook_lag{app}`,
-//! `portrait_api_ok_total`, `portrait_api_errors_total{code}`, `portrait_bus_connected`,
-//! `portrait_bus_published_total`, `portrait_bus_received_total`.
+//! servers in one process share it). Every metric, its labels and what it counts are listed in
+//! `docs/operations.md` (an API test checks that everything served is listed there), and
+//! `docs/grafana-dashboard.json` draws them. Request metrics are recorded by the edge ([`http`]).
+//!
+//! Histograms (names ending in `_duration_seconds`) have fixed buckets from 100 µs to 10 s. Their
+//! samples are folded into the buckets every [`UPKEEP`] by a thread of the recorder's own, so
+//! memory stays bounded whether or not anything scrapes `/metrics`.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub mod http;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// How often histogram samples are folded into their buckets.
+pub const UPKEEP: Duration = Duration::from_secs(5);
+
+/// Bucket bounds of every `*_duration_seconds` histogram, in seconds.
+pub const DURATION_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
 
 /// The process's recorder handle, installing it on first use (`None` if another recorder was
 /// installed by the embedding program).
 pub fn handle() -> Option<&'static PrometheusHandle> {
     HANDLE
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_duration_seconds".into()),
+                    &DURATION_BUCKETS,
+                )
+                .ok()?
+                .install_recorder()
+                .ok()?;
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP);
+                    upkeep.run_upkeep();
+                })
+                .ok()?;
+            Some(handle)
+        })
         .as_ref()
 }
 

@@ -30,7 +30,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
@@ -117,6 +117,9 @@ pub struct CachedStore {
     /// Shared database: per app, the version up to which other writers' changes have been
     /// invalidated (`None` = not shared, no check).
     synced: Option<std::sync::Mutex<HashMap<AppId, u64>>>,
+    /// `portrait_cache_hits_total` and `portrait_cache_misses_total`, registered on the first
+    /// read (by then a server has installed its metrics recorder; without one they do nothing).
+    counters: OnceLock<(metrics::Counter, metrics::Counter)>,
 }
 
 impl CachedStore {
@@ -133,6 +136,7 @@ impl CachedStore {
             per_shard: max_entries.div_ceil(SHARDS).max(1),
             hasher: Default::default(),
             synced: None,
+            counters: OnceLock::new(),
         }
     }
 
@@ -308,6 +312,14 @@ impl CachedStore {
             .filter(|(_, hit)| hit.is_none())
             .map(|(u, _)| u.clone())
             .collect();
+        let (hits, missed) = self.counters.get_or_init(|| {
+            (
+                metrics::counter!("portrait_cache_hits_total"),
+                metrics::counter!("portrait_cache_misses_total"),
+            )
+        });
+        hits.increment((users.len() - misses.len()) as u64);
+        missed.increment(misses.len() as u64);
         if !misses.is_empty() {
             let mut loaded: BTreeMap<String, Entry> = BTreeMap::new();
             for (user, p) in misses.iter().zip(self.load(app, &misses).await?) {

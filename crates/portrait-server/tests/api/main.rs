@@ -10,6 +10,7 @@ mod helpers;
 mod hostile;
 mod kicks;
 mod methods;
+mod metrics;
 mod numbers;
 mod portrait_import;
 mod profile;
