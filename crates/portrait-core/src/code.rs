@@ -6,7 +6,17 @@
 use std::fmt;
 
 /// A Tencent Cloud IM `ErrorCode`. `0` means success.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct ErrorCode(pub u32);
 

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ErrorCode;
@@ -42,7 +43,7 @@ pub mod action_status {
 }
 
 /// The response envelope of every REST call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Envelope {
     /// `OK` or `FAIL`.
     #[serde(rename = "ActionStatus")]
@@ -85,7 +86,7 @@ impl Envelope {
 }
 
 /// One `{Tag, Value}` item.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProfileItem {
     /// Tag name.
     #[serde(rename = "Tag")]
@@ -96,7 +97,7 @@ pub struct ProfileItem {
 }
 
 /// `v4/profile/portrait_set` request.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct PortraitSetRequest {
     /// The user whose profile is set.
     #[serde(rename = "From_Account")]
@@ -107,7 +108,7 @@ pub struct PortraitSetRequest {
 }
 
 /// `v4/profile/portrait_get` request.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct PortraitGetRequest {
     /// Users to read.
     #[serde(rename = "To_Account")]
@@ -118,7 +119,7 @@ pub struct PortraitGetRequest {
 }
 
 /// One user's entry in a `portrait_get` response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UserProfileItem {
     /// The user.
     #[serde(rename = "To_Account")]
@@ -149,7 +150,7 @@ pub struct UserProfileItem {
 }
 
 /// `v4/profile/portrait_get` response body (besides the envelope).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PortraitGetResponse {
     /// One entry per requested account, in request order.
     #[serde(rename = "UserProfileItem")]
@@ -164,7 +165,7 @@ pub struct PortraitGetResponse {
 }
 
 /// `account_import` request; also one element of `multiaccount_import`'s `AccountList`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct AccountImportRequest {
     /// The account; very old clients send `Identifier`.
     #[serde(rename = "UserID", alias = "Identifier")]
@@ -178,7 +179,7 @@ pub struct AccountImportRequest {
 }
 
 /// `multiaccount_import` request, in either of the vendor's two forms.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct MultiAccountImportRequest {
     /// Old form: plain UserIDs.
     #[serde(rename = "Accounts")]
@@ -189,7 +190,7 @@ pub struct MultiAccountImportRequest {
 }
 
 /// `multiaccount_import` response body (besides the envelope).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct MultiAccountImportResponse {
     /// Accounts that could not be imported.
     #[serde(rename = "FailAccounts")]
@@ -197,7 +198,7 @@ pub struct MultiAccountImportResponse {
 }
 
 /// `{"UserID": …}` element of delete/check lists and the `kick` body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct UserIdItem {
     /// The account; `Identifier` accepted.
     #[serde(rename = "UserID", alias = "Identifier")]
@@ -205,7 +206,7 @@ pub struct UserIdItem {
 }
 
 /// `account_delete` request.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct AccountDeleteRequest {
     /// Accounts to delete (≤ 100).
     #[serde(rename = "DeleteItem")]
@@ -213,7 +214,7 @@ pub struct AccountDeleteRequest {
 }
 
 /// `account_check` request.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct AccountCheckRequest {
     /// Accounts to check (≤ 100).
     #[serde(rename = "CheckItem")]
@@ -221,7 +222,7 @@ pub struct AccountCheckRequest {
 }
 
 /// One `ResultItem` of `account_delete` / `account_check`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AccountResultItem {
     /// The account.
     #[serde(rename = "UserID")]
@@ -242,7 +243,7 @@ pub struct AccountResultItem {
 }
 
 /// `account_delete` / `account_check` response body (besides the envelope).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct AccountResultResponse {
     /// One item per requested account, in request order.
     #[serde(rename = "ResultItem")]
@@ -251,7 +252,7 @@ pub struct AccountResultResponse {
 
 /// Body of `v4/profile/portrait_import` (a Portrait extension; README): accounts to create or
 /// update with any profile fields, in bulk.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PortraitImportRequest {
     /// The accounts (≤ 1000).
     #[serde(rename = "AccountList")]
@@ -259,7 +260,7 @@ pub struct PortraitImportRequest {
 }
 
 /// One account of a [`PortraitImportRequest`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PortraitImportAccount {
     /// The account, created if it does not exist.
     #[serde(rename = "UserID")]
@@ -274,7 +275,7 @@ pub struct PortraitImportAccount {
 }
 
 /// Body of the client API's `update_my_profile` (docs/client-api.md).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct UpdateMyProfileRequest {
     /// Items to write, atomically.
     #[serde(rename = "ProfileItem")]
@@ -289,7 +290,7 @@ pub struct UpdateMyProfileRequest {
 }
 
 /// Answer of `update_my_profile`: the profile's new version.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct UpdateMyProfileResponse {
     /// The new version.
     #[serde(rename = "Version")]

@@ -7,7 +7,8 @@
 //! some libraries send GET with a body) and any or no `Content-Type`; the body is read as JSON
 //! regardless. Every answer under `/v4` and `/v1` is the vendor envelope with HTTP 200, also for
 //! an unknown path (60009) and for `/v1/ws` with a method other than GET; only the operational
-//! routes `/healthz` and `/metrics` (GET or HEAD) answer a wrong method with a plain HTTP 405.
+//! routes `/healthz`, `/metrics` and `/openapi.json` (GET or HEAD) answer a wrong method with a
+//! plain HTTP 405.
 
 use axum::body::{Body, Bytes};
 use axum::http::{Method, StatusCode};
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .merge(v1::ws::router())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         // After every route: axum applies it to the routes present when it is called.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(unknown_api)
@@ -66,6 +68,14 @@ async fn metrics(
     )
 }
 
+/// The OpenAPI document of every HTTP API.
+async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static [u8]) {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        crate::openapi::bytes(),
+    )
+}
+
 /// Any other path: the vendor's "request resource error" (60009), still HTTP 200.
 async fn unknown_api(uri: axum::http::Uri) -> Response {
     reply::<()>(
@@ -75,8 +85,8 @@ async fn unknown_api(uri: axum::http::Uri) -> Response {
 }
 
 /// A known path with a method its route does not take: under the APIs (`/v1/ws` takes only GET),
-/// the envelope of the path's family; for `/healthz` and `/metrics`, HTTP 405 with a short text
-/// (axum adds the `Allow` header).
+/// the envelope of the path's family; for `/healthz`, `/metrics` and `/openapi.json`, HTTP 405
+/// with a short text (axum adds the `Allow` header).
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
     let path = uri.path();
     if path.starts_with("/v4/") || path.starts_with("/v1/") {

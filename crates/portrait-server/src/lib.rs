@@ -10,6 +10,7 @@
 //! * [`push`]: change-log feeds fanning changes out to WebSocket sessions (`api::v1::ws`);
 //! * [`webhook`]: `Profile.CallbackPortraitSet` delivery from the change log;
 //! * [`metrics`]: the Prometheus recorder behind `/metrics`;
+//! * [`openapi`]: the OpenAPI document behind `/openapi.json`;
 //! * [`tenant`], [`ratelimit`], [`state`]: per-app runtime state;
 //! * [`conn`]: what every connection gets (cap, header/keep-alive/write timeouts, peer address);
 //! * [`edge`]: what every request gets (request id, span, CORS, body, deadline), around the router;
@@ -32,6 +33,7 @@ pub mod devapp;
 pub mod edge;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod profiles;
 pub mod push;
 pub mod ratelimit;

@@ -3,6 +3,7 @@
 //! * `portrait serve [--listen ADDR] [--data-dir DIR] [--config FILE]` — run a node;
 //! * `portrait usersig --sdkappid N --key K --user U [--expire S]` — mint a UserSig;
 //! * `portrait config example` — print the commented example configuration;
+//! * `portrait openapi` — print the OpenAPI document of the HTTP APIs (`docs/openapi.json`);
 //! * `portrait export --store URL [--app ID]… > dump.jsonl` — write a store's data as a dump;
 //! * `portrait import --store URL < dump.jsonl` — restore a dump into a store;
 //! * `portrait migrate --from URL --to URL [--app ID]…` — copy a store into another one.
@@ -95,6 +96,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
+    /// Print the OpenAPI 3.1 document of every HTTP API (also served at /openapi.json).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -121,6 +124,11 @@ fn main() -> anyhow::Result<()> {
             portrait_server::telemetry::init_format(&settings.log.filter, settings.log.format);
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
             rt.block_on(async move { portrait_server::run(settings, shutdown_signal()?).await })
+        }
+        Cmd::Openapi => {
+            use std::io::Write;
+            std::io::stdout().write_all(portrait_server::openapi::bytes())?;
+            Ok(())
         }
         Cmd::Usersig {
             sdkappid,

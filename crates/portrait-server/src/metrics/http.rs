@@ -23,7 +23,7 @@ use metrics::{Counter, Gauge, Histogram};
 pub struct Outcome(pub u32);
 
 /// Every route, as the `api` label; the last one is for paths that are not routes.
-pub const APIS: [&str; 15] = [
+pub const APIS: [&str; 16] = [
     "/v4/profile/portrait_set",
     "/v4/profile/portrait_get",
     "/v4/profile/portrait_import",
@@ -38,6 +38,7 @@ pub const APIS: [&str; 15] = [
     "/v1/ws",
     "/healthz",
     "/metrics",
+    "/openapi.json",
     "other",
 ];
 

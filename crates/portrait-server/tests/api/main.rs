@@ -12,6 +12,7 @@ mod kicks;
 mod methods;
 mod metrics;
 mod numbers;
+mod openapi;
 mod portrait_import;
 mod profile;
 mod push;
