@@ -298,6 +298,13 @@ async fn portrait_set_rejects_a_body_of_the_wrong_shape_with_40001() {
         let r = app.call(PORTRAIT_SET, &body).await;
         assert_eq!(r["ErrorCode"], 40001, "body {body}: {r}");
         r.expect_code(40001);
+        assert!(
+            r["ErrorInfo"]
+                .as_str()
+                .unwrap()
+                .starts_with("Err_Profile_Comm_Decode_Fail: "),
+            "the vendor's name for a body that does not decode (seed 002): {r}"
+        );
     }
     assert_eq!(app.value("alice", NICK).await, Some(json!("")));
 }
@@ -419,6 +426,13 @@ async fn portrait_get_rejects_a_body_of_the_wrong_shape_with_40001() {
     ] {
         let r = app.call(PORTRAIT_GET, &body).await;
         assert_eq!(r["ErrorCode"], 40001, "body {body}: {r}");
+        assert!(
+            r["ErrorInfo"]
+                .as_str()
+                .unwrap()
+                .starts_with("Err_Profile_Comm_Decode_Fail: "),
+            "body {body}: {r}"
+        );
     }
 }
 
