@@ -5,6 +5,7 @@
 mod accounts;
 mod client;
 mod cluster;
+mod custom_names;
 mod fields;
 mod helpers;
 mod hostile;
