@@ -17,6 +17,7 @@ mod profile;
 mod push;
 mod rate_limit;
 mod retention;
+mod seeds;
 mod sloppy;
 mod usersig;
 mod webhook;
