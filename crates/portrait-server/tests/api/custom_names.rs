@@ -205,3 +205,35 @@ async fn names_outside_the_rule_or_undeclared_are_refused_with_40009_and_limits_
         "refused writes changed nothing"
     );
 }
+
+#[tokio::test]
+async fn custom_names_of_the_documents_reach_websocket_subscribers() {
+    use portrait_client::user::Frame;
+    let wait = std::time::Duration::from_secs(5);
+    let (app, admin) = names_server(&["alice", "bob"]).await;
+    let bob = portrait_client::user::UserClient::with_key(&app.base, NAMES_APP, "bob", KEY);
+    let mut socket = bob.connect(None, &["alice"]).await.unwrap();
+    let values = values();
+    admin
+        .portrait_set("alice", &values)
+        .await
+        .unwrap()
+        .expect_ok();
+    let event = loop {
+        match socket.frame(wait).await.expect("a frame") {
+            Frame::Profile(ev) => break ev,
+            Frame::Ready { .. } | Frame::Subscribed { .. } | Frame::Synced { .. } | Frame::Pong => {
+            }
+            other => panic!("expected a profile event, got {other:?}"),
+        }
+    };
+    assert_eq!(event.account, "alice");
+    let items: Vec<Value> = values
+        .iter()
+        .map(|(t, v)| json!({"Tag": t, "Value": v}))
+        .collect();
+    assert_eq!(
+        event.items, items,
+        "every field, the legacy-form ones included"
+    );
+}
