@@ -1,10 +1,10 @@
 //! The profile schema: which tags exist, what values they take, who may read and write them.
 //!
 //! Standard fields (spec §1.2) are fixed: 12 `Tag_Profile_IM_*` tags, each a bounded string, an
-//! enum string, or a uint32. Custom fields (spec §1.3) are declared per app: the prefix
-//! `Tag_Profile_Custom_` and 1–8 ASCII letters, string (≤ its declared byte limit, at most 500) or
-//! integer (uint64), with read and write permissions for users and/or admins. Byte limits count
-//! UTF-8 bytes.
+//! enum string, or a uint32. Custom fields (spec §1.3) are declared per app, named by the rule of
+//! [`custom_name`] (`Tag_Profile_Custom_Test1`, legacy `Tag_Profile_Custom_888888_Test`), string
+//! (≤ its declared byte limit, at most 500) or integer (uint64), with read and write permissions
+//! for users and/or admins. Byte limits count UTF-8 bytes.
 //!
 //! Parsing a `{Tag, Value}` item goes through [`Schema::parse_item`], which returns a typed
 //! ([`Tag`], [`ProfileValue`]) or a [`FieldError`] naming the tag. This is the only place limits,
@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ErrorCode;
 
+pub mod custom_name;
+
+pub use custom_name::{check_custom_name, CustomName, CustomNameError, CUSTOM_NAME_RULE};
+
 /// Prefix of every standard tag.
 pub const STANDARD_PREFIX: &str = "Tag_Profile_IM_";
 /// Prefix of every custom tag.
@@ -26,8 +30,8 @@ pub const CUSTOM_PREFIX: &str = "Tag_Profile_Custom_";
 pub const MAX_STRING_BYTES: usize = 500;
 /// Most custom fields an app may declare (vendor console limit).
 pub const MAX_CUSTOM_FIELDS: usize = 20;
-/// Longest custom keyword after the prefix, in letters.
-pub const MAX_CUSTOM_KEYWORD: usize = 8;
+/// Longest custom key after the prefix, in bytes (see [`custom_name`]).
+pub const MAX_CUSTOM_KEYWORD: usize = custom_name::MAX_CUSTOM_KEY;
 
 /// One of the 12 standard profile fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -258,11 +262,9 @@ pub struct CustomField {
 /// Why an app's schema declaration is invalid (a configuration error, not a request error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
-    /// The name is not `Tag_Profile_Custom_` + 1–8 ASCII letters.
-    #[error(
-        "custom field {0:?}: name must be Tag_Profile_Custom_ followed by 1 to 8 ASCII letters"
-    )]
-    BadName(String),
+    /// The name breaks the rule of [`custom_name`].
+    #[error("custom field {0:?}: {1}; a name is {rule}", rule = CUSTOM_NAME_RULE)]
+    BadName(String, CustomNameError),
     /// The byte limit is 0 or over 500.
     #[error("custom field {0:?}: max_length must be between 1 and 500 bytes")]
     BadLimit(String),
@@ -294,13 +296,7 @@ impl CustomField {
         read: Perms,
         write: Perms,
     ) -> Result<Self, SchemaError> {
-        let keyword = name.strip_prefix(CUSTOM_PREFIX).unwrap_or("");
-        if keyword.is_empty()
-            || keyword.len() > MAX_CUSTOM_KEYWORD
-            || !keyword.bytes().all(|b| b.is_ascii_alphabetic())
-        {
-            return Err(SchemaError::BadName(name.to_owned()));
-        }
+        check_custom_name(name).map_err(|e| SchemaError::BadName(name.to_owned(), e))?;
         if kind == CustomKind::String && !(1..=MAX_STRING_BYTES).contains(&max_bytes) {
             return Err(SchemaError::BadLimit(name.to_owned()));
         }
@@ -938,9 +934,17 @@ mod tests {
         let ok = |n: &str| CustomField::new(n, CustomKind::String, 10, Perms::ALL, Perms::ALL);
         assert!(ok("Tag_Profile_Custom_Abcdefgh").is_ok());
         assert!(ok("Tag_Profile_Custom_Abcdefghi").is_err(), "9 letters");
-        assert!(ok("Tag_Profile_Custom_Ab1").is_err(), "digit");
+        // The vendor's documents use digits and the legacy numbered form (seeds 000, 003).
+        assert!(ok("Tag_Profile_Custom_Ab1").is_ok(), "digit");
+        assert!(ok("Tag_Profile_Custom_888888_Test").is_ok(), "legacy form");
+        assert!(ok("Tag_Profile_Custom_1Ab").is_err(), "starts with a digit");
         assert!(ok("Tag_Profile_Custom_").is_err());
         assert!(ok("Tag_Profile_IM_Nick").is_err());
+        let msg = ok("Tag_Profile_Custom_Abcdefghi").unwrap_err().to_string();
+        assert!(
+            msg.contains("1 to 8") && msg.contains("888888_Test"),
+            "{msg}"
+        );
         assert!(CustomField::new(
             "Tag_Profile_Custom_A",
             CustomKind::String,

@@ -5,6 +5,10 @@
 //! profile APIs and 70402 on account APIs; an internal error is 40006 or 70500), so handlers
 //! reply through [`reply`] (or [`reply_raw`]) with their [`Family`]. HTTP status is always 200, as with the vendor.
 //! Internal failures are logged here once and shown to clients only as a generic message.
+//!
+//! `ErrorInfo` begins with the vendor's error name wherever the vendor documents show one
+//! ([`vendor_name`]), followed by `": "` and Portrait's own explanation, e.g.
+//! `Err_Profile_Comm_Decode_Fail: request body: ProfileItem: invalid type: map, expected a sequence`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -42,6 +46,30 @@ impl Family {
     }
 }
 
+/// The vendor's error names, each with the code it goes with and the document that shows it. These
+/// are every error name in the vendor documents (`shared/seeds/*.txt`) and the spec
+/// (`shared/spec/vendor-apis.md`); [`ApiError::vendor_name`] picks one per failure.
+pub mod vendor_name {
+    /// 40001 on profile APIs: the body does not decode into the request (seed 002 `portrait_set`
+    /// and seed 003 webim response examples; spec §1.4).
+    pub const PROFILE_DECODE_FAIL: &str = "Err_Profile_Comm_Decode_Fail";
+    /// 40003 on profile APIs: the account was never imported or was deleted. (Not in the seeds;
+    /// Portrait has always answered it, in the vendor's naming style, for `portrait_get`'s
+    /// per-user results.)
+    pub const PROFILE_ACCOUNT_NOT_EXIST: &str = "Err_Profile_Account_Not_Exist";
+    /// 40006 per user in `portrait_get`: that user's custom data could not be read (seed 004,
+    /// response example 4; spec §1.5).
+    pub const PROFILE_READ_CUSTOM_DATA_FAIL: &str = "Err_Profile_PortraitGet_Read_Custom_Data_Fail";
+    /// 70107 on account APIs: the UserID does not exist / was not imported (spec §2.2, §4
+    /// `account_delete` per-item result).
+    pub const ACCOUNT_NOT_EXIST: &str = "Err_TLS_PT_Open_Login_Account_Not_Exist";
+
+    /// `"<name>: <detail>"`, the `ErrorInfo` / `ResultInfo` form.
+    pub fn with_detail(name: &str, detail: &str) -> String {
+        format!("{name}: {detail}")
+    }
+}
+
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -51,7 +79,11 @@ pub enum ApiError {
     /// The body is not JSON (60003).
     #[error("{0}")]
     Json(String),
-    /// The body is JSON but not the expected shape, or a parameter is invalid (40001 / 70402).
+    /// The body is JSON but does not decode into the request: a field of the wrong type, a
+    /// required field missing, not an object (40001 `Err_Profile_Comm_Decode_Fail` / 70402).
+    #[error("{0}")]
+    Decode(String),
+    /// A parameter is invalid (a list empty or too long, a bad UserID, …) (40001 / 70402).
     #[error("{0}")]
     BadRequest(String),
     /// An account in the body is not a string (60015).
@@ -121,8 +153,10 @@ impl ApiError {
         match self {
             ApiError::HttpParse(_) => ErrorCode::HTTP_PARSE,
             ApiError::Json(_) => ErrorCode::JSON_PARSE,
-            ApiError::BadRequest(_) if account => ErrorCode::ACCOUNT_BAD_REQUEST,
-            ApiError::BadRequest(_) => ErrorCode::PROFILE_BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Decode(_) if account => {
+                ErrorCode::ACCOUNT_BAD_REQUEST
+            }
+            ApiError::BadRequest(_) | ApiError::Decode(_) => ErrorCode::PROFILE_BAD_REQUEST,
             ApiError::AccountType(_) => ErrorCode::ACCOUNT_TYPE,
             ApiError::MissingToAccount => ErrorCode::PROFILE_MISSING_TO_ACCOUNT,
             ApiError::AccountNotFound(_) | ApiError::Store(StoreError::NotFound) if account => {
@@ -148,18 +182,43 @@ impl ApiError {
         }
     }
 
+    /// The vendor's name for this failure in `family`, where the vendor documents show one.
+    pub fn vendor_name(&self, family: Family) -> Option<&'static str> {
+        match (self, family) {
+            (ApiError::Decode(_), Family::Profile) => Some(vendor_name::PROFILE_DECODE_FAIL),
+            (
+                ApiError::AccountNotFound(_) | ApiError::Store(StoreError::NotFound),
+                Family::Profile,
+            ) => Some(vendor_name::PROFILE_ACCOUNT_NOT_EXIST),
+            (
+                ApiError::AccountNotFound(_) | ApiError::Store(StoreError::NotFound),
+                Family::Account,
+            )
+            | (ApiError::UserNotImported(_), _) => Some(vendor_name::ACCOUNT_NOT_EXIST),
+            _ => None,
+        }
+    }
+
     /// Whether this is our fault (logged, and hidden from the client).
     pub fn is_internal(&self) -> bool {
         matches!(self, ApiError::Internal(_))
             || matches!(self, ApiError::Store(e) if !matches!(e, StoreError::NotFound))
     }
 
-    /// The `ErrorInfo` text: the error's own message, or a generic one for internal failures.
-    fn info(&self, code: ErrorCode) -> String {
+    /// The `ErrorInfo` text in `family`: the vendor's name if it has one ([`Self::vendor_name`]),
+    /// then the error's own message; a generic message for internal failures. Also the
+    /// `ResultInfo` of per-item failures.
+    pub fn error_info(&self, family: Family) -> String {
         if self.is_internal() {
-            code.default_info().to_owned()
-        } else {
-            self.to_string()
+            return self.code(family).default_info().to_owned();
+        }
+        let detail = match self {
+            ApiError::Store(StoreError::NotFound) => "requested UserID does not exist".to_owned(),
+            e => e.to_string(),
+        };
+        match self.vendor_name(family) {
+            Some(name) => vendor_name::with_detail(name, &detail),
+            None => detail,
         }
     }
 
@@ -171,7 +230,7 @@ impl ApiError {
         } else {
             tracing::debug!(error = %self, code = code.0, "request refused");
         }
-        Envelope::fail(code, self.info(code), family == Family::Profile)
+        Envelope::fail(code, self.error_info(family), family == Family::Profile)
     }
 }
 
@@ -274,13 +333,14 @@ fn json_response(body: Vec<u8>) -> Response {
     resp
 }
 
-/// Parses a JSON body: invalid JSON → 60003, valid JSON of the wrong shape → bad request.
+/// Parses a JSON body: invalid JSON → 60003 (the vendor's common "JSON parse error in the request
+/// body"), valid JSON that does not decode into the request → [`ApiError::Decode`].
 ///
 /// # Errors
-/// [`ApiError::Json`] or [`ApiError::BadRequest`].
+/// [`ApiError::Json`] or [`ApiError::Decode`].
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::BadRequest(format!("request body: {e}")),
+        serde_json::error::Category::Data => ApiError::Decode(format!("request body: {e}")),
         _ if body.iter().all(u8::is_ascii_whitespace) => {
             ApiError::Json("request body is empty; send a JSON object".into())
         }
@@ -312,6 +372,35 @@ mod tests {
     }
 
     #[test]
+    fn error_info_begins_with_the_vendor_name_where_the_documents_show_one() {
+        let decode = ApiError::Decode("request body: ProfileItem: invalid type".into());
+        let env = decode.envelope(Family::Profile);
+        assert_eq!(env.error_code.0, 40001);
+        assert_eq!(
+            env.error_info,
+            "Err_Profile_Comm_Decode_Fail: request body: ProfileItem: invalid type"
+        );
+        // No vendor name is documented for 70402: the detail alone.
+        assert_eq!(
+            decode.error_info(Family::Account),
+            "request body: ProfileItem: invalid type"
+        );
+        assert_eq!(
+            ApiError::AccountNotFound("bob".into()).error_info(Family::Profile),
+            "Err_Profile_Account_Not_Exist: UserID \"bob\" does not exist"
+        );
+        assert_eq!(
+            ApiError::Store(StoreError::NotFound).error_info(Family::Account),
+            "Err_TLS_PT_Open_Login_Account_Not_Exist: requested UserID does not exist"
+        );
+        // A plain parameter error has no documented name.
+        assert_eq!(
+            ApiError::BadRequest("TagList is empty".into()).error_info(Family::Profile),
+            "TagList is empty"
+        );
+    }
+
+    #[test]
     fn internal_errors_are_not_shown_to_clients() {
         let e = ApiError::Store(StoreError::Unavailable("password=hunter2 host=db".into()));
         let env = e.envelope(Family::Profile);
@@ -333,7 +422,7 @@ mod tests {
         assert!(matches!(parse_body::<T>(b""), Err(ApiError::Json(_))));
         assert!(matches!(
             parse_body::<T>(br#"{"a": 5}"#),
-            Err(ApiError::BadRequest(_))
+            Err(ApiError::Decode(_))
         ));
         assert!(parse_body::<T>(br#"{"a": ["x"], "extra": true}"#).is_ok());
     }

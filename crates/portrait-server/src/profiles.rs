@@ -10,7 +10,7 @@ use portrait_core::{ErrorCode, Identifier, Tag};
 use portrait_store::{FieldKey, FieldValue, PackedProfile, StoreError};
 
 use crate::api::{parse_ids, spread};
-use crate::error::{ApiError, RawFields, Result};
+use crate::error::{vendor_name, ApiError, RawFields, Result};
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
@@ -94,7 +94,16 @@ pub struct ReadAnswer {
     versions: bool,
 }
 
-const NOT_FOUND_INFO: &str = "Err_Profile_Account_Not_Exist: requested UserID does not exist";
+/// `ResultInfo` of an unknown account (the vendor's name, then ours).
+fn not_found_info() -> &'static str {
+    static INFO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    INFO.get_or_init(|| {
+        vendor_name::with_detail(
+            vendor_name::PROFILE_ACCOUNT_NOT_EXIST,
+            "requested UserID does not exist",
+        )
+    })
+}
 
 impl RawFields for ReadAnswer {
     fn size_hint(&self) -> usize {
@@ -130,7 +139,7 @@ impl RawFields for ReadAnswer {
                 out.extend_from_slice(b",\"ResultCode\":");
                 json::int(out, u64::from(ErrorCode::PROFILE_ACCOUNT_NOT_FOUND.0));
                 out.extend_from_slice(b",\"ResultInfo\":");
-                json::str(out, NOT_FOUND_INFO);
+                json::str(out, not_found_info());
                 out.push(b'}');
                 continue;
             };
@@ -231,9 +240,10 @@ pub async fn write(
     operator: &str,
     expected: Option<u64>,
 ) -> Result<u64> {
-    let items = items
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::BadRequest("ProfileItem is missing or empty".into()))?;
+    let items = items.ok_or_else(|| ApiError::Decode("ProfileItem is missing".into()))?;
+    if items.is_empty() {
+        return Err(ApiError::BadRequest("ProfileItem is empty".into()));
+    }
     let parsed = items
         .iter()
         .map(|i| tenant.schema.parse_item(&i.tag, &i.value, actor))
@@ -312,7 +322,7 @@ mod tests {
         let missing = json!({
             "To_Account": "gh\"ost",
             "ResultCode": 40003,
-            "ResultInfo": NOT_FOUND_INFO,
+            "ResultInfo": not_found_info(),
         });
         assert_eq!(
             written(&answer),

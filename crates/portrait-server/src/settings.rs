@@ -318,7 +318,8 @@ fn perms(who: &[Who]) -> Perms {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomFieldConfig {
-    /// `Tag_Profile_Custom_` + 1–8 letters.
+    /// A custom tag name (`portrait_core::schema::custom_name`): `Tag_Profile_Custom_Test1`, or
+    /// the legacy `Tag_Profile_Custom_888888_Test`.
     pub name: String,
     /// `string` or `integer`.
     #[serde(rename = "type")]
@@ -617,6 +618,40 @@ mod tests {
         assert_eq!(s.apps[0].rate_limits.limit(Api::AccountCheck), Some(100));
         let e = parse(&format!("{app}portrait_gett = 5\n")).unwrap_err();
         assert!(e.contains("portrait_gett"), "{e}");
+    }
+
+    #[test]
+    fn custom_field_names_of_the_vendor_documents_load_and_names_outside_the_rule_do_not() {
+        let app = "[[apps]]\nsdkappid = 1\nkey = \"k\"\nadmins = [\"root\"]\n";
+        let field =
+            |name: &str| format!("[[apps.custom_fields]]\nname = \"{name}\"\ntype = \"string\"\n");
+        let names = [
+            "Tag_Profile_Custom_Test",
+            "Tag_Profile_Custom_Test1",
+            "Tag_Profile_Custom_Test2",
+            "Tag_Profile_Custom_888888_Test",
+        ];
+        let toml = names.iter().fold(app.to_owned(), |t, n| t + &field(n));
+        let s = parse(&toml).unwrap();
+        let loaded: Vec<&str> = s.apps[0]
+            .custom_fields
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(loaded, names);
+        for (bad, why) in [
+            ("Tag_Profile_Custom_Abcdefghi", "found 9 bytes"),
+            ("Tag_Profile_Custom_Test_1", "start with a letter"),
+            ("Tag_Profile_Custom_1Test", "start with a letter"),
+            ("Tag_Profile_Custom_12345678901_Test", "1 to 10 digits"),
+            (
+                "Tag_Profile_custom_Test",
+                "must start with Tag_Profile_Custom_",
+            ),
+        ] {
+            let e = parse(&format!("{app}{}", field(bad))).unwrap_err();
+            assert!(e.contains(bad) && e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

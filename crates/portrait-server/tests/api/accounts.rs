@@ -565,7 +565,14 @@ async fn kick_of_an_ordinary_user_succeeds_and_leaves_the_account_and_admins_alo
 #[tokio::test]
 async fn kick_of_an_unknown_user_fails_with_70107() {
     let app = spawn_app().await;
-    app.admin.kick("ghost").await.unwrap().expect_code(70107);
+    let r = app.admin.kick("ghost").await.unwrap();
+    r.expect_code(70107);
+    assert!(
+        r.info()
+            .starts_with("Err_TLS_PT_Open_Login_Account_Not_Exist: "),
+        "the vendor's name for 70107 (spec §2.2): {:?}",
+        r.0
+    );
     app.admin
         .kick(&"z".repeat(33))
         .await

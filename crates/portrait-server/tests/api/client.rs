@@ -364,3 +364,31 @@ async fn every_response_carries_a_distinct_request_id() {
         .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "client-chosen");
 }
+
+#[tokio::test]
+async fn a_client_body_that_does_not_decode_is_40001_with_the_vendor_name() {
+    let app = spawn_app().await;
+    app.import(&["alice"]).await;
+    let alice = app.user("alice");
+    for (api, body) in [
+        (
+            "v1/profile/update_my_profile",
+            json!({"ProfileItem": {"Tag": NICK, "Value": "x"}}),
+        ),
+        (
+            "v1/profile/update_my_profile",
+            json!({"ProfileItem": [{"Tag": 1, "Value": "x"}]}),
+        ),
+        ("v1/profile/update_my_profile", json!({})),
+        ("v1/profile/get_user_profile", json!({"To_Account": "bob"})),
+        ("v1/profile/get_my_profile", json!({"TagList": NICK})),
+    ] {
+        let r = alice.call(api, &body).await.unwrap();
+        r.expect_code(40001);
+        assert!(
+            r.info().starts_with("Err_Profile_Comm_Decode_Fail: "),
+            "{api} {body}: {:?}",
+            r.0
+        );
+    }
+}

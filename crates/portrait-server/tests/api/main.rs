@@ -5,6 +5,7 @@
 mod accounts;
 mod client;
 mod cluster;
+mod custom_names;
 mod fields;
 mod helpers;
 mod hostile;
@@ -18,6 +19,7 @@ mod profile;
 mod push;
 mod rate_limit;
 mod retention;
+mod seeds;
 mod sloppy;
 mod usersig;
 mod webhook;

@@ -298,6 +298,13 @@ async fn portrait_set_rejects_a_body_of_the_wrong_shape_with_40001() {
         let r = app.call(PORTRAIT_SET, &body).await;
         assert_eq!(r["ErrorCode"], 40001, "body {body}: {r}");
         r.expect_code(40001);
+        assert!(
+            r["ErrorInfo"]
+                .as_str()
+                .unwrap()
+                .starts_with("Err_Profile_Comm_Decode_Fail: "),
+            "the vendor's name for a body that does not decode (seed 002): {r}"
+        );
     }
     assert_eq!(app.value("alice", NICK).await, Some(json!("")));
 }
@@ -419,6 +426,13 @@ async fn portrait_get_rejects_a_body_of_the_wrong_shape_with_40001() {
     ] {
         let r = app.call(PORTRAIT_GET, &body).await;
         assert_eq!(r["ErrorCode"], 40001, "body {body}: {r}");
+        assert!(
+            r["ErrorInfo"]
+                .as_str()
+                .unwrap()
+                .starts_with("Err_Profile_Comm_Decode_Fail: "),
+            "body {body}: {r}"
+        );
     }
 }
 
@@ -445,9 +459,12 @@ async fn portrait_get_rejects_a_missing_or_empty_to_account_with_40002() {
 #[tokio::test]
 async fn portrait_set_on_an_account_that_was_never_imported_fails_with_40003() {
     let app = spawn_app().await;
-    app.set("ghost", &[(NICK, json!("Boo"))])
-        .await
-        .expect_code(40003);
+    let r = app.set("ghost", &[(NICK, json!("Boo"))]).await;
+    r.expect_code(40003);
+    assert_eq!(
+        r["ErrorInfo"], "Err_Profile_Account_Not_Exist: UserID \"ghost\" does not exist",
+        "the name portrait_get's per-user result uses, then why"
+    );
     assert_eq!(
         app.statuses(&["ghost"]).await,
         ["NotImported"],

@@ -115,7 +115,11 @@ async fn upgrade(
                 tracing::warn!(error = %e, "websocket handshake: internal error");
                 Err((code, code.default_info().to_owned(), CLOSE_INTERNAL))
             }
-            (Err(e), _) => Err((e.code(Family::Profile), e.to_string(), CLOSE_AUTH)),
+            (Err(e), _) => Err((
+                e.code(Family::Profile),
+                e.error_info(Family::Profile),
+                CLOSE_AUTH,
+            )),
             (Ok(_), Err(e)) => Err((ErrorCode::BAD_FRAME, e, CLOSE_AUTH)),
             (Ok(call), Ok(p)) => Ok((call, p)),
         };

@@ -16,7 +16,7 @@ use portrait_store::NewAccount;
 
 use crate::api::{parse_ids, read_body, spread};
 use crate::auth::{self, AdminCall};
-use crate::error::{parse_body, reply, ApiError, Empty, Family, Result};
+use crate::error::{parse_body, reply, vendor_name, ApiError, Empty, Family, Result};
 use crate::ratelimit::Api;
 use crate::state::AppState;
 
@@ -51,7 +51,7 @@ async fn begin<T: serde::de::DeserializeOwned>(
 fn new_account(call: &AdminCall, req: AccountImportRequest) -> Result<NewAccount> {
     let raw = req
         .user_id
-        .ok_or_else(|| ApiError::BadRequest("UserID is missing".into()))?;
+        .ok_or_else(|| ApiError::Decode("UserID is missing".into()))?;
     let user = Identifier::parse(&raw).map_err(|e| ApiError::BadRequest(format!("UserID: {e}")))?;
     for (tag, v) in [
         (StandardTag::Nick, &req.nick),
@@ -144,7 +144,7 @@ fn check_batch(n: usize, what: &str) -> Result<()> {
 
 /// The raw UserIDs of a `[{UserID}]` list, after checking its size.
 fn batch_user_ids(items: Option<Vec<UserIdItem>>, field: &str) -> Result<Vec<String>> {
-    let items = items.ok_or_else(|| ApiError::BadRequest(format!("{field} is missing")))?;
+    let items = items.ok_or_else(|| ApiError::Decode(format!("{field} is missing")))?;
     check_batch(items.len(), "accounts")?;
     Ok(items
         .into_iter()
@@ -183,7 +183,7 @@ async fn delete(state: &AppState, q: Option<&str>, body: Body) -> Result<Account
                 AccountResultItem {
                     user_id,
                     result_code: ErrorCode::ACCOUNT_NOT_FOUND,
-                    result_info: "Err_TLS_PT_Open_Login_Account_Not_Exist".into(),
+                    result_info: vendor_name::ACCOUNT_NOT_EXIST.into(),
                     account_status: None,
                 }
             }
@@ -234,7 +234,7 @@ async fn kick_one(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty
     let (call, req) = begin::<UserIdItem>(state, q, body, Api::Kick).await?;
     let raw = req
         .user_id
-        .ok_or_else(|| ApiError::BadRequest("UserID is missing".into()))?;
+        .ok_or_else(|| ApiError::Decode("UserID is missing".into()))?;
     let user = Identifier::parse(&raw).map_err(|_| ApiError::AccountNotFound(raw.clone()))?;
     let not_before = auth::kick_not_before(&call.tenant);
     if !state

@@ -40,7 +40,7 @@ async fn set(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty> {
     let req: PortraitSetRequest = parse_body(&read_body(state, body).await?)?;
     let from = req
         .from_account
-        .ok_or_else(|| ApiError::BadRequest("From_Account is missing".into()))?;
+        .ok_or_else(|| ApiError::Decode("From_Account is missing".into()))?;
     let user =
         Identifier::parse(&from).map_err(|e| ApiError::BadRequest(format!("From_Account: {e}")))?;
     profiles::write(
@@ -71,8 +71,10 @@ async fn get(state: &AppState, q: Option<&str>, body: Body) -> Result<profiles::
         .ok_or(ApiError::MissingToAccount)?;
     let names = req
         .tag_list
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::BadRequest("TagList is missing or empty".into()))?;
+        .ok_or_else(|| ApiError::Decode("TagList is missing".into()))?;
+    if names.is_empty() {
+        return Err(ApiError::BadRequest("TagList is empty".into()));
+    }
     if accounts.len() > profiles::MAX_GET_ACCOUNTS {
         return Err(ApiError::BadRequest(format!(
             "To_Account has {} accounts; at most {} per call",
@@ -100,8 +102,10 @@ async fn import(state: &AppState, q: Option<&str>, body: Body) -> Result<Account
     let req: PortraitImportRequest = parse_body(&read_body(state, body).await?)?;
     let list = req
         .account_list
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::BadRequest("AccountList is missing or empty".into()))?;
+        .ok_or_else(|| ApiError::Decode("AccountList is missing".into()))?;
+    if list.is_empty() {
+        return Err(ApiError::BadRequest("AccountList is empty".into()));
+    }
     if list.len() > MAX_IMPORT_ACCOUNTS {
         return Err(ApiError::BadRequest(format!(
             "AccountList has {} accounts; at most {MAX_IMPORT_ACCOUNTS} per call",
@@ -126,7 +130,7 @@ async fn import(state: &AppState, q: Option<&str>, body: Body) -> Result<Account
                 Err(e) => AccountResultItem {
                     user_id,
                     result_code: e.code(Family::Profile),
-                    result_info: e.to_string(),
+                    result_info: e.error_info(Family::Profile),
                     account_status: None,
                 },
             }
@@ -148,7 +152,7 @@ fn import_account(
 ) -> Result<NewAccount> {
     let raw = entry
         .user_id
-        .ok_or_else(|| ApiError::BadRequest("UserID is missing".into()))?;
+        .ok_or_else(|| ApiError::Decode("UserID is missing".into()))?;
     let user = Identifier::parse(&raw).map_err(|e| ApiError::BadRequest(format!("UserID: {e}")))?;
     let items = entry
         .profile_item
