@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Web SDK CI: installs what the SDK tests need on a fresh machine (Node.js + npm, Debian's
 # chromium, the npm devDependencies from package-lock.json), builds the Portrait server binary the
-# tests start, then runs the SDK build, the unit/integration tests and the browser e2e test.
+# tests start, then runs the SDK build, the vendor-typings check (compat/: apps written against
+# @tencentcloud/chat and @yxim/nim-web-sdk compile, then compile again with only the import swapped
+# to this SDK), the unit/integration tests (including the vendor documents' examples,
+# test/seeds.test.mjs) and the browser e2e test.
 # Called from .ci/run as `bash sdk/js/ci.sh`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -29,5 +32,7 @@ fi
 echo "== web SDK: node $(node --version), npm $(npm --version), $("${CHROMIUM_PATH:-/usr/bin/chromium}" --version 2>/dev/null | head -1)"
 npm ci --no-audit --no-fund --loglevel=error
 npm run build
+echo "== vendor typings: compat/ (tsc --strict against the vendor packages, then against this SDK)"
+(cd compat && npm ci --no-audit --no-fund --loglevel=error && node check.mjs && node count.mjs)
 # One runner over every file, so the output ends with its totals (unit + integration + e2e).
 node --test --test-concurrency=1 test/*.test.mjs test/e2e/*.test.mjs

@@ -3,14 +3,39 @@
  * `login / logout / getMyProfile / getUserProfile / updateMyProfile / on / off`, promises that
  * resolve to `{code: 0, data}` and reject with `{code, message}`, and the vendor's events.
  */
-import { ERROR_CODE, EVENT, MAX_ACCOUNTS_PER_GET, TYPES } from './constants.js';
+import * as C from './constants.js';
+import { ERROR_CODE, EVENT, MAX_ACCOUNTS_PER_GET } from './constants.js';
 import { PortraitSession, SESSION_EVENT, SessionOptions, ProfileChange, KickInfo, NetState } from './core.js';
 import { PortraitError } from './errors.js';
 import { Emitter, Handler } from './emitter.js';
 import { Profile, UpdateMyProfileOptions, chatOptionsToItems, toChatProfile } from './profile.js';
+import { resolveServer } from './server-url.js';
 
-/** `create` options: the vendor's `SDKAppID` plus Portrait's `server` and session tuning. */
-export type CreateOptions = SessionOptions;
+/**
+ * `create` options: the vendor's (`SDKAppID`, `proxyServer`, …) plus Portrait's `server` and
+ * session tuning. `server` is optional so that vendor-typed code compiles: without it the SDK
+ * uses `proxyServer`, else the page's origin.
+ */
+export interface CreateOptions extends Omit<SessionOptions, 'server'> {
+  /** Portrait's base URL, e.g. `https://profiles.example.com`. */
+  server?: string;
+  /** The vendor's WebSocket proxy address: used as the server when `server` is not given. */
+  proxyServer?: String | undefined;
+  /** Accepted for the vendor's typings; Portrait has no file upload. */
+  fileUploadProxy?: String | undefined;
+  /** Accepted for the vendor's typings; Portrait has no file download. */
+  fileDownloadProxy?: String | undefined;
+  /** Accepted for the vendor's typings (scene of chat-uikit). */
+  scene?: String | undefined;
+}
+
+/** What `login` resolves to (`data`): the vendor's fields. */
+export interface LoginResult {
+  repeatLogin: boolean;
+  actionStatus: 'OK';
+  errorCode: 0;
+  errorInfo: string;
+}
 
 /** What every promise resolves to. */
 export interface ChatResponse<T> {
@@ -41,7 +66,8 @@ export class ChatInstance {
   private destroyed = false;
 
   constructor(options: CreateOptions) {
-    this.session = new PortraitSession(options);
+    if (!options || typeof options !== 'object') throw new TypeError('options are required');
+    this.session = new PortraitSession({ ...options, server: resolveServer(options, 'TencentCloudChat.create') });
     const s = this.session;
     s.on(SESSION_EVENT.READY, () => this.emit(EVENT.SDK_READY, undefined));
     s.on(SESSION_EVENT.NOT_READY, () => this.emit(EVENT.SDK_NOT_READY, undefined));
@@ -60,23 +86,29 @@ export class ChatInstance {
   }
 
   /** Listens to an `EVENT.*`; the handler gets `{name, data}`. */
-  on(eventName: string, handler: Handler<ChatEvent<any>>, context?: unknown): void {
-    this.events.on(eventName, handler, context);
+  on(eventName: string, handler: Handler<ChatEvent<any>> | Function, context?: unknown): void {
+    this.events.on(eventName, handler as Handler<ChatEvent<any>>, context);
   }
 
   /** Stops listening (`handler` omitted: every handler of that event). */
-  off(eventName: string, handler?: Handler<ChatEvent<any>>, context?: unknown): void {
-    this.events.off(eventName, handler, context);
+  off(eventName: string, handler?: Handler<ChatEvent<any>> | Function, context?: unknown): void {
+    this.events.off(eventName, handler as Handler<ChatEvent<any>> | undefined, context);
   }
 
-  /** Signs in: checks the UserSig with the server, then opens live push (SDK_READY when caught up). */
-  async login(options: { userID: string; userSig: string }): Promise<ChatResponse<{ repeatLogin: boolean }>> {
+  /**
+   * Signs in: checks the UserSig with the server, then opens live push (SDK_READY when caught up).
+   * `data`: `{repeatLogin, actionStatus: 'OK', errorCode: 0, errorInfo}` as with the vendor.
+   */
+  async login(options: { userID: string; userSig: string }): Promise<ChatResponse<LoginResult>> {
     if (this.destroyed) throw new PortraitError(ERROR_CODE.SDK_IS_NOT_READY, 'instance destroyed');
     if (typeof options !== 'object' || options === null) {
       throw new PortraitError(ERROR_CODE.UPDATE_PROFILE_INVALID_PARAM, 'login: options {userID, userSig} are required');
     }
     try {
-      return ok(await this.session.login(options.userID, options.userSig));
+      const { repeatLogin } = await this.session.login(options.userID, options.userSig);
+      return ok({
+        repeatLogin, actionStatus: 'OK', errorCode: 0, errorInfo: repeatLogin ? 'the user is already signed in' : '',
+      });
     } catch (e) {
       throw asPortraitError(e);
     }
@@ -95,6 +127,19 @@ export class ChatInstance {
     this.events.clear();
     this.destroyed = true;
     return ok({});
+  }
+
+  /** The signed-in UserID ('' when signed out), as the vendor's `getLoginUser`. */
+  getLoginUser(): string {
+    return this.session.me;
+  }
+
+  /**
+   * The server's time in Unix seconds (the vendor's `getServerTime`): the local clock corrected by
+   * the `Date` header of the server's last answer.
+   */
+  getServerTime(): number {
+    return Math.floor(this.session.serverNow() / 1000);
   }
 
   /** SDK_READY has fired and the instance is signed in. */
@@ -191,17 +236,23 @@ export class ChatInstance {
   setLogLevel(_level: number): void {}
 }
 
-/** The `TencentCloudChat` default export. */
-const TencentCloudChat = {
+/** The vendor's name for the instance type (`import { ChatSDK } from '@tencentcloud/chat'`). */
+export type ChatSDK = ChatInstance;
+
+/**
+ * The `TencentCloudChat` default export: a namespace, as in the vendor's typings, so that
+ * `TencentCloudChat.TYPES` and `TencentCloudChat.EVENT` are types as well as values.
+ */
+namespace TencentCloudChat {
   /** Creates an SDK instance: `{SDKAppID, server}` plus optional session tuning. */
-  create(options: CreateOptions): ChatInstance {
+  export function create(options: CreateOptions): ChatSDK {
     return new ChatInstance(options);
-  },
-  TYPES,
-  EVENT,
-  ERROR_CODE,
-  VERSION: '0.1.0',
-};
+  }
+  export import TYPES = C.TYPES;
+  export import EVENT = C.EVENT;
+  export const ERROR_CODE = C.ERROR_CODE;
+  export const VERSION = '0.1.0';
+}
 
 export default TencentCloudChat;
 export { TencentCloudChat };

@@ -6,24 +6,28 @@
  * codes that this SDK raises itself. Server codes (40xxx, 60xxx, 70xxx, 49xxx) pass through.
  */
 
-/** `TencentCloudChat.TYPES` (profile, kick and network-state subset). */
-export const TYPES = Object.freeze({
-  GENDER_UNKNOWN: 'Gender_Type_Unknown',
-  GENDER_FEMALE: 'Gender_Type_Female',
-  GENDER_MALE: 'Gender_Type_Male',
-  ALLOW_TYPE_ALLOW_ANY: 'AllowType_Type_AllowAny',
-  ALLOW_TYPE_NEED_CONFIRM: 'AllowType_Type_NeedConfirm',
-  ALLOW_TYPE_DENY_ANY: 'AllowType_Type_DenyAny',
-  FORBID_TYPE_NONE: 'AdminForbid_Type_None',
-  FORBID_TYPE_SEND_OUT: 'AdminForbid_Type_SendOut',
-  KICKED_OUT_MULT_ACCOUNT: 'multipleAccount',
-  KICKED_OUT_MULT_DEVICE: 'multipleDevice',
-  KICKED_OUT_USERSIG_EXPIRED: 'userSigExpired',
-  KICKED_OUT_REST_API: 'REST_API_Kick',
-  NET_STATE_CONNECTED: 'connected',
-  NET_STATE_CONNECTING: 'connecting',
-  NET_STATE_DISCONNECTED: 'disconnected',
-} as const);
+/**
+ * `TencentCloudChat.TYPES` (profile, kick and network-state subset). An enum, as in the vendor's
+ * typings, so that `TencentCloudChat.TYPES` is also a type (`gender?: TencentCloudChat.TYPES`).
+ */
+export enum TYPES {
+  GENDER_UNKNOWN = 'Gender_Type_Unknown',
+  GENDER_FEMALE = 'Gender_Type_Female',
+  GENDER_MALE = 'Gender_Type_Male',
+  ALLOW_TYPE_ALLOW_ANY = 'AllowType_Type_AllowAny',
+  ALLOW_TYPE_NEED_CONFIRM = 'AllowType_Type_NeedConfirm',
+  ALLOW_TYPE_DENY_ANY = 'AllowType_Type_DenyAny',
+  FORBID_TYPE_NONE = 'AdminForbid_Type_None',
+  FORBID_TYPE_SEND_OUT = 'AdminForbid_Type_SendOut',
+  KICKED_OUT_MULT_ACCOUNT = 'multipleAccount',
+  KICKED_OUT_MULT_DEVICE = 'multipleDevice',
+  KICKED_OUT_USERSIG_EXPIRED = 'userSigExpired',
+  KICKED_OUT_REST_API = 'REST_API_Kick',
+  NET_STATE_CONNECTED = 'connected',
+  NET_STATE_CONNECTING = 'connecting',
+  NET_STATE_DISCONNECTED = 'disconnected',
+}
+Object.freeze(TYPES);
 
 /**
  * The `operator` of a push event for a change the user did not make themself: an app admin or
@@ -31,16 +35,17 @@ export const TYPES = Object.freeze({
  */
 export const ADMIN_OPERATOR = 'admin';
 
-/** `TencentCloudChat.EVENT` (the events this SDK emits). */
-export const EVENT = Object.freeze({
-  SDK_READY: 'sdkStateReady',
-  SDK_NOT_READY: 'sdkStateNotReady',
-  SDK_DESTROY: 'sdkDestroy',
-  PROFILE_UPDATED: 'onProfileUpdated',
-  KICKED_OUT: 'kickedOut',
-  ERROR: 'error',
-  NET_STATE_CHANGE: 'netStateChange',
-} as const);
+/** `TencentCloudChat.EVENT` (the events this SDK emits); an enum as in the vendor's typings. */
+export enum EVENT {
+  SDK_READY = 'sdkStateReady',
+  SDK_NOT_READY = 'sdkStateNotReady',
+  SDK_DESTROY = 'sdkDestroy',
+  PROFILE_UPDATED = 'onProfileUpdated',
+  KICKED_OUT = 'kickedOut',
+  ERROR = 'error',
+  NET_STATE_CHANGE = 'netStateChange',
+}
+Object.freeze(EVENT);
 
 /** Client-side error codes (the vendor's numbers). */
 export const ERROR_CODE = Object.freeze({

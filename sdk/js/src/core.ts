@@ -72,7 +72,7 @@ export type FetchLike = (url: string, init: {
   body: string;
   headers: Record<string, string>;
   signal?: AbortSignal;
-}) => Promise<{ status: number; text(): Promise<string> }>;
+}) => Promise<{ status: number; text(): Promise<string>; headers?: { get(name: string): string | null } }>;
 
 export type NetState = 'connected' | 'connecting' | 'disconnected';
 
@@ -306,6 +306,7 @@ export class PortraitSession {
     }, this.opts.requestTimeoutMs);
     let text: string;
     let status: number;
+    const sentAt = Date.now();
     try {
       // text/plain keeps this a "simple" CORS request (no preflight); the server accepts any type.
       const res = await this.fetchImpl(url, {
@@ -315,6 +316,7 @@ export class PortraitSession {
         signal: ac?.signal,
       });
       status = res.status;
+      this.noteServerDate(res.headers?.get?.('date'), sentAt);
       text = await res.text();
     } catch (e) {
       if (timedOut) throw new PortraitError(ERROR_CODE.NETWORK_TIMEOUT, `request timed out: ${path}`);
@@ -335,6 +337,21 @@ export class PortraitSession {
       throw new PortraitError(json.ErrorCode, json.ErrorInfo || `error ${json.ErrorCode}`, json);
     }
     return json;
+  }
+
+  /** Server clock minus local clock (ms), from the `Date` header of the last answer; 0 until one. */
+  private serverClockOffsetMs = 0;
+
+  private noteServerDate(date: string | null | undefined, sentAt: number): void {
+    const t = date ? Date.parse(date) : NaN;
+    if (!Number.isFinite(t)) return;
+    // The header has second precision: its second began somewhere in the round trip.
+    this.serverClockOffsetMs = t + 500 - Math.round((sentAt + Date.now()) / 2);
+  }
+
+  /** The server's clock (Unix ms): the local clock corrected by the last answer's `Date` header. */
+  serverNow(): number {
+    return Date.now() + this.serverClockOffsetMs;
   }
 
   // ---------------------------------------------------------------- login / logout

@@ -10,9 +10,14 @@ import TencentCloudChat from './chat.js';
 
 export default TencentCloudChat;
 export { TencentCloudChat, ChatInstance } from './chat.js';
-export type { CreateOptions, ChatResponse, ChatEvent } from './chat.js';
+export type { CreateOptions, ChatResponse, ChatEvent, ChatSDK, LoginResult } from './chat.js';
 export { NIM, NimInstance } from './nim.js';
-export type { NimOptions, NimDone } from './nim.js';
+export type {
+  NimOptions, NimDone, NimConnectInfo, NimDisconnectInfo, NimDisconnectOffline, NimDisconnectKicked,
+  NimDisconnectOther, NimUpdateMyInfoOptions,
+  // The vendor's type names (`@yxim/nim-web-sdk`), for code written against its typings.
+  NIMGetInstanceOptions, NIMUserNameCard, NIMUserGender, NIMCommonError, NIMStrAnyObj,
+} from './nim.js';
 export { Webim, createWebim, CONNECTION_STATUS } from './webim.js';
 export type { WebimResponse, WebimListeners, WebimLoginInfo } from './webim.js';
 export { PortraitSession, SESSION_EVENT } from './core.js';

@@ -18,15 +18,15 @@ export interface ProfileCustomField {
 export interface Profile {
   userID: string;
   nick: string;
-  gender: string;
+  gender: TYPES;
   birthday: number;
   location: string;
   selfSignature: string;
-  allowType: string;
+  allowType: TYPES;
   language: number;
   avatar: string;
   messageSettings: number;
-  adminForbidType: string;
+  adminForbidType: TYPES;
   level: number;
   role: number;
   /** Time of the profile's last change (Unix milliseconds, from the server). */
@@ -40,14 +40,14 @@ export interface Profile {
 export interface UpdateMyProfileOptions {
   nick?: string;
   avatar?: string;
-  gender?: string;
+  gender?: TYPES;
   selfSignature?: string;
-  allowType?: string;
+  allowType?: TYPES;
   birthday?: number;
   location?: string;
   language?: number;
   messageSettings?: number;
-  adminForbidType?: string;
+  adminForbidType?: TYPES;
   level?: number;
   role?: number;
   profileCustomField?: ProfileCustomField[];
@@ -97,15 +97,15 @@ export function toChatProfile(p: CachedProfile): Profile {
   return {
     userID: p.account,
     nick: str(it[TAG.NICK]),
-    gender: str(it[TAG.GENDER], TYPES.GENDER_UNKNOWN),
+    gender: str(it[TAG.GENDER], TYPES.GENDER_UNKNOWN) as TYPES,
     birthday: num(it[TAG.BIRTHDAY]),
     location: str(it[TAG.LOCATION]),
     selfSignature: str(it[TAG.SELFSIGNATURE]),
-    allowType: str(it[TAG.ALLOWTYPE], TYPES.ALLOW_TYPE_NEED_CONFIRM),
+    allowType: str(it[TAG.ALLOWTYPE], TYPES.ALLOW_TYPE_NEED_CONFIRM) as TYPES,
     language: num(it[TAG.LANGUAGE]),
     avatar: str(it[TAG.AVATAR]),
     messageSettings: num(it[TAG.MESSAGESETTINGS]),
-    adminForbidType: str(it[TAG.ADMINFORBIDTYPE], TYPES.FORBID_TYPE_NONE),
+    adminForbidType: str(it[TAG.ADMINFORBIDTYPE], TYPES.FORBID_TYPE_NONE) as TYPES,
     level: num(it[TAG.LEVEL]),
     role: num(it[TAG.ROLE]),
     lastUpdatedTime: p.updatedAtMs,
@@ -170,7 +170,7 @@ export function chatOptionsToItems(options: unknown): ProfileItem[] {
 /** NIM gender strings. */
 export type NimGender = 'unknown' | 'male' | 'female';
 
-/** A NIM user card (`account, nick, avatar, sign, gender, email, birth, tel, custom, updateTime`) plus `version`. */
+/** A NIM user card (`account, nick, avatar, sign, gender, email, birth, tel, custom, createTime, updateTime`) plus `version`. */
 export interface NimUser {
   account: string;
   nick: string;
@@ -182,6 +182,11 @@ export interface NimUser {
   email?: string;
   tel?: string;
   custom?: string;
+  /**
+   * The vendor's card creation time. Portrait does not keep when an account's card was created:
+   * always 0 (unknown).
+   */
+  createTime: number;
   /** Time of the last change (Unix milliseconds). */
   updateTime: number;
   version: number;
@@ -260,6 +265,7 @@ export function toNimUser(p: CachedProfile, fields: NimFieldMap = DEFAULT_NIM_FI
     sign: str(it[TAG.SELFSIGNATURE]),
     gender: GENDER_TO_NIM[str(it[TAG.GENDER], TYPES.GENDER_UNKNOWN)] ?? 'unknown',
     birth: birthToNim(it[TAG.BIRTHDAY]),
+    createTime: 0,
     updateTime: p.updatedAtMs,
     version: p.version,
   };

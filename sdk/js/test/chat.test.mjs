@@ -30,7 +30,7 @@ test('login refuses bad credentials with the server code; calls before login get
   assert.equal(await rejectCode(c.login({ userID: 'l_alice', userSig: 'garbage' })), 70003);
   assert.equal(await rejectCode(c.login({ userID: '', userSig: 'x' })), 2721);
   const r = await c.login({ userID: 'l_alice', userSig: userSig('l_alice') });
-  assert.deepEqual(r, { code: 0, data: { repeatLogin: false } });
+  assert.deepEqual(r, { code: 0, data: { repeatLogin: false, actionStatus: 'OK', errorCode: 0, errorInfo: '' } });
   const again = await c.login({ userID: 'l_alice', userSig: userSig('l_alice') });
   assert.equal(again.data.repeatLogin, true);
   await c.logout();

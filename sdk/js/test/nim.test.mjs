@@ -41,7 +41,10 @@ async function nimReady(account, extra = {}) {
 test('getInstance connects: onconnect, onmyinfo, onusers (syncAccounts), onsyncdone', async () => {
   await srv.importAccounts([{ UserID: 'a_nina', Nick: 'Nina' }, { UserID: 'a_omar', Nick: 'Omar' }, 'a_pia']);
   const { calls } = await nimReady('a_nina', { syncAccounts: ['a_omar', 'a_pia', 'a_nobody'] });
-  assert.deepEqual(calls.connect, [{ account: 'a_nina' }]);
+  const { port, hostname } = new URL(srv.base);
+  assert.deepEqual(calls.connect, [{
+    account: 'a_nina', lastLoginDeviceId: '', connectionId: 'a_nina-1', ip: hostname, port,
+  }]);
   assert.equal(calls.myinfo.length, 1);
   assert.equal(calls.myinfo[0].account, 'a_nina');
   assert.equal(calls.myinfo[0].nick, 'Nina');
@@ -139,10 +142,10 @@ test('updateMyInfo client-side checks (414) and server codes', async () => {
   const { nim } = await nimReady('d_nim');
   let [err] = await cb((done) => nim.updateMyInfo({ done }));
   assert.equal(err.code, 414);
-  [err] = await cb((done) => nim.updateMyInfo({ gender: 'other', done }));
-  assert.equal(err.code, 414);
-  [err] = await cb((done) => nim.updateMyInfo({ birth: '31/12/1999', done }));
-  assert.equal(err.code, 414);
+  // A gender, email, birth or tel not in the vendor's format: thrown at once, as the vendor does.
+  const never = () => assert.fail('done must not be called');
+  assert.throws(() => nim.updateMyInfo({ gender: 'other', done: never }), { code: 414 });
+  assert.throws(() => nim.updateMyInfo({ birth: '31/12/1999', done: never }), { code: 414 });
   [err] = await cb((done) => nim.updateMyInfo({ nick: 'forbiddenword', done }));
   assert.equal(err.code, 40005);
   [err] = await cb((done) => nim.updateMyInfo({ tel: '1'.repeat(40), done }));
@@ -209,7 +212,9 @@ test('disconnect / connect', async () => {
   await srv.importAccounts(['h_nim']);
   const { nim, calls } = await nimReady('h_nim');
   await cb((done) => nim.disconnect({ done }));
-  assert.deepEqual(calls.disconnect.map((d) => d.code), ['logout']);
+  assert.deepEqual(calls.disconnect, [
+    { code: 'manuallyDisconnect', message: 'disconnected by the app', callFunc: 'link::disconnect' },
+  ]);
   const [err] = await cb((done) => nim.getUser({ account: 'h_nim', done }));
   assert.equal(err.code, 2999);
   nim.connect();

@@ -127,7 +127,7 @@ test('NIM updateMyInfo options map onto Portrait tags (and back)', () => {
   const u = toNimUser({ account: 'x', version: 3, updatedAtMs: 5, items: m });
   assert.deepEqual(u, {
     account: 'x', nick: 'n', avatar: 'a', sign: 's', gender: 'female', birth: '1990-05-06',
-    email: 'e@x', tel: '+86-1', custom: '{"k":1}', updateTime: 5, version: 3,
+    email: 'e@x', tel: '+86-1', custom: '{"k":1}', createTime: 0, updateTime: 5, version: 3,
   });
   assert.equal(Object.fromEntries(nimOptionsToItems({ custom: { a: 1 } }).map((i) => [i.Tag, i.Value])).Tag_Profile_Custom_Ex, '{"a":1}');
   assert.throws(() => nimOptionsToItems({}), { code: 414 });

@@ -23,7 +23,7 @@ export function requireBinary() {
   }
 }
 
-const CONFIG = (dataDir, push, store) => `
+const CONFIG = (dataDir, push, store, customFields) => `
 [server]
 listen = "127.0.0.1:0"
 data_dir = "${dataDir}"
@@ -78,7 +78,10 @@ name = "Tag_Profile_Custom_Secret"
 type = "string"
 read = ["admin"]
 write = ["admin"]
-`;
+${customFields.map((f) => `
+[[apps.custom_fields]]
+${Object.entries(f).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join('\n')}
+`).join('')}`;
 
 const sigCache = new Map();
 
@@ -96,13 +99,13 @@ export function userSig(user, expire) {
 }
 
 /**
- * Starts a server; resolves to {base, stop(), admin(api, body), importAccounts(list), set(user, items), kick(user), remove(users)}.
+ * Starts a server (`customFields`: more `[[apps.custom_fields]]` tables, e.g. `{name, type}`); resolves to {base, stop(), admin(api, body), importAccounts(list), set(user, items), kick(user), remove(users)}.
  */
-export async function startServer({ push = {}, store = {} } = {}) {
+export async function startServer({ push = {}, store = {}, customFields = [] } = {}) {
   requireBinary();
   const dir = mkdtempSync(path.join(tmpdir(), 'portrait-sdk-js-'));
   const cfg = path.join(dir, 'portrait.toml');
-  writeFileSync(cfg, CONFIG(path.join(dir, 'data'), { poll_interval_ms: 200, ...push }, store));
+  writeFileSync(cfg, CONFIG(path.join(dir, 'data'), { poll_interval_ms: 200, ...push }, store, customFields));
   let child;
   let stderr = '';
   async function launch(listen) {
