@@ -39,6 +39,11 @@ pub use portrait_core::ProfileValue;
 pub use profile::{AccountFailure, ImportAccount, Profile, ProfileUpdate, Profiles};
 pub use signed_in::{User, UserBuilder};
 
+/// The README's examples, compiled by `cargo test --doc`.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// Client errors: the server's vendor error, transport failures, or an unexpected answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
