@@ -312,7 +312,12 @@ impl Feed {
                     return classify(CloseCode(code), reason, pending.take())
                 }
                 Ok(None) => return End::Retry("connection lost".into()),
-                Err(e) => return End::Retry(e.to_string()),
+                // A frame this client does not know (a newer server): skip it, as the protocol
+                // only ever adds frames and fields.
+                Err(e) => {
+                    tracing::warn!(error = %e, "portrait feed: skipping an unknown frame");
+                    continue;
+                }
             };
             if !matches!(frame, ServerFrame::Error { .. }) {
                 if let Some((code, message)) = pending.take() {

@@ -162,6 +162,29 @@ async fn admin_calls_return_vendor_errors_as_err_with_code_and_info() {
         (failed[0].user_id.as_str(), failed[0].code),
         ("nobody", ErrorCode::ACCOUNT_NOT_FOUND)
     );
+    let failed = admin
+        .portrait_import(&[
+            ("dave", ProfileUpdate::new().nick("Dave").level(2)),
+            (
+                "erin",
+                ProfileUpdate::new().item("Tag_Profile_IM_Nosuch", "x"),
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(
+        (failed[0].user_id.as_str(), failed[0].code),
+        ("erin", ErrorCode::PROFILE_UNKNOWN_TAG)
+    );
+    let dave = admin
+        .portrait_get(&["dave"], &[NICK, "Tag_Profile_IM_Level"])
+        .await
+        .unwrap();
+    assert_eq!(
+        (dave.found[0].nick.as_deref(), dave.found[0].level),
+        (Some("Dave"), Some(2))
+    );
     // A wrong key: the server refuses the admin's UserSig.
     let forged = Admin::builder(&app.base, APP, ADMIN, "not-the-key")
         .build()
