@@ -34,6 +34,8 @@ use serde_json::{json, Value};
 pub use admin::{Admin, AdminBuilder};
 pub use feed::{refresh_with, Backoff, Changes, FeedError, FeedEvent, SigRefresh};
 pub use portrait_core::profile::{AdminForbidType, AllowType, Gender};
+/// The standard tags: `StandardTag::Nick.name()` is `"Tag_Profile_IM_Nick"`.
+pub use portrait_core::schema::StandardTag;
 pub use portrait_core::ws::{ChangeKind, ProfileEvent};
 pub use portrait_core::ProfileValue;
 pub use profile::{AccountFailure, ImportAccount, Profile, ProfileUpdate, Profiles};

@@ -335,3 +335,36 @@ async fn without_a_refresh_hook_an_expiring_usersig_ends_the_feed_with_expired()
         .unwrap()
         .is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_reports_a_lost_server_and_is_live_again_when_it_is_back() {
+    let (store, dir) = portrait_store::testkit::fresh_store_from_env().await;
+    let push = portrait_server::settings::PushSettings::default();
+    let mut first = spawn_on(store.clone(), vec![test_app()], push.clone(), "127.0.0.1:0").await;
+    let addr = first.base.trim_start_matches("http://").to_owned();
+    first.import(&["alice", "bob"]).await;
+    let bob = User::builder(&first.base, APP, "bob", sig(APP, KEY, "bob"))
+        .backoff(portrait_client::Backoff {
+            min: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+        })
+        .build()
+        .unwrap();
+    let mut feed = bob.changes(&["alice"], None);
+    let cursor = feed_live(&mut feed, WAIT).await;
+    first.stop().await;
+    match tokio::time::timeout(WAIT, feed.next()).await.unwrap() {
+        Some(Err(e @ FeedError::Disconnected { .. })) => assert!(!e.is_terminal()),
+        other => panic!("{other:?}"),
+    }
+    let second = spawn_on(store.clone(), vec![test_app()], push, &addr).await;
+    admin(&second)
+        .portrait_set("alice", &ProfileUpdate::new().nick("while away"))
+        .await
+        .unwrap();
+    // Back: the change arrives, from the catch-up by cursor or live, whichever came first.
+    let ev = next_change(&mut feed, WAIT).await;
+    assert_eq!(ev.item(NICK), Some(&json!("while away")));
+    assert!(ev.version > cursor);
+    drop(dir);
+}
