@@ -22,7 +22,7 @@ use portrait_core::ws::{CloseCode, ProfileEvent, ServerFrame};
 use portrait_core::ErrorCode;
 use tokio::sync::mpsc;
 
-use crate::user::{Incoming, UserClient};
+use crate::user::{Heard, Incoming, UserClient};
 
 /// What a refresh hook returns: a new UserSig, or why there is none.
 pub type RefreshResult = Result<String, Box<dyn std::error::Error + Send + Sync>>;
@@ -194,10 +194,25 @@ impl Drop for Changes {
 }
 
 /// How a [`Changes`] stream runs.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct FeedConfig {
     pub backoff: Backoff,
     pub refresh: Option<SigRefresh>,
+    /// Longest wait for a WebSocket handshake.
+    pub connect_timeout: Duration,
+    /// A connection on which nothing (not even a ping) arrives for this long is replaced.
+    pub liveness: Duration,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig {
+            backoff: Backoff::default(),
+            refresh: None,
+            connect_timeout: Duration::from_secs(10),
+            liveness: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Starts the feed task (needs a Tokio runtime).
@@ -294,24 +309,36 @@ impl Feed {
     /// One connection, from the handshake to its end.
     async fn connection(&mut self, attempt: &mut u32) -> End {
         let list: Vec<&str> = self.accounts.iter().map(String::as_str).collect();
-        let mut socket = match self.client.connect(self.since, &list).await {
-            Ok(s) => s,
-            Err(e) => return End::Retry(e.to_string()),
+        let connect = self.client.connect(self.since, &list);
+        let mut socket = match tokio::time::timeout(self.config.connect_timeout, connect).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return End::Retry(e.to_string()),
+            Err(_) => {
+                let t = self.config.connect_timeout;
+                return End::Retry(format!("no WebSocket handshake within {t:?}"));
+            }
         };
         // The last `error` frame not yet reported: a close that follows explains it.
         let mut pending: Option<(ErrorCode, String)> = None;
         let caught_up_at_ready = self.since.is_none();
         loop {
+            let liveness = self.config.liveness;
             let next = tokio::select! {
-                n = socket.next() => n,
+                n = tokio::time::timeout(liveness, socket.next_heard()) => match n {
+                    Ok(n) => n,
+                    // The server pings every 20 s (`[push] ping_interval_ms`): a silence this long
+                    // is a dead connection (e.g. a network change that left no FIN behind).
+                    Err(_) => return End::Retry(format!("nothing heard for {liveness:?}")),
+                },
                 () = self.tx.closed() => return End::Dropped,
             };
             let frame = match next {
-                Ok(Some(Incoming::Frame(f))) => f,
-                Ok(Some(Incoming::Closed(code, reason))) => {
+                Ok(Heard::Incoming(Incoming::Frame(f))) => f,
+                Ok(Heard::Incoming(Incoming::Closed(code, reason))) => {
                     return classify(CloseCode(code), reason, pending.take())
                 }
-                Ok(None) => return End::Retry("connection lost".into()),
+                Ok(Heard::Heartbeat) => continue,
+                Ok(Heard::Gone) => return End::Retry("connection lost".into()),
                 // A frame this client does not know (a newer server): skip it, as the protocol
                 // only ever adds frames and fields.
                 Err(e) => {

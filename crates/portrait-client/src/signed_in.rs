@@ -27,8 +27,7 @@ pub struct UserBuilder {
     http: Option<reqwest::Client>,
     timeout: Duration,
     connect_timeout: Duration,
-    refresh: Option<SigRefresh>,
-    backoff: Backoff,
+    feed: FeedConfig,
 }
 
 impl UserBuilder {
@@ -52,13 +51,22 @@ impl UserBuilder {
 
     /// Where new UserSigs come from when the current one expires ([`crate::refresh_with`]).
     pub fn refresh(mut self, hook: SigRefresh) -> Self {
-        self.refresh = Some(hook);
+        self.feed.refresh = Some(hook);
         self
     }
 
     /// Reconnection delays of the change feed (default 200 ms doubling to 30 s, jittered).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+        self.feed.backoff = backoff;
+        self
+    }
+
+    /// How long the change feed waits for a WebSocket handshake (default 10 s) and for any
+    /// sign of life on an open connection — a frame or the server's ping — before it replaces
+    /// the connection (default 60 s; keep it above the server's `[push] ping_interval_ms`).
+    pub fn feed_timeouts(mut self, connect: Duration, liveness: Duration) -> Self {
+        self.feed.connect_timeout = connect;
+        self.feed.liveness = liveness;
         self
     }
 
@@ -78,10 +86,7 @@ impl UserBuilder {
         Ok(User {
             raw: UserClient::new(base, self.sdkappid, self.user_id, self.usersig).with_http(http),
             timeout: self.timeout,
-            feed: FeedConfig {
-                backoff: self.backoff,
-                refresh: self.refresh,
-            },
+            feed: self.feed,
         })
     }
 }
@@ -129,8 +134,7 @@ impl User {
             http: None,
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
-            refresh: None,
-            backoff: Backoff::default(),
+            feed: FeedConfig::default(),
         }
     }
 

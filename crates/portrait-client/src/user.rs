@@ -223,6 +223,16 @@ pub enum Incoming {
     Closed(u16, String),
 }
 
+/// What [`Socket::next_heard`] got.
+pub(crate) enum Heard {
+    /// A frame or the close.
+    Incoming(Incoming),
+    /// A ping, pong or binary message: the connection is alive.
+    Heartbeat,
+    /// The connection is gone without a close frame.
+    Gone,
+}
+
 /// One raw WebSocket connection.
 pub struct Socket {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -249,24 +259,32 @@ impl Socket {
     /// # Errors
     /// A frame that is not valid JSON of a known type.
     pub async fn next(&mut self) -> Result<Option<Incoming>> {
-        while let Some(msg) = self.ws.next().await {
-            match msg {
-                Ok(Message::Text(t)) => {
-                    let frame = serde_json::from_str(t.as_str())
-                        .map_err(|e| ClientError::Ws(format!("bad frame {t}: {e}")))?;
-                    return Ok(Some(Incoming::Frame(frame)));
-                }
-                Ok(Message::Close(c)) => {
-                    let (code, reason) = c
-                        .map(|c| (u16::from(c.code), c.reason.to_string()))
-                        .unwrap_or((1005, String::new()));
-                    return Ok(Some(Incoming::Closed(code, reason)));
-                }
-                Ok(_) => {}
-                Err(_) => return Ok(None),
+        loop {
+            match self.next_heard().await? {
+                Heard::Incoming(i) => return Ok(Some(i)),
+                Heard::Heartbeat => {}
+                Heard::Gone => return Ok(None),
             }
         }
-        Ok(None)
+    }
+
+    /// As [`Socket::next`], but also returns when a ping or pong arrives (liveness watching).
+    pub(crate) async fn next_heard(&mut self) -> Result<Heard> {
+        match self.ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let frame = serde_json::from_str(t.as_str())
+                    .map_err(|e| ClientError::Ws(format!("bad frame {t}: {e}")))?;
+                Ok(Heard::Incoming(Incoming::Frame(frame)))
+            }
+            Some(Ok(Message::Close(c))) => {
+                let (code, reason) = c
+                    .map(|c| (u16::from(c.code), c.reason.to_string()))
+                    .unwrap_or((1005, String::new()));
+                Ok(Heard::Incoming(Incoming::Closed(code, reason)))
+            }
+            Some(Ok(_)) => Ok(Heard::Heartbeat),
+            Some(Err(_)) | None => Ok(Heard::Gone),
+        }
     }
 
     /// The next frame, skipping nothing; fails if the connection closes first or `wait` passes.

@@ -368,3 +368,27 @@ async fn the_feed_reports_a_lost_server_and_is_live_again_when_it_is_back() {
     assert!(ev.version > cursor);
     drop(dir);
 }
+
+#[tokio::test]
+async fn a_connection_silent_past_the_liveness_timeout_is_replaced() {
+    // The server pings only every minute; the feed expects a sign of life every 300 ms.
+    let push = portrait_server::settings::PushSettings {
+        ping_interval_ms: 60_000,
+        ..Default::default()
+    };
+    let app = spawn_app_opts(vec![test_app()], push).await;
+    app.import(&["alice"]).await;
+    let alice = User::builder(&app.base, APP, "alice", sig(APP, KEY, "alice"))
+        .feed_timeouts(Duration::from_secs(5), Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let mut feed = alice.changes(&[], None);
+    feed_live(&mut feed, WAIT).await;
+    match tokio::time::timeout(WAIT, feed.next()).await.unwrap() {
+        Some(Err(FeedError::Disconnected { reason, .. })) => {
+            assert!(reason.contains("nothing heard"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    feed_live(&mut feed, WAIT).await;
+}
