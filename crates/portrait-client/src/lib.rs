@@ -1,25 +1,63 @@
 //! Rust client for Portrait: the Tencent-Cloud-IM-compatible admin REST API and the client API
-//! for users (docs/client-api.md).
+//! for users, with realtime push (docs/client-api.md).
 //!
-//! * [`user::UserClient`]: a signed-in user's calls (`get_my_profile`, `get_user_profile`,
-//!   `update_my_profile`), a raw WebSocket ([`user::UserClient::connect`]) and a resilient stream
-//!   of change events ([`user::UserClient::changes`]) that reconnects and catches up by cursor.
+//! For applications:
+//! * [`Admin`] — an app's backend: `account_import`, `multiaccount_import` (with Nick/FaceUrl),
+//!   `account_check`, `account_delete`, `kick`, `portrait_set`, `portrait_get`, with typed
+//!   results ([`Profile`], [`ProfileUpdate`], [`Gender`], [`AllowType`]). A non-zero vendor
+//!   `ErrorCode` is an `Err` ([`ClientError::Api`]). Admin UserSigs are minted from the secret
+//!   key once and renewed before they expire.
+//! * [`User`] — a signed-in user: `get_my_profile`, `get_user_profile`, `update_my_profile`, and
+//!   the change feed [`User::changes`], a `futures` [`Stream`](futures_util::Stream) that
+//!   reconnects with backoff and jitter, resumes from its cursor, and yields failures
+//!   ([`FeedError`]) instead of ending silently. A refresh hook supplies new UserSigs.
 //!
-//! [`AdminClient`] mints a fresh UserSig for its admin identifier (from the app key) and calls
-//! `v4/profile/*` and `v4/im_open_login_svc/*`. Responses are returned as JSON values with the
-//! vendor's field names; [`Reply::code`] reads `ErrorCode`. The server's integration tests use it.
+//! Envelope level (every answer as the vendor's JSON, failures included; the server's tests use
+//! these): [`AdminClient`] and [`user::UserClient`], with the raw WebSocket [`user::Socket`].
+//! The WebSocket frames are [`portrait_core::ws`]'s, shared with the server and the TypeScript
+//! SDK.
 //!
-//! What it must not do: hide the vendor envelope — callers always see `ErrorCode`.
+//! What it must not do: retry writes on its own (a retried `portrait_set` could apply twice
+//! around a concurrent change), or log UserSigs and keys.
 
 use portrait_core::usersig;
+use portrait_core::ErrorCode;
+use serde::de::DeserializeOwned;
 
+mod admin;
+pub mod feed;
+mod profile;
+mod signed_in;
 pub mod user;
 use serde_json::{json, Value};
 
-/// Client errors: transport failures or a response that is not the vendor envelope.
+pub use admin::{Admin, AdminBuilder};
+pub use feed::{refresh_with, Backoff, Changes, FeedError, FeedEvent, SigRefresh};
+pub use portrait_core::profile::{AdminForbidType, AllowType, Gender};
+/// The standard tags: `StandardTag::Nick.name()` is `"Tag_Profile_IM_Nick"`.
+pub use portrait_core::schema::StandardTag;
+pub use portrait_core::ws::{ChangeKind, ProfileEvent};
+pub use portrait_core::ProfileValue;
+pub use profile::{AccountFailure, ImportAccount, Profile, ProfileUpdate, Profiles};
+pub use signed_in::{User, UserBuilder};
+
+/// The README's examples, compiled by `cargo test --doc`.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
+/// Client errors: the server's vendor error, transport failures, or an unexpected answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// HTTP transport failed.
+    /// The server answered with a non-zero `ErrorCode`.
+    #[error("error {code}: {info}")]
+    Api {
+        /// The vendor code (e.g. 40003, 70107, 49001).
+        code: ErrorCode,
+        /// `ErrorInfo`.
+        info: String,
+    },
+    /// HTTP transport failed (connect, timeout, body).
     #[error("http: {0}")]
     Http(#[from] reqwest::Error),
     /// WebSocket failure or unexpected frame.
@@ -33,6 +71,28 @@ pub enum ClientError {
         /// Body text.
         body: String,
     },
+    /// A successful answer whose fields are not as documented.
+    #[error("undecodable answer: {0}")]
+    Decode(String),
+    /// A builder was given something unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The UserSig refresh hook failed.
+    #[error("UserSig refresh failed: {0}")]
+    Refresh(String),
+    /// The change feed failed for good (from `?` on a [`FeedError`]).
+    #[error("change feed: {0}")]
+    Feed(#[from] FeedError),
+}
+
+impl ClientError {
+    /// The vendor code of an [`ClientError::Api`] error.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
 }
 
 /// Result alias of this crate.
@@ -57,7 +117,9 @@ impl Reply {
     }
 }
 
-/// Calls the REST API as an app admin.
+/// Calls the REST API as an app admin, at the envelope level: every answer, failures included,
+/// is a [`Reply`] (the server's tests use it). Mints a fresh UserSig for every call.
+/// Applications usually want the typed [`Admin`].
 #[derive(Clone)]
 pub struct AdminClient {
     http: reqwest::Client,
@@ -239,6 +301,19 @@ impl AdminClient {
         self.call("v4/im_open_login_svc/kick", &json!({"UserID": user}))
             .await
     }
+}
+
+/// Decodes a typed answer: `Err(Api)` for a non-zero `ErrorCode`, else the body as `T`.
+async fn envelope<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T> {
+    let reply = decode(resp).await?;
+    if reply.code() != 0 {
+        let code = u32::try_from(reply.code()).unwrap_or(u32::MAX);
+        return Err(ClientError::Api {
+            code: ErrorCode(code),
+            info: reply.info().to_owned(),
+        });
+    }
+    serde_json::from_value(reply.0).map_err(|e| ClientError::Decode(e.to_string()))
 }
 
 async fn decode(resp: reqwest::Response) -> Result<Reply> {

@@ -3,24 +3,29 @@
 //!
 //! * [`UserClient::connect`] opens one raw [`Socket`]: typed [`Frame`]s in, ops out. Tests and
 //!   tools that want to see exactly what the server sends use it.
-//! * [`UserClient::changes`] is what an application wants: a [`Changes`] stream of
-//!   [`ProfileEvent`]s that survives disconnects. It reconnects with backoff, passes the last
-//!   `cursor` as `since`, re-subscribes, and drops events it has already delivered (per account,
-//!   by version), so every change arrives once.
+//! * [`UserClient::changes`] is what an application wants: a [`Changes`] stream (see
+//!   [`crate::feed`]) that survives disconnects and reports what goes wrong.
+//!
+//! Answers are the vendor envelope as JSON ([`Reply`]), failures included: this is the level
+//! the server's tests work at. Applications usually want the typed [`crate::User`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
+use portrait_core::ws::ClientOp;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use portrait_core::wire::ADMIN_OPERATOR;
+/// A frame from the server: the protocol's own type.
+pub use portrait_core::ws::ServerFrame as Frame;
+pub use portrait_core::ws::{ChangeKind, ProfileEvent};
 
+pub use crate::feed::Changes;
+use crate::feed::FeedConfig;
 use crate::{decode, urlencode, ClientError, Reply, Result};
 
 /// A user of one app, signed in with their own UserSig.
@@ -30,7 +35,8 @@ pub struct UserClient {
     base: String,
     sdkappid: u64,
     user: String,
-    usersig: String,
+    /// Shared by clones, so that a refreshed UserSig reaches every one of them.
+    usersig: Arc<RwLock<String>>,
 }
 
 impl UserClient {
@@ -46,8 +52,24 @@ impl UserClient {
             base: base.into().trim_end_matches('/').to_owned(),
             sdkappid,
             user: user.into(),
-            usersig: usersig.into(),
+            usersig: Arc::new(RwLock::new(usersig.into())),
         }
+    }
+
+    /// The same client with another `reqwest::Client` (timeouts, proxies, TLS roots).
+    pub fn with_http(mut self, http: reqwest::Client) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// Replaces the UserSig (of this client and its clones), e.g. after a refresh.
+    pub fn set_usersig(&self, usersig: impl Into<String>) {
+        *self.usersig.write().expect("usersig lock") = usersig.into();
+    }
+
+    /// The app.
+    pub fn sdkappid(&self) -> u64 {
+        self.sdkappid
     }
 
     /// A client for `user`, minting a UserSig valid for a day from the app's secret key (for
@@ -71,9 +93,23 @@ impl UserClient {
             "sdkappid={}&identifier={}&usersig={}&random={}&contenttype=json",
             self.sdkappid,
             urlencode(&self.user),
-            urlencode(&self.usersig),
+            urlencode(&self.usersig.read().expect("usersig lock")),
             rand::random::<u32>()
         )
+    }
+
+    /// The URL of a client API path (`v1/profile/…`) with the sign-in query.
+    pub fn url(&self, api: &str) -> String {
+        format!(
+            "{}/{}?{}",
+            self.base,
+            api.trim_start_matches('/'),
+            self.query()
+        )
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// POSTs `body` to a client API path (`v1/profile/…`).
@@ -81,13 +117,7 @@ impl UserClient {
     /// # Errors
     /// Transport failures, or a non-JSON answer.
     pub async fn call(&self, api: &str, body: &Value) -> Result<Reply> {
-        let url = format!(
-            "{}/{}?{}",
-            self.base,
-            api.trim_start_matches('/'),
-            self.query()
-        );
-        let resp = self.http.post(url).json(body).send().await?;
+        let resp = self.http.post(self.url(api)).json(body).send().await?;
         decode(resp).await
     }
 
@@ -166,97 +196,21 @@ impl UserClient {
     }
 
     /// A stream of every change of `accounts` (and of the own account) from `since` on (or from
-    /// now), reconnecting and catching up by cursor until the [`Changes`] is dropped.
-    ///
-    /// If the server no longer keeps every change since the cursor (its change log is pruned
-    /// after `[store] change_retention_hours`; error 49005), the stream yields one event of kind
-    /// [`GAP`] (no account, no items): some changes are gone, so read the profiles shown again.
-    /// The changes that are kept follow as usual.
+    /// now), reconnecting and catching up by cursor until the [`Changes`] is dropped; failures
+    /// are yielded as [`crate::FeedError`]s (see [`crate::feed`]). No refresh hook: an expired
+    /// UserSig ends it ([`crate::User::changes`] takes one).
     pub fn changes(&self, accounts: &[&str], since: Option<u64>) -> Changes {
-        let (tx, rx) = mpsc::channel(1024);
-        let client = self.clone();
-        let accounts: BTreeSet<String> = accounts.iter().map(|a| (*a).to_owned()).collect();
-        let task = tokio::spawn(follow(client, accounts, since, tx));
-        Changes { rx, task }
+        crate::feed::start(self.clone(), accounts, since, FeedConfig::default())
     }
-}
 
-/// A frame from the server (docs/client-api.md).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Frame {
-    /// First frame after a successful handshake.
-    Ready {
-        /// The signed-in user.
-        user: String,
-        /// The app's latest version at connect.
-        version: u64,
-        /// Subscriptions allowed per connection.
-        max_subscriptions: usize,
-    },
-    /// A change of a subscribed account.
-    Profile(ProfileEvent),
-    /// A catch-up is complete.
-    Synced {
-        /// Everything up to this version has been sent.
-        cursor: u64,
-    },
-    /// Answer to `subscribe`.
-    Subscribed {
-        /// Accounts newly subscribed.
-        accounts: Vec<String>,
-        /// Subscriptions now held.
-        count: usize,
-    },
-    /// Answer to `unsubscribe`.
-    Unsubscribed {
-        /// Accounts no longer subscribed.
-        accounts: Vec<String>,
-        /// Subscriptions now held.
-        count: usize,
-    },
-    /// Answer to the `ping` op.
-    Pong,
-    /// A refused op, or the reason of a close.
-    Error {
-        /// The code.
-        code: i64,
-        /// Why.
-        message: String,
-        /// The op it answers.
-        #[serde(default)]
-        op: Option<String>,
-    },
-}
-
-/// One change of a profile.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ProfileEvent {
-    /// Whose profile changed.
-    pub account: String,
-    /// The change's version.
-    pub version: u64,
-    /// `import`, `set` or `delete`; [`GAP`] from [`UserClient::changes`] when changes are gone.
-    pub kind: String,
-    /// Who made it: the account's own UserID when its user changed it, otherwise
-    /// [`ADMIN_OPERATOR`] (`"admin"`: an app admin or the app's backend; which admin account is
-    /// never shown to users).
-    pub operator: String,
-    /// When (Unix milliseconds).
-    pub time_ms: i64,
-    /// The items written (`{"Tag", "Value"}`), readable ones only.
-    pub items: Vec<Value>,
-    /// Everything up to this version has been sent on the connection.
-    pub cursor: u64,
-}
-
-impl ProfileEvent {
-    /// The value written to `tag` by this change.
-    pub fn item(&self, tag: &str) -> Option<&Value> {
-        self.items
-            .iter()
-            .find(|i| i["Tag"] == tag)
-            .map(|i| &i["Value"])
+    /// As [`UserClient::changes`], with a backoff and a refresh hook.
+    pub(crate) fn changes_with(
+        &self,
+        accounts: &[&str],
+        since: Option<u64>,
+        config: FeedConfig,
+    ) -> Changes {
+        crate::feed::start(self.clone(), accounts, since, config)
     }
 }
 
@@ -269,9 +223,15 @@ pub enum Incoming {
     Closed(u16, String),
 }
 
-/// The `kind` of the event [`UserClient::changes`] yields when the server no longer keeps every
-/// change since the stream's cursor (error 49005).
-pub const GAP: &str = "gap";
+/// What [`Socket::next_heard`] got.
+pub(crate) enum Heard {
+    /// A frame or the close.
+    Incoming(Incoming),
+    /// A ping, pong or binary message: the connection is alive.
+    Heartbeat,
+    /// The connection is gone without a close frame.
+    Gone,
+}
 
 /// One raw WebSocket connection.
 pub struct Socket {
@@ -299,24 +259,32 @@ impl Socket {
     /// # Errors
     /// A frame that is not valid JSON of a known type.
     pub async fn next(&mut self) -> Result<Option<Incoming>> {
-        while let Some(msg) = self.ws.next().await {
-            match msg {
-                Ok(Message::Text(t)) => {
-                    let frame = serde_json::from_str(t.as_str())
-                        .map_err(|e| ClientError::Ws(format!("bad frame {t}: {e}")))?;
-                    return Ok(Some(Incoming::Frame(frame)));
-                }
-                Ok(Message::Close(c)) => {
-                    let (code, reason) = c
-                        .map(|c| (u16::from(c.code), c.reason.to_string()))
-                        .unwrap_or((1005, String::new()));
-                    return Ok(Some(Incoming::Closed(code, reason)));
-                }
-                Ok(_) => {}
-                Err(_) => return Ok(None),
+        loop {
+            match self.next_heard().await? {
+                Heard::Incoming(i) => return Ok(Some(i)),
+                Heard::Heartbeat => {}
+                Heard::Gone => return Ok(None),
             }
         }
-        Ok(None)
+    }
+
+    /// As [`Socket::next`], but also returns when a ping or pong arrives (liveness watching).
+    pub(crate) async fn next_heard(&mut self) -> Result<Heard> {
+        match self.ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let frame = serde_json::from_str(t.as_str())
+                    .map_err(|e| ClientError::Ws(format!("bad frame {t}: {e}")))?;
+                Ok(Heard::Incoming(Incoming::Frame(frame)))
+            }
+            Some(Ok(Message::Close(c))) => {
+                let (code, reason) = c
+                    .map(|c| (u16::from(c.code), c.reason.to_string()))
+                    .unwrap_or((1005, String::new()));
+                Ok(Heard::Incoming(Incoming::Closed(code, reason)))
+            }
+            Some(Ok(_)) => Ok(Heard::Heartbeat),
+            Some(Err(_)) | None => Ok(Heard::Gone),
+        }
     }
 
     /// The next frame, skipping nothing; fails if the connection closes first or `wait` passes.
@@ -332,7 +300,18 @@ impl Socket {
         }
     }
 
-    /// Sends an op (a JSON object with `op`).
+    /// Sends an op of the protocol.
+    ///
+    /// # Errors
+    /// The connection is gone.
+    pub async fn send_op(&mut self, op: &ClientOp) -> Result<()> {
+        self.ws
+            .send(Message::Text(op.to_json().into()))
+            .await
+            .map_err(|e| ClientError::Ws(e.to_string()))
+    }
+
+    /// Sends any JSON text (tests send invalid ops with it).
     ///
     /// # Errors
     /// The connection is gone.
@@ -348,118 +327,15 @@ impl Socket {
     /// # Errors
     /// The connection is gone.
     pub async fn subscribe(&mut self, accounts: &[&str], since: Option<u64>) -> Result<()> {
-        let mut op = json!({ "op": "subscribe", "accounts": accounts });
-        if let Some(s) = since {
-            op["since"] = json!(s);
-        }
-        self.send(&op).await
+        let op = ClientOp::Subscribe {
+            accounts: accounts.iter().map(|a| (*a).to_owned()).collect(),
+            since,
+        };
+        self.send_op(&op).await
     }
 
     /// Closes the connection normally.
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
-}
-
-/// A resilient stream of change events; see [`UserClient::changes`].
-pub struct Changes {
-    rx: mpsc::Receiver<ProfileEvent>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Changes {
-    /// The next change (`None` only if the background task ended, e.g. the UserSig was refused).
-    pub async fn next(&mut self) -> Option<ProfileEvent> {
-        self.rx.recv().await
-    }
-}
-
-impl Drop for Changes {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn follow(
-    client: UserClient,
-    accounts: BTreeSet<String>,
-    mut since: Option<u64>,
-    tx: mpsc::Sender<ProfileEvent>,
-) {
-    let mut delivered: HashMap<String, u64> = HashMap::new();
-    let mut backoff = Duration::from_millis(100);
-    let list: Vec<&str> = accounts.iter().map(String::as_str).collect();
-    loop {
-        match client.connect(since, &list).await {
-            Ok(mut socket) => {
-                backoff = Duration::from_millis(100);
-                loop {
-                    match socket.next().await {
-                        Ok(Some(Incoming::Frame(Frame::Profile(ev)))) => {
-                            since = Some(since.unwrap_or(0).max(ev.cursor));
-                            let seen = delivered.entry(ev.account.clone()).or_default();
-                            if ev.version > *seen {
-                                *seen = ev.version;
-                                if tx.send(ev).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                        // Without `since` the stream starts at the head; with it, only `synced`
-                        // (the catch-up is complete) may move it.
-                        Ok(Some(Incoming::Frame(Frame::Ready { version, .. }))) => {
-                            since.get_or_insert(version);
-                        }
-                        Ok(Some(Incoming::Frame(Frame::Synced { cursor }))) => {
-                            since = Some(since.unwrap_or(cursor).max(cursor));
-                        }
-                        Ok(Some(Incoming::Frame(Frame::Error {
-                            code: 49005,
-                            message,
-                            ..
-                        }))) => {
-                            tracing::warn!(%message, "portrait ws: changes were pruned");
-                            let gap = ProfileEvent {
-                                account: String::new(),
-                                version: 0,
-                                kind: GAP.to_owned(),
-                                operator: String::new(),
-                                time_ms: 0,
-                                items: Vec::new(),
-                                cursor: since.unwrap_or(0),
-                            };
-                            if tx.send(gap).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(Some(Incoming::Frame(Frame::Error { code, message, .. }))) => {
-                            tracing::warn!(code, %message, "portrait ws: error frame");
-                            if is_auth_failure(code) {
-                                return;
-                            }
-                        }
-                        Ok(Some(Incoming::Frame(_))) => {}
-                        Ok(Some(Incoming::Closed(code, reason))) => {
-                            tracing::info!(code, %reason, "portrait ws: closed by the server");
-                            if matches!(code, 4001 | 4002 | 4004) {
-                                return; // signing in again needs a new UserSig
-                            }
-                            break;
-                        }
-                        Ok(None) | Err(_) => break,
-                    }
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "portrait ws: connect failed"),
-        }
-        if tx.is_closed() {
-            return;
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
-fn is_auth_failure(code: i64) -> bool {
-    (60000..61000).contains(&code) || (70000..71000).contains(&code)
 }

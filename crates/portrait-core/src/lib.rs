@@ -7,7 +7,10 @@
 //! * [`ident`]: the validated `UserID` newtype;
 //! * [`schema`]: the profile schema — the 12 standard `Tag_Profile_IM_*` fields, custom
 //!   `Tag_Profile_Custom_*` fields, permissions, byte limits and the sensitive-word filter;
-//! * [`usersig`]: TLSSigAPIv2 UserSig minting and verification.
+//! * [`usersig`]: TLSSigAPIv2 UserSig minting and verification;
+//! * [`ws`]: the WebSocket protocol of `/v1/ws` (frames, ops, close and error codes), from which
+//!   the TypeScript SDK's `wire.ts` is generated;
+//! * [`profile`]: the enumerated values of standard fields (`Gender`, `AllowType`, …) as types.
 //!
 //! What must not live here: I/O of any kind (no sockets, files, clocks or async runtime). Time is
 //! passed in by the caller so that expiry is testable.
@@ -15,10 +18,12 @@
 
 pub mod code;
 pub mod ident;
+pub mod profile;
 pub mod query;
 pub mod schema;
 pub mod usersig;
 pub mod wire;
+pub mod ws;
 
 pub use code::ErrorCode;
 pub use ident::Identifier;

@@ -87,13 +87,26 @@ impl Envelope {
 
 /// One `{Tag, Value}` item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ProfileItem {
     /// Tag name.
     #[serde(rename = "Tag")]
     pub tag: String,
     /// Value: string or number.
     #[serde(rename = "Value")]
+    #[cfg_attr(test, ts(type = "string | number"))]
     pub value: serde_json::Value,
+}
+
+/// Compares with the item's JSON object (`{"Tag": …, "Value": …}`).
+impl PartialEq<serde_json::Value> for ProfileItem {
+    fn eq(&self, other: &serde_json::Value) -> bool {
+        other.as_object().is_some_and(|o| {
+            o.len() == 2
+                && o.get("Tag").and_then(|t| t.as_str()) == Some(self.tag.as_str())
+                && o.get("Value") == Some(&self.value)
+        })
+    }
 }
 
 /// `v4/profile/portrait_set` request.

@@ -29,9 +29,9 @@ use std::time::Duration;
 
 use portrait_core::schema::{Actor, Schema};
 use portrait_core::wire::ADMIN_OPERATOR;
+use portrait_core::ws::{ChangeKind, ProfileEvent, ServerFrame};
 use portrait_core::ErrorCode;
 use portrait_store::{AppId, Change, Store};
-use serde::Serialize;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -76,19 +76,7 @@ impl Event {
     }
 }
 
-/// A `profile` frame (docs/client-api.md).
-#[derive(Serialize)]
-struct ProfileFrame<'a> {
-    r#type: &'static str,
-    account: &'a str,
-    version: u64,
-    kind: &'static str,
-    operator: &'a str,
-    time_ms: i64,
-    items: Vec<portrait_core::wire::ProfileItem>,
-    cursor: u64,
-}
-
+/// The `profile` frame of `c` (docs/client-api.md), with unreadable tags dropped.
 fn frame(c: &Change, schema: &Schema, cursor: u64) -> String {
     let items = c
         .items
@@ -103,17 +91,25 @@ fn frame(c: &Change, schema: &Schema, cursor: u64) -> String {
             value: value.to_json(),
         })
         .collect();
-    serde_json::to_string(&ProfileFrame {
-        r#type: "profile",
-        account: &c.user,
+    ServerFrame::Profile(ProfileEvent {
+        account: c.user.clone(),
         version: c.version,
-        kind: c.kind.as_str(),
-        operator: shown_operator(c),
+        kind: wire_kind(c.kind),
+        operator: shown_operator(c).to_owned(),
         time_ms: c.at_ms,
         items,
         cursor,
     })
-    .expect("a profile frame serializes")
+    .to_json()
+}
+
+/// The store's change kind as the protocol names it.
+fn wire_kind(kind: portrait_store::ChangeKind) -> ChangeKind {
+    match kind {
+        portrait_store::ChangeKind::Import => ChangeKind::Import,
+        portrait_store::ChangeKind::Set => ChangeKind::Set,
+        portrait_store::ChangeKind::Delete => ChangeKind::Delete,
+    }
 }
 
 /// The `operator` of `c` as users see it: the UserID when the user changed their own profile

@@ -479,7 +479,7 @@ impl Subscriber {
 
     /// The server revokes the connection: an `error` frame with `code`, then close 4002
     /// (profile events before them are skipped).
-    async fn assert_revoked(&mut self, code: i64) {
+    async fn assert_revoked(&mut self, code: u32) {
         let mut error = None;
         loop {
             match tokio::time::timeout(PUSH_WAIT, self.socket.next()).await {

@@ -15,6 +15,8 @@ import { Emitter, Handler } from './emitter.js';
 import { PortraitError } from './errors.js';
 import { ERROR_CODE, MAX_ACCOUNTS_PER_GET } from './constants.js';
 import { StorageLike, resolveStorage, safeGet, safeRemove, safeSet } from './storage.js';
+import { CloseCode, WsErrorCode } from './wire.js';
+import type { ClientOp, ProfileEvent, ServerFrame } from './wire.js';
 
 export type ProfileValue = string | number;
 
@@ -146,6 +148,26 @@ const MAX_URL_ACCOUNTS_CHARS = 2000;
 
 function randomU32(): number {
   return Math.floor(Math.random() * 4294967295);
+}
+
+const FRAME_TYPES: ReadonlySet<string> = new Set<ServerFrame['type']>([
+  'ready', 'profile', 'synced', 'subscribed', 'unsubscribed', 'pong', 'error',
+]);
+
+/**
+ * A WebSocket text message as a frame of the protocol (`wire.ts`, generated from the server's
+ * types), or null for one that is not JSON or not of a known `type` (ignored, as before).
+ */
+function parseFrame(text: string): ServerFrame | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null) return null;
+  const type = (v as { type?: unknown }).type;
+  return typeof type === 'string' && FRAME_TYPES.has(type) ? (v as ServerFrame) : null;
 }
 
 /** The shared session. Facades (`chat.ts`, `nim.ts`, `webim.ts`) are thin layers over it. */
@@ -739,13 +761,8 @@ export class PortraitSession {
     ws.onmessage = (ev) => {
       if (gen !== this.generation || this.ws !== ws) return;
       this.lastFrameAt = Date.now();
-      let frame: any;
-      try {
-        frame = JSON.parse(typeof ev.data === 'string' ? ev.data : String(ev.data));
-      } catch {
-        return;
-      }
-      this.handleFrame(frame, inUrl, restAccounts, since);
+      const frame = parseFrame(typeof ev.data === 'string' ? ev.data : String(ev.data));
+      if (frame) this.handleFrame(frame, inUrl, restAccounts, since);
     };
     ws.onerror = () => {
       // a close event follows
@@ -756,7 +773,7 @@ export class PortraitSession {
     };
   }
 
-  private send(frame: unknown): void {
+  private send(frame: ClientOp): void {
     const ws = this.ws;
     if (!ws || ws.readyState !== WS_OPEN) return;
     try {
@@ -774,8 +791,8 @@ export class PortraitSession {
     this.send(since !== null ? { op: 'subscribe', accounts, since } : { op: 'subscribe', accounts });
   }
 
-  private handleFrame(f: any, urlAccounts: string[], restAccounts: string[], since: number | null): void {
-    switch (f?.type) {
+  private handleFrame(f: ServerFrame, urlAccounts: string[], restAccounts: string[], since: number | null): void {
+    switch (f.type) {
       case 'ready': {
         if (typeof f.version === 'number' && this.cursor !== null && f.version < this.cursor) {
           // The app's head is behind our cursor: the server's data was reset. Start over from
@@ -824,7 +841,7 @@ export class PortraitSession {
         const code = typeof f.code === 'number' ? f.code : 0;
         const message = typeof f.message === 'string' ? f.message : `error ${code}`;
         this.lastErrorFrame = { code, message };
-        if (code === 49002 && !f.op && this.wsReady) {
+        if (code === WsErrorCode.TOO_MANY_SUBSCRIPTIONS && !f.op && this.wsReady) {
           // The accounts of the URL were over the server's limit: it subscribed only the own
           // account. Fit the limit and subscribe them again (catching up from the same point).
           this.evictOverflow();
@@ -833,7 +850,7 @@ export class PortraitSession {
           this.stats.resubscribes++;
           break;
         }
-        if (code === 49005 && !f.op) {
+        if (code === WsErrorCode.CHANGES_PRUNED && !f.op) {
           // The server no longer keeps every change this session missed (its change log is
           // pruned after a retention window): re-read what we show. The connection goes on
           // with the changes that are kept.
@@ -944,7 +961,7 @@ export class PortraitSession {
     this.markReady();
   }
 
-  private applyEvent(f: any): void {
+  private applyEvent(f: ProfileEvent): void {
     const account = f.account;
     const version = f.version;
     if (typeof account !== 'string' || typeof version !== 'number') return;
@@ -958,7 +975,7 @@ export class PortraitSession {
     this.stats.eventsApplied++;
     const kind: ProfileChange['kind'] = f.kind === 'delete' ? 'delete' : f.kind === 'import' ? 'import' : 'set';
     const items: ProfileItem[] = Array.isArray(f.items)
-      ? f.items.filter((i: any) => i && typeof i.Tag === 'string').map((i: any) => ({ Tag: i.Tag, Value: i.Value }))
+      ? f.items.filter((i) => i && typeof i.Tag === 'string').map((i) => ({ Tag: i.Tag, Value: i.Value }))
       : [];
     let next: CachedProfile;
     if (kind === 'delete') {
@@ -1001,12 +1018,12 @@ export class PortraitSession {
     this.setNet('disconnected');
     const err = this.lastErrorFrame;
     this.events.emit(SESSION_EVENT.DISCONNECTED, { code, reason, error: err });
-    if (code === 4002 || code === 4001 || code === 4004) {
+    if (code === CloseCode.REVOKED || code === CloseCode.AUTH || code === CloseCode.EXPIRED) {
       // 4002: kicked (REST kick, 70001) or account deleted (70107). 4004: the UserSig expired
       // while connected. 4001: authentication refused at connect (expired/kicked sig, deleted
       // account, …). 70107 is not a kick: it is reported as an error.
-      const errCode = err?.code ?? 70001;
-      const kickType = errCode !== 70001 ? '' : code === 4002 ? 'REST_API_Kick' : 'userSigExpired';
+      const errCode = err?.code ?? WsErrorCode.SIG_EXPIRED;
+      const kickType = errCode !== WsErrorCode.SIG_EXPIRED ? '' : code === CloseCode.REVOKED ? 'REST_API_Kick' : 'userSigExpired';
       const info: KickInfo = { type: kickType, code: errCode, message: err?.message ?? reason ?? '' };
       this.flushPersist();
       this.generation++;
@@ -1021,7 +1038,7 @@ export class PortraitSession {
       this.events.emit(SESSION_EVENT.NOT_READY, { reason: kickType || 'auth', code: errCode });
       return;
     }
-    this.scheduleReconnect(code === 4003);
+    this.scheduleReconnect(code === CloseCode.TOO_MANY_CONNECTIONS);
   }
 
   private isBrowserOffline(): boolean {

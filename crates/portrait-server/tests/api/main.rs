@@ -4,6 +4,7 @@
 
 mod accounts;
 mod client;
+mod client_crate;
 mod cluster;
 mod custom_names;
 mod fields;

@@ -10,6 +10,7 @@ use portrait_client::user::{Frame, Incoming, ProfileEvent, Socket};
 use portrait_server::settings::PushSettings;
 use serde_json::json;
 
+use crate::client_crate::{feed_live, next_change};
 use crate::helpers::*;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -747,16 +748,13 @@ async fn the_rust_client_stream_reconnects_and_catches_up() {
     let addr = first.base.trim_start_matches("http://").to_owned();
     first.import(&["alice", "bob"]).await;
     let mut stream = first.user("bob").changes(&["alice"], None);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    feed_live(&mut stream, WAIT).await;
     first
         .user("alice")
         .update_my_profile(&[(NICK, json!("v1"))], None)
         .await
         .unwrap();
-    let ev = tokio::time::timeout(WAIT, stream.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let ev = next_change(&mut stream, WAIT).await;
     assert_eq!(ev.item(NICK), Some(&json!("v1")));
 
     first.stop().await;
@@ -781,10 +779,7 @@ async fn the_rust_client_stream_reconnects_and_catches_up() {
         .unwrap();
     let mut got = Vec::new();
     while got.len() < 2 {
-        let ev = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .unwrap()
-            .unwrap();
+        let ev = next_change(&mut stream, Duration::from_secs(10)).await;
         got.push(ev.item(NICK).cloned().unwrap());
     }
     assert_eq!(got, vec![json!("v2"), json!("v3")]);
@@ -793,10 +788,7 @@ async fn the_rust_client_stream_reconnects_and_catches_up() {
         .update_my_profile(&[(NICK, json!("v4"))], None)
         .await
         .unwrap();
-    let ev = tokio::time::timeout(WAIT, stream.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let ev = next_change(&mut stream, WAIT).await;
     assert_eq!(
         ev.item(NICK),
         Some(&json!("v4")),

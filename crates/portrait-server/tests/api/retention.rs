@@ -10,7 +10,9 @@ use portrait_server::settings::{PushSettings, Settings};
 use portrait_store::{AppDump, Change, ChangeKind, Profile, StoredAccount, PRUNED};
 use serde_json::json;
 
+use crate::client_crate::{feed_live, next_change, next_feed_item};
 use crate::helpers::*;
+use portrait_client::FeedError;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -320,12 +322,9 @@ async fn the_rust_client_stream_says_gap_when_changes_it_missed_were_pruned() {
     let addr = first.base.trim_start_matches("http://").to_owned();
     first.import(&["alice", "bob"]).await;
     let mut stream = first.user("bob").changes(&["alice"], None);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    feed_live(&mut stream, WAIT).await;
     set_nick(&first, "alice", "v1").await;
-    let ev = tokio::time::timeout(WAIT, stream.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let ev = next_change(&mut stream, WAIT).await;
     assert_eq!(ev.item(NICK), Some(&json!("v1")));
 
     // While no server runs: two more changes, and the first of them pruned.
@@ -348,16 +347,12 @@ async fn the_rust_client_stream_says_gap_when_changes_it_missed_were_pruned() {
     store.prune_changes(APP, v2, 1000).await.unwrap();
     let _second = spawn_on(store.clone(), vec![test_app()], Default::default(), &addr).await;
 
-    let gap = tokio::time::timeout(Duration::from_secs(10), stream.next())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(gap.kind, portrait_client::user::GAP, "{gap:?}");
-    assert!(gap.account.is_empty() && gap.items.is_empty());
-    let ev = tokio::time::timeout(WAIT, stream.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let gap = next_feed_item(&mut stream, Duration::from_secs(10)).await;
+    assert!(
+        matches!(&gap, Err(FeedError::Gap { cursor, .. }) if *cursor == ev.cursor),
+        "{gap:?}"
+    );
+    let ev = next_change(&mut stream, WAIT).await;
     assert_eq!(ev.item(NICK), Some(&json!("v3")), "the kept change follows");
 }
 

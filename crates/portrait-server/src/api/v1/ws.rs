@@ -16,9 +16,9 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use portrait_core::ws::{ClientOp as Op, CloseCode, OpName, ServerFrame};
 use portrait_core::{ErrorCode, Identifier};
 use portrait_store::{Store, PRUNED};
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -28,24 +28,17 @@ use crate::push::{self, CloseReason, Conn, Event, Feed, Refused, PAGE};
 use crate::ratelimit::ClientCall;
 use crate::state::AppState;
 
-/// Close code: authentication failed (an `error` frame says why).
-pub const CLOSE_AUTH: u16 = 4001;
-/// Close code: the user was kicked (error 70001) or the account deleted (error 70107).
-pub const CLOSE_REVOKED: u16 = 4002;
-/// Close code: the connection's UserSig expired (error 70001); reconnect with a new one.
-pub const CLOSE_EXPIRED: u16 = 4004;
-/// Close code: too many connections for this user.
-pub const CLOSE_TOO_MANY: u16 = 4003;
-/// Close code: nothing received from the client within the idle timeout.
-pub const CLOSE_IDLE: u16 = 4000;
-/// Close code: an internal error (e.g. the database is unreachable); retry (RFC 6455 1011).
-pub const CLOSE_INTERNAL: u16 = 1011;
-/// Close code: the server is shutting down (RFC 6455 "going away").
-pub const CLOSE_GOING_AWAY: u16 = 1001;
-/// Close code: the client kept sending faster than its op rate (RFC 6455 "policy violation").
-pub const CLOSE_POLICY: u16 = 1008;
-/// Close code: a message or frame over the size limit (RFC 6455 "message too big").
-pub const CLOSE_TOO_BIG: u16 = 1009;
+// The close codes are the protocol's (portrait_core::ws::CloseCode), named here as the session
+// uses them.
+const CLOSE_AUTH: u16 = CloseCode::AUTH.0;
+const CLOSE_REVOKED: u16 = CloseCode::REVOKED.0;
+const CLOSE_EXPIRED: u16 = CloseCode::EXPIRED.0;
+const CLOSE_TOO_MANY: u16 = CloseCode::TOO_MANY_CONNECTIONS.0;
+const CLOSE_IDLE: u16 = CloseCode::IDLE.0;
+const CLOSE_INTERNAL: u16 = CloseCode::INTERNAL.0;
+const CLOSE_GOING_AWAY: u16 = CloseCode::GOING_AWAY.0;
+const CLOSE_POLICY: u16 = CloseCode::POLICY.0;
+const CLOSE_TOO_BIG: u16 = CloseCode::TOO_BIG.0;
 
 /// Largest message a connection refused at sign-in may send (it is only waited on for its close
 /// frame).
@@ -170,59 +163,8 @@ fn close_msg(code: u16, reason: &str) -> Message {
     }))
 }
 
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Frame<'a> {
-    Ready {
-        user: &'a str,
-        version: u64,
-        max_subscriptions: usize,
-    },
-    Synced {
-        cursor: u64,
-    },
-    Subscribed {
-        accounts: &'a [String],
-        count: usize,
-    },
-    Unsubscribed {
-        accounts: &'a [String],
-        count: usize,
-    },
-    Pong,
-    Error {
-        code: i64,
-        message: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        op: Option<&'a str>,
-    },
-}
-
-fn error_frame(code: ErrorCode, message: &str, op: Option<&str>) -> String {
-    json(&Frame::Error {
-        code: i64::from(code.0),
-        message,
-        op,
-    })
-}
-
-fn json(f: &Frame<'_>) -> String {
-    serde_json::to_string(f).expect("frames serialize")
-}
-
-/// An op from the client.
-#[derive(Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-enum Op {
-    Subscribe {
-        accounts: Vec<String>,
-        #[serde(default)]
-        since: Option<u64>,
-    },
-    Unsubscribe {
-        accounts: Vec<String>,
-    },
-    Ping,
+fn error_frame(code: ErrorCode, message: &str, op: Option<OpName>) -> String {
+    ServerFrame::error(code, message, op).to_json()
 }
 
 /// Why a session ended.
@@ -257,7 +199,7 @@ async fn run(socket: WebSocket, state: AppState, call: UserCall, p: Params) {
             socket,
             ErrorCode::PROFILE_INTERNAL,
             "no feed for this app",
-            1011,
+            CLOSE_INTERNAL,
         )
         .await;
     };
@@ -410,11 +352,14 @@ impl Session {
             .map_err(|e| internal(&e))?;
         let max_subscriptions = self.feed.settings().max_subscriptions;
         let own = self.own.clone();
-        self.send(json(&Frame::Ready {
-            user: &own,
-            version: head,
-            max_subscriptions,
-        }))
+        self.send(
+            ServerFrame::Ready {
+                user: own,
+                version: head,
+                max_subscriptions,
+            }
+            .to_json(),
+        )
         .await?;
         if let Some((code, msg)) = refused {
             self.send(error_frame(code, &msg, None)).await?;
@@ -441,9 +386,12 @@ impl Session {
                     *v = (*v).max(reached);
                 }
                 self.cursor = reached.max(since);
-                self.send(json(&Frame::Synced {
-                    cursor: self.cursor,
-                }))
+                self.send(
+                    ServerFrame::Synced {
+                        cursor: self.cursor,
+                    }
+                    .to_json(),
+                )
                 .await?;
             }
         }
@@ -613,12 +561,16 @@ impl Session {
 
     async fn on_op(&mut self, op: Op) -> Result<(), End> {
         match op {
-            Op::Ping => self.send(json(&Frame::Pong)).await,
+            Op::Ping => self.send(ServerFrame::Pong.to_json()).await,
             Op::Subscribe { accounts, since } => {
                 if let Some(bad) = accounts.iter().find(|a| Identifier::parse(a).is_err()) {
                     let msg = format!("{bad:?} is not a valid UserID");
                     return self
-                        .send(error_frame(ErrorCode::BAD_FRAME, &msg, Some("subscribe")))
+                        .send(error_frame(
+                            ErrorCode::BAD_FRAME,
+                            &msg,
+                            Some(OpName::Subscribe),
+                        ))
                         .await;
                 }
                 let new = match self.feed.subscribe(&self.conn, &accounts) {
@@ -632,7 +584,7 @@ impl Session {
                             .send(error_frame(
                                 ErrorCode::TOO_MANY_SUBSCRIPTIONS,
                                 &msg,
-                                Some("subscribe"),
+                                Some(OpName::Subscribe),
                             ))
                             .await;
                     }
@@ -642,10 +594,13 @@ impl Session {
                     self.sent.insert(a.clone(), start);
                 }
                 let count = self.feed.subscriptions(&self.conn);
-                self.send(json(&Frame::Subscribed {
-                    accounts: &new,
-                    count,
-                }))
+                self.send(
+                    ServerFrame::Subscribed {
+                        accounts: new.clone(),
+                        count,
+                    }
+                    .to_json(),
+                )
                 .await?;
                 if since.is_some() {
                     let only: HashSet<String> = new.iter().cloned().collect();
@@ -655,7 +610,7 @@ impl Session {
                         *v = (*v).max(reached);
                     }
                     let cursor = self.cursor;
-                    self.send(json(&Frame::Synced { cursor })).await?;
+                    self.send(ServerFrame::Synced { cursor }.to_json()).await?;
                 }
                 Ok(())
             }
@@ -666,10 +621,13 @@ impl Session {
                     self.sent.remove(a);
                 }
                 let count = self.feed.subscriptions(&self.conn);
-                self.send(json(&Frame::Unsubscribed {
-                    accounts: &removed,
-                    count,
-                }))
+                self.send(
+                    ServerFrame::Unsubscribed {
+                        accounts: removed,
+                        count,
+                    }
+                    .to_json(),
+                )
                 .await
             }
         }
