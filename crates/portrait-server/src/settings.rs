@@ -67,6 +67,11 @@ pub struct ServerSettings {
     /// A connection (WebSocket included) whose writes stay blocked this long — the client stopped
     /// reading — is closed.
     pub write_timeout_ms: u64,
+    /// Reverse proxies (IP addresses or CIDR networks) whose `X-Forwarded-For` is believed: for a
+    /// call from one of them, the caller's address recorded with its changes (the webhook's
+    /// `ClientIP`) is the right-most forwarded address that is not a trusted proxy
+    /// ([`crate::client_ip`]). Empty: the peer is the caller, and `X-Forwarded-For` is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -80,6 +85,7 @@ impl Default for ServerSettings {
             header_timeout_ms: 10_000,
             keepalive_timeout_ms: 60_000,
             write_timeout_ms: 15_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -482,6 +488,8 @@ impl Settings {
     /// # Errors
     /// Names the offending app or field.
     pub fn validate(&self) -> anyhow::Result<()> {
+        crate::client_ip::TrustedProxies::parse(&self.server.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("server: trusted_proxies: {e}"))?;
         let p = &self.push;
         anyhow::ensure!(
             p.max_subscriptions > 0 && p.max_connections_per_user > 0 && p.queue > 0,

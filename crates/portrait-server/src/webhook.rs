@@ -492,7 +492,7 @@ impl Worker {
             ("SdkAppid", app.as_str()),
             ("CallbackCommand", COMMAND),
             ("contenttype", "json"),
-            ("ClientIP", ""),
+            ("ClientIP", c.client_ip.as_str()),
             ("OptPlatform", platform),
         ];
         self.http.post(&self.cfg.url).query(&query).json(&body)

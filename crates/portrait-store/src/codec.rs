@@ -517,11 +517,28 @@ mod packed {
     }
 }
 
+/// An [`Origin`](crate::Origin) owned by a queued write job (it outlives the caller's borrow).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OwnedOrigin {
+    pub(crate) operator: String,
+    pub(crate) client_ip: String,
+}
+
+impl From<crate::Origin<'_>> for OwnedOrigin {
+    fn from(o: crate::Origin<'_>) -> Self {
+        Self {
+            operator: o.operator.to_owned(),
+            client_ip: o.client_ip.to_owned(),
+        }
+    }
+}
+
 /// A change-log row's columns as a [`Change`].
 pub(crate) fn decode_change(
     version: i64,
     user: String,
     operator: String,
+    client_ip: String,
     kind: &str,
     items: &str,
     at_ms: i64,
@@ -534,6 +551,7 @@ pub(crate) fn decode_change(
         version: unsigned(version, "a change version")?,
         user,
         operator,
+        client_ip,
         kind,
         at_ms,
     })
@@ -671,7 +689,15 @@ pub mod fuzzing {
 
     /// A change-log row's columns as a [`Change`].
     pub fn decode_change(version: i64, kind: &str, items: &str) -> Result<Change> {
-        super::decode_change(version, "u".into(), "op".into(), kind, items, 0)
+        super::decode_change(
+            version,
+            "u".into(),
+            "op".into(),
+            String::new(),
+            kind,
+            items,
+            0,
+        )
     }
 
     /// The stored profile with `items` written, encoded again.
@@ -968,6 +994,7 @@ pub(crate) struct ChangeRow {
     version: i64,
     user_id: String,
     operator: String,
+    client_ip: String,
     kind: String,
     items: String,
     at_ms: i64,
@@ -979,6 +1006,7 @@ impl ChangeRow {
             self.version,
             self.user_id,
             self.operator,
+            self.client_ip,
             &self.kind,
             &self.items,
             self.at_ms,

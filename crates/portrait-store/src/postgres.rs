@@ -72,7 +72,7 @@ use crate::codec::{
 };
 use crate::{
     migrate_error, now_ms, redact_url, restore_conflict, AppDump, AppId, Change, NewAccount,
-    Profile, Result, Store, StoreError, PRUNED,
+    Origin, Profile, Result, Store, StoreError, PRUNED,
 };
 
 mod batch;
@@ -278,8 +278,9 @@ impl PgStore {
             .bind(profile)
             .bind(key)
             .bind(at_ms)
-            .bind(&job.operator)
+            .bind(&job.origin.operator)
             .bind(&job.change_items)
+            .bind(&job.origin.client_ip)
             .fetch_one(&mut *tx)
             .await?;
         if updated != 1 {
@@ -347,23 +348,24 @@ async fn abort<T>(tx: Transaction<'static, Postgres>, err: StoreError) -> Result
 }
 
 /// Step 3 of a `set_profile` written alone ([`PgStore::set_one`], and batches of one): `$1` app,
-/// `$2` user, `$3` profile, `$4` version, `$5` time, `$6` operator, `$7` change items. Its one
-/// row is the number of accounts updated. (For one row, this costs about half a millisecond less
+/// `$2` user, `$3` profile, `$4` version, `$5` time, `$6` operator, `$7` change items, `$8` client
+/// IP. Its one row is the number of accounts updated. (For one row, this costs about half a millisecond less
 /// than the batch statement's `unnest` join.)
 const SET_SQL: &str = "with account as ( \
         update accounts set profile = $3, version = $4, updated_at_ms = $5 \
         where app_id = $1 and user_id = $2 \
         returning 1 \
     ), change as ( \
-        insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
-        values ($1, $4, $2, $6, 'set', $7, $5) \
+        insert into changes (app_id, version, user_id, operator, client_ip, kind, items, at_ms) \
+        values ($1, $4, $2, $6, $8, 'set', $7, $5) \
     ), app as ( \
         update app_versions set version = $4 where app_id = $1 \
     ) \
     select count(*) from account";
 
 /// Step 3 of `import_accounts`: `$1` app, `$2` users, `$3` profiles, `$4` versions (one per
-/// user), `$5` time, `$6` operator, `$7` change items (one per user), `$8` the app's new version.
+/// user), `$5` time, `$6` operator, `$7` change items (one per user), `$8` the app's new version,
+/// `$9` client IP.
 const IMPORT_SQL: &str = "with account as ( \
         insert into accounts (app_id, user_id, profile, version, updated_at_ms) \
         select $1, t.user_id, t.profile, t.version, $5 \
@@ -371,19 +373,19 @@ const IMPORT_SQL: &str = "with account as ( \
         on conflict (app_id, user_id) do update \
         set profile = excluded.profile, version = excluded.version, updated_at_ms = excluded.updated_at_ms \
     ), change as ( \
-        insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
-        select $1, t.version, t.user_id, $6, 'import', t.items, $5 \
+        insert into changes (app_id, version, user_id, operator, client_ip, kind, items, at_ms) \
+        select $1, t.version, t.user_id, $6, $9, 'import', t.items, $5 \
         from unnest($4::bigint[], $2::text[], $7::text[]) as t (version, user_id, items) \
     ) \
     update app_versions set version = $8 where app_id = $1";
 
 /// Step 3 of `delete_accounts`: `$1` app, `$2` users, `$3` versions (one per user), `$4` time,
-/// `$5` operator, `$6` the app's new version.
+/// `$5` operator, `$6` the app's new version, `$7` client IP.
 const DELETE_SQL: &str = "with account as ( \
         delete from accounts where app_id = $1 and user_id = any($2::text[]) \
     ), change as ( \
-        insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
-        select $1, t.version, t.user_id, $5, 'delete', '[]', $4 \
+        insert into changes (app_id, version, user_id, operator, client_ip, kind, items, at_ms) \
+        select $1, t.version, t.user_id, $5, $7, 'delete', '[]', $4 \
         from unnest($3::bigint[], $2::text[]) as t (version, user_id) \
     ) \
     update app_versions set version = $6 where app_id = $1";
@@ -395,7 +397,7 @@ impl Store for PgStore {
         &self,
         app: AppId,
         accounts: &[NewAccount],
-        operator: &str,
+        origin: Origin<'_>,
     ) -> Result<()> {
         if accounts.is_empty() {
             return Ok(());
@@ -442,9 +444,10 @@ impl Store for PgStore {
             .bind(&stored)
             .bind(&versions)
             .bind(at_ms)
-            .bind(operator)
+            .bind(origin.operator)
             .bind(&items)
             .bind(new_last)
+            .bind(origin.client_ip)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -456,7 +459,7 @@ impl Store for PgStore {
         &self,
         app: AppId,
         users: &[Identifier],
-        operator: &str,
+        origin: Origin<'_>,
     ) -> Result<Vec<bool>> {
         if users.is_empty() {
             return Ok(Vec::new());
@@ -499,8 +502,9 @@ impl Store for PgStore {
             .bind(&doomed)
             .bind(&versions)
             .bind(at_ms)
-            .bind(operator)
+            .bind(origin.operator)
             .bind(new_last)
+            .bind(origin.client_ip)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -562,14 +566,14 @@ impl Store for PgStore {
         app: AppId,
         user: &Identifier,
         items: &[(Tag, ProfileValue)],
-        operator: &str,
+        origin: Origin<'_>,
         expected: Option<u64>,
     ) -> Result<u64> {
         let job = batch::SetJob {
             user: user.as_str().to_owned(),
             items: items.to_vec(),
             change_items: encode_items(items.iter().map(|(t, v)| (t.name(), v)))?,
-            operator: operator.to_owned(),
+            origin: origin.into(),
             expected,
         };
         batch::submit(self, app, job).await
@@ -608,7 +612,7 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let rows: Vec<ChangeRow> = sqlx::query_as(
-            "select version, user_id, operator, kind, items, at_ms from changes \
+            "select version, user_id, operator, client_ip, kind, items, at_ms from changes \
              where app_id = $1 and version > $2 order by version limit $3",
         )
         .bind(app_key(app))
@@ -775,7 +779,7 @@ impl Store for PgStore {
             .fetch_all(&mut *tx)
             .await?;
         let changes: Vec<ChangeRow> = sqlx::query_as(
-            "select version, user_id, operator, kind, items, at_ms from changes \
+            "select version, user_id, operator, client_ip, kind, items, at_ms from changes \
              where app_id = $1 order by version",
         )
         .bind(app_key(app))
@@ -870,6 +874,7 @@ impl Store for PgStore {
             let mut versions = Vec::with_capacity(chunk.len());
             let mut users = Vec::with_capacity(chunk.len());
             let mut operators = Vec::with_capacity(chunk.len());
+            let mut ips = Vec::with_capacity(chunk.len());
             let mut kinds = Vec::with_capacity(chunk.len());
             let mut items = Vec::with_capacity(chunk.len());
             let mut times = Vec::with_capacity(chunk.len());
@@ -877,13 +882,14 @@ impl Store for PgStore {
                 versions.push(version_key(c.version)?);
                 users.push(c.user.as_str());
                 operators.push(c.operator.as_str());
+                ips.push(c.client_ip.as_str());
                 kinds.push(c.kind.as_str());
                 items.push(encode_items(c.items.iter().map(|(t, v)| (t.as_str(), v)))?);
                 times.push(c.at_ms);
             }
             sqlx::query(
-                "insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
-                 select $1, t.* from unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[]) as t",
+                "insert into changes (app_id, version, user_id, operator, kind, items, at_ms, client_ip) \
+                 select $1, t.* from unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[]) as t",
             )
             .bind(app_key(app))
             .bind(&versions)
@@ -892,6 +898,7 @@ impl Store for PgStore {
             .bind(&kinds)
             .bind(&items)
             .bind(&times)
+            .bind(&ips)
             .execute(&mut *tx)
             .await?;
         }
@@ -947,7 +954,8 @@ fn kicks_from(rows: Vec<(String, i64)>) -> Result<Vec<(String, u64)>> {
 /// for each account, at most `$4` of its changes through the index of the log by account and
 /// version (`changes_by_user`), then merged. The cost grows with the number of accounts and the
 /// limit, not with the app's log.
-const CHANGES_OF_SQL: &str = "select c.version, c.user_id, c.operator, c.kind, c.items, c.at_ms \
+const CHANGES_OF_SQL: &str =
+    "select c.version, c.user_id, c.operator, c.client_ip, c.kind, c.items, c.at_ms \
      from unnest($2::text[]) as u(id) cross join lateral ( \
          select * from changes where app_id = $1 and user_id = u.id and version > $3 \
          order by version limit $4) as c \

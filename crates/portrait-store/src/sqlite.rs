@@ -66,11 +66,11 @@ use tracing::Instrument;
 
 use crate::codec::{
     self, app_from_key, app_key, distinct, encode_items, encode_profile, pruned_mark, stage_import,
-    stored_account, unsigned, version_key, AccountRow, ChangeRow,
+    stored_account, unsigned, version_key, AccountRow, ChangeRow, OwnedOrigin,
 };
 use crate::{
     migrate_error, now_ms, restore_conflict, AppDump, AppId, Change, ChangeKind, NewAccount,
-    Profile, Result, Store, StoreError, PRUNED,
+    Origin, Profile, Result, Store, StoreError, PRUNED,
 };
 
 /// The embedded migrations (`crates/portrait-store/migrations/sqlite`).
@@ -268,17 +268,19 @@ struct NewChange<'a> {
 async fn insert_change(
     conn: &mut SqliteConnection,
     app: AppId,
-    operator: &str,
+    origin: &OwnedOrigin,
     at_ms: i64,
     c: NewChange<'_>,
 ) -> Result<()> {
     sqlx::query(
-        "insert into changes (app_id, version, user_id, operator, kind, items, at_ms) values (?, ?, ?, ?, ?, ?, ?)",
+        "insert into changes (app_id, version, user_id, operator, client_ip, kind, items, at_ms) \
+         values (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(app_key(app))
     .bind(version_key(c.version)?)
     .bind(c.user)
-    .bind(operator)
+    .bind(origin.operator.as_str())
+    .bind(origin.client_ip.as_str())
     .bind(c.kind.as_str())
     .bind(c.items)
     .bind(at_ms)
@@ -329,7 +331,7 @@ struct SetJob {
     items: Vec<(Tag, ProfileValue)>,
     /// The change-log `items` column, encoded by the caller (off the writer task).
     change_items: String,
-    operator: String,
+    origin: OwnedOrigin,
     /// Written only if the account's version is this one.
     expected: Option<u64>,
 }
@@ -337,13 +339,13 @@ struct SetJob {
 struct ImportJob {
     app: AppId,
     accounts: Vec<NewAccount>,
-    operator: String,
+    origin: OwnedOrigin,
 }
 
 struct DeleteJob {
     app: AppId,
     users: Vec<Identifier>,
-    operator: String,
+    origin: OwnedOrigin,
 }
 
 struct CursorJob {
@@ -708,14 +710,14 @@ async fn run_in_savepoint(
 
 /// The writes of one `set_profile`, in one round trip to the connection: its own savepoint, the
 /// account row, its change row, release. Parameters: `?1` profile, `?2` version, `?3` time, `?4`
-/// app, `?5` user, `?6` operator, `?7` change items. Its one row is the number of accounts
-/// updated (1 unless the account is missing).
+/// app, `?5` user, `?6` operator, `?7` change items, `?8` client IP. Its one row is the number
+/// of accounts updated (1 unless the account is missing).
 const SET_SQL: &str = "SAVEPOINT job; \
     update accounts set profile = ?1, version = ?2, updated_at_ms = ?3 \
     where app_id = ?4 and user_id = ?5; \
     select changes(); \
-    insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
-    values (?4, ?2, ?5, ?6, 'set', ?7, ?3); \
+    insert into changes (app_id, version, user_id, operator, client_ip, kind, items, at_ms) \
+    values (?4, ?2, ?5, ?6, ?8, 'set', ?7, ?3); \
     RELEASE job";
 
 /// Writes a run of consecutive `set_profile` jobs (`sets`, drained into `answers`) in one round
@@ -809,7 +811,8 @@ async fn run_sets(
 
 /// The writes of a run of set jobs (see [`run_sets`]), in one round trip: `?1` the accounts to
 /// update, a JSON array of `[app, user, profile, version]` (each account once); `?2` the change
-/// rows, a JSON array of `[app, version, user, operator, items]`; `?3` the time. Its one row is
+/// rows, a JSON array of `[app, version, user, operator, items, client IP]`; `?3` the time. Its
+/// one row is
 /// the number of accounts updated. (JSON parameters keep the text fixed, so the statements are
 /// prepared once, and one row instead of one per account spares a message per account.)
 const SETS_SQL: &str = "SAVEPOINT sets; \
@@ -817,8 +820,9 @@ const SETS_SQL: &str = "SAVEPOINT sets; \
     from json_each(?1) as j \
     where accounts.app_id = j.value ->> 0 and accounts.user_id = j.value ->> 1; \
     select changes(); \
-    insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
-    select j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, 'set', j.value ->> 4, ?3 \
+    insert into changes (app_id, version, user_id, operator, client_ip, kind, items, at_ms) \
+    select j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 5, 'set', \
+        j.value ->> 4, ?3 \
     from json_each(?2) as j; \
     RELEASE sets";
 
@@ -841,8 +845,8 @@ async fn stage_sets(
     sets: &[(SetJob, Reply<u64>)],
 ) -> Result<StagedSets> {
     let mut results = Vec::with_capacity(sets.len());
-    // `(app, version, user, operator, items)` per written job.
-    let mut changes: Vec<(i64, i64, &str, &str, &str)> = Vec::with_capacity(sets.len());
+    // `(app, version, user, operator, items, client IP)` per written job.
+    let mut changes: Vec<(i64, i64, &str, &str, &str, &str)> = Vec::with_capacity(sets.len());
     for (job, _) in sets {
         let merged = match profiles.get(job.app, &job.user) {
             Some(Some((stored, current))) => {
@@ -866,8 +870,9 @@ async fn stage_sets(
             app_key(job.app),
             version_key(version)?,
             &job.user,
-            &job.operator,
+            &job.origin.operator,
             &job.change_items,
+            &job.origin.client_ip,
         ));
         profiles.put(job.app, &job.user, profile, version);
         results.push(Ok(version));
@@ -875,7 +880,7 @@ async fn stage_sets(
     // Each account once, with what its last job left.
     let mut seen = HashSet::with_capacity(changes.len());
     let mut accounts: Vec<(i64, &str, &str, i64)> = Vec::with_capacity(changes.len());
-    for &(app, _, user, _, _) in changes.iter().rev() {
+    for &(app, _, user, _, _, _) in changes.iter().rev() {
         if seen.insert((app, user)) {
             let Some((profile, version)) = profiles.written(app as AppId, user) else {
                 unreachable!("every staged job's profile is cached")
@@ -929,8 +934,9 @@ async fn run_set(
             .bind(at_ms)
             .bind(app_key(job.app))
             .bind(job.user.as_str())
-            .bind(job.operator.as_str())
+            .bind(job.origin.operator.as_str())
             .bind(job.change_items.as_str())
+            .bind(job.origin.client_ip.as_str())
             .fetch_all(&mut *conn)
             .await
             .map_err(StoreError::from),
@@ -1155,14 +1161,16 @@ impl Versions {
 }
 
 /// The writes of an import (see [`apply_import`]) in one round trip: `?1` app, `?2` the accounts,
-/// a JSON array of `[user, profile, version, change items]`; `?3` time; `?4` operator. (`where
+/// a JSON array of `[user, profile, version, change items]`; `?3` time; `?4` operator; `?5`
+/// client IP. (`where
 /// true` resolves SQLite's `insert … select … on conflict` parsing ambiguity.)
 const IMPORT_SQL: &str = "insert into accounts (app_id, user_id, profile, version, updated_at_ms) \
     select ?1, j.value ->> 0, j.value ->> 1, j.value ->> 2, ?3 from json_each(?2) as j where true \
     on conflict (app_id, user_id) do update \
     set profile = excluded.profile, version = excluded.version, updated_at_ms = excluded.updated_at_ms; \
-    insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
-    select ?1, j.value ->> 2, j.value ->> 0, ?4, 'import', j.value ->> 3, ?3 from json_each(?2) as j";
+    insert into changes (app_id, version, user_id, operator, client_ip, kind, items, at_ms) \
+    select ?1, j.value ->> 2, j.value ->> 0, ?4, ?5, 'import', j.value ->> 3, ?3 \
+    from json_each(?2) as j";
 
 /// Writes an import: reads the requested accounts that exist, stages the rows ([`stage_import`])
 /// and writes them with [`IMPORT_SQL`].
@@ -1191,7 +1199,8 @@ async fn apply_import(
         .bind(app_key(app))
         .bind(accounts)
         .bind(at_ms)
-        .bind(&job.operator)
+        .bind(&job.origin.operator)
+        .bind(&job.origin.client_ip)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -1224,7 +1233,7 @@ async fn apply_delete(
                 kind: ChangeKind::Delete,
                 items: encode_items([])?,
             };
-            insert_change(conn, app, &job.operator, at_ms, change).await?;
+            insert_change(conn, app, &job.origin, at_ms, change).await?;
         }
     }
     Ok(job
@@ -1347,13 +1356,14 @@ async fn apply_restore(
     }
     for c in &dump.changes {
         sqlx::query(
-            "insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
-             values (?, ?, ?, ?, ?, ?, ?)",
+            "insert into changes (app_id, version, user_id, operator, client_ip, kind, items, at_ms) \
+             values (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(app)
         .bind(version_key(c.version)?)
         .bind(c.user.as_str())
         .bind(c.operator.as_str())
+        .bind(c.client_ip.as_str())
         .bind(c.kind.as_str())
         .bind(encode_items(c.items.iter().map(|(t, v)| (t.as_str(), v)))?)
         .bind(c.at_ms)
@@ -1391,7 +1401,7 @@ impl Store for SqliteStore {
         &self,
         app: AppId,
         accounts: &[NewAccount],
-        operator: &str,
+        origin: Origin<'_>,
     ) -> Result<()> {
         if accounts.is_empty() {
             return Ok(());
@@ -1399,7 +1409,7 @@ impl Store for SqliteStore {
         let job = ImportJob {
             app,
             accounts: accounts.to_vec(),
-            operator: operator.to_owned(),
+            origin: OwnedOrigin::from(origin),
         };
         self.submit(|reply| Job::Other(OtherJob::Import(job, reply)))
             .await
@@ -1410,7 +1420,7 @@ impl Store for SqliteStore {
         &self,
         app: AppId,
         users: &[Identifier],
-        operator: &str,
+        origin: Origin<'_>,
     ) -> Result<Vec<bool>> {
         if users.is_empty() {
             return Ok(Vec::new());
@@ -1418,7 +1428,7 @@ impl Store for SqliteStore {
         let job = DeleteJob {
             app,
             users: users.to_vec(),
-            operator: operator.to_owned(),
+            origin: OwnedOrigin::from(origin),
         };
         self.submit(|reply| Job::Other(OtherJob::Delete(job, reply)))
             .await
@@ -1469,7 +1479,7 @@ impl Store for SqliteStore {
         app: AppId,
         user: &Identifier,
         items: &[(Tag, ProfileValue)],
-        operator: &str,
+        origin: Origin<'_>,
         expected: Option<u64>,
     ) -> Result<u64> {
         let job = SetJob {
@@ -1478,7 +1488,7 @@ impl Store for SqliteStore {
             user: user.as_str().to_owned(),
             change_items: encode_items(items.iter().map(|(t, v)| (t.name(), v)))?,
             items: items.to_vec(),
-            operator: operator.to_owned(),
+            origin: OwnedOrigin::from(origin),
         };
         self.submit(|reply| Job::Set(job, reply)).await
     }
@@ -1517,7 +1527,7 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let rows: Vec<ChangeRow> = sqlx::query_as(
-            "select version, user_id, operator, kind, items, at_ms from changes \
+            "select version, user_id, operator, client_ip, kind, items, at_ms from changes \
              where app_id = ? and version > ? order by version limit ?",
         )
         .bind(app_key(app))
@@ -1630,7 +1640,7 @@ impl Store for SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
         let changes: Vec<ChangeRow> = sqlx::query_as(
-            "select version, user_id, operator, kind, items, at_ms from changes \
+            "select version, user_id, operator, client_ip, kind, items, at_ms from changes \
              where app_id = ? order by version",
         )
         .bind(app_key(app))
@@ -1711,7 +1721,7 @@ const CHANGES_OF_SQL: &str = "with u(id) as (select value from json_each(?2)), \
      cut(v) as (select min(coalesce((select version from changes indexed by changes_by_user \
          where app_id = ?1 and user_id = u.id and version > ?3 \
          order by version limit 1 offset ?4 - 1), 9223372036854775807)) from u) \
-     select c.version, c.user_id, c.operator, c.kind, c.items, c.at_ms \
+     select c.version, c.user_id, c.operator, c.client_ip, c.kind, c.items, c.at_ms \
      from changes as c indexed by changes_by_user \
      where c.app_id = ?1 and c.user_id in (select id from u) and c.version > ?3 \
      and c.version <= (select v from cut) \

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod client;
+mod client_ip;
 mod cluster;
 mod fields;
 mod helpers;

@@ -18,19 +18,19 @@ use tokio::net::TcpListener;
 use crate::helpers::*;
 
 /// What a callback carried: its query parameters and JSON body.
-type Callback = (HashMap<String, String>, Value);
+pub type Callback = (HashMap<String, String>, Value);
 
 /// A callback receiver: records what it accepts; answers 500 while `down`, and to callbacks for
 /// the account in `failing`.
 #[derive(Clone, Default)]
-struct Receiver {
+pub struct Receiver {
     got: Arc<Mutex<Vec<Callback>>>,
     down: Arc<AtomicBool>,
     failing: Arc<Mutex<Option<String>>>,
 }
 
 impl Receiver {
-    async fn start(self, addr: &str) -> String {
+    pub async fn start(self, addr: &str) -> String {
         let listener = TcpListener::bind(addr).await.unwrap();
         let url = format!("http://{}/callback", listener.local_addr().unwrap());
         let app = axum::Router::new()
@@ -71,7 +71,7 @@ impl Receiver {
     }
 
     /// Waits until `n` callbacks were accepted.
-    async fn wait_for(&self, n: usize) -> Vec<Callback> {
+    pub async fn wait_for(&self, n: usize) -> Vec<Callback> {
         for _ in 0..200 {
             if self.got.lock().unwrap().len() >= n {
                 break;
@@ -108,7 +108,7 @@ async fn receive(
     )
 }
 
-fn with_webhook(url: &str) -> AppConfig {
+pub fn with_webhook(url: &str) -> AppConfig {
     let mut app = test_app();
     app.webhook = Some(WebhookConfig {
         initial_backoff_ms: 50,
@@ -159,7 +159,7 @@ async fn every_profile_change_is_called_back_in_the_vendor_format() {
     assert_eq!(q["SdkAppid"], APP.to_string());
     assert_eq!(q["CallbackCommand"], "Profile.CallbackPortraitSet");
     assert_eq!(q["contenttype"], "json");
-    assert!(q.contains_key("ClientIP"));
+    assert_eq!(q["ClientIP"], "127.0.0.1", "the caller's address");
     assert_eq!(q["OptPlatform"], "RESTAPI");
     assert_eq!(b["CallbackCommand"], "Profile.CallbackPortraitSet");
     assert_eq!(b["Operator_Account"], ADMIN);
@@ -171,9 +171,11 @@ async fn every_profile_change_is_called_back_in_the_vendor_format() {
     );
     let (q, b) = &got[1];
     assert_eq!(q["OptPlatform"], "Web");
+    assert_eq!(q["ClientIP"], "127.0.0.1", "a client-API write's too");
     assert_eq!(b["Operator_Account"], "alice");
     assert_eq!(b["ProfileItem"], json!([{"Tag": HOBBY, "Value": "chess"}]));
-    let (_, b) = &got[2];
+    let (q, b) = &got[2];
+    assert_eq!(q["ClientIP"], "127.0.0.1", "an import's too");
     assert_eq!(b["From_Account"], "bob");
     assert_eq!(b["ProfileItem"], json!([{"Tag": NICK, "Value": "Bob"}]));
 }

@@ -15,13 +15,16 @@ pub(super) async fn a_kick_outlives_delete_and_reimport(store: &dyn Store) {
         .import_accounts(
             APP,
             &[new("k", None, None), new("other", None, None)],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .unwrap();
     assert!(store.kick(APP, &id("k"), 1_700_000_000).await.unwrap());
     assert_eq!(
-        store.delete_accounts(APP, &[id("k")], ADMIN).await.unwrap(),
+        store
+            .delete_accounts(APP, &[id("k")], ADMIN.into())
+            .await
+            .unwrap(),
         vec![true]
     );
     let kicked = vec![("k".to_owned(), 1_700_000_000)];
@@ -36,7 +39,7 @@ pub(super) async fn a_kick_outlives_delete_and_reimport(store: &dyn Store) {
     );
     assert_eq!(store.kicks(APP).await.unwrap(), kicked);
     store
-        .import_accounts(APP, &[new("k", Some("again"), None)], ADMIN)
+        .import_accounts(APP, &[new("k", Some("again"), None)], ADMIN.into())
         .await
         .unwrap();
     assert_eq!(
@@ -68,7 +71,7 @@ pub(super) async fn changes_of_reads_only_the_given_accounts_in_version_order(st
                 new("b", None, None),
                 new("c", None, None),
             ],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .unwrap();
@@ -81,13 +84,16 @@ pub(super) async fn changes_of_reads_only_the_given_accounts_in_version_order(st
             _ => "b",
         };
         store
-            .set_profile(APP, &id(who), &level(n), who)
+            .set_profile(APP, &id(who), &level(n), who.into())
             .await
             .unwrap();
     }
-    store.delete_accounts(APP, &[id("c")], ADMIN).await.unwrap();
     store
-        .import_accounts(APP + 1, &[new("a", None, None)], ADMIN)
+        .delete_accounts(APP, &[id("c")], ADMIN.into())
+        .await
+        .unwrap();
+    store
+        .import_accounts(APP + 1, &[new("a", None, None)], ADMIN.into())
         .await
         .unwrap();
 
