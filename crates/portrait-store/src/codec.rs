@@ -533,6 +533,30 @@ impl From<crate::Origin<'_>> for OwnedOrigin {
     }
 }
 
+/// The per-account chains of a dump's change log, as a restore writes them: the version of each
+/// change's previous change of the same account (0 if none), in the order of `dump.changes`, and
+/// the newest change of each account the dump has changes of but no account row for (deleted).
+pub(crate) struct Chains<'a> {
+    pub(crate) prev: Vec<u64>,
+    pub(crate) deleted: Vec<(&'a str, u64)>,
+}
+
+/// [`Chains`] of `dump` (whose changes are in version order, [`crate::AppDump::check`]).
+pub(crate) fn chains(dump: &crate::AppDump) -> Chains<'_> {
+    let mut newest: HashMap<&str, u64> = HashMap::with_capacity(dump.accounts.len());
+    let prev = dump
+        .changes
+        .iter()
+        .map(|c| newest.insert(c.user.as_str(), c.version).unwrap_or(0))
+        .collect();
+    for a in &dump.accounts {
+        newest.remove(a.user.as_str());
+    }
+    let mut deleted: Vec<(&str, u64)> = newest.into_iter().collect();
+    deleted.sort_unstable();
+    Chains { prev, deleted }
+}
+
 /// A change-log row's columns as a [`Change`].
 pub(crate) fn decode_change(
     version: i64,
@@ -594,6 +618,12 @@ pub(crate) fn changes_of_args(
     }
     Some((since, distinct(users.iter().map(|u| u.as_str()))))
 }
+
+/// Most changes of one account a [`crate::Store::changes_of`] call walks back through (one
+/// primary-key lookup each): its work bound per account. An account with more changes than this
+/// after `since` is caught up from its newest this many only (the older ones are not answered, as
+/// if pruned).
+pub(crate) const MAX_CHAIN_WALK: i64 = 10_000;
 
 /// One account an import writes: its new stored profile and its change's items, both encoded.
 pub(crate) struct ImportRow<'a> {

@@ -459,8 +459,11 @@ pub trait Store: Send + Sync + 'static {
     async fn changes_since(&self, app: AppId, since: u64, limit: usize) -> Result<Vec<Change>>;
 
     /// The change-log entries of `users` only with `version > since`, in version order, at most
-    /// `limit`: a catch-up of a few accounts, read through the index of the log by account and
-    /// version, whatever the size of the app's log. Duplicates in `users` count once.
+    /// `limit`: a catch-up of a few accounts, read by walking each account's chain of changes
+    /// back from its newest (each change links to the account's previous one), whatever the size
+    /// of the app's log. Duplicates in `users` count once. The walk stops at a change that is
+    /// gone (pruned), and after 10,000 changes of one account: an account with more changes than
+    /// that after `since` is answered from its newest 10,000 only.
     ///
     /// # Errors
     /// Storage failures.

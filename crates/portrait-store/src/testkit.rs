@@ -20,6 +20,7 @@ use portrait_core::{Identifier, ProfileValue, Tag};
 use crate::{AppDump, AppId, Change, ChangeKind, NewAccount, Store, StoreError};
 
 mod catch_up;
+pub use catch_up::{changes_written_before_chains_are_chained, EARLIER_APP, EARLIER_LOG_SQL};
 mod origin;
 
 /// Env var choosing the backend of [`fresh_store_from_env`].
@@ -185,6 +186,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     versions_increase_strictly_per_app_and_apps_are_independent(s).await;
     changes_since_honours_since_limit_and_order(s).await;
     catch_up::changes_of_reads_only_the_given_accounts_in_version_order(s).await;
+    catch_up::changes_of_follows_an_account_through_delete_reimport_and_pruning(s).await;
     delete_removes_profiles_and_records_one_change_per_account(s).await;
     kick_records_revocation_and_kicks_lists_kicked_accounts(s).await;
     catch_up::a_kick_outlives_delete_and_reimport(s).await;

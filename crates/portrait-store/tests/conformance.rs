@@ -250,3 +250,42 @@ async fn kicks_stored_with_the_account_by_earlier_versions_are_kept() {
     );
     store.close().await;
 }
+
+/// A database migrated up to 0004 (changes not yet chained, the index `changes_by_user` in use)
+/// opens with every earlier change chained: catch-ups by account read all of them.
+#[tokio::test]
+async fn changes_written_before_chains_existed_are_chained_on_open() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("portrait.db").display());
+    let old = dir.path().join("old-migrations");
+    std::fs::create_dir(&old).unwrap();
+    let all = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+    for f in [
+        "0001_init.sql",
+        "0002_cursors.sql",
+        "0003_kicks_and_changes_by_user.sql",
+        "0004_change_client_ip.sql",
+    ] {
+        std::fs::copy(format!("{all}/{f}"), old.join(f)).unwrap();
+    }
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+    let mut conn = sqlx::SqliteConnection::connect_with(&options.create_if_missing(true))
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(testkit::EARLIER_LOG_SQL)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let store = SqliteStore::open(&url).await.expect("migrates to chains");
+    testkit::changes_written_before_chains_are_chained(&store).await;
+    store.close().await;
+}

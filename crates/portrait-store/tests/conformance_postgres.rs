@@ -549,3 +549,39 @@ impl Proxy {
         }
     }
 }
+
+/// A database migrated up to 0004 (changes not yet chained, the index `changes_by_user` in use)
+/// opens with every earlier change chained: catch-ups by account read all of them.
+#[tokio::test]
+async fn changes_written_before_chains_existed_are_chained_on_open() {
+    use sqlx::Connection;
+    let url = testkit::fresh_postgres_url().await;
+    let dir = tempfile::tempdir().unwrap();
+    let all = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres");
+    for f in [
+        "0001_init.sql",
+        "0002_leases.sql",
+        "0003_kicks_and_changes_by_user.sql",
+        "0004_change_client_ip.sql",
+    ] {
+        std::fs::copy(format!("{all}/{f}"), dir.path().join(f)).unwrap();
+    }
+    let mut conn = sqlx::PgConnection::connect_with(&PgStore::connect_options(&url).unwrap())
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(dir.path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(testkit::EARLIER_LOG_SQL)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let store = PgStore::open(&url).await.expect("migrates to chains");
+    testkit::changes_written_before_chains_are_chained(&store).await;
+    store.close().await;
+}

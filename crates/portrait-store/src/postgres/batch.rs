@@ -242,18 +242,20 @@ impl std::error::Error for BatchFailed {
 
 /// Step 4 of a batch: `$1` app, `$2` users (each once), `$3` their profiles, `$4` their
 /// versions, `$5` time, `$6` change versions (one per written job), `$7` change users, `$8`
-/// change operators, `$9` change items, `$10` the app's new version, `$11` change client IPs. Its
-/// one row is the number of accounts updated.
+/// change operators, `$9` change items, `$10` the app's new version, `$11` change client IPs,
+/// `$12` the versions of the changes' previous changes of their accounts. Its one row is the
+/// number of accounts updated.
 const WRITE_SQL: &str = "with account as ( \
         update accounts as a set profile = t.profile, version = t.version, updated_at_ms = $5 \
         from unnest($2::text[], $3::text[], $4::bigint[]) as t (user_id, profile, version) \
         where a.app_id = $1 and a.user_id = t.user_id \
         returning 1 \
     ), change as ( \
-        insert into changes (app_id, version, user_id, operator, client_ip, kind, items, at_ms) \
-        select $1, t.version, t.user_id, t.operator, t.client_ip, 'set', t.items, $5 \
-        from unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $11::text[]) \
-            as t (version, user_id, operator, items, client_ip) \
+        insert into changes \
+            (app_id, version, user_id, operator, client_ip, kind, items, at_ms, prev_version) \
+        select $1, t.version, t.user_id, t.operator, t.client_ip, 'set', t.items, $5, t.prev \
+        from unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $11::text[], $12::bigint[]) \
+            as t (version, user_id, operator, items, client_ip, prev) \
     ), app as ( \
         update app_versions set version = $10 where app_id = $1 \
     ) \
@@ -328,6 +330,7 @@ async fn run_batch(store: &PgStore, app: AppId, jobs: &mut Vec<Queued>) {
                     .bind(&w.operators[0])
                     .bind(&w.items[0])
                     .bind(&w.client_ips[0])
+                    .bind(w.prevs[0])
             } else {
                 sqlx::query_scalar::<_, i64>(WRITE_SQL)
                     .bind(app_key(app))
@@ -341,6 +344,7 @@ async fn run_batch(store: &PgStore, app: AppId, jobs: &mut Vec<Queued>) {
                     .bind(&w.items)
                     .bind(w.last)
                     .bind(&w.client_ips)
+                    .bind(&w.prevs)
             };
             query
                 .fetch_one(&mut *tx)
@@ -412,6 +416,8 @@ struct Write {
     operators: Vec<String>,
     client_ips: Vec<String>,
     items: Vec<String>,
+    /// Per change, the version of its account's previous change.
+    prevs: Vec<i64>,
     /// The app's new version.
     last: i64,
 }
@@ -448,6 +454,7 @@ fn stage<'a>(
     let mut change_users = Vec::with_capacity(jobs.len());
     let mut operators = Vec::with_capacity(jobs.len());
     let mut client_ips = Vec::with_capacity(jobs.len());
+    let mut prevs = Vec::with_capacity(jobs.len());
     let mut items = Vec::with_capacity(jobs.len());
     for job in jobs {
         let Some(account) = accounts.get_mut(&job.user) else {
@@ -469,6 +476,7 @@ fn stage<'a>(
         match staged {
             Ok((profile, version, key)) => {
                 last = version;
+                prevs.push(account.version);
                 *account = Account {
                     profile,
                     version: key,
@@ -499,6 +507,7 @@ fn stage<'a>(
         operators,
         client_ips,
         items,
+        prevs,
         last: new_last,
     };
     for (user, account) in accounts {
