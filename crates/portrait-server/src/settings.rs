@@ -195,9 +195,11 @@ pub struct WebhookConfig {
     /// at a time, in order).
     #[serde(default = "WebhookConfig::default_concurrency")]
     pub concurrency: usize,
-    /// Most changes read from the change log and not yet delivered that are held in memory
-    /// (queued, in flight or waiting to be retried). When reached, reading the log pauses until
-    /// some are delivered or given up on.
+    /// Most changes of one account read from the change log and not yet delivered that are held
+    /// in memory (queued, in flight or waiting to be retried); the account's further changes are
+    /// read again by account once half of these are delivered ([`crate::webhook`]). All accounts
+    /// together hold at most [`crate::webhook::TOTAL_PENDING_FACTOR`] times this; when reached,
+    /// reading the log pauses until some are delivered or given up on.
     #[serde(default = "WebhookConfig::default_max_pending")]
     pub max_pending: usize,
     /// First retry delay; doubled after each failure up to `max_backoff_ms`.
