@@ -23,6 +23,10 @@
 //! from a clock the sweeper advances on each look (no clock read per request), so a timeout
 //! fires between its time and that plus two sweep intervals (at most a second each). The
 //! per-request cost is a few atomic loads and stores.
+//!
+//! The peer's address is set in a task-local around each request's handling ([`peer_addr`]), so
+//! a handler that needs it (the writes, for the change log's client IP) reads it, and no request
+//! pays an allocation for it.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -47,6 +51,18 @@ use crate::settings::ServerSettings;
 
 mod socket;
 pub use socket::GuardedIo;
+
+tokio::task_local! {
+    /// The peer of the connection whose request is being handled (see [`peer_addr`]).
+    static PEER: SocketAddr;
+}
+
+/// The peer address of the connection whose request the calling task is handling, if the request
+/// came through the connection layer. Set only while the request's future is polled: a task
+/// spawned by a handler (e.g. a WebSocket session) must take it before.
+pub fn peer_addr() -> Option<SocketAddr> {
+    PEER.try_with(|a| *a).ok()
+}
 
 /// The bounds of the connection layer (from `[server]`).
 #[derive(Debug, Clone, Copy)]
@@ -499,17 +515,18 @@ where
             self.peer.state.enter(BODY);
         }
         ConnFuture {
-            inner: self.inner.call(req),
+            inner: PEER.scope(self.peer.addr, self.inner.call(req)),
             state: self.peer.state.clone(),
         }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The answer of [`ConnService`]: the inner one, noting the end of the request.
+    /// The answer of [`ConnService`]: the inner one (polled with [`peer_addr`] set), noting the
+    /// end of the request.
     pub struct ConnFuture<F> {
         #[pin]
-        inner: F,
+        inner: tokio::task::futures::TaskLocalFuture<SocketAddr, F>,
         state: Arc<ConnState>,
     }
 }

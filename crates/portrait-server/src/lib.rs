@@ -13,6 +13,7 @@
 //! * [`openapi`]: the OpenAPI document behind `/openapi.json`;
 //! * [`tenant`], [`ratelimit`], [`state`]: per-app runtime state;
 //! * [`conn`]: what every connection gets (cap, header/keep-alive/write timeouts, peer address);
+//! * [`client_ip`]: the caller's address for the change log, through trusted proxies;
 //! * [`edge`]: what every request gets (request id, span, CORS, body, deadline), around the router;
 //! * [`telemetry`]: the log subscriber.
 //!
@@ -28,6 +29,7 @@ use tokio::net::TcpListener;
 
 pub mod api;
 pub mod auth;
+pub mod client_ip;
 pub mod conn;
 pub mod devapp;
 pub mod edge;

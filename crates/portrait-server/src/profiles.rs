@@ -7,7 +7,7 @@ use portrait_core::wire::ProfileItem;
 #[cfg(doc)]
 use portrait_core::wire::{PortraitGetResponse, UserProfileItem};
 use portrait_core::{ErrorCode, Identifier, Tag};
-use portrait_store::{FieldKey, FieldValue, PackedProfile, StoreError};
+use portrait_store::{FieldKey, FieldValue, Origin, PackedProfile, StoreError};
 
 use crate::api::{parse_ids, spread};
 use crate::error::{vendor_name, ApiError, RawFields, Result};
@@ -237,7 +237,7 @@ pub async fn write(
     user: &Identifier,
     items: Option<Vec<ProfileItem>>,
     actor: Actor,
-    operator: &str,
+    origin: Origin<'_>,
     expected: Option<u64>,
 ) -> Result<u64> {
     let items = items.ok_or_else(|| ApiError::Decode("ProfileItem is missing".into()))?;
@@ -250,7 +250,7 @@ pub async fn write(
         .collect::<Result<Vec<_>, _>>()?;
     state
         .store()
-        .set_profile_expecting(tenant.sdkappid, user, &parsed, operator, expected)
+        .set_profile_expecting(tenant.sdkappid, user, &parsed, origin, expected)
         .await
         .map_err(|e| match e {
             StoreError::NotFound => ApiError::AccountNotFound(user.as_str().to_owned()),

@@ -67,6 +67,11 @@ pub struct ServerSettings {
     /// A connection (WebSocket included) whose writes stay blocked this long — the client stopped
     /// reading — is closed.
     pub write_timeout_ms: u64,
+    /// Reverse proxies (IP addresses or CIDR networks) whose `X-Forwarded-For` is believed: for a
+    /// call from one of them, the caller's address recorded with its changes (the webhook's
+    /// `ClientIP`) is the right-most forwarded address that is not a trusted proxy
+    /// ([`crate::client_ip`]). Empty: the peer is the caller, and `X-Forwarded-For` is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -80,6 +85,7 @@ impl Default for ServerSettings {
             header_timeout_ms: 10_000,
             keepalive_timeout_ms: 60_000,
             write_timeout_ms: 15_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -189,9 +195,11 @@ pub struct WebhookConfig {
     /// at a time, in order).
     #[serde(default = "WebhookConfig::default_concurrency")]
     pub concurrency: usize,
-    /// Most changes read from the change log and not yet delivered that are held in memory
-    /// (queued, in flight or waiting to be retried). When reached, reading the log pauses until
-    /// some are delivered or given up on.
+    /// Most changes of one account read from the change log and not yet delivered that are held
+    /// in memory (queued, in flight or waiting to be retried); the account's further changes are
+    /// read again by account once half of these are delivered ([`crate::webhook`]). All accounts
+    /// together hold at most [`crate::webhook::TOTAL_PENDING_FACTOR`] times this; when reached,
+    /// reading the log pauses until some are delivered or given up on.
     #[serde(default = "WebhookConfig::default_max_pending")]
     pub max_pending: usize,
     /// First retry delay; doubled after each failure up to `max_backoff_ms`.
@@ -483,6 +491,8 @@ impl Settings {
     /// # Errors
     /// Names the offending app or field.
     pub fn validate(&self) -> anyhow::Result<()> {
+        crate::client_ip::TrustedProxies::parse(&self.server.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("server: trusted_proxies: {e}"))?;
         let p = &self.push;
         anyhow::ensure!(
             p.max_subscriptions > 0 && p.max_connections_per_user > 0 && p.queue > 0,

@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
-use portrait_store::{AppId, Change, NewAccount, Profile, Store};
+use portrait_store::{AppId, Change, NewAccount, Origin, Profile, Store};
 
+use crate::client_ip::TrustedProxies;
 use crate::push::Hub;
 use crate::settings::{AppConfig, PushSettings, Settings};
 use crate::tenant::Tenant;
@@ -25,6 +26,8 @@ struct Inner {
     hub: Arc<Hub>,
     tenants: HashMap<u64, Arc<Tenant>>,
     max_body_bytes: usize,
+    /// Whose `X-Forwarded-For` is believed ([`crate::client_ip`]).
+    trusted_proxies: TrustedProxies,
 }
 
 impl AppState {
@@ -61,7 +64,7 @@ impl AppState {
                 .map(|a| Ok(NewAccount::new(Identifier::parse(a)?)))
                 .collect::<anyhow::Result<_>>()?;
             store
-                .import_accounts(cfg.sdkappid, &admins, "portrait")
+                .import_accounts(cfg.sdkappid, &admins, "portrait".into())
                 .await
                 .context("importing admin accounts")?;
             for (user, not_before) in store.kicks(cfg.sdkappid).await.context("loading kicks")? {
@@ -101,6 +104,7 @@ impl AppState {
                 hub,
                 tenants,
                 max_body_bytes,
+                trusted_proxies: TrustedProxies::default(),
             }),
         })
     }
@@ -120,7 +124,11 @@ impl AppState {
             settings.server.max_body_bytes,
             &settings.push,
         )
-        .await?;
+        .await?
+        .with_trusted_proxies(
+            TrustedProxies::parse(&settings.server.trusted_proxies)
+                .map_err(|e| anyhow::anyhow!("server: trusted_proxies: {e}"))?,
+        );
         let hours = settings.store.change_retention_hours;
         if hours > 0.0 {
             let keep = Duration::try_from_secs_f64(hours * 3600.0)
@@ -136,6 +144,23 @@ impl AppState {
             }
         }
         Ok(state)
+    }
+
+    /// This state, believing `X-Forwarded-For` from `proxies` (`[server] trusted_proxies`).
+    /// Call it before the state is shared (cloned).
+    ///
+    /// # Panics
+    /// If the state has been cloned already.
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("trusted proxies are set before the state is shared")
+            .trusted_proxies = proxies;
+        self
+    }
+
+    /// Whose `X-Forwarded-For` is believed.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.inner.trusted_proxies
     }
 
     /// The store.
@@ -191,9 +216,9 @@ impl Store for Waking {
         &self,
         app: AppId,
         accounts: &[NewAccount],
-        operator: &str,
+        origin: Origin<'_>,
     ) -> portrait_store::Result<()> {
-        let r = self.inner.import_accounts(app, accounts, operator).await;
+        let r = self.inner.import_accounts(app, accounts, origin).await;
         self.woke(app, r)
     }
 
@@ -201,9 +226,9 @@ impl Store for Waking {
         &self,
         app: AppId,
         users: &[Identifier],
-        operator: &str,
+        origin: Origin<'_>,
     ) -> portrait_store::Result<Vec<bool>> {
-        let r = self.inner.delete_accounts(app, users, operator).await;
+        let r = self.inner.delete_accounts(app, users, origin).await;
         self.woke(app, r)
     }
 
@@ -233,12 +258,12 @@ impl Store for Waking {
         app: AppId,
         user: &Identifier,
         items: &[(Tag, ProfileValue)],
-        operator: &str,
+        origin: Origin<'_>,
         expected: Option<u64>,
     ) -> portrait_store::Result<u64> {
         let r = self
             .inner
-            .set_profile_expecting(app, user, items, operator, expected)
+            .set_profile_expecting(app, user, items, origin, expected)
             .await;
         self.woke(app, r)
     }

@@ -16,9 +16,13 @@
 //! Writes never wait for delivery: the worker only reads the log after the write has committed.
 //! The first start of a webhook begins at the app's current version (history is not replayed).
 //!
-//! **Bounded.** At most `max_pending` changes are held in memory (queued, in flight or waiting to
-//! be retried). When that many wait, the worker stops reading the log until some are delivered or
-//! given up on; then every account waits behind the full queues, as before this design.
+//! **Bounded, per account.** At most `max_pending` changes of one account are held in memory
+//! (queued, in flight or waiting to be retried). Further changes of a full account are read past
+//! and not held: the account remembers the oldest it skipped (the stored cursor stays below it),
+//! and once its queue has drained to half, its skipped changes are read again, by account
+//! ([`Store::changes_of`]), in order; nothing is lost and other accounts never wait for a full
+//! one. In all, at most [`TOTAL_PENDING_FACTOR`] × `max_pending` changes are held; past that the
+//! worker stops reading the log until some are delivered or given up on.
 //!
 //! **Several nodes**: only the holder of the app's `webhook` lease in the store delivers, so each
 //! change is sent once in normal operation; when a holder dies, another node takes over after
@@ -55,6 +59,9 @@ const READ_BATCH: usize = 1_000;
 const POLL: Duration = Duration::from_secs(1);
 /// Least time between two cursor writes while changes wait (none when nothing waits).
 const CURSOR_EVERY: Duration = Duration::from_millis(200);
+/// The changes held in memory for all accounts together: at most this many times `max_pending`
+/// (the cap per account).
+pub const TOTAL_PENDING_FACTOR: usize = 10;
 
 /// The callback body (spec §5.4).
 #[derive(Serialize)]
@@ -90,6 +97,11 @@ struct Queue {
     backoff: Duration,
     /// The front change failed: it is retried at this instant.
     retry_at: Option<Instant>,
+    /// The queue was full when this change of the account was read: it and the account's later
+    /// changes up to the read position were not held, and are read again by account.
+    skipped_from: Option<u64>,
+    /// How many sendable changes were skipped (for the lag).
+    skipped: usize,
 }
 
 /// What an attempt task reports: the account, and the failure if it failed.
@@ -116,6 +128,12 @@ struct Delivery {
     ready: BTreeMap<u64, String>,
     /// Parked accounts, by retry time (and their front version, to keep keys unique).
     parked: BTreeMap<(Instant, u64), String>,
+    /// The oldest skipped change of every account with skipped changes (for the cursor).
+    skipped: BTreeSet<u64>,
+    /// Sendable changes skipped, all accounts together (for the lag).
+    skipped_count: usize,
+    /// Accounts with skipped changes and room to read them again.
+    refill: BTreeSet<String>,
     /// The POSTs in flight (one per account at most).
     attempts: JoinSet<Attempt>,
 }
@@ -133,30 +151,52 @@ impl Delivery {
             pending: BTreeSet::new(),
             ready: BTreeMap::new(),
             parked: BTreeMap::new(),
+            skipped: BTreeSet::new(),
+            skipped_count: 0,
+            refill: BTreeSet::new(),
             attempts: JoinSet::new(),
         }
     }
 
-    /// The position that may be stored: just below the oldest change not yet delivered.
+    /// The position that may be stored: just below the oldest change not yet delivered (held or
+    /// skipped).
     fn cursor(&self) -> u64 {
-        self.pending
-            .first()
-            .map_or(self.read_to, |oldest| oldest - 1)
+        let held = self.pending.first().copied().unwrap_or(u64::MAX);
+        let skipped = self.skipped.first().copied().unwrap_or(u64::MAX);
+        match held.min(skipped) {
+            u64::MAX => self.read_to,
+            oldest => oldest - 1,
+        }
     }
 
     /// Changes written and not delivered yet: those waiting here, plus those after the read
     /// position up to `head` (not read yet; deletes and imports without fields included).
     fn lag(&self, head: u64) -> usize {
         let unread = usize::try_from(head.saturating_sub(self.read_to)).unwrap_or(usize::MAX);
-        self.pending.len().saturating_add(unread)
+        self.pending
+            .len()
+            .saturating_add(self.skipped_count)
+            .saturating_add(unread)
     }
 
-    /// Queues a change read from the log.
-    fn push(&mut self, c: Change, initial_backoff: Duration) {
-        self.pending.insert(c.version);
+    /// Queues a change read from the log, or skips it if its account already holds `cap`
+    /// changes (or skipped some, which must be sent first).
+    fn push(&mut self, c: Change, initial_backoff: Duration, cap: usize) {
         match self.queues.get_mut(&c.user) {
-            Some(q) => q.changes.push_back(c),
+            Some(q) if q.skipped_from.is_some() || q.changes.len() >= cap => {
+                if q.skipped_from.is_none() {
+                    q.skipped_from = Some(c.version);
+                    self.skipped.insert(c.version);
+                }
+                q.skipped += 1;
+                self.skipped_count += 1;
+            }
+            Some(q) => {
+                self.pending.insert(c.version);
+                q.changes.push_back(c);
+            }
             None => {
+                self.pending.insert(c.version);
                 self.ready.insert(c.version, c.user.clone());
                 self.queues.insert(
                     c.user.clone(),
@@ -164,6 +204,8 @@ impl Delivery {
                         changes: VecDeque::from([c]),
                         backoff: initial_backoff,
                         retry_at: None,
+                        skipped_from: None,
+                        skipped: 0,
                     },
                 );
             }
@@ -185,20 +227,76 @@ impl Delivery {
     }
 
     /// Removes `user`'s front change (delivered or given up on); the account's next change, if
-    /// any, becomes ready.
-    fn pop(&mut self, user: String) {
+    /// any, becomes ready. An account with skipped changes is read again once half its queue
+    /// (of at most `cap`) has drained.
+    fn pop(&mut self, user: String, cap: usize) {
         let Some(q) = self.queues.get_mut(&user) else {
             return;
         };
         if let Some(c) = q.changes.pop_front() {
             self.pending.remove(&c.version);
         }
+        if q.skipped_from.is_some() && q.changes.len() <= cap / 2 {
+            self.refill.insert(user.clone());
+        }
         match q.changes.front() {
             Some(next) => {
                 self.ready.insert(next.version, user);
             }
+            None if q.skipped_from.is_some() => {} // the refill makes it ready again
             None => {
                 self.queues.remove(&user);
+            }
+        }
+    }
+
+    /// Takes `batch` (the account's changes after its oldest skipped one minus one, in order, as
+    /// [`Store::changes_of`] answers them, asked for `asked`) back into `user`'s queue: those up
+    /// to the read position (later ones come by the log). Skipping ends once the batch reaches
+    /// the read position or is short.
+    fn refilled(&mut self, user: &str, batch: Vec<Change>, asked: usize) {
+        let read_to = self.read_to;
+        let Some(q) = self.queues.get_mut(user) else {
+            return;
+        };
+        let Some(from) = q.skipped_from else {
+            return;
+        };
+        let mut done = batch.len() < asked;
+        let mut last = from - 1;
+        let was_empty = q.changes.is_empty();
+        for c in batch {
+            if c.version > read_to {
+                done = true;
+                break;
+            }
+            last = c.version;
+            if sendable(&c) {
+                q.skipped = q.skipped.saturating_sub(1);
+                self.skipped_count = self.skipped_count.saturating_sub(1);
+                self.pending.insert(c.version);
+                q.changes.push_back(c);
+            }
+        }
+        self.skipped.remove(&from);
+        if done || last >= read_to {
+            self.skipped_count = self.skipped_count.saturating_sub(q.skipped);
+            q.skipped = 0;
+            q.skipped_from = None;
+        } else {
+            q.skipped_from = Some(last + 1);
+            self.skipped.insert(last + 1);
+        }
+        match q.changes.front() {
+            Some(front) if was_empty && q.retry_at.is_none() => {
+                self.ready.insert(front.version, user.to_owned());
+            }
+            Some(_) => {}
+            None if q.skipped_from.is_none() => {
+                self.queues.remove(user);
+            }
+            None => {
+                self.refill.insert(user.to_owned());
             }
         }
     }
@@ -281,6 +379,9 @@ impl Worker {
             if d.read_now {
                 self.read(d).await;
             }
+            if !d.refill.is_empty() {
+                self.refill(d).await;
+            }
             d.unpark(Instant::now());
             self.dispatch(d);
             self.set_lag(d.lag((*dispatched.borrow()).max(d.read_to)));
@@ -290,7 +391,7 @@ impl Worker {
                 self.store_cursor(d).await;
             }
 
-            let read_more = d.read_now && d.pending.len() < self.cfg.max_pending;
+            let read_more = d.read_now && d.pending.len() < self.total_pending();
             let retry_at = d.parked.first_key_value().map(|((at, _), _)| *at);
             tokio::select! {
                 biased;
@@ -325,16 +426,52 @@ impl Worker {
         }
     }
 
-    /// Reads the log after the read position into the queues, as far as `max_pending` allows.
+    /// The most changes held in memory, all accounts together.
+    fn total_pending(&self) -> usize {
+        self.cfg.max_pending.saturating_mul(TOTAL_PENDING_FACTOR)
+    }
+
+    /// Reads the skipped changes of the accounts in `d.refill` back into their queues, by
+    /// account. A failed read is retried at the next turn.
+    async fn refill(&self, d: &mut Delivery) {
+        for user in std::mem::take(&mut d.refill) {
+            let Some(q) = d.queues.get(&user) else {
+                continue;
+            };
+            let Some(from) = q.skipped_from else {
+                continue;
+            };
+            let room = self.cfg.max_pending.saturating_sub(q.changes.len());
+            let Ok(id) = portrait_core::Identifier::parse(&user) else {
+                continue;
+            };
+            if room == 0 {
+                continue;
+            }
+            match self
+                .store
+                .changes_of(self.app, std::slice::from_ref(&id), from - 1, room)
+                .await
+            {
+                Ok(batch) => d.refilled(&user, batch, room),
+                Err(e) => {
+                    tracing::warn!(app = self.app, error = %e, "webhook: cannot read an account's skipped changes; retrying");
+                    d.refill.insert(user);
+                }
+            }
+        }
+    }
+
+    /// Reads the log after the read position into the queues, as far as the total bound allows.
     async fn read(&self, d: &mut Delivery) {
-        let room = self.cfg.max_pending.saturating_sub(d.pending.len());
+        let room = self.total_pending().saturating_sub(d.pending.len());
         if room == 0 {
             if !d.paused {
                 d.paused = true;
                 tracing::warn!(
                     app = self.app,
-                    max_pending = self.cfg.max_pending,
-                    "webhook: max_pending changes wait for delivery; reading the change log paused until some are delivered"
+                    max_pending = self.total_pending(),
+                    "webhook: this many changes wait for delivery; reading the change log paused until some are delivered"
                 );
             }
             return; // `read_now` stays set: read as soon as there is room
@@ -352,7 +489,7 @@ impl Worker {
                 for c in batch {
                     d.read_to = d.read_to.max(c.version);
                     if sendable(&c) {
-                        d.push(c, initial);
+                        d.push(c, initial, self.cfg.max_pending);
                     }
                 }
             }
@@ -399,7 +536,7 @@ impl Worker {
                 metrics::counter!("portrait_webhook_deliveries_total", "app" => app, "outcome" => "ok")
                     .increment(1);
                 q.backoff = Duration::from_millis(self.cfg.initial_backoff_ms);
-                d.pop(user);
+                d.pop(user, self.cfg.max_pending);
                 return;
             }
             Err(failure) => failure,
@@ -411,7 +548,7 @@ impl Worker {
             tracing::error!(app = self.app, version = c.version, url = %self.cfg.url, error = %failure, "webhook: giving up on a change");
             metrics::counter!("portrait_webhook_deliveries_total", "app" => app, "outcome" => "dropped")
                 .increment(1);
-            d.pop(user);
+            d.pop(user, self.cfg.max_pending);
             return;
         }
         let backoff = q.backoff;
@@ -492,7 +629,7 @@ impl Worker {
             ("SdkAppid", app.as_str()),
             ("CallbackCommand", COMMAND),
             ("contenttype", "json"),
-            ("ClientIP", ""),
+            ("ClientIP", c.client_ip.as_str()),
             ("OptPlatform", platform),
         ];
         self.http.post(&self.cfg.url).query(&query).json(&body)

@@ -97,7 +97,7 @@ async fn run(store: Arc<dyn Store>, args: &Args) -> Outcome {
             .collect();
         for chunk in accounts.chunks(1000) {
             store
-                .import_accounts(FIRST_APP + a, chunk, "administrator")
+                .import_accounts(FIRST_APP + a, chunk, "administrator".into())
                 .await
                 .expect("import the accounts");
         }
@@ -132,7 +132,7 @@ async fn run(store: Arc<dyn Store>, args: &Args) -> Outcome {
                     ];
                     let at = Instant::now();
                     store
-                        .set_profile(FIRST_APP + app, &who, &items, who.as_str())
+                        .set_profile(FIRST_APP + app, &who, &items, (who.as_str()).into())
                         .await
                         .expect("set_profile");
                     latencies.push(at.elapsed());

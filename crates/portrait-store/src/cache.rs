@@ -35,7 +35,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 
-use crate::{AppDump, AppId, Change, NewAccount, PackedProfile, Profile, Result, Store};
+use crate::{AppDump, AppId, Change, NewAccount, Origin, PackedProfile, Profile, Result, Store};
 
 /// Number of shards (each with its own lock and write epoch).
 pub const SHARDS: usize = 16;
@@ -367,9 +367,9 @@ impl Store for CachedStore {
         &self,
         app: AppId,
         accounts: &[NewAccount],
-        operator: &str,
+        origin: Origin<'_>,
     ) -> Result<()> {
-        let r = self.inner.import_accounts(app, accounts, operator).await;
+        let r = self.inner.import_accounts(app, accounts, origin).await;
         self.invalidate(app, accounts.iter().map(|a| a.user.as_str()));
         r
     }
@@ -378,9 +378,9 @@ impl Store for CachedStore {
         &self,
         app: AppId,
         users: &[Identifier],
-        operator: &str,
+        origin: Origin<'_>,
     ) -> Result<Vec<bool>> {
-        let r = self.inner.delete_accounts(app, users, operator).await;
+        let r = self.inner.delete_accounts(app, users, origin).await;
         self.invalidate(app, users.iter().map(Identifier::as_str));
         r
     }
@@ -407,12 +407,12 @@ impl Store for CachedStore {
         app: AppId,
         user: &Identifier,
         items: &[(Tag, ProfileValue)],
-        operator: &str,
+        origin: Origin<'_>,
         expected: Option<u64>,
     ) -> Result<u64> {
         let r = self
             .inner
-            .set_profile_expecting(app, user, items, operator, expected)
+            .set_profile_expecting(app, user, items, origin, expected)
             .await;
         self.invalidate(app, [user.as_str()]);
         r

@@ -517,11 +517,52 @@ mod packed {
     }
 }
 
+/// An [`Origin`](crate::Origin) owned by a queued write job (it outlives the caller's borrow).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OwnedOrigin {
+    pub(crate) operator: String,
+    pub(crate) client_ip: String,
+}
+
+impl From<crate::Origin<'_>> for OwnedOrigin {
+    fn from(o: crate::Origin<'_>) -> Self {
+        Self {
+            operator: o.operator.to_owned(),
+            client_ip: o.client_ip.to_owned(),
+        }
+    }
+}
+
+/// The per-account chains of a dump's change log, as a restore writes them: the version of each
+/// change's previous change of the same account (0 if none), in the order of `dump.changes`, and
+/// the newest change of each account the dump has changes of but no account row for (deleted).
+pub(crate) struct Chains<'a> {
+    pub(crate) prev: Vec<u64>,
+    pub(crate) deleted: Vec<(&'a str, u64)>,
+}
+
+/// [`Chains`] of `dump` (whose changes are in version order, [`crate::AppDump::check`]).
+pub(crate) fn chains(dump: &crate::AppDump) -> Chains<'_> {
+    let mut newest: HashMap<&str, u64> = HashMap::with_capacity(dump.accounts.len());
+    let prev = dump
+        .changes
+        .iter()
+        .map(|c| newest.insert(c.user.as_str(), c.version).unwrap_or(0))
+        .collect();
+    for a in &dump.accounts {
+        newest.remove(a.user.as_str());
+    }
+    let mut deleted: Vec<(&str, u64)> = newest.into_iter().collect();
+    deleted.sort_unstable();
+    Chains { prev, deleted }
+}
+
 /// A change-log row's columns as a [`Change`].
 pub(crate) fn decode_change(
     version: i64,
     user: String,
     operator: String,
+    client_ip: String,
     kind: &str,
     items: &str,
     at_ms: i64,
@@ -534,6 +575,7 @@ pub(crate) fn decode_change(
         version: unsigned(version, "a change version")?,
         user,
         operator,
+        client_ip,
         kind,
         at_ms,
     })
@@ -576,6 +618,12 @@ pub(crate) fn changes_of_args(
     }
     Some((since, distinct(users.iter().map(|u| u.as_str()))))
 }
+
+/// Most changes of one account a [`crate::Store::changes_of`] call walks back through (one
+/// primary-key lookup each): its work bound per account. An account with more changes than this
+/// after `since` is caught up from its newest this many only (the older ones are not answered, as
+/// if pruned).
+pub(crate) const MAX_CHAIN_WALK: i64 = 10_000;
 
 /// One account an import writes: its new stored profile and its change's items, both encoded.
 pub(crate) struct ImportRow<'a> {
@@ -671,7 +719,15 @@ pub mod fuzzing {
 
     /// A change-log row's columns as a [`Change`].
     pub fn decode_change(version: i64, kind: &str, items: &str) -> Result<Change> {
-        super::decode_change(version, "u".into(), "op".into(), kind, items, 0)
+        super::decode_change(
+            version,
+            "u".into(),
+            "op".into(),
+            String::new(),
+            kind,
+            items,
+            0,
+        )
     }
 
     /// The stored profile with `items` written, encoded again.
@@ -968,6 +1024,7 @@ pub(crate) struct ChangeRow {
     version: i64,
     user_id: String,
     operator: String,
+    client_ip: String,
     kind: String,
     items: String,
     at_ms: i64,
@@ -979,6 +1036,7 @@ impl ChangeRow {
             self.version,
             self.user_id,
             self.operator,
+            self.client_ip,
             &self.kind,
             &self.items,
             self.at_ms,

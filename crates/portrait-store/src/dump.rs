@@ -7,13 +7,13 @@
 //! that is checked for every app before anything is written. Stop the nodes writing to the
 //! source first: writes made after an app was read are not carried over.
 //!
-//! The dump format (version 2), one JSON object per line, each with a `type`:
+//! The dump format (version 3), one JSON object per line, each with a `type`:
 //!
 //! ```text
-//! {"type":"header","format":"portrait-dump","version":2}
+//! {"type":"header","format":"portrait-dump","version":3}
 //! {"type":"app","app":1400000001,"version":42}
 //! {"type":"account","user":"alice","fields":{"Tag_Profile_IM_Nick":"Alice"},"version":41,"updated_at_ms":1700000000000}
-//! {"type":"change","version":41,"user":"alice","operator":"admin","kind":"set","items":[["Tag_Profile_IM_Nick","Alice"]],"at_ms":1700000000000}
+//! {"type":"change","version":41,"user":"alice","operator":"admin","client_ip":"203.0.113.7","kind":"set","items":[["Tag_Profile_IM_Nick","Alice"]],"at_ms":1700000000000}
 //! {"type":"cursor","name":"webhook","version":40}
 //! {"type":"kick","user":"bob","not_before":1700000000}
 //! {"type":"end","apps":1,"accounts":1,"changes":1,"cursors":1,"kicks":1}
@@ -22,7 +22,8 @@
 //! Records after an `app` line belong to that app. Tags are full names; integer values are JSON
 //! numbers up to `u64::MAX`. The `end` line carries the totals, so a truncated dump is refused
 //! rather than half imported. A `kick` may name an account that no longer exists (a kick outlives
-//! its account). Version 1 dumps (no `kick` lines; each account's kick as its `kicked_before`,
+//! its account). A change's `client_ip` (the caller's address) is left out when unknown; version 2
+//! dumps have none. Version 1 dumps (no `kick` lines; each account's kick as its `kicked_before`,
 //! 0 = none) are still read.
 //!
 //! Not here: opening stores by URL or printing (that is the binary's job).
@@ -37,8 +38,8 @@ use crate::{AppDump, AppId, Change, ChangeKind, Profile, Store, StoreError, Stor
 
 /// The `format` of a dump's header line.
 pub const FORMAT: &str = "portrait-dump";
-/// The dump format version this build writes (it reads this one and version 1).
-pub const FORMAT_VERSION: u32 = 2;
+/// The dump format version this build writes (it reads this one and versions 1 and 2).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Why a move failed.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +122,9 @@ enum Line {
         version: u64,
         user: String,
         operator: String,
+        /// The caller's address (absent in version 2 dumps, and when unknown).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        client_ip: String,
         kind: String,
         items: Vec<(String, ProfileValue)>,
         at_ms: i64,
@@ -237,6 +241,7 @@ pub async fn export(
                     version: c.version,
                     user: c.user,
                     operator: c.operator,
+                    client_ip: c.client_ip,
                     kind: c.kind.as_str().to_owned(),
                     items: c.items,
                     at_ms: c.at_ms,
@@ -303,9 +308,9 @@ fn parse(input: &mut dyn BufRead) -> Result<Vec<AppDump>, DumpError> {
         if header.is_none() {
             match line {
                 Line::Header { format, version } if format == FORMAT => {
-                    if version != FORMAT_VERSION && version != 1 {
+                    if !(1..=FORMAT_VERSION).contains(&version) {
                         return Err(bad(format!(
-                            "dump format version {version}; this build reads versions 1 and {FORMAT_VERSION}"
+                            "dump format version {version}; this build reads versions 1 to {FORMAT_VERSION}"
                         )));
                     }
                     header = Some(version);
@@ -356,6 +361,7 @@ fn parse(input: &mut dyn BufRead) -> Result<Vec<AppDump>, DumpError> {
                 version,
                 user,
                 operator,
+                client_ip,
                 kind,
                 items,
                 at_ms,
@@ -366,6 +372,7 @@ fn parse(input: &mut dyn BufRead) -> Result<Vec<AppDump>, DumpError> {
                     version,
                     user,
                     operator,
+                    client_ip,
                     kind,
                     items,
                     at_ms,
@@ -442,6 +449,49 @@ mod tests {
         assert_eq!(d.kicks, vec![("alice".to_owned(), 7)], "a v1 kick");
         assert_eq!(d.changes[1].kind, ChangeKind::Set);
         assert_eq!(d.cursors, vec![("webhook".to_owned(), 1)]);
+        assert_eq!(d.changes[1].client_ip, "", "older dumps carry no address");
+    }
+
+    #[test]
+    fn version_3_dumps_carry_the_callers_address() {
+        let text = [
+            r#"{"type":"header","format":"portrait-dump","version":3}"#,
+            r#"{"type":"app","app":7,"version":2}"#,
+            r#"{"type":"change","version":1,"user":"a","operator":"admin","client_ip":"203.0.113.7","kind":"import","items":[],"at_ms":4}"#,
+            r#"{"type":"change","version":2,"user":"a","operator":"admin","kind":"delete","items":[],"at_ms":5}"#,
+            r#"{"type":"end","apps":1,"accounts":0,"changes":2,"cursors":0,"kicks":0}"#,
+        ]
+        .join("\n");
+        let dumps = parse(&mut text.as_bytes()).unwrap();
+        let ips: Vec<&str> = dumps[0]
+            .changes
+            .iter()
+            .map(|c| c.client_ip.as_str())
+            .collect();
+        assert_eq!(ips, ["203.0.113.7", ""]);
+        let mut out = Vec::new();
+        for c in &dumps[0].changes {
+            let line = Line::Change {
+                version: c.version,
+                user: c.user.clone(),
+                operator: c.operator.clone(),
+                client_ip: c.client_ip.clone(),
+                kind: c.kind.as_str().to_owned(),
+                items: c.items.clone(),
+                at_ms: c.at_ms,
+            };
+            write_line(&mut out, &line).unwrap();
+        }
+        let written = String::from_utf8(out).unwrap();
+        assert!(
+            written.contains(r#""client_ip":"203.0.113.7""#),
+            "{written}"
+        );
+        assert_eq!(
+            written.matches("client_ip").count(),
+            1,
+            "an unknown one is left out"
+        );
     }
 
     #[test]
@@ -484,9 +534,9 @@ mod tests {
             (
                 good.replace(
                     r#""format":"portrait-dump","version":1"#,
-                    r#""format":"portrait-dump","version":3"#,
+                    r#""format":"portrait-dump","version":4"#,
                 ),
-                "format version 3",
+                "format version 4",
             ),
             (
                 [lines[0], lines[2], lines[6]].join("\n"),

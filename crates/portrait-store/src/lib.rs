@@ -176,12 +176,50 @@ pub struct Change {
     pub user: String,
     /// Who made the change (admin identifier or the user).
     pub operator: String,
+    /// The address of the client that made the call, as the server saw it (after a trusted
+    /// proxy's `X-Forwarded-For`); empty when unknown (a write made by Portrait itself, or a
+    /// change written before this was recorded).
+    pub client_ip: String,
     /// Kind of change.
     pub kind: ChangeKind,
     /// The items written, by full tag name, in the order given (empty for deletes).
     pub items: Vec<(String, ProfileValue)>,
     /// Unix milliseconds.
     pub at_ms: i64,
+}
+
+/// Who made a write and from where: recorded with every change the write makes
+/// ([`Change::operator`], [`Change::client_ip`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Origin<'a> {
+    /// The admin identifier or the user making the call.
+    pub operator: &'a str,
+    /// The caller's IP address (empty when unknown).
+    pub client_ip: &'a str,
+}
+
+impl<'a> Origin<'a> {
+    /// A write by `operator` from `client_ip`.
+    pub fn new(operator: &'a str, client_ip: &'a str) -> Self {
+        Self {
+            operator,
+            client_ip,
+        }
+    }
+}
+
+/// A write by `operator` from an unknown address (Portrait itself, tools, tests).
+impl<'a> From<&'a str> for Origin<'a> {
+    fn from(operator: &'a str) -> Self {
+        Self::new(operator, "")
+    }
+}
+
+/// A write by `operator` from an unknown address.
+impl<'a> From<&'a String> for Origin<'a> {
+    fn from(operator: &'a String) -> Self {
+        Self::new(operator, "")
+    }
 }
 
 /// One account as stored, with what only the store sees (for moving data between stores).
@@ -318,7 +356,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         app: AppId,
         accounts: &[NewAccount],
-        operator: &str,
+        origin: Origin<'_>,
     ) -> Result<()>;
 
     /// Deletes accounts and their profile data. Returns, per requested user in order, whether it
@@ -330,7 +368,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         app: AppId,
         users: &[Identifier],
-        operator: &str,
+        origin: Origin<'_>,
     ) -> Result<Vec<bool>>;
 
     /// Whether each user exists, in request order.
@@ -366,9 +404,9 @@ pub trait Store: Send + Sync + 'static {
         app: AppId,
         user: &Identifier,
         items: &[(Tag, ProfileValue)],
-        operator: &str,
+        origin: Origin<'_>,
     ) -> Result<u64> {
-        self.set_profile_expecting(app, user, items, operator, None)
+        self.set_profile_expecting(app, user, items, origin, None)
             .await
     }
 
@@ -383,7 +421,7 @@ pub trait Store: Send + Sync + 'static {
         app: AppId,
         user: &Identifier,
         items: &[(Tag, ProfileValue)],
-        operator: &str,
+        origin: Origin<'_>,
         expected: Option<u64>,
     ) -> Result<u64>;
 
@@ -421,8 +459,11 @@ pub trait Store: Send + Sync + 'static {
     async fn changes_since(&self, app: AppId, since: u64, limit: usize) -> Result<Vec<Change>>;
 
     /// The change-log entries of `users` only with `version > since`, in version order, at most
-    /// `limit`: a catch-up of a few accounts, read through the index of the log by account and
-    /// version, whatever the size of the app's log. Duplicates in `users` count once.
+    /// `limit`: a catch-up of a few accounts, read by walking each account's chain of changes
+    /// back from its newest (each change links to the account's previous one), whatever the size
+    /// of the app's log. Duplicates in `users` count once. The walk stops at a change that is
+    /// gone (pruned), and after 10,000 changes of one account: an account with more changes than
+    /// that after `since` is answered from its newest 10,000 only.
     ///
     /// # Errors
     /// Storage failures.

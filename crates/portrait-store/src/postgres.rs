@@ -72,7 +72,7 @@ use crate::codec::{
 };
 use crate::{
     migrate_error, now_ms, redact_url, restore_conflict, AppDump, AppId, Change, NewAccount,
-    Profile, Result, Store, StoreError, PRUNED,
+    Origin, Profile, Result, Store, StoreError, PRUNED,
 };
 
 mod batch;
@@ -278,8 +278,10 @@ impl PgStore {
             .bind(profile)
             .bind(key)
             .bind(at_ms)
-            .bind(&job.operator)
+            .bind(&job.origin.operator)
             .bind(&job.change_items)
+            .bind(&job.origin.client_ip)
+            .bind(current)
             .fetch_one(&mut *tx)
             .await?;
         if updated != 1 {
@@ -347,23 +349,27 @@ async fn abort<T>(tx: Transaction<'static, Postgres>, err: StoreError) -> Result
 }
 
 /// Step 3 of a `set_profile` written alone ([`PgStore::set_one`], and batches of one): `$1` app,
-/// `$2` user, `$3` profile, `$4` version, `$5` time, `$6` operator, `$7` change items. Its one
-/// row is the number of accounts updated. (For one row, this costs about half a millisecond less
+/// `$2` user, `$3` profile, `$4` version, `$5` time, `$6` operator, `$7` change items, `$8` client
+/// IP, `$9` the account's version before (its previous change). Its one row is the number of accounts updated. (For one row, this costs about half a millisecond less
 /// than the batch statement's `unnest` join.)
 const SET_SQL: &str = "with account as ( \
         update accounts set profile = $3, version = $4, updated_at_ms = $5 \
         where app_id = $1 and user_id = $2 \
         returning 1 \
     ), change as ( \
-        insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
-        values ($1, $4, $2, $6, 'set', $7, $5) \
+        insert into changes \
+            (app_id, version, user_id, operator, client_ip, kind, items, at_ms, prev_version) \
+        values ($1, $4, $2, $6, $8, 'set', $7, $5, $9) \
     ), app as ( \
         update app_versions set version = $4 where app_id = $1 \
     ) \
     select count(*) from account";
 
 /// Step 3 of `import_accounts`: `$1` app, `$2` users, `$3` profiles, `$4` versions (one per
-/// user), `$5` time, `$6` operator, `$7` change items (one per user), `$8` the app's new version.
+/// user), `$5` time, `$6` operator, `$7` change items (one per user), `$8` the app's new version,
+/// `$9` client IP. Each change links to the account's newest change before it (its row, or its
+/// delete in `deleted_accounts`): every part of the statement sees the tables as they were before
+/// it.
 const IMPORT_SQL: &str = "with account as ( \
         insert into accounts (app_id, user_id, profile, version, updated_at_ms) \
         select $1, t.user_id, t.profile, t.version, $5 \
@@ -371,20 +377,33 @@ const IMPORT_SQL: &str = "with account as ( \
         on conflict (app_id, user_id) do update \
         set profile = excluded.profile, version = excluded.version, updated_at_ms = excluded.updated_at_ms \
     ), change as ( \
-        insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
-        select $1, t.version, t.user_id, $6, 'import', t.items, $5 \
+        insert into changes \
+            (app_id, version, user_id, operator, client_ip, kind, items, at_ms, prev_version) \
+        select $1, t.version, t.user_id, $6, $9, 'import', t.items, $5, coalesce( \
+            (select a.version from accounts a where a.app_id = $1 and a.user_id = t.user_id), \
+            (select d.version from deleted_accounts d where d.app_id = $1 and d.user_id = t.user_id), \
+            0) \
         from unnest($4::bigint[], $2::text[], $7::text[]) as t (version, user_id, items) \
+    ), undeleted as ( \
+        delete from deleted_accounts where app_id = $1 and user_id = any($2::text[]) \
     ) \
     update app_versions set version = $8 where app_id = $1";
 
 /// Step 3 of `delete_accounts`: `$1` app, `$2` users, `$3` versions (one per user), `$4` time,
-/// `$5` operator, `$6` the app's new version.
+/// `$5` operator, `$6` the app's new version, `$7` client IP. Each delete links to the account's
+/// newest change and becomes the head of its chain (`deleted_accounts`).
 const DELETE_SQL: &str = "with account as ( \
         delete from accounts where app_id = $1 and user_id = any($2::text[]) \
     ), change as ( \
-        insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
-        select $1, t.version, t.user_id, $5, 'delete', '[]', $4 \
+        insert into changes \
+            (app_id, version, user_id, operator, client_ip, kind, items, at_ms, prev_version) \
+        select $1, t.version, t.user_id, $5, $7, 'delete', '[]', $4, coalesce( \
+            (select a.version from accounts a where a.app_id = $1 and a.user_id = t.user_id), 0) \
         from unnest($3::bigint[], $2::text[]) as t (version, user_id) \
+    ), head as ( \
+        insert into deleted_accounts (app_id, user_id, version) \
+        select $1, t.user_id, t.version from unnest($3::bigint[], $2::text[]) as t (version, user_id) \
+        on conflict (app_id, user_id) do update set version = excluded.version \
     ) \
     update app_versions set version = $6 where app_id = $1";
 
@@ -395,7 +414,7 @@ impl Store for PgStore {
         &self,
         app: AppId,
         accounts: &[NewAccount],
-        operator: &str,
+        origin: Origin<'_>,
     ) -> Result<()> {
         if accounts.is_empty() {
             return Ok(());
@@ -442,9 +461,10 @@ impl Store for PgStore {
             .bind(&stored)
             .bind(&versions)
             .bind(at_ms)
-            .bind(operator)
+            .bind(origin.operator)
             .bind(&items)
             .bind(new_last)
+            .bind(origin.client_ip)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -456,7 +476,7 @@ impl Store for PgStore {
         &self,
         app: AppId,
         users: &[Identifier],
-        operator: &str,
+        origin: Origin<'_>,
     ) -> Result<Vec<bool>> {
         if users.is_empty() {
             return Ok(Vec::new());
@@ -499,8 +519,9 @@ impl Store for PgStore {
             .bind(&doomed)
             .bind(&versions)
             .bind(at_ms)
-            .bind(operator)
+            .bind(origin.operator)
             .bind(new_last)
+            .bind(origin.client_ip)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -562,14 +583,14 @@ impl Store for PgStore {
         app: AppId,
         user: &Identifier,
         items: &[(Tag, ProfileValue)],
-        operator: &str,
+        origin: Origin<'_>,
         expected: Option<u64>,
     ) -> Result<u64> {
         let job = batch::SetJob {
             user: user.as_str().to_owned(),
             items: items.to_vec(),
             change_items: encode_items(items.iter().map(|(t, v)| (t.name(), v)))?,
-            operator: operator.to_owned(),
+            origin: origin.into(),
             expected,
         };
         batch::submit(self, app, job).await
@@ -608,7 +629,7 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let rows: Vec<ChangeRow> = sqlx::query_as(
-            "select version, user_id, operator, kind, items, at_ms from changes \
+            "select version, user_id, operator, client_ip, kind, items, at_ms from changes \
              where app_id = $1 and version > $2 order by version limit $3",
         )
         .bind(app_key(app))
@@ -635,6 +656,7 @@ impl Store for PgStore {
             .bind(&ids)
             .bind(since)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(crate::codec::MAX_CHAIN_WALK)
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(ChangeRow::into_change).collect()
@@ -689,7 +711,9 @@ impl Store for PgStore {
             "with doomed as (select version from changes \
                  where app_id = $1 and version <= $2 order by version limit $3), \
              gone as (delete from changes c using doomed d \
-                 where c.app_id = $1 and c.version = d.version returning c.version) \
+                 where c.app_id = $1 and c.version = d.version returning c.version), \
+             heads as (delete from deleted_accounts \
+                 where app_id = $1 and version <= (select max(version) from doomed)) \
              select count(*), max(version) from gone",
         )
         .bind(app_key(app))
@@ -775,7 +799,7 @@ impl Store for PgStore {
             .fetch_all(&mut *tx)
             .await?;
         let changes: Vec<ChangeRow> = sqlx::query_as(
-            "select version, user_id, operator, kind, items, at_ms from changes \
+            "select version, user_id, operator, client_ip, kind, items, at_ms from changes \
              where app_id = $1 order by version",
         )
         .bind(app_key(app))
@@ -866,10 +890,20 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        for chunk in dump.changes.chunks(RESTORE_CHUNK) {
+        let chains = crate::codec::chains(&dump);
+        for (chunk, prev) in dump
+            .changes
+            .chunks(RESTORE_CHUNK)
+            .zip(chains.prev.chunks(RESTORE_CHUNK))
+        {
+            let prev = prev
+                .iter()
+                .map(|v| version_key(*v))
+                .collect::<Result<Vec<i64>>>()?;
             let mut versions = Vec::with_capacity(chunk.len());
             let mut users = Vec::with_capacity(chunk.len());
             let mut operators = Vec::with_capacity(chunk.len());
+            let mut ips = Vec::with_capacity(chunk.len());
             let mut kinds = Vec::with_capacity(chunk.len());
             let mut items = Vec::with_capacity(chunk.len());
             let mut times = Vec::with_capacity(chunk.len());
@@ -877,13 +911,14 @@ impl Store for PgStore {
                 versions.push(version_key(c.version)?);
                 users.push(c.user.as_str());
                 operators.push(c.operator.as_str());
+                ips.push(c.client_ip.as_str());
                 kinds.push(c.kind.as_str());
                 items.push(encode_items(c.items.iter().map(|(t, v)| (t.as_str(), v)))?);
                 times.push(c.at_ms);
             }
             sqlx::query(
-                "insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
-                 select $1, t.* from unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[]) as t",
+                "insert into changes (app_id, version, user_id, operator, kind, items, at_ms, client_ip, prev_version) \
+                 select $1, t.* from unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::bigint[]) as t",
             )
             .bind(app_key(app))
             .bind(&versions)
@@ -892,6 +927,25 @@ impl Store for PgStore {
             .bind(&kinds)
             .bind(&items)
             .bind(&times)
+            .bind(&ips)
+            .bind(&prev)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !chains.deleted.is_empty() {
+            let users: Vec<&str> = chains.deleted.iter().map(|d| d.0).collect();
+            let versions = chains
+                .deleted
+                .iter()
+                .map(|d| version_key(d.1))
+                .collect::<Result<Vec<i64>>>()?;
+            sqlx::query(
+                "insert into deleted_accounts (app_id, user_id, version) \
+                 select $1, t.* from unnest($2::text[], $3::bigint[]) as t",
+            )
+            .bind(app_key(app))
+            .bind(&users)
+            .bind(&versions)
             .execute(&mut *tx)
             .await?;
         }
@@ -944,14 +998,27 @@ fn kicks_from(rows: Vec<(String, i64)>) -> Result<Vec<(String, u64)>> {
 }
 
 /// The changes of some accounts (`$2`) after a version (`$3`), at most `$4`, in version order:
-/// for each account, at most `$4` of its changes through the index of the log by account and
-/// version (`changes_by_user`), then merged. The cost grows with the number of accounts and the
-/// limit, not with the app's log.
-const CHANGES_OF_SQL: &str = "select c.version, c.user_id, c.operator, c.kind, c.items, c.at_ms \
-     from unnest($2::text[]) as u(id) cross join lateral ( \
-         select * from changes where app_id = $1 and user_id = u.id and version > $3 \
-         order by version limit $4) as c \
-     order by c.version limit $4";
+/// each account's chain of changes walked back from its newest (`accounts.version`, or
+/// `deleted_accounts.version`) through `changes.prev_version`, one primary-key lookup per change,
+/// at most `$4` per account, then merged (as in the SQLite backend). The cost grows with the
+/// number of accounts and the limit, not with the app's log.
+const CHANGES_OF_SQL: &str = "with recursive \
+     head(id, v) as (select u.id, coalesce( \
+         (select version from accounts where app_id = $1 and user_id = u.id), \
+         (select version from deleted_accounts where app_id = $1 and user_id = u.id), 0) \
+         from unnest($2::text[]) as u(id)), \
+     walk(version, user_id, prev, n) as ( \
+         select c.version, c.user_id, c.prev_version, 1 \
+         from head join changes as c on c.app_id = $1 and c.version = head.v \
+         where head.v > $3 and c.user_id = head.id \
+         union all \
+         select c.version, c.user_id, c.prev_version, w.n + 1 \
+         from walk as w join changes as c on c.app_id = $1 and c.version = w.prev \
+         where w.prev > $3 and w.n < $5 and c.user_id = w.user_id), \
+     oldest(version) as (select version from walk order by version limit $4) \
+     select c.version, c.user_id, c.operator, c.client_ip, c.kind, c.items, c.at_ms \
+     from oldest join changes as c on c.app_id = $1 and c.version = oldest.version \
+     order by c.version";
 
 #[cfg(test)]
 mod tests {
@@ -1004,40 +1071,60 @@ mod tests {
 
     #[cfg(feature = "testkit")]
     #[tokio::test]
-    async fn changes_of_some_accounts_are_read_through_the_index_by_account() {
+    async fn changes_of_some_accounts_are_read_by_primary_key_lookups_only() {
         let store = PgStore::open(&crate::testkit::fresh_postgres_url().await)
             .await
             .unwrap();
-        // A log of 50 000 changes of 1 000 accounts, so the planner has a table worth indexing.
-        sqlx::query(
-            "insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
-             select 1, v, 'u' || (v % 1000), 'admin', 'set', '[]', 0 \
-             from generate_series(1, 50000) as v",
+        // A log of 50 000 changes of 1 000 accounts, chained, so the planner has tables worth
+        // indexing.
+        sqlx::raw_sql(
+            "insert into changes \
+                 (app_id, version, user_id, operator, kind, items, at_ms, prev_version) \
+             select 1, v, 'u' || (v % 1000), 'admin', 'set', '[]', 0, greatest(v - 1000, 0) \
+             from generate_series(1, 50000) as v; \
+             insert into accounts (app_id, user_id, profile, version, updated_at_ms) \
+             select 1, 'u' || (v % 1000), '', v, 0 from generate_series(49001, 50000) as v; \
+             analyze changes; analyze accounts",
         )
         .execute(&store.pool)
         .await
         .unwrap();
-        sqlx::query("analyze changes")
-            .execute(&store.pool)
-            .await
-            .unwrap();
         let plan: Vec<String> = sqlx::query_scalar(&format!("explain {CHANGES_OF_SQL}"))
             .bind(1_i64)
             .bind(vec!["u1", "u2"])
             .bind(0_i64)
             .bind(500_i64)
+            .bind(crate::codec::MAX_CHAIN_WALK)
             .fetch_all(&store.pool)
             .await
             .unwrap();
         let plan = plan.join("\n");
         assert!(
-            plan.contains("Index Scan using changes_by_user on changes"),
-            "each account's changes through the index by account: {plan}"
+            plan.contains("Index Scan using changes_pkey on changes"),
+            "each change by its primary key: {plan}"
         );
         assert!(!plan.contains("Seq Scan on changes"), "{plan}");
         assert!(
-            !plan.contains("changes_pkey"),
+            !plan.contains("Index Scan Backward"),
             "no walk of the log by version: {plan}"
+        );
+        // And it answers: u1's changes are 1, 1001, …, 49001.
+        let got: Vec<ChangeRow> = sqlx::query_as(CHANGES_OF_SQL)
+            .bind(1_i64)
+            .bind(vec!["u1"])
+            .bind(40_000_i64)
+            .bind(500_i64)
+            .bind(crate::codec::MAX_CHAIN_WALK)
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        let versions: Vec<u64> = got
+            .into_iter()
+            .map(|r| r.into_change().unwrap().version)
+            .collect();
+        assert_eq!(
+            versions,
+            (40_001..=49_001).step_by(1000).collect::<Vec<_>>()
         );
         store.close().await;
     }

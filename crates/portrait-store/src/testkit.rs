@@ -20,6 +20,8 @@ use portrait_core::{Identifier, ProfileValue, Tag};
 use crate::{AppDump, AppId, Change, ChangeKind, NewAccount, Store, StoreError};
 
 mod catch_up;
+pub use catch_up::{changes_written_before_chains_are_chained, EARLIER_APP, EARLIER_LOG_SQL};
+mod origin;
 
 /// Env var choosing the backend of [`fresh_store_from_env`].
 pub const TEST_STORE_ENV: &str = "PORTRAIT_TEST_STORE";
@@ -184,9 +186,11 @@ pub async fn run_all(store: Arc<dyn Store>) {
     versions_increase_strictly_per_app_and_apps_are_independent(s).await;
     changes_since_honours_since_limit_and_order(s).await;
     catch_up::changes_of_reads_only_the_given_accounts_in_version_order(s).await;
+    catch_up::changes_of_follows_an_account_through_delete_reimport_and_pruning(s).await;
     delete_removes_profiles_and_records_one_change_per_account(s).await;
     kick_records_revocation_and_kicks_lists_kicked_accounts(s).await;
     catch_up::a_kick_outlives_delete_and_reimport(s).await;
+    origin::every_change_records_its_operator_and_client_ip(s).await;
     apps_are_isolated(s).await;
     concurrent_writes_get_unique_versions_and_lose_no_changes(store.clone()).await;
     concurrent_sets_on_missing_accounts_fail_alone_and_the_others_commit(store.clone()).await;
@@ -296,7 +300,7 @@ async fn importing_new_accounts_creates_them_with_one_change_each(store: &dyn St
                 new("alice", Some("Alice"), Some("https://x.test/a.png")),
                 new("bob", None, None),
             ],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .expect("import");
@@ -351,7 +355,7 @@ async fn importing_new_accounts_creates_them_with_one_change_each(store: &dyn St
     assert_eq!(bob.version, 2);
 
     store
-        .import_accounts(APP, &[], ADMIN)
+        .import_accounts(APP, &[], ADMIN.into())
         .await
         .expect("an empty import is a no-op");
     assert_eq!(store.current_version(APP).await.unwrap(), 2);
@@ -360,7 +364,7 @@ async fn importing_new_accounts_creates_them_with_one_change_each(store: &dyn St
 async fn reimporting_without_nick_or_face_writes_nothing(store: &dyn Store) {
     const APP: AppId = 1_400_000_002;
     store
-        .import_accounts(APP, &[new("carol", Some("Carol"), None)], ADMIN)
+        .import_accounts(APP, &[new("carol", Some("Carol"), None)], ADMIN.into())
         .await
         .unwrap();
     let v = store
@@ -368,7 +372,7 @@ async fn reimporting_without_nick_or_face_writes_nothing(store: &dyn Store) {
             APP,
             &id("carol"),
             &[(std_tag(StandardTag::Gender), text("Gender_Type_Female"))],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .unwrap();
@@ -376,7 +380,7 @@ async fn reimporting_without_nick_or_face_writes_nothing(store: &dyn Store) {
     let before = store.get_profiles(APP, &[id("carol")]).await.unwrap();
 
     store
-        .import_accounts(APP, &[new("carol", None, None)], "someone-else")
+        .import_accounts(APP, &[new("carol", None, None)], "someone-else".into())
         .await
         .expect("re-import");
     assert_eq!(
@@ -402,7 +406,7 @@ async fn reimporting_with_nick_or_face_writes_only_those(store: &dyn Store) {
         .import_accounts(
             APP,
             &[new("dave", Some("Dave"), Some("https://x.test/d.png"))],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .unwrap();
@@ -411,13 +415,13 @@ async fn reimporting_with_nick_or_face_writes_only_those(store: &dyn Store) {
             APP,
             &id("dave"),
             &[(std_tag(StandardTag::Gender), text("Gender_Type_Male"))],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .unwrap();
 
     store
-        .import_accounts(APP, &[new("dave", Some("David"), None)], "op2")
+        .import_accounts(APP, &[new("dave", Some("David"), None)], "op2".into())
         .await
         .unwrap();
     assert_eq!(
@@ -433,7 +437,7 @@ async fn reimporting_with_nick_or_face_writes_only_those(store: &dyn Store) {
         .import_accounts(
             APP,
             &[new("dave", None, Some("https://x.test/d2.png"))],
-            "op3",
+            "op3".into(),
         )
         .await
         .unwrap();
@@ -480,7 +484,7 @@ async fn reimporting_with_nick_or_face_writes_only_those(store: &dyn Store) {
 async fn an_account_listed_twice_in_one_import_gets_one_change(store: &dyn Store) {
     const APP: AppId = 1_400_000_004;
     store
-        .import_accounts(APP, &[new("old", None, None)], ADMIN)
+        .import_accounts(APP, &[new("old", None, None)], ADMIN.into())
         .await
         .unwrap();
     store
@@ -493,7 +497,7 @@ async fn an_account_listed_twice_in_one_import_gets_one_change(store: &dyn Store
                 new("old", Some("Old"), None),
                 new("old", Some("Older"), None),
             ],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .unwrap();
@@ -526,7 +530,11 @@ async fn an_account_listed_twice_in_one_import_gets_one_change(store: &dyn Store
 async fn accounts_exist_answers_per_requested_user(store: &dyn Store) {
     const APP: AppId = 1_400_000_005;
     store
-        .import_accounts(APP, &[new("a", None, None), new("b", None, None)], ADMIN)
+        .import_accounts(
+            APP,
+            &[new("a", None, None), new("b", None, None)],
+            ADMIN.into(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -557,7 +565,7 @@ async fn set_profile_writes_all_items_and_later_items_win(store: &dyn Store) {
         .import_accounts(
             APP,
             &[new("frank", Some("Frank"), Some("https://x.test/f.png"))],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .unwrap();
@@ -569,7 +577,7 @@ async fn set_profile_writes_all_items_and_later_items_win(store: &dyn Store) {
         (std_tag(StandardTag::Level), ProfileValue::Int(7)),
     ];
     let v = store
-        .set_profile(APP, &id("frank"), &items, "frank")
+        .set_profile(APP, &id("frank"), &items, "frank".into())
         .await
         .expect("set_profile");
     assert_eq!(v, 2, "set_profile returns the new version");
@@ -615,7 +623,12 @@ async fn set_profile_writes_all_items_and_later_items_win(store: &dyn Store) {
     );
 
     let v = store
-        .set_profile(APP, &id("frank"), &[(custom("Hobby"), text("go"))], ADMIN)
+        .set_profile(
+            APP,
+            &id("frank"),
+            &[(custom("Hobby"), text("go"))],
+            ADMIN.into(),
+        )
         .await
         .unwrap();
     assert_eq!(v, 3);
@@ -633,7 +646,7 @@ async fn set_profile_writes_all_items_and_later_items_win(store: &dyn Store) {
 async fn set_profile_on_missing_account_writes_nothing(store: &dyn Store) {
     const APP: AppId = 1_400_000_007;
     store
-        .import_accounts(APP, &[new("gina", None, None)], ADMIN)
+        .import_accounts(APP, &[new("gina", None, None)], ADMIN.into())
         .await
         .unwrap();
     let err = store
@@ -641,7 +654,7 @@ async fn set_profile_on_missing_account_writes_nothing(store: &dyn Store) {
             APP,
             &id("ghost"),
             &[(std_tag(StandardTag::Nick), text("Boo"))],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .expect_err("set_profile on a missing account fails");
@@ -670,7 +683,7 @@ async fn set_profile_on_missing_account_writes_nothing(store: &dyn Store) {
             APP + 1000,
             &id("gina"),
             &[(std_tag(StandardTag::Nick), text("x"))],
-            ADMIN,
+            ADMIN.into(),
         )
         .await;
     assert!(
@@ -685,7 +698,7 @@ async fn get_profiles_answers_in_request_order_with_none_and_duplicates(store: &
         .import_accounts(
             APP,
             &[new("a", Some("A"), None), new("b", Some("B"), None)],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .unwrap();
@@ -711,7 +724,7 @@ async fn get_profiles_answers_large_batches(store: &dyn Store) {
         .map(|i| new(&format!("user{i:04}"), Some(&format!("nick {i}")), None))
         .collect();
     store
-        .import_accounts(APP, &accounts, ADMIN)
+        .import_accounts(APP, &accounts, ADMIN.into())
         .await
         .expect("import 700 accounts in one call");
     assert_eq!(store.current_version(APP).await.unwrap(), 700);
@@ -746,37 +759,40 @@ async fn versions_increase_strictly_per_app_and_apps_are_independent(store: &dyn
         "an app never written is at version 0"
     );
     store
-        .import_accounts(X, &[new("u", None, None)], ADMIN)
+        .import_accounts(X, &[new("u", None, None)], ADMIN.into())
         .await
         .unwrap();
     store
-        .import_accounts(Y, &[new("u", None, None)], ADMIN)
+        .import_accounts(Y, &[new("u", None, None)], ADMIN.into())
         .await
         .unwrap();
     let nick = |s: &str| vec![(std_tag(StandardTag::Nick), text(s))];
     assert_eq!(
         store
-            .set_profile(X, &id("u"), &nick("x2"), ADMIN)
+            .set_profile(X, &id("u"), &nick("x2"), ADMIN.into())
             .await
             .unwrap(),
         2
     );
     assert_eq!(
         store
-            .set_profile(X, &id("u"), &nick("x3"), ADMIN)
+            .set_profile(X, &id("u"), &nick("x3"), ADMIN.into())
             .await
             .unwrap(),
         3
     );
     assert_eq!(
         store
-            .set_profile(Y, &id("u"), &nick("y2"), ADMIN)
+            .set_profile(Y, &id("u"), &nick("y2"), ADMIN.into())
             .await
             .unwrap(),
         2
     );
     assert_eq!(
-        store.delete_accounts(X, &[id("u")], ADMIN).await.unwrap(),
+        store
+            .delete_accounts(X, &[id("u")], ADMIN.into())
+            .await
+            .unwrap(),
         vec![true]
     );
     assert_eq!(store.current_version(X).await.unwrap(), 4);
@@ -798,7 +814,11 @@ async fn versions_increase_strictly_per_app_and_apps_are_independent(store: &dyn
 async fn changes_since_honours_since_limit_and_order(store: &dyn Store) {
     const APP: AppId = 1_400_000_012;
     store
-        .import_accounts(APP, &[new("a", None, None), new("b", None, None)], ADMIN)
+        .import_accounts(
+            APP,
+            &[new("a", None, None), new("b", None, None)],
+            ADMIN.into(),
+        )
         .await
         .unwrap();
     for i in 0..3u64 {
@@ -807,7 +827,7 @@ async fn changes_since_honours_since_limit_and_order(store: &dyn Store) {
                 APP,
                 &id("a"),
                 &[(std_tag(StandardTag::Level), ProfileValue::Int(i))],
-                "a",
+                "a".into(),
             )
             .await
             .unwrap();
@@ -877,17 +897,17 @@ async fn delete_removes_profiles_and_records_one_change_per_account(store: &dyn 
                 new("b", Some("B"), None),
                 new("c", Some("C"), None),
             ],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .unwrap();
     store
-        .set_profile(APP, &id("a"), &[(custom("Hobby"), text("x"))], ADMIN)
+        .set_profile(APP, &id("a"), &[(custom("Hobby"), text("x"))], ADMIN.into())
         .await
         .unwrap();
 
     let existed = store
-        .delete_accounts(APP, &ids(&["a", "nobody", "a", "c"]), "deleter")
+        .delete_accounts(APP, &ids(&["a", "nobody", "a", "c"]), "deleter".into())
         .await
         .unwrap();
     assert_eq!(
@@ -925,14 +945,14 @@ async fn delete_removes_profiles_and_records_one_change_per_account(store: &dyn 
 
     assert_eq!(
         store
-            .delete_accounts(APP, &ids(&["a"]), ADMIN)
+            .delete_accounts(APP, &ids(&["a"]), ADMIN.into())
             .await
             .unwrap(),
         vec![false],
         "deleting twice"
     );
     assert_eq!(
-        store.delete_accounts(APP, &[], ADMIN).await.unwrap(),
+        store.delete_accounts(APP, &[], ADMIN.into()).await.unwrap(),
         Vec::<bool>::new()
     );
     assert_eq!(
@@ -942,7 +962,7 @@ async fn delete_removes_profiles_and_records_one_change_per_account(store: &dyn 
     );
 
     store
-        .import_accounts(APP, &[new("a", None, None)], ADMIN)
+        .import_accounts(APP, &[new("a", None, None)], ADMIN.into())
         .await
         .unwrap();
     let again = store
@@ -970,7 +990,7 @@ async fn kick_records_revocation_and_kicks_lists_kicked_accounts(store: &dyn Sto
                 new("b", None, None),
                 new("c", None, None),
             ],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .unwrap();
@@ -1009,7 +1029,10 @@ async fn kick_records_revocation_and_kicks_lists_kicked_accounts(store: &dyn Sto
         "other app"
     );
 
-    store.delete_accounts(APP, &[id("a")], ADMIN).await.unwrap();
+    store
+        .delete_accounts(APP, &[id("a")], ADMIN.into())
+        .await
+        .unwrap();
     assert_eq!(
         store.kicks(APP).await.unwrap(),
         vec![("a".to_owned(), 200), ("b".to_owned(), 1_700_000_000)],
@@ -1021,19 +1044,24 @@ async fn apps_are_isolated(store: &dyn Store) {
     const A: AppId = 1_400_000_015;
     const B: AppId = 1_400_000_016;
     store
-        .import_accounts(A, &[new("same", Some("in A"), None)], ADMIN)
+        .import_accounts(A, &[new("same", Some("in A"), None)], ADMIN.into())
         .await
         .unwrap();
     store
         .import_accounts(
             B,
             &[new("same", Some("in B"), None), new("only-b", None, None)],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .unwrap();
     store
-        .set_profile(A, &id("same"), &[(custom("Hobby"), text("a"))], ADMIN)
+        .set_profile(
+            A,
+            &id("same"),
+            &[(custom("Hobby"), text("a"))],
+            ADMIN.into(),
+        )
         .await
         .unwrap();
     store.kick(A, &id("same"), 42).await.unwrap();
@@ -1056,7 +1084,7 @@ async fn apps_are_isolated(store: &dyn Store) {
 
     assert_eq!(
         store
-            .delete_accounts(A, &ids(&["same", "only-b"]), ADMIN)
+            .delete_accounts(A, &ids(&["same", "only-b"]), ADMIN.into())
             .await
             .unwrap(),
         vec![true, false]
@@ -1076,7 +1104,10 @@ async fn concurrent_writes_get_unique_versions_and_lose_no_changes(store: Arc<dy
     let accounts: Vec<NewAccount> = (0..USERS)
         .map(|u| new(&format!("c{u}"), None, None))
         .collect();
-    store.import_accounts(APP, &accounts, ADMIN).await.unwrap();
+    store
+        .import_accounts(APP, &accounts, ADMIN.into())
+        .await
+        .unwrap();
     let base = USERS as u64;
 
     let mut tasks = Vec::new();
@@ -1089,7 +1120,7 @@ async fn concurrent_writes_get_unique_versions_and_lose_no_changes(store: Arc<dy
                 (std_tag(StandardTag::Nick), text(&format!("w{i}"))),
             ];
             let v = store
-                .set_profile(APP, &id(&user), &items, &user)
+                .set_profile(APP, &id(&user), &items, (&user).into())
                 .await
                 .expect("concurrent set_profile");
             // Reads run alongside the writes.
@@ -1150,7 +1181,10 @@ async fn concurrent_sets_on_missing_accounts_fail_alone_and_the_others_commit(
     let accounts: Vec<NewAccount> = (0..USERS)
         .map(|u| new(&format!("p{u}"), None, None))
         .collect();
-    store.import_accounts(APP, &accounts, ADMIN).await.unwrap();
+    store
+        .import_accounts(APP, &accounts, ADMIN.into())
+        .await
+        .unwrap();
     let base = USERS;
 
     // Every third write targets a missing account; all start at once, so that writes to missing
@@ -1172,7 +1206,9 @@ async fn concurrent_sets_on_missing_accounts_fail_alone_and_the_others_commit(
                 (custom("Last"), ProfileValue::Int(i)),
             ];
             start.wait().await;
-            let result = store.set_profile(APP, &id(&user), &items, &user).await;
+            let result = store
+                .set_profile(APP, &id(&user), &items, (&user).into())
+                .await;
             (i, user, result)
         }));
     }
@@ -1296,7 +1332,7 @@ async fn unicode_and_long_strings_round_trip(store: &dyn Store) {
         ("Tag_Profile_Custom_Ctrl", text("nul:\0 tab:\t newline:\n")),
     ];
     store
-        .import_accounts(APP, &[new(tricky_user, Some("名字"), None)], ADMIN)
+        .import_accounts(APP, &[new(tricky_user, Some("名字"), None)], ADMIN.into())
         .await
         .unwrap();
     let items: Vec<(Tag, ProfileValue)> = values
@@ -1308,7 +1344,7 @@ async fn unicode_and_long_strings_round_trip(store: &dyn Store) {
         })
         .collect();
     store
-        .set_profile(APP, &id(tricky_user), &items, "操作员")
+        .set_profile(APP, &id(tricky_user), &items, "操作员".into())
         .await
         .unwrap();
 
@@ -1338,11 +1374,11 @@ async fn integers_up_to_u64_max_round_trip(store: &dyn Store) {
     const APP: AppId = u64::MAX; // the whole AppId range is usable
     const OTHER: AppId = u64::MAX - 1;
     store
-        .import_accounts(APP, &[new("big", None, None)], ADMIN)
+        .import_accounts(APP, &[new("big", None, None)], ADMIN.into())
         .await
         .unwrap();
     store
-        .import_accounts(OTHER, &[new("big", None, None)], ADMIN)
+        .import_accounts(OTHER, &[new("big", None, None)], ADMIN.into())
         .await
         .unwrap();
     let items = [
@@ -1355,7 +1391,7 @@ async fn integers_up_to_u64_max_round_trip(store: &dyn Store) {
         (custom("Above"), ProfileValue::Int(1 << 63)),
     ];
     store
-        .set_profile(APP, &id("big"), &items, ADMIN)
+        .set_profile(APP, &id("big"), &items, ADMIN.into())
         .await
         .unwrap();
     let got = fields_of(store, APP, "big").await;
@@ -1381,7 +1417,7 @@ async fn integers_up_to_u64_max_round_trip(store: &dyn Store) {
 async fn expected_version_guards_against_lost_updates(store: &dyn Store) {
     const APP: AppId = 1_400_000_301;
     store
-        .import_accounts(APP, &[new("cas", Some("v1"), None)], ADMIN)
+        .import_accounts(APP, &[new("cas", Some("v1"), None)], ADMIN.into())
         .await
         .unwrap();
     let v1 = store.get_profiles(APP, &[id("cas")]).await.unwrap()[0]
@@ -1390,12 +1426,12 @@ async fn expected_version_guards_against_lost_updates(store: &dyn Store) {
         .version;
     let nick = |s: &str| vec![(std_tag(StandardTag::Nick), text(s))];
     let v2 = store
-        .set_profile_expecting(APP, &id("cas"), &nick("device 1"), "cas", Some(v1))
+        .set_profile_expecting(APP, &id("cas"), &nick("device 1"), "cas".into(), Some(v1))
         .await
         .expect("the expected version is current");
     assert!(v2 > v1);
     let err = store
-        .set_profile_expecting(APP, &id("cas"), &nick("device 2"), "cas", Some(v1))
+        .set_profile_expecting(APP, &id("cas"), &nick("device 2"), "cas".into(), Some(v1))
         .await
         .expect_err("a stale expected version is refused");
     assert!(
@@ -1414,12 +1450,12 @@ async fn expected_version_guards_against_lost_updates(store: &dyn Store) {
         "and no change entry"
     );
     let err = store
-        .set_profile_expecting(APP, &id("nobody"), &nick("x"), "cas", Some(1))
+        .set_profile_expecting(APP, &id("nobody"), &nick("x"), "cas".into(), Some(1))
         .await
         .expect_err("missing account");
     assert!(matches!(err, StoreError::NotFound), "got {err:?}");
     let v3 = store
-        .set_profile_expecting(APP, &id("cas"), &nick("device 2"), "cas", Some(v2))
+        .set_profile_expecting(APP, &id("cas"), &nick("device 2"), "cas".into(), Some(v2))
         .await
         .expect("retry with the current version");
     assert_eq!(v3, v2 + 1);
@@ -1428,7 +1464,7 @@ async fn expected_version_guards_against_lost_updates(store: &dyn Store) {
 async fn concurrent_compare_and_set_lets_exactly_one_writer_win(store: Arc<dyn Store>) {
     const APP: AppId = 1_400_000_302;
     store
-        .import_accounts(APP, &[new("race", None, None)], ADMIN)
+        .import_accounts(APP, &[new("race", None, None)], ADMIN.into())
         .await
         .unwrap();
     let base = store.current_version(APP).await.unwrap();
@@ -1441,7 +1477,7 @@ async fn concurrent_compare_and_set_lets_exactly_one_writer_win(store: Arc<dyn S
                         APP,
                         &id("race"),
                         &[(std_tag(StandardTag::Nick), text(&format!("w{i}")))],
-                        "race",
+                        "race".into(),
                         Some(base),
                     )
                     .await
@@ -1475,7 +1511,10 @@ async fn compare_and_set_chains_and_failing_writes_mix_with_concurrent_ones(stor
         .map(|k| new(&format!("k{k}"), None, None))
         .collect();
     accounts.extend((0..CHAINS).map(|k| new(&format!("s{k}"), None, None)));
-    store.import_accounts(APP, &accounts, ADMIN).await.unwrap();
+    store
+        .import_accounts(APP, &accounts, ADMIN.into())
+        .await
+        .unwrap();
     let base = store.current_version(APP).await.unwrap();
     let chain_users: Vec<Identifier> = (0..CHAINS).map(|k| id(&format!("k{k}"))).collect();
     let first: Vec<u64> = store
@@ -1518,7 +1557,7 @@ async fn compare_and_set_chains_and_failing_writes_mix_with_concurrent_ones(stor
                         (custom(&format!("R{r}")), ProfileValue::Int(r)),
                     ];
                     let result = store
-                        .set_profile_expecting(APP, &id(&user), &items, &user, expected)
+                        .set_profile_expecting(APP, &id(&user), &items, (&user).into(), expected)
                         .await;
                     if let (Kind::Chain, Ok(v)) = (&kind, &result) {
                         prev = *v;
@@ -1649,11 +1688,15 @@ async fn pruning_deletes_the_oldest_changes_and_moves_the_pruned_cursor(store: &
     store.set_cursor(APP, crate::PRUNED, 100).await.unwrap();
     let other = APP + 1;
     store
-        .import_accounts(APP, &[new("a", None, None), new("b", None, None)], ADMIN)
+        .import_accounts(
+            APP,
+            &[new("a", None, None), new("b", None, None)],
+            ADMIN.into(),
+        )
         .await
         .unwrap(); // versions 1, 2
     store
-        .import_accounts(other, &[new("a", None, None)], ADMIN)
+        .import_accounts(other, &[new("a", None, None)], ADMIN.into())
         .await
         .unwrap();
     for i in 0..6 {
@@ -1662,7 +1705,7 @@ async fn pruning_deletes_the_oldest_changes_and_moves_the_pruned_cursor(store: &
                 APP,
                 &id("a"),
                 &[(std_tag(StandardTag::Nick), text(&format!("n{i}")))],
-                "a",
+                "a".into(),
             )
             .await
             .unwrap(); // versions 3..=8
@@ -1699,7 +1742,7 @@ async fn pruning_deletes_the_oldest_changes_and_moves_the_pruned_cursor(store: &
             APP,
             &id("b"),
             &[(std_tag(StandardTag::Nick), text("b"))],
-            "b",
+            "b".into(),
         )
         .await
         .unwrap();
@@ -1730,7 +1773,10 @@ async fn versions_become_visible_in_version_order(store: Arc<dyn Store>) {
     let accounts: Vec<NewAccount> = (0..WRITERS)
         .map(|w| new(&format!("o{w}"), None, None))
         .collect();
-    store.import_accounts(APP, &accounts, ADMIN).await.unwrap();
+    store
+        .import_accounts(APP, &accounts, ADMIN.into())
+        .await
+        .unwrap();
     let base = WRITERS;
 
     let done = Arc::new(AtomicBool::new(false));
@@ -1791,12 +1837,12 @@ async fn versions_become_visible_in_version_order(store: Arc<dyn Store>) {
                             .import_accounts(
                                 APP,
                                 &[new(&extra, None, None), new(&user, Some("n"), None)],
-                                ADMIN,
+                                ADMIN.into(),
                             )
                             .await
                             .expect("concurrent import");
                         store
-                            .delete_accounts(APP, &[id(&extra)], ADMIN)
+                            .delete_accounts(APP, &[id(&extra)], ADMIN.into())
                             .await
                             .expect("concurrent delete");
                         taken += 3;
@@ -1807,7 +1853,7 @@ async fn versions_become_visible_in_version_order(store: Arc<dyn Store>) {
                                 APP,
                                 &id(&user),
                                 &[(custom("Seq"), ProfileValue::Int(i))],
-                                &user,
+                                (&user).into(),
                             )
                             .await
                             .expect("concurrent set_profile");
@@ -1845,7 +1891,7 @@ async fn dump_and_restore_preserve_everything(store: &dyn Store) {
                 new("b", None, None),
                 new("c", None, Some("https://x.test/c.png")),
             ],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .unwrap();
@@ -1857,13 +1903,16 @@ async fn dump_and_restore_preserve_everything(store: &dyn Store) {
                 (custom("Max"), ProfileValue::Int(u64::MAX)),
                 (custom("Odd"), text("nul:\0 深 \"q\"")),
             ],
-            "a",
+            "a".into(),
         )
         .await
         .unwrap();
     store.kick(APP, &id("b"), 1_700_000_000).await.unwrap();
     store.kick(APP, &id("c"), 1_600_000_000).await.unwrap();
-    store.delete_accounts(APP, &[id("c")], "ops").await.unwrap();
+    store
+        .delete_accounts(APP, &[id("c")], "ops".into())
+        .await
+        .unwrap();
     store.set_cursor(APP, "webhook", 3).await.unwrap();
     store.set_cursor(APP, "other", 0).await.unwrap();
 
@@ -1951,7 +2000,7 @@ async fn dump_and_restore_preserve_everything(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .set_profile(COPY, &id("b"), &[(custom("Next"), text("x"))], ADMIN)
+            .set_profile(COPY, &id("b"), &[(custom("Next"), text("x"))], ADMIN.into())
             .await
             .unwrap(),
         6,

@@ -25,7 +25,7 @@ async fn a_read_after_an_acknowledged_write_never_sees_an_older_value() {
     let store: Arc<dyn Store> = Arc::new(CachedStore::new(inner, 100_000));
     let user = Identifier::parse("hot").unwrap();
     store
-        .import_accounts(APP, &[NewAccount::new(user.clone())], "admin")
+        .import_accounts(APP, &[NewAccount::new(user.clone())], "admin".into())
         .await
         .unwrap();
 
@@ -55,7 +55,7 @@ async fn a_read_after_an_acknowledged_write_never_sees_an_older_value() {
                 APP,
                 &user,
                 &[(Tag::Standard(StandardTag::Level), ProfileValue::Int(i))],
-                "admin",
+                "admin".into(),
             )
             .await
             .unwrap();
@@ -89,14 +89,17 @@ async fn deleted_and_reimported_accounts_are_not_served_from_a_stale_cache() {
     let store = CachedStore::new(inner, 100_000);
     let user = Identifier::parse("gone").unwrap();
     let new = || NewAccount::with_nick_face(user.clone(), Some("first".into()), None);
-    store.import_accounts(APP, &[new()], "admin").await.unwrap();
+    store
+        .import_accounts(APP, &[new()], "admin".into())
+        .await
+        .unwrap();
     assert!(store
         .get_profiles(APP, std::slice::from_ref(&user))
         .await
         .unwrap()[0]
         .is_some());
     store
-        .delete_accounts(APP, std::slice::from_ref(&user), "admin")
+        .delete_accounts(APP, std::slice::from_ref(&user), "admin".into())
         .await
         .unwrap();
     assert!(store
@@ -111,7 +114,10 @@ async fn deleted_and_reimported_accounts_are_not_served_from_a_stale_cache() {
             .unwrap(),
         vec![false]
     );
-    store.import_accounts(APP, &[new()], "admin").await.unwrap();
+    store
+        .import_accounts(APP, &[new()], "admin".into())
+        .await
+        .unwrap();
     assert_eq!(
         store
             .accounts_exist(APP, std::slice::from_ref(&user))
@@ -134,7 +140,11 @@ async fn shared_caches_see_each_others_writes() {
         .collect();
     let new = |u: &Identifier| NewAccount::new(u.clone());
     node_a
-        .import_accounts(APP, &users.iter().map(new).collect::<Vec<_>>(), "admin")
+        .import_accounts(
+            APP,
+            &users.iter().map(new).collect::<Vec<_>>(),
+            "admin".into(),
+        )
         .await
         .unwrap();
     let nick = |p: &Option<portrait_store::Profile>| {
@@ -154,7 +164,7 @@ async fn shared_caches_see_each_others_writes() {
                 APP,
                 user,
                 &[(Tag::Standard(StandardTag::Nick), value.clone())],
-                "admin",
+                "admin".into(),
             )
             .await
             .unwrap();
@@ -180,7 +190,7 @@ async fn shared_caches_see_each_others_writes() {
     );
     // Deletes by another node are seen too.
     node_a
-        .delete_accounts(APP, &users[..1], "admin")
+        .delete_accounts(APP, &users[..1], "admin".into())
         .await
         .unwrap();
     assert_eq!(
@@ -212,7 +222,7 @@ async fn short_and_long_ids_are_cached_and_invalidated_alike() {
             NewAccount::new(long.clone()),
         ];
         store
-            .import_accounts(app, &accounts, "admin")
+            .import_accounts(app, &accounts, "admin".into())
             .await
             .unwrap();
     }
@@ -220,7 +230,7 @@ async fn short_and_long_ids_are_cached_and_invalidated_alike() {
     for round in 1..=3u64 {
         for user in &users {
             store
-                .set_profile(APP, user, &level(round), "admin")
+                .set_profile(APP, user, &level(round), "admin".into())
                 .await
                 .unwrap();
         }

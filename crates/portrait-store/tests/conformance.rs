@@ -28,12 +28,12 @@ async fn data_persists_across_close_and_reopen() {
     let store = SqliteStore::open(&url).await.unwrap();
     let account = NewAccount::with_nick_face(id("alice"), Some("Alice".into()), None);
     store
-        .import_accounts(APP, &[account], "admin")
+        .import_accounts(APP, &[account], "admin".into())
         .await
         .unwrap();
     let items = [(Tag::Standard(StandardTag::Level), ProfileValue::Int(9))];
     store
-        .set_profile(APP, &id("alice"), &items, "alice")
+        .set_profile(APP, &id("alice"), &items, "alice".into())
         .await
         .unwrap();
     store.kick(APP, &id("alice"), 1_700_000_000).await.unwrap();
@@ -62,7 +62,7 @@ async fn data_persists_across_close_and_reopen() {
     // Versions continue where they left off.
     assert_eq!(
         store
-            .set_profile(APP, &id("alice"), &items, "alice")
+            .set_profile(APP, &id("alice"), &items, "alice".into())
             .await
             .unwrap(),
         3
@@ -108,7 +108,7 @@ async fn closed_store_refuses_further_calls() {
         Err(StoreError::Unavailable(_))
     ));
     let err = store
-        .import_accounts(APP, &[NewAccount::new(id("x"))], "admin")
+        .import_accounts(APP, &[NewAccount::new(id("x"))], "admin".into())
         .await;
     assert!(matches!(err, Err(StoreError::Unavailable(_))), "{err:?}");
 }
@@ -123,7 +123,7 @@ async fn rows_stored_as_json_by_earlier_versions_still_read_and_update() {
     let url = format!("sqlite://{}", path.display());
     let store = SqliteStore::open(&url).await.unwrap();
     store
-        .import_accounts(APP, &[NewAccount::new(id("old"))], "admin")
+        .import_accounts(APP, &[NewAccount::new(id("old"))], "admin".into())
         .await
         .unwrap();
     store.close().await;
@@ -171,7 +171,7 @@ async fn rows_stored_as_json_by_earlier_versions_still_read_and_update() {
     );
     let items = [(Tag::Standard(StandardTag::Level), ProfileValue::Int(5))];
     store
-        .set_profile(APP, &id("old"), &items, "old")
+        .set_profile(APP, &id("old"), &items, "old".into())
         .await
         .unwrap();
     let after = &store.get_profiles(APP, &[id("old")]).await.unwrap()[0];
@@ -240,7 +240,7 @@ async fn kicks_stored_with_the_account_by_earlier_versions_are_kept() {
         vec![("kicked".to_owned(), 1_700_000_000)]
     );
     store
-        .delete_accounts(APP, &[id("kicked")], "admin")
+        .delete_accounts(APP, &[id("kicked")], "admin".into())
         .await
         .unwrap();
     assert_eq!(
@@ -248,5 +248,44 @@ async fn kicks_stored_with_the_account_by_earlier_versions_are_kept() {
         vec![("kicked".to_owned(), 1_700_000_000)],
         "the migrated kick outlives the account"
     );
+    store.close().await;
+}
+
+/// A database migrated up to 0004 (changes not yet chained, the index `changes_by_user` in use)
+/// opens with every earlier change chained: catch-ups by account read all of them.
+#[tokio::test]
+async fn changes_written_before_chains_existed_are_chained_on_open() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("portrait.db").display());
+    let old = dir.path().join("old-migrations");
+    std::fs::create_dir(&old).unwrap();
+    let all = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+    for f in [
+        "0001_init.sql",
+        "0002_cursors.sql",
+        "0003_kicks_and_changes_by_user.sql",
+        "0004_change_client_ip.sql",
+    ] {
+        std::fs::copy(format!("{all}/{f}"), old.join(f)).unwrap();
+    }
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+    let mut conn = sqlx::SqliteConnection::connect_with(&options.create_if_missing(true))
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(testkit::EARLIER_LOG_SQL)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let store = SqliteStore::open(&url).await.expect("migrates to chains");
+    testkit::changes_written_before_chains_are_chained(&store).await;
     store.close().await;
 }

@@ -96,7 +96,7 @@ async fn data_moves_between_sqlite_and_postgres_with_every_version_preserved() {
     for store in [&pg, &back, &pg2] {
         assert_eq!(
             store
-                .set_profile(app, &id("b"), &level(1), "b")
+                .set_profile(app, &id("b"), &level(1), "b".into())
                 .await
                 .unwrap(),
             next
@@ -106,7 +106,7 @@ async fn data_moves_between_sqlite_and_postgres_with_every_version_preserved() {
     // A target that already holds one of the apps is refused before anything is written.
     let (partial, _dir3) = testkit::fresh_sqlite().await;
     partial
-        .import_accounts(app, &[account("someone")], "admin")
+        .import_accounts(app, &[account("someone")], "admin".into())
         .await
         .unwrap();
     let err = dump::migrate(&*sqlite, &*partial, None)
@@ -131,11 +131,11 @@ async fn open_accepts_both_schemes_and_data_persists_across_reopen() {
     let url = testkit::fresh_postgres_url().await;
     let store = portrait_store::open(&url).await.expect("postgres://");
     store
-        .import_accounts(APP, &[account("alice")], "admin")
+        .import_accounts(APP, &[account("alice")], "admin".into())
         .await
         .unwrap();
     store
-        .set_profile(APP, &id("alice"), &level(9), "alice")
+        .set_profile(APP, &id("alice"), &level(9), "alice".into())
         .await
         .unwrap();
     store.kick(APP, &id("alice"), 1_700_000_000).await.unwrap();
@@ -165,7 +165,7 @@ async fn open_accepts_both_schemes_and_data_persists_across_reopen() {
     assert_eq!(store.cursor(APP, "webhook").await.unwrap(), Some(2));
     assert_eq!(
         store
-            .set_profile(APP, &id("alice"), &level(10), "alice")
+            .set_profile(APP, &id("alice"), &level(10), "alice".into())
             .await
             .unwrap(),
         3,
@@ -182,7 +182,7 @@ async fn two_nodes_on_one_database_share_one_gapless_version_sequence() {
         Arc::new(PgStore::open(&url).await.unwrap()),
     ];
     nodes[0]
-        .import_accounts(APP, &[account("a"), account("b")], "admin")
+        .import_accounts(APP, &[account("a"), account("b")], "admin".into())
         .await
         .unwrap();
     let mut tasks = Vec::new();
@@ -194,7 +194,7 @@ async fn two_nodes_on_one_database_share_one_gapless_version_sequence() {
                 for i in 0..25u64 {
                     let user = if (t + i) % 2 == 0 { "a" } else { "b" };
                     let v = node
-                        .set_profile(APP, &id(user), &level(i), &format!("node{n}"))
+                        .set_profile(APP, &id(user), &level(i), (&format!("node{n}")).into())
                         .await
                         .expect("set_profile on either node");
                     versions.push(v);
@@ -247,7 +247,7 @@ async fn two_nodes_batching_one_app_stay_gapless_ordered_and_lose_no_write() {
     let reader = Arc::new(PgStore::open(&url).await.unwrap());
     let accounts: Vec<NewAccount> = (0..USERS).map(|u| account(&format!("u{u}"))).collect();
     nodes[0]
-        .import_accounts(APP, &accounts, "admin")
+        .import_accounts(APP, &accounts, "admin".into())
         .await
         .unwrap();
 
@@ -297,7 +297,7 @@ async fn two_nodes_batching_one_app_stay_gapless_ordered_and_lose_no_write() {
                         ),
                     ];
                     let v = node
-                        .set_profile(APP, &id(&user), &items, &format!("node{n}"))
+                        .set_profile(APP, &id(&user), &items, (&format!("node{n}")).into())
                         .await
                         .expect("set_profile");
                     written.push((v, user, format!("{n}/{t}/{i}"), (n, t, i)));
@@ -435,11 +435,11 @@ async fn calls_fail_fast_while_the_database_is_down_and_the_pool_recovers_by_its
         .await
         .unwrap();
     store
-        .import_accounts(APP, &[account("alice")], "admin")
+        .import_accounts(APP, &[account("alice")], "admin".into())
         .await
         .unwrap();
     store
-        .set_profile(APP, &id("alice"), &level(1), "alice")
+        .set_profile(APP, &id("alice"), &level(1), "alice".into())
         .await
         .unwrap();
     let before = store.get_profiles(APP, &[id("alice")]).await.unwrap();
@@ -449,7 +449,7 @@ async fn calls_fail_fast_while_the_database_is_down_and_the_pool_recovers_by_its
     let (ping, read, write, log) = tokio::join!(
         timed(store.ping()),
         timed(store.get_profiles(APP, &alice)),
-        timed(store.set_profile(APP, &alice[0], &two, "alice")),
+        timed(store.set_profile(APP, &alice[0], &two, "alice".into())),
         timed(store.changes_since(APP, 0, 10)),
     );
     for (what, (result, took)) in [
@@ -479,7 +479,7 @@ async fn calls_fail_fast_while_the_database_is_down_and_the_pool_recovers_by_its
     );
     assert_eq!(
         store
-            .set_profile(APP, &id("alice"), &level(3), "alice")
+            .set_profile(APP, &id("alice"), &level(3), "alice".into())
             .await
             .unwrap(),
         3,
@@ -548,4 +548,40 @@ impl Proxy {
             task.await.unwrap();
         }
     }
+}
+
+/// A database migrated up to 0004 (changes not yet chained, the index `changes_by_user` in use)
+/// opens with every earlier change chained: catch-ups by account read all of them.
+#[tokio::test]
+async fn changes_written_before_chains_existed_are_chained_on_open() {
+    use sqlx::Connection;
+    let url = testkit::fresh_postgres_url().await;
+    let dir = tempfile::tempdir().unwrap();
+    let all = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres");
+    for f in [
+        "0001_init.sql",
+        "0002_leases.sql",
+        "0003_kicks_and_changes_by_user.sql",
+        "0004_change_client_ip.sql",
+    ] {
+        std::fs::copy(format!("{all}/{f}"), dir.path().join(f)).unwrap();
+    }
+    let mut conn = sqlx::PgConnection::connect_with(&PgStore::connect_options(&url).unwrap())
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(dir.path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(testkit::EARLIER_LOG_SQL)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let store = PgStore::open(&url).await.expect("migrates to chains");
+    testkit::changes_written_before_chains_are_chained(&store).await;
+    store.close().await;
 }

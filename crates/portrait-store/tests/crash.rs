@@ -89,14 +89,14 @@ async fn child_writes_until_killed() {
     };
     let store = SqliteStore::open(&url).await.unwrap();
     store
-        .import_accounts(APP, &[NewAccount::new(user())], "admin")
+        .import_accounts(APP, &[NewAccount::new(user())], "admin".into())
         .await
         .unwrap();
     let mut out = std::io::stdout().lock();
     for i in 0u64.. {
         let items = [(Tag::Standard(StandardTag::Level), ProfileValue::Int(i))];
         let v = store
-            .set_profile(APP, &user(), &items, "admin")
+            .set_profile(APP, &user(), &items, "admin".into())
             .await
             .unwrap();
         writeln!(out, "acked {v}").unwrap();

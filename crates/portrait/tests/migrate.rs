@@ -47,7 +47,7 @@ async fn embedded_store_with_history(url: &str) -> Vec<AppDump> {
         .map(|u| NewAccount::with_nick_face(id(u), Some(u.to_uppercase()), None))
         .collect();
     store
-        .import_accounts(APP, &accounts, "admin")
+        .import_accounts(APP, &accounts, "admin".into())
         .await
         .unwrap();
     for i in 0..5u64 {
@@ -62,13 +62,13 @@ async fn embedded_store_with_history(url: &str) -> Vec<AppDump> {
                         ProfileValue::Int(u64::MAX - i),
                     ),
                 ],
-                "alice",
+                "alice".into(),
             )
             .await
             .unwrap();
     }
     store
-        .delete_accounts(APP, &[id("carol")], "admin")
+        .delete_accounts(APP, &[id("carol")], "admin".into())
         .await
         .unwrap();
     store.kick(APP, &id("bob"), 1_700_000_000).await.unwrap();
@@ -81,7 +81,7 @@ async fn embedded_store_with_history(url: &str) -> Vec<AppDump> {
                 Some("Zed 深 \0".into()),
                 Some("https://x.test/z.png".into()),
             )],
-            "admin",
+            "admin".into(),
         )
         .await
         .unwrap();
@@ -125,7 +125,7 @@ async fn assert_holds(pg_url: &str, dumps: &[AppDump]) {
             APP,
             &id("bob"),
             &[(Tag::Standard(StandardTag::Level), ProfileValue::Int(1))],
-            "bob"
+            "bob".into()
         )
         .await
         .unwrap(),
@@ -173,7 +173,7 @@ async fn export_then_import_moves_the_embedded_store_into_postgres() {
     );
     assert!(only.status.success(), "{}", stderr(&only));
     let text = String::from_utf8(only.stdout).unwrap();
-    assert!(text.starts_with(r#"{"type":"header","format":"portrait-dump","version":2}"#));
+    assert!(text.starts_with(r#"{"type":"header","format":"portrait-dump","version":3}"#));
     assert!(
         text.contains(r#"{"type":"app","app":1400000001,"version":9}"#),
         "{text}"

@@ -163,6 +163,18 @@ pub async fn spawn_app_server(
     app
 }
 
+/// Spawns a server with the given apps and `[server]` settings on a fresh store.
+pub async fn spawn_app_with_server(
+    apps: Vec<AppConfig>,
+    server: portrait_server::settings::ServerSettings,
+) -> TestApp {
+    let (store, dir) = portrait_store::testkit::fresh_store_from_env().await;
+    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));
+    let mut app = spawn_cached(store, apps, PushSettings::default(), "127.0.0.1:0", server).await;
+    app._dir = dir;
+    app
+}
+
 /// Spawns one node of a cluster sharing `store` with others (its cache in shared mode).
 pub async fn spawn_node(
     store: Arc<dyn Store>,
@@ -186,9 +198,12 @@ async fn spawn_cached(
     server: portrait_server::settings::ServerSettings,
 ) -> TestApp {
     init_tracing();
+    let proxies = portrait_server::client_ip::TrustedProxies::parse(&server.trusted_proxies)
+        .expect("trusted_proxies");
     let state = AppState::with_push(store.clone(), &apps, 1 << 20, &push)
         .await
-        .expect("state");
+        .expect("state")
+        .with_trusted_proxies(proxies);
     let listener = TcpListener::bind(addr).await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

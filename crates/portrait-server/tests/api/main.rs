@@ -5,6 +5,7 @@
 mod accounts;
 mod client;
 mod client_crate;
+mod client_ip;
 mod cluster;
 mod custom_names;
 mod fields;

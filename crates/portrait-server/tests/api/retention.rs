@@ -236,6 +236,7 @@ async fn a_server_started_from_settings_prunes_changes_older_than_the_retention(
         version,
         user: "alice".into(),
         operator: ADMIN.into(),
+        client_ip: String::new(),
         kind: ChangeKind::Set,
         items: vec![(
             NICK.into(),
@@ -337,11 +338,11 @@ async fn the_rust_client_stream_says_gap_when_changes_it_missed_were_pruned() {
         )]
     };
     let v2 = store
-        .set_profile(APP, &alice, &nick("v2"), "alice")
+        .set_profile(APP, &alice, &nick("v2"), "alice".into())
         .await
         .unwrap();
     store
-        .set_profile(APP, &alice, &nick("v3"), "alice")
+        .set_profile(APP, &alice, &nick("v3"), "alice".into())
         .await
         .unwrap();
     store.prune_changes(APP, v2, 1000).await.unwrap();
@@ -380,12 +381,12 @@ async fn a_feed_that_finds_changes_pruned_before_it_read_them_makes_its_connecti
     };
     let v1 = app
         .store
-        .set_profile(APP, &bob, &nick("b1"), "bob")
+        .set_profile(APP, &bob, &nick("b1"), "bob".into())
         .await
         .unwrap();
     let v2 = app
         .store
-        .set_profile(APP, &bob, &nick("b2"), "bob")
+        .set_profile(APP, &bob, &nick("b2"), "bob".into())
         .await
         .unwrap();
     app.store.prune_changes(APP, v1, 1000).await.unwrap();

@@ -47,7 +47,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use super::{lock_app, take_versions, PgStore, BEGIN, SET_SQL};
-use crate::codec::{app_key, distinct, merge_items, unsigned, version_key};
+use crate::codec::{app_key, distinct, merge_items, unsigned, version_key, OwnedOrigin};
 use crate::{now_ms, AppId, Result, StoreError};
 
 /// Most jobs committed together in one transaction.
@@ -60,7 +60,7 @@ pub(super) struct SetJob {
     pub(super) items: Vec<(Tag, ProfileValue)>,
     /// The change-log `items` column, encoded by the caller (off the lane task).
     pub(super) change_items: String,
-    pub(super) operator: String,
+    pub(super) origin: OwnedOrigin,
     /// Written only if the account's version is this one.
     pub(super) expected: Option<u64>,
 }
@@ -242,18 +242,20 @@ impl std::error::Error for BatchFailed {
 
 /// Step 4 of a batch: `$1` app, `$2` users (each once), `$3` their profiles, `$4` their
 /// versions, `$5` time, `$6` change versions (one per written job), `$7` change users, `$8`
-/// change operators, `$9` change items, `$10` the app's new version. Its one row is the number
-/// of accounts updated.
+/// change operators, `$9` change items, `$10` the app's new version, `$11` change client IPs,
+/// `$12` the versions of the changes' previous changes of their accounts. Its one row is the
+/// number of accounts updated.
 const WRITE_SQL: &str = "with account as ( \
         update accounts as a set profile = t.profile, version = t.version, updated_at_ms = $5 \
         from unnest($2::text[], $3::text[], $4::bigint[]) as t (user_id, profile, version) \
         where a.app_id = $1 and a.user_id = t.user_id \
         returning 1 \
     ), change as ( \
-        insert into changes (app_id, version, user_id, operator, kind, items, at_ms) \
-        select $1, t.version, t.user_id, t.operator, 'set', t.items, $5 \
-        from unnest($6::bigint[], $7::text[], $8::text[], $9::text[]) \
-            as t (version, user_id, operator, items) \
+        insert into changes \
+            (app_id, version, user_id, operator, client_ip, kind, items, at_ms, prev_version) \
+        select $1, t.version, t.user_id, t.operator, t.client_ip, 'set', t.items, $5, t.prev \
+        from unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $11::text[], $12::bigint[]) \
+            as t (version, user_id, operator, items, client_ip, prev) \
     ), app as ( \
         update app_versions set version = $10 where app_id = $1 \
     ) \
@@ -327,6 +329,8 @@ async fn run_batch(store: &PgStore, app: AppId, jobs: &mut Vec<Queued>) {
                     .bind(at_ms)
                     .bind(&w.operators[0])
                     .bind(&w.items[0])
+                    .bind(&w.client_ips[0])
+                    .bind(w.prevs[0])
             } else {
                 sqlx::query_scalar::<_, i64>(WRITE_SQL)
                     .bind(app_key(app))
@@ -339,6 +343,8 @@ async fn run_batch(store: &PgStore, app: AppId, jobs: &mut Vec<Queued>) {
                     .bind(&w.operators)
                     .bind(&w.items)
                     .bind(w.last)
+                    .bind(&w.client_ips)
+                    .bind(&w.prevs)
             };
             query
                 .fetch_one(&mut *tx)
@@ -408,7 +414,10 @@ struct Write {
     change_versions: Vec<i64>,
     change_users: Vec<String>,
     operators: Vec<String>,
+    client_ips: Vec<String>,
     items: Vec<String>,
+    /// Per change, the version of its account's previous change.
+    prevs: Vec<i64>,
     /// The app's new version.
     last: i64,
 }
@@ -444,6 +453,8 @@ fn stage<'a>(
     let mut change_versions = Vec::with_capacity(jobs.len());
     let mut change_users = Vec::with_capacity(jobs.len());
     let mut operators = Vec::with_capacity(jobs.len());
+    let mut client_ips = Vec::with_capacity(jobs.len());
+    let mut prevs = Vec::with_capacity(jobs.len());
     let mut items = Vec::with_capacity(jobs.len());
     for job in jobs {
         let Some(account) = accounts.get_mut(&job.user) else {
@@ -465,6 +476,7 @@ fn stage<'a>(
         match staged {
             Ok((profile, version, key)) => {
                 last = version;
+                prevs.push(account.version);
                 *account = Account {
                     profile,
                     version: key,
@@ -472,7 +484,8 @@ fn stage<'a>(
                 };
                 change_versions.push(key);
                 change_users.push(job.user.clone());
-                operators.push(job.operator.clone());
+                operators.push(job.origin.operator.clone());
+                client_ips.push(job.origin.client_ip.clone());
                 items.push(job.change_items.clone());
                 results.push(Ok(version));
             }
@@ -492,7 +505,9 @@ fn stage<'a>(
         change_versions,
         change_users,
         operators,
+        client_ips,
         items,
+        prevs,
         last: new_last,
     };
     for (user, account) in accounts {
@@ -519,7 +534,10 @@ mod tests {
             user: user.into(),
             items: vec![(Tag::Standard(StandardTag::Level), ProfileValue::Int(level))],
             change_items: format!("V{level}#"),
-            operator: user.into(),
+            origin: OwnedOrigin {
+                operator: user.into(),
+                client_ip: String::new(),
+            },
             expected,
         }
     }
@@ -632,7 +650,7 @@ mod tests {
             .unwrap();
             let accounts = ["a", "b"].map(|u| NewAccount::new(id(u)));
             store
-                .import_accounts(APP, &accounts, "admin")
+                .import_accounts(APP, &accounts, "admin".into())
                 .await
                 .unwrap();
             assert_eq!(store.current_version(APP).await.unwrap(), 2);
@@ -663,7 +681,7 @@ mod tests {
             let (store2, user, operator) = (store.clone(), id(user), operator.to_owned());
             let task = tokio::spawn(async move {
                 store2
-                    .set_profile_expecting(APP, &user, &items, &operator, expected)
+                    .set_profile_expecting(APP, &user, &items, (&operator).into(), expected)
                     .await
             });
             for _ in 0..10_000 {
@@ -819,7 +837,7 @@ mod tests {
             assert_eq!(store.current_version(APP).await.unwrap(), 2);
             assert_eq!(
                 store
-                    .set_profile(APP, &id("a"), &level(4), "a")
+                    .set_profile(APP, &id("a"), &level(4), "a".into())
                     .await
                     .unwrap(),
                 3,
@@ -841,7 +859,7 @@ mod tests {
                         for i in 0..EACH {
                             let user = if (t + i) % 2 == 0 { "a" } else { "b" };
                             store
-                                .set_profile(APP, &id(user), &level(i), user)
+                                .set_profile(APP, &id(user), &level(i), user.into())
                                 .await
                                 .unwrap();
                         }

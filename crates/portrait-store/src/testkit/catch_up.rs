@@ -15,13 +15,16 @@ pub(super) async fn a_kick_outlives_delete_and_reimport(store: &dyn Store) {
         .import_accounts(
             APP,
             &[new("k", None, None), new("other", None, None)],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .unwrap();
     assert!(store.kick(APP, &id("k"), 1_700_000_000).await.unwrap());
     assert_eq!(
-        store.delete_accounts(APP, &[id("k")], ADMIN).await.unwrap(),
+        store
+            .delete_accounts(APP, &[id("k")], ADMIN.into())
+            .await
+            .unwrap(),
         vec![true]
     );
     let kicked = vec![("k".to_owned(), 1_700_000_000)];
@@ -36,7 +39,7 @@ pub(super) async fn a_kick_outlives_delete_and_reimport(store: &dyn Store) {
     );
     assert_eq!(store.kicks(APP).await.unwrap(), kicked);
     store
-        .import_accounts(APP, &[new("k", Some("again"), None)], ADMIN)
+        .import_accounts(APP, &[new("k", Some("again"), None)], ADMIN.into())
         .await
         .unwrap();
     assert_eq!(
@@ -68,7 +71,7 @@ pub(super) async fn changes_of_reads_only_the_given_accounts_in_version_order(st
                 new("b", None, None),
                 new("c", None, None),
             ],
-            ADMIN,
+            ADMIN.into(),
         )
         .await
         .unwrap();
@@ -81,13 +84,16 @@ pub(super) async fn changes_of_reads_only_the_given_accounts_in_version_order(st
             _ => "b",
         };
         store
-            .set_profile(APP, &id(who), &level(n), who)
+            .set_profile(APP, &id(who), &level(n), who.into())
             .await
             .unwrap();
     }
-    store.delete_accounts(APP, &[id("c")], ADMIN).await.unwrap();
     store
-        .import_accounts(APP + 1, &[new("a", None, None)], ADMIN)
+        .delete_accounts(APP, &[id("c")], ADMIN.into())
+        .await
+        .unwrap();
+    store
+        .import_accounts(APP + 1, &[new("a", None, None)], ADMIN.into())
         .await
         .unwrap();
 
@@ -154,5 +160,143 @@ pub(super) async fn changes_of_reads_only_the_given_accounts_in_version_order(st
             .collect::<Vec<_>>(),
         [(1, "a")],
         "apps are apart"
+    );
+}
+
+/// `changes_of` follows an account's chain through a delete and a re-import, and stops where
+/// pruning cut it (a catch-up from before [`crate::PRUNED`] cannot be complete anyway).
+pub(super) async fn changes_of_follows_an_account_through_delete_reimport_and_pruning(
+    store: &dyn Store,
+) {
+    const APP: AppId = 1_400_000_045;
+    let level = |n: u64| [(std_tag(StandardTag::Level), ProfileValue::Int(n))];
+    let of = |users: &'static [&'static str]| async move {
+        let got = store.changes_of(APP, &ids(users), 0, 500).await.unwrap();
+        let want: Vec<Change> = all_changes(store, APP)
+            .await
+            .into_iter()
+            .filter(|c| users.contains(&c.user.as_str()))
+            .collect();
+        assert_eq!(got, want, "changes_of({users:?})");
+        got.iter().map(|c| c.version).collect::<Vec<u64>>()
+    };
+    store
+        .import_accounts(
+            APP,
+            &[new("x", None, None), new("y", None, None)],
+            ADMIN.into(),
+        )
+        .await
+        .unwrap();
+    store
+        .set_profile(APP, &id("x"), &level(1), ADMIN.into())
+        .await
+        .unwrap();
+    store
+        .delete_accounts(APP, &ids(&["x"]), ADMIN.into())
+        .await
+        .unwrap();
+    store
+        .set_profile(APP, &id("y"), &level(2), ADMIN.into())
+        .await
+        .unwrap();
+    store
+        .import_accounts(APP, &[new("x", Some("again"), None)], ADMIN.into())
+        .await
+        .unwrap();
+    store
+        .set_profile(APP, &id("x"), &level(3), ADMIN.into())
+        .await
+        .unwrap();
+    assert_eq!(
+        of(&["x"]).await,
+        [1, 3, 4, 6, 7],
+        "through the delete and re-import"
+    );
+    assert_eq!(of(&["x", "y"]).await, [1, 2, 3, 4, 5, 6, 7]);
+
+    assert_eq!(store.prune_changes(APP, 3, 100).await.unwrap(), 3);
+    assert_eq!(
+        of(&["x"]).await,
+        [4, 6, 7],
+        "the chain ends where the log was pruned"
+    );
+    store
+        .delete_accounts(APP, &ids(&["x"]), ADMIN.into())
+        .await
+        .unwrap();
+    store.prune_changes(APP, 8, 100).await.unwrap();
+    store
+        .import_accounts(APP, &[new("x", Some("third"), None)], ADMIN.into())
+        .await
+        .unwrap();
+    assert_eq!(
+        of(&["x"]).await,
+        [9],
+        "a pruned delete leaves nothing to link to"
+    );
+    assert_eq!(of(&["x", "y"]).await, [9]);
+}
+
+/// A change log as an earlier Portrait left it, before changes were chained (migration 0005), in
+/// app [`EARLIER_APP`]: `a` imported (1), set (3, 5); `b` imported (2) and deleted (4); `c`
+/// imported (6). Plain SQL for both backends, to run on a database migrated up to 0004.
+pub const EARLIER_LOG_SQL: &str = "\
+    insert into accounts (app_id, user_id, profile, version, updated_at_ms) values \
+        (1400000046, 'a', '{}', 5, 0), (1400000046, 'c', '{}', 6, 0); \
+    insert into changes (app_id, version, user_id, operator, kind, items, at_ms) values \
+        (1400000046, 1, 'a', 'admin', 'import', '[]', 0), \
+        (1400000046, 2, 'b', 'admin', 'import', '[]', 0), \
+        (1400000046, 3, 'a', 'admin', 'set', '[]', 0), \
+        (1400000046, 4, 'b', 'admin', 'delete', '[]', 0), \
+        (1400000046, 5, 'a', 'a', 'set', '[]', 0), \
+        (1400000046, 6, 'c', 'admin', 'import', '[]', 0); \
+    insert into app_versions (app_id, version) values (1400000046, 6)";
+
+/// The app of [`EARLIER_LOG_SQL`].
+pub const EARLIER_APP: AppId = 1_400_000_046;
+
+/// On a store opened on [`EARLIER_LOG_SQL`]: the migration chained the changes written before it,
+/// deleted accounts included, and new changes link onto them.
+///
+/// # Panics
+/// If a catch-up misses or invents a change.
+pub async fn changes_written_before_chains_are_chained(store: &dyn Store) {
+    const APP: AppId = EARLIER_APP;
+    let versions = |got: Vec<Change>| got.iter().map(|c| c.version).collect::<Vec<u64>>();
+    let of = |users: &'static [&'static str], since: u64, limit: usize| async move {
+        versions(
+            store
+                .changes_of(APP, &ids(users), since, limit)
+                .await
+                .unwrap(),
+        )
+    };
+    assert_eq!(of(&["a"], 0, 10).await, [1, 3, 5]);
+    assert_eq!(of(&["b"], 0, 10).await, [2, 4], "a deleted account's chain");
+    assert_eq!(of(&["a", "b", "c"], 1, 10).await, [2, 3, 4, 5, 6]);
+    assert_eq!(of(&["a"], 1, 1).await, [3]);
+    store
+        .import_accounts(APP, &[new("b", Some("back"), None)], ADMIN.into())
+        .await
+        .unwrap();
+    store
+        .set_profile(
+            APP,
+            &id("a"),
+            &[(std_tag(StandardTag::Level), ProfileValue::Int(1))],
+            ADMIN.into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        of(&["b"], 0, 10).await,
+        [2, 4, 7],
+        "re-imported after the migration"
+    );
+    assert_eq!(
+        of(&["a"], 0, 10).await,
+        [1, 3, 5, 8],
+        "set after the migration"
     );
 }

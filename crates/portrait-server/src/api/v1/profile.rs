@@ -10,10 +10,12 @@ use axum::routing::any;
 use axum::Router;
 use portrait_core::schema::Actor;
 use portrait_core::wire::{PortraitGetRequest, UpdateMyProfileRequest, UpdateMyProfileResponse};
+use portrait_store::Origin;
 use serde::Deserialize;
 
 use crate::api::read_body;
 use crate::auth;
+use crate::client_ip::ClientIp;
 use crate::error::{parse_body, reply, reply_raw, Family, Result};
 use crate::profiles;
 use crate::ratelimit::ClientCall;
@@ -71,7 +73,12 @@ async fn get_user_profile(State(state): State<AppState>, uri: Uri, body: Body) -
     reply_raw(Family::Profile, r.await)
 }
 
-async fn update_my_profile(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
+async fn update_my_profile(
+    State(state): State<AppState>,
+    uri: Uri,
+    ClientIp(ip): ClientIp,
+    body: Body,
+) -> Response {
     let r = async {
         let call = auth::user(&state, uri.query(), ClientCall::Write).await?;
         let req: UpdateMyProfileRequest = parse_body(&read_body(&state, body).await?)?;
@@ -81,7 +88,7 @@ async fn update_my_profile(State(state): State<AppState>, uri: Uri, body: Body) 
             &call.user,
             req.profile_item,
             Actor::User,
-            call.user.as_str(),
+            Origin::new(call.user.as_str(), &ip),
             req.expected_version,
         )
         .await?;

@@ -402,8 +402,8 @@ impl Session {
     /// to the head of the log; returns the version up to which every change of those accounts
     /// has been read (at least the head as it was when the catch-up began).
     ///
-    /// Only those accounts' changes are read ([`portrait_store::Store::changes_of`], through the
-    /// index of the log by account): the cost does not grow with the app's log.
+    /// Only those accounts' changes are read ([`portrait_store::Store::changes_of`], walking each
+    /// account's chain of changes): the cost does not grow with the app's log.
     ///
     /// If the change log has been pruned past the point a page is read from (the [`PRUNED`]
     /// cursor, read after the page, so a prune racing the read is seen too), some of the changes

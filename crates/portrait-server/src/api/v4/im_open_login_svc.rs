@@ -12,10 +12,11 @@ use portrait_core::wire::{
     AccountResultResponse, MultiAccountImportRequest, MultiAccountImportResponse, UserIdItem,
 };
 use portrait_core::{ErrorCode, Identifier};
-use portrait_store::NewAccount;
+use portrait_store::{NewAccount, Origin};
 
 use crate::api::{parse_ids, read_body, spread};
 use crate::auth::{self, AdminCall};
+use crate::client_ip::ClientIp;
 use crate::error::{parse_body, reply, vendor_name, ApiError, Empty, Family, Result};
 use crate::ratelimit::Api;
 use crate::state::AppState;
@@ -65,32 +66,50 @@ fn new_account(call: &AdminCall, req: AccountImportRequest) -> Result<NewAccount
 }
 
 /// Imports one account (creates it, or updates its Nick/FaceUrl).
-async fn account_import(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
-    reply(Family::Account, import_one(&state, uri.query(), body).await)
+async fn account_import(
+    State(state): State<AppState>,
+    uri: Uri,
+    ClientIp(ip): ClientIp,
+    body: Body,
+) -> Response {
+    reply(
+        Family::Account,
+        import_one(&state, uri.query(), &ip, body).await,
+    )
 }
 
-async fn import_one(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty> {
+async fn import_one(state: &AppState, q: Option<&str>, ip: &str, body: Body) -> Result<Empty> {
     let (call, req) = begin::<AccountImportRequest>(state, q, body, Api::AccountImport).await?;
     let account = new_account(&call, req)?;
     state
         .store()
-        .import_accounts(call.tenant.sdkappid, &[account], &call.identifier)
+        .import_accounts(
+            call.tenant.sdkappid,
+            &[account],
+            Origin::new(&call.identifier, ip),
+        )
         .await?;
     Ok(Empty {})
 }
 
 /// Imports up to 100 accounts, in the old (`Accounts`) or new (`AccountList`) form. Invalid
 /// entries are reported in `FailAccounts`; the valid ones are imported.
-async fn multiaccount_import(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
+async fn multiaccount_import(
+    State(state): State<AppState>,
+    uri: Uri,
+    ClientIp(ip): ClientIp,
+    body: Body,
+) -> Response {
     reply(
         Family::Account,
-        import_many(&state, uri.query(), body).await,
+        import_many(&state, uri.query(), &ip, body).await,
     )
 }
 
 async fn import_many(
     state: &AppState,
     q: Option<&str>,
+    ip: &str,
     body: Body,
 ) -> Result<MultiAccountImportResponse> {
     let (call, req) =
@@ -124,7 +143,7 @@ async fn import_many(
     if !ok.is_empty() {
         state
             .store()
-            .import_accounts(call.tenant.sdkappid, &ok, &call.identifier)
+            .import_accounts(call.tenant.sdkappid, &ok, Origin::new(&call.identifier, ip))
             .await?;
     }
     Ok(MultiAccountImportResponse { fail_accounts })
@@ -153,17 +172,34 @@ fn batch_user_ids(items: Option<Vec<UserIdItem>>, field: &str) -> Result<Vec<Str
 }
 
 /// Deletes up to 100 accounts and their profile data.
-async fn account_delete(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
-    reply(Family::Account, delete(&state, uri.query(), body).await)
+async fn account_delete(
+    State(state): State<AppState>,
+    uri: Uri,
+    ClientIp(ip): ClientIp,
+    body: Body,
+) -> Response {
+    reply(
+        Family::Account,
+        delete(&state, uri.query(), &ip, body).await,
+    )
 }
 
-async fn delete(state: &AppState, q: Option<&str>, body: Body) -> Result<AccountResultResponse> {
+async fn delete(
+    state: &AppState,
+    q: Option<&str>,
+    ip: &str,
+    body: Body,
+) -> Result<AccountResultResponse> {
     let (call, req) = begin::<AccountDeleteRequest>(state, q, body, Api::AccountDelete).await?;
     let raw = batch_user_ids(req.delete_item, "DeleteItem")?;
     let (ids, valid) = parse_ids(&raw);
     let existed = state
         .store()
-        .delete_accounts(call.tenant.sdkappid, &valid, &call.identifier)
+        .delete_accounts(
+            call.tenant.sdkappid,
+            &valid,
+            Origin::new(&call.identifier, ip),
+        )
         .await?;
     let result_item = raw
         .into_iter()

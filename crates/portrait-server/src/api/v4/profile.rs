@@ -13,10 +13,11 @@ use portrait_core::wire::{
     PortraitImportRequest, PortraitSetRequest,
 };
 use portrait_core::{ErrorCode, Identifier};
-use portrait_store::NewAccount;
+use portrait_store::{NewAccount, Origin};
 
 use crate::api::read_body;
 use crate::auth;
+use crate::client_ip::ClientIp;
 use crate::error::{parse_body, reply, reply_raw, ApiError, Empty, Family, Result};
 use crate::profiles;
 use crate::ratelimit::Api;
@@ -31,11 +32,16 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Sets profile fields of one account, atomically.
-async fn portrait_set(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
-    reply(Family::Profile, set(&state, uri.query(), body).await)
+async fn portrait_set(
+    State(state): State<AppState>,
+    uri: Uri,
+    ClientIp(ip): ClientIp,
+    body: Body,
+) -> Response {
+    reply(Family::Profile, set(&state, uri.query(), &ip, body).await)
 }
 
-async fn set(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty> {
+async fn set(state: &AppState, q: Option<&str>, ip: &str, body: Body) -> Result<Empty> {
     let call = auth::admin(state, q, Api::PortraitSet)?;
     let req: PortraitSetRequest = parse_body(&read_body(state, body).await?)?;
     let from = req
@@ -49,7 +55,7 @@ async fn set(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty> {
         &user,
         req.profile_item,
         Actor::Admin,
-        &call.identifier,
+        Origin::new(&call.identifier, ip),
         None,
     )
     .await?;
@@ -93,11 +99,24 @@ pub const MAX_IMPORT_ACCOUNTS: usize = 1000;
 /// profile fields in one transaction. Each account is validated on its own (`UserID`, then every
 /// item as `portrait_set` by an admin); an invalid account is not imported and its
 /// `ResultItem` carries the code, while the valid ones are.
-async fn portrait_import(State(state): State<AppState>, uri: Uri, body: Body) -> Response {
-    reply(Family::Profile, import(&state, uri.query(), body).await)
+async fn portrait_import(
+    State(state): State<AppState>,
+    uri: Uri,
+    ClientIp(ip): ClientIp,
+    body: Body,
+) -> Response {
+    reply(
+        Family::Profile,
+        import(&state, uri.query(), &ip, body).await,
+    )
 }
 
-async fn import(state: &AppState, q: Option<&str>, body: Body) -> Result<AccountResultResponse> {
+async fn import(
+    state: &AppState,
+    q: Option<&str>,
+    ip: &str,
+    body: Body,
+) -> Result<AccountResultResponse> {
     let call = auth::admin(state, q, Api::PortraitImport)?;
     let req: PortraitImportRequest = parse_body(&read_body(state, body).await?)?;
     let list = req
@@ -139,7 +158,11 @@ async fn import(state: &AppState, q: Option<&str>, body: Body) -> Result<Account
     if !accounts.is_empty() {
         state
             .store()
-            .import_accounts(call.tenant.sdkappid, &accounts, &call.identifier)
+            .import_accounts(
+                call.tenant.sdkappid,
+                &accounts,
+                Origin::new(&call.identifier, ip),
+            )
             .await?;
     }
     Ok(AccountResultResponse { result_item })
