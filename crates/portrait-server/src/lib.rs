@@ -7,6 +7,7 @@
 //! * [`error`]: `ApiError` and the only mapping to vendor codes and envelopes;
 //! * [`settings`]: layered configuration; [`devapp`]: the zero-config development app;
 //! * [`profiles`]: profile reads/writes shared by the admin and client APIs;
+//! * [`ids`]: the UserID lists of multi-account requests, parsed per entry;
 //! * [`push`]: change-log feeds fanning changes out to WebSocket sessions (`api::v1::ws`);
 //! * [`webhook`]: `Profile.CallbackPortraitSet` delivery from the change log;
 //! * [`metrics`]: the Prometheus recorder behind `/metrics`;
@@ -34,6 +35,7 @@ pub mod conn;
 pub mod devapp;
 pub mod edge;
 pub mod error;
+pub mod ids;
 pub mod metrics;
 pub mod openapi;
 pub mod profiles;

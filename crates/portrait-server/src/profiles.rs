@@ -9,8 +9,8 @@ use portrait_core::wire::{PortraitGetResponse, UserProfileItem};
 use portrait_core::{ErrorCode, Identifier, Tag};
 use portrait_store::{FieldKey, FieldValue, Origin, PackedProfile, StoreError};
 
-use crate::api::{parse_ids, spread};
 use crate::error::{vendor_name, ApiError, RawFields, Result};
+use crate::ids::{parse_ids, spread};
 use crate::state::AppState;
 use crate::tenant::Tenant;
 

@@ -14,10 +14,11 @@ use portrait_core::wire::{
 use portrait_core::{ErrorCode, Identifier};
 use portrait_store::{NewAccount, Origin};
 
-use crate::api::{parse_ids, read_body, spread};
+use crate::api::read_body;
 use crate::auth::{self, AdminCall};
 use crate::client_ip::ClientIp;
 use crate::error::{parse_body, reply, vendor_name, ApiError, Empty, Family, Result};
+use crate::ids::{parse_ids, spread};
 use crate::ratelimit::Api;
 use crate::state::AppState;
 
