@@ -268,7 +268,7 @@ impl Feed {
             tx,
             overflowed: AtomicBool::new(false),
             closing: Mutex::new(None),
-            opened_ms: crate::now_ms(),
+            opened_ms: portrait_store::now_ms(),
             close: Notify::new(),
         });
         mine.insert(conn.id, conn.clone());

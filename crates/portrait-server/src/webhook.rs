@@ -322,7 +322,7 @@ impl Worker {
             store,
             http,
             admins: tenant.admins.clone(),
-            holder: crate::lease_holder(),
+            holder: crate::lease::holder(),
         })
     }
 
@@ -543,7 +543,7 @@ impl Worker {
         };
         metrics::counter!("portrait_webhook_deliveries_total", "app" => app.clone(), "outcome" => "failed_attempt")
             .increment(1);
-        let age_ms = crate::now_ms().saturating_sub(c.at_ms);
+        let age_ms = portrait_store::now_ms().saturating_sub(c.at_ms);
         if age_ms > i64::try_from(self.cfg.give_up_after_ms).unwrap_or(i64::MAX) {
             tracing::error!(app = self.app, version = c.version, url = %self.cfg.url, error = %failure, "webhook: giving up on a change");
             metrics::counter!("portrait_webhook_deliveries_total", "app" => app, "outcome" => "dropped")
