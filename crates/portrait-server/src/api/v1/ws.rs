@@ -642,13 +642,9 @@ fn too_big(e: &axum::Error) -> bool {
 }
 
 fn internal(e: &portrait_store::StoreError) -> End {
-    tracing::error!(error = %e, "websocket: store failure; closing the connection");
     End::Close(
         CLOSE_INTERNAL,
         "internal error, reconnect".into(),
-        Some((
-            ErrorCode::PROFILE_INTERNAL,
-            ErrorCode::PROFILE_INTERNAL.default_info().into(),
-        )),
+        Some(crate::error::ws_store_failure(e)),
     )
 }
