@@ -17,7 +17,8 @@
 //! * [`conn`]: what every connection gets (cap, header/keep-alive/write timeouts, peer address);
 //! * [`client_ip`]: the caller's address for the change log, through trusted proxies;
 //! * [`edge`]: what every request gets (request id, span, CORS, body, deadline), around the router;
-//! * [`telemetry`]: the log subscriber.
+//! * [`telemetry`]: the log subscriber;
+//! * [`sync`]: the one lock-poison policy (recover) for every lock of the server.
 //!
 //! Entry points: [`serve`] (a bound listener + shutdown future; used by tests) and [`run`] (the
 //! whole node from settings; used by the binary).
@@ -46,6 +47,7 @@ pub mod ratelimit;
 pub mod retention;
 pub mod settings;
 pub mod state;
+pub mod sync;
 pub mod telemetry;
 pub mod tenant;
 pub mod webhook;

@@ -157,7 +157,7 @@ impl Conn {
 
     /// Why the server closes this connection, once it does.
     pub fn close_reason(&self) -> Option<CloseReason> {
-        *self.closing.lock().expect("conn lock")
+        *crate::sync::lock(&self.closing)
     }
 
     fn offer(&self, ev: &Arc<Event>) {
@@ -175,7 +175,7 @@ impl Conn {
     }
 
     fn revoke(&self, why: CloseReason) {
-        *self.closing.lock().expect("conn lock") = Some(why);
+        *crate::sync::lock(&self.closing) = Some(why);
         self.close.notify_one();
     }
 }
@@ -256,7 +256,7 @@ impl Feed {
     /// # Errors
     /// [`Refused::TooManyConnections`].
     pub fn register(&self, user: &str) -> Result<(Arc<Conn>, mpsc::Receiver<Arc<Event>>), Refused> {
-        let mut st = self.state.lock().expect("feed lock");
+        let mut st = crate::sync::lock(&self.state);
         let mine = st.users.entry(user.to_owned()).or_default();
         if mine.len() >= self.settings.max_connections_per_user {
             return Err(Refused::TooManyConnections);
@@ -282,7 +282,7 @@ impl Feed {
     /// # Errors
     /// [`Refused::TooManySubscriptions`].
     pub fn subscribe(&self, conn: &Arc<Conn>, accounts: &[String]) -> Result<Vec<String>, Refused> {
-        let mut st = self.state.lock().expect("feed lock");
+        let mut st = crate::sync::lock(&self.state);
         let st = &mut *st;
         let Some(mine) = st.conn_subs.get_mut(&conn.id) else {
             return Ok(Vec::new());
@@ -309,7 +309,7 @@ impl Feed {
 
     /// Removes subscriptions; returns those that were held.
     pub fn unsubscribe(&self, conn: &Conn, accounts: &[String]) -> Vec<String> {
-        let mut st = self.state.lock().expect("feed lock");
+        let mut st = crate::sync::lock(&self.state);
         let st = &mut *st;
         let Some(mine) = st.conn_subs.get_mut(&conn.id) else {
             return Vec::new();
@@ -326,13 +326,13 @@ impl Feed {
 
     /// Number of subscriptions the connection holds.
     pub fn subscriptions(&self, conn: &Conn) -> usize {
-        let st = self.state.lock().expect("feed lock");
+        let st = crate::sync::lock(&self.state);
         st.conn_subs.get(&conn.id).map_or(0, HashSet::len)
     }
 
     /// Forgets a connection and all its subscriptions.
     pub fn deregister(&self, conn: &Conn) {
-        let mut st = self.state.lock().expect("feed lock");
+        let mut st = crate::sync::lock(&self.state);
         let st = &mut *st;
         if let Some(subs) = st.conn_subs.remove(&conn.id) {
             for a in subs {
@@ -350,7 +350,7 @@ impl Feed {
 
     /// Closes every connection of `user` with `code` (kick: 70001; deleted: 70107).
     pub fn revoke(&self, user: &str, code: ErrorCode) {
-        let st = self.state.lock().expect("feed lock");
+        let st = crate::sync::lock(&self.state);
         for conn in st.users.get(user).into_iter().flat_map(HashMap::values) {
             conn.revoke(CloseReason::Revoked(code));
         }
@@ -358,7 +358,7 @@ impl Feed {
 
     /// Open connections of the app.
     pub fn connections(&self) -> usize {
-        self.state.lock().expect("feed lock").conn_subs.len()
+        crate::sync::lock(&self.state).conn_subs.len()
     }
 
     fn dispatch(&self, changes: Vec<Change>) {
@@ -367,7 +367,7 @@ impl Feed {
         };
         let n = changes.len() as u64;
         {
-            let st = self.state.lock().expect("feed lock");
+            let st = crate::sync::lock(&self.state);
             for change in changes {
                 // A delete made on any node closes the user's connections opened before it.
                 if change.kind == portrait_store::ChangeKind::Delete {
@@ -398,7 +398,7 @@ impl Feed {
     /// Switches every connection to catch-up from its cursor, as after an overflow, and wakes it:
     /// the catch-up reads the store, so it tells the client (49005) what the feed missed.
     fn resync_all(&self) {
-        let st = self.state.lock().expect("feed lock");
+        let st = crate::sync::lock(&self.state);
         for conn in st.users.values().flat_map(HashMap::values) {
             conn.overflowed.store(true, Ordering::Release);
             conn.close.notify_one();
