@@ -210,6 +210,11 @@ pub struct WebhookConfig {
     /// A change still undelivered this long after it was made is dropped (logged and counted).
     #[serde(default = "WebhookConfig::default_give_up_after_ms")]
     pub give_up_after_ms: u64,
+    /// How long a node's delivery lease lasts without renewal when nodes share a database
+    /// (renewed every third of it): when the delivering node dies, another takes over after at
+    /// most this long ([`crate::webhook`]). At least 100.
+    #[serde(default = "WebhookConfig::default_lease_ms")]
+    pub lease_ms: u64,
 }
 
 impl WebhookConfig {
@@ -231,6 +236,9 @@ impl WebhookConfig {
     fn default_give_up_after_ms() -> u64 {
         24 * 3600 * 1000
     }
+    fn default_lease_ms() -> u64 {
+        crate::webhook::LEASE_MS
+    }
 
     /// A webhook to `url` with every other setting at its default.
     pub fn new(url: impl Into<String>) -> Self {
@@ -242,6 +250,7 @@ impl WebhookConfig {
             initial_backoff_ms: Self::default_initial_backoff_ms(),
             max_backoff_ms: Self::default_max_backoff_ms(),
             give_up_after_ms: Self::default_give_up_after_ms(),
+            lease_ms: Self::default_lease_ms(),
         }
     }
 }
@@ -461,6 +470,11 @@ impl Settings {
                 anyhow::ensure!(
                     w.concurrency > 0 && w.timeout_ms > 0 && w.max_pending > 0,
                     "app {}: webhook concurrency, max_pending and timeout_ms must be positive",
+                    app.sdkappid
+                );
+                anyhow::ensure!(
+                    w.lease_ms >= 100,
+                    "app {}: webhook lease_ms must be at least 100",
                     app.sdkappid
                 );
             }

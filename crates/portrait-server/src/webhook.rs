@@ -26,7 +26,7 @@
 //!
 //! **Several nodes**: only the holder of the app's `webhook` lease in the store delivers, so each
 //! change is sent once in normal operation; when a holder dies, another node takes over after
-//! [`LEASE_MS`] from the stored cursor (what was delivered after it is sent again — still at least
+//! the lease (`[apps.webhook] lease_ms`, default [`LEASE_MS`]) from the stored cursor (what was delivered after it is sent again — still at least
 //! once). A worker that loses the lease drops everything it held in memory.
 //!
 //! Deletes and imports that wrote no profile field are not sent (the vendor calls back profile
@@ -48,7 +48,8 @@ use crate::tenant::Tenant;
 
 /// The store cursor holding the delivered position.
 pub const CURSOR: &str = "webhook";
-/// How long a node's delivery lease lasts without renewal (nodes sharing a database).
+/// How long a node's delivery lease lasts without renewal (nodes sharing a database), unless
+/// `[apps.webhook] lease_ms` says otherwise.
 pub const LEASE_MS: u64 = 10_000;
 /// The callback command.
 pub const COMMAND: &str = "Profile.CallbackPortraitSet";
@@ -329,16 +330,17 @@ impl Worker {
     /// Delivers until `stop`; woken by `dispatched` (the app's push feed, whose value is the
     /// app's version as this node last saw it) and by a 1 s poll. Nodes sharing a database
     /// deliver one at a time: a worker works only while it holds the app's `webhook` lease
-    /// (renewed every [`LEASE_MS`]` / 3`), and starts from the stored cursor whenever it (re)takes
+    /// (renewed every third of `lease_ms`), and starts from the stored cursor whenever it (re)takes
     /// the lease.
     pub async fn run(self, mut dispatched: watch::Receiver<u64>, stop: CancellationToken) {
         let holder = self.holder.clone();
         let mut state: Option<Delivery> = None;
         let mut renewed = std::time::Instant::now();
         let mut feed_open = true;
+        let lease_ms = self.cfg.lease_ms;
         loop {
-            if state.is_none() || renewed.elapsed() > Duration::from_millis(LEASE_MS / 3) {
-                match self.store.lease(self.app, CURSOR, &holder, LEASE_MS).await {
+            if state.is_none() || renewed.elapsed() > Duration::from_millis(lease_ms / 3) {
+                match self.store.lease(self.app, CURSOR, &holder, lease_ms).await {
                     Ok(true) => {
                         renewed = std::time::Instant::now();
                         if state.is_none() {
@@ -368,7 +370,7 @@ impl Worker {
             }
             let Some(d) = state.as_mut() else {
                 tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(LEASE_MS / 3)) => continue,
+                    () = tokio::time::sleep(Duration::from_millis(lease_ms / 3)) => continue,
                     () = stop.cancelled() => return,
                 }
             };
