@@ -10,11 +10,16 @@
  * - the latest safe `cursor` is persisted with the cached profiles, and every (re)connection asks
  *   for `since=<cursor>`, so changes missed while offline or while the page was closed are
  *   delivered, each once.
+ *
+ * Below it: `transport.ts` (the `/v1` HTTP call, the server clock, WebSocket frame parsing) and
+ * `persist.ts` (the persisted document: its key, reading and writing).
  */
 import { Emitter, Handler } from './emitter.js';
 import { PortraitError } from './errors.js';
 import { ERROR_CODE, MAX_ACCOUNTS_PER_GET } from './constants.js';
-import { StorageLike, resolveStorage, safeGet, safeRemove, safeSet } from './storage.js';
+import { StorageLike, resolveStorage, safeRemove } from './storage.js';
+import { persistKey, readPersisted, writePersisted } from './persist.js';
+import { HttpTransport, parseFrame } from './transport.js';
 import { CloseCode, WsErrorCode } from './wire.js';
 import type { ClientOp, ProfileEvent, ServerFrame } from './wire.js';
 
@@ -130,45 +135,8 @@ interface SubOp {
   accounts: string[];
 }
 
-interface PersistedDoc {
-  cursor: number | null;
-  subs: string[];
-  profiles: Record<string, StoredProfile>;
-}
-
-interface StoredProfile {
-  v: number;
-  t: number;
-  i: Record<string, ProfileValue>;
-  d?: 1;
-}
-
 const WS_OPEN = 1;
 const MAX_URL_ACCOUNTS_CHARS = 2000;
-
-function randomU32(): number {
-  return Math.floor(Math.random() * 4294967295);
-}
-
-const FRAME_TYPES: ReadonlySet<string> = new Set<ServerFrame['type']>([
-  'ready', 'profile', 'synced', 'subscribed', 'unsubscribed', 'pong', 'error',
-]);
-
-/**
- * A WebSocket text message as a frame of the protocol (`wire.ts`, generated from the server's
- * types), or null for one that is not JSON or not of a known `type` (ignored, as before).
- */
-function parseFrame(text: string): ServerFrame | null {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof v !== 'object' || v === null) return null;
-  const type = (v as { type?: unknown }).type;
-  return typeof type === 'string' && FRAME_TYPES.has(type) ? (v as ServerFrame) : null;
-}
 
 /** The shared session. Facades (`chat.ts`, `nim.ts`, `webim.ts`) are thin layers over it. */
 export class PortraitSession {
@@ -177,7 +145,8 @@ export class PortraitSession {
   private readonly opts: Required<Pick<SessionOptions,
     'pingIntervalMs' | 'pongTimeoutMs' | 'reconnectBaseMs' | 'reconnectMaxMs' | 'requestTimeoutMs'>>;
   private readonly wsCtor: WebSocketCtor | null;
-  private readonly fetchImpl: FetchLike;
+  /** The `/v1` HTTP calls and the server clock. */
+  private readonly http: HttpTransport;
   private readonly storage: StorageLike | null;
   private readonly clientMaxSubs: number;
   private readonly events = new Emitter();
@@ -243,7 +212,8 @@ export class PortraitSession {
     this.wsCtor = options.WebSocket === null ? null : (options.WebSocket ?? g.WebSocket ?? null);
     const f = options.fetch ?? g.fetch;
     if (!f) throw new TypeError('no fetch implementation: pass options.fetch');
-    this.fetchImpl = options.fetch ? f : (f.bind(globalThis) as FetchLike);
+    const fetchImpl = options.fetch ? f : (f.bind(globalThis) as FetchLike);
+    this.http = new HttpTransport(this.server, this.sdkAppID, fetchImpl, this.opts.requestTimeoutMs);
     this.storage = resolveStorage(options.storage);
     this.clientMaxSubs = options.maxSubscriptions ?? Infinity;
   }
@@ -302,78 +272,18 @@ export class PortraitSession {
 
   // ---------------------------------------------------------------- HTTP
 
-  private authQuery(): string {
-    const q = new URLSearchParams({
-      sdkappid: String(this.sdkAppID),
-      identifier: this.userID,
-      usersig: this.userSig,
-      random: String(randomU32()),
-      contenttype: 'json',
-    });
-    return q.toString();
-  }
-
   /**
    * POSTs a `/v1` call and returns the answer envelope; rejects with PortraitError for a
    * transport failure (2800/2801) or a non-zero `ErrorCode` (the server's code as is).
    */
   async call(path: string, body: unknown): Promise<any> {
     if (!this.userID) throw new PortraitError(ERROR_CODE.SDK_IS_NOT_READY, 'not logged in: call login first');
-    const url = `${this.server}${path}?${this.authQuery()}`;
-    const ac = typeof AbortController === 'function' ? new AbortController() : null;
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      ac?.abort();
-    }, this.opts.requestTimeoutMs);
-    let text: string;
-    let status: number;
-    const sentAt = Date.now();
-    try {
-      // text/plain keeps this a "simple" CORS request (no preflight); the server accepts any type.
-      const res = await this.fetchImpl(url, {
-        method: 'POST',
-        body: JSON.stringify(body ?? {}),
-        headers: { 'content-type': 'text/plain;charset=UTF-8' },
-        signal: ac?.signal,
-      });
-      status = res.status;
-      this.noteServerDate(res.headers?.get?.('date'), sentAt);
-      text = await res.text();
-    } catch (e) {
-      if (timedOut) throw new PortraitError(ERROR_CODE.NETWORK_TIMEOUT, `request timed out: ${path}`);
-      throw new PortraitError(ERROR_CODE.NETWORK_ERROR, `network error: ${(e as Error)?.message ?? e}`);
-    } finally {
-      clearTimeout(timer);
-    }
-    let json: any;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      throw new PortraitError(ERROR_CODE.NETWORK_ERROR, `HTTP ${status}: answer is not JSON`);
-    }
-    if (typeof json !== 'object' || json === null || typeof json.ErrorCode !== 'number') {
-      throw new PortraitError(ERROR_CODE.NETWORK_ERROR, `HTTP ${status}: unexpected answer`);
-    }
-    if (json.ErrorCode !== 0) {
-      throw new PortraitError(json.ErrorCode, json.ErrorInfo || `error ${json.ErrorCode}`, json);
-    }
-    return json;
-  }
-
-  /** Server clock minus local clock (ms), from the `Date` header of the last answer; 0 until one. */
-  private serverClockOffsetMs = 0;
-
-  private noteServerDate(date: string | null | undefined, sentAt: number): void {
-    const t = date ? Date.parse(date) : NaN;
-    if (!Number.isFinite(t)) return;
-    // The header has second precision: its second began somewhere in the round trip.
-    this.serverClockOffsetMs = t + 500 - Math.round((sentAt + Date.now()) / 2);
+    return this.http.post(path, body, this.userID, this.userSig);
   }
 
   /** The server's clock (Unix ms): the local clock corrected by the last answer's `Date` header. */
   serverNow(): number {
-    return Date.now() + this.serverClockOffsetMs;
+    return this.http.serverNow();
   }
 
   // ---------------------------------------------------------------- login / logout
@@ -732,7 +642,7 @@ export class PortraitSession {
       chars += len;
     }
     const rest = others.slice(inUrl.length);
-    let url = `${this.wsBase()}/v1/ws?${this.authQuery()}`;
+    let url = `${this.wsBase()}/v1/ws?${this.http.authQuery(this.userID, this.userSig)}`;
     if (since !== null) url += `&since=${since}`;
     if (inUrl.length) url += `&accounts=${inUrl.map(encodeURIComponent).join(',')}`;
 
@@ -1157,37 +1067,19 @@ export class PortraitSession {
   // are coalesced (50 ms) and flushed on pagehide, logout and kick.
 
   private storageKey(): string {
-    return `portrait:v1:${this.server}:${this.sdkAppID}:${this.userID}`;
+    return persistKey(this.server, this.sdkAppID, this.userID);
   }
 
   private restore(): void {
     if (!this.storage) return;
-    const raw = safeGet(this.storage, this.storageKey());
-    if (!raw) return;
-    let doc: PersistedDoc;
-    try {
-      doc = JSON.parse(raw) as PersistedDoc;
-    } catch {
-      return;
+    const doc = readPersisted(this.storage, this.storageKey(), this.userID);
+    if (!doc) return;
+    this.cache.set(this.userID, doc.me);
+    for (const p of doc.others) {
+      this.cache.set(p.account, p);
+      this.subs.set(p.account, true);
     }
-    if (!doc || typeof doc !== 'object' || typeof doc.profiles !== 'object' || doc.profiles === null) return;
-    const load = (a: string): CachedProfile | null => {
-      const s = doc.profiles[a];
-      if (!s || typeof s.v !== 'number' || typeof s.i !== 'object' || s.i === null) return null;
-      return { account: a, version: s.v, updatedAtMs: s.t ?? 0, items: s.i, ...(s.d ? { deleted: true } : {}) };
-    };
-    const me = load(this.userID);
-    if (!me) return;
-    this.cache.set(this.userID, me);
-    for (const a of Array.isArray(doc.subs) ? doc.subs : []) {
-      if (typeof a !== 'string' || a === this.userID) continue;
-      const p = load(a);
-      if (p) {
-        this.cache.set(a, p);
-        this.subs.set(a, true);
-      }
-    }
-    if (typeof doc.cursor === 'number' && Number.isFinite(doc.cursor)) this.cursor = doc.cursor;
+    if (doc.cursor !== null) this.cursor = doc.cursor;
   }
 
   private minCachedVersion(): number | null {
@@ -1209,16 +1101,6 @@ export class PortraitSession {
     if (this.persistTimer) clearTimeout(this.persistTimer);
     this.persistTimer = null;
     if (!this.storage || !this.loggedIn || !this.userID) return;
-    const profiles: Record<string, StoredProfile> = {};
-    for (const a of [this.userID, ...this.subs.keys()]) {
-      const p = this.cache.get(a);
-      if (!p) continue;
-      const s: StoredProfile = { v: p.version, t: p.updatedAtMs, i: p.items };
-      if (p.deleted) s.d = 1;
-      profiles[a] = s;
-    }
-    if (!profiles[this.userID]) return;
-    const doc: PersistedDoc = { cursor: this.resumeSince(), subs: [...this.subs.keys()], profiles };
-    safeSet(this.storage, this.storageKey(), JSON.stringify(doc));
+    writePersisted(this.storage, this.storageKey(), this.userID, this.subs.keys(), this.cache, this.resumeSince());
   }
 }
