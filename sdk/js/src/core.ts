@@ -11,8 +11,9 @@
  *   for `since=<cursor>`, so changes missed while offline or while the page was closed are
  *   delivered, each once.
  *
- * Below it: `transport.ts` (the `/v1` HTTP call, the server clock, WebSocket frame parsing) and
- * `persist.ts` (the persisted document: its key, reading and writing).
+ * Below it: `transport.ts` (the `/v1` HTTP call, the server clock, WebSocket frame parsing),
+ * `cache.ts` (the version rules above, as pure functions) and `persist.ts` (the persisted
+ * document: its key, reading and writing).
  */
 import { Emitter, Handler } from './emitter.js';
 import { PortraitError } from './errors.js';
@@ -20,6 +21,7 @@ import { ERROR_CODE, MAX_ACCOUNTS_PER_GET } from './constants.js';
 import { StorageLike, resolveStorage, safeRemove } from './storage.js';
 import { persistKey, readPersisted, writePersisted } from './persist.js';
 import { HttpTransport, parseFrame } from './transport.js';
+import { afterEvent, lowestVersion, shownInstead, snapshotReplaces, snapshotsOf } from './cache.js';
 import { CloseCode, WsErrorCode } from './wire.js';
 import type { ClientOp, ProfileEvent, ServerFrame } from './wire.js';
 
@@ -315,7 +317,7 @@ export class PortraitSession {
     if (gen !== this.generation) throw new PortraitError(ERROR_CODE.LOGGED_OUT, 'logged out during login');
     this.loggedIn = true;
     this.restore();
-    const snap = this.snapshotsOf(answer)[0];
+    const snap = snapshotsOf(answer)[0];
     const kept = this.cache.get(userID);
     if (snap && kept && snap.version < kept.version) {
       // The server's versions went back (its data was reset): the persisted state is meaningless.
@@ -392,33 +394,14 @@ export class PortraitSession {
 
   // ---------------------------------------------------------------- profile calls
 
-  private snapshotsOf(answer: any): CachedProfile[] {
-    const out: CachedProfile[] = [];
-    for (const it of Array.isArray(answer?.UserProfileItem) ? answer.UserProfileItem : []) {
-      if (it && it.ResultCode === 0 && typeof it.To_Account === 'string') {
-        const items: Record<string, ProfileValue> = {};
-        for (const p of Array.isArray(it.ProfileItem) ? it.ProfileItem : []) {
-          if (p && typeof p.Tag === 'string') items[p.Tag] = p.Value;
-        }
-        out.push({
-          account: it.To_Account,
-          version: typeof it.Version === 'number' ? it.Version : 0,
-          updatedAtMs: typeof it.UpdatedAtMs === 'number' ? it.UpdatedAtMs : 0,
-          items,
-        });
-      }
-    }
-    return out;
-  }
-
   private applySnapshot(s: CachedProfile): CachedProfile {
     const cur = this.cache.get(s.account);
-    if (!cur || s.version > cur.version || (s.version === cur.version && cur.deleted)) {
+    if (snapshotReplaces(cur, s)) {
       this.cache.set(s.account, s);
       this.schedulePersist();
       return s;
     }
-    return cur.deleted ? s : cur;
+    return shownInstead(cur, s);
   }
 
   private fresh(account: string): boolean {
@@ -435,7 +418,7 @@ export class PortraitSession {
     this.requireLogin();
     if (!opts.sync && this.fresh(this.userID)) return this.cache.get(this.userID)!;
     const answer = await this.call('/v1/profile/get_my_profile', {});
-    const s = this.snapshotsOf(answer)[0];
+    const s = snapshotsOf(answer)[0];
     if (!s) throw new PortraitError(40003, 'own profile missing from the answer', answer);
     return this.applySnapshot(s);
   }
@@ -453,7 +436,7 @@ export class PortraitSession {
     for (let i = 0; i < need.length; i += MAX_ACCOUNTS_PER_GET) {
       const chunk = need.slice(i, i + MAX_ACCOUNTS_PER_GET);
       const answer = await this.call('/v1/profile/get_user_profile', { To_Account: chunk });
-      for (const s of this.snapshotsOf(answer)) fetched.set(s.account, this.applySnapshot(s));
+      for (const s of snapshotsOf(answer)) fetched.set(s.account, this.applySnapshot(s));
     }
     const out: CachedProfile[] = [];
     for (const a of wanted) {
@@ -805,7 +788,7 @@ export class PortraitSession {
         return; // the app can read again; the next reconnect catches up from the cursor
       }
       if (gen !== this.generation) return;
-      for (const s of this.snapshotsOf(answer)) {
+      for (const s of snapshotsOf(answer)) {
         const before = this.cache.get(s.account);
         if (this.applySnapshot(s) !== s || (before && !before.deleted && before.version >= s.version)) continue;
         this.events.emit(SESSION_EVENT.PROFILE, {
@@ -883,19 +866,7 @@ export class PortraitSession {
       return; // already applied: never announce twice
     }
     this.stats.eventsApplied++;
-    const kind: ProfileChange['kind'] = f.kind === 'delete' ? 'delete' : f.kind === 'import' ? 'import' : 'set';
-    const items: ProfileItem[] = Array.isArray(f.items)
-      ? f.items.filter((i) => i && typeof i.Tag === 'string').map((i) => ({ Tag: i.Tag, Value: i.Value }))
-      : [];
-    let next: CachedProfile;
-    if (kind === 'delete') {
-      next = { account, version, updatedAtMs: f.time_ms ?? Date.now(), items: {}, deleted: true };
-    } else {
-      const base = cur && !cur.deleted ? cur.items : {};
-      const merged: Record<string, ProfileValue> = { ...base };
-      for (const it of items) merged[it.Tag] = it.Value;
-      next = { account, version, updatedAtMs: typeof f.time_ms === 'number' ? f.time_ms : Date.now(), items: merged };
-    }
+    const { kind, items, next } = afterEvent(cur, f);
     this.cache.set(account, next);
     const min = this.minVersion.get(account);
     if (min !== undefined && version >= min) this.minVersion.delete(account);
@@ -1083,9 +1054,7 @@ export class PortraitSession {
   }
 
   private minCachedVersion(): number | null {
-    let m: number | null = null;
-    for (const p of this.cache.values()) m = m === null ? p.version : Math.min(m, p.version);
-    return m;
+    return lowestVersion(this.cache.values());
   }
 
   private schedulePersist(): void {
