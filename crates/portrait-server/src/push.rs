@@ -22,9 +22,9 @@
 //! only delays delivery until the next poll (`push.poll_interval_ms`), and the async-nats client
 //! reconnects and resubscribes by itself when NATS is back.
 //!
-//! Layout: [`frame`] (a change as users see it, serialized once), [`conn`] (a connection as the
-//! feed sees it: bounded queue, overflow, close reason), [`feed`] (one app's subscriptions and
-//! the task tailing its change log), [`bus`] (NATS wake-ups and kicks between nodes), [`hub`]
+//! Layout: `frame` (a change as users see it, serialized once), `conn` (a connection as the
+//! feed sees it: bounded queue, overflow, close reason), `feed` (one app's subscriptions and
+//! the task tailing its change log), `bus` (NATS wake-ups and kicks between nodes), `hub`
 //! (every app's feed and the node's background tasks). The WebSocket protocol itself is in
 //! [`crate::api::v1::ws`]; nothing here reads a socket.
 

@@ -2,7 +2,7 @@
 //!
 //! Every `Mutex`/`RwLock` of the server (the connection registry, a feed's subscriptions, a
 //! connection's close reason, a tenant's kick table and UserSig cache) is taken through
-//! [`lock`], [`read`] or [`write`]. None of them holds state that a panic half-way through an
+//! `lock`, `read` or `write`. None of them holds state that a panic half-way through an
 //! update could make dangerous to read: no code awaits or calls out while holding one, and the
 //! worst a torn update leaves is a stale cache entry or a registration that the next sweep or
 //! disconnect removes. Propagating the poison instead (`.expect("… lock")`) would turn one

@@ -5,6 +5,11 @@
 //! `cursor` (every change up to it of every subscribed account has been sent). It registers with
 //! the app's [`Feed`] before reading any catch-up from the store, so nothing falls between the
 //! two; see [`crate::push`] for why that is gap-free.
+//!
+//! Why one file of about 650 lines: everything here is the one per-socket loop and the state it
+//! alone touches (handshake, ops, catch-up, live events, heartbeat, close); split, each part would
+//! need the whole `Session`. The frames are `portrait_core::ws`, the registry and the feed
+//! [`crate::push`], the vendor codes of failures [`crate::error`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
