@@ -5,7 +5,7 @@
  * eviction), the announcements and when to persist stay in the session (`core.ts`); nothing here
  * does I/O or keeps state.
  */
-import type { CachedProfile, ProfileChange, ProfileItem, ProfileValue } from './core.js';
+import type { CachedProfile, ProfileChange, ProfileItem, ProfileValue } from './types.js';
 import type { ProfileEvent } from './wire.js';
 
 /** The full profiles (no TagList) of a get_*_profile answer, one per account found. */

@@ -5,7 +5,7 @@
  * shape, key, reading and writing live here; when to write (coalesced, flushed on pagehide,
  * logout and kick) is the session's business (`core.ts`).
  */
-import type { CachedProfile, ProfileValue } from './core.js';
+import type { CachedProfile, ProfileValue } from './types.js';
 import { StorageLike, safeGet, safeSet } from './storage.js';
 
 interface PersistedDoc {

@@ -4,7 +4,7 @@
  * WebSocket messages into protocol frames. No session state, no cache: `core.ts` decides what to
  * call and what a frame does.
  */
-import type { FetchLike } from './core.js';
+import type { FetchLike } from './types.js';
 import { ERROR_CODE } from './constants.js';
 import { PortraitError } from './errors.js';
 import type { ServerFrame } from './wire.js';
