@@ -258,7 +258,7 @@ struct Registry {
 impl Registry {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<ConnState>>> {
         // A panic while holding this lock leaves the map consistent (single inserts/removes).
-        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.conns)
     }
 
     fn remove(&self, id: u64) {

@@ -13,7 +13,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portrait_core::wire::Envelope;
-use portrait_core::{ErrorCode, FieldError, SigError};
+use portrait_core::{ErrorCode, FieldError, Identifier, SigError};
 use portrait_store::StoreError;
 use serde::Serialize;
 
@@ -147,6 +147,20 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A failed write of `user`'s profile (expected at version `expected`, when given): a missing
+    /// profile is the account's absence (40003 / 70107), a version conflict is 49001 with both
+    /// versions, anything else a storage failure.
+    pub fn from_profile_write(e: StoreError, user: &Identifier, expected: Option<u64>) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::AccountNotFound(user.as_str().to_owned()),
+            StoreError::VersionConflict { current } => ApiError::VersionConflict {
+                expected: expected.unwrap_or_default(),
+                current,
+            },
+            e => e.into(),
+        }
+    }
+
     /// The vendor code for this failure in `family`.
     pub fn code(&self, family: Family) -> ErrorCode {
         let account = family == Family::Account;
@@ -231,6 +245,42 @@ impl ApiError {
             tracing::debug!(error = %self, code = code.0, "request refused");
         }
         Envelope::fail(code, self.error_info(family), family == Family::Profile)
+    }
+}
+
+/// The error frame for a storage failure in the middle of a WebSocket session (the session then
+/// closes, retryably): logged here once; the client sees only the generic internal code and text
+/// (40006), never the cause.
+pub fn ws_store_failure(e: &StoreError) -> (ErrorCode, String) {
+    tracing::error!(error = %e, "websocket: store failure; closing the connection");
+    (
+        ErrorCode::PROFILE_INTERNAL,
+        ErrorCode::PROFILE_INTERNAL.default_info().into(),
+    )
+}
+
+/// The `ResultCode`/`ResultInfo` pairs of per-item failures inside a successful answer.
+pub mod item_result {
+    use portrait_core::ErrorCode;
+
+    use super::vendor_name;
+
+    /// `portrait_get` (and the client API's reads): an account that does not exist (40003, the
+    /// vendor's name, then ours).
+    pub fn profile_not_found() -> (ErrorCode, &'static str) {
+        static INFO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let info = INFO.get_or_init(|| {
+            vendor_name::with_detail(
+                vendor_name::PROFILE_ACCOUNT_NOT_EXIST,
+                "requested UserID does not exist",
+            )
+        });
+        (ErrorCode::PROFILE_ACCOUNT_NOT_FOUND, info)
+    }
+
+    /// `account_delete`: an account that does not exist (70107, the vendor's name alone).
+    pub fn account_not_found() -> (ErrorCode, &'static str) {
+        (ErrorCode::ACCOUNT_NOT_FOUND, vendor_name::ACCOUNT_NOT_EXIST)
     }
 }
 

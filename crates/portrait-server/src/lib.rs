@@ -7,15 +7,18 @@
 //! * [`error`]: `ApiError` and the only mapping to vendor codes and envelopes;
 //! * [`settings`]: layered configuration; [`devapp`]: the zero-config development app;
 //! * [`profiles`]: profile reads/writes shared by the admin and client APIs;
+//! * [`ids`]: the UserID lists of multi-account requests, parsed per entry;
 //! * [`push`]: change-log feeds fanning changes out to WebSocket sessions (`api::v1::ws`);
 //! * [`webhook`]: `Profile.CallbackPortraitSet` delivery from the change log;
 //! * [`metrics`]: the Prometheus recorder behind `/metrics`;
 //! * [`openapi`]: the OpenAPI document behind `/openapi.json`;
 //! * [`tenant`], [`ratelimit`], [`state`]: per-app runtime state;
+//! * [`lease`]: the holder names of this node's store leases;
 //! * [`conn`]: what every connection gets (cap, header/keep-alive/write timeouts, peer address);
 //! * [`client_ip`]: the caller's address for the change log, through trusted proxies;
 //! * [`edge`]: what every request gets (request id, span, CORS, body, deadline), around the router;
-//! * [`telemetry`]: the log subscriber.
+//! * [`telemetry`]: the log subscriber;
+//! * [`sync`]: the one lock-poison policy (recover) for every lock of the server.
 //!
 //! Entry points: [`serve`] (a bound listener + shutdown future; used by tests) and [`run`] (the
 //! whole node from settings; used by the binary).
@@ -34,6 +37,8 @@ pub mod conn;
 pub mod devapp;
 pub mod edge;
 pub mod error;
+pub mod ids;
+pub mod lease;
 pub mod metrics;
 pub mod openapi;
 pub mod profiles;
@@ -42,6 +47,7 @@ pub mod ratelimit;
 pub mod retention;
 pub mod settings;
 pub mod state;
+pub mod sync;
 pub mod telemetry;
 pub mod tenant;
 pub mod webhook;
@@ -87,21 +93,6 @@ pub fn serve(
     }
 }
 
-/// Current Unix time in milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// A fresh holder name for a store lease ([`portrait_store::Store::lease`]): the process id and a
-/// random part, so every task that takes leases (webhook delivery, change-log retention) is told
-/// apart from every other, on this node and on others.
-pub fn lease_holder() -> String {
-    format!("{}-{:016x}", std::process::id(), rand::random::<u64>())
-}
-
 /// Runs a node: opens the store, creates the development app if no app is configured, binds,
 /// prints how to reach it, and serves until `shutdown` resolves; then closes the store.
 ///
@@ -125,7 +116,7 @@ pub async fn run(
     let url = settings.store_url();
     let mut store = portrait_store::open(&url)
         .await
-        .with_context(|| format!("opening store {}", redact(&url)))?;
+        .with_context(|| format!("opening store {}", portrait_store::redact_url(&url)))?;
     if settings.store.cache_entries > 0 {
         use portrait_store::cache::CachedStore;
         let entries = settings.store.cache_entries;
@@ -142,7 +133,7 @@ pub async fn run(
         .await
         .with_context(|| format!("binding {}", settings.server.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, store = %redact(&url), apps = settings.apps.len(), "portrait listening");
+    tracing::info!(%addr, store = %portrait_store::redact_url(&url), apps = settings.apps.len(), "portrait listening");
     if let Some(created) = dev {
         print_dev_banner(&settings.apps[0], addr, created, &settings.server.data_dir);
     }
@@ -152,20 +143,6 @@ pub async fn run(
     store.close().await;
     tracing::info!("portrait stopped");
     Ok(())
-}
-
-/// Hides a password in a store URL (`postgres://user:secret@host` → `postgres://user:***@host`).
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }
 
 fn print_dev_banner(
@@ -194,17 +171,4 @@ fn print_dev_banner(
         id = app.sdkappid,
         key = app.key.expose_secret(),
     );
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn redact_hides_only_the_password() {
-        assert_eq!(
-            super::redact("postgres://u:pw@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(super::redact("sqlite://data/p.db"), "sqlite://data/p.db");
-    }
 }

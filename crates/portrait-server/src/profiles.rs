@@ -6,11 +6,11 @@ use portrait_core::schema::{Actor, StandardKind, StandardTag};
 use portrait_core::wire::ProfileItem;
 #[cfg(doc)]
 use portrait_core::wire::{PortraitGetResponse, UserProfileItem};
-use portrait_core::{ErrorCode, Identifier, Tag};
-use portrait_store::{FieldKey, FieldValue, Origin, PackedProfile, StoreError};
+use portrait_core::{Identifier, Tag};
+use portrait_store::{FieldKey, FieldValue, Origin, PackedProfile};
 
-use crate::api::{parse_ids, spread};
-use crate::error::{vendor_name, ApiError, RawFields, Result};
+use crate::error::{item_result, ApiError, RawFields, Result};
+use crate::ids::{parse_ids, spread};
 use crate::state::AppState;
 use crate::tenant::Tenant;
 
@@ -94,17 +94,6 @@ pub struct ReadAnswer {
     versions: bool,
 }
 
-/// `ResultInfo` of an unknown account (the vendor's name, then ours).
-fn not_found_info() -> &'static str {
-    static INFO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    INFO.get_or_init(|| {
-        vendor_name::with_detail(
-            vendor_name::PROFILE_ACCOUNT_NOT_EXIST,
-            "requested UserID does not exist",
-        )
-    })
-}
-
 impl RawFields for ReadAnswer {
     fn size_hint(&self) -> usize {
         32 + self.users.len() * (64 + self.tags.len() * 64)
@@ -136,10 +125,11 @@ impl RawFields for ReadAnswer {
             out.extend_from_slice(b"{\"To_Account\":");
             json::str(out, account);
             let Some(p) = profile else {
+                let (code, info) = item_result::profile_not_found();
                 out.extend_from_slice(b",\"ResultCode\":");
-                json::int(out, u64::from(ErrorCode::PROFILE_ACCOUNT_NOT_FOUND.0));
+                json::int(out, u64::from(code.0));
                 out.extend_from_slice(b",\"ResultInfo\":");
-                json::str(out, not_found_info());
+                json::str(out, info);
                 out.push(b'}');
                 continue;
             };
@@ -252,14 +242,7 @@ pub async fn write(
         .store()
         .set_profile_expecting(tenant.sdkappid, user, &parsed, origin, expected)
         .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::AccountNotFound(user.as_str().to_owned()),
-            StoreError::VersionConflict { current } => ApiError::VersionConflict {
-                expected: expected.unwrap_or_default(),
-                current,
-            },
-            e => e.into(),
-        })
+        .map_err(|e| ApiError::from_profile_write(e, user, expected))
 }
 
 #[cfg(test)]
@@ -322,7 +305,7 @@ mod tests {
         let missing = json!({
             "To_Account": "gh\"ost",
             "ResultCode": 40003,
-            "ResultInfo": not_found_info(),
+            "ResultInfo": item_result::profile_not_found().1,
         });
         assert_eq!(
             written(&answer),

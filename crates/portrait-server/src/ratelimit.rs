@@ -2,7 +2,12 @@
 //! for batch account APIs; spec §1.4, §4). Client API: per user and per app ([`ClientLimits`]).
 //! Each app has its own limiters, so one app going over its limit never affects another. Over
 //! the limit → 60007.
+//!
+//! The limits' settings (`[apps.rate_limits]`, `[apps.client_rate_limits]`) are defined here,
+//! next to the [`Api`] names they are keyed by, and re-exported by [`crate::settings`]: settings
+//! depend on this module, never the other way round.
 
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +15,7 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::settings::{ClientRateLimitConfig, RateLimitConfig};
+use serde::{Deserialize, Serialize};
 
 /// The REST APIs that are rate limited, one limiter each per app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -211,6 +216,90 @@ impl ClientLimits {
         for l in [&self.user_reads, &self.user_writes].into_iter().flatten() {
             l.retain_recent();
             l.shrink_to_fit();
+        }
+    }
+}
+
+/// `[apps.rate_limits]`: calls per second per API for this app; `0` turns one API's limit off,
+/// `enabled = false` all of them. Defaults are the vendor's.
+///
+/// No `deny_unknown_fields` here: serde does not support it together with `flatten` (every
+/// per-API key would be refused). Unknown keys are refused by name in [`RateLimitConfig::validate`].
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RateLimitConfig {
+    /// Master switch.
+    pub enabled: bool,
+    /// Per-API overrides, keyed by the API's last path segment (`portrait_get`, `kick`, …).
+    #[serde(flatten)]
+    pub per_api: BTreeMap<String, u32>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_api: BTreeMap::new(),
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// Calls per second for `api`, or `None` when unlimited.
+    pub fn limit(&self, api: Api) -> Option<u32> {
+        if !self.enabled {
+            return None;
+        }
+        let n = self
+            .per_api
+            .get(api.name())
+            .copied()
+            .unwrap_or(api.vendor_rate());
+        (n > 0).then_some(n)
+    }
+
+    /// Checks that every key names an API.
+    ///
+    /// # Errors
+    /// Names the unknown key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for k in self.per_api.keys() {
+            anyhow::ensure!(
+                Api::from_name(k).is_some(),
+                "rate_limits: unknown API {k:?}; use one of {}",
+                Api::names()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `[apps.client_rate_limits]`: calls per second of the client API (`/v1`, signed in with the
+/// user's own UserSig), counted on each node. A user's calls are held to the `user_*` rate and
+/// the whole app's to the `app_*` rate; over either, the call is answered 60007 and does nothing
+/// (no change, push or webhook). Reads are `get_my_profile`, `get_user_profile` and WebSocket
+/// connects; writes are `update_my_profile`. Bursts of one second's worth are allowed; 0 turns
+/// one limit off. (WebSocket ops are limited per connection: `[push] ops_per_sec`.)
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientRateLimitConfig {
+    /// Reads of one user per second.
+    pub user_reads: u32,
+    /// Writes of one user per second.
+    pub user_writes: u32,
+    /// Reads of all users of the app together per second.
+    pub app_reads: u32,
+    /// Writes of all users of the app together per second.
+    pub app_writes: u32,
+}
+
+impl Default for ClientRateLimitConfig {
+    fn default() -> Self {
+        Self {
+            user_reads: 50,
+            user_writes: 10,
+            app_reads: 20_000,
+            app_writes: 2_000,
         }
     }
 }

@@ -46,7 +46,7 @@ impl Pruner {
             store,
             keep,
             webhook,
-            holder: crate::lease_holder(),
+            holder: crate::lease::holder(),
         }
     }
 
@@ -74,7 +74,7 @@ impl Pruner {
                 }
             }
             let keep_ms = i64::try_from(self.keep.as_millis()).unwrap_or(i64::MAX);
-            let cutoff = crate::now_ms().saturating_sub(keep_ms);
+            let cutoff = portrait_store::now_ms().saturating_sub(keep_ms);
             let pruned = tokio::select! {
                 () = stop.cancelled() => return,
                 pruned = prune(self.store.as_ref(), self.app, cutoff, self.webhook) => pruned,

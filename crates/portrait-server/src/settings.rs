@@ -5,7 +5,6 @@
 //! `portrait config example` prints `portrait.example.toml` from the repository root, which
 //! documents every setting; a test keeps that file parseable.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -16,7 +15,7 @@ use portrait_core::schema::{CustomField, CustomKind, Perms};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::ratelimit::Api;
+pub use crate::ratelimit::{ClientRateLimitConfig, RateLimitConfig};
 
 /// The commented example configuration.
 pub const EXAMPLE: &str = include_str!("../../../portrait.example.toml");
@@ -211,6 +210,11 @@ pub struct WebhookConfig {
     /// A change still undelivered this long after it was made is dropped (logged and counted).
     #[serde(default = "WebhookConfig::default_give_up_after_ms")]
     pub give_up_after_ms: u64,
+    /// How long a node's delivery lease lasts without renewal when nodes share a database
+    /// (renewed every third of it): when the delivering node dies, another takes over after at
+    /// most this long ([`crate::webhook`]). At least 100.
+    #[serde(default = "WebhookConfig::default_lease_ms")]
+    pub lease_ms: u64,
 }
 
 impl WebhookConfig {
@@ -232,6 +236,9 @@ impl WebhookConfig {
     fn default_give_up_after_ms() -> u64 {
         24 * 3600 * 1000
     }
+    fn default_lease_ms() -> u64 {
+        crate::webhook::LEASE_MS
+    }
 
     /// A webhook to `url` with every other setting at its default.
     pub fn new(url: impl Into<String>) -> Self {
@@ -243,6 +250,7 @@ impl WebhookConfig {
             initial_backoff_ms: Self::default_initial_backoff_ms(),
             max_backoff_ms: Self::default_max_backoff_ms(),
             give_up_after_ms: Self::default_give_up_after_ms(),
+            lease_ms: Self::default_lease_ms(),
         }
     }
 }
@@ -366,90 +374,6 @@ impl CustomFieldConfig {
     }
 }
 
-/// `[apps.rate_limits]`: calls per second per API for this app; `0` turns one API's limit off,
-/// `enabled = false` all of them. Defaults are the vendor's.
-///
-/// No `deny_unknown_fields` here: serde does not support it together with `flatten` (every
-/// per-API key would be refused). Unknown keys are refused by name in [`RateLimitConfig::validate`].
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct RateLimitConfig {
-    /// Master switch.
-    pub enabled: bool,
-    /// Per-API overrides, keyed by the API's last path segment (`portrait_get`, `kick`, …).
-    #[serde(flatten)]
-    pub per_api: BTreeMap<String, u32>,
-}
-
-impl Default for RateLimitConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            per_api: BTreeMap::new(),
-        }
-    }
-}
-
-impl RateLimitConfig {
-    /// Calls per second for `api`, or `None` when unlimited.
-    pub fn limit(&self, api: Api) -> Option<u32> {
-        if !self.enabled {
-            return None;
-        }
-        let n = self
-            .per_api
-            .get(api.name())
-            .copied()
-            .unwrap_or(api.vendor_rate());
-        (n > 0).then_some(n)
-    }
-
-    /// Checks that every key names an API.
-    ///
-    /// # Errors
-    /// Names the unknown key.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        for k in self.per_api.keys() {
-            anyhow::ensure!(
-                Api::from_name(k).is_some(),
-                "rate_limits: unknown API {k:?}; use one of {}",
-                Api::names()
-            );
-        }
-        Ok(())
-    }
-}
-
-/// `[apps.client_rate_limits]`: calls per second of the client API (`/v1`, signed in with the
-/// user's own UserSig), counted on each node. A user's calls are held to the `user_*` rate and
-/// the whole app's to the `app_*` rate; over either, the call is answered 60007 and does nothing
-/// (no change, push or webhook). Reads are `get_my_profile`, `get_user_profile` and WebSocket
-/// connects; writes are `update_my_profile`. Bursts of one second's worth are allowed; 0 turns
-/// one limit off. (WebSocket ops are limited per connection: `[push] ops_per_sec`.)
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClientRateLimitConfig {
-    /// Reads of one user per second.
-    pub user_reads: u32,
-    /// Writes of one user per second.
-    pub user_writes: u32,
-    /// Reads of all users of the app together per second.
-    pub app_reads: u32,
-    /// Writes of all users of the app together per second.
-    pub app_writes: u32,
-}
-
-impl Default for ClientRateLimitConfig {
-    fn default() -> Self {
-        Self {
-            user_reads: 50,
-            user_writes: 10,
-            app_reads: 20_000,
-            app_writes: 2_000,
-        }
-    }
-}
-
 impl Settings {
     /// Loads settings: defaults, then `config` (if given, it must exist; otherwise
     /// `./portrait.toml` if present), then `PORTRAIT_*` environment variables (`__` separates
@@ -548,6 +472,11 @@ impl Settings {
                     "app {}: webhook concurrency, max_pending and timeout_ms must be positive",
                     app.sdkappid
                 );
+                anyhow::ensure!(
+                    w.lease_ms >= 100,
+                    "app {}: webhook lease_ms must be at least 100",
+                    app.sdkappid
+                );
             }
         }
         Ok(())
@@ -570,6 +499,7 @@ impl Settings {
 #[allow(clippy::result_large_err)] // figment::Jail's closure signature
 mod tests {
     use super::*;
+    use crate::ratelimit::Api;
 
     #[test]
     fn the_example_config_parses_and_validates() {

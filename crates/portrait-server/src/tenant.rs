@@ -79,33 +79,22 @@ impl Tenant {
 
     /// The revocation second for `user`, if kicked.
     pub fn kicked_before(&self, user: &str) -> Option<u64> {
-        self.kicks
-            .read()
-            .expect("kick table lock")
-            .get(user)
-            .copied()
+        crate::sync::read(&self.kicks).get(user).copied()
     }
 
     /// Records a kick (also used to load the table at start).
     pub fn set_kick(&self, user: String, not_before: u64) {
-        self.kicks
-            .write()
-            .expect("kick table lock")
-            .insert(user, not_before);
+        crate::sync::write(&self.kicks).insert(user, not_before);
     }
 
     /// The decoded fields of `usersig` if it was verified before.
     pub fn cached_sig(&self, usersig: &str) -> Option<Arc<VerifiedSig>> {
-        self.sigs
-            .read()
-            .expect("sig cache lock")
-            .get(usersig)
-            .cloned()
+        crate::sync::read(&self.sigs).get(usersig).cloned()
     }
 
     /// Remembers a verified `usersig`.
     pub fn cache_sig(&self, usersig: &str, sig: Arc<VerifiedSig>) {
-        let mut sigs = self.sigs.write().expect("sig cache lock");
+        let mut sigs = crate::sync::write(&self.sigs);
         if sigs.len() >= SIG_CACHE_MAX {
             sigs.clear();
         }

@@ -26,29 +26,37 @@
 //!
 //! **Several nodes**: only the holder of the app's `webhook` lease in the store delivers, so each
 //! change is sent once in normal operation; when a holder dies, another node takes over after
-//! [`LEASE_MS`] from the stored cursor (what was delivered after it is sent again — still at least
+//! the lease (`[apps.webhook] lease_ms`, default [`LEASE_MS`]) from the stored cursor (what was delivered after it is sent again — still at least
 //! once). A worker that loses the lease drops everything it held in memory.
 //!
 //! Deletes and imports that wrote no profile field are not sent (the vendor calls back profile
 //! changes with the items written); see [`sendable`].
+//!
+//! Layout: this file is the worker (lease, reading the log, POSTing, storing the cursor);
+//! `webhook/delivery.rs` is the in-memory state it keeps while it holds the lease (per-account
+//! queues, retry parking, the safe cursor), with no I/O.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use portrait_store::{AppId, Change, ChangeKind, Store};
 use serde::Serialize;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+mod delivery;
+
+use delivery::Delivery;
 
 use crate::settings::WebhookConfig;
 use crate::tenant::Tenant;
 
 /// The store cursor holding the delivered position.
 pub const CURSOR: &str = "webhook";
-/// How long a node's delivery lease lasts without renewal (nodes sharing a database).
+/// How long a node's delivery lease lasts without renewal (nodes sharing a database), unless
+/// `[apps.webhook] lease_ms` says otherwise.
 pub const LEASE_MS: u64 = 10_000;
 /// The callback command.
 pub const COMMAND: &str = "Profile.CallbackPortraitSet";
@@ -89,219 +97,6 @@ pub struct Worker {
     holder: String,
 }
 
-/// One account's changes read and not yet delivered, oldest first. The front one is the one
-/// being sent or retried.
-struct Queue {
-    changes: VecDeque<Change>,
-    /// Wait before the next retry after a failure (doubled after each failure).
-    backoff: Duration,
-    /// The front change failed: it is retried at this instant.
-    retry_at: Option<Instant>,
-    /// The queue was full when this change of the account was read: it and the account's later
-    /// changes up to the read position were not held, and are read again by account.
-    skipped_from: Option<u64>,
-    /// How many sendable changes were skipped (for the lag).
-    skipped: usize,
-}
-
-/// What an attempt task reports: the account, and the failure if it failed.
-type Attempt = (String, Result<(), String>);
-
-/// What the lease holder keeps in memory while it delivers; dropped when the lease is lost.
-struct Delivery {
-    /// The log has been read up to this version.
-    read_to: u64,
-    /// The cursor last stored.
-    stored: u64,
-    /// When it was stored.
-    stored_at: Instant,
-    /// The log should be read (woken, polled, or the last read was full).
-    read_now: bool,
-    /// When the log was last read.
-    read_at: Instant,
-    /// Reading is paused by `max_pending` (logged once per pause).
-    paused: bool,
-    queues: HashMap<String, Queue>,
-    /// The versions of every queued change (to find the oldest, for the cursor).
-    pending: BTreeSet<u64>,
-    /// Accounts whose front change can be sent now, by that change's version (oldest first).
-    ready: BTreeMap<u64, String>,
-    /// Parked accounts, by retry time (and their front version, to keep keys unique).
-    parked: BTreeMap<(Instant, u64), String>,
-    /// The oldest skipped change of every account with skipped changes (for the cursor).
-    skipped: BTreeSet<u64>,
-    /// Sendable changes skipped, all accounts together (for the lag).
-    skipped_count: usize,
-    /// Accounts with skipped changes and room to read them again.
-    refill: BTreeSet<String>,
-    /// The POSTs in flight (one per account at most).
-    attempts: JoinSet<Attempt>,
-}
-
-impl Delivery {
-    fn new(cursor: u64) -> Self {
-        Delivery {
-            read_to: cursor,
-            stored: cursor,
-            stored_at: Instant::now(),
-            read_now: true,
-            read_at: Instant::now(),
-            paused: false,
-            queues: HashMap::new(),
-            pending: BTreeSet::new(),
-            ready: BTreeMap::new(),
-            parked: BTreeMap::new(),
-            skipped: BTreeSet::new(),
-            skipped_count: 0,
-            refill: BTreeSet::new(),
-            attempts: JoinSet::new(),
-        }
-    }
-
-    /// The position that may be stored: just below the oldest change not yet delivered (held or
-    /// skipped).
-    fn cursor(&self) -> u64 {
-        let held = self.pending.first().copied().unwrap_or(u64::MAX);
-        let skipped = self.skipped.first().copied().unwrap_or(u64::MAX);
-        match held.min(skipped) {
-            u64::MAX => self.read_to,
-            oldest => oldest - 1,
-        }
-    }
-
-    /// Changes written and not delivered yet: those waiting here, plus those after the read
-    /// position up to `head` (not read yet; deletes and imports without fields included).
-    fn lag(&self, head: u64) -> usize {
-        let unread = usize::try_from(head.saturating_sub(self.read_to)).unwrap_or(usize::MAX);
-        self.pending
-            .len()
-            .saturating_add(self.skipped_count)
-            .saturating_add(unread)
-    }
-
-    /// Queues a change read from the log, or skips it if its account already holds `cap`
-    /// changes (or skipped some, which must be sent first).
-    fn push(&mut self, c: Change, initial_backoff: Duration, cap: usize) {
-        match self.queues.get_mut(&c.user) {
-            Some(q) if q.skipped_from.is_some() || q.changes.len() >= cap => {
-                if q.skipped_from.is_none() {
-                    q.skipped_from = Some(c.version);
-                    self.skipped.insert(c.version);
-                }
-                q.skipped += 1;
-                self.skipped_count += 1;
-            }
-            Some(q) => {
-                self.pending.insert(c.version);
-                q.changes.push_back(c);
-            }
-            None => {
-                self.pending.insert(c.version);
-                self.ready.insert(c.version, c.user.clone());
-                self.queues.insert(
-                    c.user.clone(),
-                    Queue {
-                        changes: VecDeque::from([c]),
-                        backoff: initial_backoff,
-                        retry_at: None,
-                        skipped_from: None,
-                        skipped: 0,
-                    },
-                );
-            }
-        }
-    }
-
-    /// Moves the parked accounts whose retry time has come back to `ready`.
-    fn unpark(&mut self, now: Instant) {
-        while let Some(entry) = self.parked.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let ((_, version), user) = entry.remove_entry();
-            if let Some(q) = self.queues.get_mut(&user) {
-                q.retry_at = None;
-            }
-            self.ready.insert(version, user);
-        }
-    }
-
-    /// Removes `user`'s front change (delivered or given up on); the account's next change, if
-    /// any, becomes ready. An account with skipped changes is read again once half its queue
-    /// (of at most `cap`) has drained.
-    fn pop(&mut self, user: String, cap: usize) {
-        let Some(q) = self.queues.get_mut(&user) else {
-            return;
-        };
-        if let Some(c) = q.changes.pop_front() {
-            self.pending.remove(&c.version);
-        }
-        if q.skipped_from.is_some() && q.changes.len() <= cap / 2 {
-            self.refill.insert(user.clone());
-        }
-        match q.changes.front() {
-            Some(next) => {
-                self.ready.insert(next.version, user);
-            }
-            None if q.skipped_from.is_some() => {} // the refill makes it ready again
-            None => {
-                self.queues.remove(&user);
-            }
-        }
-    }
-
-    /// Takes `batch` (the account's changes after its oldest skipped one minus one, in order, as
-    /// [`Store::changes_of`] answers them, asked for `asked`) back into `user`'s queue: those up
-    /// to the read position (later ones come by the log). Skipping ends once the batch reaches
-    /// the read position or is short.
-    fn refilled(&mut self, user: &str, batch: Vec<Change>, asked: usize) {
-        let read_to = self.read_to;
-        let Some(q) = self.queues.get_mut(user) else {
-            return;
-        };
-        let Some(from) = q.skipped_from else {
-            return;
-        };
-        let mut done = batch.len() < asked;
-        let mut last = from - 1;
-        let was_empty = q.changes.is_empty();
-        for c in batch {
-            if c.version > read_to {
-                done = true;
-                break;
-            }
-            last = c.version;
-            if sendable(&c) {
-                q.skipped = q.skipped.saturating_sub(1);
-                self.skipped_count = self.skipped_count.saturating_sub(1);
-                self.pending.insert(c.version);
-                q.changes.push_back(c);
-            }
-        }
-        self.skipped.remove(&from);
-        if done || last >= read_to {
-            self.skipped_count = self.skipped_count.saturating_sub(q.skipped);
-            q.skipped = 0;
-            q.skipped_from = None;
-        } else {
-            q.skipped_from = Some(last + 1);
-            self.skipped.insert(last + 1);
-        }
-        match q.changes.front() {
-            Some(front) if was_empty && q.retry_at.is_none() => {
-                self.ready.insert(front.version, user.to_owned());
-            }
-            Some(_) => {}
-            None if q.skipped_from.is_none() => {
-                self.queues.remove(user);
-            }
-            None => {
-                self.refill.insert(user.to_owned());
-            }
-        }
-    }
-}
-
 impl Worker {
     /// A worker for `app`.
     ///
@@ -322,23 +117,24 @@ impl Worker {
             store,
             http,
             admins: tenant.admins.clone(),
-            holder: crate::lease_holder(),
+            holder: crate::lease::holder(),
         })
     }
 
     /// Delivers until `stop`; woken by `dispatched` (the app's push feed, whose value is the
     /// app's version as this node last saw it) and by a 1 s poll. Nodes sharing a database
     /// deliver one at a time: a worker works only while it holds the app's `webhook` lease
-    /// (renewed every [`LEASE_MS`]` / 3`), and starts from the stored cursor whenever it (re)takes
+    /// (renewed every third of `lease_ms`), and starts from the stored cursor whenever it (re)takes
     /// the lease.
     pub async fn run(self, mut dispatched: watch::Receiver<u64>, stop: CancellationToken) {
         let holder = self.holder.clone();
         let mut state: Option<Delivery> = None;
         let mut renewed = std::time::Instant::now();
         let mut feed_open = true;
+        let lease_ms = self.cfg.lease_ms;
         loop {
-            if state.is_none() || renewed.elapsed() > Duration::from_millis(LEASE_MS / 3) {
-                match self.store.lease(self.app, CURSOR, &holder, LEASE_MS).await {
+            if state.is_none() || renewed.elapsed() > Duration::from_millis(lease_ms / 3) {
+                match self.store.lease(self.app, CURSOR, &holder, lease_ms).await {
                     Ok(true) => {
                         renewed = std::time::Instant::now();
                         if state.is_none() {
@@ -368,7 +164,7 @@ impl Worker {
             }
             let Some(d) = state.as_mut() else {
                 tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(LEASE_MS / 3)) => continue,
+                    () = tokio::time::sleep(Duration::from_millis(lease_ms / 3)) => continue,
                     () = stop.cancelled() => return,
                 }
             };
@@ -543,7 +339,7 @@ impl Worker {
         };
         metrics::counter!("portrait_webhook_deliveries_total", "app" => app.clone(), "outcome" => "failed_attempt")
             .increment(1);
-        let age_ms = crate::now_ms().saturating_sub(c.at_ms);
+        let age_ms = portrait_store::now_ms().saturating_sub(c.at_ms);
         if age_ms > i64::try_from(self.cfg.give_up_after_ms).unwrap_or(i64::MAX) {
             tracing::error!(app = self.app, version = c.version, url = %self.cfg.url, error = %failure, "webhook: giving up on a change");
             metrics::counter!("portrait_webhook_deliveries_total", "app" => app, "outcome" => "dropped")

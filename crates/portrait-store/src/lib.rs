@@ -611,8 +611,9 @@ pub(crate) fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
     }
 }
 
-/// Current Unix time in milliseconds (the store stamps changes with it).
-pub(crate) fn now_ms() -> i64 {
+/// Current Unix time in milliseconds (the store stamps changes with it; the server uses the same
+/// clock for its own ages and deadlines).
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

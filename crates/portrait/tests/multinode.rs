@@ -140,6 +140,8 @@ struct Options {
     webhook: Option<String>,
     /// Configure the webhook on the first node only (the others have no `[apps.webhook]`).
     webhook_on_first_node_only: bool,
+    /// `[apps.webhook] lease_ms` (default: the server's default).
+    webhook_lease_ms: Option<u64>,
 }
 
 /// Nodes sharing one PostgreSQL schema (and NATS). Dropping it kills the nodes, then drops the
@@ -306,6 +308,9 @@ fn config_text(
         c.push_str(&format!(
             "\n[apps.webhook]\nurl = \"{url}\"\ninitial_backoff_ms = 50\nmax_backoff_ms = 500\n"
         ));
+        if let Some(ms) = options.webhook_lease_ms {
+            c.push_str(&format!("lease_ms = {ms}\n"));
+        }
     }
     c
 }
@@ -1144,6 +1149,11 @@ async fn a_webhook_configured_on_one_node_gets_every_change_of_every_node_once()
     each_change_is_posted_once(true).await;
 }
 
+/// `[apps.webhook] lease_ms` of the failover test: short, so it does not wait for the default
+/// 10 s, yet long enough that a live holder (renewing every third of it) never loses it to a
+/// slow database call on a busy machine.
+const WEBHOOK_LEASE_MS: u64 = 2_000;
+
 /// The node holding the webhook lease is SIGKILLed (found through the store's `leases` table:
 /// holders are `<pid>-<random>`); another node takes over from the stored cursor and delivers
 /// the changes written meanwhile, each once, and nothing delivered before is sent again.
@@ -1155,6 +1165,7 @@ async fn when_the_node_delivering_the_webhook_is_killed_another_takes_over_witho
         3,
         Options {
             webhook: Some(url),
+            webhook_lease_ms: Some(WEBHOOK_LEASE_MS),
             ..Options::default()
         },
     )
@@ -1179,7 +1190,8 @@ async fn when_the_node_delivering_the_webhook_is_killed_another_takes_over_witho
         );
         written.push((TARGETS[k].to_owned(), nick, ADMIN.to_owned()));
     }
-    // The dead holder's lease (10 s) must run out before another node takes over.
+    // The dead holder's lease (WEBHOOK_LEASE_MS, 2 s) must run out before another node takes
+    // over; the wait allowed is the one for the default 10 s lease.
     assert_posted_once(&got, &written, Duration::from_secs(10) + PUSH_WAIT).await;
 }
 

@@ -10,98 +10,29 @@
  * - the latest safe `cursor` is persisted with the cached profiles, and every (re)connection asks
  *   for `since=<cursor>`, so changes missed while offline or while the page was closed are
  *   delivered, each once.
+ *
+ * Below it: `transport.ts` (the `/v1` HTTP call, the server clock, WebSocket frame parsing),
+ * `cache.ts` (the version rules above, as pure functions) and `persist.ts` (the persisted
+ * document: its key, reading and writing).
  */
 import { Emitter, Handler } from './emitter.js';
 import { PortraitError } from './errors.js';
 import { ERROR_CODE, MAX_ACCOUNTS_PER_GET } from './constants.js';
-import { StorageLike, resolveStorage, safeGet, safeRemove, safeSet } from './storage.js';
+import { StorageLike, resolveStorage, safeRemove } from './storage.js';
+import { persistKey, readPersisted, writePersisted } from './persist.js';
+import { HttpTransport, parseFrame } from './transport.js';
+import { afterEvent, lowestVersion, shownInstead, snapshotReplaces, snapshotsOf } from './cache.js';
 import { CloseCode, WsErrorCode } from './wire.js';
 import type { ClientOp, ProfileEvent, ServerFrame } from './wire.js';
 
-export type ProfileValue = string | number;
-
-/** One `{Tag, Value}` pair, as on the wire. */
-export interface ProfileItem {
-  Tag: string;
-  Value: ProfileValue;
-}
-
-/** A profile as the cache holds it: every known tag's value, and the version of its last change. */
-export interface CachedProfile {
-  account: string;
-  version: number;
-  updatedAtMs: number;
-  items: Record<string, ProfileValue>;
-  /** The account was deleted (a `delete` event); kept so older events are still recognised. */
-  deleted?: boolean;
-}
-
-/** A change applied to the cache (one per server event, never repeated). */
-export interface ProfileChange {
-  account: string;
-  version: number;
-  kind: 'import' | 'set' | 'delete';
-  /**
-   * Who made the change: the account's own UserID when its user changed it, otherwise
-   * `ADMIN_OPERATOR` (`'admin'`): an app admin or the app's backend. Which admin account is never
-   * shown to users.
-   */
-  operator: string;
-  timeMs: number;
-  /** The items of this change only. */
-  items: ProfileItem[];
-  /** The whole profile after the change. */
-  profile: CachedProfile;
-  /** The change is to the signed-in user's own profile. */
-  own: boolean;
-  /** The change was (very likely) made by a call of this session. */
-  local: boolean;
-}
-
-/** Anything constructible like the browser's WebSocket (the `ws` package qualifies). */
-export interface WebSocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((ev: any) => void) | null;
-  onmessage: ((ev: { data: any }) => void) | null;
-  onclose: ((ev: { code: number; reason?: string }) => void) | null;
-  onerror: ((ev: any) => void) | null;
-}
-export type WebSocketCtor = new (url: string) => WebSocketLike;
-export type FetchLike = (url: string, init: {
-  method: string;
-  body: string;
-  headers: Record<string, string>;
-  signal?: AbortSignal;
-}) => Promise<{ status: number; text(): Promise<string>; headers?: { get(name: string): string | null } }>;
-
-export type NetState = 'connected' | 'connecting' | 'disconnected';
-
-export interface SessionOptions {
-  /** The app's SDKAppID. */
-  SDKAppID: number | string;
-  /** Base URL of the Portrait server, e.g. `https://profiles.example.com` (http or https). */
-  server: string;
-  /** WebSocket implementation; default `globalThis.WebSocket`. `null`: no live push. */
-  WebSocket?: WebSocketCtor | null;
-  /** fetch implementation; default `globalThis.fetch`. */
-  fetch?: FetchLike;
-  /** Where the live cache is persisted; default `localStorage` when available; `null`: nowhere. */
-  storage?: StorageLike | null;
-  /** Send `{"op":"ping"}` this often (ms). Default 15000. */
-  pingIntervalMs?: number;
-  /** No frame at all for pingIntervalMs + this (ms): the connection is dead, reconnect. Default 10000. */
-  pongTimeoutMs?: number;
-  /** First reconnect delay (ms); doubles per failed attempt, with jitter. Default 500. */
-  reconnectBaseMs?: number;
-  /** Longest reconnect delay (ms). Default 30000. */
-  reconnectMaxMs?: number;
-  /** HTTP call timeout (ms) → 2801. Default 10000. */
-  requestTimeoutMs?: number;
-  /** Client-side cap on subscriptions (own account included); the server's `max_subscriptions` wins if lower. */
-  maxSubscriptions?: number;
-}
+export type {
+  ProfileValue, ProfileItem, CachedProfile, ProfileChange, WebSocketLike, WebSocketCtor, FetchLike, NetState,
+  SessionOptions,
+} from './types.js';
+import type {
+  ProfileValue, ProfileItem, CachedProfile, ProfileChange, WebSocketLike, WebSocketCtor, FetchLike, NetState,
+  SessionOptions,
+} from './types.js';
 
 /** Events of the session (facades translate them). */
 export const SESSION_EVENT = {
@@ -130,45 +61,8 @@ interface SubOp {
   accounts: string[];
 }
 
-interface PersistedDoc {
-  cursor: number | null;
-  subs: string[];
-  profiles: Record<string, StoredProfile>;
-}
-
-interface StoredProfile {
-  v: number;
-  t: number;
-  i: Record<string, ProfileValue>;
-  d?: 1;
-}
-
 const WS_OPEN = 1;
 const MAX_URL_ACCOUNTS_CHARS = 2000;
-
-function randomU32(): number {
-  return Math.floor(Math.random() * 4294967295);
-}
-
-const FRAME_TYPES: ReadonlySet<string> = new Set<ServerFrame['type']>([
-  'ready', 'profile', 'synced', 'subscribed', 'unsubscribed', 'pong', 'error',
-]);
-
-/**
- * A WebSocket text message as a frame of the protocol (`wire.ts`, generated from the server's
- * types), or null for one that is not JSON or not of a known `type` (ignored, as before).
- */
-function parseFrame(text: string): ServerFrame | null {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof v !== 'object' || v === null) return null;
-  const type = (v as { type?: unknown }).type;
-  return typeof type === 'string' && FRAME_TYPES.has(type) ? (v as ServerFrame) : null;
-}
 
 /** The shared session. Facades (`chat.ts`, `nim.ts`, `webim.ts`) are thin layers over it. */
 export class PortraitSession {
@@ -177,7 +71,8 @@ export class PortraitSession {
   private readonly opts: Required<Pick<SessionOptions,
     'pingIntervalMs' | 'pongTimeoutMs' | 'reconnectBaseMs' | 'reconnectMaxMs' | 'requestTimeoutMs'>>;
   private readonly wsCtor: WebSocketCtor | null;
-  private readonly fetchImpl: FetchLike;
+  /** The `/v1` HTTP calls and the server clock. */
+  private readonly http: HttpTransport;
   private readonly storage: StorageLike | null;
   private readonly clientMaxSubs: number;
   private readonly events = new Emitter();
@@ -243,7 +138,8 @@ export class PortraitSession {
     this.wsCtor = options.WebSocket === null ? null : (options.WebSocket ?? g.WebSocket ?? null);
     const f = options.fetch ?? g.fetch;
     if (!f) throw new TypeError('no fetch implementation: pass options.fetch');
-    this.fetchImpl = options.fetch ? f : (f.bind(globalThis) as FetchLike);
+    const fetchImpl = options.fetch ? f : (f.bind(globalThis) as FetchLike);
+    this.http = new HttpTransport(this.server, this.sdkAppID, fetchImpl, this.opts.requestTimeoutMs);
     this.storage = resolveStorage(options.storage);
     this.clientMaxSubs = options.maxSubscriptions ?? Infinity;
   }
@@ -302,78 +198,18 @@ export class PortraitSession {
 
   // ---------------------------------------------------------------- HTTP
 
-  private authQuery(): string {
-    const q = new URLSearchParams({
-      sdkappid: String(this.sdkAppID),
-      identifier: this.userID,
-      usersig: this.userSig,
-      random: String(randomU32()),
-      contenttype: 'json',
-    });
-    return q.toString();
-  }
-
   /**
    * POSTs a `/v1` call and returns the answer envelope; rejects with PortraitError for a
    * transport failure (2800/2801) or a non-zero `ErrorCode` (the server's code as is).
    */
   async call(path: string, body: unknown): Promise<any> {
     if (!this.userID) throw new PortraitError(ERROR_CODE.SDK_IS_NOT_READY, 'not logged in: call login first');
-    const url = `${this.server}${path}?${this.authQuery()}`;
-    const ac = typeof AbortController === 'function' ? new AbortController() : null;
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      ac?.abort();
-    }, this.opts.requestTimeoutMs);
-    let text: string;
-    let status: number;
-    const sentAt = Date.now();
-    try {
-      // text/plain keeps this a "simple" CORS request (no preflight); the server accepts any type.
-      const res = await this.fetchImpl(url, {
-        method: 'POST',
-        body: JSON.stringify(body ?? {}),
-        headers: { 'content-type': 'text/plain;charset=UTF-8' },
-        signal: ac?.signal,
-      });
-      status = res.status;
-      this.noteServerDate(res.headers?.get?.('date'), sentAt);
-      text = await res.text();
-    } catch (e) {
-      if (timedOut) throw new PortraitError(ERROR_CODE.NETWORK_TIMEOUT, `request timed out: ${path}`);
-      throw new PortraitError(ERROR_CODE.NETWORK_ERROR, `network error: ${(e as Error)?.message ?? e}`);
-    } finally {
-      clearTimeout(timer);
-    }
-    let json: any;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      throw new PortraitError(ERROR_CODE.NETWORK_ERROR, `HTTP ${status}: answer is not JSON`);
-    }
-    if (typeof json !== 'object' || json === null || typeof json.ErrorCode !== 'number') {
-      throw new PortraitError(ERROR_CODE.NETWORK_ERROR, `HTTP ${status}: unexpected answer`);
-    }
-    if (json.ErrorCode !== 0) {
-      throw new PortraitError(json.ErrorCode, json.ErrorInfo || `error ${json.ErrorCode}`, json);
-    }
-    return json;
-  }
-
-  /** Server clock minus local clock (ms), from the `Date` header of the last answer; 0 until one. */
-  private serverClockOffsetMs = 0;
-
-  private noteServerDate(date: string | null | undefined, sentAt: number): void {
-    const t = date ? Date.parse(date) : NaN;
-    if (!Number.isFinite(t)) return;
-    // The header has second precision: its second began somewhere in the round trip.
-    this.serverClockOffsetMs = t + 500 - Math.round((sentAt + Date.now()) / 2);
+    return this.http.post(path, body, this.userID, this.userSig);
   }
 
   /** The server's clock (Unix ms): the local clock corrected by the last answer's `Date` header. */
   serverNow(): number {
-    return Date.now() + this.serverClockOffsetMs;
+    return this.http.serverNow();
   }
 
   // ---------------------------------------------------------------- login / logout
@@ -405,7 +241,7 @@ export class PortraitSession {
     if (gen !== this.generation) throw new PortraitError(ERROR_CODE.LOGGED_OUT, 'logged out during login');
     this.loggedIn = true;
     this.restore();
-    const snap = this.snapshotsOf(answer)[0];
+    const snap = snapshotsOf(answer)[0];
     const kept = this.cache.get(userID);
     if (snap && kept && snap.version < kept.version) {
       // The server's versions went back (its data was reset): the persisted state is meaningless.
@@ -482,33 +318,14 @@ export class PortraitSession {
 
   // ---------------------------------------------------------------- profile calls
 
-  private snapshotsOf(answer: any): CachedProfile[] {
-    const out: CachedProfile[] = [];
-    for (const it of Array.isArray(answer?.UserProfileItem) ? answer.UserProfileItem : []) {
-      if (it && it.ResultCode === 0 && typeof it.To_Account === 'string') {
-        const items: Record<string, ProfileValue> = {};
-        for (const p of Array.isArray(it.ProfileItem) ? it.ProfileItem : []) {
-          if (p && typeof p.Tag === 'string') items[p.Tag] = p.Value;
-        }
-        out.push({
-          account: it.To_Account,
-          version: typeof it.Version === 'number' ? it.Version : 0,
-          updatedAtMs: typeof it.UpdatedAtMs === 'number' ? it.UpdatedAtMs : 0,
-          items,
-        });
-      }
-    }
-    return out;
-  }
-
   private applySnapshot(s: CachedProfile): CachedProfile {
     const cur = this.cache.get(s.account);
-    if (!cur || s.version > cur.version || (s.version === cur.version && cur.deleted)) {
+    if (snapshotReplaces(cur, s)) {
       this.cache.set(s.account, s);
       this.schedulePersist();
       return s;
     }
-    return cur.deleted ? s : cur;
+    return shownInstead(cur, s);
   }
 
   private fresh(account: string): boolean {
@@ -525,7 +342,7 @@ export class PortraitSession {
     this.requireLogin();
     if (!opts.sync && this.fresh(this.userID)) return this.cache.get(this.userID)!;
     const answer = await this.call('/v1/profile/get_my_profile', {});
-    const s = this.snapshotsOf(answer)[0];
+    const s = snapshotsOf(answer)[0];
     if (!s) throw new PortraitError(40003, 'own profile missing from the answer', answer);
     return this.applySnapshot(s);
   }
@@ -543,7 +360,7 @@ export class PortraitSession {
     for (let i = 0; i < need.length; i += MAX_ACCOUNTS_PER_GET) {
       const chunk = need.slice(i, i + MAX_ACCOUNTS_PER_GET);
       const answer = await this.call('/v1/profile/get_user_profile', { To_Account: chunk });
-      for (const s of this.snapshotsOf(answer)) fetched.set(s.account, this.applySnapshot(s));
+      for (const s of snapshotsOf(answer)) fetched.set(s.account, this.applySnapshot(s));
     }
     const out: CachedProfile[] = [];
     for (const a of wanted) {
@@ -732,7 +549,7 @@ export class PortraitSession {
       chars += len;
     }
     const rest = others.slice(inUrl.length);
-    let url = `${this.wsBase()}/v1/ws?${this.authQuery()}`;
+    let url = `${this.wsBase()}/v1/ws?${this.http.authQuery(this.userID, this.userSig)}`;
     if (since !== null) url += `&since=${since}`;
     if (inUrl.length) url += `&accounts=${inUrl.map(encodeURIComponent).join(',')}`;
 
@@ -895,7 +712,7 @@ export class PortraitSession {
         return; // the app can read again; the next reconnect catches up from the cursor
       }
       if (gen !== this.generation) return;
-      for (const s of this.snapshotsOf(answer)) {
+      for (const s of snapshotsOf(answer)) {
         const before = this.cache.get(s.account);
         if (this.applySnapshot(s) !== s || (before && !before.deleted && before.version >= s.version)) continue;
         this.events.emit(SESSION_EVENT.PROFILE, {
@@ -973,19 +790,7 @@ export class PortraitSession {
       return; // already applied: never announce twice
     }
     this.stats.eventsApplied++;
-    const kind: ProfileChange['kind'] = f.kind === 'delete' ? 'delete' : f.kind === 'import' ? 'import' : 'set';
-    const items: ProfileItem[] = Array.isArray(f.items)
-      ? f.items.filter((i) => i && typeof i.Tag === 'string').map((i) => ({ Tag: i.Tag, Value: i.Value }))
-      : [];
-    let next: CachedProfile;
-    if (kind === 'delete') {
-      next = { account, version, updatedAtMs: f.time_ms ?? Date.now(), items: {}, deleted: true };
-    } else {
-      const base = cur && !cur.deleted ? cur.items : {};
-      const merged: Record<string, ProfileValue> = { ...base };
-      for (const it of items) merged[it.Tag] = it.Value;
-      next = { account, version, updatedAtMs: typeof f.time_ms === 'number' ? f.time_ms : Date.now(), items: merged };
-    }
+    const { kind, items, next } = afterEvent(cur, f);
     this.cache.set(account, next);
     const min = this.minVersion.get(account);
     if (min !== undefined && version >= min) this.minVersion.delete(account);
@@ -1157,43 +962,23 @@ export class PortraitSession {
   // are coalesced (50 ms) and flushed on pagehide, logout and kick.
 
   private storageKey(): string {
-    return `portrait:v1:${this.server}:${this.sdkAppID}:${this.userID}`;
+    return persistKey(this.server, this.sdkAppID, this.userID);
   }
 
   private restore(): void {
     if (!this.storage) return;
-    const raw = safeGet(this.storage, this.storageKey());
-    if (!raw) return;
-    let doc: PersistedDoc;
-    try {
-      doc = JSON.parse(raw) as PersistedDoc;
-    } catch {
-      return;
+    const doc = readPersisted(this.storage, this.storageKey(), this.userID);
+    if (!doc) return;
+    this.cache.set(this.userID, doc.me);
+    for (const p of doc.others) {
+      this.cache.set(p.account, p);
+      this.subs.set(p.account, true);
     }
-    if (!doc || typeof doc !== 'object' || typeof doc.profiles !== 'object' || doc.profiles === null) return;
-    const load = (a: string): CachedProfile | null => {
-      const s = doc.profiles[a];
-      if (!s || typeof s.v !== 'number' || typeof s.i !== 'object' || s.i === null) return null;
-      return { account: a, version: s.v, updatedAtMs: s.t ?? 0, items: s.i, ...(s.d ? { deleted: true } : {}) };
-    };
-    const me = load(this.userID);
-    if (!me) return;
-    this.cache.set(this.userID, me);
-    for (const a of Array.isArray(doc.subs) ? doc.subs : []) {
-      if (typeof a !== 'string' || a === this.userID) continue;
-      const p = load(a);
-      if (p) {
-        this.cache.set(a, p);
-        this.subs.set(a, true);
-      }
-    }
-    if (typeof doc.cursor === 'number' && Number.isFinite(doc.cursor)) this.cursor = doc.cursor;
+    if (doc.cursor !== null) this.cursor = doc.cursor;
   }
 
   private minCachedVersion(): number | null {
-    let m: number | null = null;
-    for (const p of this.cache.values()) m = m === null ? p.version : Math.min(m, p.version);
-    return m;
+    return lowestVersion(this.cache.values());
   }
 
   private schedulePersist(): void {
@@ -1209,16 +994,6 @@ export class PortraitSession {
     if (this.persistTimer) clearTimeout(this.persistTimer);
     this.persistTimer = null;
     if (!this.storage || !this.loggedIn || !this.userID) return;
-    const profiles: Record<string, StoredProfile> = {};
-    for (const a of [this.userID, ...this.subs.keys()]) {
-      const p = this.cache.get(a);
-      if (!p) continue;
-      const s: StoredProfile = { v: p.version, t: p.updatedAtMs, i: p.items };
-      if (p.deleted) s.d = 1;
-      profiles[a] = s;
-    }
-    if (!profiles[this.userID]) return;
-    const doc: PersistedDoc = { cursor: this.resumeSince(), subs: [...this.subs.keys()], profiles };
-    safeSet(this.storage, this.storageKey(), JSON.stringify(doc));
+    writePersisted(this.storage, this.storageKey(), this.userID, this.subs.keys(), this.cache, this.resumeSince());
   }
 }

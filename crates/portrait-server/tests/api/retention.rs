@@ -3,11 +3,11 @@
 //! starts before the pruned point (49005) while still sending every change that is kept.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use portrait_client::user::{Frame, Socket};
 use portrait_server::settings::{PushSettings, Settings};
-use portrait_store::{AppDump, Change, ChangeKind, Profile, StoredAccount, PRUNED};
+use portrait_store::{now_ms, AppDump, Change, ChangeKind, Profile, StoredAccount, PRUNED};
 use serde_json::json;
 
 use crate::client_crate::{feed_live, next_change, next_feed_item};
@@ -15,12 +15,6 @@ use crate::helpers::*;
 use portrait_client::FeedError;
 
 const WAIT: Duration = Duration::from_secs(5);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 async fn set_nick(app: &TestApp, user: &str, nick: &str) {
     let r = app

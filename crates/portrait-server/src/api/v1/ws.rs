@@ -5,6 +5,11 @@
 //! `cursor` (every change up to it of every subscribed account has been sent). It registers with
 //! the app's [`Feed`] before reading any catch-up from the store, so nothing falls between the
 //! two; see [`crate::push`] for why that is gap-free.
+//!
+//! Why one file of about 650 lines: everything here is the one per-socket loop and the state it
+//! alone touches (handshake, ops, catch-up, live events, heartbeat, close); split, each part would
+//! need the whole `Session`. The frames are `portrait_core::ws`, the registry and the feed
+//! [`crate::push`], the vendor codes of failures [`crate::error`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -642,13 +647,9 @@ fn too_big(e: &axum::Error) -> bool {
 }
 
 fn internal(e: &portrait_store::StoreError) -> End {
-    tracing::error!(error = %e, "websocket: store failure; closing the connection");
     End::Close(
         CLOSE_INTERNAL,
         "internal error, reconnect".into(),
-        Some((
-            ErrorCode::PROFILE_INTERNAL,
-            ErrorCode::PROFILE_INTERNAL.default_info().into(),
-        )),
+        Some(crate::error::ws_store_failure(e)),
     )
 }

@@ -14,10 +14,11 @@ use portrait_core::wire::{
 use portrait_core::{ErrorCode, Identifier};
 use portrait_store::{NewAccount, Origin};
 
-use crate::api::{parse_ids, read_body, spread};
+use crate::api::read_body;
 use crate::auth::{self, AdminCall};
 use crate::client_ip::ClientIp;
-use crate::error::{parse_body, reply, vendor_name, ApiError, Empty, Family, Result};
+use crate::error::{item_result, parse_body, reply, ApiError, Empty, Family, Result};
+use crate::ids::{parse_ids, spread};
 use crate::ratelimit::Api;
 use crate::state::AppState;
 
@@ -216,10 +217,11 @@ async fn delete(
                     account_status: None,
                 }
             } else {
+                let (result_code, result_info) = item_result::account_not_found();
                 AccountResultItem {
                     user_id,
-                    result_code: ErrorCode::ACCOUNT_NOT_FOUND,
-                    result_info: vendor_name::ACCOUNT_NOT_EXIST.into(),
+                    result_code,
+                    result_info: result_info.into(),
                     account_status: None,
                 }
             }

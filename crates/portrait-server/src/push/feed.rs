@@ -1,0 +1,318 @@
+//! One app's feed: the registry of its connections and subscriptions (with the per-user and
+//! per-connection limits), and the task that tails the app's change log and offers each change to
+//! the connections subscribed to its account (see [`crate::push`] for the no-gap, no-duplicate
+//! argument). Connections between nodes are [`super::bus`]'s business.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use portrait_core::schema::Schema;
+use portrait_core::ErrorCode;
+use portrait_store::{AppId, Change, Store};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::{CloseReason, Conn, Event};
+use crate::settings::PushSettings;
+use crate::tenant::Tenant;
+
+/// Most changes read from the store per query.
+pub const PAGE: usize = 500;
+
+/// How often each feed reloads the app's kicks from the store (kicks through other nodes also
+/// arrive on the bus at once).
+pub const KICK_RELOAD: Duration = Duration::from_secs(5);
+
+/// Refusals of [`Feed::register`] and [`Feed::subscribe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// `max_connections_per_user` reached.
+    TooManyConnections,
+    /// `max_subscriptions` would be exceeded.
+    TooManySubscriptions,
+}
+
+#[derive(Default)]
+pub(super) struct FeedState {
+    /// account → subscribed connections.
+    subs: HashMap<String, HashMap<u64, Arc<Conn>>>,
+    /// user → their connections.
+    users: HashMap<String, HashMap<u64, Arc<Conn>>>,
+    /// conn → its subscriptions.
+    conn_subs: HashMap<u64, HashSet<String>>,
+}
+
+/// One app's feed: its subscriptions and the task tailing its change log.
+pub struct Feed {
+    pub(super) app: AppId,
+    pub(super) tenant: Arc<Tenant>,
+    pub(super) wake: Notify,
+    /// Last version dispatched (watchers: webhook delivery).
+    pub(super) dispatched: watch::Sender<u64>,
+    pub(super) state: Mutex<FeedState>,
+    pub(super) next_id: AtomicU64,
+    pub(super) settings: PushSettings,
+}
+
+impl Feed {
+    /// The app.
+    pub fn app(&self) -> AppId {
+        self.app
+    }
+
+    /// The app's schema (for frames with another cursor).
+    pub fn schema(&self) -> &Schema {
+        &self.tenant.schema
+    }
+
+    /// Applies a kick seen elsewhere (another node, or the store): records it in the app's kick
+    /// table and closes the user's connections opened with older UserSigs.
+    pub fn apply_kick(&self, user: &str, not_before: u64) {
+        if self
+            .tenant
+            .kicked_before(user)
+            .is_some_and(|nb| nb >= not_before)
+        {
+            return;
+        }
+        self.tenant.set_kick(user.to_owned(), not_before);
+        self.revoke(user, ErrorCode::SIG_EXPIRED);
+    }
+
+    /// Push settings.
+    pub fn settings(&self) -> &PushSettings {
+        &self.settings
+    }
+
+    /// Tells the feed that the change log has grown (after a local write).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The last version dispatched, updated as the feed advances.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.dispatched.subscribe()
+    }
+
+    /// Registers a connection of `user` (no subscriptions yet).
+    ///
+    /// # Errors
+    /// [`Refused::TooManyConnections`].
+    pub fn register(&self, user: &str) -> Result<(Arc<Conn>, mpsc::Receiver<Arc<Event>>), Refused> {
+        let mut st = crate::sync::lock(&self.state);
+        let mine = st.users.entry(user.to_owned()).or_default();
+        if mine.len() >= self.settings.max_connections_per_user {
+            return Err(Refused::TooManyConnections);
+        }
+        let (tx, rx) = mpsc::channel(self.settings.queue);
+        let conn = Arc::new(Conn {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            user: user.to_owned(),
+            tx,
+            overflowed: AtomicBool::new(false),
+            closing: Mutex::new(None),
+            opened_ms: portrait_store::now_ms(),
+            close: Notify::new(),
+        });
+        mine.insert(conn.id, conn.clone());
+        st.conn_subs.insert(conn.id, HashSet::new());
+        metrics::gauge!("portrait_ws_connections").increment(1.0);
+        Ok((conn, rx))
+    }
+
+    /// Adds subscriptions; all or nothing. Returns the accounts newly added.
+    ///
+    /// # Errors
+    /// [`Refused::TooManySubscriptions`].
+    pub fn subscribe(&self, conn: &Arc<Conn>, accounts: &[String]) -> Result<Vec<String>, Refused> {
+        let mut st = crate::sync::lock(&self.state);
+        let st = &mut *st;
+        let Some(mine) = st.conn_subs.get_mut(&conn.id) else {
+            return Ok(Vec::new());
+        };
+        let new: Vec<String> = accounts
+            .iter()
+            .filter(|a| !mine.contains(*a))
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if mine.len() + new.len() > self.settings.max_subscriptions {
+            return Err(Refused::TooManySubscriptions);
+        }
+        for a in &new {
+            mine.insert(a.clone());
+            st.subs
+                .entry(a.clone())
+                .or_default()
+                .insert(conn.id, conn.clone());
+        }
+        Ok(new)
+    }
+
+    /// Removes subscriptions; returns those that were held.
+    pub fn unsubscribe(&self, conn: &Conn, accounts: &[String]) -> Vec<String> {
+        let mut st = crate::sync::lock(&self.state);
+        let st = &mut *st;
+        let Some(mine) = st.conn_subs.get_mut(&conn.id) else {
+            return Vec::new();
+        };
+        let mut removed = Vec::new();
+        for a in accounts {
+            if mine.remove(a) {
+                remove_sub(&mut st.subs, a, conn.id);
+                removed.push(a.clone());
+            }
+        }
+        removed
+    }
+
+    /// Number of subscriptions the connection holds.
+    pub fn subscriptions(&self, conn: &Conn) -> usize {
+        let st = crate::sync::lock(&self.state);
+        st.conn_subs.get(&conn.id).map_or(0, HashSet::len)
+    }
+
+    /// Forgets a connection and all its subscriptions.
+    pub fn deregister(&self, conn: &Conn) {
+        let mut st = crate::sync::lock(&self.state);
+        let st = &mut *st;
+        if let Some(subs) = st.conn_subs.remove(&conn.id) {
+            for a in subs {
+                remove_sub(&mut st.subs, &a, conn.id);
+            }
+            metrics::gauge!("portrait_ws_connections").decrement(1.0);
+        }
+        if let Some(mine) = st.users.get_mut(&conn.user) {
+            mine.remove(&conn.id);
+            if mine.is_empty() {
+                st.users.remove(&conn.user);
+            }
+        }
+    }
+
+    /// Closes every connection of `user` with `code` (kick: 70001; deleted: 70107).
+    pub fn revoke(&self, user: &str, code: ErrorCode) {
+        let st = crate::sync::lock(&self.state);
+        for conn in st.users.get(user).into_iter().flat_map(HashMap::values) {
+            conn.revoke(CloseReason::Revoked(code));
+        }
+    }
+
+    /// Open connections of the app.
+    pub fn connections(&self) -> usize {
+        crate::sync::lock(&self.state).conn_subs.len()
+    }
+
+    fn dispatch(&self, changes: Vec<Change>) {
+        let Some(last) = changes.last().map(|c| c.version) else {
+            return;
+        };
+        let n = changes.len() as u64;
+        {
+            let st = crate::sync::lock(&self.state);
+            for change in changes {
+                // A delete made on any node closes the user's connections opened before it.
+                if change.kind == portrait_store::ChangeKind::Delete {
+                    for conn in st
+                        .users
+                        .get(&change.user)
+                        .into_iter()
+                        .flat_map(HashMap::values)
+                    {
+                        if conn.opened_ms <= change.at_ms {
+                            conn.revoke(CloseReason::Revoked(ErrorCode::ACCOUNT_NOT_FOUND));
+                        }
+                    }
+                }
+                // Serialised only for accounts someone follows, once for all their connections.
+                if let Some(conns) = st.subs.get(&change.user) {
+                    let ev = Arc::new(Event::new(change, &self.tenant.schema));
+                    for conn in conns.values() {
+                        conn.offer(&ev);
+                    }
+                }
+            }
+        }
+        metrics::counter!("portrait_push_changes_total").increment(n);
+        self.dispatched.send_replace(last);
+    }
+
+    /// Switches every connection to catch-up from its cursor, as after an overflow, and wakes it:
+    /// the catch-up reads the store, so it tells the client (49005) what the feed missed.
+    fn resync_all(&self) {
+        let st = crate::sync::lock(&self.state);
+        for conn in st.users.values().flat_map(HashMap::values) {
+            conn.overflowed.store(true, Ordering::Release);
+            conn.close.notify_one();
+        }
+    }
+
+    /// Tails the change log until `stop`.
+    pub(super) async fn run(self: Arc<Self>, store: Arc<dyn Store>, stop: CancellationToken) {
+        let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        let mut last = *self.dispatched.borrow();
+        let mut kicks_loaded = std::time::Instant::now();
+        loop {
+            // Kicks made through other nodes (also sent on the bus; this catches missed ones).
+            if kicks_loaded.elapsed() >= KICK_RELOAD {
+                kicks_loaded = std::time::Instant::now();
+                match store.kicks(self.app).await {
+                    Ok(kicks) => {
+                        for (user, nb) in kicks {
+                            self.apply_kick(&user, nb);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(app = self.app, error = %e, "push feed: cannot reload kicks")
+                    }
+                }
+            }
+            loop {
+                match store.changes_since(self.app, last, PAGE).await {
+                    Ok(page) if page.is_empty() => break,
+                    Ok(page) => {
+                        if page[0].version > last + 1 {
+                            // Versions have no gaps, so these were pruned before the feed read
+                            // them (it lagged behind by more than the retention).
+                            tracing::warn!(
+                                app = self.app,
+                                after = last,
+                                next = page[0].version,
+                                "push feed: changes were pruned before it read them; every connection catches up"
+                            );
+                            self.resync_all();
+                        }
+                        last = page.last().map_or(last, |c| c.version);
+                        let full = page.len() == PAGE;
+                        self.dispatch(page);
+                        if !full {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(app = self.app, error = %e, "push feed: cannot read the change log; retrying");
+                        metrics::counter!("portrait_push_feed_errors_total").increment(1);
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+}
+
+fn remove_sub(subs: &mut HashMap<String, HashMap<u64, Arc<Conn>>>, account: &str, id: u64) {
+    if let Some(conns) = subs.get_mut(account) {
+        conns.remove(&id);
+        if conns.is_empty() {
+            subs.remove(account);
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The node's push hub: every app's [`Feed`], the bus publisher, and the tracker of the node's
+//! background tasks (feeds, WebSocket sessions, webhook workers) that shutdown waits for.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use portrait_store::{AppId, Store};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::bus::{start_bus, BusMsg};
+use super::feed::FeedState;
+use super::Feed;
+use crate::settings::PushSettings;
+use crate::tenant::Tenant;
+
+/// Every app's feed, and the node's background tasks (feeds, connections, webhooks).
+pub struct Hub {
+    feeds: HashMap<AppId, Arc<Feed>>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+    /// Messages to publish on the bus (if one is configured).
+    bus: Option<mpsc::UnboundedSender<BusMsg>>,
+}
+
+impl Hub {
+    /// Starts a feed per app, each starting from the app's current version.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        apps: impl IntoIterator<Item = Arc<Tenant>>,
+        settings: &PushSettings,
+    ) -> portrait_store::Result<Hub> {
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let mut feeds = HashMap::new();
+        for tenant in apps {
+            let app = tenant.sdkappid;
+            let head = store.current_version(app).await?;
+            let feed = Arc::new(Feed {
+                app,
+                tenant,
+                wake: Notify::new(),
+                dispatched: watch::Sender::new(head),
+                state: Mutex::new(FeedState::default()),
+                next_id: AtomicU64::new(1),
+                settings: settings.clone(),
+            });
+            tasks.spawn(feed.clone().run(store.clone(), stop.clone()));
+            feeds.insert(app, feed);
+        }
+        let bus = start_bus(settings, feeds.clone(), &tasks, stop.clone()).await;
+        Ok(Hub {
+            feeds,
+            stop,
+            tasks,
+            bus,
+        })
+    }
+
+    /// The feed of `app`.
+    pub fn feed(&self, app: AppId) -> Option<&Arc<Feed>> {
+        self.feeds.get(&app)
+    }
+
+    /// Wakes the feed of `app` after a local write, and every other node's through the bus.
+    pub fn wake(&self, app: AppId) {
+        if let Some(f) = self.feeds.get(&app) {
+            f.wake();
+        }
+        if let Some(bus) = &self.bus {
+            let _ = bus.send(BusMsg::Wake(app));
+        }
+    }
+
+    /// Tells the other nodes of a kick (this node's kick table and connections are already
+    /// updated by the caller).
+    pub fn kicked(&self, app: AppId, user: &str, not_before: u64) {
+        if let Some(bus) = &self.bus {
+            let _ = bus.send(BusMsg::Kick(app, user.to_owned(), not_before));
+        }
+    }
+
+    /// Cancelled when the node shuts down.
+    pub fn stopping(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Tracks a background task so that [`Hub::shutdown`] waits for it.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(task);
+    }
+
+    /// Wraps a future (a WebSocket session) so that [`Hub::shutdown`] waits for it.
+    pub fn track<F: std::future::Future>(
+        &self,
+        f: F,
+    ) -> tokio_util::task::task_tracker::TrackedFuture<F> {
+        self.tasks.track_future(f)
+    }
+
+    /// Stops the feeds, closes every connection (1001) and waits for the tasks, at most `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stop.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("push: some tasks did not stop within {grace:?}");
+        }
+    }
+}
