@@ -48,11 +48,11 @@
 //!   in the packed form of `codec.rs` (tags as one-letter codes, enum values as indexes,
 //!   length-prefixed strings); rows written as JSON by earlier versions still decode.
 //!
-//! The parts, each in a module of its own: [`open`] (the URL, the connections and their pragmas,
-//! the migrations), [`writer`] (the jobs, the writer task and its group commit, the checkpointer),
-//! [`batch`] (a batch's transaction, the runs of sets, the batch's view of profiles and the
-//! version allocator), [`jobs`] (the other writes a batch runs), and [`sql`] (statements shared
-//! by writes and reads). This file keeps the [`Store`] implementation.
+//! The parts, each in a module of its own: `open.rs` (the URL, the connections and their pragmas,
+//! the migrations), `writer.rs` (the jobs, the writer task and its group commit, the checkpointer),
+//! `batch.rs` (a batch's transaction, the runs of sets, the batch's view of profiles and the
+//! version allocator), `jobs.rs` (the other writes a batch runs), and `sql.rs` (statements shared
+//! by writes and reads). This file keeps the `Store` implementation.
 //!
 //! [`MAX_BATCH`]: writer::MAX_BATCH
 //! [`run_sets`]: batch::run_sets
