@@ -71,8 +71,8 @@ use crate::codec::{
     stage_import, stored_account, unsigned, version_key, AccountRow, ChangeRow,
 };
 use crate::{
-    migrate_error, now_ms, redact_url, restore_conflict, AppDump, AppId, Change, NewAccount,
-    Origin, Profile, Result, Store, StoreError, PRUNED,
+    migrate_error, now_ms, pack_profiles, redact_url, restore_conflict, AppDump, AppId, Change,
+    NewAccount, Origin, PackedProfile, Profile, Result, Store, StoreError, PRUNED,
 };
 
 mod batch;
@@ -618,6 +618,14 @@ impl Store for PgStore {
             .iter()
             .map(|u| found.get(u.as_str()).cloned())
             .collect())
+    }
+
+    async fn get_profiles_shared(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+    ) -> Result<Vec<Option<PackedProfile>>> {
+        Ok(pack_profiles(self.get_profiles(app, users).await?))
     }
 
     #[tracing::instrument(skip_all, fields(app = app, since = since, limit = limit))]

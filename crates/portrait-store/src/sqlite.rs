@@ -75,7 +75,10 @@ use crate::codec::{
     app_from_key, app_key, distinct, encode_items, stored_account, unsigned, version_key,
     AccountRow, ChangeRow, OwnedOrigin,
 };
-use crate::{AppDump, AppId, Change, NewAccount, Origin, Profile, Result, Store, StoreError};
+use crate::{
+    pack_profiles, AppDump, AppId, Change, NewAccount, Origin, PackedProfile, Profile, Result,
+    Store, StoreError,
+};
 
 use sql::{existing_ids, select_accounts, CHANGES_OF_SQL, KICKS_SQL};
 use writer::{CursorJob, DeleteJob, ImportJob, Job, KickJob, Msg, OtherJob, PruneJob, SetJob};
@@ -212,6 +215,14 @@ impl Store for SqliteStore {
             .iter()
             .map(|u| found.get(u.as_str()).cloned())
             .collect())
+    }
+
+    async fn get_profiles_shared(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+    ) -> Result<Vec<Option<PackedProfile>>> {
+        Ok(pack_profiles(self.get_profiles(app, users).await?))
     }
 
     #[tracing::instrument(skip_all, fields(app = app, since = since, limit = limit))]
@@ -378,6 +389,12 @@ impl Store for SqliteStore {
         dump.check()?;
         self.submit(|reply| Job::Other(OtherJob::Restore(Box::new(dump), reply)))
             .await
+    }
+
+    /// Only one process can open the database file, so the lease is always this process's.
+    async fn lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
+        let _ = (app, name, holder, ttl_ms);
+        Ok(true)
     }
 
     #[tracing::instrument(skip_all)]
