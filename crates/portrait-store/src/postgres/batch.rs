@@ -46,7 +46,8 @@ use portrait_core::{ProfileValue, Tag};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use super::{lock_app, take_versions, PgStore, BEGIN, SET_SQL};
+use super::write::{lock_app, take_versions, BEGIN, SET_SQL};
+use super::PgStore;
 use crate::codec::{app_key, distinct, merge_items, unsigned, version_key, OwnedOrigin};
 use crate::{now_ms, AppId, Result, StoreError};
 
