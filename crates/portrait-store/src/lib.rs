@@ -23,6 +23,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 
+mod batch;
 pub mod cache;
 pub use codec::{FieldKey, FieldValue, PackedProfile};
 mod codec;

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::sqlite::SqliteConnection;
 
+use crate::batch::BatchFailed;
 use crate::codec::{self, app_key, unsigned, version_key};
 use crate::{now_ms, AppId, Result, StoreError};
 
@@ -14,7 +15,7 @@ use super::jobs::{
     apply_cursor, apply_delete, apply_import, apply_kick, apply_prune, apply_restore,
 };
 use super::sql::exec;
-use super::writer::{Answer, BatchFailed, Job, OtherJob, Reply, SetJob};
+use super::writer::{Answer, Job, OtherJob, Reply, SetJob};
 
 /// The writer task's working state, reused from batch to batch to spare allocations; nothing in
 /// it outlives a transaction (it is cleared at the start of every batch).
@@ -44,9 +45,9 @@ pub(super) async fn run_batch(
     versions.clear();
     profiles.clear();
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
-        let failed = BatchFailed::new("BEGIN IMMEDIATE", e);
+        let failed = BatchFailed::rolled_back("BEGIN IMMEDIATE", e);
         for job in jobs.drain(..) {
-            job.fail(failed.error());
+            job.fail(failed.unavailable());
         }
         return;
     }
@@ -85,8 +86,8 @@ pub(super) async fn run_batch(
             Ok(()) => exec(conn, "COMMIT")
                 .await
                 .err()
-                .map(|e| BatchFailed::new("COMMIT", e)),
-            Err(e) => Some(BatchFailed::new("storing the app versions", e)),
+                .map(|e| BatchFailed::rolled_back("COMMIT", e)),
+            Err(e) => Some(BatchFailed::rolled_back("storing the app versions", e)),
         };
     }
     match failed {
@@ -100,10 +101,10 @@ pub(super) async fn run_batch(
             // Whatever state the transaction is in, end it; nothing of it was acknowledged.
             let _ = exec(conn, "ROLLBACK").await;
             for answer in answers.drain(..) {
-                answer.fail(failed.error());
+                answer.fail(failed.unavailable());
             }
             for job in pending {
-                job.fail(failed.error());
+                job.fail(failed.unavailable());
             }
         }
     }
@@ -114,7 +115,7 @@ pub(super) async fn run_batch(
 pub(super) async fn roll_back_job(conn: &mut SqliteConnection) -> Result<(), BatchFailed> {
     exec(conn, "ROLLBACK TO job; RELEASE job")
         .await
-        .map_err(|e| BatchFailed::new("ROLLBACK TO", e))
+        .map_err(|e| BatchFailed::rolled_back("ROLLBACK TO", e))
 }
 
 /// Runs an import, delete or kick inside its own savepoint. Returns its answer, and an error if
@@ -126,8 +127,8 @@ pub(super) async fn run_in_savepoint(
     at_ms: i64,
 ) -> (Answer, Result<(), BatchFailed>) {
     if let Err(e) = exec(conn, "SAVEPOINT job").await {
-        let why = BatchFailed::new("SAVEPOINT", e);
-        return (Job::Other(job).failed(why.error()), Err(why));
+        let why = BatchFailed::rolled_back("SAVEPOINT", e);
+        return (Job::Other(job).failed(why.unavailable()), Err(why));
     }
     let answer = match job {
         OtherJob::Import(job, reply) => {
@@ -147,7 +148,7 @@ pub(super) async fn run_in_savepoint(
         versions.keep();
         exec(conn, "RELEASE job")
             .await
-            .map_err(|e| BatchFailed::new("RELEASE", e))
+            .map_err(|e| BatchFailed::rolled_back("RELEASE", e))
     } else {
         versions.undo();
         roll_back_job(conn).await
@@ -233,10 +234,10 @@ pub(super) async fn run_sets(
             if wrote {
                 if let Err(why) = exec(conn, "ROLLBACK TO sets; RELEASE sets")
                     .await
-                    .map_err(|e| BatchFailed::new("ROLLBACK TO", e))
+                    .map_err(|e| BatchFailed::rolled_back("ROLLBACK TO", e))
                 {
                     for (_, reply) in sets.drain(..) {
-                        answers.push(Answer::Set(reply, Err(why.error())));
+                        answers.push(Answer::Set(reply, Err(why.unavailable())));
                     }
                     return Err(why);
                 }
@@ -249,7 +250,7 @@ pub(super) async fn run_sets(
                         end = job_end;
                         result
                     }
-                    Err(why) => Err(why.error()),
+                    Err(why) => Err(why.unavailable()),
                 };
                 answers.push(Answer::Set(reply, result));
             }

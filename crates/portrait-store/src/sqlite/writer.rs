@@ -2,9 +2,6 @@
 //! that gathers queued jobs into batches (group commit), and the background WAL checkpointer.
 //! What a batch does inside its transaction is in `batch.rs` and `jobs.rs`.
 
-use std::fmt;
-use std::sync::Arc;
-
 use portrait_core::{Identifier, ProfileValue, Tag};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection;
@@ -178,44 +175,6 @@ impl Answer {
 /// The error of calls on a closed store (or one whose writer task has stopped).
 pub(super) fn closed() -> StoreError {
     StoreError::Unavailable("the store is closed".into())
-}
-
-/// Why a whole batch was not committed; every job of the batch gets it (as
-/// [`StoreError::Unavailable`]), so the cause is shared.
-#[derive(Debug, Clone)]
-pub(super) struct BatchFailed {
-    /// The step that failed.
-    pub(super) step: &'static str,
-    pub(super) cause: Arc<StoreError>,
-}
-
-impl BatchFailed {
-    pub(super) fn new(step: &'static str, cause: impl Into<StoreError>) -> Self {
-        Self {
-            step,
-            cause: Arc::new(cause.into()),
-        }
-    }
-
-    pub(super) fn error(&self) -> StoreError {
-        StoreError::Unavailable(Box::new(self.clone()))
-    }
-}
-
-impl fmt::Display for BatchFailed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the write batch was rolled back ({} failed: {})",
-            self.step, self.cause
-        )
-    }
-}
-
-impl std::error::Error for BatchFailed {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.cause)
-    }
 }
 
 /// The writer task (on its own thread): owns the writer connection and commits queued jobs in
