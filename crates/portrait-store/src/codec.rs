@@ -3,14 +3,18 @@
 //! packed form described in [`packed`] (JSON of earlier versions still decodes).
 //!
 //! Pure functions only: no SQL and no I/O here.
+//!
+//! Here: the column encoding (ids, versions, profiles, items, rows), the catch-up arguments and
+//! the prune rule ([`pruned_mark`]). Elsewhere: the packed format ([`packed`]), the read cache's
+//! profile type ([`PackedProfile`], `profile.rs`) and import staging ([`stage_import`],
+//! `import.rs`).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
 use portrait_core::{ProfileValue, Tag};
 
-use crate::{AppId, Change, ChangeKind, NewAccount, Profile, Result, StoreError, StoredAccount};
+use crate::{AppId, Change, ChangeKind, Profile, Result, StoreError, StoredAccount};
 
 /// The prefix every tag shares, stripped in storage.
 const TAG_PREFIX: &str = "Tag_Profile_";
@@ -143,114 +147,11 @@ pub(crate) fn decode_items(stored: &str, version: i64) -> Result<Vec<(String, Pr
     })
 }
 
-/// A profile as the read cache holds it ([`crate::cache::CachedStore`]): its version and time,
-/// and its fields in the packed form in one shared string, read in place. A million cached
-/// profiles as maps of `String`s are a dozen scattered heap objects each, and reading one waits
-/// on a dozen cache misses; packed, a read touches one object. Cloning shares the fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PackedProfile {
-    version: u64,
-    updated_at_ms: i64,
-    fields: Arc<str>,
-}
+mod import;
+mod profile;
 
-impl PackedProfile {
-    /// Packs `profile`.
-    pub fn new(profile: &Profile) -> PackedProfile {
-        PackedProfile {
-            version: profile.version,
-            updated_at_ms: profile.updated_at_ms,
-            fields: pack_fields(&profile.fields).into(),
-        }
-    }
-
-    /// The version of the account's last change.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
-    /// Unix milliseconds of the account's last change.
-    pub fn updated_at_ms(&self) -> i64 {
-        self.updated_at_ms
-    }
-
-    /// The fields that have been set, sorted by full tag name, borrowed from the profile.
-    pub fn fields(&self) -> impl Iterator<Item = (FieldKey<'_>, FieldValue<'_>)> + '_ {
-        // What `new` packed always reads back (a test checks every kind of tag and value).
-        packed::entries(&self.fields).map_while(std::result::Result::ok)
-    }
-
-    /// Reads the first byte of the fields, bringing them into the CPU cache (see
-    /// `CachedStore::get_many`).
-    pub(crate) fn first_byte(&self) -> u8 {
-        self.fields.as_bytes().first().copied().unwrap_or(0)
-    }
-
-    /// The profile as a [`Profile`] (a copy).
-    pub fn to_profile(&self) -> Profile {
-        Profile {
-            fields: self
-                .fields()
-                .map(|(k, v)| (k.full_name(), v.into_owned()))
-                .collect(),
-            version: self.version,
-            updated_at_ms: self.updated_at_ms,
-        }
-    }
-}
-
-/// The tag of a field of a [`PackedProfile`], without allocating its full name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldKey<'a> {
-    /// A standard tag.
-    Standard(portrait_core::schema::StandardTag),
-    /// `Tag_Profile_Custom_` + this.
-    Custom(&'a str),
-    /// Any other name, in the short form of storage (never produced by the schema).
-    Other(&'a str),
-}
-
-impl FieldKey<'_> {
-    /// Whether this is `tag`.
-    pub fn is(&self, tag: &Tag) -> bool {
-        match (self, tag) {
-            (FieldKey::Standard(a), Tag::Standard(b)) => a == b,
-            (FieldKey::Custom(a), Tag::Custom(b)) => {
-                b.strip_prefix(portrait_core::schema::CUSTOM_PREFIX) == Some(*a)
-            }
-            (FieldKey::Other(a), Tag::Custom(b)) => short_tag(b) == *a,
-            _ => false,
-        }
-    }
-
-    /// The full tag name.
-    pub fn full_name(&self) -> String {
-        match self {
-            FieldKey::Standard(t) => t.name().to_owned(),
-            FieldKey::Custom(n) => format!("{}{n}", portrait_core::schema::CUSTOM_PREFIX),
-            FieldKey::Other(short) => full_tag(short),
-        }
-    }
-}
-
-/// The value of a field of a [`PackedProfile`], borrowed where it can be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FieldValue<'a> {
-    /// An integer.
-    Int(u64),
-    /// A string.
-    Str(Cow<'a, str>),
-}
-
-impl FieldValue<'_> {
-    /// As an owned [`ProfileValue`].
-    pub fn into_owned(self) -> ProfileValue {
-        match self {
-            FieldValue::Int(n) => ProfileValue::Int(n),
-            FieldValue::Str(s) => ProfileValue::Str(s.into_owned()),
-        }
-    }
-}
+pub(crate) use import::stage_import;
+pub use profile::{FieldKey, FieldValue, PackedProfile};
 
 mod packed;
 
@@ -361,64 +262,6 @@ pub(crate) fn changes_of_args(
 /// after `since` is caught up from its newest this many only (the older ones are not answered, as
 /// if pruned).
 pub(crate) const MAX_CHAIN_WALK: i64 = 10_000;
-
-/// One account an import writes: its new stored profile and its change's items, both encoded.
-pub(crate) struct ImportRow<'a> {
-    pub(crate) user: &'a str,
-    pub(crate) profile: String,
-    pub(crate) items: String,
-}
-
-/// What [`crate::Store::import_accounts`] writes, the same for every backend: one row per
-/// distinct account that is created or whose fields are written, in first-seen order. A user
-/// listed twice gets the items of both occurrences in one change; an existing account given no
-/// items is left alone. `existing` holds the stored profiles (user, profile column) of the
-/// requested accounts that exist.
-pub(crate) fn stage_import(
-    accounts: &[NewAccount],
-    existing: impl IntoIterator<Item = (String, String)>,
-) -> Result<Vec<ImportRow<'_>>> {
-    let mut profiles: HashMap<&str, Fields> = HashMap::with_capacity(accounts.len());
-    let stored: HashMap<String, String> = existing.into_iter().collect();
-    let mut changed: Vec<(&str, Vec<(&str, &ProfileValue)>)> = Vec::new();
-    let mut slot: HashMap<&str, usize> = HashMap::new();
-    for account in accounts {
-        let user = account.user.as_str();
-        let fields = match profiles.entry(user) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                if account.items.is_empty() {
-                    continue;
-                }
-                e.into_mut()
-            }
-            std::collections::hash_map::Entry::Vacant(e) => match stored.get(user) {
-                Some(_) if account.items.is_empty() => continue,
-                Some(json) => e.insert(decode_profile(json, user)?),
-                None => e.insert(Fields::new()),
-            },
-        };
-        for (tag, value) in &account.items {
-            fields.insert(tag.name().to_owned(), value.clone());
-        }
-        let i = *slot.entry(user).or_insert_with(|| {
-            changed.push((user, Vec::new()));
-            changed.len() - 1
-        });
-        changed[i]
-            .1
-            .extend(account.items.iter().map(|(t, v)| (t.name(), v)));
-    }
-    changed
-        .into_iter()
-        .map(|(user, items)| {
-            Ok(ImportRow {
-                user,
-                profile: encode_profile(&profiles[user])?,
-                items: encode_items(items)?,
-            })
-        })
-        .collect()
-}
 
 /// The codec's entry points for the fuzz targets (`fuzz/`, target `store_codec`), behind the
 /// `fuzzing` feature: not part of the store's API.
