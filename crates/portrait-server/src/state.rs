@@ -334,6 +334,20 @@ impl Store for Waking {
         self.inner.lease(app, name, holder, ttl_ms).await
     }
 
+    async fn apps(&self) -> portrait_store::Result<Vec<AppId>> {
+        self.inner.apps().await
+    }
+
+    async fn dump_app(&self, app: AppId) -> portrait_store::Result<portrait_store::AppDump> {
+        self.inner.dump_app(app).await
+    }
+
+    async fn restore_app(&self, dump: portrait_store::AppDump) -> portrait_store::Result<()> {
+        let app = dump.app;
+        let r = self.inner.restore_app(dump).await;
+        self.woke(app, r)
+    }
+
     async fn ping(&self) -> portrait_store::Result<()> {
         self.inner.ping().await
     }

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 
+mod batch;
 pub mod cache;
 pub use codec::{FieldKey, FieldValue, PackedProfile};
 mod codec;
@@ -330,9 +331,13 @@ impl AppDump {
     }
 }
 
-/// The answer of the default [`Store::apps`], [`Store::dump_app`] and [`Store::restore_app`].
-fn cannot_move_data() -> StoreError {
-    StoreError::Config("this store does not forward apps/dump_app/restore_app".into())
+/// The answer of [`Store::get_profiles_shared`] for a backend: each profile `get_profiles`
+/// answered, packed.
+pub(crate) fn pack_profiles(profiles: Vec<Option<Profile>>) -> Vec<Option<PackedProfile>> {
+    profiles
+        .into_iter()
+        .map(|p| p.map(|p| PackedProfile::new(&p)))
+        .collect()
 }
 
 /// The error of [`Store::restore_app`] into an app that already holds data.
@@ -344,6 +349,11 @@ pub(crate) fn restore_conflict(app: AppId) -> StoreError {
 
 /// The storage contract. Backends: [`sqlite::SqliteStore`], [`postgres::PgStore`]. Every backend passes the `testkit`
 /// conformance suite.
+///
+/// Every method but one is required, so that a wrapper store (the read cache, the server's
+/// waking store) that misses a forward fails to compile instead of answering for itself. The
+/// one provided method, [`Store::set_profile`], only calls [`Store::set_profile_expecting`] of
+/// the same store, which every store implements.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Imports accounts, creating those that do not exist and writing their `items`.
@@ -434,8 +444,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// [`Store::get_profiles`] with the profiles shared instead of copied, in the packed form
     /// the read cache ([`cache::CachedStore`]) holds them in: it answers with its own entries.
-    /// The default packs what `get_profiles` answers; a wrapper store must forward it, or its
-    /// reads copy every profile.
+    /// A backend packs what `get_profiles` answers (`pack_profiles`); a wrapper store forwards
+    /// it, or its reads copy every profile.
     ///
     /// # Errors
     /// Storage failures.
@@ -443,14 +453,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         app: AppId,
         users: &[Identifier],
-    ) -> Result<Vec<Option<PackedProfile>>> {
-        Ok(self
-            .get_profiles(app, users)
-            .await?
-            .into_iter()
-            .map(|p| p.map(|p| PackedProfile::new(&p)))
-            .collect())
-    }
+    ) -> Result<Vec<Option<PackedProfile>>>;
 
     /// Change-log entries with `version > since`, in version order, at most `limit`.
     ///
@@ -507,36 +510,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Takes or renews the lease `name` of `app` for `holder` for `ttl_ms`; returns whether
     /// `holder` holds it now. Nodes sharing a database use it so that one of them runs a per-app
-    /// job (webhook delivery). The default, for stores only one process can open, always grants.
+    /// job (webhook delivery). A store only one process can open always grants.
     ///
     /// # Errors
     /// Storage failures.
-    async fn lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
-        let _ = (app, name, holder, ttl_ms);
-        Ok(true)
-    }
+    async fn lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool>;
 
     /// Every app the store holds anything for (a version or a cursor), ascending.
     ///
     /// `apps`, `dump_app` and `restore_app` move data between stores ([`dump`]). Every backend
-    /// implements them and wrappers should forward them; the defaults, for wrappers that do not,
-    /// answer [`StoreError::Config`].
+    /// implements them and every wrapper forwards them.
     ///
     /// # Errors
     /// Storage failures.
-    async fn apps(&self) -> Result<Vec<AppId>> {
-        Err(cannot_move_data())
-    }
+    async fn apps(&self) -> Result<Vec<AppId>>;
 
     /// Everything stored for `app`, read from one consistent snapshot (an empty dump for an app
     /// never written).
     ///
     /// # Errors
     /// Storage failures; [`StoreError::Corrupt`] for undecodable rows.
-    async fn dump_app(&self, app: AppId) -> Result<AppDump> {
-        let _ = app;
-        Err(cannot_move_data())
-    }
+    async fn dump_app(&self, app: AppId) -> Result<AppDump>;
 
     /// Writes `dump` into app `dump.app` exactly as it is (versions, times, operators and kicks
     /// preserved; writes after it continue from `dump.version`), in one transaction.
@@ -545,10 +539,7 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Conflict`] if the store already holds anything for the app;
     /// [`StoreError::Corrupt`] if the dump is inconsistent ([`AppDump::check`]); storage
     /// failures. Nothing is written on error.
-    async fn restore_app(&self, dump: AppDump) -> Result<()> {
-        drop(dump);
-        Err(cannot_move_data())
-    }
+    async fn restore_app(&self, dump: AppDump) -> Result<()>;
 
     /// Cheap liveness check of the backend (for health endpoints).
     ///

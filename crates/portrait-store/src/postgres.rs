@@ -54,69 +54,41 @@
 //! * **Reads** are single statements (one snapshot each) and take no locks.
 //! * **Secrets**: the URL never appears in errors or logs (see [`crate::redact_url`]), and the
 //!   store's `Debug` shows only pool and batch statistics.
+//!
+//! The parts: `open.rs` (the URL, the pool and its bounds, the session settings, the migrations),
+//! `write.rs` (what every write shares: its transaction, the app lock, the versions, a lone set and
+//! the write statements), `batch.rs` (group commit of sets per app) and `sql.rs` (the read
+//! statements). This file keeps the `Store` implementation; its 800 lines are that one `impl`
+//! (with the restore, the largest method) and the tests.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Executor, Postgres, Transaction};
+use sqlx::postgres::PgPool;
 
 use crate::codec::{
-    app_from_key, app_key, distinct, encode_items, encode_profile, merge_items, pruned_mark,
-    stage_import, stored_account, unsigned, version_key, AccountRow, ChangeRow,
+    app_from_key, app_key, distinct, encode_items, encode_profile, pruned_mark, stage_import,
+    stored_account, unsigned, version_key, AccountRow, ChangeRow,
 };
 use crate::{
-    migrate_error, now_ms, redact_url, restore_conflict, AppDump, AppId, Change, NewAccount,
-    Origin, Profile, Result, Store, StoreError, PRUNED,
+    now_ms, pack_profiles, restore_conflict, AppDump, AppId, Change, NewAccount, Origin,
+    PackedProfile, Profile, Result, Store, StoreError, PRUNED,
 };
 
 mod batch;
+mod open;
+mod sql;
+mod write;
 
-/// The embedded migrations (`crates/portrait-store/migrations/postgres`).
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub use open::{PoolSettings, ACQUIRE_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MIN_SERVER_VERSION};
+use sql::{kicks_from, CHANGES_OF_SQL, KICKS_SQL};
+use write::{abort, roll_back, take_versions, DELETE_SQL, IMPORT_SQL};
 
-/// Default of [`PoolSettings::max_connections`].
-pub const MAX_CONNECTIONS: u32 = 16;
-/// Default of [`PoolSettings::acquire_timeout`]: a little under the server's default 3 s request
-/// deadline, so that while the database is down a request fails with the store's own error (and
-/// its cause in the log) rather than with the deadline's.
-pub const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(2500);
-/// An idle connection is closed after this long (connections are reopened on demand).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
-/// Connections are replaced after this long, spreading load after a failover.
-const MAX_LIFETIME: Duration = Duration::from_secs(1800);
-/// The server ends a session that stays idle inside a transaction this long (milliseconds).
-const IDLE_IN_TRANSACTION_TIMEOUT_MS: u32 = 30_000;
-/// The oldest PostgreSQL accepted, as `server_version_num` (12.0).
-pub const MIN_SERVER_VERSION: i32 = 120_000;
 /// Rows per statement when restoring a dump.
 const RESTORE_CHUNK: usize = 5_000;
-/// How every write transaction starts (explicit, whatever the server's default isolation).
-const BEGIN: &str = "begin isolation level read committed";
-
-/// Pool bounds of a [`PgStore`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolSettings {
-    /// Most connections open at once; further calls wait for one (up to `acquire_timeout`).
-    pub max_connections: u32,
-    /// Longest a call waits for a connection, (re)connecting included, before it fails with
-    /// [`StoreError::Unavailable`].
-    pub acquire_timeout: Duration,
-}
-
-impl Default for PoolSettings {
-    fn default() -> Self {
-        Self {
-            max_connections: MAX_CONNECTIONS,
-            acquire_timeout: ACQUIRE_TIMEOUT,
-        }
-    }
-}
 
 /// The PostgreSQL [`Store`]. Cheap to clone (clones share the pool); [`Store::close`] closes the
 /// pool for every clone.
@@ -140,272 +112,6 @@ impl fmt::Debug for PgStore {
             .finish()
     }
 }
-
-impl PgStore {
-    /// Opens the database at `url` with the default [`PoolSettings`], checks the server version
-    /// and runs pending migrations.
-    ///
-    /// # Errors
-    /// [`StoreError::Config`] for a malformed URL, a server older than [`MIN_SERVER_VERSION`] or a
-    /// database migrated by a newer Portrait; [`StoreError::Unavailable`] if the database cannot be
-    /// reached within the acquire timeout. Messages never contain the password.
-    pub async fn open(url: &str) -> Result<Self> {
-        Self::open_with(Self::connect_options(url)?, PoolSettings::default()).await
-    }
-
-    /// Parses a `postgres://` URL (libpq-style query parameters such as `sslmode` included).
-    ///
-    /// # Errors
-    /// [`StoreError::Config`] if it cannot be parsed.
-    pub fn connect_options(url: &str) -> Result<PgConnectOptions> {
-        PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Config(format!("store url {:?}: {e}", redact_url(url))))
-    }
-
-    /// [`PgStore::open`] with explicit connect options and pool bounds.
-    ///
-    /// # Errors
-    /// As [`PgStore::open`].
-    pub async fn open_with(options: PgConnectOptions, settings: PoolSettings) -> Result<Self> {
-        if settings.max_connections == 0 {
-            return Err(StoreError::Config(
-                "the PostgreSQL pool needs at least one connection".into(),
-            ));
-        }
-        let options = match options.get_application_name() {
-            Some(_) => options,
-            None => options.application_name("portrait"),
-        };
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .min_connections(0)
-            .acquire_timeout(settings.acquire_timeout)
-            .idle_timeout(IDLE_TIMEOUT)
-            .max_lifetime(MAX_LIFETIME)
-            .test_before_acquire(true)
-            .after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    // A plain `set` rather than a startup option: poolers such as PgBouncer refuse
-                    // unknown startup parameters.
-                    conn.execute(
-                        format!(
-                            "set idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_TIMEOUT_MS}"
-                        )
-                        .as_str(),
-                    )
-                    .await?;
-                    Ok(())
-                })
-            })
-            .connect_lazy_with(options);
-        let store = Self::with_pool(pool);
-        if let Err(e) = store.prepare().await {
-            store.pool.close().await;
-            return Err(e);
-        }
-        tracing::debug!("opened the postgres store");
-        Ok(store)
-    }
-
-    fn with_pool(pool: PgPool) -> Self {
-        Self {
-            pool,
-            lanes: Arc::default(),
-        }
-    }
-
-    /// Checks the server version and runs pending migrations.
-    async fn prepare(&self) -> Result<()> {
-        let version: i32 =
-            sqlx::query_scalar("select current_setting('server_version_num')::integer")
-                .fetch_one(&self.pool)
-                .await?;
-        if version < MIN_SERVER_VERSION {
-            return Err(StoreError::Config(format!(
-                "PostgreSQL {}.{} is too old; Portrait needs {} or newer",
-                version / 10_000,
-                version % 10_000,
-                MIN_SERVER_VERSION / 10_000
-            )));
-        }
-        MIGRATOR.run(&self.pool).await.map_err(migrate_error)
-    }
-
-    /// Starts a write transaction and locks `app`'s version row (steps 1–2 of a write, see the
-    /// module docs). Returns the transaction and the app's current version.
-    async fn begin_write(&self, app: AppId) -> Result<(Transaction<'static, Postgres>, u64)> {
-        let mut tx = self.pool.begin_with(BEGIN).await?;
-        let version = lock_app(&mut tx, app).await?;
-        Ok((tx, version))
-    }
-
-    /// One `set_profile` job in a transaction of its own (steps 1–4 of the module docs): the
-    /// slow path of a batch that the database refused as a whole ([`batch`]), so that each of
-    /// its jobs gets its own result.
-    async fn set_one(&self, app: AppId, job: &batch::SetJob) -> Result<u64> {
-        let (mut tx, last) = self.begin_write(app).await?;
-        let at_ms = now_ms();
-        let row: Option<(String, i64)> = sqlx::query_as(
-            "select profile, version from accounts where app_id = $1 and user_id = $2",
-        )
-        .bind(app_key(app))
-        .bind(&job.user)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((stored, current)) = row else {
-            return abort(tx, StoreError::NotFound).await;
-        };
-        let checked =
-            unsigned(current, "an account version").and_then(|current| match job.expected {
-                Some(expected) if expected != current => {
-                    Err(StoreError::VersionConflict { current })
-                }
-                _ => Ok(()),
-            });
-        let prepared = checked
-            .and_then(|()| merge_items(&stored, &job.user, &job.items))
-            .and_then(|profile| {
-                let version = take_versions(app, last, 1)?;
-                Ok((profile, version, version_key(version)?))
-            });
-        let (profile, version, key) = match prepared {
-            Ok(prepared) => prepared,
-            Err(e) => return abort(tx, e).await,
-        };
-        let updated: i64 = sqlx::query_scalar(SET_SQL)
-            .bind(app_key(app))
-            .bind(&job.user)
-            .bind(profile)
-            .bind(key)
-            .bind(at_ms)
-            .bind(&job.origin.operator)
-            .bind(&job.change_items)
-            .bind(&job.origin.client_ip)
-            .bind(current)
-            .fetch_one(&mut *tx)
-            .await?;
-        if updated != 1 {
-            // The account was read under the app's lock, which every delete takes.
-            return abort(tx, StoreError::NotFound).await;
-        }
-        tx.commit().await?;
-        Ok(version)
-    }
-}
-
-/// Locks the app's `app_versions` row until the transaction ends, creating it (at version 0) on
-/// the app's first write; returns the app's version.
-async fn lock_app(conn: &mut PgConnection, app: AppId) -> Result<u64> {
-    const LOCK: &str = "select version from app_versions where app_id = $1 for update";
-    let mut locked: Option<i64> = sqlx::query_scalar(LOCK)
-        .bind(app_key(app))
-        .fetch_optional(&mut *conn)
-        .await?;
-    if locked.is_none() {
-        // The app's first write. A concurrent first write makes this insert wait for it to end;
-        // either way the row exists afterwards, and the next statement (a new snapshot) sees it.
-        sqlx::query(
-            "insert into app_versions (app_id, version) values ($1, 0) on conflict (app_id) do nothing",
-        )
-        .bind(app_key(app))
-        .execute(&mut *conn)
-        .await?;
-        locked = sqlx::query_scalar(LOCK)
-            .bind(app_key(app))
-            .fetch_optional(&mut *conn)
-            .await?;
-    }
-    let version = locked.ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "the version row of app {app} vanished while locked"
-        ))
-    })?;
-    unsigned(version, "an app version")
-}
-
-/// The first of `n` (≥ 1) versions following `last`.
-fn take_versions(app: AppId, last: u64, n: usize) -> Result<u64> {
-    u64::try_from(n)
-        .ok()
-        .and_then(|n| last.checked_add(n))
-        .filter(|v| i64::try_from(*v).is_ok())
-        .map(|_| last + 1)
-        .ok_or_else(|| StoreError::Conflict {
-            what: format!("{n} more changes overflow the version of app {app}"),
-        })
-}
-
-/// Ends `tx` without writing anything (releasing the app's lock at once).
-async fn roll_back(tx: Transaction<'static, Postgres>) {
-    // A failed rollback leaves nothing behind either: the server aborts the transaction when the
-    // connection, now broken, is dropped.
-    let _ = tx.rollback().await;
-}
-
-/// Ends `tx` without writing anything and returns `err`.
-async fn abort<T>(tx: Transaction<'static, Postgres>, err: StoreError) -> Result<T> {
-    roll_back(tx).await;
-    Err(err)
-}
-
-/// Step 3 of a `set_profile` written alone ([`PgStore::set_one`], and batches of one): `$1` app,
-/// `$2` user, `$3` profile, `$4` version, `$5` time, `$6` operator, `$7` change items, `$8` client
-/// IP, `$9` the account's version before (its previous change). Its one row is the number of accounts updated. (For one row, this costs about half a millisecond less
-/// than the batch statement's `unnest` join.)
-const SET_SQL: &str = "with account as ( \
-        update accounts set profile = $3, version = $4, updated_at_ms = $5 \
-        where app_id = $1 and user_id = $2 \
-        returning 1 \
-    ), change as ( \
-        insert into changes \
-            (app_id, version, user_id, operator, client_ip, kind, items, at_ms, prev_version) \
-        values ($1, $4, $2, $6, $8, 'set', $7, $5, $9) \
-    ), app as ( \
-        update app_versions set version = $4 where app_id = $1 \
-    ) \
-    select count(*) from account";
-
-/// Step 3 of `import_accounts`: `$1` app, `$2` users, `$3` profiles, `$4` versions (one per
-/// user), `$5` time, `$6` operator, `$7` change items (one per user), `$8` the app's new version,
-/// `$9` client IP. Each change links to the account's newest change before it (its row, or its
-/// delete in `deleted_accounts`): every part of the statement sees the tables as they were before
-/// it.
-const IMPORT_SQL: &str = "with account as ( \
-        insert into accounts (app_id, user_id, profile, version, updated_at_ms) \
-        select $1, t.user_id, t.profile, t.version, $5 \
-        from unnest($2::text[], $3::text[], $4::bigint[]) as t (user_id, profile, version) \
-        on conflict (app_id, user_id) do update \
-        set profile = excluded.profile, version = excluded.version, updated_at_ms = excluded.updated_at_ms \
-    ), change as ( \
-        insert into changes \
-            (app_id, version, user_id, operator, client_ip, kind, items, at_ms, prev_version) \
-        select $1, t.version, t.user_id, $6, $9, 'import', t.items, $5, coalesce( \
-            (select a.version from accounts a where a.app_id = $1 and a.user_id = t.user_id), \
-            (select d.version from deleted_accounts d where d.app_id = $1 and d.user_id = t.user_id), \
-            0) \
-        from unnest($4::bigint[], $2::text[], $7::text[]) as t (version, user_id, items) \
-    ), undeleted as ( \
-        delete from deleted_accounts where app_id = $1 and user_id = any($2::text[]) \
-    ) \
-    update app_versions set version = $8 where app_id = $1";
-
-/// Step 3 of `delete_accounts`: `$1` app, `$2` users, `$3` versions (one per user), `$4` time,
-/// `$5` operator, `$6` the app's new version, `$7` client IP. Each delete links to the account's
-/// newest change and becomes the head of its chain (`deleted_accounts`).
-const DELETE_SQL: &str = "with account as ( \
-        delete from accounts where app_id = $1 and user_id = any($2::text[]) \
-    ), change as ( \
-        insert into changes \
-            (app_id, version, user_id, operator, client_ip, kind, items, at_ms, prev_version) \
-        select $1, t.version, t.user_id, $5, $7, 'delete', '[]', $4, coalesce( \
-            (select a.version from accounts a where a.app_id = $1 and a.user_id = t.user_id), 0) \
-        from unnest($3::bigint[], $2::text[]) as t (version, user_id) \
-    ), head as ( \
-        insert into deleted_accounts (app_id, user_id, version) \
-        select $1, t.user_id, t.version from unnest($3::bigint[], $2::text[]) as t (version, user_id) \
-        on conflict (app_id, user_id) do update set version = excluded.version \
-    ) \
-    update app_versions set version = $6 where app_id = $1";
 
 #[async_trait]
 impl Store for PgStore {
@@ -618,6 +324,14 @@ impl Store for PgStore {
             .iter()
             .map(|u| found.get(u.as_str()).cloned())
             .collect())
+    }
+
+    async fn get_profiles_shared(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+    ) -> Result<Vec<Option<PackedProfile>>> {
+        Ok(pack_profiles(self.get_profiles(app, users).await?))
     }
 
     #[tracing::instrument(skip_all, fields(app = app, since = since, limit = limit))]
@@ -987,41 +701,12 @@ impl Store for PgStore {
     }
 }
 
-/// The kicks of an app, by UserID (a range of the `kicks` primary key).
-const KICKS_SQL: &str = "select user_id, not_before from kicks where app_id = $1 order by user_id";
-
-/// `kicks` rows as [`Store::kicks`] answers them.
-fn kicks_from(rows: Vec<(String, i64)>) -> Result<Vec<(String, u64)>> {
-    rows.into_iter()
-        .map(|(user, t)| Ok((user, unsigned(t, "a kick's not_before")?)))
-        .collect()
-}
-
-/// The changes of some accounts (`$2`) after a version (`$3`), at most `$4`, in version order:
-/// each account's chain of changes walked back from its newest (`accounts.version`, or
-/// `deleted_accounts.version`) through `changes.prev_version`, one primary-key lookup per change,
-/// at most `$4` per account, then merged (as in the SQLite backend). The cost grows with the
-/// number of accounts and the limit, not with the app's log.
-const CHANGES_OF_SQL: &str = "with recursive \
-     head(id, v) as (select u.id, coalesce( \
-         (select version from accounts where app_id = $1 and user_id = u.id), \
-         (select version from deleted_accounts where app_id = $1 and user_id = u.id), 0) \
-         from unnest($2::text[]) as u(id)), \
-     walk(version, user_id, prev, n) as ( \
-         select c.version, c.user_id, c.prev_version, 1 \
-         from head join changes as c on c.app_id = $1 and c.version = head.v \
-         where head.v > $3 and c.user_id = head.id \
-         union all \
-         select c.version, c.user_id, c.prev_version, w.n + 1 \
-         from walk as w join changes as c on c.app_id = $1 and c.version = w.prev \
-         where w.prev > $3 and w.n < $5 and c.user_id = w.user_id), \
-     oldest(version) as (select version from walk order by version limit $4) \
-     select c.version, c.user_id, c.operator, c.client_ip, c.kind, c.items, c.at_ms \
-     from oldest join changes as c on c.app_id = $1 and c.version = oldest.version \
-     order by c.version";
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use sqlx::postgres::PgPoolOptions;
+
     use super::*;
 
     #[test]

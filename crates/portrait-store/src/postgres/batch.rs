@@ -38,15 +38,16 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use portrait_core::{ProfileValue, Tag};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use super::{lock_app, take_versions, PgStore, BEGIN, SET_SQL};
+use super::write::{lock_app, take_versions, BEGIN, SET_SQL};
+use super::PgStore;
+use crate::batch::BatchFailed;
 use crate::codec::{app_key, distinct, merge_items, unsigned, version_key, OwnedOrigin};
 use crate::{now_ms, AppId, Result, StoreError};
 
@@ -190,53 +191,13 @@ async fn run_lane(store: PgStore, app: AppId) {
     guard.finished = true;
 }
 
-/// Why a whole batch failed; every job of it gets [`BatchFailed::error`], so the cause is shared.
-#[derive(Debug, Clone)]
-struct BatchFailed {
-    /// The step that failed.
-    step: &'static str,
-    cause: Arc<StoreError>,
-}
-
+/// Failing the queued jobs of a batch, the PostgreSQL engine's own use of the shared type.
 impl BatchFailed {
-    fn new(step: &'static str, cause: impl Into<StoreError>) -> Self {
-        Self {
-            step,
-            cause: Arc::new(cause.into()),
-        }
-    }
-
-    /// The error of each job: a configuration or data problem keeps its kind, anything else is
-    /// [`StoreError::Unavailable`] (never a client error).
-    fn error(&self) -> StoreError {
-        match &*self.cause {
-            StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
-            StoreError::Config(m) => StoreError::Config(m.clone()),
-            StoreError::Conflict { what } => StoreError::Conflict { what: what.clone() },
-            _ => StoreError::Unavailable(Box::new(self.clone())),
-        }
-    }
-
+    /// Answers every job with [`BatchFailed::error`].
     fn fail(&self, jobs: impl IntoIterator<Item = Queued>) {
         for q in jobs {
             let _ = q.reply.send(Err(self.error()));
         }
-    }
-}
-
-impl fmt::Display for BatchFailed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the write batch was not committed ({} failed: {})",
-            self.step, self.cause
-        )
-    }
-}
-
-impl std::error::Error for BatchFailed {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.cause)
     }
 }
 
@@ -270,10 +231,10 @@ async fn run_batch(store: &PgStore, app: AppId, jobs: &mut Vec<Queued>) {
             Ok(last) => Ok((tx, last)),
             Err(e) => {
                 let _ = tx.rollback().await;
-                Err(BatchFailed::new("locking the app", e))
+                Err(BatchFailed::not_committed("locking the app", e))
             }
         },
-        Err(e) => Err(BatchFailed::new("BEGIN", e)),
+        Err(e) => Err(BatchFailed::not_committed("BEGIN", e)),
     };
     let (mut tx, last) = match begun {
         Ok(begun) => begun,
@@ -307,7 +268,7 @@ async fn run_batch(store: &PgStore, app: AppId, jobs: &mut Vec<Queued>) {
     let stored = match read {
         Ok(rows) => rows,
         Err(e) => {
-            let failed = BatchFailed::new("reading the accounts", e);
+            let failed = BatchFailed::not_committed("reading the accounts", e);
             tracing::error!(app, error = %failed, "a write batch failed");
             let _ = tx.rollback().await;
             failed.fail(jobs.drain(..));
@@ -391,7 +352,7 @@ async fn run_batch(store: &PgStore, app: AppId, jobs: &mut Vec<Queued>) {
             }
         }
         Err(e) => {
-            let failed = BatchFailed::new("COMMIT", e);
+            let failed = BatchFailed::not_committed("COMMIT", e);
             tracing::error!(app, error = %failed, "a write batch failed");
             failed.fail(jobs.drain(..));
         }

@@ -1,0 +1,38 @@
+//! The read statements whose query plans the tests check, and the decoding of kicks.
+
+use crate::codec::unsigned;
+use crate::Result;
+
+/// The kicks of an app, by UserID (a range of the `kicks` primary key).
+pub(super) const KICKS_SQL: &str =
+    "select user_id, not_before from kicks where app_id = $1 order by user_id";
+
+/// `kicks` rows as [`Store::kicks`] answers them.
+pub(super) fn kicks_from(rows: Vec<(String, i64)>) -> Result<Vec<(String, u64)>> {
+    rows.into_iter()
+        .map(|(user, t)| Ok((user, unsigned(t, "a kick's not_before")?)))
+        .collect()
+}
+
+/// The changes of some accounts (`$2`) after a version (`$3`), at most `$4`, in version order:
+/// each account's chain of changes walked back from its newest (`accounts.version`, or
+/// `deleted_accounts.version`) through `changes.prev_version`, one primary-key lookup per change,
+/// at most `$4` per account, then merged (as in the SQLite backend). The cost grows with the
+/// number of accounts and the limit, not with the app's log.
+pub(super) const CHANGES_OF_SQL: &str = "with recursive \
+     head(id, v) as (select u.id, coalesce( \
+         (select version from accounts where app_id = $1 and user_id = u.id), \
+         (select version from deleted_accounts where app_id = $1 and user_id = u.id), 0) \
+         from unnest($2::text[]) as u(id)), \
+     walk(version, user_id, prev, n) as ( \
+         select c.version, c.user_id, c.prev_version, 1 \
+         from head join changes as c on c.app_id = $1 and c.version = head.v \
+         where head.v > $3 and c.user_id = head.id \
+         union all \
+         select c.version, c.user_id, c.prev_version, w.n + 1 \
+         from walk as w join changes as c on c.app_id = $1 and c.version = w.prev \
+         where w.prev > $3 and w.n < $5 and c.user_id = w.user_id), \
+     oldest(version) as (select version from walk order by version limit $4) \
+     select c.version, c.user_id, c.operator, c.client_ip, c.kind, c.items, c.at_ms \
+     from oldest join changes as c on c.app_id = $1 and c.version = oldest.version \
+     order by c.version";
