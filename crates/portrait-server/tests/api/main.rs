@@ -18,6 +18,7 @@ mod numbers;
 mod openapi;
 mod portrait_import;
 mod profile;
+mod profile_errors;
 mod push;
 mod rate_limit;
 mod retention;
