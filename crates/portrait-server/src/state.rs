@@ -375,6 +375,22 @@ impl Store for Waking {
         self.inner.apps().await
     }
 
+    async fn app_records(
+        &self,
+        after_revision: u64,
+    ) -> portrait_store::Result<Vec<portrait_store::AppRecord>> {
+        self.inner.app_records(after_revision).await
+    }
+
+    async fn put_app_record(
+        &self,
+        app: AppId,
+        expected: Option<u64>,
+        body: &str,
+    ) -> portrait_store::Result<u64> {
+        self.inner.put_app_record(app, expected, body).await
+    }
+
     async fn dump_app(&self, app: AppId) -> portrait_store::Result<portrait_store::AppDump> {
         self.inner.dump_app(app).await
     }
