@@ -30,6 +30,23 @@ pub async fn op_call(
     (status, json)
 }
 
+/// Asserts that an operator call with the right token fails with `status` and `code`.
+pub async fn expect_error(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    status: StatusCode,
+    code: &str,
+) {
+    let (got, body) = op(app, method, path, body).await;
+    assert_eq!(
+        (got, body["error"]["code"].as_str()),
+        (status, Some(code)),
+        "{method} {path}: {body}"
+    );
+}
+
 /// An operator call with the right token.
 pub async fn op(
     app: &TestApp,
@@ -88,11 +105,15 @@ async fn operator_api_refuses_a_missing_or_wrong_token_and_a_usersig() {
     // Unknown paths are not revealed before signing in.
     let (status, _) = op_call(&app, "GET", "/admin/v1/secret", None, None).await;
     assert_eq!(status, 401);
-    let (status, body) = op(&app, "GET", "/admin/v1/secret", None).await;
-    assert_eq!(
-        (status, &body["error"]["code"]),
-        (StatusCode::NOT_FOUND, &json!("not_found"))
-    );
+    expect_error(
+        &app,
+        "GET",
+        "/admin/v1/secret",
+        None,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
     let (status, body) = op(&app, "DELETE", "/admin/v1/apps", None).await;
     assert_eq!(status, 405, "{body}");
     assert_eq!(body["error"]["code"], "method_not_allowed");
@@ -234,39 +255,20 @@ async fn an_app_and_a_field_created_through_the_api_work_at_once_without_restart
         (status, k["key"].as_str()),
         (StatusCode::OK, Some(key.as_str()))
     );
-    let (status, body) = op(
-        &app,
-        "POST",
-        "/admin/v1/apps",
-        Some(json!({"sdkappid": id})),
-    )
-    .await;
-    assert_eq!(
-        (status, &body["error"]["code"]),
-        (StatusCode::CONFLICT, &json!("app_exists"))
-    );
-    let (status, body) = op(
-        &app,
-        "POST",
-        "/admin/v1/apps",
-        Some(json!({"sdkappid": APP})),
-    )
-    .await;
-    assert_eq!(
-        (status, &body["error"]["code"]),
-        (StatusCode::CONFLICT, &json!("app_exists"))
-    );
-    let (status, body) = op(
+    for taken in [id, APP] {
+        let body = Some(json!({ "sdkappid": taken }));
+        let conflict = StatusCode::CONFLICT;
+        expect_error(&app, "POST", "/admin/v1/apps", body, conflict, "app_exists").await;
+    }
+    expect_error(
         &app,
         "POST",
         &format!("/admin/v1/apps/{id}/fields"),
         Some(json!({"name": FIELD, "type": "integer"})),
+        StatusCode::CONFLICT,
+        "field_exists",
     )
     .await;
-    assert_eq!(
-        (status, &body["error"]["code"]),
-        (StatusCode::CONFLICT, &json!("field_exists"))
-    );
 }
 
 #[tokio::test]
@@ -530,17 +532,15 @@ async fn a_hidden_field_is_refused_like_an_unknown_one_and_its_value_returns_whe
     assert_eq!(field["hidden"], false);
     let r = app.admin.portrait_get(&["alice"], &[HOBBY]).await.unwrap();
     assert_eq!(value_of(&r.0, HOBBY), Some(json!("chess")), "{:?}", r.0);
-    let (status, body) = op(
+    expect_error(
         &app,
         "PATCH",
         &format!("/admin/v1/apps/{APP}/fields/{UNKNOWN}"),
         Some(json!({"hidden": true})),
+        StatusCode::NOT_FOUND,
+        "field_not_found",
     )
     .await;
-    assert_eq!(
-        (status, &body["error"]["code"]),
-        (StatusCode::NOT_FOUND, &json!("field_not_found"))
-    );
 }
 
 #[tokio::test]
