@@ -418,6 +418,11 @@ impl AppConfig {
             portrait_core::Identifier::parse(a)
                 .with_context(|| format!("app {}: admin {a:?}", self.sdkappid))?;
         }
+        anyhow::ensure!(
+            self.usersig_clock_skew_secs <= 86_400,
+            "app {}: usersig_clock_skew_secs must be at most 86400 (a day)",
+            self.sdkappid
+        );
         let fields = self
             .custom_fields
             .iter()
@@ -446,6 +451,22 @@ impl AppConfig {
             anyhow::ensure!(
                 w.lease_ms >= 100,
                 "app {}: webhook lease_ms must be at least 100",
+                self.sdkappid
+            );
+            // Bounds that keep every timer and counter of the worker far from overflow (the
+            // operator API takes these from a request body).
+            const DAY_MS: u64 = 86_400_000;
+            anyhow::ensure!(
+                [w.timeout_ms, w.initial_backoff_ms, w.max_backoff_ms, w.lease_ms]
+                    .iter()
+                    .all(|&ms| ms <= DAY_MS)
+                    && w.give_up_after_ms <= 366 * DAY_MS,
+                "app {}: webhook timeout_ms, initial_backoff_ms, max_backoff_ms and lease_ms must be at most a day (86400000), give_up_after_ms at most a year",
+                self.sdkappid
+            );
+            anyhow::ensure!(
+                w.concurrency <= 1024 && w.max_pending <= 1_000_000,
+                "app {}: webhook concurrency must be at most 1024 and max_pending at most 1000000",
                 self.sdkappid
             );
         }
