@@ -617,3 +617,32 @@ async fn at_start_an_app_record_in_the_store_wins_over_the_file() {
         .unwrap();
     assert_eq!(r.code(), 40005, "{:?}", r.0);
 }
+
+#[tokio::test]
+async fn concurrent_changes_through_two_nodes_of_one_store_are_all_kept() {
+    let (store, _dir) = portrait_store::testkit::fresh_store_from_env().await;
+    let a = spawn_operator_on(store.clone(), vec![test_app()]).await;
+    let b = spawn_operator_on(store, vec![test_app()]).await;
+    let path = format!("/admin/v1/apps/{APP}/fields");
+    let adds = (0..8).map(|i| {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let field = json!({"name": format!("Tag_Profile_Custom_C{i}"), "type": "integer"});
+        op(node, "POST", &path, Some(field))
+    });
+    for (status, body) in futures_util::future::join_all(adds).await {
+        assert_eq!(status, 201, "{body}");
+    }
+    // Both nodes end up with the file's three fields and all eight added ones.
+    for node in [&a, &b] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let (_, list) = op(node, "GET", &path, None).await;
+            let n = list["fields"].as_array().unwrap().len();
+            if n == 11 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{n} fields: {list}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
