@@ -94,6 +94,7 @@ impl AppState {
                     webhook.clone(),
                     store.clone(),
                     &tenants[&cfg.sdkappid],
+                    hub.webhooks().of(cfg.sdkappid),
                 )?;
                 hub.spawn(worker.run(feed.watch(), hub.stopping()));
             }
