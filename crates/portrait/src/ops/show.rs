@@ -75,7 +75,14 @@ pub fn app(a: &AppView) -> String {
         line("previous key valid until", utc(until.saturating_mul(1000)));
     }
     let names: Vec<&str> = a.custom_fields.iter().map(|f| f.name.as_str()).collect();
-    line("custom fields", names.join(", "));
+    line(
+        "custom fields",
+        if names.is_empty() {
+            "-".to_owned()
+        } else {
+            names.join(", ")
+        },
+    );
     out
 }
 
