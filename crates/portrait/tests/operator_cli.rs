@@ -4,6 +4,7 @@
 //! the API's types, the human-readable answers, and failures (exit code 1 with the API's code
 //! and message). Every command goes through `portrait_client::Operator`, so this also exercises
 //! the client crate's methods end to end.
+
 mod common;
 
 use std::process::{Command, Output};
