@@ -31,6 +31,7 @@ mod codec;
 pub use codec::fuzzing;
 pub mod dump;
 pub mod postgres;
+mod read;
 pub mod sqlite;
 #[cfg(feature = "testkit")]
 pub mod testkit;
