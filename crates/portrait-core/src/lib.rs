@@ -10,6 +10,7 @@
 //! * [`usersig`]: TLSSigAPIv2 UserSig minting and verification;
 //! * [`ws`]: the WebSocket protocol of `/v1/ws` (frames, ops, close and error codes), from which
 //!   the TypeScript SDK's `wire.ts` is generated;
+//! * [`operator`]: the operator API (`/admin/v1`): apps, custom fields, accounts, its errors;
 //! * [`profile`]: the enumerated values of standard fields (`Gender`, `AllowType`, …) as types.
 //!
 //! What must not live here: I/O of any kind (no sockets, files, clocks or async runtime). Time is
@@ -18,6 +19,7 @@
 
 pub mod code;
 pub mod ident;
+pub mod operator;
 pub mod profile;
 pub mod query;
 pub mod schema;

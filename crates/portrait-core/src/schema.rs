@@ -119,7 +119,7 @@ impl Perms {
 }
 
 /// The value type of a custom field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CustomKind {
     /// UTF-8 string with a byte limit.

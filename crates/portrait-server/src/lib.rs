@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! * [`api`]: routes, one module per vendor endpoint group;
+//! * [`accounts`]: kick and delete, shared by the REST and the operator APIs;
 //! * [`auth`]: URL query + UserSig → authenticated admin;
 //! * [`error`]: `ApiError` and the only mapping to vendor codes and envelopes;
 //! * [`settings`]: layered configuration; [`devapp`]: the zero-config development app;
@@ -12,6 +13,8 @@
 //! * [`webhook`]: `Profile.CallbackPortraitSet` delivery from the change log;
 //! * [`metrics`]: the Prometheus recorder behind `/metrics`;
 //! * [`openapi`]: the OpenAPI document behind `/openapi.json`;
+//! * [`operator`]: the operator API (`/admin/v1`: apps, custom fields, accounts);
+//! * [`live`]: the apps served now, replaced at run time by the operator API;
 //! * [`tenant`], [`ratelimit`], [`state`]: per-app runtime state;
 //! * [`lease`]: the holder names of this node's store leases;
 //! * [`conn`]: what every connection gets (cap, header/keep-alive/write timeouts, peer address);
@@ -30,6 +33,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
+pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod client_ip;
@@ -39,8 +43,10 @@ pub mod edge;
 pub mod error;
 pub mod ids;
 pub mod lease;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod operator;
 pub mod profiles;
 pub mod push;
 pub mod ratelimit;
@@ -58,7 +64,11 @@ pub use state::AppState;
 /// The full service of a node: the router for `state` inside the [`edge`].
 pub fn app(state: AppState, request_timeout: Duration) -> edge::Edge<axum::Router> {
     let max_body = state.max_body_bytes();
-    edge::wrap(api::router().with_state(state), request_timeout, max_body)
+    edge::wrap(
+        api::router(&state).with_state(state),
+        request_timeout,
+        max_body,
+    )
 }
 
 /// Serves the API on `listener` through the connection layer ([`conn`]) with the limits of
@@ -78,6 +88,8 @@ pub fn serve(
         tracing::debug!(?limits, "connection limits");
         let hub = state.hub().clone();
         let stop = hub.stopping();
+        // Every node follows the app records other nodes write (crate::live).
+        hub.spawn(live::apply::run_sync(state.clone(), stop.clone()));
         // WebSocket sessions are told to close (1001) as soon as shutdown begins: upgraded
         // connections are not drained by axum's graceful shutdown.
         let shutdown = async move {

@@ -16,6 +16,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 pub use crate::ratelimit::{ClientRateLimitConfig, RateLimitConfig};
+pub use operator::OperatorSettings;
+
+mod operator;
 
 /// The commented example configuration.
 pub const EXAMPLE: &str = include_str!("../../../portrait.example.toml");
@@ -36,7 +39,11 @@ pub struct Settings {
     /// Realtime push (WebSocket) limits and timers.
     #[serde(default)]
     pub push: PushSettings,
+    /// The operator API (`/admin/v1`): off unless a token is configured.
+    #[serde(default)]
+    pub operator: OperatorSettings,
     /// The apps (tenants) this node serves. Empty ⇒ a development app is created on first start.
+    /// Apps in the store (made through the operator API) are served too and win over these.
     #[serde(default)]
     pub apps: Vec<AppConfig>,
 }
@@ -286,6 +293,109 @@ pub struct AppConfig {
     /// `Profile.CallbackPortraitSet` delivery; none if absent.
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
+    /// A disabled app refuses every call (70020, as an unknown SDKAppID); its data is kept.
+    #[serde(default)]
+    pub disabled: bool,
+    /// The key in use before the last rotation, which still verifies UserSigs until
+    /// `valid_until`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_key: Option<PreviousKey>,
+}
+
+/// `[apps.previous_key]`: a rotated-out key during its grace period.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousKey {
+    /// The old secret key.
+    #[serde(serialize_with = "expose")]
+    pub key: SecretString,
+    /// Unix second after which it no longer verifies.
+    pub valid_until: u64,
+}
+
+impl std::fmt::Debug for PreviousKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreviousKey")
+            .field("key", &"[redacted]")
+            .field("valid_until", &self.valid_until)
+            .finish()
+    }
+}
+
+impl AppConfig {
+    /// Checks one app's settings (also those made through the operator API).
+    ///
+    /// # Errors
+    /// Names the app and the offending setting.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.key.expose_secret().is_empty(),
+            "app {}: key is empty",
+            self.sdkappid
+        );
+        anyhow::ensure!(
+            !self.admins.is_empty(),
+            "app {}: at least one admin identifier is required",
+            self.sdkappid
+        );
+        for a in &self.admins {
+            portrait_core::Identifier::parse(a)
+                .with_context(|| format!("app {}: admin {a:?}", self.sdkappid))?;
+        }
+        anyhow::ensure!(
+            self.usersig_clock_skew_secs <= 86_400,
+            "app {}: usersig_clock_skew_secs must be at most 86400 (a day)",
+            self.sdkappid
+        );
+        let fields = self
+            .custom_fields
+            .iter()
+            .map(CustomFieldConfig::to_field)
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("app {}", self.sdkappid))?;
+        // Hidden fields count: the limit of 20 and the uniqueness of names cover them too.
+        portrait_core::schema::Schema::new(fields, &self.sensitive_words)
+            .with_context(|| format!("app {}", self.sdkappid))?;
+        self.rate_limits
+            .validate()
+            .with_context(|| format!("app {}", self.sdkappid))?;
+        if let Some(w) = &self.webhook {
+            let url = reqwest::Url::parse(&w.url)
+                .with_context(|| format!("app {}: webhook url {:?}", self.sdkappid, w.url))?;
+            anyhow::ensure!(
+                matches!(url.scheme(), "http" | "https"),
+                "app {}: webhook url must be http(s)",
+                self.sdkappid
+            );
+            anyhow::ensure!(
+                w.concurrency > 0 && w.timeout_ms > 0 && w.max_pending > 0,
+                "app {}: webhook concurrency, max_pending and timeout_ms must be positive",
+                self.sdkappid
+            );
+            anyhow::ensure!(
+                w.lease_ms >= 100,
+                "app {}: webhook lease_ms must be at least 100",
+                self.sdkappid
+            );
+            // Bounds that keep every timer and counter of the worker far from overflow (the
+            // operator API takes these from a request body).
+            const DAY_MS: u64 = 86_400_000;
+            anyhow::ensure!(
+                [w.timeout_ms, w.initial_backoff_ms, w.max_backoff_ms, w.lease_ms]
+                    .iter()
+                    .all(|&ms| ms <= DAY_MS)
+                    && w.give_up_after_ms <= 366 * DAY_MS,
+                "app {}: webhook timeout_ms, initial_backoff_ms, max_backoff_ms and lease_ms must be at most a day (86400000), give_up_after_ms at most a year",
+                self.sdkappid
+            );
+            anyhow::ensure!(
+                w.concurrency <= 1024 && w.max_pending <= 1_000_000,
+                "app {}: webhook concurrency must be at most 1024 and max_pending at most 1000000",
+                self.sdkappid
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The default of `usersig_clock_skew_secs`.
@@ -309,19 +419,14 @@ impl std::fmt::Debug for AppConfig {
             .field("client_rate_limits", &self.client_rate_limits)
             .field("usersig_clock_skew_secs", &self.usersig_clock_skew_secs)
             .field("webhook", &self.webhook)
+            .field("disabled", &self.disabled)
+            .field("previous_key", &self.previous_key)
             .finish()
     }
 }
 
-/// Who a permission allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Who {
-    /// Ordinary users (client SDKs).
-    User,
-    /// App admins (REST API).
-    Admin,
-}
+/// Who a permission allows: the operator API's type (same names in the file).
+pub use portrait_core::operator::Who;
 
 fn perms(who: &[Who]) -> Perms {
     Perms {
@@ -349,6 +454,10 @@ pub struct CustomFieldConfig {
     /// Who may write it.
     #[serde(default = "both")]
     pub write: Vec<Who>,
+    /// A hidden field is treated by every API as an unknown one; its stored values are kept and
+    /// come back when it is shown again. It still counts towards the 20 custom fields.
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 fn default_max_length() -> usize {
@@ -401,9 +510,11 @@ impl Settings {
         fig = fig.merge(Env::prefixed("PORTRAIT_").split("__").filter(|k| {
             // Only settings sections: other PORTRAIT_* variables (e.g. PORTRAIT_TEST_STORE) are not ours.
             let k = k.as_str().to_ascii_lowercase();
-            ["server", "store", "log", "push", "apps"].iter().any(|s| {
-                k == *s || k.starts_with(&format!("{s}.")) || k.starts_with(&format!("{s}__"))
-            })
+            ["server", "store", "log", "push", "operator", "apps"]
+                .iter()
+                .any(|s| {
+                    k == *s || k.starts_with(&format!("{s}.")) || k.starts_with(&format!("{s}__"))
+                })
         }));
         let settings: Settings = fig.extract().context("invalid configuration")?;
         settings.validate()?;
@@ -431,6 +542,10 @@ impl Settings {
             (0.0..=24.0 * 365.0 * 100.0).contains(&hours),
             "store: change_retention_hours must be a number of hours from 0 (keep forever) to 876000, not {hours}"
         );
+        anyhow::ensure!(
+            self.operator.poll_ms > 0,
+            "operator: poll_ms must be positive"
+        );
         let mut seen = std::collections::HashSet::new();
         for app in &self.apps {
             anyhow::ensure!(
@@ -438,46 +553,7 @@ impl Settings {
                 "app {} is configured twice",
                 app.sdkappid
             );
-            anyhow::ensure!(
-                !app.key.expose_secret().is_empty(),
-                "app {}: key is empty",
-                app.sdkappid
-            );
-            anyhow::ensure!(
-                !app.admins.is_empty(),
-                "app {}: at least one admin identifier is required",
-                app.sdkappid
-            );
-            for a in &app.admins {
-                portrait_core::Identifier::parse(a)
-                    .with_context(|| format!("app {}: admin {a:?}", app.sdkappid))?;
-            }
-            for f in &app.custom_fields {
-                f.to_field()
-                    .with_context(|| format!("app {}", app.sdkappid))?;
-            }
-            app.rate_limits
-                .validate()
-                .with_context(|| format!("app {}", app.sdkappid))?;
-            if let Some(w) = &app.webhook {
-                let url = reqwest::Url::parse(&w.url)
-                    .with_context(|| format!("app {}: webhook url {:?}", app.sdkappid, w.url))?;
-                anyhow::ensure!(
-                    matches!(url.scheme(), "http" | "https"),
-                    "app {}: webhook url must be http(s)",
-                    app.sdkappid
-                );
-                anyhow::ensure!(
-                    w.concurrency > 0 && w.timeout_ms > 0 && w.max_pending > 0,
-                    "app {}: webhook concurrency, max_pending and timeout_ms must be positive",
-                    app.sdkappid
-                );
-                anyhow::ensure!(
-                    w.lease_ms >= 100,
-                    "app {}: webhook lease_ms must be at least 100",
-                    app.sdkappid
-                );
-            }
+            app.validate()?;
         }
         Ok(())
     }

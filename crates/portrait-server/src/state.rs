@@ -11,6 +11,7 @@ use portrait_core::{Identifier, ProfileValue, Tag};
 use portrait_store::{AppId, Change, NewAccount, Origin, Profile, Store};
 
 use crate::client_ip::TrustedProxies;
+use crate::live::{Live, LiveApp};
 use crate::push::Hub;
 use crate::settings::{AppConfig, PushSettings, Settings};
 use crate::tenant::Tenant;
@@ -24,10 +25,13 @@ pub struct AppState {
 struct Inner {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
-    tenants: HashMap<u64, Arc<Tenant>>,
+    /// The apps served now ([`crate::live`]).
+    live: Live,
     max_body_bytes: usize,
     /// Whose `X-Forwarded-For` is believed ([`crate::client_ip`]).
     trusted_proxies: TrustedProxies,
+    /// The operator API's token and failure counter; `None` = the operator API is off.
+    operator: Option<Arc<crate::operator::auth::OperatorAuth>>,
 }
 
 impl AppState {
@@ -43,9 +47,10 @@ impl AppState {
         Self::with_push(store, apps, max_body_bytes, &PushSettings::default()).await
     }
 
-    /// Builds the state: validates apps, makes sure every admin identifier exists as an account
-    /// (as the vendor's console does), loads each app's kick table, and starts the push feeds
-    /// and webhook deliveries.
+    /// Builds the state: the file's apps `apps`, then the store's app records, which win over
+    /// them ([`crate::live`]); makes sure every admin identifier exists as an account (as the
+    /// vendor's console does), loads each app's kick table, and starts the push feeds and
+    /// webhook deliveries. No change-log retention (see [`AppState::from_settings`]).
     ///
     /// # Errors
     /// Invalid app configuration or a store failure.
@@ -55,18 +60,21 @@ impl AppState {
         max_body_bytes: usize,
         push: &PushSettings,
     ) -> anyhow::Result<AppState> {
+        Self::build(store, apps, max_body_bytes, push, None).await
+    }
+
+    async fn build(
+        store: Arc<dyn Store>,
+        file_apps: &[AppConfig],
+        max_body_bytes: usize,
+        push: &PushSettings,
+        retention: Option<Duration>,
+    ) -> anyhow::Result<AppState> {
+        let (apps, highest) = crate::live::merge(store.as_ref(), file_apps).await?;
         let mut tenants = HashMap::new();
-        for cfg in apps {
+        for (cfg, _, _) in &apps {
             let tenant = Tenant::from_config(cfg)?;
-            let admins: Vec<NewAccount> = cfg
-                .admins
-                .iter()
-                .map(|a| Ok(NewAccount::new(Identifier::parse(a)?)))
-                .collect::<anyhow::Result<_>>()?;
-            store
-                .import_accounts(cfg.sdkappid, &admins, "portrait".into())
-                .await
-                .context("importing admin accounts")?;
+            import_admins(store.as_ref(), cfg).await?;
             for (user, not_before) in store.kicks(cfg.sdkappid).await.context("loading kicks")? {
                 tenant.set_kick(user, not_before);
             }
@@ -82,31 +90,32 @@ impl AppState {
                 .await
                 .context("starting the push feeds")?,
         );
-        for cfg in apps.iter() {
-            if let Some(webhook) = &cfg.webhook {
-                let feed = hub.feed(cfg.sdkappid).expect("a feed per app").clone();
-                let worker = crate::webhook::Worker::new(
-                    cfg.sdkappid,
-                    webhook.clone(),
-                    store.clone(),
-                    &tenants[&cfg.sdkappid],
-                )?;
-                hub.spawn(worker.run(feed.watch(), hub.stopping()));
-            }
-        }
         let store: Arc<dyn Store> = Arc::new(Waking {
             inner: store,
             hub: hub.clone(),
         });
-        Ok(AppState {
+        let state = AppState {
             inner: Arc::new(Inner {
                 store,
                 hub,
-                tenants,
+                live: Live::new(retention),
                 max_body_bytes,
                 trusted_proxies: TrustedProxies::default(),
+                operator: None,
             }),
-        })
+        };
+        for (cfg, source, revision) in apps {
+            let tenant = tenants[&cfg.sdkappid].clone();
+            state.start_workers(&cfg, &tenant)?;
+            state.live().insert(LiveApp {
+                tenant,
+                config: cfg,
+                source,
+                revision,
+            });
+        }
+        state.live().set_applied(highest);
+        Ok(state)
     }
 
     /// Builds the state from full settings, and starts each app's change-log retention
@@ -118,31 +127,29 @@ impl AppState {
         store: Arc<dyn Store>,
         settings: &Settings,
     ) -> anyhow::Result<AppState> {
-        let state = Self::with_push(
+        let hours = settings.store.change_retention_hours;
+        let retention = if hours > 0.0 {
+            Some(
+                Duration::try_from_secs_f64(hours * 3600.0)
+                    .context("store.change_retention_hours")?,
+            )
+        } else {
+            None
+        };
+        let state = Self::build(
             store,
             &settings.apps,
             settings.server.max_body_bytes,
             &settings.push,
+            retention,
         )
         .await?
         .with_trusted_proxies(
             TrustedProxies::parse(&settings.server.trusted_proxies)
                 .map_err(|e| anyhow::anyhow!("server: trusted_proxies: {e}"))?,
-        );
-        let hours = settings.store.change_retention_hours;
-        if hours > 0.0 {
-            let keep = Duration::try_from_secs_f64(hours * 3600.0)
-                .context("store.change_retention_hours")?;
-            for cfg in &settings.apps {
-                let pruner = crate::retention::Pruner::new(
-                    cfg.sdkappid,
-                    state.store_arc(),
-                    keep,
-                    cfg.webhook.is_some(),
-                );
-                state.hub().spawn(pruner.run(state.hub().stopping()));
-            }
-        }
+        )
+        .with_operator(settings.operator.resolve_token()?);
+        state.live().set_poll_ms(settings.operator.poll_ms);
         Ok(state)
     }
 
@@ -156,6 +163,28 @@ impl AppState {
             .expect("trusted proxies are set before the state is shared")
             .trusted_proxies = proxies;
         self
+    }
+
+    /// This state, serving the operator API with `token` (`None`: the API is off, every
+    /// `/admin/v1` path answers 404). Call it before the state is shared (cloned).
+    ///
+    /// # Panics
+    /// If the state has been cloned already.
+    pub fn with_operator(mut self, token: Option<secrecy::SecretString>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("the operator token is set before the state is shared")
+            .operator = token.map(|t| Arc::new(crate::operator::auth::OperatorAuth::new(t)));
+        self
+    }
+
+    /// The operator API's authentication, if the API is on.
+    pub fn operator(&self) -> Option<&Arc<crate::operator::auth::OperatorAuth>> {
+        self.inner.operator.as_ref()
+    }
+
+    /// The apps served now.
+    pub fn live(&self) -> &Live {
+        &self.inner.live
     }
 
     /// Whose `X-Forwarded-For` is believed.
@@ -183,15 +212,31 @@ impl AppState {
         &self.inner.hub
     }
 
-    /// The app with this SDKAppID.
-    pub fn tenant(&self, sdkappid: u64) -> Option<&Arc<Tenant>> {
-        self.inner.tenants.get(&sdkappid)
+    /// The app with this SDKAppID, unless it is unknown or disabled.
+    pub fn tenant(&self, sdkappid: u64) -> Option<Arc<Tenant>> {
+        self.inner.live.tenant(sdkappid)
     }
 
     /// Largest request body accepted.
     pub fn max_body_bytes(&self) -> usize {
         self.inner.max_body_bytes
     }
+}
+
+/// Makes sure every admin of `cfg` exists as an account.
+///
+/// # Errors
+/// A bad admin identifier or a store failure.
+pub(crate) async fn import_admins(store: &dyn Store, cfg: &AppConfig) -> anyhow::Result<()> {
+    let admins: Vec<NewAccount> = cfg
+        .admins
+        .iter()
+        .map(|a| Ok(NewAccount::new(Identifier::parse(a)?)))
+        .collect::<anyhow::Result<_>>()?;
+    store
+        .import_accounts(cfg.sdkappid, &admins, "portrait".into())
+        .await
+        .context("importing admin accounts")
 }
 
 /// The store as handlers see it: every successful write wakes the app's push feed, so that its
@@ -238,6 +283,16 @@ impl Store for Waking {
         users: &[Identifier],
     ) -> portrait_store::Result<Vec<bool>> {
         self.inner.accounts_exist(app, users).await
+    }
+
+    async fn scan_accounts(
+        &self,
+        app: AppId,
+        prefix: &str,
+        after: Option<&Identifier>,
+        limit: usize,
+    ) -> portrait_store::Result<Vec<Identifier>> {
+        self.inner.scan_accounts(app, prefix, after, limit).await
     }
 
     async fn kick(
@@ -336,6 +391,22 @@ impl Store for Waking {
 
     async fn apps(&self) -> portrait_store::Result<Vec<AppId>> {
         self.inner.apps().await
+    }
+
+    async fn app_records(
+        &self,
+        after_revision: u64,
+    ) -> portrait_store::Result<Vec<portrait_store::AppRecord>> {
+        self.inner.app_records(after_revision).await
+    }
+
+    async fn put_app_record(
+        &self,
+        app: AppId,
+        expected: Option<u64>,
+        body: &str,
+    ) -> portrait_store::Result<u64> {
+        self.inner.put_app_record(app, expected, body).await
     }
 
     async fn dump_app(&self, app: AppId) -> portrait_store::Result<portrait_store::AppDump> {

@@ -394,6 +394,17 @@ impl Store for CachedStore {
             .collect())
     }
 
+    /// Not cached: a listing is read from the store each time.
+    async fn scan_accounts(
+        &self,
+        app: AppId,
+        prefix: &str,
+        after: Option<&Identifier>,
+        limit: usize,
+    ) -> Result<Vec<Identifier>> {
+        self.inner.scan_accounts(app, prefix, after, limit).await
+    }
+
     async fn kick(&self, app: AppId, user: &Identifier, not_before: u64) -> Result<bool> {
         self.inner.kick(app, user, not_before).await
     }
@@ -467,6 +478,14 @@ impl Store for CachedStore {
 
     async fn apps(&self) -> Result<Vec<AppId>> {
         self.inner.apps().await
+    }
+
+    async fn app_records(&self, after_revision: u64) -> Result<Vec<crate::AppRecord>> {
+        self.inner.app_records(after_revision).await
+    }
+
+    async fn put_app_record(&self, app: AppId, expected: Option<u64>, body: &str) -> Result<u64> {
+        self.inner.put_app_record(app, expected, body).await
     }
 
     async fn dump_app(&self, app: AppId) -> Result<AppDump> {

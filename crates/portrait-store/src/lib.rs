@@ -28,6 +28,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 
+pub mod apps;
+pub use apps::AppRecord;
 #[cfg(feature = "sql")]
 mod batch;
 pub mod cache;
@@ -40,6 +42,8 @@ pub mod dump;
 pub mod postgres;
 #[cfg(feature = "sql")]
 mod read;
+mod scan;
+pub use scan::MAX_SCAN;
 #[cfg(feature = "sql")]
 pub mod sqlite;
 #[cfg(feature = "testkit")]
@@ -398,6 +402,24 @@ pub trait Store: Send + Sync + 'static {
     /// Storage failures.
     async fn accounts_exist(&self, app: AppId, users: &[Identifier]) -> Result<Vec<bool>>;
 
+    /// One page of the app's accounts in ascending UserID order (bytewise): those whose UserID
+    /// starts with `prefix` (every character literal: `%` and `_` are not wildcards), after
+    /// `after` when given (the last UserID of the previous page, which need not start with
+    /// `prefix`), at most `limit` of them (capped at [`MAX_SCAN`]). Deleted accounts are not
+    /// listed. A page is one range read of the accounts' primary key, so its cost grows with
+    /// `limit`, never with the number of accounts; paging with `after` lists every account that
+    /// exists throughout, once.
+    ///
+    /// # Errors
+    /// Storage failures; [`StoreError::Corrupt`] for a stored UserID that is not one.
+    async fn scan_accounts(
+        &self,
+        app: AppId,
+        prefix: &str,
+        after: Option<&Identifier>,
+        limit: usize,
+    ) -> Result<Vec<Identifier>>;
+
     /// Records that every UserSig of `user` minted at or before `not_before` (Unix seconds) is
     /// revoked (a later kick with an earlier time changes nothing). Returns `false`, recording
     /// nothing, if the account does not exist. A kick outlives the account: deleting the account
@@ -551,6 +573,29 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Corrupt`] if the dump is inconsistent ([`AppDump::check`]); storage
     /// failures. Nothing is written on error.
     async fn restore_app(&self, dump: AppDump) -> Result<()>;
+
+    /// The app records ([`apps`]) with a revision above `after_revision`, by ascending
+    /// revision: a node that has applied every record up to revision r reads what changed since
+    /// with `after_revision = r`.
+    ///
+    /// # Errors
+    /// Storage failures; [`StoreError::Corrupt`] for undecodable rows.
+    async fn app_records(&self, after_revision: u64) -> Result<Vec<AppRecord>>;
+
+    /// Writes the record of app `sdkappid` (its settings as JSON text, not interpreted) if its
+    /// current revision is `expected` (`None`: the app must have no record yet), and returns its
+    /// new revision: higher than every revision of every app before it. Revisions become visible
+    /// in order.
+    ///
+    /// # Errors
+    /// [`StoreError::VersionConflict`] with the current revision (0 when there is none) if the
+    /// expectation does not hold (nothing is written); storage failures.
+    async fn put_app_record(
+        &self,
+        sdkappid: AppId,
+        expected: Option<u64>,
+        body: &str,
+    ) -> Result<u64>;
 
     /// Cheap liveness check of the backend (for health endpoints).
     ///

@@ -79,9 +79,11 @@ use crate::{
     Result, Store, StoreError, PRUNED,
 };
 
+mod apps;
 mod batch;
 mod open;
 mod restore;
+mod scan;
 mod sql;
 mod stage;
 mod write;
@@ -422,6 +424,14 @@ impl Store for PgStore {
         Ok(got.is_some())
     }
 
+    async fn app_records(&self, after_revision: u64) -> Result<Vec<crate::AppRecord>> {
+        apps::app_records(&self.pool, after_revision).await
+    }
+
+    async fn put_app_record(&self, app: AppId, expected: Option<u64>, body: &str) -> Result<u64> {
+        apps::put_app_record(&self.pool, app, expected, body).await
+    }
+
     #[tracing::instrument(skip_all)]
     async fn apps(&self) -> Result<Vec<AppId>> {
         self.reads().apps().await
@@ -435,6 +445,17 @@ impl Store for PgStore {
     #[tracing::instrument(skip_all, fields(app = dump.app))]
     async fn restore_app(&self, dump: AppDump) -> Result<()> {
         self.restore(dump).await
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app, limit = limit))]
+    async fn scan_accounts(
+        &self,
+        app: AppId,
+        prefix: &str,
+        after: Option<&Identifier>,
+        limit: usize,
+    ) -> Result<Vec<Identifier>> {
+        crate::scan::scan(&self.pool, scan::SCAN_SQL, app, prefix, after, limit).await
     }
 
     #[tracing::instrument(skip_all)]

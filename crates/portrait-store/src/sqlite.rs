@@ -59,9 +59,11 @@
 //! [`run_sets`]: batch::run_sets
 //! [`run_checkpointer`]: writer::run_checkpointer
 
+mod apps;
 mod batch;
 mod jobs;
 mod open;
+mod scan;
 mod sql;
 mod writer;
 
@@ -258,6 +260,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn app_records(&self, after_revision: u64) -> Result<Vec<crate::AppRecord>> {
+        apps::app_records(&self.reader, after_revision).await
+    }
+
+    async fn put_app_record(&self, app: AppId, expected: Option<u64>, body: &str) -> Result<u64> {
+        let job = apps::AppRecordJob {
+            app,
+            expected,
+            body: body.to_owned(),
+        };
+        self.submit(|reply| Job::Other(OtherJob::AppRecord(job, reply)))
+            .await
+    }
+
     #[tracing::instrument(skip_all)]
     async fn apps(&self) -> Result<Vec<AppId>> {
         self.reads().apps().await
@@ -279,6 +295,17 @@ impl Store for SqliteStore {
     async fn lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
         let _ = (app, name, holder, ttl_ms);
         Ok(true)
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app, limit = limit))]
+    async fn scan_accounts(
+        &self,
+        app: AppId,
+        prefix: &str,
+        after: Option<&Identifier>,
+        limit: usize,
+    ) -> Result<Vec<Identifier>> {
+        crate::scan::scan(&self.reader, scan::SCAN_SQL, app, prefix, after, limit).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -16,6 +16,8 @@ mod methods;
 mod metrics;
 mod numbers;
 mod openapi;
+mod operator_accounts;
+mod operator_apps;
 mod portrait_import;
 mod profile;
 mod profile_errors;

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-pub(crate) const WAIT: Duration = Duration::from_secs(5);
+pub const WAIT: Duration = Duration::from_secs(5);
 
 /// Reads frames until a `profile` event; panics on anything else but `subscribed`/`synced`/`pong`.
 pub(crate) async fn next_event(s: &mut Socket) -> ProfileEvent {
@@ -24,7 +24,7 @@ pub(crate) async fn next_event(s: &mut Socket) -> ProfileEvent {
 }
 
 /// The `ready` frame; returns the app version at connect.
-pub(crate) async fn ready(s: &mut Socket) -> u64 {
+pub async fn ready(s: &mut Socket) -> u64 {
     match s.frame(WAIT).await.expect("ready") {
         Frame::Ready { version, .. } => version,
         other => panic!("expected ready, got {other:?}"),
@@ -219,6 +219,7 @@ async fn events_carry_only_fields_users_may_read() {
             max_length: 50,
             read: vec![portrait_server::settings::Who::Admin],
             write: vec![portrait_server::settings::Who::Admin],
+            hidden: false,
         });
     let app = spawn_app_with(vec![cfg]).await;
     app.import(&["alice", "bob"]).await;
