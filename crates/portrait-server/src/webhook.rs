@@ -130,6 +130,15 @@ impl Worker {
         })
     }
 
+    /// Gives up the delivery lease on a graceful stop, so that another node (or this app's next
+    /// worker, with new settings) delivers at once instead of after the lease expires. Best
+    /// effort: if it fails, the lease simply runs out.
+    async fn release(&self, holder: &str) {
+        if let Err(e) = self.store.lease(self.app, CURSOR, holder, 0).await {
+            tracing::debug!(app = self.app, error = %e, "webhook: cannot release the delivery lease");
+        }
+    }
+
     /// Delivers until `stop`; woken by `dispatched` (the app's push feed, whose value is the
     /// app's version as this node last saw it) and by a 1 s poll. Nodes sharing a database
     /// deliver one at a time: a worker works only while it holds the app's `webhook` lease
@@ -216,6 +225,7 @@ impl Worker {
                     if d.cursor() > d.stored {
                         self.store_cursor(d).await;
                     }
+                    self.release(&holder).await;
                     self.status.set_delivering(false);
                     return;
                 }

@@ -543,7 +543,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Takes or renews the lease `name` of `app` for `holder` for `ttl_ms`; returns whether
     /// `holder` holds it now. Nodes sharing a database use it so that one of them runs a per-app
-    /// job (webhook delivery). A store only one process can open always grants.
+    /// job (webhook delivery). A store only one process can open always grants. The holder
+    /// releases a lease by renewing it for 0 ms (another holder may take it a moment later).
     ///
     /// # Errors
     /// Storage failures.

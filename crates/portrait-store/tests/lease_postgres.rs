@@ -37,3 +37,20 @@ async fn a_lease_has_one_holder_until_it_expires() {
     );
     assert!(!store.lease(APP, "webhook", "node-a", 400).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_holder_releases_its_lease_by_renewing_it_for_zero_milliseconds() {
+    let store = testkit::fresh_postgres().await;
+    assert!(store.lease(APP, "webhook", "node-a", 60_000).await.unwrap());
+    assert!(!store.lease(APP, "webhook", "node-b", 60_000).await.unwrap());
+    assert!(
+        !store.lease(APP, "webhook", "node-b", 0).await.unwrap(),
+        "a zero-length call by another is no release"
+    );
+    assert!(store.lease(APP, "webhook", "node-a", 0).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(
+        store.lease(APP, "webhook", "node-b", 60_000).await.unwrap(),
+        "released: taken at once, not after the minute"
+    );
+}

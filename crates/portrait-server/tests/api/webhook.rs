@@ -386,6 +386,7 @@ async fn a_restart_while_an_account_is_parked_redelivers_its_undelivered_changes
     assert!(receiver.nicks_of("alice").is_empty());
 
     *receiver.failing.lock().unwrap() = None;
+    let restarted = std::time::Instant::now();
     let _second = spawn_on(
         store,
         vec![with_webhook(&url)],
@@ -394,6 +395,13 @@ async fn a_restart_while_an_account_is_parked_redelivers_its_undelivered_changes
     )
     .await;
     receiver.wait_for_nicks("alice", &["a1"]).await;
+    // The first node gave up its delivery lease as it stopped: the second delivers at once, not
+    // after the lease (10 s) runs out. (On a store only one process opens, leases always grant.)
+    assert!(
+        restarted.elapsed() < Duration::from_millis(portrait_server::webhook::LEASE_MS / 2),
+        "delivery resumed only after {:?}",
+        restarted.elapsed()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.nicks_of("alice"), ["a0", "a1"]);
     // bob's changes came after alice's oldest undelivered one: they are sent again (at least
