@@ -34,6 +34,7 @@ pub mod api;
 pub mod auth;
 pub mod client_ip;
 pub mod conn;
+pub mod console;
 pub mod devapp;
 pub mod edge;
 pub mod error;

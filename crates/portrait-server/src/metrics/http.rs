@@ -23,7 +23,7 @@ use metrics::{Counter, Gauge, Histogram};
 pub struct Outcome(pub u32);
 
 /// Every route, as the `api` label; the last one is for paths that are not routes.
-pub const APIS: [&str; 16] = [
+pub const APIS: [&str; 17] = [
     "/v4/profile/portrait_set",
     "/v4/profile/portrait_get",
     "/v4/profile/portrait_import",
@@ -39,6 +39,7 @@ pub const APIS: [&str; 16] = [
     "/healthz",
     "/metrics",
     "/openapi.json",
+    "/console/",
     "other",
 ];
 
@@ -49,6 +50,12 @@ pub struct Api(usize);
 impl Api {
     /// The route of a request path (`other` when it is none of them).
     pub fn of_path(path: &str) -> Api {
+        // Every file of the web console counts under `/console/`.
+        let path = if path == "/console" || path.starts_with("/console/") {
+            "/console/"
+        } else {
+            path
+        };
         Api(APIS[..APIS.len() - 1]
             .iter()
             .position(|api| *api == path)
@@ -149,9 +156,13 @@ mod tests {
             "/v4/profile/portrait_gett",
             "/v4/profile/",
             "/healthz/x",
+            "/consolex/",
             "other",
         ] {
             assert_eq!(Api::of_path(path).label(), "other", "{path}");
+        }
+        for path in ["/console", "/console/console.js", "/console/nope"] {
+            assert_eq!(Api::of_path(path).label(), "/console/", "{path}");
         }
     }
 }
