@@ -7,7 +7,8 @@
 //! * `portrait_http_request_duration_seconds{api}`: time from the request head to the answer;
 //! * `portrait_http_requests_in_flight`: requests being read or answered now.
 //!
-//! `api` is the route's path (`/v4/profile/portrait_get`, `/v1/ws`, …) or `other` for any path
+//! `api` is the route's path (`/v4/profile/portrait_get`, `/v1/ws`, …; every file of the web
+//! console counts under `/console/`) or `other` for any path
 //! that is not a route, so a client cannot grow the label set. The hot path pays a path match,
 //! two atomic adds and a histogram sample: the handles of the success counter and of each
 //! route's histogram are registered once, up front; only error answers look their counter up.
