@@ -399,6 +399,13 @@ pub mod error_code {
     pub const REVISION_MISMATCH: &str = "revision_mismatch";
     /// 503: the store could not be reached or failed; nothing was changed.
     pub const STORE_UNAVAILABLE: &str = "store_unavailable";
+    /// 404: no such operator path, or the operator API is off on this node (no
+    /// `[operator] token` or `token_file`).
+    pub const NOT_FOUND: &str = "not_found";
+    /// 405: the path exists but not with this method.
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// 500: the server failed (logged on the node; the request may be retried).
+    pub const INTERNAL: &str = "internal";
 }
 
 /// Serde for `Option<Option<T>>`: absent → `None`, `null` → `Some(None)`.

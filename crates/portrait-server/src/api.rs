@@ -22,8 +22,8 @@ use crate::state::AppState;
 pub mod v1;
 pub mod v4;
 
-/// All routes of a node.
-pub fn router() -> Router<AppState> {
+/// All routes of a node (`state` is the one the operator API's authentication checks against).
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(v4::profile::router())
         .merge(v4::im_open_login_svc::router())
@@ -35,6 +35,8 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi))
         // After every route: axum applies it to the routes present when it is called.
         .method_not_allowed_fallback(method_not_allowed)
+        // After that: the operator routes answer a wrong method with their own JSON error.
+        .merge(crate::operator::router(state))
         .fallback(unknown_api)
 }
 
@@ -75,8 +77,16 @@ async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static [u8
     )
 }
 
-/// Any other path: the vendor's "request resource error" (60009), still HTTP 200.
-async fn unknown_api(uri: axum::http::Uri) -> Response {
+/// Any other path: the vendor's "request resource error" (60009), still HTTP 200; under
+/// `/admin/v1`, the operator API's 404 (after its authentication).
+async fn unknown_api(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    if Family::of_path(uri.path()) == Family::Operator {
+        return crate::operator::unknown_path(&state, &headers, uri.path());
+    }
     reply::<()>(
         Family::Rest,
         Err(ApiError::UnknownApi(uri.path().to_owned())),

@@ -72,7 +72,7 @@ pub fn tenant_of(state: &AppState, q: &RestQuery<'_>) -> Result<Arc<Tenant>> {
         .trim()
         .parse()
         .map_err(|_| ApiError::SdkAppIdInvalid(raw.to_owned()))?;
-    state.tenant(id).cloned().ok_or(ApiError::AppNotFound(id))
+    state.tenant(id).ok_or(ApiError::AppNotFound(id))
 }
 
 /// Verifies `usersig` for `identifier` in `tenant`, including revocation by `kick`.

@@ -28,12 +28,9 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(AppConfig, bool)> {
         return Ok((app, false));
     }
     let mut rng = rand::rng();
-    let key: String = (0..32)
-        .map(|_| format!("{:02x}", rng.random::<u8>()))
-        .collect();
     let app = AppConfig {
         sdkappid: rng.random_range(1_400_000_000..1_500_000_000),
-        key: SecretString::from(key),
+        key: SecretString::from(random_key()),
         admins: vec!["administrator".into()],
         custom_fields: Vec::new(),
         sensitive_words: Vec::new(),
@@ -41,6 +38,8 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(AppConfig, bool)> {
         client_rate_limits: Default::default(),
         usersig_clock_skew_secs: crate::settings::default_clock_skew(),
         webhook: None,
+        disabled: false,
+        previous_key: None,
     };
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -55,8 +54,20 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(AppConfig, bool)> {
     Ok((app, true))
 }
 
+/// 64 random hex digits: a new app's secret key, or an operator token.
+pub fn random_key() -> String {
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+/// Writes `bytes` to `path`, readable only by its owner (mode 0600 on Unix), and syncs it.
+///
+/// # Errors
+/// I/O errors.
 #[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -69,7 +80,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Writes `bytes` to `path`.
+///
+/// # Errors
+/// I/O errors.
 #[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
 }

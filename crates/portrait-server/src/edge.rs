@@ -39,7 +39,7 @@ use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use tokio::time::{Instant, Sleep};
 
-use crate::error::{reply, ApiError, Family};
+use crate::error::{refuse, ApiError, Family};
 use crate::metrics::http::{Api, InFlight, Outcome, RequestMetrics};
 
 /// The request-id header.
@@ -262,7 +262,7 @@ where
                 Poll::Ready(Err(why)) => {
                     *this.reading = None;
                     *this.close = true;
-                    early = Some(reply::<()>(*this.family, Err(ApiError::BadRequest(why))));
+                    early = Some(refuse(*this.family, ApiError::BadRequest(why)));
                 }
             }
         }
@@ -293,7 +293,7 @@ where
                 } else {
                     ApiError::Internal(anyhow::anyhow!("request exceeded {:?}", this.timeout))
                 };
-                reply::<()>(*this.family, Err(error))
+                refuse(*this.family, error)
             }
         };
         let headers = response.headers_mut();
@@ -408,6 +408,27 @@ mod tests {
             assert_eq!(body["ErrorCode"], code, "{path}: {body}");
             assert_eq!(body["ActionStatus"], "FAIL");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn operator_api_refusals_at_the_edge_are_its_own_json_errors() {
+        let req = Request::get("/admin/v1/apps").body(Body::empty()).unwrap();
+        let resp = slow(Duration::from_secs(5)).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), 500);
+        let body = body_json(resp).await;
+        assert_eq!(body["error"]["code"], "internal", "{body}");
+        let chunk = Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 2 << 10]));
+        let req = Request::post("/admin/v1/apps")
+            .body(Body::from_stream(futures_util::stream::iter([chunk])))
+            .unwrap();
+        let resp = slow(Duration::ZERO).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), 400);
+        let body = body_json(resp).await;
+        assert_eq!(body["error"]["code"], "invalid", "{body}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -31,12 +31,17 @@ pub enum Family {
     Account,
     /// Anything else under the REST root (unknown APIs).
     Rest,
+    /// The operator API (`/admin/v1/*`): HTTP statuses and [`OpError`]'s JSON, never the
+    /// vendor envelope.
+    Operator,
 }
 
 impl Family {
     /// The family of a request path.
     pub fn of_path(path: &str) -> Family {
-        if path.starts_with("/v4/profile/") || path.starts_with("/v1/") {
+        if path == "/admin/v1" || path.starts_with("/admin/v1/") {
+            Family::Operator
+        } else if path.starts_with("/v4/profile/") || path.starts_with("/v1/") {
             Family::Profile
         } else if path.starts_with("/v4/im_open_login_svc/") {
             Family::Account
@@ -296,6 +301,134 @@ struct Reply<T: Serialize> {
 /// An API with no body besides the envelope.
 #[derive(Serialize)]
 pub struct Empty {}
+
+/// A refusal made before or around routing (the edge's body limit and deadline): the vendor
+/// envelope of `family`, or for the operator API its own JSON error with an HTTP status.
+pub fn refuse(family: Family, e: ApiError) -> Response {
+    if family != Family::Operator {
+        return reply::<()>(family, Err(e));
+    }
+    match e {
+        ApiError::Internal(e) => OpError::Internal(e),
+        ApiError::Store(e) => OpError::Store(e),
+        e => OpError::Invalid(e.to_string()),
+    }
+    .into_response()
+}
+
+/// Every failure of the operator API (`/admin/v1`, [`crate::operator`]): each maps to an HTTP
+/// status and a stable `portrait_core::operator::error_code` here, and nowhere else.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// No such path, or the operator API is off on this node (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The path exists, the method does not (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// No or a wrong `Authorization: Bearer` token (401).
+    #[error("an operator token is required: Authorization: Bearer <token>")]
+    Unauthorized,
+    /// Too many failed attempts on this node within a second (429).
+    #[error("too many failed attempts; retry after a second")]
+    TooManyAttempts,
+    /// A malformed body or parameter (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// No such app (404).
+    #[error("no app with SDKAppID {0}")]
+    AppNotFound(u64),
+    /// No such custom field (404).
+    #[error("no custom field {0:?}")]
+    FieldNotFound(String),
+    /// No such account (404).
+    #[error("no account {0:?}")]
+    AccountNotFound(String),
+    /// The SDKAppID is taken (409).
+    #[error("an app with SDKAppID {0} exists")]
+    AppExists(u64),
+    /// The field exists (409).
+    #[error("custom field {0:?} exists; a field's name and type never change")]
+    FieldExists(String),
+    /// The app has the most custom fields allowed (409).
+    #[error("the app has {max} custom fields (hidden ones included), the most allowed", max = portrait_core::schema::MAX_CUSTOM_FIELDS)]
+    TooManyFields,
+    /// `If-Match` names another revision (412).
+    #[error("the app is at revision {current}, not {expected}; read it again")]
+    RevisionMismatch {
+        /// The revision the caller named.
+        expected: u64,
+        /// The app's revision.
+        current: u64,
+    },
+    /// Storage failed (503; logged, not shown).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else that is our fault (500; logged, not shown).
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl OpError {
+    /// The HTTP status and `error_code` of this failure.
+    pub fn status_code(&self) -> (StatusCode, &'static str) {
+        use portrait_core::operator::error_code as c;
+        match self {
+            OpError::NotFound(_) => (StatusCode::NOT_FOUND, c::NOT_FOUND),
+            OpError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, c::METHOD_NOT_ALLOWED),
+            OpError::Unauthorized => (StatusCode::UNAUTHORIZED, c::UNAUTHORIZED),
+            OpError::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, c::TOO_MANY_ATTEMPTS),
+            OpError::Invalid(_) => (StatusCode::BAD_REQUEST, c::INVALID),
+            OpError::AppNotFound(_) => (StatusCode::NOT_FOUND, c::APP_NOT_FOUND),
+            OpError::FieldNotFound(_) => (StatusCode::NOT_FOUND, c::FIELD_NOT_FOUND),
+            OpError::AccountNotFound(_) => (StatusCode::NOT_FOUND, c::ACCOUNT_NOT_FOUND),
+            OpError::AppExists(_) => (StatusCode::CONFLICT, c::APP_EXISTS),
+            OpError::FieldExists(_) => (StatusCode::CONFLICT, c::FIELD_EXISTS),
+            OpError::TooManyFields => (StatusCode::CONFLICT, c::TOO_MANY_FIELDS),
+            OpError::RevisionMismatch { .. } => {
+                (StatusCode::PRECONDITION_FAILED, c::REVISION_MISMATCH)
+            }
+            OpError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, c::STORE_UNAVAILABLE),
+            OpError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, c::INTERNAL),
+        }
+    }
+}
+
+impl IntoResponse for OpError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_code();
+        let message = match &self {
+            OpError::Store(e) => {
+                tracing::error!(error = %e, "operator API: store failure");
+                "the store is unavailable; nothing was changed, retry later".to_owned()
+            }
+            OpError::Internal(e) => {
+                tracing::error!(error = ?e, "operator API: internal error");
+                "internal server error, retry later".to_owned()
+            }
+            e => {
+                tracing::debug!(error = %e, code, "operator API: refused");
+                e.to_string()
+            }
+        };
+        let body = portrait_core::operator::OperatorError {
+            error: portrait_core::operator::OperatorErrorBody {
+                code: code.to_owned(),
+                message,
+            },
+        };
+        let mut resp = (status, serde_json::to_vec(&body).unwrap_or_default()).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
 
 /// Turns a handler result into the vendor's response: HTTP 200, JSON envelope.
 pub fn reply<T: Serialize>(family: Family, result: Result<T>) -> Response {

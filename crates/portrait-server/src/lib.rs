@@ -12,6 +12,8 @@
 //! * [`webhook`]: `Profile.CallbackPortraitSet` delivery from the change log;
 //! * [`metrics`]: the Prometheus recorder behind `/metrics`;
 //! * [`openapi`]: the OpenAPI document behind `/openapi.json`;
+//! * [`operator`]: the operator API (`/admin/v1`: apps, custom fields, accounts);
+//! * [`live`]: the apps served now, replaced at run time by the operator API;
 //! * [`tenant`], [`ratelimit`], [`state`]: per-app runtime state;
 //! * [`lease`]: the holder names of this node's store leases;
 //! * [`conn`]: what every connection gets (cap, header/keep-alive/write timeouts, peer address);
@@ -40,8 +42,10 @@ pub mod edge;
 pub mod error;
 pub mod ids;
 pub mod lease;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod operator;
 pub mod profiles;
 pub mod push;
 pub mod ratelimit;
@@ -59,7 +63,11 @@ pub use state::AppState;
 /// The full service of a node: the router for `state` inside the [`edge`].
 pub fn app(state: AppState, request_timeout: Duration) -> edge::Edge<axum::Router> {
     let max_body = state.max_body_bytes();
-    edge::wrap(api::router().with_state(state), request_timeout, max_body)
+    edge::wrap(
+        api::router(&state).with_state(state),
+        request_timeout,
+        max_body,
+    )
 }
 
 /// Serves the API on `listener` through the connection layer ([`conn`]) with the limits of

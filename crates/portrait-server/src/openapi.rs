@@ -22,6 +22,8 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::{JsonSchema, Schema};
 use serde_json::{json, Map, Value};
 
+pub mod operator;
+
 /// Who may call an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Caller {
@@ -280,14 +282,16 @@ pub fn document() -> Value {
         };
         paths.insert(op.path.to_owned(), json!({ op.method: operation }));
     }
+    operator::add_paths(&mut g, &mut paths);
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Portrait",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Self-hosted user profiles for chat apps: the Tencent Cloud IM REST API \
-                            (v4), the client API (v1) and the operations routes. Every v4 and v1 \
-                            answer is HTTP 200 with the vendor envelope.",
+                            (v4), the client API (v1), the operator API (/admin/v1) and the \
+                            operations routes. Every v4 and v1 answer is HTTP 200 with the vendor \
+                            envelope; the operator API answers with HTTP statuses and JSON errors.",
             "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" },
         },
         "paths": paths,
@@ -300,6 +304,7 @@ pub fn document() -> Value {
                     "name": "usersig",
                     "description": "A TLSSigAPIv2 UserSig of `identifier`, minted with the app's secret key.",
                 },
+                "OperatorToken": operator::security_scheme(),
             },
         },
     })
@@ -313,6 +318,8 @@ fn tag(path: &str) -> &'static str {
         "account"
     } else if path.starts_with("/v1/") {
         "client"
+    } else if path.starts_with("/admin/") {
+        "operator"
     } else {
         "operations"
     }

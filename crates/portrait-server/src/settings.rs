@@ -36,9 +36,92 @@ pub struct Settings {
     /// Realtime push (WebSocket) limits and timers.
     #[serde(default)]
     pub push: PushSettings,
+    /// The operator API (`/admin/v1`): off unless a token is configured.
+    #[serde(default)]
+    pub operator: OperatorSettings,
     /// The apps (tenants) this node serves. Empty ⇒ a development app is created on first start.
+    /// Apps in the store (made through the operator API) are served too and win over these.
     #[serde(default)]
     pub apps: Vec<AppConfig>,
+}
+
+/// `[operator]`: the operator API (`/admin/v1`, docs/operator-api.md). Off unless `token` or
+/// `token_file` is set; then every `/admin/v1/*` call needs `Authorization: Bearer <token>`.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OperatorSettings {
+    /// The operator token (env `PORTRAIT_OPERATOR__TOKEN`); never logged.
+    #[serde(serialize_with = "expose_opt", skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretString>,
+    /// A file holding the token. When set and missing, 64 random hex digits are written there
+    /// (mode 0600) on start and its path (never the token) is logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// How often every node reads the app records of the store even without a NATS wake-up, ms.
+    pub poll_ms: u64,
+}
+
+impl Default for OperatorSettings {
+    fn default() -> Self {
+        Self {
+            token: None,
+            token_file: None,
+            poll_ms: 2_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for OperatorSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorSettings")
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("token_file", &self.token_file)
+            .field("poll_ms", &self.poll_ms)
+            .finish()
+    }
+}
+
+impl OperatorSettings {
+    /// The operator token: `token`, else the content of `token_file` (created with a random
+    /// token when missing); `None` when neither is set (the operator API is off).
+    ///
+    /// # Errors
+    /// The token file cannot be read or created, or holds an empty token.
+    pub fn resolve_token(&self) -> anyhow::Result<Option<SecretString>> {
+        if let Some(t) = &self.token {
+            anyhow::ensure!(!t.expose_secret().is_empty(), "operator: token is empty");
+            return Ok(Some(t.clone()));
+        }
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        if !path.exists() {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("operator: creating {}", dir.display()))?;
+            }
+            let token = crate::devapp::random_key();
+            crate::devapp::write_private(path, format!("{token}\n").as_bytes())
+                .with_context(|| format!("operator: creating token_file {}", path.display()))?;
+            tracing::info!(path = %path.display(), "operator: generated an operator token; read it from this file");
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("operator: reading token_file {}", path.display()))?;
+        let token = text.trim();
+        anyhow::ensure!(
+            !token.is_empty(),
+            "operator: token_file {} is empty",
+            path.display()
+        );
+        Ok(Some(SecretString::from(token.to_owned())))
+    }
+}
+
+fn expose_opt<S: serde::Serializer>(s: &Option<SecretString>, ser: S) -> Result<S::Ok, S::Error> {
+    match s {
+        Some(s) => ser.serialize_str(s.expose_secret()),
+        None => ser.serialize_none(),
+    }
 }
 
 /// `[server]`.
@@ -286,6 +369,88 @@ pub struct AppConfig {
     /// `Profile.CallbackPortraitSet` delivery; none if absent.
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
+    /// A disabled app refuses every call (70020, as an unknown SDKAppID); its data is kept.
+    #[serde(default)]
+    pub disabled: bool,
+    /// The key in use before the last rotation, which still verifies UserSigs until
+    /// `valid_until`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_key: Option<PreviousKey>,
+}
+
+/// `[apps.previous_key]`: a rotated-out key during its grace period.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousKey {
+    /// The old secret key.
+    #[serde(serialize_with = "expose")]
+    pub key: SecretString,
+    /// Unix second after which it no longer verifies.
+    pub valid_until: u64,
+}
+
+impl std::fmt::Debug for PreviousKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreviousKey")
+            .field("key", &"[redacted]")
+            .field("valid_until", &self.valid_until)
+            .finish()
+    }
+}
+
+impl AppConfig {
+    /// Checks one app's settings (also those made through the operator API).
+    ///
+    /// # Errors
+    /// Names the app and the offending setting.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.key.expose_secret().is_empty(),
+            "app {}: key is empty",
+            self.sdkappid
+        );
+        anyhow::ensure!(
+            !self.admins.is_empty(),
+            "app {}: at least one admin identifier is required",
+            self.sdkappid
+        );
+        for a in &self.admins {
+            portrait_core::Identifier::parse(a)
+                .with_context(|| format!("app {}: admin {a:?}", self.sdkappid))?;
+        }
+        let fields = self
+            .custom_fields
+            .iter()
+            .map(CustomFieldConfig::to_field)
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("app {}", self.sdkappid))?;
+        // Hidden fields count: the limit of 20 and the uniqueness of names cover them too.
+        portrait_core::schema::Schema::new(fields, &self.sensitive_words)
+            .with_context(|| format!("app {}", self.sdkappid))?;
+        self.rate_limits
+            .validate()
+            .with_context(|| format!("app {}", self.sdkappid))?;
+        if let Some(w) = &self.webhook {
+            let url = reqwest::Url::parse(&w.url)
+                .with_context(|| format!("app {}: webhook url {:?}", self.sdkappid, w.url))?;
+            anyhow::ensure!(
+                matches!(url.scheme(), "http" | "https"),
+                "app {}: webhook url must be http(s)",
+                self.sdkappid
+            );
+            anyhow::ensure!(
+                w.concurrency > 0 && w.timeout_ms > 0 && w.max_pending > 0,
+                "app {}: webhook concurrency, max_pending and timeout_ms must be positive",
+                self.sdkappid
+            );
+            anyhow::ensure!(
+                w.lease_ms >= 100,
+                "app {}: webhook lease_ms must be at least 100",
+                self.sdkappid
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The default of `usersig_clock_skew_secs`.
@@ -309,19 +474,14 @@ impl std::fmt::Debug for AppConfig {
             .field("client_rate_limits", &self.client_rate_limits)
             .field("usersig_clock_skew_secs", &self.usersig_clock_skew_secs)
             .field("webhook", &self.webhook)
+            .field("disabled", &self.disabled)
+            .field("previous_key", &self.previous_key)
             .finish()
     }
 }
 
-/// Who a permission allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Who {
-    /// Ordinary users (client SDKs).
-    User,
-    /// App admins (REST API).
-    Admin,
-}
+/// Who a permission allows: the operator API's type (same names in the file).
+pub use portrait_core::operator::Who;
 
 fn perms(who: &[Who]) -> Perms {
     Perms {
@@ -349,6 +509,10 @@ pub struct CustomFieldConfig {
     /// Who may write it.
     #[serde(default = "both")]
     pub write: Vec<Who>,
+    /// A hidden field is treated by every API as an unknown one; its stored values are kept and
+    /// come back when it is shown again. It still counts towards the 20 custom fields.
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 fn default_max_length() -> usize {
@@ -401,9 +565,11 @@ impl Settings {
         fig = fig.merge(Env::prefixed("PORTRAIT_").split("__").filter(|k| {
             // Only settings sections: other PORTRAIT_* variables (e.g. PORTRAIT_TEST_STORE) are not ours.
             let k = k.as_str().to_ascii_lowercase();
-            ["server", "store", "log", "push", "apps"].iter().any(|s| {
-                k == *s || k.starts_with(&format!("{s}.")) || k.starts_with(&format!("{s}__"))
-            })
+            ["server", "store", "log", "push", "operator", "apps"]
+                .iter()
+                .any(|s| {
+                    k == *s || k.starts_with(&format!("{s}.")) || k.starts_with(&format!("{s}__"))
+                })
         }));
         let settings: Settings = fig.extract().context("invalid configuration")?;
         settings.validate()?;
@@ -431,6 +597,10 @@ impl Settings {
             (0.0..=24.0 * 365.0 * 100.0).contains(&hours),
             "store: change_retention_hours must be a number of hours from 0 (keep forever) to 876000, not {hours}"
         );
+        anyhow::ensure!(
+            self.operator.poll_ms > 0,
+            "operator: poll_ms must be positive"
+        );
         let mut seen = std::collections::HashSet::new();
         for app in &self.apps {
             anyhow::ensure!(
@@ -438,46 +608,7 @@ impl Settings {
                 "app {} is configured twice",
                 app.sdkappid
             );
-            anyhow::ensure!(
-                !app.key.expose_secret().is_empty(),
-                "app {}: key is empty",
-                app.sdkappid
-            );
-            anyhow::ensure!(
-                !app.admins.is_empty(),
-                "app {}: at least one admin identifier is required",
-                app.sdkappid
-            );
-            for a in &app.admins {
-                portrait_core::Identifier::parse(a)
-                    .with_context(|| format!("app {}: admin {a:?}", app.sdkappid))?;
-            }
-            for f in &app.custom_fields {
-                f.to_field()
-                    .with_context(|| format!("app {}", app.sdkappid))?;
-            }
-            app.rate_limits
-                .validate()
-                .with_context(|| format!("app {}", app.sdkappid))?;
-            if let Some(w) = &app.webhook {
-                let url = reqwest::Url::parse(&w.url)
-                    .with_context(|| format!("app {}: webhook url {:?}", app.sdkappid, w.url))?;
-                anyhow::ensure!(
-                    matches!(url.scheme(), "http" | "https"),
-                    "app {}: webhook url must be http(s)",
-                    app.sdkappid
-                );
-                anyhow::ensure!(
-                    w.concurrency > 0 && w.timeout_ms > 0 && w.max_pending > 0,
-                    "app {}: webhook concurrency, max_pending and timeout_ms must be positive",
-                    app.sdkappid
-                );
-                anyhow::ensure!(
-                    w.lease_ms >= 100,
-                    "app {}: webhook lease_ms must be at least 100",
-                    app.sdkappid
-                );
-            }
+            app.validate()?;
         }
         Ok(())
     }

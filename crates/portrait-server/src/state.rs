@@ -11,6 +11,7 @@ use portrait_core::{Identifier, ProfileValue, Tag};
 use portrait_store::{AppId, Change, NewAccount, Origin, Profile, Store};
 
 use crate::client_ip::TrustedProxies;
+use crate::live::{Live, LiveApp};
 use crate::push::Hub;
 use crate::settings::{AppConfig, PushSettings, Settings};
 use crate::tenant::Tenant;
@@ -24,10 +25,13 @@ pub struct AppState {
 struct Inner {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
-    tenants: HashMap<u64, Arc<Tenant>>,
+    /// The apps served now ([`crate::live`]).
+    live: Live,
     max_body_bytes: usize,
     /// Whose `X-Forwarded-For` is believed ([`crate::client_ip`]).
     trusted_proxies: TrustedProxies,
+    /// The operator API's token and failure counter; `None` = the operator API is off.
+    operator: Option<Arc<crate::operator::auth::OperatorAuth>>,
 }
 
 impl AppState {
@@ -98,13 +102,23 @@ impl AppState {
             inner: store,
             hub: hub.clone(),
         });
+        let live = Live::default();
+        for cfg in apps {
+            live.insert(LiveApp {
+                tenant: tenants[&cfg.sdkappid].clone(),
+                config: cfg.clone(),
+                source: portrait_core::operator::AppSource::File,
+                revision: 0,
+            });
+        }
         Ok(AppState {
             inner: Arc::new(Inner {
                 store,
                 hub,
-                tenants,
+                live,
                 max_body_bytes,
                 trusted_proxies: TrustedProxies::default(),
+                operator: None,
             }),
         })
     }
@@ -128,7 +142,8 @@ impl AppState {
         .with_trusted_proxies(
             TrustedProxies::parse(&settings.server.trusted_proxies)
                 .map_err(|e| anyhow::anyhow!("server: trusted_proxies: {e}"))?,
-        );
+        )
+        .with_operator(settings.operator.resolve_token()?);
         let hours = settings.store.change_retention_hours;
         if hours > 0.0 {
             let keep = Duration::try_from_secs_f64(hours * 3600.0)
@@ -158,6 +173,28 @@ impl AppState {
         self
     }
 
+    /// This state, serving the operator API with `token` (`None`: the API is off, every
+    /// `/admin/v1` path answers 404). Call it before the state is shared (cloned).
+    ///
+    /// # Panics
+    /// If the state has been cloned already.
+    pub fn with_operator(mut self, token: Option<secrecy::SecretString>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("the operator token is set before the state is shared")
+            .operator = token.map(|t| Arc::new(crate::operator::auth::OperatorAuth::new(t)));
+        self
+    }
+
+    /// The operator API's authentication, if the API is on.
+    pub fn operator(&self) -> Option<&Arc<crate::operator::auth::OperatorAuth>> {
+        self.inner.operator.as_ref()
+    }
+
+    /// The apps served now.
+    pub fn live(&self) -> &Live {
+        &self.inner.live
+    }
+
     /// Whose `X-Forwarded-For` is believed.
     pub fn trusted_proxies(&self) -> &TrustedProxies {
         &self.inner.trusted_proxies
@@ -183,9 +220,9 @@ impl AppState {
         &self.inner.hub
     }
 
-    /// The app with this SDKAppID.
-    pub fn tenant(&self, sdkappid: u64) -> Option<&Arc<Tenant>> {
-        self.inner.tenants.get(&sdkappid)
+    /// The app with this SDKAppID, unless it is unknown or disabled.
+    pub fn tenant(&self, sdkappid: u64) -> Option<Arc<Tenant>> {
+        self.inner.live.tenant(sdkappid)
     }
 
     /// Largest request body accepted.
@@ -336,6 +373,22 @@ impl Store for Waking {
 
     async fn apps(&self) -> portrait_store::Result<Vec<AppId>> {
         self.inner.apps().await
+    }
+
+    async fn app_records(
+        &self,
+        after_revision: u64,
+    ) -> portrait_store::Result<Vec<portrait_store::AppRecord>> {
+        self.inner.app_records(after_revision).await
+    }
+
+    async fn put_app_record(
+        &self,
+        app: AppId,
+        expected: Option<u64>,
+        body: &str,
+    ) -> portrait_store::Result<u64> {
+        self.inner.put_app_record(app, expected, body).await
     }
 
     async fn dump_app(&self, app: AppId) -> portrait_store::Result<portrait_store::AppDump> {

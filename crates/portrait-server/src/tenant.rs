@@ -47,9 +47,12 @@ impl Tenant {
     /// # Errors
     /// Invalid custom fields or sensitive-word list.
     pub fn from_config(cfg: &AppConfig) -> anyhow::Result<Tenant> {
+        // A hidden field is left out of the schema: every API then treats it as unknown. (The
+        // limit of 20 counts it: `AppConfig::validate`.)
         let fields = cfg
             .custom_fields
             .iter()
+            .filter(|f| !f.hidden)
             .map(|f| f.to_field())
             .collect::<Result<Vec<_>, _>>()?;
         let schema = Schema::new(fields, &cfg.sensitive_words)

@@ -469,6 +469,14 @@ impl Store for CachedStore {
         self.inner.apps().await
     }
 
+    async fn app_records(&self, after_revision: u64) -> Result<Vec<crate::AppRecord>> {
+        self.inner.app_records(after_revision).await
+    }
+
+    async fn put_app_record(&self, app: AppId, expected: Option<u64>, body: &str) -> Result<u64> {
+        self.inner.put_app_record(app, expected, body).await
+    }
+
     async fn dump_app(&self, app: AppId) -> Result<AppDump> {
         self.inner.dump_app(app).await
     }

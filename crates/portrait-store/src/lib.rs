@@ -23,6 +23,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 
+pub mod apps;
+pub use apps::AppRecord;
 mod batch;
 pub mod cache;
 pub use codec::{FieldKey, FieldValue, PackedProfile};
@@ -540,6 +542,29 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Corrupt`] if the dump is inconsistent ([`AppDump::check`]); storage
     /// failures. Nothing is written on error.
     async fn restore_app(&self, dump: AppDump) -> Result<()>;
+
+    /// The app records ([`apps`]) with a revision above `after_revision`, by ascending
+    /// revision: a node that has applied every record up to revision r reads what changed since
+    /// with `after_revision = r`.
+    ///
+    /// # Errors
+    /// Storage failures; [`StoreError::Corrupt`] for undecodable rows.
+    async fn app_records(&self, after_revision: u64) -> Result<Vec<AppRecord>>;
+
+    /// Writes the record of app `sdkappid` (its settings as JSON text, not interpreted) if its
+    /// current revision is `expected` (`None`: the app must have no record yet), and returns its
+    /// new revision: higher than every revision of every app before it. Revisions become visible
+    /// in order.
+    ///
+    /// # Errors
+    /// [`StoreError::VersionConflict`] with the current revision (0 when there is none) if the
+    /// expectation does not hold (nothing is written); storage failures.
+    async fn put_app_record(
+        &self,
+        sdkappid: AppId,
+        expected: Option<u64>,
+        body: &str,
+    ) -> Result<u64>;
 
     /// Cheap liveness check of the backend (for health endpoints).
     ///

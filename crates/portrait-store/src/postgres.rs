@@ -78,6 +78,7 @@ use crate::{
     PackedProfile, Profile, Result, Store, StoreError, PRUNED,
 };
 
+mod apps;
 mod batch;
 mod open;
 mod sql;
@@ -475,6 +476,14 @@ impl Store for PgStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(got.is_some())
+    }
+
+    async fn app_records(&self, after_revision: u64) -> Result<Vec<crate::AppRecord>> {
+        apps::app_records(&self.pool, after_revision).await
+    }
+
+    async fn put_app_record(&self, app: AppId, expected: Option<u64>, body: &str) -> Result<u64> {
+        apps::put_app_record(&self.pool, app, expected, body).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -58,6 +58,7 @@
 //! [`run_sets`]: batch::run_sets
 //! [`run_checkpointer`]: writer::run_checkpointer
 
+mod apps;
 mod batch;
 mod jobs;
 mod open;
@@ -312,6 +313,20 @@ impl Store for SqliteStore {
             limit: i64::try_from(limit).unwrap_or(i64::MAX),
         };
         self.submit(|reply| Job::Other(OtherJob::Prune(job, reply)))
+            .await
+    }
+
+    async fn app_records(&self, after_revision: u64) -> Result<Vec<crate::AppRecord>> {
+        apps::app_records(&self.reader, after_revision).await
+    }
+
+    async fn put_app_record(&self, app: AppId, expected: Option<u64>, body: &str) -> Result<u64> {
+        let job = apps::AppRecordJob {
+            app,
+            expected,
+            body: body.to_owned(),
+        };
+        self.submit(|reply| Job::Other(OtherJob::AppRecord(job, reply)))
             .await
     }
 

@@ -12,7 +12,7 @@
 //! Layout: this file holds [`run_all`] (the list of checks, in the order they run) and the helpers
 //! the checks share; the fresh stores live in `fresh.rs`, and the checks in one module per area:
 //! `accounts`, `profiles`, `versions` (the change log), `catch_up`, `kicks`, `origin`,
-//! `concurrency`, `compare_and_set`, `cursors` (and pruning) and `dump`. A new check goes in its
+//! `concurrency`, `compare_and_set`, `cursors` (and pruning), `dump` and `apps` (app records). A new check goes in its
 //! area's module and in [`run_all`], which is what the backends' conformance tests run.
 
 use std::collections::BTreeMap;
@@ -25,6 +25,7 @@ use portrait_core::{Identifier, ProfileValue, Tag};
 use crate::{AppId, Change, ChangeKind, NewAccount, Store};
 
 mod accounts;
+mod apps;
 mod catch_up;
 mod compare_and_set;
 mod concurrency;
@@ -83,6 +84,8 @@ pub async fn run_all(store: Arc<dyn Store>) {
     cursors::pruning_deletes_the_oldest_changes_and_moves_the_pruned_cursor(s).await;
     versions::versions_become_visible_in_version_order(store.clone()).await;
     dump::dump_and_restore_preserve_everything(s).await;
+    apps::app_records_are_created_once_and_replaced_on_the_expected_revision(s).await;
+    apps::concurrent_app_record_puts_with_one_expectation_let_exactly_one_win(store.clone()).await;
 }
 
 // ---- helpers ----------------------------------------------------------------------------------

@@ -7,9 +7,10 @@
 //! * `portrait_http_request_duration_seconds{api}`: time from the request head to the answer;
 //! * `portrait_http_requests_in_flight`: requests being read or answered now.
 //!
-//! `api` is the route's path (`/v4/profile/portrait_get`, `/v1/ws`, …; every file of the web
-//! console counts under `/console/`) or `other` for any path
-//! that is not a route, so a client cannot grow the label set. The hot path pays a path match,
+//! `api` is the route's path (`/v4/profile/portrait_get`, `/v1/ws`, …), `/console/` for every
+//! file of the web console, `/admin/v1` for every path of the operator API (its answers carry
+//! `http_<status>`), or `other` for any path that is not a route, so a client cannot grow the
+//! label set. The hot path pays a path match,
 //! two atomic adds and a histogram sample: the handles of the success counter and of each
 //! route's histogram are registered once, up front; only error answers look their counter up.
 
@@ -24,7 +25,7 @@ use metrics::{Counter, Gauge, Histogram};
 pub struct Outcome(pub u32);
 
 /// Every route, as the `api` label; the last one is for paths that are not routes.
-pub const APIS: [&str; 17] = [
+pub const APIS: [&str; 18] = [
     "/v4/profile/portrait_set",
     "/v4/profile/portrait_get",
     "/v4/profile/portrait_import",
@@ -41,8 +42,13 @@ pub const APIS: [&str; 17] = [
     "/metrics",
     "/openapi.json",
     "/console/",
+    OPERATOR,
     "other",
 ];
+
+/// The one label of every operator API path (`/admin/v1/*`): the label set stays bounded
+/// whatever the path parameters.
+pub const OPERATOR: &str = "/admin/v1";
 
 /// A route, as an index into [`APIS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +57,12 @@ pub struct Api(usize);
 impl Api {
     /// The route of a request path (`other` when it is none of them).
     pub fn of_path(path: &str) -> Api {
+        if path
+            .strip_prefix(OPERATOR)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        {
+            return Api(APIS.len() - 2);
+        }
         // Every file of the web console counts under `/console/`.
         let path = if path == "/console" || path.starts_with("/console/") {
             "/console/"
@@ -152,7 +164,11 @@ mod tests {
         for api in &APIS[..APIS.len() - 1] {
             assert_eq!(Api::of_path(api).label(), *api);
         }
+        for path in ["/admin/v1/apps", "/admin/v1/apps/1/fields/x", "/admin/v1"] {
+            assert_eq!(Api::of_path(path).label(), OPERATOR, "{path}");
+        }
         for path in [
+            "/admin/v1x",
             "/",
             "/v4/profile/portrait_gett",
             "/v4/profile/",

@@ -17,6 +17,7 @@ fn app_with_secret() -> AppConfig {
         max_length: 100,
         read: vec![Who::Admin],
         write: vec![Who::Admin],
+        hidden: false,
     });
     app
 }

@@ -25,6 +25,7 @@ fn names_app() -> AppConfig {
         max_length: max,
         read: vec![Who::User, Who::Admin],
         write: vec![Who::User, Who::Admin],
+        hidden: false,
     };
     AppConfig {
         sdkappid: NAMES_APP,
@@ -42,6 +43,8 @@ fn names_app() -> AppConfig {
         client_rate_limits: unlimited_clients(),
         usersig_clock_skew_secs: portrait_server::settings::default_clock_skew(),
         webhook: None,
+        disabled: false,
+        previous_key: None,
     }
 }
 

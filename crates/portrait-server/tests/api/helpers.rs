@@ -17,6 +17,8 @@ pub const OTHER_APP: u64 = 1_400_000_002;
 pub const KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
 pub const OTHER_KEY: &str = "other-app-secret-key";
 pub const ADMIN: &str = "administrator";
+/// The operator token of servers spawned with the operator API on.
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789abcdef";
 
 /// Initialises tracing once; logs are printed only with `TEST_LOG=1`.
 fn init_tracing() {
@@ -47,6 +49,7 @@ pub fn test_app() -> AppConfig {
             max_length: max,
             read,
             write,
+            hidden: false,
         };
     AppConfig {
         sdkappid: APP,
@@ -81,6 +84,8 @@ pub fn test_app() -> AppConfig {
         client_rate_limits: unlimited_clients(),
         usersig_clock_skew_secs: portrait_server::settings::default_clock_skew(),
         webhook: None,
+        disabled: false,
+        previous_key: None,
     }
 }
 
@@ -96,6 +101,8 @@ pub fn other_app() -> AppConfig {
         client_rate_limits: Default::default(),
         usersig_clock_skew_secs: portrait_server::settings::default_clock_skew(),
         webhook: None,
+        disabled: false,
+        previous_key: None,
     }
 }
 
@@ -197,13 +204,48 @@ async fn spawn_cached(
     addr: &str,
     server: portrait_server::settings::ServerSettings,
 ) -> TestApp {
+    spawn_full(store, apps, push, addr, server, None).await
+}
+
+/// Spawns a server with the two default apps on a fresh store, with the operator API on
+/// ([`OPERATOR_TOKEN`]).
+pub async fn spawn_operator() -> TestApp {
+    spawn_operator_with(vec![test_app(), other_app()], PushSettings::default()).await
+}
+
+/// Spawns a server with `apps` on a fresh store, with the operator API on.
+pub async fn spawn_operator_with(apps: Vec<AppConfig>, push: PushSettings) -> TestApp {
+    let (store, dir) = portrait_store::testkit::fresh_store_from_env().await;
+    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));
+    let mut app = spawn_full(
+        store,
+        apps,
+        push,
+        "127.0.0.1:0",
+        server_settings(),
+        Some(OPERATOR_TOKEN),
+    )
+    .await;
+    app._dir = dir;
+    app
+}
+
+async fn spawn_full(
+    store: Arc<dyn Store>,
+    apps: Vec<AppConfig>,
+    push: PushSettings,
+    addr: &str,
+    server: portrait_server::settings::ServerSettings,
+    operator: Option<&str>,
+) -> TestApp {
     init_tracing();
     let proxies = portrait_server::client_ip::TrustedProxies::parse(&server.trusted_proxies)
         .expect("trusted_proxies");
     let state = AppState::with_push(store.clone(), &apps, 1 << 20, &push)
         .await
         .expect("state")
-        .with_trusted_proxies(proxies);
+        .with_trusted_proxies(proxies)
+        .with_operator(operator.map(SecretString::from));
     let listener = TcpListener::bind(addr).await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

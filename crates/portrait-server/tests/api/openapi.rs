@@ -40,7 +40,13 @@ async fn every_route_is_documented_and_every_documented_path_is_routed() {
     let (_, doc) = served(&app).await;
     let paths = doc["paths"].as_object().expect("paths");
     for route in portrait_server::metrics::http::APIS {
-        if route != "other" {
+        if route == portrait_server::metrics::http::OPERATOR {
+            // One label for the whole operator API: its paths are documented one by one.
+            assert!(
+                paths.keys().any(|p| p.starts_with("/admin/v1/")),
+                "no operator path is documented"
+            );
+        } else if route != "other" {
             assert!(paths.contains_key(route), "{route} is not documented");
         }
     }

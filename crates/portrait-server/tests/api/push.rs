@@ -505,6 +505,7 @@ async fn events_carry_only_fields_users_may_read() {
             max_length: 50,
             read: vec![portrait_server::settings::Who::Admin],
             write: vec![portrait_server::settings::Who::Admin],
+            hidden: false,
         });
     let app = spawn_app_with(vec![cfg]).await;
     app.import(&["alice", "bob"]).await;

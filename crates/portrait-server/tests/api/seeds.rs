@@ -81,6 +81,7 @@ fn doc_app() -> AppConfig {
         max_length: 500,
         read: vec![Who::User, Who::Admin],
         write: vec![Who::User, Who::Admin],
+        hidden: false,
     };
     AppConfig {
         sdkappid: DOC_APP,
@@ -100,6 +101,8 @@ fn doc_app() -> AppConfig {
         client_rate_limits: unlimited_clients(),
         usersig_clock_skew_secs: portrait_server::settings::default_clock_skew(),
         webhook: None,
+        disabled: false,
+        previous_key: None,
     }
 }
 

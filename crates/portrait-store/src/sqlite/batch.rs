@@ -143,6 +143,9 @@ pub(super) async fn run_in_savepoint(
         OtherJob::Restore(dump, reply) => {
             Answer::Unit(reply, apply_restore(conn, versions, &dump).await)
         }
+        OtherJob::AppRecord(job, reply) => {
+            Answer::Set(reply, super::apps::apply_put(conn, &job).await)
+        }
     };
     let end = if answer.is_ok() {
         versions.keep();

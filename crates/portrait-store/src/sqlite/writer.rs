@@ -65,6 +65,7 @@ pub(super) enum OtherJob {
     Cursor(CursorJob, Reply<()>),
     Prune(PruneJob, Reply<usize>),
     Restore(Box<AppDump>, Reply<()>),
+    AppRecord(super::apps::AppRecordJob, Reply<u64>),
 }
 
 pub(super) struct SetJob {
@@ -120,6 +121,7 @@ impl Job {
             Job::Other(OtherJob::Cursor(_, reply)) => Answer::Unit(reply, Err(err)),
             Job::Other(OtherJob::Prune(_, reply)) => Answer::Count(reply, Err(err)),
             Job::Other(OtherJob::Restore(_, reply)) => Answer::Unit(reply, Err(err)),
+            Job::Other(OtherJob::AppRecord(_, reply)) => Answer::Set(reply, Err(err)),
         }
     }
 

@@ -1,0 +1,60 @@
+//! App records on PostgreSQL ([`crate::apps`]). Puts serialize on a transaction-scoped advisory
+//! lock, so revisions are taken and committed in order: a reader that sees revision r sees every
+//! lower one, which the nodes' polling (`after = highest seen`) relies on.
+
+use sqlx::postgres::PgPool;
+
+use crate::apps::{check_expected, record, AppRecord, SELECT_SQL};
+use crate::codec::{app_key, unsigned, version_key};
+use crate::{AppId, Result};
+
+/// The advisory lock key of app-record puts ("portrait.app_records").
+const LOCK: i64 = 0x706f_7274_7261_6974;
+
+/// [`crate::Store::app_records`].
+pub(in crate::postgres) async fn app_records(pool: &PgPool, after: u64) -> Result<Vec<AppRecord>> {
+    let rows: Vec<(i64, i64, String, i64)> = sqlx::query_as(SELECT_SQL)
+        .bind(version_key(after)?)
+        .fetch_all(pool)
+        .await?;
+    rows.into_iter().map(record).collect()
+}
+
+/// [`crate::Store::put_app_record`].
+pub(in crate::postgres) async fn put_app_record(
+    pool: &PgPool,
+    app: AppId,
+    expected: Option<u64>,
+    body: &str,
+) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let current: Option<i64> =
+        sqlx::query_scalar("select revision from app_records where sdkappid = $1")
+            .bind(app_key(app))
+            .fetch_optional(&mut *tx)
+            .await?;
+    check_expected(
+        current
+            .map(|r| unsigned(r, "an app revision"))
+            .transpose()?,
+        expected,
+    )?;
+    let revision: i64 = sqlx::query_scalar(
+        "insert into app_records (sdkappid, revision, body, updated_ms) \
+         values ($1, (select coalesce(max(revision), 0) + 1 from app_records), $2, $3) \
+         on conflict (sdkappid) do update set revision = excluded.revision, \
+         body = excluded.body, updated_ms = excluded.updated_ms \
+         returning revision",
+    )
+    .bind(app_key(app))
+    .bind(body)
+    .bind(crate::apps::now_ms())
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    unsigned(revision, "an app revision")
+}
