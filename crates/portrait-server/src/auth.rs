@@ -103,17 +103,26 @@ pub fn verify_sig(
             sig
         }
         Some(_) => return Err(SigError::IdentifierMismatch),
-        None => {
-            let sig = Arc::new(usersig::verify(
-                usersig,
-                tenant.sdkappid,
-                identifier,
-                tenant.key(),
-                now,
-            )?);
-            tenant.cache_sig(usersig, sig.clone());
-            sig
-        }
+        None => match usersig::verify(usersig, tenant.sdkappid, identifier, tenant.key(), now) {
+            Ok(sig) => {
+                let sig = Arc::new(sig);
+                tenant.cache_sig(usersig, sig.clone());
+                sig
+            }
+            // During a key rotation's grace, a sig of the previous key verifies. It is not
+            // cached: the cache does not know when the grace ends.
+            Err(SigError::BadHmac) => match tenant.previous_key(now) {
+                Some(old) => Arc::new(usersig::verify(
+                    usersig,
+                    tenant.sdkappid,
+                    identifier,
+                    old,
+                    now,
+                )?),
+                None => return Err(SigError::BadHmac),
+            },
+            Err(e) => return Err(e),
+        },
     };
     if sig.time > now.saturating_add(tenant.clock_skew) {
         return Err(SigError::FromTheFuture {

@@ -87,6 +87,8 @@ pub fn serve(
         tracing::debug!(?limits, "connection limits");
         let hub = state.hub().clone();
         let stop = hub.stopping();
+        // Every node follows the app records other nodes write (crate::live).
+        hub.spawn(live::apply::run_sync(state.clone(), stop.clone()));
         // WebSocket sessions are told to close (1001) as soon as shutdown begins: upgraded
         // connections are not drained by axum's graceful shutdown.
         let shutdown = async move {

@@ -744,6 +744,43 @@ mod tests {
     }
 
     #[test]
+    fn the_operator_api_is_off_by_default_and_a_token_file_is_created_once_privately() {
+        assert!(OperatorSettings::default()
+            .resolve_token()
+            .unwrap()
+            .is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/operator-token");
+        let settings = OperatorSettings {
+            token_file: Some(path.clone()),
+            ..OperatorSettings::default()
+        };
+        let first = settings.resolve_token().unwrap().unwrap();
+        let token = first.expose_secret().to_owned();
+        assert_eq!(token.len(), 64);
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let again = settings.resolve_token().unwrap().unwrap();
+        assert_eq!(again.expose_secret(), token, "an existing file is reused");
+        assert!(!format!("{settings:?}").contains(&token));
+        let given = OperatorSettings {
+            token: Some(SecretString::from("given")),
+            token_file: Some(path),
+            ..OperatorSettings::default()
+        };
+        assert_eq!(
+            given.resolve_token().unwrap().unwrap().expose_secret(),
+            "given"
+        );
+        assert!(!format!("{given:?}").contains("given"));
+    }
+
+    #[test]
     fn a_bad_value_names_its_source() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("PORTRAIT_SERVER__LISTEN", "not-an-address");

@@ -47,9 +47,10 @@ impl AppState {
         Self::with_push(store, apps, max_body_bytes, &PushSettings::default()).await
     }
 
-    /// Builds the state: validates apps, makes sure every admin identifier exists as an account
-    /// (as the vendor's console does), loads each app's kick table, and starts the push feeds
-    /// and webhook deliveries.
+    /// Builds the state: the file's apps `apps`, then the store's app records, which win over
+    /// them ([`crate::live`]); makes sure every admin identifier exists as an account (as the
+    /// vendor's console does), loads each app's kick table, and starts the push feeds and
+    /// webhook deliveries. No change-log retention (see [`AppState::from_settings`]).
     ///
     /// # Errors
     /// Invalid app configuration or a store failure.
@@ -59,18 +60,21 @@ impl AppState {
         max_body_bytes: usize,
         push: &PushSettings,
     ) -> anyhow::Result<AppState> {
+        Self::build(store, apps, max_body_bytes, push, None).await
+    }
+
+    async fn build(
+        store: Arc<dyn Store>,
+        file_apps: &[AppConfig],
+        max_body_bytes: usize,
+        push: &PushSettings,
+        retention: Option<Duration>,
+    ) -> anyhow::Result<AppState> {
+        let (apps, highest) = crate::live::merge(store.as_ref(), file_apps).await?;
         let mut tenants = HashMap::new();
-        for cfg in apps {
+        for (cfg, _, _) in &apps {
             let tenant = Tenant::from_config(cfg)?;
-            let admins: Vec<NewAccount> = cfg
-                .admins
-                .iter()
-                .map(|a| Ok(NewAccount::new(Identifier::parse(a)?)))
-                .collect::<anyhow::Result<_>>()?;
-            store
-                .import_accounts(cfg.sdkappid, &admins, "portrait".into())
-                .await
-                .context("importing admin accounts")?;
+            import_admins(store.as_ref(), cfg).await?;
             for (user, not_before) in store.kicks(cfg.sdkappid).await.context("loading kicks")? {
                 tenant.set_kick(user, not_before);
             }
@@ -86,41 +90,32 @@ impl AppState {
                 .await
                 .context("starting the push feeds")?,
         );
-        for cfg in apps.iter() {
-            if let Some(webhook) = &cfg.webhook {
-                let feed = hub.feed(cfg.sdkappid).expect("a feed per app").clone();
-                let worker = crate::webhook::Worker::new(
-                    cfg.sdkappid,
-                    webhook.clone(),
-                    store.clone(),
-                    &tenants[&cfg.sdkappid],
-                )?;
-                hub.spawn(worker.run(feed.watch(), hub.stopping()));
-            }
-        }
         let store: Arc<dyn Store> = Arc::new(Waking {
             inner: store,
             hub: hub.clone(),
         });
-        let live = Live::default();
-        for cfg in apps {
-            live.insert(LiveApp {
-                tenant: tenants[&cfg.sdkappid].clone(),
-                config: cfg.clone(),
-                source: portrait_core::operator::AppSource::File,
-                revision: 0,
-            });
-        }
-        Ok(AppState {
+        let state = AppState {
             inner: Arc::new(Inner {
                 store,
                 hub,
-                live,
+                live: Live::new(retention),
                 max_body_bytes,
                 trusted_proxies: TrustedProxies::default(),
                 operator: None,
             }),
-        })
+        };
+        for (cfg, source, revision) in apps {
+            let tenant = tenants[&cfg.sdkappid].clone();
+            state.start_workers(&cfg, &tenant)?;
+            state.live().insert(LiveApp {
+                tenant,
+                config: cfg,
+                source,
+                revision,
+            });
+        }
+        state.live().set_applied(highest);
+        Ok(state)
     }
 
     /// Builds the state from full settings, and starts each app's change-log retention
@@ -132,11 +127,21 @@ impl AppState {
         store: Arc<dyn Store>,
         settings: &Settings,
     ) -> anyhow::Result<AppState> {
-        let state = Self::with_push(
+        let hours = settings.store.change_retention_hours;
+        let retention = if hours > 0.0 {
+            Some(
+                Duration::try_from_secs_f64(hours * 3600.0)
+                    .context("store.change_retention_hours")?,
+            )
+        } else {
+            None
+        };
+        let state = Self::build(
             store,
             &settings.apps,
             settings.server.max_body_bytes,
             &settings.push,
+            retention,
         )
         .await?
         .with_trusted_proxies(
@@ -144,20 +149,7 @@ impl AppState {
                 .map_err(|e| anyhow::anyhow!("server: trusted_proxies: {e}"))?,
         )
         .with_operator(settings.operator.resolve_token()?);
-        let hours = settings.store.change_retention_hours;
-        if hours > 0.0 {
-            let keep = Duration::try_from_secs_f64(hours * 3600.0)
-                .context("store.change_retention_hours")?;
-            for cfg in &settings.apps {
-                let pruner = crate::retention::Pruner::new(
-                    cfg.sdkappid,
-                    state.store_arc(),
-                    keep,
-                    cfg.webhook.is_some(),
-                );
-                state.hub().spawn(pruner.run(state.hub().stopping()));
-            }
-        }
+        state.live().set_poll_ms(settings.operator.poll_ms);
         Ok(state)
     }
 
@@ -229,6 +221,22 @@ impl AppState {
     pub fn max_body_bytes(&self) -> usize {
         self.inner.max_body_bytes
     }
+}
+
+/// Makes sure every admin of `cfg` exists as an account.
+///
+/// # Errors
+/// A bad admin identifier or a store failure.
+pub(crate) async fn import_admins(store: &dyn Store, cfg: &AppConfig) -> anyhow::Result<()> {
+    let admins: Vec<NewAccount> = cfg
+        .admins
+        .iter()
+        .map(|a| Ok(NewAccount::new(Identifier::parse(a)?)))
+        .collect::<anyhow::Result<_>>()?;
+    store
+        .import_accounts(cfg.sdkappid, &admins, "portrait".into())
+        .await
+        .context("importing admin accounts")
 }
 
 /// The store as handlers see it: every successful write wakes the app's push feed, so that its

@@ -1,6 +1,8 @@
-//! Tenants: the apps this node serves, each with its secret key, admins, profile schema,
-//! rate limiters and kick (UserSig revocation) table. Built once at start from configuration;
-//! the kick table is loaded from the store and kept current by the `kick` handler.
+//! Tenants: the apps this node serves, each with its secret key (and, during a rotation's grace,
+//! the previous one), admins, profile schema, rate limiters and kick (UserSig revocation) table.
+//! Built from an app's settings at start and again whenever they change (`crate::live`): the
+//! new tenant shares the kick table of the one it replaces (rate limiters start afresh). The
+//! kick table is loaded from the store and kept current by the `kick` handler.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -19,6 +21,8 @@ pub struct Tenant {
     pub sdkappid: u64,
     /// Secret key for UserSigs; never logged.
     key: SecretString,
+    /// The key before the last rotation and the Unix second until which it still verifies.
+    previous_key: Option<(SecretString, u64)>,
     /// Admin identifiers.
     pub admins: HashSet<String>,
     /// Standard + custom fields, sensitive words.
@@ -30,7 +34,8 @@ pub struct Tenant {
     /// Seconds a UserSig may be dated ahead of this server's clock.
     pub clock_skew: u64,
     /// user → Unix second at or before which that user's UserSigs are revoked (by `kick`).
-    kicks: RwLock<HashMap<String, u64>>,
+    /// Shared with the tenants that replace this one when the app's settings change.
+    kicks: Arc<RwLock<HashMap<String, u64>>>,
     /// UserSigs whose form and HMAC were already verified: usersig → its decoded fields. Clients
     /// reuse one sig for many calls, so the zlib + JSON + HMAC work is done once per distinct sig;
     /// expiry and kicks are still checked on every call. Bounded by [`SIG_CACHE_MAX`]. Only
@@ -47,6 +52,15 @@ impl Tenant {
     /// # Errors
     /// Invalid custom fields or sensitive-word list.
     pub fn from_config(cfg: &AppConfig) -> anyhow::Result<Tenant> {
+        Self::replacing(cfg, None)
+    }
+
+    /// Builds a tenant from config that takes over the kick table of `old` (the tenant it
+    /// replaces), if any.
+    ///
+    /// # Errors
+    /// Invalid custom fields or sensitive-word list.
+    pub fn replacing(cfg: &AppConfig, old: Option<&Tenant>) -> anyhow::Result<Tenant> {
         // A hidden field is left out of the schema: every API then treats it as unknown. (The
         // limit of 20 counts it: `AppConfig::validate`.)
         let fields = cfg
@@ -60,12 +74,16 @@ impl Tenant {
         Ok(Tenant {
             sdkappid: cfg.sdkappid,
             key: cfg.key.clone(),
+            previous_key: cfg
+                .previous_key
+                .as_ref()
+                .map(|p| (p.key.clone(), p.valid_until)),
             admins: cfg.admins.iter().cloned().collect(),
             schema,
             limits: AppLimits::new(&cfg.rate_limits),
             client_limits: ClientLimits::new(&cfg.client_rate_limits),
             clock_skew: cfg.usersig_clock_skew_secs,
-            kicks: RwLock::new(HashMap::new()),
+            kicks: old.map_or_else(Default::default, |o| o.kicks.clone()),
             sigs: RwLock::new(HashMap::default()),
         })
     }
@@ -73,6 +91,14 @@ impl Tenant {
     /// The secret key.
     pub fn key(&self) -> &str {
         self.key.expose_secret()
+    }
+
+    /// The key before the last rotation, if it still verifies at `now` (Unix seconds).
+    pub fn previous_key(&self, now: u64) -> Option<&str> {
+        self.previous_key
+            .as_ref()
+            .filter(|(_, until)| now <= *until)
+            .map(|(k, _)| k.expose_secret())
     }
 
     /// Whether `identifier` is an admin of this app.

@@ -53,6 +53,17 @@ pub(crate) fn record(row: (i64, i64, String, i64)) -> Result<AppRecord> {
     })
 }
 
-/// The read statement of [`crate::Store::app_records`] (`$1`/`?1`: after).
+/// The read statement of [`crate::Store::app_records`] (`$1`: after). Statements here use
+/// PostgreSQL's `$n`; SQLite runs them with `?n`.
 pub(crate) const SELECT_SQL: &str = "select sdkappid, revision, body, updated_ms from app_records \
      where revision > $1 order by revision";
+
+/// The current revision of an app's record (`$1`: the app).
+pub(crate) const CURRENT_SQL: &str = "select revision from app_records where sdkappid = $1";
+
+/// Writes an app's record with the next revision, returning it (`$1` app, `$2` body, `$3` time).
+pub(crate) const PUT_SQL: &str = "insert into app_records (sdkappid, revision, body, updated_ms) \
+     values ($1, (select coalesce(max(revision), 0) + 1 from app_records), $2, $3) \
+     on conflict (sdkappid) do update set revision = excluded.revision, \
+     body = excluded.body, updated_ms = excluded.updated_ms \
+     returning revision";

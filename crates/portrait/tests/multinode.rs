@@ -142,6 +142,12 @@ struct Options {
     webhook_on_first_node_only: bool,
     /// `[apps.webhook] lease_ms` (default: the server's default).
     webhook_lease_ms: Option<u64>,
+    /// `[operator] token` of every node (default: the operator API off).
+    operator_token: Option<&'static str>,
+    /// `[operator] poll_ms` (default: the server's default).
+    operator_poll_ms: Option<u64>,
+    /// Run without NATS (no `push.nats_url`): changes cross nodes by polling only.
+    without_nats: bool,
 }
 
 /// Nodes sharing one PostgreSQL schema (and NATS). Dropping it kills the nodes, then drops the
@@ -291,10 +297,17 @@ fn config_text(
     if let Some(n) = options.cache_entries {
         c.push_str(&format!("cache_entries = {n}\n"));
     }
+    let nats_url = if options.without_nats { "" } else { nats_url };
     c.push_str(&format!(
         "\n[push]\npoll_interval_ms = {}\nnats_url = \"{nats_url}\"\nnats_subject = \"portrait-test.{subject}\"\n",
         options.poll_interval_ms.unwrap_or(POLL_MS)
     ));
+    if let Some(token) = options.operator_token {
+        c.push_str(&format!("\n[operator]\ntoken = \"{token}\"\n"));
+        if let Some(ms) = options.operator_poll_ms {
+            c.push_str(&format!("poll_ms = {ms}\n"));
+        }
+    }
     c.push_str(&format!(
         "\n[[apps]]\nsdkappid = {APP}\nkey = \"{KEY}\"\nadmins = [\"{ADMIN}\"]\n\n\
          [apps.rate_limits]\nenabled = false\n\n\
@@ -685,6 +698,10 @@ async fn with_the_read_cache_off_every_node_reads_what_another_node_acknowledged
 mod failover;
 #[path = "multinode/push.rs"]
 mod push;
+
+// Apps and custom fields made through the operator API, used on every node: multinode/operator.rs.
+#[path = "multinode/operator.rs"]
+mod operator;
 
 // Webhooks, kicks and deletes across nodes: multinode/webhooks_and_kicks.rs.
 #[path = "multinode/webhooks_and_kicks.rs"]

@@ -1,16 +1,16 @@
 //! What nodes sharing a store tell each other over NATS (`push.nats_url`): wake-ups after a
-//! write (`<nats_subject>.<sdkappid>`) and kicks (`<nats_subject>.kick.<sdkappid>`). It carries
-//! nothing else: a lost message only delays until the next poll or kick reload of the feed.
+//! write (`<nats_subject>.<sdkappid>`), kicks (`<nats_subject>.kick.<sdkappid>`) and wake-ups
+//! after an app record changed (`<nats_subject>.apps`, `crate::live`). It carries nothing
+//! else: a lost message only delays until the next poll or kick reload of the feed.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use portrait_store::AppId;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Feed;
+use super::hub::Feeds;
 use crate::settings::PushSettings;
 
 /// What nodes tell each other.
@@ -20,13 +20,19 @@ pub(super) enum BusMsg {
     Wake(AppId),
     /// A user was kicked (`<prefix>.kick.<app>`, payload `<not_before> <user>`).
     Kick(AppId, String, u64),
+    /// App records changed (`<prefix>.apps`).
+    Apps,
 }
+
+/// The last token of the app-record wake-up's subject.
+const APPS: &str = "apps";
 
 /// Connects to NATS (in the background if it is down) and starts the publisher and subscriber
 /// of wake-ups and kicks. Returns the publisher's queue.
 pub(super) async fn start_bus(
     settings: &PushSettings,
-    feeds: HashMap<AppId, Arc<Feed>>,
+    feeds: Feeds,
+    apps_changed: Arc<Notify>,
     tasks: &TaskTracker,
     stop: CancellationToken,
 ) -> Option<mpsc::UnboundedSender<BusMsg>> {
@@ -85,6 +91,11 @@ pub(super) async fn start_bus(
                             .publish(format!("{subject}.{app}"), payload.clone())
                             .await
                     }
+                    BusMsg::Apps => {
+                        publisher
+                            .publish(format!("{subject}.{APPS}"), payload.clone())
+                            .await
+                    }
                     BusMsg::Kick(app, user, nb) => {
                         publisher
                             .publish(
@@ -122,13 +133,14 @@ pub(super) async fn start_bus(
                 m = sub.next() => match m { Some(m) => m, None => return },
                 () = stop.cancelled() => return,
             };
-            let app = msg
-                .subject
-                .as_str()
-                .rsplit('.')
-                .next()
-                .and_then(|a| a.parse::<AppId>().ok());
-            let Some(feed) = app.and_then(|a| feeds.get(&a)) else {
+            let last = msg.subject.as_str().rsplit('.').next();
+            if last == Some(APPS) {
+                metrics::counter!("portrait_bus_received_total").increment(1);
+                apps_changed.notify_one();
+                continue;
+            }
+            let app = last.and_then(|a| a.parse::<AppId>().ok());
+            let Some(feed) = app.and_then(|a| crate::sync::read(&feeds).get(&a).cloned()) else {
                 continue;
             };
             metrics::counter!("portrait_bus_received_total").increment(1);

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use portrait_core::schema::Schema;
 use portrait_core::ErrorCode;
 use portrait_store::{AppId, Change, Store};
 use tokio::sync::{mpsc, watch, Notify};
@@ -47,7 +46,8 @@ pub(super) struct FeedState {
 /// One app's feed: its subscriptions and the task tailing its change log.
 pub struct Feed {
     pub(super) app: AppId,
-    pub(super) tenant: Arc<Tenant>,
+    /// Replaced when the app's settings change (`crate::live`).
+    pub(super) tenant: std::sync::RwLock<Arc<Tenant>>,
     pub(super) wake: Notify,
     /// Last version dispatched (watchers: webhook delivery).
     pub(super) dispatched: watch::Sender<u64>,
@@ -62,22 +62,35 @@ impl Feed {
         self.app
     }
 
-    /// The app's schema (for frames with another cursor).
-    pub fn schema(&self) -> &Schema {
-        &self.tenant.schema
+    /// The app's tenant now (its schema renders frames).
+    pub fn tenant(&self) -> Arc<Tenant> {
+        crate::sync::read(&self.tenant).clone()
+    }
+
+    /// Serves the app with `tenant` from now on (its settings changed).
+    pub fn set_tenant(&self, tenant: Arc<Tenant>) {
+        *crate::sync::write(&self.tenant) = tenant;
+    }
+
+    /// Closes every connection of the app with `code` (the app was disabled).
+    pub fn revoke_all(&self, code: ErrorCode) {
+        let st = crate::sync::lock(&self.state);
+        for conn in st.users.values().flat_map(HashMap::values) {
+            conn.revoke(CloseReason::Revoked(code));
+        }
     }
 
     /// Applies a kick seen elsewhere (another node, or the store): records it in the app's kick
     /// table and closes the user's connections opened with older UserSigs.
     pub fn apply_kick(&self, user: &str, not_before: u64) {
-        if self
-            .tenant
+        let tenant = self.tenant();
+        if tenant
             .kicked_before(user)
             .is_some_and(|nb| nb >= not_before)
         {
             return;
         }
-        self.tenant.set_kick(user.to_owned(), not_before);
+        tenant.set_kick(user.to_owned(), not_before);
         self.revoke(user, ErrorCode::SIG_EXPIRED);
     }
 
@@ -229,7 +242,7 @@ impl Feed {
                 }
                 // Serialised only for accounts someone follows, once for all their connections.
                 if let Some(conns) = st.subs.get(&change.user) {
-                    let ev = Arc::new(Event::new(change, &self.tenant.schema));
+                    let ev = Arc::new(Event::new(change, &self.tenant().schema));
                     for conn in conns.values() {
                         conn.offer(&ev);
                     }

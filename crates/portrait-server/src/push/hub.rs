@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use portrait_store::{AppId, Store};
@@ -17,9 +17,16 @@ use super::Feed;
 use crate::settings::PushSettings;
 use crate::tenant::Tenant;
 
+/// The feeds by app, shared with the bus subscriber.
+pub(super) type Feeds = Arc<RwLock<HashMap<AppId, Arc<Feed>>>>;
+
 /// Every app's feed, and the node's background tasks (feeds, connections, webhooks).
 pub struct Hub {
-    feeds: HashMap<AppId, Arc<Feed>>,
+    /// Grows when an app is added at run time (`crate::live`).
+    feeds: Feeds,
+    /// Woken by another node's app-record wake-up (`<nats_subject>.apps`).
+    apps_changed: Arc<Notify>,
+    settings: PushSettings,
     stop: CancellationToken,
     tasks: TaskTracker,
     /// Messages to publish on the bus (if one is configured).
@@ -38,39 +45,85 @@ impl Hub {
     ) -> portrait_store::Result<Hub> {
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let mut feeds = HashMap::new();
-        for tenant in apps {
-            let app = tenant.sdkappid;
-            let head = store.current_version(app).await?;
-            let feed = Arc::new(Feed {
-                app,
-                tenant,
-                wake: Notify::new(),
-                dispatched: watch::Sender::new(head),
-                state: Mutex::new(FeedState::default()),
-                next_id: AtomicU64::new(1),
-                settings: settings.clone(),
-            });
-            tasks.spawn(feed.clone().run(store.clone(), stop.clone()));
-            feeds.insert(app, feed);
-        }
-        let bus = start_bus(settings, feeds.clone(), &tasks, stop.clone()).await;
-        Ok(Hub {
+        let feeds: Feeds = Arc::default();
+        let apps_changed = Arc::new(Notify::new());
+        let bus = start_bus(
+            settings,
+            feeds.clone(),
+            apps_changed.clone(),
+            &tasks,
+            stop.clone(),
+        )
+        .await;
+        let hub = Hub {
             feeds,
+            apps_changed,
+            settings: settings.clone(),
             stop,
             tasks,
             bus,
-        })
+        };
+        for tenant in apps {
+            hub.serve(&store, tenant).await?;
+        }
+        Ok(hub)
+    }
+
+    /// Serves `tenant`'s app from now on: starts its feed (from the app's current version) if
+    /// it has none, else hands the feed the new tenant. Returns the feed.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub async fn serve(
+        &self,
+        store: &Arc<dyn Store>,
+        tenant: Arc<Tenant>,
+    ) -> portrait_store::Result<Arc<Feed>> {
+        let app = tenant.sdkappid;
+        if let Some(feed) = self.feed(app) {
+            feed.set_tenant(tenant);
+            return Ok(feed);
+        }
+        let head = store.current_version(app).await?;
+        let feed = Arc::new(Feed {
+            app,
+            tenant: RwLock::new(tenant),
+            wake: Notify::new(),
+            dispatched: watch::Sender::new(head),
+            state: Mutex::new(FeedState::default()),
+            next_id: AtomicU64::new(1),
+            settings: self.settings.clone(),
+        });
+        let mut feeds = crate::sync::write(&self.feeds);
+        if let Some(raced) = feeds.get(&app) {
+            return Ok(raced.clone());
+        }
+        self.tasks
+            .spawn(feed.clone().run(store.clone(), self.stop.clone()));
+        feeds.insert(app, feed.clone());
+        Ok(feed)
     }
 
     /// The feed of `app`.
-    pub fn feed(&self, app: AppId) -> Option<&Arc<Feed>> {
-        self.feeds.get(&app)
+    pub fn feed(&self, app: AppId) -> Option<Arc<Feed>> {
+        crate::sync::read(&self.feeds).get(&app).cloned()
+    }
+
+    /// Tells every other node that app records changed (`<nats_subject>.apps`).
+    pub fn apps_changed(&self) {
+        if let Some(bus) = &self.bus {
+            let _ = bus.send(BusMsg::Apps);
+        }
+    }
+
+    /// Resolves when another node says app records changed.
+    pub fn apps_notified(&self) -> Arc<Notify> {
+        self.apps_changed.clone()
     }
 
     /// Wakes the feed of `app` after a local write, and every other node's through the bus.
     pub fn wake(&self, app: AppId) {
-        if let Some(f) = self.feeds.get(&app) {
+        if let Some(f) = self.feed(app) {
             f.wake();
         }
         if let Some(bus) = &self.bus {

@@ -30,6 +30,23 @@ pub async fn op_call(
     (status, json)
 }
 
+/// Asserts that an operator call with the right token fails with `status` and `code`.
+pub async fn expect_error(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    status: StatusCode,
+    code: &str,
+) {
+    let (got, body) = op(app, method, path, body).await;
+    assert_eq!(
+        (got, body["error"]["code"].as_str()),
+        (status, Some(code)),
+        "{method} {path}: {body}"
+    );
+}
+
 /// An operator call with the right token.
 pub async fn op(
     app: &TestApp,
@@ -88,11 +105,15 @@ async fn operator_api_refuses_a_missing_or_wrong_token_and_a_usersig() {
     // Unknown paths are not revealed before signing in.
     let (status, _) = op_call(&app, "GET", "/admin/v1/secret", None, None).await;
     assert_eq!(status, 401);
-    let (status, body) = op(&app, "GET", "/admin/v1/secret", None).await;
-    assert_eq!(
-        (status, &body["error"]["code"]),
-        (StatusCode::NOT_FOUND, &json!("not_found"))
-    );
+    expect_error(
+        &app,
+        "GET",
+        "/admin/v1/secret",
+        None,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
     let (status, body) = op(&app, "DELETE", "/admin/v1/apps", None).await;
     assert_eq!(status, 405, "{body}");
     assert_eq!(body["error"]["code"], "method_not_allowed");
@@ -160,4 +181,398 @@ async fn operator_lists_and_shows_the_apps_of_the_file() {
     let (status, body) = op(&app, "GET", &format!("/admin/v1/apps/{APP}/fields"), None).await;
     assert_eq!(status, 200);
     assert_eq!(body["fields"], one["custom_fields"]);
+}
+
+/// The value of `tag` in a `portrait_get` answer for its first account.
+pub fn value_of(reply: &Value, tag: &str) -> Option<Value> {
+    reply["UserProfileItem"][0]["ProfileItem"]
+        .as_array()?
+        .iter()
+        .find(|i| i["Tag"] == tag)
+        .map(|i| i["Value"].clone())
+}
+
+const FIELD: &str = "Tag_Profile_Custom_Level2";
+
+/// Creates an app with a string field [`FIELD`] through the operator API; its SDKAppID and key.
+pub async fn create_app_with_field(app: &TestApp, body: Value) -> (u64, String) {
+    let (status, created) = op(app, "POST", "/admin/v1/apps", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["app"]["source"], "store");
+    let id = created["app"]["sdkappid"].as_u64().unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let (status, field) = op(
+        app,
+        "POST",
+        &format!("/admin/v1/apps/{id}/fields"),
+        Some(json!({"name": FIELD, "type": "string", "max_length": 16})),
+    )
+    .await;
+    assert_eq!(status, 201, "{field}");
+    assert_eq!(
+        field,
+        json!({"name": FIELD, "type": "string", "max_length": 16,
+        "read": ["user", "admin"], "write": ["user", "admin"], "hidden": false})
+    );
+    (id, key)
+}
+
+#[tokio::test]
+async fn an_app_and_a_field_created_through_the_api_work_at_once_without_restart() {
+    let app = spawn_operator().await;
+    let (id, key) = create_app_with_field(&app, json!({})).await;
+    assert!((1_400_000_000..2_000_000_000).contains(&id));
+    assert_eq!(key.len(), 64);
+    let admin = portrait_client::AdminClient::new(&app.base, id, "administrator", &key);
+    let r = admin
+        .account_import("alice", Some("Alice"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.code(), 0, "{:?}", r.0);
+    let r = admin
+        .portrait_set("alice", &[(FIELD, json!("gold"))])
+        .await
+        .unwrap();
+    assert_eq!(r.code(), 0, "{:?}", r.0);
+    let r = admin
+        .portrait_get(&["alice"], &[FIELD, NICK])
+        .await
+        .unwrap();
+    assert_eq!(value_of(&r.0, FIELD), Some(json!("gold")), "{:?}", r.0);
+    assert_eq!(value_of(&r.0, NICK), Some(json!("Alice")));
+    // The field's limit holds, and a user signs in with a UserSig of the new key.
+    let r = admin
+        .portrait_set("alice", &[(FIELD, json!("x".repeat(17)))])
+        .await
+        .unwrap();
+    assert_ne!(r.code(), 0);
+    let user = portrait_client::user::UserClient::with_key(&app.base, id, "alice", &key);
+    let r = user.get_my_profile(Some(&[FIELD])).await.unwrap();
+    assert_eq!(r.code(), 0, "{:?}", r.0);
+    // The key is shown by GET …/key; a second app with the same SDKAppID is refused.
+    let (status, k) = op(&app, "GET", &format!("/admin/v1/apps/{id}/key"), None).await;
+    assert_eq!(
+        (status, k["key"].as_str()),
+        (StatusCode::OK, Some(key.as_str()))
+    );
+    for taken in [id, APP] {
+        let body = Some(json!({ "sdkappid": taken }));
+        let conflict = StatusCode::CONFLICT;
+        expect_error(&app, "POST", "/admin/v1/apps", body, conflict, "app_exists").await;
+    }
+    expect_error(
+        &app,
+        "POST",
+        &format!("/admin/v1/apps/{id}/fields"),
+        Some(json!({"name": FIELD, "type": "integer"})),
+        StatusCode::CONFLICT,
+        "field_exists",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_operator_input_is_a_clear_400() {
+    let app = spawn_operator().await;
+    let path = format!("/admin/v1/apps/{APP}/fields");
+    for (path, body, says) in [
+        ("/admin/v1/apps", json!({"admins": []}), "admin"),
+        (
+            "/admin/v1/apps",
+            json!({"admins": ["bad id with spaces and way too long…".repeat(5)]}),
+            "admin",
+        ),
+        ("/admin/v1/apps", json!({"sdkappid": "x"}), "expected u64"),
+        (
+            "/admin/v1/apps",
+            json!({"webhook": {"url": "ftp://x/"}}),
+            "webhook",
+        ),
+        ("/admin/v1/apps", json!({"unknown": 1}), "unknown"),
+        (
+            path.as_str(),
+            json!({"name": "Tag_Profile_Custom_TooLongName", "type": "string"}),
+            "Tag_Profile_Custom_TooLongName",
+        ),
+        (
+            path.as_str(),
+            json!({"name": "Tag_Profile_Custom_Ok", "type": "float"}),
+            "float",
+        ),
+        (
+            path.as_str(),
+            json!({"name": "Tag_Profile_Custom_Ok", "type": "string", "max_length": 501}),
+            "Tag_Profile_Custom_Ok",
+        ),
+        (
+            path.as_str(),
+            json!({"name": "Tag_Profile_Custom_Ok", "type": "string", "read": []}),
+            "read",
+        ),
+    ] {
+        let (status, body) = op(&app, "POST", path, Some(body.clone())).await;
+        assert_eq!(status, 400, "{path} {body}");
+        assert_eq!(body["error"]["code"], "invalid");
+        let msg = body["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(says), "{path}: {msg:?} should name {says:?}");
+    }
+    let resp = app
+        .http
+        .post(format!("{}/admin/v1/apps", app.base))
+        .bearer_auth(OPERATOR_TOKEN)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn a_patch_with_a_stale_if_match_is_refused_with_412() {
+    let app = spawn_operator().await;
+    let (id, _) = create_app_with_field(&app, json!({})).await;
+    let (_, view) = op(&app, "GET", &format!("/admin/v1/apps/{id}"), None).await;
+    let rev = view["revision"].as_u64().unwrap();
+    assert!(rev > 0);
+    let patch = |if_match: String, words: Value| {
+        let app = &app;
+        async move {
+            let resp = app
+                .http
+                .patch(format!("{}/admin/v1/apps/{id}", app.base))
+                .bearer_auth(OPERATOR_TOKEN)
+                .header("If-Match", if_match)
+                .json(&json!({ "sensitive_words": words }))
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, changed) = patch(rev.to_string(), json!(["one"])).await;
+    assert_eq!(status, 200, "{changed}");
+    assert!(changed["revision"].as_u64().unwrap() > rev);
+    assert_eq!(changed["sensitive_words"], json!(["one"]));
+    let (status, body) = patch(rev.to_string(), json!(["two"])).await;
+    assert_eq!(status, 412, "{body}");
+    assert_eq!(body["error"]["code"], "revision_mismatch");
+    let (_, now) = op(&app, "GET", &format!("/admin/v1/apps/{id}"), None).await;
+    assert_eq!(
+        now["sensitive_words"],
+        json!(["one"]),
+        "the stale change was not made"
+    );
+    let (status, _) = patch("abc".into(), json!([])).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn after_a_key_rotation_the_old_key_verifies_during_the_grace_only() {
+    let app = spawn_operator().await;
+    let (id, old) = create_app_with_field(&app, json!({})).await;
+    let with = |key: &str| portrait_client::AdminClient::new(&app.base, id, "administrator", key);
+    let (status, rotated) = op(
+        &app,
+        "POST",
+        &format!("/admin/v1/apps/{id}/rotate-key"),
+        Some(json!({"grace_secs": 2})),
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["key"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    assert!(rotated["previous_key_valid_until"].as_u64().unwrap() > now());
+    assert_eq!(
+        with(&new)
+            .account_check(&["administrator"])
+            .await
+            .unwrap()
+            .code(),
+        0
+    );
+    assert_eq!(
+        with(&old)
+            .account_check(&["administrator"])
+            .await
+            .unwrap()
+            .code(),
+        0,
+        "old key in its grace"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let r = with(&old).account_check(&["administrator"]).await.unwrap();
+    assert_eq!(r.code(), 70009, "old key after its grace: {:?}", r.0);
+    assert_eq!(
+        with(&new)
+            .account_check(&["administrator"])
+            .await
+            .unwrap()
+            .code(),
+        0
+    );
+    // Grace 0: the old key stops at once.
+    let (_, again) = op(
+        &app,
+        "POST",
+        &format!("/admin/v1/apps/{id}/rotate-key"),
+        Some(json!({"key": "chosen-key", "grace_secs": 0})),
+    )
+    .await;
+    assert_eq!(again["key"], "chosen-key");
+    assert_eq!(again["previous_key_valid_until"], Value::Null);
+    assert_eq!(
+        with(&new)
+            .account_check(&["administrator"])
+            .await
+            .unwrap()
+            .code(),
+        70009
+    );
+    assert_eq!(
+        with("chosen-key")
+            .account_check(&["administrator"])
+            .await
+            .unwrap()
+            .code(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_app_refuses_every_call_like_an_unknown_one_until_enabled() {
+    let app = spawn_operator().await;
+    app.import(&["alice"]).await;
+    let (status, view) = op(
+        &app,
+        "PATCH",
+        &format!("/admin/v1/apps/{APP}"),
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["disabled"], true);
+    let r = app.admin.portrait_get(&["alice"], &[NICK]).await.unwrap();
+    assert_eq!(r.code(), 70020, "{:?}", r.0);
+    let r = app.user("alice").get_my_profile(None).await.unwrap();
+    assert_eq!(r.code(), 70020, "{:?}", r.0);
+    // The other app is untouched; the operator still sees the disabled one.
+    assert_eq!(
+        app.other
+            .account_check(&["administrator"])
+            .await
+            .unwrap()
+            .code(),
+        0
+    );
+    let (status, _) = op(&app, "GET", &format!("/admin/v1/apps/{APP}"), None).await;
+    assert_eq!(status, 200);
+    let (_, view) = op(
+        &app,
+        "PATCH",
+        &format!("/admin/v1/apps/{APP}"),
+        Some(json!({"disabled": false})),
+    )
+    .await;
+    assert_eq!(view["disabled"], false);
+    let r = app.admin.portrait_get(&["alice"], &[NICK]).await.unwrap();
+    assert_eq!(r.code(), 0, "{:?}", r.0);
+}
+
+#[tokio::test]
+async fn a_hidden_field_is_refused_like_an_unknown_one_and_its_value_returns_when_shown() {
+    let app = spawn_operator().await;
+    app.import(&["alice"]).await;
+    let r = app
+        .admin
+        .portrait_set("alice", &[(HOBBY, json!("chess"))])
+        .await
+        .unwrap();
+    assert_eq!(r.code(), 0);
+    let path = format!("/admin/v1/apps/{APP}/fields/{HOBBY}");
+    let hide = |hidden: bool| op(&app, "PATCH", &path, Some(json!({ "hidden": hidden })));
+    let (status, field) = hide(true).await;
+    assert_eq!(status, 200, "{field}");
+    assert_eq!(field["hidden"], true);
+    const UNKNOWN: &str = "Tag_Profile_Custom_Nope";
+    let set_hidden = app
+        .admin
+        .portrait_set("alice", &[(HOBBY, json!("go"))])
+        .await
+        .unwrap();
+    let set_unknown = app
+        .admin
+        .portrait_set("alice", &[(UNKNOWN, json!("go"))])
+        .await
+        .unwrap();
+    assert_ne!(set_hidden.code(), 0);
+    assert_eq!(
+        set_hidden.code(),
+        set_unknown.code(),
+        "{:?} vs {:?}",
+        set_hidden.0,
+        set_unknown.0
+    );
+    let get_hidden = app.admin.portrait_get(&["alice"], &[HOBBY]).await.unwrap();
+    let get_unknown = app
+        .admin
+        .portrait_get(&["alice"], &[UNKNOWN])
+        .await
+        .unwrap();
+    assert_eq!(
+        get_hidden.code(),
+        get_unknown.code(),
+        "{:?} vs {:?}",
+        get_hidden.0,
+        get_unknown.0
+    );
+    let mine = app.user("alice").get_my_profile(None).await.unwrap();
+    assert_eq!(value_of(&mine.0, HOBBY), None, "{:?}", mine.0);
+    // Shown again: the stored value is back.
+    let (_, field) = hide(false).await;
+    assert_eq!(field["hidden"], false);
+    let r = app.admin.portrait_get(&["alice"], &[HOBBY]).await.unwrap();
+    assert_eq!(value_of(&r.0, HOBBY), Some(json!("chess")), "{:?}", r.0);
+    expect_error(
+        &app,
+        "PATCH",
+        &format!("/admin/v1/apps/{APP}/fields/{UNKNOWN}"),
+        Some(json!({"hidden": true})),
+        StatusCode::NOT_FOUND,
+        "field_not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_file_app_is_adopted_into_the_store_on_its_first_change() {
+    let app = spawn_operator().await;
+    let (_, before) = op(&app, "GET", &format!("/admin/v1/apps/{APP}"), None).await;
+    assert_eq!(
+        (before["source"].as_str(), before["revision"].as_u64()),
+        (Some("file"), Some(0))
+    );
+    let (status, after) = op(
+        &app,
+        "PATCH",
+        &format!("/admin/v1/apps/{APP}"),
+        Some(json!({"sensitive_words": ["zzz"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["source"], "store");
+    assert!(after["revision"].as_u64().unwrap() > 0);
+    assert_eq!(after["sensitive_words"], json!(["zzz"]));
+    // Everything else is the file's, kept.
+    assert_eq!(after["admins"], before["admins"]);
+    assert_eq!(after["custom_fields"], before["custom_fields"]);
+    let records = app.store.app_records(0).await.unwrap();
+    assert_eq!(records.iter().filter(|r| r.sdkappid == APP).count(), 1);
+    // The change applies: the new sensitive word is refused.
+    app.import(&["alice"]).await;
+    let r = app
+        .admin
+        .portrait_set("alice", &[(NICK, json!("zzz top"))])
+        .await
+        .unwrap();
+    assert_eq!(r.code(), 40005, "{:?}", r.0);
 }

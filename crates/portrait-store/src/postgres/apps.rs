@@ -4,7 +4,7 @@
 
 use sqlx::postgres::PgPool;
 
-use crate::apps::{check_expected, record, AppRecord, SELECT_SQL};
+use crate::apps::{check_expected, record, AppRecord, CURRENT_SQL, PUT_SQL, SELECT_SQL};
 use crate::codec::{app_key, unsigned, version_key};
 use crate::{AppId, Result};
 
@@ -32,29 +32,22 @@ pub(in crate::postgres) async fn put_app_record(
         .bind(LOCK)
         .execute(&mut *tx)
         .await?;
-    let current: Option<i64> =
-        sqlx::query_scalar("select revision from app_records where sdkappid = $1")
-            .bind(app_key(app))
-            .fetch_optional(&mut *tx)
-            .await?;
+    let current: Option<i64> = sqlx::query_scalar(CURRENT_SQL)
+        .bind(app_key(app))
+        .fetch_optional(&mut *tx)
+        .await?;
     check_expected(
         current
             .map(|r| unsigned(r, "an app revision"))
             .transpose()?,
         expected,
     )?;
-    let revision: i64 = sqlx::query_scalar(
-        "insert into app_records (sdkappid, revision, body, updated_ms) \
-         values ($1, (select coalesce(max(revision), 0) + 1 from app_records), $2, $3) \
-         on conflict (sdkappid) do update set revision = excluded.revision, \
-         body = excluded.body, updated_ms = excluded.updated_ms \
-         returning revision",
-    )
-    .bind(app_key(app))
-    .bind(body)
-    .bind(crate::apps::now_ms())
-    .fetch_one(&mut *tx)
-    .await?;
+    let revision: i64 = sqlx::query_scalar(PUT_SQL)
+        .bind(app_key(app))
+        .bind(body)
+        .bind(crate::apps::now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
     unsigned(revision, "an app revision")
 }

@@ -3,9 +3,14 @@
 
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
-use crate::apps::{check_expected, record, AppRecord, SELECT_SQL};
+use crate::apps::{check_expected, record, AppRecord, CURRENT_SQL, PUT_SQL, SELECT_SQL};
 use crate::codec::{app_key, unsigned, version_key};
 use crate::{AppId, Result};
+
+/// [`CURRENT_SQL`] and [`PUT_SQL`] with SQLite's placeholders.
+static CURRENT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| CURRENT_SQL.replace('$', "?"));
+static PUT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| PUT_SQL.replace('$', "?"));
 
 /// A put of an app record, run by the writer.
 pub(in crate::sqlite) struct AppRecordJob {
@@ -19,7 +24,7 @@ pub(in crate::sqlite) async fn app_records(
     reader: &SqlitePool,
     after: u64,
 ) -> Result<Vec<AppRecord>> {
-    let rows: Vec<(i64, i64, String, i64)> = sqlx::query_as(&SELECT_SQL.replace("$1", "?1"))
+    let rows: Vec<(i64, i64, String, i64)> = sqlx::query_as(&SELECT_SQL.replace('$', "?"))
         .bind(version_key(after)?)
         .fetch_all(reader)
         .await?;
@@ -31,28 +36,21 @@ pub(in crate::sqlite) async fn apply_put(
     conn: &mut SqliteConnection,
     job: &AppRecordJob,
 ) -> Result<u64> {
-    let current: Option<i64> =
-        sqlx::query_scalar("select revision from app_records where sdkappid = ?1")
-            .bind(app_key(job.app))
-            .fetch_optional(&mut *conn)
-            .await?;
+    let current: Option<i64> = sqlx::query_scalar(CURRENT.as_str())
+        .bind(app_key(job.app))
+        .fetch_optional(&mut *conn)
+        .await?;
     check_expected(
         current
             .map(|r| unsigned(r, "an app revision"))
             .transpose()?,
         job.expected,
     )?;
-    let revision: i64 = sqlx::query_scalar(
-        "insert into app_records (sdkappid, revision, body, updated_ms) \
-         values (?1, (select coalesce(max(revision), 0) + 1 from app_records), ?2, ?3) \
-         on conflict (sdkappid) do update set revision = excluded.revision, \
-         body = excluded.body, updated_ms = excluded.updated_ms \
-         returning revision",
-    )
-    .bind(app_key(job.app))
-    .bind(job.body.as_str())
-    .bind(crate::apps::now_ms())
-    .fetch_one(&mut *conn)
-    .await?;
+    let revision: i64 = sqlx::query_scalar(PUT.as_str())
+        .bind(app_key(job.app))
+        .bind(job.body.as_str())
+        .bind(crate::apps::now_ms())
+        .fetch_one(&mut *conn)
+        .await?;
     unsigned(revision, "an app revision")
 }

@@ -199,7 +199,7 @@ struct Session {
 }
 
 async fn run(socket: WebSocket, state: AppState, call: UserCall, p: Params) {
-    let Some(feed) = state.hub().feed(call.tenant.sdkappid).cloned() else {
+    let Some(feed) = state.hub().feed(call.tenant.sdkappid) else {
         return refuse(
             socket,
             ErrorCode::PROFILE_INTERNAL,
@@ -473,11 +473,11 @@ impl Session {
                 } else {
                     c.version
                 };
-                let frame = push::Event::new(c, self.feed.schema());
+                let frame = push::Event::new(c, &self.feed.tenant().schema);
                 let text = if cursor == frame.version {
                     frame.frame.to_string()
                 } else {
-                    frame.frame_with_cursor(self.feed.schema(), cursor)
+                    frame.frame_with_cursor(&self.feed.tenant().schema, cursor)
                 };
                 self.send(text).await?;
                 self.sent.insert(frame.account.clone(), frame.version);
