@@ -12,6 +12,11 @@
 //!   reconnects with backoff and jitter, resumes from its cursor, and yields failures
 //!   ([`FeedError`]) instead of ending silently. A refresh hook supplies new UserSigs.
 //!
+//!
+//! For operators: [`Operator`] — the operator API (`/admin/v1`): apps, keys, custom fields,
+//! accounts and webhook state, with `portrait_core::operator`'s types (re-exported in
+//! [`operator`]). A refusal is [`ClientError::Operator`] with the HTTP status, code and message.
+//!
 //! Envelope level (every answer as the vendor's JSON, failures included; the server's tests use
 //! these): [`AdminClient`] and [`user::UserClient`], with the raw WebSocket [`user::Socket`].
 //! The WebSocket frames are [`portrait_core::ws`]'s, shared with the server and the TypeScript
@@ -26,6 +31,7 @@ use serde::de::DeserializeOwned;
 
 mod admin;
 pub mod feed;
+pub mod operator;
 mod profile;
 mod signed_in;
 pub mod user;
@@ -33,6 +39,7 @@ use serde_json::{json, Value};
 
 pub use admin::{Admin, AdminBuilder};
 pub use feed::{refresh_with, Backoff, Changes, FeedError, FeedEvent, SigRefresh};
+pub use operator::{Operator, OperatorBuilder};
 pub use portrait_core::profile::{AdminForbidType, AllowType, Gender};
 /// The standard tags: `StandardTag::Nick.name()` is `"Tag_Profile_IM_Nick"`.
 pub use portrait_core::schema::StandardTag;
@@ -56,6 +63,17 @@ pub enum ClientError {
         code: ErrorCode,
         /// `ErrorInfo`.
         info: String,
+    },
+    /// The operator API ([`Operator`]) refused: its HTTP status and JSON error.
+    #[error("HTTP {status} {code}: {message}")]
+    Operator {
+        /// HTTP status (4xx/5xx).
+        status: u16,
+        /// The stable machine-readable code (`portrait_core::operator::error_code`, e.g.
+        /// `app_not_found`).
+        code: String,
+        /// A sentence for a person.
+        message: String,
     },
     /// HTTP transport failed (connect, timeout, body).
     #[error("http: {0}")]
@@ -90,6 +108,14 @@ impl ClientError {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             ClientError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The `code` of an [`ClientError::Operator`] error (e.g. `"app_not_found"`).
+    pub fn operator_code(&self) -> Option<&str> {
+        match self {
+            ClientError::Operator { code, .. } => Some(code),
             _ => None,
         }
     }

@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! * [`api`]: routes, one module per vendor endpoint group;
+//! * [`accounts`]: kick and delete, shared by the REST and the operator APIs;
 //! * [`auth`]: URL query + UserSig → authenticated admin;
 //! * [`error`]: `ApiError` and the only mapping to vendor codes and envelopes;
 //! * [`settings`]: layered configuration; [`devapp`]: the zero-config development app;
@@ -32,6 +33,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
+pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod client_ip;

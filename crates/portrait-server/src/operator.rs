@@ -19,9 +19,11 @@ use axum::Router;
 use crate::error::OpError;
 use crate::state::AppState;
 
+pub mod accounts;
 pub mod apps;
 pub mod auth;
 pub mod fields;
+pub mod webhook;
 
 /// The path prefix of every operator route.
 pub const PREFIX: &str = "/admin/v1";
@@ -32,6 +34,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(apps::router())
         .merge(fields::router())
+        .merge(accounts::router())
+        .merge(webhook::router())
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -285,6 +285,16 @@ impl Store for Waking {
         self.inner.accounts_exist(app, users).await
     }
 
+    async fn scan_accounts(
+        &self,
+        app: AppId,
+        prefix: &str,
+        after: Option<&Identifier>,
+        limit: usize,
+    ) -> portrait_store::Result<Vec<Identifier>> {
+        self.inner.scan_accounts(app, prefix, after, limit).await
+    }
+
     async fn kick(
         &self,
         app: AppId,

@@ -34,12 +34,14 @@
 //!
 //! Layout: this file is the worker (lease, reading the log, POSTing, storing the cursor);
 //! `webhook/delivery.rs` is the in-memory state it keeps while it holds the lease (per-account
-//! queues, retry parking, the safe cursor), with no I/O.
+//! queues, retry parking, the safe cursor), with no I/O; `webhook/status.rs` is what the worker
+//! shows of itself to the operator API (lease held, cursor, the latest failed attempts).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use portrait_core::operator::WebhookFailure;
 use portrait_store::{AppId, Change, ChangeKind, Store};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -47,8 +49,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 mod delivery;
+pub mod status;
 
 use delivery::Delivery;
+use status::Status;
 
 use crate::settings::WebhookConfig;
 use crate::tenant::Tenant;
@@ -95,10 +99,13 @@ pub struct Worker {
     admins: HashSet<String>,
     /// This worker's name in the delivery lease.
     holder: String,
+    /// What it shows of itself to the operator API.
+    status: Arc<Status>,
 }
 
 impl Worker {
-    /// A worker for `app`.
+    /// A worker for `app`, showing itself in `status` (the app's, from
+    /// [`crate::push::Hub::webhooks`]).
     ///
     /// # Errors
     /// The HTTP client cannot be built.
@@ -107,6 +114,7 @@ impl Worker {
         cfg: WebhookConfig,
         store: Arc<dyn Store>,
         tenant: &Tenant,
+        status: Arc<Status>,
     ) -> anyhow::Result<Worker> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.timeout_ms))
@@ -118,6 +126,7 @@ impl Worker {
             http,
             admins: tenant.admins.clone(),
             holder: crate::lease::holder(),
+            status,
         })
     }
 
@@ -142,6 +151,8 @@ impl Worker {
                                 return;
                             };
                             tracing::info!(app = self.app, url = %self.cfg.url, cursor = c, "webhook delivery: this node delivers");
+                            self.status.set_cursor(c);
+                            self.status.set_delivering(true);
                             state = Some(Delivery::new(c));
                         }
                     }
@@ -151,12 +162,14 @@ impl Worker {
                                 app = self.app,
                                 "webhook delivery: another node took over"
                             );
+                            self.status.set_delivering(false);
                             self.set_lag(0);
                         }
                     }
                     Err(e) => {
                         tracing::warn!(app = self.app, error = %e, "webhook: cannot take the delivery lease");
                         if state.take().is_some() {
+                            self.status.set_delivering(false);
                             self.set_lag(0);
                         }
                     }
@@ -165,7 +178,10 @@ impl Worker {
             let Some(d) = state.as_mut() else {
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(lease_ms / 3)) => continue,
-                    () = stop.cancelled() => return,
+                    () = stop.cancelled() => {
+                        self.status.set_delivering(false);
+                        return;
+                    }
                 }
             };
 
@@ -181,6 +197,7 @@ impl Worker {
             d.unpark(Instant::now());
             self.dispatch(d);
             self.set_lag(d.lag((*dispatched.borrow()).max(d.read_to)));
+            self.status.set_cursor(d.cursor());
             if d.cursor() > d.stored
                 && (d.pending.is_empty() || d.stored_at.elapsed() >= CURSOR_EVERY)
             {
@@ -196,6 +213,7 @@ impl Worker {
                     if d.cursor() > d.stored {
                         self.store_cursor(d).await;
                     }
+                    self.status.set_delivering(false);
                     return;
                 }
                 done = d.attempts.join_next(), if !d.attempts.is_empty() => match done {
@@ -204,6 +222,7 @@ impl Worker {
                         // An attempt task panicked: its account is unknown, so start over from
                         // the stored cursor (at least once).
                         tracing::error!(app = self.app, error = %e, "webhook: a delivery task failed; restarting from the stored cursor");
+                        self.status.set_delivering(false);
                         state = None;
                     }
                     None => {}
@@ -339,8 +358,20 @@ impl Worker {
         };
         metrics::counter!("portrait_webhook_deliveries_total", "app" => app.clone(), "outcome" => "failed_attempt")
             .increment(1);
-        let age_ms = portrait_store::now_ms().saturating_sub(c.at_ms);
-        if age_ms > i64::try_from(self.cfg.give_up_after_ms).unwrap_or(i64::MAX) {
+        let now = portrait_store::now_ms();
+        let age_ms = now.saturating_sub(c.at_ms);
+        let give_up = age_ms > i64::try_from(self.cfg.give_up_after_ms).unwrap_or(i64::MAX);
+        self.status.failed(WebhookFailure {
+            at_ms: u64::try_from(now).unwrap_or(0),
+            user_id: user.clone(),
+            version: c.version,
+            error: if give_up {
+                format!("{failure} (given up)")
+            } else {
+                failure.clone()
+            },
+        });
+        if give_up {
             tracing::error!(app = self.app, version = c.version, url = %self.cfg.url, error = %failure, "webhook: giving up on a change");
             metrics::counter!("portrait_webhook_deliveries_total", "app" => app, "outcome" => "dropped")
                 .increment(1);

@@ -394,6 +394,17 @@ impl Store for CachedStore {
             .collect())
     }
 
+    /// Not cached: a listing is read from the store each time.
+    async fn scan_accounts(
+        &self,
+        app: AppId,
+        prefix: &str,
+        after: Option<&Identifier>,
+        limit: usize,
+    ) -> Result<Vec<Identifier>> {
+        self.inner.scan_accounts(app, prefix, after, limit).await
+    }
+
     async fn kick(&self, app: AppId, user: &Identifier, not_before: u64) -> Result<bool> {
         self.inner.kick(app, user, not_before).await
     }

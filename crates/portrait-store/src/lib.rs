@@ -33,6 +33,8 @@ mod codec;
 pub use codec::fuzzing;
 pub mod dump;
 pub mod postgres;
+mod scan;
+pub use scan::MAX_SCAN;
 pub mod sqlite;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -388,6 +390,24 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// Storage failures.
     async fn accounts_exist(&self, app: AppId, users: &[Identifier]) -> Result<Vec<bool>>;
+
+    /// One page of the app's accounts in ascending UserID order (bytewise): those whose UserID
+    /// starts with `prefix` (every character literal: `%` and `_` are not wildcards), after
+    /// `after` when given (the last UserID of the previous page, which need not start with
+    /// `prefix`), at most `limit` of them (capped at [`MAX_SCAN`]). Deleted accounts are not
+    /// listed. A page is one range read of the accounts' primary key, so its cost grows with
+    /// `limit`, never with the number of accounts; paging with `after` lists every account that
+    /// exists throughout, once.
+    ///
+    /// # Errors
+    /// Storage failures; [`StoreError::Corrupt`] for a stored UserID that is not one.
+    async fn scan_accounts(
+        &self,
+        app: AppId,
+        prefix: &str,
+        after: Option<&Identifier>,
+        limit: usize,
+    ) -> Result<Vec<Identifier>>;
 
     /// Records that every UserSig of `user` minted at or before `not_before` (Unix seconds) is
     /// revoked (a later kick with an earlier time changes nothing). Returns `false`, recording

@@ -81,6 +81,7 @@ use crate::{
 mod apps;
 mod batch;
 mod open;
+mod scan;
 mod sql;
 mod write;
 
@@ -696,6 +697,17 @@ impl Store for PgStore {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app, limit = limit))]
+    async fn scan_accounts(
+        &self,
+        app: AppId,
+        prefix: &str,
+        after: Option<&Identifier>,
+        limit: usize,
+    ) -> Result<Vec<Identifier>> {
+        self.scan(app, prefix, after, limit).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -62,6 +62,7 @@ mod apps;
 mod batch;
 mod jobs;
 mod open;
+mod scan;
 mod sql;
 mod writer;
 
@@ -410,6 +411,17 @@ impl Store for SqliteStore {
     async fn lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
         let _ = (app, name, holder, ttl_ms);
         Ok(true)
+    }
+
+    #[tracing::instrument(skip_all, fields(app = app, limit = limit))]
+    async fn scan_accounts(
+        &self,
+        app: AppId,
+        prefix: &str,
+        after: Option<&Identifier>,
+        limit: usize,
+    ) -> Result<Vec<Identifier>> {
+        self.scan(app, prefix, after, limit).await
     }
 
     #[tracing::instrument(skip_all)]

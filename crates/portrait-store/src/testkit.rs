@@ -12,7 +12,8 @@
 //! Layout: this file holds [`run_all`] (the list of checks, in the order they run) and the helpers
 //! the checks share; the fresh stores live in `fresh.rs`, and the checks in one module per area:
 //! `accounts`, `profiles`, `versions` (the change log), `catch_up`, `kicks`, `origin`,
-//! `concurrency`, `compare_and_set`, `cursors` (and pruning), `dump` and `apps` (app records). A new check goes in its
+//! `concurrency`, `compare_and_set`, `cursors` (and pruning), `dump`, `apps` (app records) and
+//! `scan` (listing accounts). A new check goes in its
 //! area's module and in [`run_all`], which is what the backends' conformance tests run.
 
 use std::collections::BTreeMap;
@@ -35,6 +36,7 @@ mod fresh;
 mod kicks;
 mod origin;
 mod profiles;
+mod scan;
 mod versions;
 
 pub use catch_up::{changes_written_before_chains_are_chained, EARLIER_APP, EARLIER_LOG_SQL};
@@ -86,6 +88,8 @@ pub async fn run_all(store: Arc<dyn Store>) {
     dump::dump_and_restore_preserve_everything(s).await;
     apps::app_records_are_created_once_and_replaced_on_the_expected_revision(s).await;
     apps::concurrent_app_record_puts_with_one_expectation_let_exactly_one_win(store.clone()).await;
+    scan::scan_accounts_lists_by_literal_prefix_in_userid_order(s).await;
+    scan::scan_accounts_pages_through_every_account_once(s).await;
 }
 
 // ---- helpers ----------------------------------------------------------------------------------

@@ -6,12 +6,15 @@
 //! * `portrait openapi` — print the OpenAPI document of the HTTP APIs (`docs/openapi.json`);
 //! * `portrait export --store URL [--app ID]… > dump.jsonl` — write a store's data as a dump;
 //! * `portrait import --store URL < dump.jsonl` — restore a dump into a store;
-//! * `portrait migrate --from URL --to URL [--app ID]…` — copy a store into another one.
+//! * `portrait migrate --from URL --to URL [--app ID]…` — copy a store into another one;
+//! * `portrait app|field|account …` — the operator API from a shell (`ops.rs`).
 //!
 //! The last three move data with every version preserved (`portrait_store::dump`), e.g. from the
 //! embedded SQLite store to PostgreSQL. Stop the nodes using the source store first.
 
 use std::path::PathBuf;
+
+mod ops;
 
 /// mimalloc: the request path allocates many small, short-lived objects on two worker threads,
 /// where glibc's malloc spends measurable time in arena locks (see BENCHMARKS.md).
@@ -98,6 +101,27 @@ enum Cmd {
     },
     /// Print the OpenAPI 3.1 document of every HTTP API (also served at /openapi.json).
     Openapi,
+    /// Manage apps through a server's operator API: create, list, show, update, keys, webhook.
+    App {
+        #[command(flatten)]
+        conn: ops::Conn,
+        #[command(subcommand)]
+        cmd: ops::AppCmd,
+    },
+    /// Manage an app's custom fields through a server's operator API.
+    Field {
+        #[command(flatten)]
+        conn: ops::Conn,
+        #[command(subcommand)]
+        cmd: ops::FieldCmd,
+    },
+    /// Look up, kick and delete an app's accounts through a server's operator API.
+    Account {
+        #[command(flatten)]
+        conn: ops::Conn,
+        #[command(subcommand)]
+        cmd: ops::AccountCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -190,6 +214,9 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }),
+        Cmd::App { conn, cmd } => operator(ops::app(&conn, cmd)),
+        Cmd::Field { conn, cmd } => operator(ops::field(&conn, cmd)),
+        Cmd::Account { conn, cmd } => operator(ops::account(&conn, cmd)),
         Cmd::Config {
             cmd: ConfigCmd::Example,
         } => {
@@ -204,6 +231,17 @@ fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow:
     tokio::runtime::Runtime::new()
         .context("starting the tokio runtime")?
         .block_on(f)
+}
+
+/// Runs an operator command (`ops`). A failure is one line on stderr — for a refusal the
+/// API's HTTP status, code and message (`portrait: HTTP 404 app_not_found: no app …`) — and exit
+/// code 1, without the backtrace `main`'s error would print.
+fn operator(f: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    if let Err(e) = block_on(f) {
+        eprintln!("portrait: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// Opens a store by URL; the error names the URL without its password.

@@ -102,8 +102,13 @@ impl AppState {
         let stop = self.hub().stopping().child_token();
         if let Some(webhook) = &cfg.webhook {
             let feed = self.hub().feed(id).expect("a feed per app");
-            let worker =
-                crate::webhook::Worker::new(id, webhook.clone(), self.store_arc(), tenant)?;
+            let worker = crate::webhook::Worker::new(
+                id,
+                webhook.clone(),
+                self.store_arc(),
+                tenant,
+                self.hub().webhooks().of(id),
+            )?;
             self.hub().spawn(worker.run(feed.watch(), stop.clone()));
         }
         if let Some(keep) = self.live().retention {

@@ -6,8 +6,8 @@
 //! such app) and 429 (too many failed sign-ins); the others are listed per operation.
 
 use portrait_core::operator::{
-    AppCreate, AppCreated, AppKey, AppList, AppPatch, AppView, FieldAdd, FieldList, FieldPatch,
-    FieldView, KeyRotate, OperatorError,
+    AccountList, AccountView, AppCreate, AppCreated, AppKey, AppList, AppPatch, AppView, FieldAdd,
+    FieldList, FieldPatch, FieldView, KeyRotate, OperatorError, WebhookState,
 };
 use schemars::generate::SchemaGenerator;
 use schemars::Schema;
@@ -19,7 +19,7 @@ use super::schema;
 pub struct OperatorOp {
     /// The route's path, with `{parameters}`.
     pub path: &'static str,
-    /// `get`, `post` or `patch`.
+    /// `get`, `post`, `patch` or `delete`.
     pub method: &'static str,
     /// One line on what it does.
     pub summary: &'static str,
@@ -31,6 +31,8 @@ pub struct OperatorOp {
     errors: &'static [u16],
     /// Whether it takes `If-Match`.
     if_match: bool,
+    /// Its query parameters: name, JSON schema type, description (none are required).
+    query: &'static [(&'static str, &'static str, &'static str)],
 }
 
 const fn op(
@@ -49,6 +51,7 @@ const fn op(
         response,
         errors,
         if_match: false,
+        query: &[],
     }
 }
 
@@ -129,6 +132,65 @@ pub const OPERATOR_OPERATIONS: &[OperatorOp] = &[
         (200, schema::<FieldView>),
         &[400],
     ),
+    OperatorOp {
+        query: &[
+            (
+                "prefix",
+                "string",
+                "Only UserIDs starting with this (every character literal).",
+            ),
+            (
+                "after",
+                "string",
+                "Start after this UserID: the `next` of the previous page.",
+            ),
+            (
+                "limit",
+                "integer",
+                "UserIDs per page, 1 to 1000 (default 100).",
+            ),
+        ],
+        ..op(
+            "get",
+            "/admin/v1/apps/{sdkappid}/accounts",
+            "List an app's UserIDs in ascending order, a page at a time.",
+            None,
+            (200, schema::<AccountList>),
+            &[400],
+        )
+    },
+    op(
+        "get",
+        "/admin/v1/apps/{sdkappid}/accounts/{user_id}",
+        "Show an account: every field (hidden ones included), version, recent changes, kick.",
+        None,
+        (200, schema::<AccountView>),
+        &[400],
+    ),
+    op(
+        "delete",
+        "/admin/v1/apps/{sdkappid}/accounts/{user_id}",
+        "Delete an account and its profile (as account_delete).",
+        None,
+        (204, schema::<()>),
+        &[400],
+    ),
+    op(
+        "post",
+        "/admin/v1/apps/{sdkappid}/accounts/{user_id}/kick",
+        "Revoke an account's UserSigs on every node and close its connections (as kick).",
+        None,
+        (204, schema::<()>),
+        &[400],
+    ),
+    op(
+        "get",
+        "/admin/v1/apps/{sdkappid}/webhook",
+        "Show the webhook's delivery on this node: cursor, head, lag, lease, recent failures.",
+        None,
+        (200, schema::<WebhookState>),
+        &[400],
+    ),
 ];
 
 /// Adds the operator operations to `paths`.
@@ -142,6 +204,13 @@ pub fn add_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
             "security": [{ "OperatorToken": [] }],
         });
         let mut parameters = path_parameters(op.path);
+        for (name, kind, description) in op.query {
+            parameters.push(json!({
+                "name": name, "in": "query", "required": false,
+                "description": description,
+                "schema": { "type": kind },
+            }));
+        }
         if op.if_match {
             parameters.push(json!({
                 "name": "If-Match", "in": "header", "required": false,
@@ -160,11 +229,13 @@ pub fn add_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
         }
         let (status, body) = op.response;
         let mut responses = Map::new();
-        responses.insert(
-            status.to_string(),
+        let success = if status == 204 {
+            json!({ "description": "Done (no body)" })
+        } else {
             json!({ "description": "Success",
-                    "content": { "application/json": { "schema": body(g) } } }),
-        );
+                    "content": { "application/json": { "schema": body(g) } } })
+        };
+        responses.insert(status.to_string(), success);
         let mut errors: Vec<u16> = vec![401, 404, 429];
         errors.extend_from_slice(op.errors);
         if op.request.is_some() {

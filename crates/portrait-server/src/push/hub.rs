@@ -16,6 +16,7 @@ use super::feed::FeedState;
 use super::Feed;
 use crate::settings::PushSettings;
 use crate::tenant::Tenant;
+use crate::webhook::status::Statuses;
 
 /// The feeds by app, shared with the bus subscriber.
 pub(super) type Feeds = Arc<RwLock<HashMap<AppId, Arc<Feed>>>>;
@@ -31,6 +32,8 @@ pub struct Hub {
     tasks: TaskTracker,
     /// Messages to publish on the bus (if one is configured).
     bus: Option<mpsc::UnboundedSender<BusMsg>>,
+    /// What this node's webhook workers show of themselves, per app.
+    webhooks: Statuses,
 }
 
 impl Hub {
@@ -62,6 +65,7 @@ impl Hub {
             stop,
             tasks,
             bus,
+            webhooks: Statuses::default(),
         };
         for tenant in apps {
             hub.serve(&store, tenant).await?;
@@ -137,6 +141,11 @@ impl Hub {
         if let Some(bus) = &self.bus {
             let _ = bus.send(BusMsg::Kick(app, user.to_owned(), not_before));
         }
+    }
+
+    /// The webhook workers' statuses (`crate::webhook::status`), per app.
+    pub fn webhooks(&self) -> &Statuses {
+        &self.webhooks
     }
 
     /// Cancelled when the node shuts down.

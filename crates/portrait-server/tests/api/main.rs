@@ -17,6 +17,7 @@ mod methods;
 mod metrics;
 mod numbers;
 mod openapi;
+mod operator_accounts;
 mod operator_apps;
 mod portrait_import;
 mod profile;

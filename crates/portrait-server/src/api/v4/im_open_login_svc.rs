@@ -194,22 +194,13 @@ async fn delete(
     let (call, req) = begin::<AccountDeleteRequest>(state, q, body, Api::AccountDelete).await?;
     let raw = batch_user_ids(req.delete_item, "DeleteItem")?;
     let (ids, valid) = parse_ids(&raw);
-    let existed = state
-        .store()
-        .delete_accounts(
-            call.tenant.sdkappid,
-            &valid,
-            Origin::new(&call.identifier, ip),
-        )
-        .await?;
+    let origin = Origin::new(&call.identifier, ip);
+    let existed = crate::accounts::delete(state, call.tenant.sdkappid, &valid, origin).await?;
     let result_item = raw
         .into_iter()
         .zip(spread(&ids, existed))
         .map(|(user_id, existed)| {
             if existed == Some(true) {
-                if let Some(feed) = state.hub().feed(call.tenant.sdkappid) {
-                    feed.revoke(&user_id, ErrorCode::ACCOUNT_NOT_FOUND);
-                }
                 AccountResultItem {
                     user_id,
                     result_code: ErrorCode::OK,
@@ -274,18 +265,8 @@ async fn kick_one(state: &AppState, q: Option<&str>, body: Body) -> Result<Empty
         .user_id
         .ok_or_else(|| ApiError::Decode("UserID is missing".into()))?;
     let user = Identifier::parse(&raw).map_err(|_| ApiError::AccountNotFound(raw.clone()))?;
-    let not_before = auth::kick_not_before(&call.tenant);
-    if !state
-        .store()
-        .kick(call.tenant.sdkappid, &user, not_before)
-        .await?
-    {
+    if !crate::accounts::kick(state, &call.tenant, &user).await? {
         return Err(ApiError::AccountNotFound(raw));
     }
-    call.tenant.set_kick(raw.clone(), not_before);
-    if let Some(feed) = state.hub().feed(call.tenant.sdkappid) {
-        feed.revoke(&raw, ErrorCode::SIG_EXPIRED);
-    }
-    state.hub().kicked(call.tenant.sdkappid, &raw, not_before);
     Ok(Empty {})
 }

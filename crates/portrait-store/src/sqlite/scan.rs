@@ -1,0 +1,66 @@
+//! [`crate::Store::scan_accounts`] on SQLite: one range read of the `accounts` primary key per
+//! page (the range is worked out in `crate::scan`), and the test of its query plan.
+
+use portrait_core::Identifier;
+
+use super::SqliteStore;
+use crate::codec::app_key;
+use crate::scan::{identifiers, Page};
+use crate::{AppId, Result};
+
+/// A page of an app's UserIDs: `?2 <= user_id < ?3`, ascending, at most `?4`.
+pub(super) const SCAN_SQL: &str = "select user_id from accounts \
+     where app_id = ? and user_id >= ? and user_id < ? order by user_id limit ?";
+
+impl SqliteStore {
+    /// See [`crate::Store::scan_accounts`].
+    pub(super) async fn scan(
+        &self,
+        app: AppId,
+        prefix: &str,
+        after: Option<&Identifier>,
+        limit: usize,
+    ) -> Result<Vec<Identifier>> {
+        let Some(page) = Page::new(prefix, after, limit) else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<String> = sqlx::query_scalar(SCAN_SQL)
+            .bind(app_key(app))
+            .bind(page.from)
+            .bind(page.to)
+            .bind(page.limit)
+            .fetch_all(&self.reader)
+            .await?;
+        identifiers(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    #[tokio::test]
+    async fn a_page_is_one_range_of_the_primary_key_without_a_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}/p.db", dir.path().display()))
+            .await
+            .unwrap();
+        let steps: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("explain query plan {SCAN_SQL}"))
+                .bind(1_i64)
+                .bind("a")
+                .bind("b")
+                .bind(100_i64)
+                .fetch_all(&store.reader)
+                .await
+                .unwrap();
+        let steps: Vec<String> = steps.into_iter().map(|s| s.3).collect();
+        assert_eq!(
+            steps,
+            ["SEARCH accounts USING PRIMARY KEY (app_id=? AND user_id>? AND user_id<?)"],
+            "no scan of the app's accounts and no sort"
+        );
+        store.close().await;
+    }
+}
