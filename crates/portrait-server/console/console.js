@@ -107,7 +107,14 @@ function route() {
     else if (parts[2] === 'webhook') done = webhookPage(page, id);
     else done = settingsPage(page, id);
   } else done = appsPage(page);
-  Promise.resolve(done).catch((e) => page.alive() && fail(e));
+  Promise.resolve(done).catch((e) => {
+    if (!page.alive()) return;
+    fail(e);
+    // A page that could not load says so where it would have been.
+    for (const p of main.querySelectorAll('p.muted')) {
+      if (p.textContent === 'Loading…') p.textContent = 'This page could not be loaded (see the message above).';
+    }
+  });
 }
 
 window.addEventListener('hashchange', route);

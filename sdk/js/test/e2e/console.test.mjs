@@ -22,6 +22,7 @@ const APP = 1400000777;
 const ADMIN = 'administrator';
 
 let srv;
+let appKey; // the key of the console-created app, as the console showed it
 let hook;
 let hookCalls = 0;
 let browser;
@@ -112,6 +113,7 @@ test('create an app and a field, then watch a profile change arrive; kick and de
   await page.click('#create-app button[type=submit]');
   const key = (await page.textContent('[data-testid="new-key"]', { timeout: 8000 })).trim();
   assert.match(key, /^\S{16,}$/);
+  appKey = key;
   await page.waitForSelector(`#apps tr[data-app="${APP}"]`);
   await shot('console-apps.png');
 
@@ -185,7 +187,35 @@ test('create an app and a field, then watch a profile change arrive; kick and de
   console.log(`# console flow took ${Date.now() - t0} ms`);
 });
 
+test('rotate the key and disable then enable the app from its settings', async () => {
+  await page.goto(`${srv.base}/console/#/apps/${APP}`);
+  await page.waitForSelector('#settings');
+  const check = (key) => rest(key, 'im_open_login_svc/account_check', { CheckItem: [{ UserID: ADMIN }] });
+  // Rotate with no grace: the new key is shown once and signs; the old one no longer does.
+  await page.fill('#key-card [name=grace_secs]', '0');
+  page.once('dialog', (d) => d.accept());
+  await page.click('#rotate-key');
+  const rotated = (await page.textContent('#key [data-testid="key"]')).trim();
+  assert.notEqual(rotated, appKey);
+  assert.equal((await check(rotated)).ErrorCode, 0);
+  assert.notEqual((await check(appKey)).ErrorCode, 0, 'the old key is refused after a rotation without grace');
+  appKey = rotated;
+  // Disable: every call of the app is refused; enable: it works again.
+  page.once('dialog', (d) => d.accept());
+  await page.click('#toggle-disabled');
+  await page.waitForFunction(() => document.querySelector('#app-state')?.textContent === 'disabled');
+  assert.notEqual((await check(appKey)).ErrorCode, 0, 'a disabled app refuses its admin');
+  await page.click('#toggle-disabled');
+  await page.waitForFunction(() => document.querySelector('#app-state')?.textContent === 'enabled');
+  assert.equal((await check(appKey)).ErrorCode, 0);
+  assert.deepEqual(pageErrors, []);
+});
+
 test('webhook delivery state and live rates render', async () => {
+  // An unknown app: the API's message, and the page says it could not load.
+  await page.goto(`${srv.base}/console/#/apps/1999999999`);
+  await page.waitForFunction(() => /could not be loaded/.test(document.querySelector('#main')?.textContent || ''));
+  assert.match(await page.textContent('#flash'), /1999999999|no such app|not found/i);
   await page.goto(`${srv.base}/console/#/apps/${APP}/webhook`);
   await page.waitForSelector('#webhook [data-testid="cursor"]');
   // The receiver fails every delivery: the failures show up on the page as they happen.
