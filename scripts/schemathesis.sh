@@ -8,7 +8,8 @@
 #
 # The node runs on a fresh data directory with one app whose rate limits are off (so generated
 # calls reach the handlers instead of 60007) and a few imported accounts; schemathesis signs in
-# as its admin, whose UserSig it sends as the document's `UserSig` query key. PORTRAIT_BIN picks
+# as its admin, whose UserSig it sends as the document's `UserSig` query key, and to the operator
+# API (/admin/v1, on with a random token) with the document's `OperatorToken` bearer scheme. PORTRAIT_BIN picks
 # the binary (default: target/release/portrait, built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,7 @@ pid=""
 trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 app=1400000001
 key="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+token="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 base="http://127.0.0.1:$port"
 cat >"$work/portrait.toml" <<TOML
@@ -38,6 +40,8 @@ data_dir = "$work/data"
 [log]
 filter = "warn"
 format = "text"
+[operator]
+token = "$token"
 [[apps]]
 sdkappid = $app
 key = "$key"
@@ -73,6 +77,9 @@ curl -fsS "$base/v4/im_open_login_svc/multiaccount_import?$q" \
 cat >"$work/schemathesis.toml" <<TOML
 [auth.openapi.UserSig]
 api_key = "$sig"
+
+[auth.openapi.OperatorToken]
+bearer = "$token"
 
 [parameters]
 "query.sdkappid" = $app

@@ -54,6 +54,8 @@ pub struct Live {
     apply_lock: tokio::sync::Mutex<()>,
     /// One sync at a time on this node.
     sync_lock: tokio::sync::Mutex<()>,
+    /// One operator change at a time on this node (so they do not race each other).
+    change_lock: tokio::sync::Mutex<()>,
     /// Each app's background workers (webhook delivery, retention), stopped by this token.
     workers: Mutex<HashMap<u64, CancellationToken>>,
     /// How long changes stay in the change log (`None`: forever, no pruner).
@@ -69,9 +71,17 @@ impl Live {
             poll_ms: AtomicU64::new(2_000),
             apply_lock: tokio::sync::Mutex::new(()),
             sync_lock: tokio::sync::Mutex::new(()),
+            change_lock: tokio::sync::Mutex::new(()),
             workers: Mutex::default(),
             retention,
         }
+    }
+
+    /// Waits for this node's other operator changes: held from reading an app's settings to
+    /// applying its change. (Changes through other nodes are caught by the store's
+    /// compare-and-set.)
+    pub async fn changing(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.change_lock.lock().await
     }
 
     /// The highest revision the sync has applied.

@@ -32,8 +32,9 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/apps/{sdkappid}/rotate-key", post(rotate_key))
 }
 
-/// Attempts of a change that another node's concurrent change made stale before it gives up.
-const ATTEMPTS: usize = 5;
+/// Attempts of a change that another node's concurrent change made stale before it gives up
+/// (changes through one node wait for each other instead: [`crate::live::Live::changing`]).
+const ATTEMPTS: usize = 10;
 
 /// Where a new app's SDKAppID is drawn from (the vendor's range).
 const SDKAPPIDS: std::ops::Range<u64> = 1_400_000_000..2_000_000_000;
@@ -46,6 +47,7 @@ async fn create(
     State(state): State<AppState>,
     Body(req): Body<AppCreate>,
 ) -> Result<(StatusCode, Json<AppCreated>), OpError> {
+    let _one = state.live().changing().await;
     state.sync_apps().await.map_err(OpError::Internal)?;
     let sdkappid = match req.sdkappid {
         Some(id) => id,
@@ -258,7 +260,13 @@ pub async fn change(
     edit: impl Fn(&mut AppConfig) -> Result<(), OpError>,
 ) -> Result<Arc<LiveApp>, OpError> {
     let id = parse_sdkappid(raw)?;
-    for _ in 0..ATTEMPTS {
+    let _one = state.live().changing().await;
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            // Another node changed the app meanwhile: let it finish, then start again.
+            let ms = rand::random_range(5..20 * attempt as u64);
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         state.sync_apps().await.map_err(OpError::Internal)?;
         let app = state.live().get(id).ok_or(OpError::AppNotFound(id))?;
         if let Some(expected) = if_match {

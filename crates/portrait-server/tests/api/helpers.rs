@@ -230,6 +230,20 @@ pub async fn spawn_operator_with(apps: Vec<AppConfig>, push: PushSettings) -> Te
     app
 }
 
+/// Spawns a server on `store` (wrapped in the read cache) with the operator API on.
+pub async fn spawn_operator_on(store: Arc<dyn Store>, apps: Vec<AppConfig>) -> TestApp {
+    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));
+    spawn_full(
+        store,
+        apps,
+        PushSettings::default(),
+        "127.0.0.1:0",
+        server_settings(),
+        Some(OPERATOR_TOKEN),
+    )
+    .await
+}
+
 async fn spawn_full(
     store: Arc<dyn Store>,
     apps: Vec<AppConfig>,

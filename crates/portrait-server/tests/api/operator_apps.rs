@@ -1,6 +1,9 @@
 //! The operator API's apps and custom fields (`/admin/v1/apps…`): authentication, and apps
 //! created and changed at run time used through `/v4` and `/v1` without a restart.
 
+use std::time::Duration;
+
+use portrait_client::user::{Frame, Incoming};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -442,6 +445,11 @@ async fn after_a_key_rotation_the_old_key_verifies_during_the_grace_only() {
 async fn a_disabled_app_refuses_every_call_like_an_unknown_one_until_enabled() {
     let app = spawn_operator().await;
     app.import(&["alice"]).await;
+    let mut socket = app.user("alice").connect(None, &[]).await.unwrap();
+    assert!(matches!(
+        socket.frame(Duration::from_secs(5)).await.unwrap(),
+        Frame::Ready { .. }
+    ));
     let (status, view) = op(
         &app,
         "PATCH",
@@ -451,6 +459,15 @@ async fn a_disabled_app_refuses_every_call_like_an_unknown_one_until_enabled() {
     .await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["disabled"], true);
+    // Its open WebSockets are closed with the same code.
+    assert!(matches!(
+        socket.frame(Duration::from_secs(5)).await.unwrap(),
+        Frame::Error { code: 70020, .. }
+    ));
+    assert!(matches!(
+        socket.next().await.unwrap(),
+        Some(Incoming::Closed(4002, _))
+    ));
     let r = app.admin.portrait_get(&["alice"], &[NICK]).await.unwrap();
     assert_eq!(r.code(), 70020, "{:?}", r.0);
     let r = app.user("alice").get_my_profile(None).await.unwrap();
@@ -575,4 +592,57 @@ async fn a_file_app_is_adopted_into_the_store_on_its_first_change() {
         .await
         .unwrap();
     assert_eq!(r.code(), 40005, "{:?}", r.0);
+}
+
+#[tokio::test]
+async fn at_start_an_app_record_in_the_store_wins_over_the_file() {
+    let (store, _dir) = portrait_store::testkit::fresh_store_from_env().await;
+    let mut first = spawn_operator_on(store.clone(), vec![test_app()]).await;
+    let path = format!("/admin/v1/apps/{APP}");
+    let words = json!({"sensitive_words": ["fromstore"]});
+    let (status, changed) = op(&first, "PATCH", &path, Some(words)).await;
+    assert_eq!(status, 200, "{changed}");
+    first.stop().await;
+    // Restarted with the same file: the store's record is served.
+    let second = spawn_operator_on(store, vec![test_app()]).await;
+    let (_, view) = op(&second, "GET", &path, None).await;
+    assert_eq!(view["source"], "store");
+    assert_eq!(view["revision"], changed["revision"]);
+    assert_eq!(view["sensitive_words"], json!(["fromstore"]));
+    second.import(&["alice"]).await;
+    let r = second
+        .admin
+        .portrait_set("alice", &[(NICK, json!("fromstore!"))])
+        .await
+        .unwrap();
+    assert_eq!(r.code(), 40005, "{:?}", r.0);
+}
+
+#[tokio::test]
+async fn concurrent_changes_through_two_nodes_of_one_store_are_all_kept() {
+    let (store, _dir) = portrait_store::testkit::fresh_store_from_env().await;
+    let a = spawn_operator_on(store.clone(), vec![test_app()]).await;
+    let b = spawn_operator_on(store, vec![test_app()]).await;
+    let path = format!("/admin/v1/apps/{APP}/fields");
+    let adds = (0..8).map(|i| {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let field = json!({"name": format!("Tag_Profile_Custom_C{i}"), "type": "integer"});
+        op(node, "POST", &path, Some(field))
+    });
+    for (status, body) in futures_util::future::join_all(adds).await {
+        assert_eq!(status, 201, "{body}");
+    }
+    // Both nodes end up with the file's three fields and all eight added ones.
+    for node in [&a, &b] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let (_, list) = op(node, "GET", &path, None).await;
+            let n = list["fields"].as_array().unwrap().len();
+            if n == 11 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{n} fields: {list}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
