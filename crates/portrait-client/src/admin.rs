@@ -83,12 +83,7 @@ impl AdminBuilder {
     /// if the HTTP client cannot be built.
     pub fn build(self) -> Result<Admin> {
         let base = checked_base(&self.base)?;
-        let http = match self.http {
-            Some(h) => h,
-            None => reqwest::Client::builder()
-                .connect_timeout(self.connect_timeout)
-                .build()?,
-        };
+        let http = http_client(self.http, self.connect_timeout)?;
         Ok(Admin {
             inner: Arc::new(Inner {
                 http,
@@ -101,6 +96,22 @@ impl AdminBuilder {
                 sig: Mutex::new(None),
             }),
         })
+    }
+}
+
+/// The builders' HTTP client: the caller's, or a new one with `connect_timeout`.
+///
+/// # Errors
+/// [`ClientError::Http`] if a new client cannot be built.
+pub(crate) fn http_client(
+    given: Option<reqwest::Client>,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client> {
+    match given {
+        Some(h) => Ok(h),
+        None => Ok(reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .build()?),
     }
 }
 

@@ -24,7 +24,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::admin::checked_base;
+use crate::admin::{checked_base, http_client};
 use crate::{urlencode, ClientError, Result};
 
 /// The path prefix of the operator API.
@@ -70,12 +70,7 @@ impl OperatorBuilder {
         if self.token.trim().is_empty() {
             return Err(ClientError::Config("the operator token is empty".into()));
         }
-        let http = match self.http {
-            Some(h) => h,
-            None => reqwest::Client::builder()
-                .connect_timeout(self.connect_timeout)
-                .build()?,
-        };
+        let http = http_client(self.http, self.connect_timeout)?;
         Ok(Operator {
             http,
             base,

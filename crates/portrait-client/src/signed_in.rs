@@ -12,7 +12,7 @@ use portrait_core::ErrorCode;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use crate::admin::checked_base;
+use crate::admin::{checked_base, http_client};
 use crate::feed::{Backoff, Changes, FeedConfig, SigRefresh};
 use crate::profile::{Profile, ProfileUpdate, Profiles};
 use crate::user::UserClient;
@@ -77,12 +77,7 @@ impl UserBuilder {
     /// cannot be built.
     pub fn build(self) -> Result<User> {
         let base = checked_base(&self.base)?;
-        let http = match self.http {
-            Some(h) => h,
-            None => reqwest::Client::builder()
-                .connect_timeout(self.connect_timeout)
-                .build()?,
-        };
+        let http = http_client(self.http, self.connect_timeout)?;
         Ok(User {
             raw: UserClient::new(base, self.sdkappid, self.user_id, self.usersig).with_http(http),
             timeout: self.timeout,

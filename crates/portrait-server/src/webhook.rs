@@ -197,7 +197,10 @@ impl Worker {
             d.unpark(Instant::now());
             self.dispatch(d);
             self.set_lag(d.lag((*dispatched.borrow()).max(d.read_to)));
+            // Every turn: a worker that replaced this app's previous one (new settings) may have
+            // been told by it, as it stopped, that nobody delivers.
             self.status.set_cursor(d.cursor());
+            self.status.set_delivering(true);
             if d.cursor() > d.stored
                 && (d.pending.is_empty() || d.stored_at.elapsed() >= CURSOR_EVERY)
             {

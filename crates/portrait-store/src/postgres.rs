@@ -707,7 +707,7 @@ impl Store for PgStore {
         after: Option<&Identifier>,
         limit: usize,
     ) -> Result<Vec<Identifier>> {
-        self.scan(app, prefix, after, limit).await
+        crate::scan::scan(&self.pool, scan::SCAN_SQL, app, prefix, after, limit).await
     }
 
     #[tracing::instrument(skip_all)]

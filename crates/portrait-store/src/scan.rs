@@ -1,6 +1,6 @@
-//! Listing an app's accounts page by page ([`crate::Store::scan_accounts`]): the range of the
-//! accounts' primary key a page reads, worked out once for both backends. Each backend has its
-//! statement, and the test that checks its query plan, in its own `scan.rs`.
+//! Listing an app's accounts page by page ([`crate::Store::scan_accounts`]), written once for
+//! both backends: the range of the accounts' primary key a page reads, and the read. Each backend
+//! has only its statement, and the test that checks its query plan, in its own `scan.rs`.
 //!
 //! A prefix is matched as a key range, never with `like`, so no character of it is a wildcard and
 //! both databases read the range from their primary-key index (UserIDs sort bytewise in both:
@@ -9,8 +9,10 @@
 //! What must not live here: SQL of one dialect.
 
 use portrait_core::Identifier;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
-use crate::{Result, StoreError};
+use crate::codec::app_key;
+use crate::{AppId, Result, StoreError};
 
 /// The most accounts one [`crate::Store::scan_accounts`] call answers.
 pub const MAX_SCAN: usize = 1000;
@@ -60,11 +62,46 @@ impl Page {
     }
 }
 
+/// [`crate::Store::scan_accounts`] on any backend: reads the page with `sql`, the backend's
+/// statement (parameters: the app, [`Page::from`], [`Page::to`], [`Page::limit`]; one column, the
+/// UserID).
+///
+/// # Errors
+/// Storage failures; [`StoreError::Corrupt`] for a stored UserID that is not one.
+pub(crate) async fn scan<'e, DB, E>(
+    executor: E,
+    sql: &'static str,
+    app: AppId,
+    prefix: &str,
+    after: Option<&Identifier>,
+    limit: usize,
+) -> Result<Vec<Identifier>>
+where
+    DB: Database,
+    E: Executor<'e, Database = DB>,
+    i64: for<'q> Encode<'q, DB> + Type<DB>,
+    String: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let Some(page) = Page::new(prefix, after, limit) else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<String> = sqlx::query_scalar(sql)
+        .bind(app_key(app))
+        .bind(page.from)
+        .bind(page.to)
+        .bind(page.limit)
+        .fetch_all(executor)
+        .await?;
+    identifiers(rows)
+}
+
 /// The UserIDs a page read, checked.
 ///
 /// # Errors
 /// [`StoreError::Corrupt`] for a stored UserID that is not one.
-pub(crate) fn identifiers(rows: Vec<String>) -> Result<Vec<Identifier>> {
+fn identifiers(rows: Vec<String>) -> Result<Vec<Identifier>> {
     rows.into_iter()
         .map(|id| {
             Identifier::parse(&id)

@@ -421,7 +421,7 @@ impl Store for SqliteStore {
         after: Option<&Identifier>,
         limit: usize,
     ) -> Result<Vec<Identifier>> {
-        self.scan(app, prefix, after, limit).await
+        crate::scan::scan(&self.reader, scan::SCAN_SQL, app, prefix, after, limit).await
     }
 
     #[tracing::instrument(skip_all)]

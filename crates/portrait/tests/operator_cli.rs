@@ -1,12 +1,17 @@
 //! The operator commands (`portrait app|field|account …`) of the real binary against a live
-//! `portrait serve` with the operator API on: `--json` answers parsed as the API's types, the
-//! human-readable answers, and failures (exit code 1 with the API's code and message).
+//! `portrait serve` with the operator API on: an app created and given a custom field from the
+//! shell and used at once, accounts listed, shown, kicked and deleted; `--json` answers parsed as
+//! the API's types, the human-readable answers, and failures (exit code 1 with the API's code
+//! and message). Every command goes through `portrait_client::Operator`, so this also exercises
+//! the client crate's methods end to end.
 
 mod common;
 
 use std::process::{Command, Output};
 
-use portrait_client::operator::{AccountList, AccountView, AppList, FieldList};
+use portrait_client::operator::{
+    AccountList, AccountView, AppCreated, AppKey, AppList, AppView, FieldList, FieldView,
+};
 use portrait_client::AdminClient;
 use serde_json::json;
 
@@ -191,4 +196,161 @@ async fn app_and_field_commands_show_the_file_app() {
     assert!(fields.fields.is_empty());
     let err = failed(&portrait(&node, &["app", "show", "1499999999"]));
     assert!(err.contains("HTTP 404 app_not_found"), "{err}");
+}
+
+#[tokio::test]
+async fn an_app_created_and_given_a_field_from_the_shell_is_used_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path());
+    let id = "1400000077";
+
+    let created: AppCreated = json(&portrait(
+        &node,
+        &[
+            "app",
+            "create",
+            "--sdkappid",
+            id,
+            "--admin",
+            "boss",
+            "--json",
+        ],
+    ));
+    assert_eq!(created.app.sdkappid, 1_400_000_077);
+    assert_eq!(created.app.admins, ["boss"]);
+    assert_eq!(created.key.len(), 64, "a generated key");
+    let text = ok(&portrait(&node, &["app", "create"]));
+    assert!(text.starts_with("created app 1"), "{text}");
+    assert!(text.contains("source                   store"), "{text}");
+    let key_line = text
+        .lines()
+        .find(|l| l.starts_with("secret key: "))
+        .unwrap();
+    assert_eq!(key_line.len(), "secret key: ".len() + 64, "{text}");
+
+    let field: FieldView = json(&portrait(
+        &node,
+        &[
+            "field",
+            "add",
+            id,
+            "Hobby",
+            "--type",
+            "string",
+            "--max-length",
+            "16",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        (field.name.as_str(), field.max_length, field.hidden),
+        ("Tag_Profile_Custom_Hobby", 16, false)
+    );
+    let table = ok(&portrait(
+        &node,
+        &[
+            "field", "add", id, "Score", "--type", "integer", "--write", "admin",
+        ],
+    ));
+    let row = table.lines().nth(1).unwrap();
+    assert!(row.starts_with("Tag_Profile_Custom_Score"), "{table}");
+    assert!(
+        row.contains("integer") && row.contains("user,admin") && row.contains(" admin "),
+        "{table}"
+    );
+
+    // The app and its field work at once, without a restart.
+    let admin = AdminClient::new(&node.base, 1_400_000_077, "boss", &created.key);
+    admin.account_import("alice", None, None).await.unwrap();
+    let r = admin
+        .portrait_set("alice", &[("Tag_Profile_Custom_Hobby", json!("chess"))])
+        .await
+        .unwrap();
+    assert_eq!(r.code(), 0, "{:?}", r.0);
+
+    let list: AccountList = json(&portrait(&node, &["account", "list", id, "--json"]));
+    assert_eq!(list.accounts, ["alice", "boss"]);
+    assert_eq!(
+        ok(&portrait(&node, &["account", "list", id])),
+        "alice\nboss\n"
+    );
+    let view: AccountView = json(&portrait(
+        &node,
+        &["account", "show", id, "alice", "--json"],
+    ));
+    assert_eq!(view.profile["Tag_Profile_Custom_Hobby"], json!("chess"));
+    assert_eq!(view.changes[0].operator, "boss");
+    let text = ok(&portrait(&node, &["account", "show", id, "alice"]));
+    assert!(
+        text.contains("Tag_Profile_Custom_Hobby = \"chess\""),
+        "{text}"
+    );
+
+    // Hidden, a field is gone from the APIs but shown to the operator with its value.
+    let table = ok(&portrait(&node, &["field", "hide", id, "Hobby"]));
+    assert!(table.lines().nth(1).unwrap().ends_with("yes"), "{table}");
+    let view: AccountView = json(&portrait(
+        &node,
+        &["account", "show", id, "alice", "--json"],
+    ));
+    assert_eq!(view.profile["Tag_Profile_Custom_Hobby"], json!("chess"));
+    let fields: FieldList = json(&portrait(&node, &["field", "list", id, "--json"]));
+    assert!(fields.fields[0].hidden && !fields.fields[1].hidden);
+    ok(&portrait(
+        &node,
+        &["field", "show", id, "Tag_Profile_Custom_Hobby"],
+    ));
+
+    // Settings, keys, disabling.
+    let shown: AppView = json(&portrait(&node, &["app", "show", id, "--json"]));
+    let rev = shown.revision.to_string();
+    let updated: AppView = json(&portrait(
+        &node,
+        &[
+            "app",
+            "update",
+            id,
+            "--admin",
+            "boss",
+            "--admin",
+            "boss2",
+            "--if-match",
+            &rev,
+            "--json",
+        ],
+    ));
+    assert_eq!(updated.admins, ["boss", "boss2"]);
+    let err = failed(&portrait(
+        &node,
+        &[
+            "app",
+            "update",
+            id,
+            "--sensitive-word",
+            "x",
+            "--if-match",
+            &rev,
+        ],
+    ));
+    assert!(err.contains("HTTP 412 revision_mismatch"), "{err}");
+    assert_eq!(
+        ok(&portrait(&node, &["app", "key", id])),
+        format!("{}\n", created.key)
+    );
+    let rotated: AppKey = json(&portrait(
+        &node,
+        &["app", "rotate-key", id, "--grace-secs", "60", "--json"],
+    ));
+    assert_ne!(rotated.key, created.key);
+    assert!(rotated.previous_key_valid_until.is_some());
+    let text = ok(&portrait(&node, &["app", "disable", id]));
+    assert!(text.contains("state                    disabled"), "{text}");
+    let text = ok(&portrait(&node, &["app", "enable", id]));
+    assert!(text.contains("state                    enabled"), "{text}");
+    assert_eq!(
+        ok(&portrait(&node, &["app", "webhook", id])),
+        "no webhook configured\n"
+    );
+    let err = failed(&portrait(&node, &["app", "create", "--sdkappid", id]));
+    assert!(err.contains("HTTP 409 app_exists"), "{err}");
 }

@@ -102,13 +102,9 @@ impl AppState {
         let stop = self.hub().stopping().child_token();
         if let Some(webhook) = &cfg.webhook {
             let feed = self.hub().feed(id).expect("a feed per app");
-            let worker = crate::webhook::Worker::new(
-                id,
-                webhook.clone(),
-                self.store_arc(),
-                tenant,
-                self.hub().webhooks().of(id),
-            )?;
+            let status = self.hub().webhooks().of(id);
+            let worker =
+                crate::webhook::Worker::new(id, webhook.clone(), self.store_arc(), tenant, status)?;
             self.hub().spawn(worker.run(feed.watch(), stop.clone()));
         }
         if let Some(keep) = self.live().retention {

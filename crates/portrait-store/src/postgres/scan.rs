@@ -1,43 +1,16 @@
 //! [`crate::Store::scan_accounts`] on PostgreSQL: one range read of the `accounts` primary key
-//! per page (the range is worked out in `crate::scan`), and the test of its query plan.
-
-use portrait_core::Identifier;
-
-use super::PgStore;
-use crate::codec::app_key;
-use crate::scan::{identifiers, Page};
-use crate::{AppId, Result};
+//! per page (the range and the read are `crate::scan`'s), and the test of its query plan.
 
 /// A page of an app's UserIDs: `$2 <= user_id < $3`, ascending, at most `$4` (`user_id` is
 /// `collate "C"`, so the range and the order are bytewise, as in SQLite).
 pub(super) const SCAN_SQL: &str = "select user_id from accounts \
      where app_id = $1 and user_id >= $2 and user_id < $3 order by user_id limit $4";
 
-impl PgStore {
-    /// See [`crate::Store::scan_accounts`].
-    pub(super) async fn scan(
-        &self,
-        app: AppId,
-        prefix: &str,
-        after: Option<&Identifier>,
-        limit: usize,
-    ) -> Result<Vec<Identifier>> {
-        let Some(page) = Page::new(prefix, after, limit) else {
-            return Ok(Vec::new());
-        };
-        let rows: Vec<String> = sqlx::query_scalar(SCAN_SQL)
-            .bind(app_key(app))
-            .bind(page.from)
-            .bind(page.to)
-            .bind(page.limit)
-            .fetch_all(&self.pool)
-            .await?;
-        identifiers(rows)
-    }
-}
-
 #[cfg(all(test, feature = "testkit"))]
 mod tests {
+    use portrait_core::Identifier;
+
+    use super::super::PgStore;
     use super::*;
     use crate::Store;
 
@@ -71,7 +44,7 @@ mod tests {
         assert!(!plan.contains("Seq Scan"), "{plan}");
         assert!(!plan.contains("Sort"), "the index gives the order: {plan}");
         // And it answers, in bytewise order, from the range only.
-        let got = store.scan(1, "u99", None, 3).await.unwrap();
+        let got = store.scan_accounts(1, "u99", None, 3).await.unwrap();
         let got: Vec<&str> = got.iter().map(Identifier::as_str).collect();
         assert_eq!(got, ["u99001", "u9901", "u99011"]);
         store.close().await;

@@ -1,42 +1,13 @@
 //! [`crate::Store::scan_accounts`] on SQLite: one range read of the `accounts` primary key per
-//! page (the range is worked out in `crate::scan`), and the test of its query plan.
-
-use portrait_core::Identifier;
-
-use super::SqliteStore;
-use crate::codec::app_key;
-use crate::scan::{identifiers, Page};
-use crate::{AppId, Result};
+//! page (the range and the read are `crate::scan`'s), and the test of its query plan.
 
 /// A page of an app's UserIDs: `?2 <= user_id < ?3`, ascending, at most `?4`.
 pub(super) const SCAN_SQL: &str = "select user_id from accounts \
      where app_id = ? and user_id >= ? and user_id < ? order by user_id limit ?";
 
-impl SqliteStore {
-    /// See [`crate::Store::scan_accounts`].
-    pub(super) async fn scan(
-        &self,
-        app: AppId,
-        prefix: &str,
-        after: Option<&Identifier>,
-        limit: usize,
-    ) -> Result<Vec<Identifier>> {
-        let Some(page) = Page::new(prefix, after, limit) else {
-            return Ok(Vec::new());
-        };
-        let rows: Vec<String> = sqlx::query_scalar(SCAN_SQL)
-            .bind(app_key(app))
-            .bind(page.from)
-            .bind(page.to)
-            .bind(page.limit)
-            .fetch_all(&self.reader)
-            .await?;
-        identifiers(rows)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::SqliteStore;
     use super::*;
     use crate::Store;
 
