@@ -370,6 +370,15 @@ pub enum OpError {
 }
 
 impl OpError {
+    /// A failure of applying or reading app settings: a store failure is
+    /// [`OpError::Store`] (503), anything else [`OpError::Internal`].
+    pub fn from_anyhow(e: anyhow::Error) -> Self {
+        match e.downcast::<StoreError>() {
+            Ok(e) => OpError::Store(e),
+            Err(e) => OpError::Internal(e),
+        }
+    }
+
     /// The HTTP status and `error_code` of this failure.
     pub fn status_code(&self) -> (StatusCode, &'static str) {
         use portrait_core::operator::error_code as c;

@@ -28,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 use crate::settings::AppConfig;
 use crate::tenant::Tenant;
 
+pub mod apply;
+
 /// One app as this node serves it.
 pub struct LiveApp {
     /// Its run-time state (key, schema, limiters, kicks).
@@ -39,8 +41,6 @@ pub struct LiveApp {
     /// The revision of its store record (0 for an app only in the file).
     pub revision: u64,
 }
-
-pub mod apply;
 
 /// Every app of the node, by SDKAppID.
 pub struct Live {

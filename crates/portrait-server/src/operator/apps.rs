@@ -48,7 +48,7 @@ async fn create(
     Body(req): Body<AppCreate>,
 ) -> Result<(StatusCode, Json<AppCreated>), OpError> {
     let _one = state.live().changing().await;
-    state.sync_apps().await.map_err(OpError::Internal)?;
+    state.sync_apps().await.map_err(OpError::from_anyhow)?;
     let sdkappid = match req.sdkappid {
         Some(id) => id,
         None => loop {
@@ -242,7 +242,7 @@ async fn applied(state: &AppState, cfg: AppConfig, revision: u64) -> Result<Arc<
     state
         .apply_app(cfg, AppSource::Store, revision)
         .await
-        .map_err(OpError::Internal)?;
+        .map_err(OpError::from_anyhow)?;
     state.live().get(id).ok_or(OpError::AppNotFound(id))
 }
 
@@ -267,7 +267,7 @@ pub async fn change(
             let ms = rand::random_range(5..20 * attempt as u64);
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
-        state.sync_apps().await.map_err(OpError::Internal)?;
+        state.sync_apps().await.map_err(OpError::from_anyhow)?;
         let app = state.live().get(id).ok_or(OpError::AppNotFound(id))?;
         if let Some(expected) = if_match {
             if expected != app.revision {

@@ -585,10 +585,16 @@ async fn a_file_app_is_adopted_into_the_store_on_its_first_change() {
     let records = app.store.app_records(0).await.unwrap();
     assert_eq!(records.iter().filter(|r| r.sdkappid == APP).count(), 1);
     // The change applies: the new sensitive word is refused.
+    word_is_refused(&app, "zzz").await;
+}
+
+/// Asserts that a nickname holding `word` is refused as a sensitive word (40005) in [`APP`].
+async fn word_is_refused(app: &TestApp, word: &str) {
     app.import(&["alice"]).await;
+    let nick = json!(format!("{word} top"));
     let r = app
         .admin
-        .portrait_set("alice", &[(NICK, json!("zzz top"))])
+        .portrait_set("alice", &[(NICK, nick)])
         .await
         .unwrap();
     assert_eq!(r.code(), 40005, "{:?}", r.0);
@@ -609,13 +615,7 @@ async fn at_start_an_app_record_in_the_store_wins_over_the_file() {
     assert_eq!(view["source"], "store");
     assert_eq!(view["revision"], changed["revision"]);
     assert_eq!(view["sensitive_words"], json!(["fromstore"]));
-    second.import(&["alice"]).await;
-    let r = second
-        .admin
-        .portrait_set("alice", &[(NICK, json!("fromstore!"))])
-        .await
-        .unwrap();
-    assert_eq!(r.code(), 40005, "{:?}", r.0);
+    word_is_refused(&second, "fromstore").await;
 }
 
 #[tokio::test]
