@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portrait_client::operator::{AccountList, WebhookState};
-use portrait_client::user::UserClient;
+use portrait_client::user::{Frame, Incoming, UserClient};
 use portrait_client::{ClientError, Operator};
 use portrait_core::usersig::mint;
 use portrait_server::settings::PushSettings;
@@ -257,6 +257,23 @@ async fn a_kick_through_the_operator_api_refuses_the_users_old_usersig() {
         refused(op.kick(APP, "nobody").await),
         (404, "account_not_found".to_owned())
     );
+}
+
+#[tokio::test]
+async fn a_kick_through_the_operator_api_closes_the_users_connections() {
+    let app = spawn_operator().await;
+    app.import(&["alice"]).await;
+    let mut alice = app.user("alice").connect(None, &[]).await.unwrap();
+    crate::push::ready(&mut alice).await;
+    operator(&app).kick(APP, "alice").await.unwrap();
+    assert!(matches!(
+        alice.frame(crate::push::WAIT).await.unwrap(),
+        Frame::Error { code: 70001, .. }
+    ));
+    assert!(matches!(
+        alice.next().await.unwrap(),
+        Some(Incoming::Closed(4002, _))
+    ));
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::client_crate::{feed_live, next_change};
 use crate::helpers::*;
 
-const WAIT: Duration = Duration::from_secs(5);
+pub const WAIT: Duration = Duration::from_secs(5);
 
 /// Reads frames until a `profile` event; panics on anything else but `subscribed`/`synced`/`pong`.
 async fn next_event(s: &mut Socket) -> ProfileEvent {
@@ -27,7 +27,7 @@ async fn next_event(s: &mut Socket) -> ProfileEvent {
 }
 
 /// The `ready` frame; returns the app version at connect.
-async fn ready(s: &mut Socket) -> u64 {
+pub async fn ready(s: &mut Socket) -> u64 {
     match s.frame(WAIT).await.expect("ready") {
         Frame::Ready { version, .. } => version,
         other => panic!("expected ready, got {other:?}"),
