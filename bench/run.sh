@@ -14,6 +14,9 @@
 #                    (127.0.0.1:5432, a scratch database created and dropped by the script)
 # Before W1/W2 every account is read once (w0_warm.lua), so they measure the steady state with
 # profiles in the read cache; the table says so.
+# PORTRAIT_BENCH_BIN=DIR runs the `portrait` and `portrait-bench` binaries in DIR instead of
+# building them (an A/B of two builds; CI's smoke run with its own build); without it, both are
+# built here with `cargo build --release`, which is what real figures need.
 # Requires: wrk (Debian package `wrk`), curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,8 +47,13 @@ if [ "$FD_LIMIT" != unlimited ] && [ "$SUBSCRIBERS" -gt $((FD_LIMIT - 200)) ]; t
   SUBSCRIBERS=$((FD_LIMIT - 200))
 fi
 
-cargo build --release --locked -q -p portrait -p portrait-bench
-BIN=target/release
+if [ -n "${PORTRAIT_BENCH_BIN:-}" ]; then
+  BIN="$PORTRAIT_BENCH_BIN"
+else
+  cargo build --release --locked -q -p portrait -p portrait-bench
+  BIN=target/release
+fi
+[ -x "$BIN/portrait" ] && [ -x "$BIN/portrait-bench" ] || { echo "error: no portrait and portrait-bench in $BIN" >&2; exit 1; }
 # CPU time the hypervisor gave to other guests while this run waited ("steal", /proc/stat), from
 # here to the table: a shared VM's speed varies, and this says how much of it was taken away.
 steal_ticks() { awk 'NR == 1 { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian package on this machine, starts its service and checks that it serves:
 # /healthz answers, the development app was written to /var/lib/portrait/dev-app.toml (mode 0600,
-# owned by the service's user) and a REST call signed with its key works. Then purges the
+# owned by the service's user) and a REST call signed with its key works, and the operator token
+# was written to /var/lib/portrait/operator-token (mode 0600) and signs in to the operator API. Then purges the
 # package and removes what the test made, leaving the machine as it was. Needs root.
 #
 #   bash scripts/deb-test.sh [path/to/portrait_*.deb]     # default: builds it (scripts/deb.sh)
@@ -87,10 +88,17 @@ curl -fsS "$base/v4/im_open_login_svc/account_import?$q" -d '{"UserID":"deb_test
 curl -fsS "$base/v4/profile/portrait_get?$q" -d '{"To_Account":["deb_test"],"TagList":["Tag_Profile_IM_Nick"]}' \
   | grep -q '"Value":"Deb"' || fail "portrait_get did not return the nick just imported"
 [ -s /var/lib/portrait/portrait.db ] || fail "no database in /var/lib/portrait"
+# The operator token was written on first start, private to the service's user, and signs in.
+tok=/var/lib/portrait/operator-token
+[ "$(stat -c %U:%a "$tok")" = portrait:600 ] || fail "$tok is $(stat -c %U:%a "$tok")"
+curl -fsS -H "Authorization: Bearer $(cat "$tok")" "$base/admin/v1/apps" \
+  | grep -q "\"sdkappid\":$app" || fail "the operator API with $tok does not list the dev app"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer wrong' "$base/admin/v1/apps")" = 401 ] \
+  || fail "the operator API took a wrong token"
 
 # Stop the service as systemd would (prerm does it where systemd runs), then purge.
 if [ -n "$pid" ]; then kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=""; fi
 dpkg --purge portrait >/dev/null
 getent passwd portrait >/dev/null && fail "purge left the user portrait"
 [ -d /var/lib/portrait ] || fail "purge removed the data directory (it must keep it)"
-echo "deb-test: ok — installed, started ($how), /healthz, dev app, import + get on 127.0.0.1:$port"
+echo "deb-test: ok — installed, started ($how), /healthz, dev app, import + get, operator token on 127.0.0.1:$port"

@@ -5,7 +5,8 @@
 # (scripts/services.sh), and Tencent's official UserSig generators (PyPI + npm `tls-sig-api-v2`,
 # pinned) that the UserSig compatibility tests check against are installed.
 # Ends with how long each test binary took, then one totals line over every test binary
-# ("total: N passed, N failed"). Arguments go to every `cargo test` (e.g. a test name filter).
+# ("total: N passed, N failed"). Arguments go to every `cargo test` (e.g. a test name filter, or
+# `--profile ci`, as .ci/run passes them to reuse its build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -320,6 +320,7 @@ pub mod fuzzing {
 mod tests;
 
 /// An `accounts` row as both backends select it.
+#[cfg(feature = "sql")]
 #[derive(sqlx::FromRow)]
 pub(crate) struct AccountRow {
     pub(crate) user_id: String,
@@ -328,6 +329,7 @@ pub(crate) struct AccountRow {
     pub(crate) updated_at_ms: i64,
 }
 
+#[cfg(feature = "sql")]
 impl AccountRow {
     pub(crate) fn into_profile(self) -> Result<(String, Profile)> {
         let fields = decode_profile(&self.profile, &self.user_id)?;
@@ -344,6 +346,7 @@ impl AccountRow {
 }
 
 /// A `changes` row as both backends select it.
+#[cfg(feature = "sql")]
 #[derive(sqlx::FromRow)]
 pub(crate) struct ChangeRow {
     version: i64,
@@ -355,6 +358,7 @@ pub(crate) struct ChangeRow {
     at_ms: i64,
 }
 
+#[cfg(feature = "sql")]
 impl ChangeRow {
     pub(crate) fn into_change(self) -> Result<Change> {
         decode_change(

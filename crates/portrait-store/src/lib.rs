@@ -10,12 +10,17 @@
 //!   preserved, through [`Store::dump_app`] / [`Store::restore_app`].
 //! * `testkit` (feature `testkit`): the conformance suite every backend must pass.
 //!
+//! The backends (and sqlx, tokio) are the default feature `sql`; without it only the trait, the
+//! types, the cache and the codec remain, which is all the fuzz targets (`fuzz/`) build.
+//!
 //! Every write bumps the app's version and appends to the change log in the *same transaction*
 //! as the data; the change log is what realtime push and webhooks replay from.
 //!
 //! What must not live here: HTTP, vendor error codes, or validation of field values — callers pass
 //! values already parsed by `portrait_core::schema`.
 #![warn(missing_docs)]
+// Without the backends, much of the codec has no caller (the fuzz build).
+#![cfg_attr(not(feature = "sql"), allow(dead_code, unused_imports))]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +30,7 @@ use portrait_core::{Identifier, ProfileValue, Tag};
 
 pub mod apps;
 pub use apps::AppRecord;
+#[cfg(feature = "sql")]
 mod batch;
 pub mod cache;
 pub use codec::{FieldKey, FieldValue, PackedProfile};
@@ -32,9 +38,13 @@ mod codec;
 #[cfg(feature = "fuzzing")]
 pub use codec::fuzzing;
 pub mod dump;
+#[cfg(feature = "sql")]
 pub mod postgres;
+#[cfg(feature = "sql")]
+mod read;
 mod scan;
 pub use scan::MAX_SCAN;
+#[cfg(feature = "sql")]
 pub mod sqlite;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -79,6 +89,7 @@ pub enum StoreError {
 /// The one mapping of database errors (every backend uses sqlx): a missing row is
 /// [`StoreError::NotFound`], an undecodable column [`StoreError::Corrupt`], a uniqueness violation
 /// [`StoreError::Conflict`], and everything else [`StoreError::Unavailable`].
+#[cfg(feature = "sql")]
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
@@ -607,6 +618,7 @@ pub const PRUNED: &str = "pruned";
 /// # Errors
 /// [`StoreError::Config`] for unknown schemes, or the backend's open error. Error messages never
 /// contain the URL's password.
+#[cfg(feature = "sql")]
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     match url.split_once(':').map(|(scheme, _)| scheme) {
         Some("sqlite") => Ok(Arc::new(sqlite::SqliteStore::open(url).await?)),
@@ -637,6 +649,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// The one mapping of migration failures (both backends run theirs on open).
+#[cfg(feature = "sql")]
 pub(crate) fn migrate_error(e: sqlx::migrate::MigrateError) -> StoreError {
     match e {
         sqlx::migrate::MigrateError::VersionMissing(v) => StoreError::Config(format!(

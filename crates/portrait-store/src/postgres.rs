@@ -56,12 +56,14 @@
 //!   store's `Debug` shows only pool and batch statistics.
 //!
 //! The parts: `open.rs` (the URL, the pool and its bounds, the session settings, the migrations),
-//! `write.rs` (what every write shares: its transaction, the app lock, the versions, a lone set and
-//! the write statements), `batch.rs` (group commit of sets per app) and `sql.rs` (the read
-//! statements). This file keeps the `Store` implementation; its 800 lines are that one `impl`
-//! (with the restore, the largest method) and the tests.
+//! `write.rs` (what every write shares: its transaction, the app lock, rollback, a lone set and
+//! the write statements), `batch.rs` (group commit of sets per app: the lanes and a batch's
+//! transaction), `stage.rs` (a batch's jobs staged in memory), `restore.rs` (a dump written
+//! back) and `sql.rs` (the read statements; the reads themselves are shared with the SQLite
+//! backend, `read.rs`). This file keeps the `Store` implementation and the tests of the pool and
+//! of the query plans.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -69,28 +71,25 @@ use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 use sqlx::postgres::PgPool;
 
-use crate::codec::{
-    app_from_key, app_key, distinct, encode_items, encode_profile, pruned_mark, stage_import,
-    stored_account, unsigned, version_key, AccountRow, ChangeRow,
-};
+use crate::batch::{take_versions, SetJob};
+use crate::codec::{app_key, distinct, pruned_mark, stage_import, version_key, AccountRow};
+use crate::read::{exist_in_order, profiles_in_order, Reads};
 use crate::{
-    now_ms, pack_profiles, restore_conflict, AppDump, AppId, Change, NewAccount, Origin,
-    PackedProfile, Profile, Result, Store, StoreError, PRUNED,
+    now_ms, pack_profiles, AppDump, AppId, Change, NewAccount, Origin, PackedProfile, Profile,
+    Result, Store, StoreError, PRUNED,
 };
 
 mod apps;
 mod batch;
 mod open;
+mod restore;
 mod scan;
 mod sql;
+mod stage;
 mod write;
 
 pub use open::{PoolSettings, ACQUIRE_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MIN_SERVER_VERSION};
-use sql::{kicks_from, CHANGES_OF_SQL, KICKS_SQL};
-use write::{abort, roll_back, take_versions, DELETE_SQL, IMPORT_SQL};
-
-/// Rows per statement when restoring a dump.
-const RESTORE_CHUNK: usize = 5_000;
+use write::{abort, roll_back, DELETE_SQL, IMPORT_SQL};
 
 /// The PostgreSQL [`Store`]. Cheap to clone (clones share the pool); [`Store::close`] closes the
 /// pool for every clone.
@@ -112,6 +111,13 @@ impl fmt::Debug for PgStore {
             .field("queued_sets", &self.lanes.queued())
             .field("set_batches", &self.lanes.batches())
             .finish()
+    }
+}
+
+impl PgStore {
+    /// The reads both backends share, on the pool.
+    fn reads(&self) -> Reads<'_, sqlx::Postgres> {
+        Reads::new(&self.pool)
     }
 }
 
@@ -205,10 +211,7 @@ impl Store for PgStore {
             .into_iter()
             .filter(|id| existing.contains(*id))
             .collect();
-        let answer = users
-            .iter()
-            .map(|u| existing.contains(u.as_str()))
-            .collect();
+        let answer = exist_in_order(users, &existing);
         if doomed.is_empty() {
             roll_back(tx).await;
             return Ok(answer);
@@ -251,10 +254,7 @@ impl Store for PgStore {
         .await?
         .into_iter()
         .collect();
-        Ok(users
-            .iter()
-            .map(|u| existing.contains(u.as_str()))
-            .collect())
+        Ok(exist_in_order(users, &existing))
     }
 
     #[tracing::instrument(skip_all, fields(app = app))]
@@ -278,11 +278,7 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip_all, fields(app = app))]
     async fn kicks(&self, app: AppId) -> Result<Vec<(String, u64)>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(KICKS_SQL)
-            .bind(app_key(app))
-            .fetch_all(&self.pool)
-            .await?;
-        kicks_from(rows)
+        self.reads().kicks(app).await
     }
 
     #[tracing::instrument(skip_all, fields(app = app, items = items.len()))]
@@ -294,14 +290,7 @@ impl Store for PgStore {
         origin: Origin<'_>,
         expected: Option<u64>,
     ) -> Result<u64> {
-        let job = batch::SetJob {
-            user: user.as_str().to_owned(),
-            items: items.to_vec(),
-            change_items: encode_items(items.iter().map(|(t, v)| (t.name(), v)))?,
-            origin: origin.into(),
-            expected,
-        };
-        batch::submit(self, app, job).await
+        batch::submit(self, SetJob::new(app, user, items, origin, expected)?).await
     }
 
     #[tracing::instrument(skip_all, fields(app = app, users = users.len()))]
@@ -318,14 +307,7 @@ impl Store for PgStore {
         .bind(&ids)
         .fetch_all(&self.pool)
         .await?;
-        let found: HashMap<String, Profile> = rows
-            .into_iter()
-            .map(AccountRow::into_profile)
-            .collect::<Result<_>>()?;
-        Ok(users
-            .iter()
-            .map(|u| found.get(u.as_str()).cloned())
-            .collect())
+        profiles_in_order(users, rows)
     }
 
     async fn get_profiles_shared(
@@ -338,22 +320,7 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip_all, fields(app = app, since = since, limit = limit))]
     async fn changes_since(&self, app: AppId, since: u64, limit: usize) -> Result<Vec<Change>> {
-        let Ok(since) = i64::try_from(since) else {
-            return Ok(Vec::new()); // no version is that large
-        };
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<ChangeRow> = sqlx::query_as(
-            "select version, user_id, operator, client_ip, kind, items, at_ms from changes \
-             where app_id = $1 and version > $2 order by version limit $3",
-        )
-        .bind(app_key(app))
-        .bind(since)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(ChangeRow::into_change).collect()
+        self.reads().changes_since(app, since, limit).await
     }
 
     #[tracing::instrument(skip_all, fields(app = app, users = users.len(), since = since, limit = limit))]
@@ -364,39 +331,17 @@ impl Store for PgStore {
         since: u64,
         limit: usize,
     ) -> Result<Vec<Change>> {
-        let Some((since, ids)) = crate::codec::changes_of_args(users, since, limit) else {
-            return Ok(Vec::new());
-        };
-        let rows: Vec<ChangeRow> = sqlx::query_as(CHANGES_OF_SQL)
-            .bind(app_key(app))
-            .bind(&ids)
-            .bind(since)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .bind(crate::codec::MAX_CHAIN_WALK)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(ChangeRow::into_change).collect()
+        self.reads().changes_of(app, users, since, limit).await
     }
 
     #[tracing::instrument(skip_all, fields(app = app))]
     async fn current_version(&self, app: AppId) -> Result<u64> {
-        let version: Option<i64> =
-            sqlx::query_scalar("select version from app_versions where app_id = $1")
-                .bind(app_key(app))
-                .fetch_optional(&self.pool)
-                .await?;
-        version.map_or(Ok(0), |v| unsigned(v, "an app version"))
+        self.reads().current_version(app).await
     }
 
     #[tracing::instrument(skip_all, fields(app = app, name = name))]
     async fn cursor(&self, app: AppId, name: &str) -> Result<Option<u64>> {
-        let version: Option<i64> =
-            sqlx::query_scalar("select version from cursors where app_id = $1 and name = $2")
-                .bind(app_key(app))
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
-        version.map(|v| unsigned(v, "a cursor")).transpose()
+        self.reads().cursor(app, name).await
     }
 
     #[tracing::instrument(skip_all, fields(app = app, name = name, version = version))]
@@ -489,214 +434,17 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip_all)]
     async fn apps(&self) -> Result<Vec<AppId>> {
-        let keys: Vec<i64> = sqlx::query_scalar(
-            "select app_id from app_versions where version > 0 union select app_id from cursors",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut apps: Vec<AppId> = keys.into_iter().map(app_from_key).collect();
-        apps.sort_unstable();
-        Ok(apps)
+        self.reads().apps().await
     }
 
     #[tracing::instrument(skip_all, fields(app = app))]
     async fn dump_app(&self, app: AppId) -> Result<AppDump> {
-        // One snapshot for all four reads.
-        let mut tx = self
-            .pool
-            .begin_with("begin isolation level repeatable read read only")
-            .await?;
-        let version: Option<i64> =
-            sqlx::query_scalar("select version from app_versions where app_id = $1")
-                .bind(app_key(app))
-                .fetch_optional(&mut *tx)
-                .await?;
-        let accounts: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "select user_id, profile, version, updated_at_ms from accounts \
-             where app_id = $1 order by user_id",
-        )
-        .bind(app_key(app))
-        .fetch_all(&mut *tx)
-        .await?;
-        let kicks: Vec<(String, i64)> = sqlx::query_as(KICKS_SQL)
-            .bind(app_key(app))
-            .fetch_all(&mut *tx)
-            .await?;
-        let changes: Vec<ChangeRow> = sqlx::query_as(
-            "select version, user_id, operator, client_ip, kind, items, at_ms from changes \
-             where app_id = $1 order by version",
-        )
-        .bind(app_key(app))
-        .fetch_all(&mut *tx)
-        .await?;
-        let cursors: Vec<(String, i64)> =
-            sqlx::query_as("select name, version from cursors where app_id = $1 order by name")
-                .bind(app_key(app))
-                .fetch_all(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(AppDump {
-            app,
-            version: version.map_or(Ok(0), |v| unsigned(v, "an app version"))?,
-            accounts: accounts
-                .into_iter()
-                .map(|(user, profile, version, updated_at_ms)| {
-                    stored_account(user, &profile, version, updated_at_ms)
-                })
-                .collect::<Result<_>>()?,
-            kicks: kicks_from(kicks)?,
-            changes: changes
-                .into_iter()
-                .map(ChangeRow::into_change)
-                .collect::<Result<_>>()?,
-            cursors: cursors
-                .into_iter()
-                .map(|(name, v)| Ok((name, unsigned(v, "a cursor")?)))
-                .collect::<Result<_>>()?,
-        })
+        self.reads().dump_app(app).await
     }
 
     #[tracing::instrument(skip_all, fields(app = dump.app))]
     async fn restore_app(&self, dump: AppDump) -> Result<()> {
-        dump.check()?;
-        let app = dump.app;
-        // Under the app's write lock, like any write: no write of the app can slip in between
-        // the emptiness check and the COMMIT.
-        let (mut tx, version) = self.begin_write(app).await?;
-        let taken: bool = sqlx::query_scalar(
-            "select exists (select 1 from accounts where app_id = $1) \
-                 or exists (select 1 from changes where app_id = $1) \
-                 or exists (select 1 from cursors where app_id = $1) \
-                 or exists (select 1 from kicks where app_id = $1)",
-        )
-        .bind(app_key(app))
-        .fetch_one(&mut *tx)
-        .await?;
-        if taken || version > 0 {
-            return abort(tx, restore_conflict(app)).await;
-        }
-        for chunk in dump.accounts.chunks(RESTORE_CHUNK) {
-            let mut users = Vec::with_capacity(chunk.len());
-            let mut profiles = Vec::with_capacity(chunk.len());
-            let mut versions = Vec::with_capacity(chunk.len());
-            let mut times = Vec::with_capacity(chunk.len());
-            for a in chunk {
-                users.push(a.user.as_str());
-                profiles.push(encode_profile(&a.profile.fields)?);
-                versions.push(version_key(a.profile.version)?);
-                times.push(a.profile.updated_at_ms);
-            }
-            sqlx::query(
-                "insert into accounts (app_id, user_id, profile, version, updated_at_ms) \
-                 select $1, t.* from unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) as t",
-            )
-            .bind(app_key(app))
-            .bind(&users)
-            .bind(&profiles)
-            .bind(&versions)
-            .bind(&times)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for chunk in dump.kicks.chunks(RESTORE_CHUNK) {
-            let users: Vec<&str> = chunk.iter().map(|(u, _)| u.as_str()).collect();
-            let times: Vec<i64> = chunk
-                .iter()
-                .map(|(_, t)| i64::try_from(*t).unwrap_or(i64::MAX))
-                .collect();
-            sqlx::query(
-                "insert into kicks (app_id, user_id, not_before) \
-                 select $1, t.* from unnest($2::text[], $3::bigint[]) as t",
-            )
-            .bind(app_key(app))
-            .bind(&users)
-            .bind(&times)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let chains = crate::codec::chains(&dump);
-        for (chunk, prev) in dump
-            .changes
-            .chunks(RESTORE_CHUNK)
-            .zip(chains.prev.chunks(RESTORE_CHUNK))
-        {
-            let prev = prev
-                .iter()
-                .map(|v| version_key(*v))
-                .collect::<Result<Vec<i64>>>()?;
-            let mut versions = Vec::with_capacity(chunk.len());
-            let mut users = Vec::with_capacity(chunk.len());
-            let mut operators = Vec::with_capacity(chunk.len());
-            let mut ips = Vec::with_capacity(chunk.len());
-            let mut kinds = Vec::with_capacity(chunk.len());
-            let mut items = Vec::with_capacity(chunk.len());
-            let mut times = Vec::with_capacity(chunk.len());
-            for c in chunk {
-                versions.push(version_key(c.version)?);
-                users.push(c.user.as_str());
-                operators.push(c.operator.as_str());
-                ips.push(c.client_ip.as_str());
-                kinds.push(c.kind.as_str());
-                items.push(encode_items(c.items.iter().map(|(t, v)| (t.as_str(), v)))?);
-                times.push(c.at_ms);
-            }
-            sqlx::query(
-                "insert into changes (app_id, version, user_id, operator, kind, items, at_ms, client_ip, prev_version) \
-                 select $1, t.* from unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::bigint[]) as t",
-            )
-            .bind(app_key(app))
-            .bind(&versions)
-            .bind(&users)
-            .bind(&operators)
-            .bind(&kinds)
-            .bind(&items)
-            .bind(&times)
-            .bind(&ips)
-            .bind(&prev)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if !chains.deleted.is_empty() {
-            let users: Vec<&str> = chains.deleted.iter().map(|d| d.0).collect();
-            let versions = chains
-                .deleted
-                .iter()
-                .map(|d| version_key(d.1))
-                .collect::<Result<Vec<i64>>>()?;
-            sqlx::query(
-                "insert into deleted_accounts (app_id, user_id, version) \
-                 select $1, t.* from unnest($2::text[], $3::bigint[]) as t",
-            )
-            .bind(app_key(app))
-            .bind(&users)
-            .bind(&versions)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if !dump.cursors.is_empty() {
-            let names: Vec<&str> = dump.cursors.iter().map(|(n, _)| n.as_str()).collect();
-            let versions = dump
-                .cursors
-                .iter()
-                .map(|(_, v)| version_key(*v))
-                .collect::<Result<Vec<i64>>>()?;
-            sqlx::query(
-                "insert into cursors (app_id, name, version) \
-                 select $1, t.* from unnest($2::text[], $3::bigint[]) as t",
-            )
-            .bind(app_key(app))
-            .bind(&names)
-            .bind(&versions)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("update app_versions set version = $2 where app_id = $1")
-            .bind(app_key(app))
-            .bind(version_key(dump.version)?)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.restore(dump).await
     }
 
     #[tracing::instrument(skip_all, fields(app = app, limit = limit))]
@@ -728,22 +476,9 @@ mod tests {
 
     use sqlx::postgres::PgPoolOptions;
 
+    use super::sql::CHANGES_OF_SQL;
     use super::*;
-
-    #[test]
-    fn versions_are_taken_after_the_last_and_never_overflow() {
-        assert_eq!(take_versions(1, 0, 1).unwrap(), 1);
-        assert_eq!(take_versions(1, 41, 3).unwrap(), 42);
-        assert!(take_versions(1, i64::MAX as u64 - 1, 1).is_ok());
-        assert!(matches!(
-            take_versions(1, i64::MAX as u64 - 1, 2),
-            Err(StoreError::Conflict { .. })
-        ));
-        assert!(matches!(
-            take_versions(1, u64::MAX, 1),
-            Err(StoreError::Conflict { .. })
-        ));
-    }
+    use crate::codec::ChangeRow;
 
     #[test]
     fn malformed_urls_are_refused_without_echoing_the_password() {

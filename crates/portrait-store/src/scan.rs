@@ -9,6 +9,7 @@
 //! What must not live here: SQL of one dialect.
 
 use portrait_core::Identifier;
+#[cfg(feature = "sql")]
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use crate::codec::app_key;
@@ -68,6 +69,7 @@ impl Page {
 ///
 /// # Errors
 /// Storage failures; [`StoreError::Corrupt`] for a stored UserID that is not one.
+#[cfg(feature = "sql")]
 pub(crate) async fn scan<'e, DB, E>(
     executor: E,
     sql: &'static str,

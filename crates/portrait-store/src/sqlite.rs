@@ -52,7 +52,8 @@
 //! the migrations), `writer.rs` (the jobs, the writer task and its group commit, the checkpointer),
 //! `batch.rs` (a batch's transaction, the runs of sets, the batch's view of profiles and the
 //! version allocator), `jobs.rs` (the other writes a batch runs), and `sql.rs` (statements shared
-//! by writes and reads). This file keeps the `Store` implementation.
+//! by writes and reads, and the reads in SQLite's dialect; the reads themselves are shared with
+//! the PostgreSQL backend, `read.rs`). This file keeps the `Store` implementation.
 //!
 //! [`MAX_BATCH`]: writer::MAX_BATCH
 //! [`run_sets`]: batch::run_sets
@@ -66,24 +67,21 @@ mod scan;
 mod sql;
 mod writer;
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 use sqlx::sqlite::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::codec::{
-    app_from_key, app_key, distinct, encode_items, stored_account, unsigned, version_key,
-    AccountRow, ChangeRow, OwnedOrigin,
-};
+use crate::batch::SetJob;
+use crate::codec::{distinct, version_key, AccountRow, OwnedOrigin};
+use crate::read::{exist_in_order, profiles_in_order, Reads};
 use crate::{
     pack_profiles, AppDump, AppId, Change, NewAccount, Origin, PackedProfile, Profile, Result,
-    Store, StoreError,
+    Store,
 };
 
-use sql::{existing_ids, select_accounts, CHANGES_OF_SQL, KICKS_SQL};
-use writer::{CursorJob, DeleteJob, ImportJob, Job, KickJob, Msg, OtherJob, PruneJob, SetJob};
+use sql::{existing_ids, select_accounts};
+use writer::{CursorJob, DeleteJob, ImportJob, Job, KickJob, Msg, OtherJob, PruneJob};
 
 /// The SQLite [`Store`]. Cheap to share behind an `Arc` (or to clone: clones share the writer task
 /// and the reader pool); [`Store::close`] closes it, and so does dropping the last clone.
@@ -93,6 +91,13 @@ pub struct SqliteStore {
     writer: mpsc::Sender<Msg>,
     /// `query_only` connections for reads.
     reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// The reads both backends share, on the reader connections.
+    fn reads(&self) -> Reads<'_, sqlx::Sqlite> {
+        Reads::new(&self.reader)
+    }
 }
 
 #[async_trait]
@@ -145,10 +150,7 @@ impl Store for SqliteStore {
         let mut tx = self.reader.begin().await?;
         let existing = existing_ids(&mut tx, app, &ids).await?;
         tx.commit().await?;
-        Ok(users
-            .iter()
-            .map(|u| existing.contains(u.as_str()))
-            .collect())
+        Ok(exist_in_order(users, &existing))
     }
 
     #[tracing::instrument(skip_all, fields(app = app))]
@@ -165,13 +167,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all, fields(app = app))]
     async fn kicks(&self, app: AppId) -> Result<Vec<(String, u64)>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(KICKS_SQL)
-            .bind(app_key(app))
-            .fetch_all(&self.reader)
-            .await?;
-        rows.into_iter()
-            .map(|(user, t)| Ok((user, unsigned(t, "a kick's not_before")?)))
-            .collect()
+        self.reads().kicks(app).await
     }
 
     #[tracing::instrument(skip_all, fields(app = app, items = items.len()))]
@@ -183,14 +179,7 @@ impl Store for SqliteStore {
         origin: Origin<'_>,
         expected: Option<u64>,
     ) -> Result<u64> {
-        let job = SetJob {
-            expected,
-            app,
-            user: user.as_str().to_owned(),
-            change_items: encode_items(items.iter().map(|(t, v)| (t.name(), v)))?,
-            items: items.to_vec(),
-            origin: OwnedOrigin::from(origin),
-        };
+        let job = SetJob::new(app, user, items, origin, expected)?;
         self.submit(|reply| Job::Set(job, reply)).await
     }
 
@@ -209,14 +198,7 @@ impl Store for SqliteStore {
         )
         .await?;
         tx.commit().await?;
-        let found: HashMap<String, Profile> = rows
-            .into_iter()
-            .map(AccountRow::into_profile)
-            .collect::<Result<_>>()?;
-        Ok(users
-            .iter()
-            .map(|u| found.get(u.as_str()).cloned())
-            .collect())
+        profiles_in_order(users, rows)
     }
 
     async fn get_profiles_shared(
@@ -229,22 +211,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all, fields(app = app, since = since, limit = limit))]
     async fn changes_since(&self, app: AppId, since: u64, limit: usize) -> Result<Vec<Change>> {
-        let Ok(since) = i64::try_from(since) else {
-            return Ok(Vec::new()); // no version is that large
-        };
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<ChangeRow> = sqlx::query_as(
-            "select version, user_id, operator, client_ip, kind, items, at_ms from changes \
-             where app_id = ? and version > ? order by version limit ?",
-        )
-        .bind(app_key(app))
-        .bind(since)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.into_iter().map(ChangeRow::into_change).collect()
+        self.reads().changes_since(app, since, limit).await
     }
 
     #[tracing::instrument(skip_all, fields(app = app, users = users.len(), since = since, limit = limit))]
@@ -255,41 +222,17 @@ impl Store for SqliteStore {
         since: u64,
         limit: usize,
     ) -> Result<Vec<Change>> {
-        let Some((since, ids)) = crate::codec::changes_of_args(users, since, limit) else {
-            return Ok(Vec::new());
-        };
-        let ids = serde_json::to_string(&ids)
-            .map_err(|e| StoreError::Corrupt(format!("cannot encode UserIDs: {e}")))?;
-        let rows: Vec<ChangeRow> = sqlx::query_as(CHANGES_OF_SQL)
-            .bind(app_key(app))
-            .bind(ids)
-            .bind(since)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .bind(crate::codec::MAX_CHAIN_WALK)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.into_iter().map(ChangeRow::into_change).collect()
+        self.reads().changes_of(app, users, since, limit).await
     }
 
     #[tracing::instrument(skip_all, fields(app = app))]
     async fn current_version(&self, app: AppId) -> Result<u64> {
-        let version: Option<i64> =
-            sqlx::query_scalar("select version from app_versions where app_id = ?")
-                .bind(app_key(app))
-                .fetch_optional(&self.reader)
-                .await?;
-        version.map_or(Ok(0), |v| unsigned(v, "an app version"))
+        self.reads().current_version(app).await
     }
 
     #[tracing::instrument(skip_all, fields(app = app, name = name))]
     async fn cursor(&self, app: AppId, name: &str) -> Result<Option<u64>> {
-        let version: Option<i64> =
-            sqlx::query_scalar("select version from cursors where app_id = ? and name = ?")
-                .bind(app_key(app))
-                .bind(name)
-                .fetch_optional(&self.reader)
-                .await?;
-        version.map(|v| unsigned(v, "a cursor")).transpose()
+        self.reads().cursor(app, name).await
     }
 
     #[tracing::instrument(skip_all, fields(app = app, name = name, version = version))]
@@ -333,71 +276,12 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn apps(&self) -> Result<Vec<AppId>> {
-        let keys: Vec<i64> = sqlx::query_scalar(
-            "select app_id from app_versions where version > 0 union select app_id from cursors",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        let mut apps: Vec<AppId> = keys.into_iter().map(app_from_key).collect();
-        apps.sort_unstable();
-        Ok(apps)
+        self.reads().apps().await
     }
 
     #[tracing::instrument(skip_all, fields(app = app))]
     async fn dump_app(&self, app: AppId) -> Result<AppDump> {
-        // One read transaction: one WAL snapshot for all five reads.
-        let mut tx = self.reader.begin().await?;
-        let version: Option<i64> =
-            sqlx::query_scalar("select version from app_versions where app_id = ?")
-                .bind(app_key(app))
-                .fetch_optional(&mut *tx)
-                .await?;
-        let accounts: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "select user_id, profile, version, updated_at_ms from accounts \
-             where app_id = ? order by user_id",
-        )
-        .bind(app_key(app))
-        .fetch_all(&mut *tx)
-        .await?;
-        let kicks: Vec<(String, i64)> = sqlx::query_as(KICKS_SQL)
-            .bind(app_key(app))
-            .fetch_all(&mut *tx)
-            .await?;
-        let changes: Vec<ChangeRow> = sqlx::query_as(
-            "select version, user_id, operator, client_ip, kind, items, at_ms from changes \
-             where app_id = ? order by version",
-        )
-        .bind(app_key(app))
-        .fetch_all(&mut *tx)
-        .await?;
-        let cursors: Vec<(String, i64)> =
-            sqlx::query_as("select name, version from cursors where app_id = ? order by name")
-                .bind(app_key(app))
-                .fetch_all(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(AppDump {
-            app,
-            version: version.map_or(Ok(0), |v| unsigned(v, "an app version"))?,
-            accounts: accounts
-                .into_iter()
-                .map(|(user, profile, version, updated_at_ms)| {
-                    stored_account(user, &profile, version, updated_at_ms)
-                })
-                .collect::<Result<_>>()?,
-            kicks: kicks
-                .into_iter()
-                .map(|(user, t)| Ok((user, unsigned(t, "a kick's not_before")?)))
-                .collect::<Result<_>>()?,
-            changes: changes
-                .into_iter()
-                .map(ChangeRow::into_change)
-                .collect::<Result<_>>()?,
-            cursors: cursors
-                .into_iter()
-                .map(|(name, v)| Ok((name, unsigned(v, "a cursor")?)))
-                .collect::<Result<_>>()?,
-        })
+        self.reads().dump_app(app).await
     }
 
     #[tracing::instrument(skip_all, fields(app = dump.app))]
@@ -445,6 +329,7 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use super::sql::{CHANGES_OF_SQL, KICKS_SQL};
     use super::*;
 
     /// A store in a new temporary directory (kept alive by the returned guard).

@@ -230,6 +230,25 @@ pub async fn spawn_operator_with(apps: Vec<AppConfig>, push: PushSettings) -> Te
     app
 }
 
+/// Spawns a server with the operator API on and `server` settings (e.g. trusted proxies).
+pub async fn spawn_operator_with_server(
+    server: portrait_server::settings::ServerSettings,
+) -> TestApp {
+    let (store, dir) = portrait_store::testkit::fresh_store_from_env().await;
+    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));
+    let mut app = spawn_full(
+        store,
+        vec![test_app(), other_app()],
+        PushSettings::default(),
+        "127.0.0.1:0",
+        server,
+        Some(OPERATOR_TOKEN),
+    )
+    .await;
+    app._dir = dir;
+    app
+}
+
 /// Spawns a server on `store` (wrapped in the read cache) with the operator API on.
 pub async fn spawn_operator_on(store: Arc<dyn Store>, apps: Vec<AppConfig>) -> TestApp {
     let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));

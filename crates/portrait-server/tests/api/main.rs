@@ -23,6 +23,8 @@ mod portrait_import;
 mod profile;
 mod profile_errors;
 mod push;
+mod push_catch_up;
+mod push_sessions;
 mod rate_limit;
 mod retention;
 mod seeds;

@@ -146,6 +146,32 @@ async fn operator_api_refuses_unchecked_after_more_than_ten_failures_in_a_second
 }
 
 #[tokio::test]
+async fn failed_sign_ins_from_one_address_do_not_lock_out_another() {
+    let mut server = server_settings();
+    server.trusted_proxies = vec!["127.0.0.1".into()];
+    let app = spawn_operator_with_server(server).await;
+    let call = |from: &'static str, token: &'static str| {
+        app.http
+            .get(format!("{}/admin/v1/apps", app.base))
+            .header("x-forwarded-for", from)
+            .bearer_auth(token)
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        statuses.push(call("198.51.100.9", "guess").await.unwrap().status());
+    }
+    assert_eq!(&statuses[..10], &[StatusCode::UNAUTHORIZED; 10]);
+    assert_eq!(statuses[10], StatusCode::TOO_MANY_REQUESTS);
+    // The guesser is refused even with the right token for the rest of the second…
+    let guesser = call("198.51.100.9", OPERATOR_TOKEN).await.unwrap().status();
+    assert_eq!(guesser, StatusCode::TOO_MANY_REQUESTS);
+    // …while the operator, calling from elsewhere, signs in.
+    let operator = call("203.0.113.5", OPERATOR_TOKEN).await.unwrap();
+    assert_eq!(operator.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn operator_lists_and_shows_the_apps_of_the_file() {
     let app = spawn_operator().await;
     let (status, body) = op(&app, "GET", "/admin/v1/apps", None).await;

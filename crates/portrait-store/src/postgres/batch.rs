@@ -13,11 +13,11 @@
 //!      it;
 //!   2. read every account the jobs touch in one statement (a new snapshot, taken after the lock:
 //!      it sees every write of the app committed before);
-//!   3. [`stage`] the jobs in memory, in queue order: a missing account ([`StoreError::NotFound`]),
-//!      a stale expected version ([`StoreError::VersionConflict`]) or an undecodable profile fails
-//!      that job alone, before anything is written, and takes no version; every other job is
-//!      merged onto what the jobs before it left (read-modify-write of one account composes) and
-//!      takes the app's next version;
+//!   3. stage the jobs in memory, in queue order (`stage.rs`): a missing account
+//!      ([`StoreError::NotFound`]), a stale expected version ([`StoreError::VersionConflict`]) or
+//!      an undecodable profile fails that job alone, before anything is written, and takes no
+//!      version; every other job is merged onto what the jobs before it left (read-modify-write
+//!      of one account composes) and takes the app's next version;
 //!   4. one statement ([`WRITE_SQL`]) writes each account once with its last profile, one
 //!      change row per job and the app's new version (a batch that writes one account once uses
 //!      the single-row statements instead, which cost about half a millisecond less than the
@@ -41,30 +41,18 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use portrait_core::{ProfileValue, Tag};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use super::write::{lock_app, take_versions, BEGIN, SET_SQL};
+use super::stage::stage;
+use super::write::{lock_app, BEGIN, SET_SQL};
 use super::PgStore;
-use crate::batch::BatchFailed;
-use crate::codec::{app_key, distinct, merge_items, unsigned, version_key, OwnedOrigin};
+use crate::batch::{BatchFailed, SetJob};
+use crate::codec::{app_key, distinct};
 use crate::{now_ms, AppId, Result, StoreError};
 
 /// Most jobs committed together in one transaction.
 pub(super) const MAX_BATCH: usize = 256;
-
-/// One `set_profile` call, with everything it needs owned (it outlives the caller's borrow).
-pub(super) struct SetJob {
-    pub(super) user: String,
-    /// The items as given; applied in order, so later items win.
-    pub(super) items: Vec<(Tag, ProfileValue)>,
-    /// The change-log `items` column, encoded by the caller (off the lane task).
-    pub(super) change_items: String,
-    pub(super) origin: OwnedOrigin,
-    /// Written only if the account's version is this one.
-    pub(super) expected: Option<u64>,
-}
 
 /// A queued job and where its answer goes.
 struct Queued {
@@ -145,9 +133,10 @@ fn abandoned() -> StoreError {
     StoreError::Unavailable("the write was abandoned: the store is closing".into())
 }
 
-/// Queues `job` in `app`'s lane (starting the lane task if it is idle) and waits for its
+/// Queues `job` in its app's lane (starting the lane task if it is idle) and waits for its
 /// answer, which comes after the `COMMIT` of the batch holding it.
-pub(super) async fn submit(store: &PgStore, app: AppId, job: SetJob) -> Result<u64> {
+pub(super) async fn submit(store: &PgStore, job: SetJob) -> Result<u64> {
+    let app = job.app;
     if store.pool.is_closed() {
         return Err(abandoned());
     }
@@ -206,7 +195,7 @@ impl BatchFailed {
 /// change operators, `$9` change items, `$10` the app's new version, `$11` change client IPs,
 /// `$12` the versions of the changes' previous changes of their accounts. Its one row is the
 /// number of accounts updated.
-const WRITE_SQL: &str = "with account as ( \
+pub(super) const WRITE_SQL: &str = "with account as ( \
         update accounts as a set profile = t.profile, version = t.version, updated_at_ms = $5 \
         from unnest($2::text[], $3::text[], $4::bigint[]) as t (user_id, profile, version) \
         where a.app_id = $1 and a.user_id = t.user_id \
@@ -329,7 +318,7 @@ async fn run_batch(store: &PgStore, app: AppId, jobs: &mut Vec<Queued>) {
         tracing::warn!(app, jobs = jobs.len(), error = %e, "redoing a write batch job by job");
         let _ = tx.rollback().await;
         for q in jobs.drain(..) {
-            let result = store.set_one(app, &q.job).await;
+            let result = store.set_one(&q.job).await;
             let _ = q.reply.send(result);
         }
         return;
@@ -359,219 +348,12 @@ async fn run_batch(store: &PgStore, app: AppId, jobs: &mut Vec<Queued>) {
     }
 }
 
-/// A batch staged in memory: each job's result, and what [`WRITE_SQL`] writes.
-struct Staged {
-    /// Per job, in order: its version, or its own error (nothing of it is written).
-    results: Vec<Result<u64>>,
-    /// `None` if every job failed alone.
-    write: Option<Write>,
-}
-
-/// The parameters of [`WRITE_SQL`].
-struct Write {
-    users: Vec<String>,
-    profiles: Vec<String>,
-    versions: Vec<i64>,
-    change_versions: Vec<i64>,
-    change_users: Vec<String>,
-    operators: Vec<String>,
-    client_ips: Vec<String>,
-    items: Vec<String>,
-    /// Per change, the version of its account's previous change.
-    prevs: Vec<i64>,
-    /// The app's new version.
-    last: i64,
-}
-
-/// An account as the batch knows it: as read, then as the jobs before left it.
-struct Account {
-    profile: String,
-    /// As stored (checked to be non-negative when a job needs it).
-    version: i64,
-    written: bool,
-}
-
-/// Step 3: merges `jobs`, in order, onto the accounts `stored` (`user, profile, version` rows
-/// read under the app's lock, `last` the app's version then) and hands out versions.
-fn stage<'a>(
-    app: AppId,
-    mut last: u64,
-    stored: Vec<(String, String, i64)>,
-    jobs: impl ExactSizeIterator<Item = &'a SetJob>,
-) -> Staged {
-    let mut accounts: HashMap<String, Account> = stored
-        .into_iter()
-        .map(|(user, profile, version)| {
-            let account = Account {
-                profile,
-                version,
-                written: false,
-            };
-            (user, account)
-        })
-        .collect();
-    let mut results = Vec::with_capacity(jobs.len());
-    let mut change_versions = Vec::with_capacity(jobs.len());
-    let mut change_users = Vec::with_capacity(jobs.len());
-    let mut operators = Vec::with_capacity(jobs.len());
-    let mut client_ips = Vec::with_capacity(jobs.len());
-    let mut prevs = Vec::with_capacity(jobs.len());
-    let mut items = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let Some(account) = accounts.get_mut(&job.user) else {
-            results.push(Err(StoreError::NotFound));
-            continue;
-        };
-        let staged = unsigned(account.version, "an account version")
-            .and_then(|current| match job.expected {
-                Some(expected) if expected != current => {
-                    Err(StoreError::VersionConflict { current })
-                }
-                _ => Ok(()),
-            })
-            .and_then(|()| merge_items(&account.profile, &job.user, &job.items))
-            .and_then(|profile| {
-                let version = take_versions(app, last, 1)?;
-                Ok((profile, version, version_key(version)?))
-            });
-        match staged {
-            Ok((profile, version, key)) => {
-                last = version;
-                prevs.push(account.version);
-                *account = Account {
-                    profile,
-                    version: key,
-                    written: true,
-                };
-                change_versions.push(key);
-                change_users.push(job.user.clone());
-                operators.push(job.origin.operator.clone());
-                client_ips.push(job.origin.client_ip.clone());
-                items.push(job.change_items.clone());
-                results.push(Ok(version));
-            }
-            Err(e) => results.push(Err(e)),
-        }
-    }
-    let Some(&new_last) = change_versions.last() else {
-        return Staged {
-            results,
-            write: None,
-        };
-    };
-    let mut write = Write {
-        users: Vec::new(),
-        profiles: Vec::new(),
-        versions: Vec::new(),
-        change_versions,
-        change_users,
-        operators,
-        client_ips,
-        items,
-        prevs,
-        last: new_last,
-    };
-    for (user, account) in accounts {
-        if account.written {
-            write.users.push(user);
-            write.profiles.push(account.profile);
-            write.versions.push(account.version);
-        }
-    }
-    Staged {
-        results,
-        write: Some(write),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use portrait_core::schema::StandardTag;
+    use portrait_core::{ProfileValue, Tag};
 
     use super::*;
-
-    fn job(user: &str, level: u64, expected: Option<u64>) -> SetJob {
-        SetJob {
-            user: user.into(),
-            items: vec![(Tag::Standard(StandardTag::Level), ProfileValue::Int(level))],
-            change_items: format!("V{level}#"),
-            origin: OwnedOrigin {
-                operator: user.into(),
-                client_ip: String::new(),
-            },
-            expected,
-        }
-    }
-
-    #[test]
-    fn staging_composes_jobs_and_failed_jobs_take_no_version() {
-        let stored = vec![
-            ("a".to_owned(), r#"{"IM_Nick":"A"}"#.to_owned(), 3),
-            ("b".to_owned(), "{}".to_owned(), 5),
-            ("bad".to_owned(), "{}".to_owned(), -1),
-        ];
-        let jobs = [
-            job("a", 1, None),     // 11
-            job("ghost", 2, None), // missing
-            job("a", 2, Some(3)),  // stale: a is at 11 now
-            job("a", 3, Some(11)), // 12
-            job("b", 4, Some(5)),  // 13
-            job("bad", 5, None),   // corrupt version
-        ];
-        let staged = stage(7, 10, stored, jobs.iter());
-        let summary: Vec<String> = staged
-            .results
-            .iter()
-            .map(|r| match r {
-                Ok(v) => v.to_string(),
-                Err(StoreError::VersionConflict { current }) => format!("conflict@{current}"),
-                Err(StoreError::NotFound) => "missing".into(),
-                Err(StoreError::Corrupt(_)) => "corrupt".into(),
-                Err(e) => format!("{e:?}"),
-            })
-            .collect();
-        assert_eq!(
-            summary,
-            ["11", "missing", "conflict@11", "12", "13", "corrupt"]
-        );
-        let w = staged.write.expect("something to write");
-        assert_eq!(w.change_versions, [11, 12, 13]);
-        assert_eq!(w.change_users, ["a", "a", "b"]);
-        assert_eq!(w.last, 13);
-        let mut written: Vec<(&str, &str, i64)> = w
-            .users
-            .iter()
-            .zip(&w.profiles)
-            .zip(&w.versions)
-            .map(|((u, p), v)| (u.as_str(), p.as_str(), *v))
-            .collect();
-        written.sort_unstable();
-        assert_eq!(
-            written,
-            [("a", "V3#N1'A", 12), ("b", "V4#", 13)],
-            "each account once, as its last job left it"
-        );
-    }
-
-    #[test]
-    fn a_batch_of_failing_jobs_writes_nothing() {
-        let staged = stage(7, 10, Vec::new(), [job("ghost", 1, None)].iter());
-        assert!(staged.write.is_none());
-        assert!(matches!(staged.results[..], [Err(StoreError::NotFound)]));
-    }
-
-    #[test]
-    fn versions_that_would_overflow_fail_the_job_alone() {
-        let stored = vec![("a".to_owned(), "{}".to_owned(), 1)];
-        let last = i64::MAX as u64 - 1;
-        let jobs = [job("a", 1, None), job("a", 2, None)];
-        let staged = stage(7, last, stored, jobs.iter());
-        assert!(matches!(staged.results[0], Ok(v) if v == i64::MAX as u64));
-        assert!(matches!(
-            staged.results[1],
-            Err(StoreError::Conflict { .. })
-        ));
-    }
 
     /// Tests on a real database: the app's lock is held by another connection while jobs queue,
     /// so that they all land, in a known order, in the one batch that runs once it is released.

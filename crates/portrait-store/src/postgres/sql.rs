@@ -1,18 +1,39 @@
-//! The read statements whose query plans the tests check, and the decoding of kicks.
+//! The read statements: the shared reads ([`crate::read`]) in PostgreSQL's dialect, among them
+//! the one whose query plan the tests check.
 
-use crate::codec::unsigned;
+use crate::read::{Dialect, ReadSql};
 use crate::Result;
+
+/// The shared reads in PostgreSQL's dialect. Each is a single statement outside the dump (one
+/// snapshot each, no locks); a list of UserIDs is bound as one `text[]`.
+impl Dialect for sqlx::Postgres {
+    const READS: ReadSql = ReadSql {
+        changes_since: "select version, user_id, operator, client_ip, kind, items, at_ms \
+             from changes where app_id = $1 and version > $2 order by version limit $3",
+        changes_of: CHANGES_OF_SQL,
+        app_version: "select version from app_versions where app_id = $1",
+        cursor: "select version from cursors where app_id = $1 and name = $2",
+        kicks: KICKS_SQL,
+        apps: "select app_id from app_versions where version > 0 union select app_id from cursors",
+        // One snapshot for every read of the dump.
+        begin_snapshot: "begin isolation level repeatable read read only",
+        dump_accounts: "select user_id, profile, version, updated_at_ms from accounts \
+             where app_id = $1 order by user_id",
+        dump_changes: "select version, user_id, operator, client_ip, kind, items, at_ms \
+             from changes where app_id = $1 order by version",
+        dump_cursors: "select name, version from cursors where app_id = $1 order by name",
+    };
+
+    type Ids<'a> = Vec<&'a str>;
+
+    fn user_ids(ids: Vec<&str>) -> Result<Vec<&str>> {
+        Ok(ids)
+    }
+}
 
 /// The kicks of an app, by UserID (a range of the `kicks` primary key).
 pub(super) const KICKS_SQL: &str =
     "select user_id, not_before from kicks where app_id = $1 order by user_id";
-
-/// `kicks` rows as [`Store::kicks`] answers them.
-pub(super) fn kicks_from(rows: Vec<(String, i64)>) -> Result<Vec<(String, u64)>> {
-    rows.into_iter()
-        .map(|(user, t)| Ok((user, unsigned(t, "a kick's not_before")?)))
-        .collect()
-}
 
 /// The changes of some accounts (`$2`) after a version (`$3`), at most `$4`, in version order:
 /// each account's chain of changes walked back from its newest (`accounts.version`, or

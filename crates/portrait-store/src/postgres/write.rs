@@ -1,11 +1,12 @@
 //! What every write shares: its transaction (begun with [`BEGIN`], the app's version row locked
-//! by [`lock_app`]), versions taken after the last one, rollback on error, a lone `set_profile`
+//! by [`lock_app`]), rollback on error, a lone `set_profile`
 //! and the statements of sets, imports and deletes.
 
 use sqlx::postgres::PgConnection;
 use sqlx::{Postgres, Transaction};
 
-use crate::codec::{app_key, merge_items, unsigned, version_key};
+use crate::batch::{take_versions, SetJob};
+use crate::codec::{app_key, unsigned, version_key};
 use crate::{now_ms, AppId, Result, StoreError};
 
 use super::PgStore;
@@ -28,7 +29,8 @@ impl PgStore {
     /// One `set_profile` job in a transaction of its own (steps 1–4 of the module docs): the
     /// slow path of a batch that the database refused as a whole ([`batch`]), so that each of
     /// its jobs gets its own result.
-    pub(super) async fn set_one(&self, app: AppId, job: &super::batch::SetJob) -> Result<u64> {
+    pub(super) async fn set_one(&self, job: &SetJob) -> Result<u64> {
+        let app = job.app;
         let (mut tx, last) = self.begin_write(app).await?;
         let at_ms = now_ms();
         let row: Option<(String, i64)> = sqlx::query_as(
@@ -41,15 +43,8 @@ impl PgStore {
         let Some((stored, current)) = row else {
             return abort(tx, StoreError::NotFound).await;
         };
-        let checked =
-            unsigned(current, "an account version").and_then(|current| match job.expected {
-                Some(expected) if expected != current => {
-                    Err(StoreError::VersionConflict { current })
-                }
-                _ => Ok(()),
-            });
-        let prepared = checked
-            .and_then(|()| merge_items(&stored, &job.user, &job.items))
+        let prepared = unsigned(current, "an account version")
+            .and_then(|current| job.apply(&stored, current))
             .and_then(|profile| {
                 let version = take_versions(app, last, 1)?;
                 Ok((profile, version, version_key(version)?))
@@ -107,18 +102,6 @@ pub(super) async fn lock_app(conn: &mut PgConnection, app: AppId) -> Result<u64>
         ))
     })?;
     unsigned(version, "an app version")
-}
-
-/// The first of `n` (≥ 1) versions following `last`.
-pub(super) fn take_versions(app: AppId, last: u64, n: usize) -> Result<u64> {
-    u64::try_from(n)
-        .ok()
-        .and_then(|n| last.checked_add(n))
-        .filter(|v| i64::try_from(*v).is_ok())
-        .map(|_| last + 1)
-        .ok_or_else(|| StoreError::Conflict {
-            what: format!("{n} more changes overflow the version of app {app}"),
-        })
 }
 
 /// Ends `tx` without writing anything (releasing the app's lock at once).

@@ -7,15 +7,16 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::sqlite::SqliteConnection;
 
-use crate::batch::BatchFailed;
-use crate::codec::{self, app_key, unsigned, version_key};
+use crate::batch::{take_versions, BatchFailed};
+use crate::codec::{app_key, unsigned, version_key};
 use crate::{now_ms, AppId, Result, StoreError};
 
 use super::jobs::{
     apply_cursor, apply_delete, apply_import, apply_kick, apply_prune, apply_restore,
 };
 use super::sql::exec;
-use super::writer::{Answer, Job, OtherJob, Reply, SetJob};
+use super::writer::{Answer, Job, OtherJob, Reply};
+use crate::batch::SetJob;
 
 /// The writer task's working state, reused from batch to batch to spare allocations; nothing in
 /// it outlives a transaction (it is cleared at the start of every batch).
@@ -306,7 +307,7 @@ pub(super) async fn stage_sets(
         let merged = match profiles.get(job.app, &job.user) {
             Some(Some((stored, current))) => {
                 prev = current;
-                check_expected(job, current).and_then(|()| merge_items(stored, job))
+                job.apply(stored, current)
             }
             Some(None) => Err(StoreError::NotFound),
             None => Err(StoreError::Corrupt(format!(
@@ -370,7 +371,7 @@ pub(super) async fn run_set(
     let profile = match profiles.get(job.app, &job.user) {
         Some(Some((stored, current))) => {
             prev = current;
-            check_expected(&job, current).and_then(|()| merge_items(stored, &job))
+            job.apply(stored, current)
         }
         _ => Err(StoreError::NotFound),
     };
@@ -417,19 +418,6 @@ pub(super) async fn run_set(
             (Err(err), roll_back_job(conn).await)
         }
     }
-}
-
-/// A job with an expected version fails unless the account is at that version.
-pub(super) fn check_expected(job: &SetJob, current: u64) -> Result<()> {
-    match job.expected {
-        Some(expected) if expected != current => Err(StoreError::VersionConflict { current }),
-        _ => Ok(()),
-    }
-}
-
-/// The stored profile `stored` (packed, see `codec.rs`) with the job's items written in order.
-pub(super) fn merge_items(stored: &str, job: &SetJob) -> Result<String> {
-    codec::merge_items(stored, &job.user, &job.items)
 }
 
 /// Stored profiles (as in `accounts.profile`) of accounts the running batch has read or
@@ -572,16 +560,10 @@ impl Versions {
             }
         };
         let last = self.apps[i].2;
-        let new_last = u64::try_from(n)
-            .ok()
-            .and_then(|n| last.checked_add(n))
-            .filter(|v| i64::try_from(*v).is_ok())
-            .ok_or_else(|| StoreError::Conflict {
-                what: format!("{n} more changes overflow the version of app {app}"),
-            })?;
+        let first = take_versions(app, last, n)?;
         self.undo.push((i, last));
-        self.apps[i].2 = new_last;
-        Ok(last + 1)
+        self.apps[i].2 = last + n as u64;
+        Ok(first)
     }
 
     /// The running job succeeded: its versions stay taken.

@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
 use crate::codec::{app_key, version_key, OwnedOrigin};
-use crate::{AppId, ChangeKind, Result};
+use crate::read::{Dialect, ReadSql};
+use crate::{AppId, ChangeKind, Result, StoreError};
 
 /// Most ids bound in one `in (…)` list; larger batches are split (SQLite's bound-parameter limit
 /// is 32766, this keeps statements small).
@@ -95,6 +96,34 @@ pub(super) async fn insert_change(
 pub(super) async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
     sqlx::query(sql).execute(conn).await?;
     Ok(())
+}
+
+/// The shared reads ([`crate::read`]) in SQLite's dialect. A list of UserIDs is bound as one
+/// JSON array (`json_each`), so the statement text stays fixed whatever the number of ids.
+impl Dialect for sqlx::Sqlite {
+    const READS: ReadSql = ReadSql {
+        changes_since: "select version, user_id, operator, client_ip, kind, items, at_ms \
+             from changes where app_id = ? and version > ? order by version limit ?",
+        changes_of: CHANGES_OF_SQL,
+        app_version: "select version from app_versions where app_id = ?",
+        cursor: "select version from cursors where app_id = ? and name = ?",
+        kicks: KICKS_SQL,
+        apps: "select app_id from app_versions where version > 0 union select app_id from cursors",
+        // A read transaction: one WAL snapshot for every read of the dump.
+        begin_snapshot: "begin",
+        dump_accounts: "select user_id, profile, version, updated_at_ms from accounts \
+             where app_id = ? order by user_id",
+        dump_changes: "select version, user_id, operator, client_ip, kind, items, at_ms \
+             from changes where app_id = ? order by version",
+        dump_cursors: "select name, version from cursors where app_id = ? order by name",
+    };
+
+    type Ids<'a> = String;
+
+    fn user_ids(ids: Vec<&str>) -> Result<String> {
+        serde_json::to_string(&ids)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode UserIDs: {e}")))
+    }
 }
 
 /// The kicks of an app, by UserID: a range of the `kicks` primary key, read by every

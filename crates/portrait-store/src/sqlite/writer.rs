@@ -2,12 +2,13 @@
 //! that gathers queued jobs into batches (group commit), and the background WAL checkpointer.
 //! What a batch does inside its transaction is in `batch.rs` and `jobs.rs`.
 
-use portrait_core::{Identifier, ProfileValue, Tag};
+use portrait_core::Identifier;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
+use crate::batch::SetJob;
 use crate::codec::OwnedOrigin;
 use crate::{AppDump, AppId, NewAccount, Result, StoreError};
 
@@ -66,18 +67,6 @@ pub(super) enum OtherJob {
     Prune(PruneJob, Reply<usize>),
     Restore(Box<AppDump>, Reply<()>),
     AppRecord(super::apps::AppRecordJob, Reply<u64>),
-}
-
-pub(super) struct SetJob {
-    pub(super) app: AppId,
-    pub(super) user: String,
-    /// The items as given; applied in order, so later items win.
-    pub(super) items: Vec<(Tag, ProfileValue)>,
-    /// The change-log `items` column, encoded by the caller (off the writer task).
-    pub(super) change_items: String,
-    pub(super) origin: OwnedOrigin,
-    /// Written only if the account's version is this one.
-    pub(super) expected: Option<u64>,
 }
 
 pub(super) struct ImportJob {

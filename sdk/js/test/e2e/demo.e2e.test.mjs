@@ -3,8 +3,8 @@
 //   A edits the nickname → B's page shows it without a reload;
 //   B goes offline, A changes twice, B comes back → latest value, exactly 2 events;
 //   B's page is closed, A changes twice, B reopens → latest value, exactly 2 events (persisted cursor).
-// With PORTRAIT_SCREENSHOTS=1, saves a screenshot of the demo to docs/web-demo.png (never on an
-// ordinary run: CI must not rewrite tracked files).
+// With PORTRAIT_SCREENSHOTS=1, saves a screenshot of the demo to docs/web-demo.png (not on
+// every run: CI must not rewrite tracked files).
 import test, { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';

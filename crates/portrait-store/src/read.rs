@@ -1,0 +1,258 @@
+//! The reads both SQL backends make alike, written once over sqlx's [`Database`]: the change log
+//! ([`Reads::changes_since`], [`Reads::changes_of`]), versions and cursors, kicks, the apps with
+//! data, and the snapshot of one app that [`crate::Store::dump_app`] answers. Each backend gives
+//! its statements in its own dialect ([`Dialect`], in its `sql.rs`) and how it binds a list of
+//! UserIDs; what a read answers and how rows become answers are here, once.
+//!
+//! Also here: putting rows read by UserID back in request order ([`profiles_in_order`],
+//! [`exist_in_order`]), for the account reads whose statements differ too much to share.
+//!
+//! What must not live here: writes (each backend's writer or batch engine), and anything that
+//! depends on one dialect.
+
+use std::collections::{HashMap, HashSet};
+
+use portrait_core::Identifier;
+use sqlx::database::Database;
+use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+
+use crate::codec::{app_from_key, app_key, changes_of_args, stored_account, unsigned};
+use crate::codec::{AccountRow, ChangeRow, MAX_CHAIN_WALK};
+use crate::{AppDump, AppId, Change, Profile, Result};
+
+/// A backend's dialect: its read statements and how it binds a list of UserIDs.
+pub(crate) trait Dialect: Database {
+    /// The read statements, in this dialect.
+    const READS: ReadSql;
+
+    /// A list of distinct UserIDs as bound to [`ReadSql::changes_of`].
+    type Ids<'a>: Encode<'a, Self> + Type<Self> + Send + 'a;
+
+    /// Encodes `ids` for [`ReadSql::changes_of`].
+    ///
+    /// # Errors
+    /// [`crate::StoreError::Corrupt`] if they cannot be encoded.
+    fn user_ids(ids: Vec<&str>) -> Result<Self::Ids<'_>>;
+}
+
+/// The read statements of a dialect. Parameters, in order of binding: the app first, then what
+/// each statement's doc says.
+pub(crate) struct ReadSql {
+    /// Changes after a version (`2`), in version order, at most `3`.
+    pub(crate) changes_since: &'static str,
+    /// The changes of some accounts (`2`, [`Dialect::Ids`]) after a version (`3`), at most `4`,
+    /// in version order, walking each account's chain of changes at most `5` steps back.
+    pub(crate) changes_of: &'static str,
+    /// The app's version (no row: 0).
+    pub(crate) app_version: &'static str,
+    /// The version of the cursor named `2`.
+    pub(crate) cursor: &'static str,
+    /// The app's kicks, by UserID (read by every push feed every few seconds: never a scan of
+    /// the app's accounts).
+    pub(crate) kicks: &'static str,
+    /// The apps with data (no parameter).
+    pub(crate) apps: &'static str,
+    /// How the snapshot of [`Reads::dump_app`] begins: one snapshot for every read of the dump.
+    pub(crate) begin_snapshot: &'static str,
+    /// Every account of the app, by UserID: `user_id, profile, version, updated_at_ms`.
+    pub(crate) dump_accounts: &'static str,
+    /// Every change of the app, in version order.
+    pub(crate) dump_changes: &'static str,
+    /// Every cursor of the app, by name: `name, version`.
+    pub(crate) dump_cursors: &'static str,
+}
+
+/// The shared reads, on a backend's pool of reading connections.
+pub(crate) struct Reads<'a, DB: Database> {
+    pool: &'a Pool<DB>,
+}
+
+impl<'a, DB: Database> Reads<'a, DB> {
+    /// The reads on `pool`.
+    pub(crate) fn new(pool: &'a Pool<DB>) -> Self {
+        Self { pool }
+    }
+}
+
+impl<DB> Reads<'_, DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'r> ChangeRow: FromRow<'r, DB::Row>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
+    for<'r> (String, String, i64, i64): FromRow<'r, DB::Row>,
+{
+    /// [`crate::Store::changes_since`].
+    pub(crate) async fn changes_since(
+        &self,
+        app: AppId,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
+        let Ok(since) = i64::try_from(since) else {
+            return Ok(Vec::new()); // no version is that large
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<ChangeRow> = sqlx::query_as(DB::READS.changes_since)
+            .bind(app_key(app))
+            .bind(since)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.pool)
+            .await?;
+        rows.into_iter().map(ChangeRow::into_change).collect()
+    }
+
+    /// [`crate::Store::changes_of`].
+    pub(crate) async fn changes_of(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
+        let Some((since, ids)) = changes_of_args(users, since, limit) else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<ChangeRow> = sqlx::query_as(DB::READS.changes_of)
+            .bind(app_key(app))
+            .bind(DB::user_ids(ids)?)
+            .bind(since)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(MAX_CHAIN_WALK)
+            .fetch_all(self.pool)
+            .await?;
+        rows.into_iter().map(ChangeRow::into_change).collect()
+    }
+
+    /// [`crate::Store::current_version`].
+    pub(crate) async fn current_version(&self, app: AppId) -> Result<u64> {
+        app_version(self.pool, app).await
+    }
+
+    /// [`crate::Store::cursor`].
+    pub(crate) async fn cursor(&self, app: AppId, name: &str) -> Result<Option<u64>> {
+        let version: Option<i64> = sqlx::query_scalar(DB::READS.cursor)
+            .bind(app_key(app))
+            .bind(name)
+            .fetch_optional(self.pool)
+            .await?;
+        version.map(|v| unsigned(v, "a cursor")).transpose()
+    }
+
+    /// [`crate::Store::kicks`].
+    pub(crate) async fn kicks(&self, app: AppId) -> Result<Vec<(String, u64)>> {
+        kicks(self.pool, app).await
+    }
+
+    /// [`crate::Store::apps`].
+    pub(crate) async fn apps(&self) -> Result<Vec<AppId>> {
+        let keys: Vec<i64> = sqlx::query_scalar(DB::READS.apps)
+            .fetch_all(self.pool)
+            .await?;
+        let mut apps: Vec<AppId> = keys.into_iter().map(app_from_key).collect();
+        apps.sort_unstable();
+        Ok(apps)
+    }
+
+    /// [`crate::Store::dump_app`]: every read in one snapshot.
+    pub(crate) async fn dump_app(&self, app: AppId) -> Result<AppDump> {
+        let mut tx = self.pool.begin_with(DB::READS.begin_snapshot).await?;
+        let version = app_version(&mut *tx, app).await?;
+        let accounts: Vec<(String, String, i64, i64)> = sqlx::query_as(DB::READS.dump_accounts)
+            .bind(app_key(app))
+            .fetch_all(&mut *tx)
+            .await?;
+        let kicks = kicks(&mut *tx, app).await?;
+        let changes: Vec<ChangeRow> = sqlx::query_as(DB::READS.dump_changes)
+            .bind(app_key(app))
+            .fetch_all(&mut *tx)
+            .await?;
+        let cursors: Vec<(String, i64)> = sqlx::query_as(DB::READS.dump_cursors)
+            .bind(app_key(app))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(AppDump {
+            app,
+            version,
+            accounts: accounts
+                .into_iter()
+                .map(|(user, profile, version, updated_at_ms)| {
+                    stored_account(user, &profile, version, updated_at_ms)
+                })
+                .collect::<Result<_>>()?,
+            kicks,
+            changes: changes
+                .into_iter()
+                .map(ChangeRow::into_change)
+                .collect::<Result<_>>()?,
+            cursors: cursors
+                .into_iter()
+                .map(|(name, v)| Ok((name, unsigned(v, "a cursor")?)))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+/// The app's version (0 before its first write).
+async fn app_version<'c, DB, E>(conn: E, app: AppId) -> Result<u64>
+where
+    DB: Dialect,
+    E: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let version: Option<i64> = sqlx::query_scalar(DB::READS.app_version)
+        .bind(app_key(app))
+        .fetch_optional(conn)
+        .await?;
+    version.map_or(Ok(0), |v| unsigned(v, "an app version"))
+}
+
+/// The app's kicks, by UserID.
+async fn kicks<'c, DB, E>(conn: E, app: AppId) -> Result<Vec<(String, u64)>>
+where
+    DB: Dialect,
+    E: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
+{
+    let rows: Vec<(String, i64)> = sqlx::query_as(DB::READS.kicks)
+        .bind(app_key(app))
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|(user, t)| Ok((user, unsigned(t, "a kick's not_before")?)))
+        .collect()
+}
+
+/// The profiles of `users`, in request order, from the `rows` read of them (`None`: no row).
+pub(crate) fn profiles_in_order(
+    users: &[Identifier],
+    rows: Vec<AccountRow>,
+) -> Result<Vec<Option<Profile>>> {
+    let found: HashMap<String, Profile> = rows
+        .into_iter()
+        .map(AccountRow::into_profile)
+        .collect::<Result<_>>()?;
+    Ok(users
+        .iter()
+        .map(|u| found.get(u.as_str()).cloned())
+        .collect())
+}
+
+/// Whether each of `users` is among `existing`, in request order.
+pub(crate) fn exist_in_order(users: &[Identifier], existing: &HashSet<String>) -> Vec<bool> {
+    users
+        .iter()
+        .map(|u| existing.contains(u.as_str()))
+        .collect()
+}
