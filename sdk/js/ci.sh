@@ -4,7 +4,8 @@
 # tests start, then runs the SDK build, the vendor-typings check (compat/: apps written against
 # @tencentcloud/chat and @yxim/nim-web-sdk compile, then compile again with only the import swapped
 # to this SDK), the unit/integration tests (including the vendor documents' examples,
-# test/seeds.test.mjs) and the browser e2e test.
+# test/seeds.test.mjs) and the browser e2e tests (the web demo, and the web console served by
+# the binary: test/e2e/console.test.mjs).
 # Called from .ci/run as `bash sdk/js/ci.sh`.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -29,6 +29,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(v4::im_open_login_svc::router())
         .merge(v1::profile::router())
         .merge(v1::ws::router())
+        .merge(crate::console::router())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))

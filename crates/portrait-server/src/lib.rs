@@ -38,6 +38,7 @@ pub mod api;
 pub mod auth;
 pub mod client_ip;
 pub mod conn;
+pub mod console;
 pub mod devapp;
 pub mod edge;
 pub mod error;

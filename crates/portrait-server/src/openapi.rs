@@ -85,7 +85,7 @@ const fn vendor(
 }
 
 /// Every documented operation, in the order of the document.
-pub const OPERATIONS: [Operation; 15] = [
+pub const OPERATIONS: [Operation; 16] = [
     vendor(
         "/v4/profile/portrait_set",
         Caller::Admin,
@@ -200,6 +200,16 @@ pub const OPERATIONS: [Operation; 15] = [
         response: None,
         text: false,
     },
+    Operation {
+        path: "/console/",
+        method: "get",
+        caller: Caller::Anyone,
+        summary: "The web console (HTML; its scripts and styles are under /console/). It signs \
+                  in with the operator token and calls the operator API.",
+        request: None,
+        response: None,
+        text: false,
+    },
 ];
 
 /// The document as JSON bytes, built once.
@@ -224,7 +234,7 @@ pub fn document() -> Value {
     let mut paths = Map::new();
     for op in &OPERATIONS {
         let mut operation = json!({
-            "operationId": op.path.rsplit('/').next().unwrap_or(op.path).replace('.', "_"),
+            "operationId": op.path.trim_end_matches('/').rsplit('/').next().unwrap_or(op.path).replace('.', "_"),
             "summary": op.summary,
             "tags": [tag(op.path)],
         });
@@ -244,6 +254,9 @@ pub fn document() -> Value {
                 "503": { "description": "The store is unreachable (health only)",
                          "content": { "text/plain": { "schema": { "type": "string" } } } },
             })
+        } else if op.path == "/console/" {
+            json!({ "200": { "description": "The console's page",
+                             "content": { "text/html": { "schema": { "type": "string" } } } } })
         } else if op.path == "/openapi.json" {
             json!({ "200": { "description": "This document",
                              "content": { "application/json": { "schema": { "type": "object" } } } } })

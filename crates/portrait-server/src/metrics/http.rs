@@ -7,9 +7,10 @@
 //! * `portrait_http_request_duration_seconds{api}`: time from the request head to the answer;
 //! * `portrait_http_requests_in_flight`: requests being read or answered now.
 //!
-//! `api` is the route's path (`/v4/profile/portrait_get`, `/v1/ws`, …), `/admin/v1` for every
-//! path of the operator API (its answers carry `http_<status>`), or `other` for any path that is
-//! not a route, so a client cannot grow the label set. The hot path pays a path match,
+//! `api` is the route's path (`/v4/profile/portrait_get`, `/v1/ws`, …), `/console/` for every
+//! file of the web console, `/admin/v1` for every path of the operator API (its answers carry
+//! `http_<status>`), or `other` for any path that is not a route, so a client cannot grow the
+//! label set. The hot path pays a path match,
 //! two atomic adds and a histogram sample: the handles of the success counter and of each
 //! route's histogram are registered once, up front; only error answers look their counter up.
 
@@ -24,7 +25,7 @@ use metrics::{Counter, Gauge, Histogram};
 pub struct Outcome(pub u32);
 
 /// Every route, as the `api` label; the last one is for paths that are not routes.
-pub const APIS: [&str; 17] = [
+pub const APIS: [&str; 18] = [
     "/v4/profile/portrait_set",
     "/v4/profile/portrait_get",
     "/v4/profile/portrait_import",
@@ -40,6 +41,7 @@ pub const APIS: [&str; 17] = [
     "/healthz",
     "/metrics",
     "/openapi.json",
+    "/console/",
     OPERATOR,
     "other",
 ];
@@ -61,6 +63,12 @@ impl Api {
         {
             return Api(APIS.len() - 2);
         }
+        // Every file of the web console counts under `/console/`.
+        let path = if path == "/console" || path.starts_with("/console/") {
+            "/console/"
+        } else {
+            path
+        };
         Api(APIS[..APIS.len() - 1]
             .iter()
             .position(|api| *api == path)
@@ -165,9 +173,13 @@ mod tests {
             "/v4/profile/portrait_gett",
             "/v4/profile/",
             "/healthz/x",
+            "/consolex/",
             "other",
         ] {
             assert_eq!(Api::of_path(path).label(), "other", "{path}");
+        }
+        for path in ["/console", "/console/console.js", "/console/nope"] {
+            assert_eq!(Api::of_path(path).label(), "/console/", "{path}");
         }
     }
 }

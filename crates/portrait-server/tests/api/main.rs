@@ -7,6 +7,7 @@ mod client;
 mod client_crate;
 mod client_ip;
 mod cluster;
+mod console;
 mod custom_names;
 mod fields;
 mod helpers;

@@ -23,7 +23,7 @@ export function requireBinary() {
   }
 }
 
-const CONFIG = (dataDir, push, store, customFields) => `
+const CONFIG = (dataDir, push, store, customFields, extra) => `
 [server]
 listen = "127.0.0.1:0"
 data_dir = "${dataDir}"
@@ -81,7 +81,8 @@ write = ["admin"]
 ${customFields.map((f) => `
 [[apps.custom_fields]]
 ${Object.entries(f).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join('\n')}
-`).join('')}`;
+`).join('')}
+${extra}`;
 
 const sigCache = new Map();
 
@@ -99,13 +100,14 @@ export function userSig(user, expire) {
 }
 
 /**
- * Starts a server (`customFields`: more `[[apps.custom_fields]]` tables, e.g. `{name, type}`); resolves to {base, stop(), admin(api, body), importAccounts(list), set(user, items), kick(user), remove(users)}.
+ * Starts a server (`customFields`: more `[[apps.custom_fields]]` tables, e.g. `{name, type}`;
+ * `extra`: more TOML appended to the config, e.g. an `[operator]` table); resolves to {base, stop(), admin(api, body), importAccounts(list), set(user, items), kick(user), remove(users)}.
  */
-export async function startServer({ push = {}, store = {}, customFields = [] } = {}) {
+export async function startServer({ push = {}, store = {}, customFields = [], extra = '' } = {}) {
   requireBinary();
   const dir = mkdtempSync(path.join(tmpdir(), 'portrait-sdk-js-'));
   const cfg = path.join(dir, 'portrait.toml');
-  writeFileSync(cfg, CONFIG(path.join(dir, 'data'), { poll_interval_ms: 200, ...push }, store, customFields));
+  writeFileSync(cfg, CONFIG(path.join(dir, 'data'), { poll_interval_ms: 200, ...push }, store, customFields, extra));
   let child;
   let stderr = '';
   async function launch(listen) {
