@@ -127,9 +127,11 @@ pub async fn run(
     std::fs::create_dir_all(&settings.server.data_dir)
         .with_context(|| format!("creating data dir {}", settings.server.data_dir.display()))?;
     let url = settings.store_url();
-    let mut store = portrait_store::open(&url)
-        .await
-        .with_context(|| format!("opening store {}", portrait_store::redact_url(&url)))?;
+    let mut store = metrics::measured(
+        portrait_store::open(&url)
+            .await
+            .with_context(|| format!("opening store {}", portrait_store::redact_url(&url)))?,
+    );
     if settings.store.cache_entries > 0 {
         use portrait_store::cache::CachedStore;
         let entries = settings.store.cache_entries;

@@ -3,7 +3,8 @@
 //! One recorder per process (the first node state to ask installs it; tests that start several
 //! servers in one process share it). Every metric, its labels and what it counts are listed in
 //! `docs/operations.md` (an API test checks that everything served is listed there), and
-//! `docs/grafana-dashboard.json` draws them. Request metrics are recorded by the edge ([`http`]).
+//! `docs/grafana-dashboard.json` draws them. Request metrics are recorded by the edge ([`http`]);
+//! store latency by [`portrait_store::timed::Timed`] around the backend ([`measured`]).
 //!
 //! Histograms (names ending in `_duration_seconds`) have fixed buckets from 100 µs to 10 s. Their
 //! samples are folded into the buckets every [`UPKEEP`] by a thread of the recorder's own, so
@@ -15,6 +16,16 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub mod http;
+
+/// `backend`, its every call measured (`portrait_store_duration_seconds{op}`,
+/// `portrait_store_errors_total{op}`), with the recorder installed first so the handles are live.
+/// Goes directly around the backend, inside the read cache, so only real store calls count.
+pub fn measured(
+    backend: std::sync::Arc<dyn portrait_store::Store>,
+) -> std::sync::Arc<dyn portrait_store::Store> {
+    handle();
+    std::sync::Arc::new(portrait_store::timed::Timed::new(backend))
+}
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 

@@ -6,6 +6,7 @@
 //!   database; a bounded pool that fails fast ([`StoreError::Unavailable`]) while the database is
 //!   down and recovers by itself when it is back.
 //! * [`cache`]: [`cache::CachedStore`], an in-memory read cache in front of any backend.
+//! * [`timed`]: [`timed::Timed`], the store-latency metrics around a backend.
 //! * [`dump`]: moving data between stores (`portrait export | import | migrate`), versions
 //!   preserved, through [`Store::dump_app`] / [`Store::restore_app`].
 //! * `testkit` (feature `testkit`): the conformance suite every backend must pass.
@@ -48,6 +49,7 @@ pub use scan::MAX_SCAN;
 pub mod sqlite;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod timed;
 
 /// An app's id: its `sdkappid`.
 pub type AppId = u64;

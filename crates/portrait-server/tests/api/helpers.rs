@@ -147,7 +147,10 @@ pub async fn spawn_on(
     addr: &str,
 ) -> TestApp {
     // The production shape: the read cache in front of the backend.
-    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));
+    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(
+        measured(store),
+        10_000,
+    ));
     spawn_cached(store, apps, push, addr, server_settings()).await
 }
 
@@ -157,7 +160,10 @@ pub async fn spawn_app_server(
     push: PushSettings,
 ) -> TestApp {
     let (store, dir) = portrait_store::testkit::fresh_store_from_env().await;
-    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));
+    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(
+        measured(store),
+        10_000,
+    ));
     let mut app = spawn_cached(
         store,
         vec![test_app(), other_app()],
@@ -176,7 +182,10 @@ pub async fn spawn_app_with_server(
     server: portrait_server::settings::ServerSettings,
 ) -> TestApp {
     let (store, dir) = portrait_store::testkit::fresh_store_from_env().await;
-    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));
+    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(
+        measured(store),
+        10_000,
+    ));
     let mut app = spawn_cached(store, apps, PushSettings::default(), "127.0.0.1:0", server).await;
     app._dir = dir;
     app
@@ -188,7 +197,10 @@ pub async fn spawn_node(
     apps: Vec<AppConfig>,
     push: PushSettings,
 ) -> TestApp {
-    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::shared(store, 10_000));
+    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::shared(
+        measured(store),
+        10_000,
+    ));
     spawn_cached(store, apps, push, "127.0.0.1:0", server_settings()).await
 }
 
@@ -216,7 +228,10 @@ pub async fn spawn_operator() -> TestApp {
 /// Spawns a server with `apps` on a fresh store, with the operator API on.
 pub async fn spawn_operator_with(apps: Vec<AppConfig>, push: PushSettings) -> TestApp {
     let (store, dir) = portrait_store::testkit::fresh_store_from_env().await;
-    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));
+    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(
+        measured(store),
+        10_000,
+    ));
     let mut app = spawn_full(
         store,
         apps,
@@ -235,7 +250,10 @@ pub async fn spawn_operator_with_server(
     server: portrait_server::settings::ServerSettings,
 ) -> TestApp {
     let (store, dir) = portrait_store::testkit::fresh_store_from_env().await;
-    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));
+    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(
+        measured(store),
+        10_000,
+    ));
     let mut app = spawn_full(
         store,
         vec![test_app(), other_app()],
@@ -251,7 +269,10 @@ pub async fn spawn_operator_with_server(
 
 /// Spawns a server on `store` (wrapped in the read cache) with the operator API on.
 pub async fn spawn_operator_on(store: Arc<dyn Store>, apps: Vec<AppConfig>) -> TestApp {
-    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(store, 10_000));
+    let store: Arc<dyn Store> = Arc::new(portrait_store::cache::CachedStore::new(
+        measured(store),
+        10_000,
+    ));
     spawn_full(
         store,
         apps,
@@ -261,6 +282,11 @@ pub async fn spawn_operator_on(store: Arc<dyn Store>, apps: Vec<AppConfig>) -> T
         Some(OPERATOR_TOKEN),
     )
     .await
+}
+
+/// The backend as a node runs it: every call measured (store latency metrics).
+fn measured(store: Arc<dyn Store>) -> Arc<dyn Store> {
+    portrait_server::metrics::measured(store)
 }
 
 async fn spawn_full(

@@ -235,6 +235,13 @@ async fn every_metric_is_documented_and_the_dashboard_uses_only_documented_ones(
         served.contains("portrait_http_requests_total"),
         "{served:?}"
     );
+    // Store latency: the set went to the backend (a write is never a cache hit).
+    assert!(
+        text.lines().any(|l| l
+            .starts_with("portrait_store_duration_seconds_count{op=\"set_profile\"}")
+            && !l.ends_with(" 0")),
+        "a store write is timed: {text}"
+    );
     for name in &served {
         assert!(
             documented.contains(name),
