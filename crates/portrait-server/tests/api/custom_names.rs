@@ -216,6 +216,15 @@ async fn custom_names_of_the_documents_reach_websocket_subscribers() {
     let (app, admin) = names_server(&["alice", "bob"]).await;
     let bob = portrait_client::user::UserClient::with_key(&app.base, NAMES_APP, "bob", KEY);
     let mut socket = bob.connect(None, &["alice"]).await.unwrap();
+    // Without `since`, the session sends what comes after the version in its `ready`: write only
+    // after it (a write that lands before the session reads the head is already in that version).
+    loop {
+        match socket.frame(wait).await.expect("ready") {
+            Frame::Ready { .. } => break,
+            Frame::Subscribed { .. } | Frame::Pong => {}
+            other => panic!("expected ready, got {other:?}"),
+        }
+    }
     let values = values();
     admin
         .portrait_set("alice", &values)
