@@ -126,8 +126,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn shut(&self) -> impl Future<Output = ()> + Send;
 }
 
-/// A [`Store`] on a SQL [`Backend`]. Cloning it clones the backend (whose clones share their
-/// connections and queues).
+/// A [`Store`] on one of the SQL backends: [`SqliteStore`](crate::sqlite::SqliteStore) and
+/// [`PgStore`](crate::postgres::PgStore) are `Engine`s of theirs, made by their `open`. Cloning
+/// it clones the backend, whose clones share its connections and queues.
 #[derive(Clone)]
 pub struct Engine<B>(pub(crate) B);
 

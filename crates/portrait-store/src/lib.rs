@@ -36,6 +36,8 @@ pub use apps::AppRecord;
 #[cfg(feature = "sql")]
 mod backend;
 #[cfg(feature = "sql")]
+pub use backend::Engine;
+#[cfg(feature = "sql")]
 mod batch;
 pub mod cache;
 pub use codec::{FieldKey, FieldValue, PackedProfile};

@@ -63,6 +63,9 @@
 //! backend, `read.rs`). The [`Store`](crate::Store) implementation is the one both backends
 //! share (`backend.rs`); this file keeps this backend's side of it ([`PgBackend`]: the writes
 //! and the account lookups) and the tests of the pool and of the query plans.
+//!
+//! [`Store::set_profile`]: crate::Store::set_profile
+//! [`Store::kick`]: crate::Store::kick
 
 use std::collections::HashSet;
 use std::fmt;

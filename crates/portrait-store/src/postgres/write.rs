@@ -27,7 +27,7 @@ impl PgBackend {
     }
 
     /// One `set_profile` job in a transaction of its own (steps 1–4 of the module docs): the
-    /// slow path of a batch that the database refused as a whole ([`batch`]), so that each of
+    /// slow path of a batch that the database refused as a whole ([`batch`](super::batch)), so that each of
     /// its jobs gets its own result.
     pub(super) async fn set_one(&self, job: &SetJob) -> Result<u64> {
         let app = job.app;
