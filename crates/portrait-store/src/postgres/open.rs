@@ -10,7 +10,8 @@ use sqlx::Executor;
 
 use crate::{migrate_error, redact_url, Result, StoreError};
 
-use super::PgStore;
+use super::{PgBackend, PgStore};
+use crate::backend::Engine;
 
 /// The embedded migrations (`crates/portrait-store/migrations/postgres`).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -106,15 +107,18 @@ impl PgStore {
                 })
             })
             .connect_lazy_with(options);
-        let store = Self::with_pool(pool);
-        if let Err(e) = store.prepare().await {
-            store.pool.close().await;
+        let backend = PgBackend::with_pool(pool);
+        if let Err(e) = backend.prepare().await {
+            backend.pool.close().await;
             return Err(e);
         }
         tracing::debug!("opened the postgres store");
-        Ok(store)
+        Ok(Engine(backend))
     }
+}
 
+impl PgBackend {
+    /// The backend on `pool`, with no lane yet.
     pub(super) fn with_pool(pool: PgPool) -> Self {
         Self {
             pool,
