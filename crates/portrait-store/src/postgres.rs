@@ -82,6 +82,7 @@ use crate::{
 mod apps;
 mod batch;
 mod open;
+mod pool;
 mod restore;
 mod scan;
 mod sql;
@@ -89,6 +90,7 @@ mod stage;
 mod write;
 
 pub use open::{PoolSettings, ACQUIRE_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MIN_SERVER_VERSION};
+pub use pool::Targets;
 use write::{abort, roll_back, DELETE_SQL, IMPORT_SQL};
 
 /// The PostgreSQL [`Store`]. Cheap to clone (clones share the pool); [`Store::close`] closes the
