@@ -57,7 +57,10 @@ mod tests {
         for (list, says) in [
             ("nats://h:1,,nats://h:2", "server 2 of the list is empty"),
             ("nats://h:1,", "server 2 of the list is empty"),
-            ("nats://h:1,http://u:hunter2@h:2", "server 2 (http://u:***@h:2)"),
+            (
+                "nats://h:1,http://u:hunter2@h:2",
+                "server 2 (http://u:***@h:2)",
+            ),
             ("nats://u:hunter2@h:notaport", "server 1"),
         ] {
             let err = format!("{:#}", servers(list).unwrap_err());

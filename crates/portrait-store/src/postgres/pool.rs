@@ -67,7 +67,8 @@ impl Targets {
     /// unsupported `target_session_attrs`, several hosts without `read-write`). The message never
     /// contains the password.
     pub fn parse(url: &str) -> Result<Option<Self>> {
-        let bad = |why: String| StoreError::Config(format!("store url {:?}: {why}", redact_url(url)));
+        let bad =
+            |why: String| StoreError::Config(format!("store url {:?}: {why}", redact_url(url)));
         let Some((scheme, rest)) = url.split_once("://") else {
             return Ok(None);
         };
@@ -266,7 +267,10 @@ pub(super) async fn follow(
                     continue;
                 }
                 let host = current.map(|n| targets.labels[n].as_str());
-                tracing::warn!(host, "postgres: the primary is gone or read-only; looking for the new one");
+                tracing::warn!(
+                    host,
+                    "postgres: the primary is gone or read-only; looking for the new one"
+                );
                 probe = None;
                 fence.advance();
             }
@@ -352,7 +356,10 @@ mod tests {
     #[test]
     fn bad_host_lists_are_refused_by_name_without_the_password() {
         for (url, says) in [
-            ("postgres://u:hunter2@h1,h2/db", "target_session_attrs=read-write"),
+            (
+                "postgres://u:hunter2@h1,h2/db",
+                "target_session_attrs=read-write",
+            ),
             (
                 "postgres://u:hunter2@h1,h2/db?target_session_attrs=any",
                 "target_session_attrs=read-write",
@@ -385,5 +392,74 @@ mod tests {
         fence.advance();
         assert!(!fence.admits(Duration::from_millis(3)), "opened before");
         assert!(fence.admits(Duration::ZERO), "opened now");
+    }
+
+    /// A loopback port where nothing listens (bound, then released).
+    #[cfg(feature = "testkit")]
+    fn dead_host() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("127.0.0.1:{}", l.local_addr().unwrap().port())
+    }
+
+    /// `url` with `hosts` in front of its host and `target_session_attrs=read-write`.
+    #[cfg(feature = "testkit")]
+    fn with_hosts_before(url: &str, hosts: &[String]) -> String {
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let at = rest[..end].rfind('@').map_or(0, |a| a + 1);
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!(
+            "{scheme}://{}{},{}{sep}target_session_attrs=read-write",
+            &rest[..at],
+            hosts.join(","),
+            &rest[at..]
+        )
+    }
+
+    #[cfg(feature = "testkit")]
+    #[tokio::test]
+    async fn a_host_list_opens_on_the_writable_host_whichever_answers() {
+        use crate::Store;
+        let fresh = crate::testkit::fresh_postgres_url().await;
+        let live = super::super::PgStore::connect_options(&fresh)
+            .unwrap()
+            .get_port();
+        let url = with_hosts_before(&fresh, &[dead_host()]);
+        let store = super::super::PgStore::open(&url).await.unwrap();
+        store.set_cursor(1, "ha", 7).await.unwrap();
+        assert_eq!(store.cursor(1, "ha").await.unwrap(), Some(7));
+        assert_eq!(
+            store.pool.connect_options().get_port(),
+            live,
+            "the pool points at the live host, not the dead first one"
+        );
+        store.close().await;
+    }
+
+    #[cfg(feature = "testkit")]
+    #[tokio::test]
+    async fn a_host_list_without_a_writable_host_fails_within_the_acquire_timeout() {
+        use super::super::{PgStore, PoolSettings};
+        let url = format!(
+            "postgres://u:hunter2@{},{}/db?target_session_attrs=read-write",
+            dead_host(),
+            dead_host()
+        );
+        let targets = Targets::parse(&url).unwrap().unwrap();
+        let started = Instant::now();
+        let settings = PoolSettings {
+            acquire_timeout: Duration::from_millis(300),
+            ..PoolSettings::default()
+        };
+        let err = PgStore::open_following(targets, settings)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }
