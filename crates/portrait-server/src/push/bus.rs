@@ -46,6 +46,7 @@ pub(super) async fn start_bus(
         .collect();
     let url = url.join(",");
     let servers = match crate::settings::nats::servers(&settings.nats_url) {
+        Ok(servers) if servers.is_empty() => return None,
         Ok(servers) => servers,
         Err(e) => {
             tracing::error!(error = %e, "push bus: bad NATS settings; running without it");

@@ -68,4 +68,14 @@ mod tests {
             assert!(!err.contains("hunter2"), "{list}: {err}");
         }
     }
+
+    #[test]
+    fn settings_validation_refuses_a_bad_server_list() {
+        let mut settings = crate::settings::Settings::default();
+        settings.push.nats_url = "nats://h:1,nats://h:2".into();
+        settings.validate().unwrap();
+        settings.push.nats_url = "nats://h:1;nats://h:2".into();
+        let err = format!("{:#}", settings.validate().unwrap_err());
+        assert!(err.contains("push: nats_url: server 1"), "{err}");
+    }
 }

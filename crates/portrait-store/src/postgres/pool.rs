@@ -119,7 +119,8 @@ impl Targets {
         let mut hosts = Vec::with_capacity(entries.len());
         let mut labels = Vec::with_capacity(entries.len());
         for (n, entry) in entries.iter().enumerate() {
-            if entry.is_empty() {
+            // One empty host: the URL names none (`postgres:///db?host=/run/postgresql`).
+            if entry.is_empty() && entries.len() > 1 {
                 return Err(bad(format!("host {} of the list is empty", n + 1)));
             }
             let one = format!("{scheme}://{userinfo}{entry}{path}{query}");
@@ -331,6 +332,11 @@ mod tests {
         assert_eq!(
             hosts("postgres://u@h:1/db?target_session_attrs=read-write"),
             ["h:1"]
+        );
+        assert_eq!(
+            hosts("postgres:///db?host=h2&port=3&target_session_attrs=read-write"),
+            ["h2:3"],
+            "a host given as a parameter"
         );
     }
 
