@@ -413,8 +413,8 @@ async fn ha_a_primary_failover_under_writes_loses_no_acknowledged_write() {
         .count();
     println!(
         "ha: {} writes acknowledged, {failed} failed during the failover ({failed_but_applied} of \
-         them applied: the answer was lost, not the write); {} events pushed, {} webhook posts; \
-         {:?} in all",
+         them applied: the answer was lost, not the write); {} events pushed ({reconnects} \
+         reconnections), {} webhook posts; {:?} in all",
         acked.len(),
         events.len(),
         posts.len(),
