@@ -16,9 +16,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 pub use crate::ratelimit::{ClientRateLimitConfig, RateLimitConfig};
+pub use coherence::CoherenceSettings;
 pub use operator::OperatorSettings;
 pub use webhook::WebhookConfig;
 
+mod coherence;
 pub mod nats;
 mod operator;
 mod webhook;
@@ -45,6 +47,9 @@ pub struct Settings {
     /// The operator API (`/admin/v1`): off unless a token is configured.
     #[serde(default)]
     pub operator: OperatorSettings,
+    /// Read-cache coherence between nodes sharing PostgreSQL.
+    #[serde(default)]
+    pub coherence: CoherenceSettings,
     /// The apps (tenants) this node serves. Empty ⇒ a development app is created on first start.
     /// Apps in the store (made through the operator API) are served too and win over these.
     #[serde(default)]
@@ -440,11 +445,17 @@ impl Settings {
         fig = fig.merge(Env::prefixed("PORTRAIT_").split("__").filter(|k| {
             // Only settings sections: other PORTRAIT_* variables (e.g. PORTRAIT_TEST_STORE) are not ours.
             let k = k.as_str().to_ascii_lowercase();
-            ["server", "store", "log", "push", "operator", "apps"]
-                .iter()
-                .any(|s| {
-                    k == *s || k.starts_with(&format!("{s}.")) || k.starts_with(&format!("{s}__"))
-                })
+            [
+                "server",
+                "store",
+                "log",
+                "push",
+                "operator",
+                "coherence",
+                "apps",
+            ]
+            .iter()
+            .any(|s| k == *s || k.starts_with(&format!("{s}.")) || k.starts_with(&format!("{s}__")))
         }));
         let settings: Settings = fig.extract().context("invalid configuration")?;
         settings.validate()?;
@@ -458,6 +469,7 @@ impl Settings {
     pub fn validate(&self) -> anyhow::Result<()> {
         crate::client_ip::TrustedProxies::parse(&self.server.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("server: trusted_proxies: {e}"))?;
+        self.coherence.validate()?;
         let p = &self.push;
         anyhow::ensure!(
             p.max_subscriptions > 0 && p.max_connections_per_user > 0 && p.queue > 0,
