@@ -166,8 +166,9 @@ pub struct PushSettings {
     pub poll_interval_ms: u64,
     /// NATS server shared by the nodes of a cluster (`nats://127.0.0.1:4222`), or the
     /// comma-separated servers of a NATS cluster (`nats://h1:4222,nats://h2:4222`, followed
-    /// when one dies; [`nats::servers`]); empty = none (single node). Nodes publish a wake-up per write on `<nats_subject>.<sdkappid>` so that
-    /// every node's feed reads the change log at once; the change log stays the source of truth.
+    /// when one dies; [`nats::servers`]); empty = none (single node). Nodes publish a wake-up
+    /// per write on `<nats_subject>.<sdkappid>` so that every node's feed reads the change log
+    /// at once; the change log stays the source of truth.
     pub nats_url: String,
     /// Subject prefix of the wake-ups.
     pub nats_subject: String,

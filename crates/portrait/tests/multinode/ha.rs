@@ -225,29 +225,30 @@ async fn ha_a_primary_failover_under_writes_loses_no_acknowledged_write() {
         .collect();
     acks_reach(&attempts, 40, PUSH_WAIT, "before any failure").await;
 
-    // One NATS server dies: the one a node is connected to. Both nodes reconnect elsewhere.
+    // One NATS server dies: the one most node connections use (each node has one for push
+    // wake-ups, and one for cache coherence when that is on). They all reconnect elsewhere.
     let clients = nats.clients().await;
-    assert_eq!(
-        clients.iter().flatten().sum::<u64>(),
-        2,
-        "one NATS connection per node: {clients:?}"
-    );
-    let victim = clients.iter().position(|n| n.unwrap_or(0) > 0).unwrap();
+    let total: u64 = clients.iter().flatten().sum();
+    assert!(total >= 2, "every node is connected to NATS: {clients:?}");
+    let victim = (0..3).max_by_key(|n| clients[*n].unwrap_or(0)).unwrap();
     let nats_killed = Instant::now();
     nats.kill(victim);
     loop {
         let now = nats.clients().await;
-        if now.iter().flatten().sum::<u64>() == 2 {
+        if now.iter().flatten().sum::<u64>() == total {
             break;
         }
         assert!(
             nats_killed.elapsed() < Duration::from_secs(10),
-            "the nodes did not reconnect to the surviving NATS servers within 10 s: {now:?}"
+            "the nodes' {total} NATS connections did not all move to the surviving servers \
+             within 10 s: {now:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     println!(
-        "ha: NATS server {victim} killed; both nodes on the survivors after {:?}",
+        "ha: NATS server {victim} killed ({} of {total} connections); all on the survivors \
+         after {:?}",
+        clients[victim].unwrap_or(0),
         nats_killed.elapsed()
     );
     let so_far = attempts.lock().unwrap().len();
