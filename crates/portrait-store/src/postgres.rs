@@ -83,6 +83,7 @@ use crate::{now_ms, AppDump, AppId, NewAccount, Origin, Result, StoreError, PRUN
 mod apps;
 mod batch;
 mod open;
+mod pool;
 mod restore;
 mod scan;
 mod sql;
@@ -90,6 +91,7 @@ mod stage;
 mod write;
 
 pub use open::{PoolSettings, ACQUIRE_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MIN_SERVER_VERSION};
+pub use pool::Targets;
 use write::{abort, roll_back, DELETE_SQL, IMPORT_SQL};
 
 /// The PostgreSQL [`Store`](crate::Store): the one implementation of the SQL backends
