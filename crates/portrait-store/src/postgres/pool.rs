@@ -435,7 +435,7 @@ mod tests {
         store.set_cursor(1, "ha", 7).await.unwrap();
         assert_eq!(store.cursor(1, "ha").await.unwrap(), Some(7));
         assert_eq!(
-            store.pool.connect_options().get_port(),
+            store.0.pool.connect_options().get_port(),
             live,
             "the pool points at the live host, not the dead first one"
         );
