@@ -103,6 +103,10 @@ impl Coherence {
             .name("portrait-coherence")
             .retry_on_initial_connect()
             .subscription_capacity(1 << 16)
+            // Every node takes the first listed server that answers, so that with a NATS
+            // cluster the nodes share one server (trust needs it) unless it fails.
+            .retain_servers_order()
+            .ignore_discovered_servers()
             .event_callback(move |event| {
                 let on_event = on_event.clone();
                 async move {
