@@ -16,9 +16,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 pub use crate::ratelimit::{ClientRateLimitConfig, RateLimitConfig};
+pub use cluster::ClusterSettings;
 pub use operator::OperatorSettings;
 pub use webhook::WebhookConfig;
 
+mod cluster;
 mod operator;
 mod webhook;
 
@@ -44,6 +46,9 @@ pub struct Settings {
     /// The operator API (`/admin/v1`): off unless a token is configured.
     #[serde(default)]
     pub operator: OperatorSettings,
+    /// Limits counted across nodes (Redis); empty = per node.
+    #[serde(default)]
+    pub cluster: ClusterSettings,
     /// The apps (tenants) this node serves. Empty ⇒ a development app is created on first start.
     /// Apps in the store (made through the operator API) are served too and win over these.
     #[serde(default)]
@@ -438,11 +443,11 @@ impl Settings {
         fig = fig.merge(Env::prefixed("PORTRAIT_").split("__").filter(|k| {
             // Only settings sections: other PORTRAIT_* variables (e.g. PORTRAIT_TEST_STORE) are not ours.
             let k = k.as_str().to_ascii_lowercase();
-            ["server", "store", "log", "push", "operator", "apps"]
-                .iter()
-                .any(|s| {
-                    k == *s || k.starts_with(&format!("{s}.")) || k.starts_with(&format!("{s}__"))
-                })
+            [
+                "server", "store", "log", "push", "operator", "cluster", "apps",
+            ]
+            .iter()
+            .any(|s| k == *s || k.starts_with(&format!("{s}.")) || k.starts_with(&format!("{s}__")))
         }));
         let settings: Settings = fig.extract().context("invalid configuration")?;
         settings.validate()?;
@@ -474,6 +479,7 @@ impl Settings {
             self.operator.poll_ms > 0,
             "operator: poll_ms must be positive"
         );
+        self.cluster.validate()?;
         let mut seen = std::collections::HashSet::new();
         for app in &self.apps {
             anyhow::ensure!(

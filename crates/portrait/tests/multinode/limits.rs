@@ -1,0 +1,397 @@
+//! Issue #19, item 2: limits counted across nodes through Redis (`[cluster] redis_url`,
+//! docs/deployment.md "Limits across nodes"), on the cluster harness of `multinode.rs`:
+//!
+//! * three nodes with an app limit of 200 calls/s, load spread evenly over them, admit
+//!   200 ± 10 % calls in each second of Redis's clock;
+//! * a per-user connection cap of 2 holds over two nodes: the third connection, on the other
+//!   node, is refused exactly as the node's own cap refuses it (49003, close 4003);
+//! * while Redis is down every call is still served, with per-node limits, and shared counting
+//!   returns once Redis is back (a private `redis-server` that the test starts and kills).
+//!
+//! Redis must answer at `PORTRAIT_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`;
+//! `scripts/services.sh` starts it); each test writes under a key prefix of its own.
+
+use super::*;
+
+const REDIS_URL_ENV: &str = "PORTRAIT_TEST_REDIS_URL";
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// The tests' Redis URL, after checking that it answers.
+///
+/// # Panics
+/// If Redis does not answer PING within 5 s, saying how to start it.
+async fn require_redis() -> String {
+    let url = std::env::var(REDIS_URL_ENV)
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned());
+    let hint = format!(
+        "the cluster-limit tests need Redis at {REDIS_URL_ENV} (default {DEFAULT_REDIS_URL}): \
+         run `bash scripts/services.sh`, or `apt-get install redis-server`, or point \
+         {REDIS_URL_ENV} at one"
+    );
+    let ping = async {
+        let mut conn = redis::Client::open(url.as_str())?
+            .get_multiplexed_async_connection()
+            .await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    match tokio::time::timeout(Duration::from_secs(5), ping).await {
+        Ok(Ok(_)) => url,
+        Ok(Err(e)) => panic!("Redis at {url}: {e}\n{hint}"),
+        Err(_) => panic!("Redis at {url} did not answer within 5 s\n{hint}"),
+    }
+}
+
+/// A key prefix no other test run uses.
+fn prefix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("portrait-test-{}-{nanos}", std::process::id())
+}
+
+/// The nodes' `[cluster]` section: short retry, and a timeout generous for a busy machine.
+fn cluster_section(url: &str) -> String {
+    format!(
+        "\n[cluster]\nredis_url = \"{url}\"\nkey_prefix = \"{}\"\ntimeout_ms = 1000\nretry_ms = 200\n",
+        prefix()
+    )
+}
+
+/// The app's limits: `portrait_get` at `per_sec`, every other limit off.
+fn limits(per_sec: u32) -> String {
+    format!(
+        "[apps.rate_limits]\nenabled = true\nportrait_get = {per_sec}\nportrait_set = 0\n\
+         account_import = 0\naccount_check = 0\n\n\
+         [apps.client_rate_limits]\nuser_reads = 0\nuser_writes = 0\napp_reads = 0\napp_writes = 0\n"
+    )
+}
+
+/// The local instant at which Redis's clock next starts a second (a window of the limits).
+async fn next_window(url: &str) -> tokio::time::Instant {
+    let mut conn = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let asked = tokio::time::Instant::now();
+    let (_, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let rtt = asked.elapsed();
+    asked + rtt / 2 + Duration::from_micros(1_000_000 - micros)
+}
+
+/// `portrait_cluster_limits_connected` of the node at `base` (None when not served).
+async fn connected(base: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("portrait_cluster_limits_connected "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Waits until every node reports the gauge at `want`.
+async fn wait_connected(c: &Cluster, want: f64) {
+    let deadline = tokio::time::Instant::now() + PUSH_WAIT;
+    for base in &c.bases {
+        loop {
+            let now = connected(base).await;
+            if now == Some(want) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{base}: portrait_cluster_limits_connected is {now:?}, not {want}, after {PUSH_WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// `n` `portrait_get` calls at once through each of `nodes`: how many each admitted (0) and
+/// refused (60007). Any other answer fails the test: every call must be served.
+async fn burst(c: &Cluster, nodes: &[usize], n: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let tasks: Vec<_> = nodes
+        .iter()
+        .map(|&node| {
+            let admin = c.admin(node);
+            tokio::spawn(async move {
+                let calls = (0..n).map(|_| admin.portrait_get(&[ADMIN], &[NICK]));
+                futures_codes(calls).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// Runs `calls` concurrently; (admitted, refused).
+async fn futures_codes(
+    calls: impl Iterator<Item = impl std::future::Future<Output = portrait_client::Result<Reply>>>,
+) -> (usize, usize) {
+    let handles: Vec<_> = calls.collect();
+    let mut admitted = 0;
+    let mut refused = 0;
+    for r in join_all(handles).await {
+        match r.map(|r| r.code()) {
+            Ok(0) => admitted += 1,
+            Ok(60007) => refused += 1,
+            other => panic!("a call was not served: {other:?}"),
+        }
+    }
+    (admitted, refused)
+}
+
+/// Awaits all of `futs` concurrently (on this task).
+async fn join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_admit_an_apps_limit_of_200_calls_a_second_in_total() {
+    const LIMIT: usize = 200;
+    const WINDOWS: u32 = 3;
+    /// Calls offered per node and second: together 1.8 times the limit, and under the limit on
+    /// each node (per-node counting would admit them all).
+    const PER_NODE: u32 = 120;
+    let redis = require_redis().await;
+    let c = Cluster::start(
+        3,
+        Options {
+            cluster: Some(cluster_section(&redis)),
+            limits: Some(limits(LIMIT as u32)),
+            ..Options::default()
+        },
+    )
+    .await;
+    wait_connected(&c, 1.0).await;
+    // Start with a window of Redis's clock, so the calls fall into WINDOWS whole windows.
+    let start = next_window(&redis).await;
+    let tasks: Vec<_> = (0..3)
+        .map(|node| {
+            let admin = c.admin(node);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval_at(
+                    start + Duration::from_millis(node as u64 * 2),
+                    Duration::from_secs(1) / PER_NODE,
+                );
+                let mut calls = Vec::new();
+                for _ in 0..PER_NODE * WINDOWS {
+                    tick.tick().await;
+                    let admin = admin.clone();
+                    calls.push(tokio::spawn(async move {
+                        let sent = tokio::time::Instant::now();
+                        let r = admin.portrait_get(&[ADMIN], &[NICK]).await;
+                        // The server decided about when the request reached it: between.
+                        let at = sent + sent.elapsed() / 2;
+                        (at, r.map(|r| r.code()))
+                    }));
+                }
+                let mut out = Vec::new();
+                for call in calls {
+                    out.push(call.await.unwrap());
+                }
+                out
+            })
+        })
+        .collect();
+    // Calls that the machine delayed past the last window are counted in an extra one.
+    let mut admitted = [[0usize; WINDOWS as usize + 1]; 3];
+    let mut refused = 0;
+    for (node, t) in tasks.into_iter().enumerate() {
+        for (at, code) in t.await.unwrap() {
+            let window = ((at - start).as_secs_f64()).floor() as usize;
+            match code {
+                Ok(0) => admitted[node][window.min(WINDOWS as usize)] += 1,
+                Ok(60007) => refused += 1,
+                other => panic!("node {node}: a call was not served: {other:?}"),
+            }
+        }
+    }
+    let per_window: Vec<usize> = (0..WINDOWS as usize)
+        .map(|w| admitted.iter().map(|n| n[w]).sum())
+        .collect();
+    eprintln!(
+        "cluster limit {LIMIT}/s, {PER_NODE}/s offered to each of 3 nodes: admitted per second \
+         {per_window:?} (per node {admitted:?}), refused {refused}"
+    );
+    for (w, n) in per_window.iter().enumerate() {
+        assert!(
+            (LIMIT * 9 / 10..=LIMIT * 11 / 10).contains(n),
+            "second {w}: {n} calls admitted by the 3 nodes together, not {LIMIT} ± 10 % \
+             (per second {per_window:?}, per node {admitted:?})"
+        );
+    }
+    for (node, n) in admitted.iter().enumerate() {
+        assert!(
+            n[..WINDOWS as usize].iter().all(|&k| k > 0),
+            "node {node} admitted nothing in some second: {admitted:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_connection_cap_holds_across_nodes() {
+    let redis = require_redis().await;
+    let c = Cluster::start(
+        2,
+        Options {
+            cluster: Some(cluster_section(&redis)),
+            max_connections_per_user: Some(2),
+            ..Options::default()
+        },
+    )
+    .await;
+    wait_connected(&c, 1.0).await;
+    ok(
+        c.admin(0).account_import("alice", None, None).await,
+        "import alice",
+    );
+    let first = Subscriber::connect(&c.user(0, "alice"), None, &[]).await;
+    let _second = Subscriber::connect(&c.user(0, "alice"), None, &[]).await;
+    // The third, on the other node: refused as the node's own cap refuses.
+    let mut third = c.user(1, "alice").connect(None, &[]).await.unwrap();
+    match third.frame(PUSH_WAIT).await {
+        Ok(Frame::Error { code, message, .. }) => {
+            assert_eq!(code, 49003, "{message}");
+            assert!(message.contains("already has 2 connections"), "{message}");
+        }
+        other => panic!("a third connection over two nodes: expected 49003, got {other:?}"),
+    }
+    assert!(
+        matches!(third.next().await.unwrap(), Some(Incoming::Closed(4003, _))),
+        "then closed with 4003"
+    );
+    // Closing one on node 0 frees a place on node 1.
+    first.socket.close().await;
+    let deadline = tokio::time::Instant::now() + PUSH_WAIT;
+    loop {
+        let mut s = c.user(1, "alice").connect(None, &[]).await.unwrap();
+        match s.frame(PUSH_WAIT).await {
+            Ok(Frame::Ready { .. }) => break,
+            Ok(Frame::Error { code: 49003, .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("after closing one of alice's connections: {other:?}"),
+        }
+    }
+}
+
+/// A `redis-server` of the test's own on a free port, killed on drop.
+struct PrivateRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> PrivateRedis {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (apt-get install redis-server; scripts/services.sh does)");
+        PrivateRedis {
+            port,
+            child: Some(child),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_calls_are_served_with_per_node_limits_and_sharing_returns_after() {
+    const LIMIT: usize = 20;
+    /// Calls per node in each burst: over the limit on each node.
+    const BURST: usize = 30;
+    require_redis().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = PrivateRedis::start(port);
+    let url = redis.url();
+    let c = Cluster::start(
+        2,
+        Options {
+            cluster: Some(cluster_section(&url)),
+            limits: Some(limits(LIMIT as u32)),
+            ..Options::default()
+        },
+    )
+    .await;
+    wait_connected(&c, 1.0).await;
+
+    // Shared: one window admits LIMIT calls over both nodes together.
+    tokio::time::sleep_until(next_window(&url).await + Duration::from_millis(20)).await;
+    let shared = burst(&c, &[0, 1], BURST).await;
+    let total: usize = shared.iter().map(|(a, _)| a).sum();
+    assert_eq!(total, LIMIT, "shared counting: {shared:?}");
+
+    // Redis gone: every call is still served, each node holding its own limit.
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let alone = burst(&c, &[0, 1], BURST).await;
+    for (node, (admitted, _)) in alone.iter().enumerate() {
+        assert!(
+            (LIMIT..=LIMIT + 5).contains(admitted),
+            "node {node} without Redis admitted {admitted} of {BURST} (its own limit {LIMIT}): {alone:?}"
+        );
+    }
+    wait_connected(&c, 0.0).await;
+
+    // Redis back (empty): shared counting resumes without a restart.
+    let _redis = PrivateRedis::start(port);
+    wait_connected(&c, 1.0).await;
+    tokio::time::sleep_until(next_window(&url).await + Duration::from_millis(20)).await;
+    let again = burst(&c, &[0, 1], BURST).await;
+    let total: usize = again.iter().map(|(a, _)| a).sum();
+    assert_eq!(
+        total, LIMIT,
+        "shared counting after Redis came back: {again:?}"
+    );
+}
