@@ -92,11 +92,17 @@ impl Link {
         *crate::sync::write(&self.conn) = None;
     }
 
-    /// Keeps a connection: (re)connects every `retry` while Redis does not answer.
+    /// Keeps a connection: PINGs Redis every `retry` (so a lost Redis is noticed without
+    /// traffic too) and (re)connects while it does not answer.
     async fn supervise(self: Arc<Self>, stop: CancellationToken) {
         let mut warned = false;
         loop {
-            if !self.up.load(Ordering::Relaxed) {
+            if self.up.load(Ordering::Relaxed) {
+                self.call(|mut conn| async move {
+                    redis::cmd("PING").query_async::<String>(&mut conn).await
+                })
+                .await;
+            } else {
                 match self.connect().await {
                     Ok(conn) => {
                         *crate::sync::write(&self.conn) = Some(conn);

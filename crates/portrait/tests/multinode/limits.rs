@@ -395,3 +395,76 @@ async fn without_redis_calls_are_served_with_per_node_limits_and_sharing_returns
         "shared counting after Redis came back: {again:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_api_limits_per_user_and_per_app_hold_across_nodes() {
+    const USER_READS: usize = 10;
+    const APP_READS: usize = 30;
+    let redis = require_redis().await;
+    let c = Cluster::start(
+        2,
+        Options {
+            cluster: Some(cluster_section(&redis)),
+            limits: Some(format!(
+                "[apps.rate_limits]\nenabled = false\n\n[apps.client_rate_limits]\n\
+                 user_reads = {USER_READS}\nuser_writes = 0\napp_reads = {APP_READS}\napp_writes = 0\n"
+            )),
+            ..Options::default()
+        },
+    )
+    .await;
+    wait_connected(&c, 1.0).await;
+    let users = ["alice", "u0", "u1", "u2", "u3"];
+    for u in users {
+        ok(c.admin(0).account_import(u, None, None).await, "import");
+    }
+    /// Each of `who` reads its profile `n` times through each node at once: the answers.
+    async fn reads(c: &Cluster, who: &[&str], n: usize) -> Vec<Reply> {
+        let clients: Vec<UserClient> = who
+            .iter()
+            .flat_map(|u| (0..2).map(move |node| (node, *u)))
+            .map(|(node, u)| c.user(node, u))
+            .collect();
+        let calls = clients
+            .iter()
+            .flat_map(|client| (0..n).map(move |_| client.get_my_profile(None)));
+        join_all(calls.collect())
+            .await
+            .into_iter()
+            .map(|r| r.expect("every call is served"))
+            .collect()
+    }
+    let admitted = |rs: &[Reply]| rs.iter().filter(|r| r.code() == 0).count();
+
+    // One user over two nodes: USER_READS in a second, the rest refused by the per-user limit.
+    tokio::time::sleep_until(next_window(&redis).await + Duration::from_millis(20)).await;
+    let rs = reads(&c, &["alice"], 15).await;
+    assert_eq!(admitted(&rs), USER_READS, "alice's reads over two nodes");
+    for r in rs.iter().filter(|r| r.code() != 0) {
+        assert_eq!(r.code(), 60007, "{}", r.0);
+        assert!(
+            r.0["ErrorInfo"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("per user"),
+            "{}",
+            r.0
+        );
+    }
+
+    // Four users within their own limit, over the app's: APP_READS in a second.
+    tokio::time::sleep_until(next_window(&redis).await + Duration::from_millis(20)).await;
+    let rs = reads(&c, &users[1..], USER_READS / 2).await;
+    assert_eq!(rs.len(), 40);
+    assert_eq!(admitted(&rs), APP_READS, "the app's reads over two nodes");
+    for r in rs.iter().filter(|r| r.code() != 0) {
+        assert!(
+            r.0["ErrorInfo"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("for the app"),
+            "{}",
+            r.0
+        );
+    }
+}
