@@ -130,4 +130,25 @@ mod tests {
         assert!(good.enabled());
         good.validate().unwrap();
     }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
+    fn the_redis_url_comes_from_the_environment_too() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("portrait.toml", "[cluster]\nkey_prefix = \"east\"\n")?;
+            jail.set_env(
+                "PORTRAIT_CLUSTER__REDIS_URL",
+                "redis://:s3cret@10.0.0.9:6379",
+            );
+            let s = crate::Settings::load(None).map_err(|e| e.to_string())?;
+            assert!(s.cluster.enabled());
+            assert_eq!(
+                s.cluster.redis_url.expose_secret(),
+                "redis://:s3cret@10.0.0.9:6379"
+            );
+            assert_eq!(s.cluster.key_prefix, "east");
+            assert!(!format!("{s:?}").contains("s3cret"), "redacted in Debug");
+            Ok(())
+        });
+    }
 }
