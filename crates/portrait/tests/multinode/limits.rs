@@ -82,6 +82,37 @@ async fn next_window(url: &str) -> tokio::time::Instant {
     asked + rtt / 2 + Duration::from_micros(1_000_000 - micros)
 }
 
+/// The second of Redis's clock now.
+async fn redis_second(url: &str) -> u64 {
+    let mut conn = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let (secs, _): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    secs
+}
+
+/// Runs `calls` from the start of a window of Redis's clock and returns their result if they
+/// all ran within it (read from Redis's clock before and after); tries again in a later window,
+/// up to 5 times, when the machine was too busy for that.
+async fn in_one_window<T, F: std::future::Future<Output = T>>(
+    url: &str,
+    mut calls: impl FnMut() -> F,
+) -> T {
+    for _ in 0..5 {
+        tokio::time::sleep_until(next_window(url).await + Duration::from_millis(10)).await;
+        let before = redis_second(url).await;
+        let out = calls().await;
+        if redis_second(url).await == before {
+            return out;
+        }
+    }
+    panic!(
+        "the calls did not fit in one second of Redis's clock in 5 tries: the machine is too busy"
+    );
+}
+
 /// `portrait_cluster_limits_connected` of the node at `base` (None when not served).
 async fn connected(base: &str) -> Option<f64> {
     let text = reqwest::get(format!("{base}/metrics"))
@@ -177,10 +208,11 @@ async fn join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_admit_an_apps_limit_of_200_calls_a_second_in_total() {
     const LIMIT: usize = 200;
-    const WINDOWS: u32 = 3;
-    /// Calls offered per node and second: together 1.8 times the limit, and under the limit on
-    /// each node (per-node counting would admit them all).
-    const PER_NODE: u32 = 120;
+    const WINDOWS: usize = 3;
+    /// Callers per node, each sending its next call as soon as the last is answered: as much
+    /// load as the machine serves (more than the limit), spread evenly over the nodes, without
+    /// the pile-up of a fixed rate that a busy machine cannot keep.
+    const CALLERS: usize = 4;
     let redis = require_redis().await;
     let c = Cluster::start(
         3,
@@ -194,64 +226,63 @@ async fn three_nodes_admit_an_apps_limit_of_200_calls_a_second_in_total() {
     wait_connected(&c, 1.0).await;
     // Start with a window of Redis's clock, so the calls fall into WINDOWS whole windows.
     let start = next_window(&redis).await;
+    let end = start + Duration::from_secs(WINDOWS as u64);
+    tokio::time::sleep_until(start).await;
     let tasks: Vec<_> = (0..3)
+        .flat_map(|node| (0..CALLERS).map(move |_| node))
         .map(|node| {
             let admin = c.admin(node);
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval_at(
-                    start + Duration::from_millis(node as u64 * 2),
-                    Duration::from_secs(1) / PER_NODE,
-                );
-                let mut calls = Vec::new();
-                for _ in 0..PER_NODE * WINDOWS {
-                    tick.tick().await;
-                    let admin = admin.clone();
-                    calls.push(tokio::spawn(async move {
-                        let sent = tokio::time::Instant::now();
-                        let r = admin.portrait_get(&[ADMIN], &[NICK]).await;
-                        // The server decided about when the request reached it: between.
-                        let at = sent + sent.elapsed() / 2;
-                        (at, r.map(|r| r.code()))
-                    }));
-                }
                 let mut out = Vec::new();
-                for call in calls {
-                    out.push(call.await.unwrap());
+                while tokio::time::Instant::now() < end {
+                    let sent = tokio::time::Instant::now();
+                    let r = admin.portrait_get(&[ADMIN], &[NICK]).await;
+                    // The node decided about when the request reached it: between.
+                    out.push((node, sent + sent.elapsed() / 2, r.map(|r| r.code())));
                 }
                 out
             })
         })
         .collect();
-    // Calls that the machine delayed past the last window are counted in an extra one.
-    let mut admitted = [[0usize; WINDOWS as usize + 1]; 3];
-    let mut refused = 0;
-    for (node, t) in tasks.into_iter().enumerate() {
-        for (at, code) in t.await.unwrap() {
-            let window = ((at - start).as_secs_f64()).floor() as usize;
+    let mut admitted = [[0usize; WINDOWS]; 3];
+    let mut refused = [0usize; WINDOWS];
+    for t in tasks {
+        for (node, at, code) in t.await.unwrap() {
+            let window = (at - start).as_secs_f64().floor() as usize;
+            if window >= WINDOWS {
+                continue; // decided after the last window
+            }
             match code {
-                Ok(0) => admitted[node][window.min(WINDOWS as usize)] += 1,
-                Ok(60007) => refused += 1,
+                Ok(0) => admitted[node][window] += 1,
+                Ok(60007) => refused[window] += 1,
                 other => panic!("node {node}: a call was not served: {other:?}"),
             }
         }
     }
-    let per_window: Vec<usize> = (0..WINDOWS as usize)
+    let per_window: Vec<usize> = (0..WINDOWS)
         .map(|w| admitted.iter().map(|n| n[w]).sum())
         .collect();
     eprintln!(
-        "cluster limit {LIMIT}/s, {PER_NODE}/s offered to each of 3 nodes: admitted per second \
-         {per_window:?} (per node {admitted:?}), refused {refused}"
+        "cluster limit {LIMIT}/s over 3 nodes, {CALLERS} callers each: admitted per second \
+         {per_window:?} (per node {admitted:?}), refused per second {refused:?}"
     );
-    for (w, n) in per_window.iter().enumerate() {
+    for w in 0..WINDOWS {
         assert!(
-            (LIMIT * 9 / 10..=LIMIT * 11 / 10).contains(n),
-            "second {w}: {n} calls admitted by the 3 nodes together, not {LIMIT} ± 10 % \
-             (per second {per_window:?}, per node {admitted:?})"
+            refused[w] > 0,
+            "second {w}: nothing refused, {} calls admitted: the limit was not held (or, if \
+             under {LIMIT}, the machine could not offer more calls than the limit)",
+            per_window[w]
+        );
+        assert!(
+            (LIMIT * 9 / 10..=LIMIT * 11 / 10).contains(&per_window[w]),
+            "second {w}: {} calls admitted by the 3 nodes together, not {LIMIT} ± 10 % \
+             (per second {per_window:?}, per node {admitted:?})",
+            per_window[w]
         );
     }
     for (node, n) in admitted.iter().enumerate() {
         assert!(
-            n[..WINDOWS as usize].iter().all(|&k| k > 0),
+            n.iter().all(|&k| k > 0),
             "node {node} admitted nothing in some second: {admitted:?}"
         );
     }
@@ -367,8 +398,7 @@ async fn without_redis_calls_are_served_with_per_node_limits_and_sharing_returns
     wait_connected(&c, 1.0).await;
 
     // Shared: one window admits LIMIT calls over both nodes together.
-    tokio::time::sleep_until(next_window(&url).await + Duration::from_millis(20)).await;
-    let shared = burst(&c, &[0, 1], BURST).await;
+    let shared = in_one_window(&url, || burst(&c, &[0, 1], BURST)).await;
     let total: usize = shared.iter().map(|(a, _)| a).sum();
     assert_eq!(total, LIMIT, "shared counting: {shared:?}");
 
@@ -387,8 +417,7 @@ async fn without_redis_calls_are_served_with_per_node_limits_and_sharing_returns
     // Redis back (empty): shared counting resumes without a restart.
     let _redis = PrivateRedis::start(port);
     wait_connected(&c, 1.0).await;
-    tokio::time::sleep_until(next_window(&url).await + Duration::from_millis(20)).await;
-    let again = burst(&c, &[0, 1], BURST).await;
+    let again = in_one_window(&url, || burst(&c, &[0, 1], BURST)).await;
     let total: usize = again.iter().map(|(a, _)| a).sum();
     assert_eq!(
         total, LIMIT,
@@ -437,8 +466,7 @@ async fn client_api_limits_per_user_and_per_app_hold_across_nodes() {
     let admitted = |rs: &[Reply]| rs.iter().filter(|r| r.code() == 0).count();
 
     // One user over two nodes: USER_READS in a second, the rest refused by the per-user limit.
-    tokio::time::sleep_until(next_window(&redis).await + Duration::from_millis(20)).await;
-    let rs = reads(&c, &["alice"], 15).await;
+    let rs = in_one_window(&redis, || reads(&c, &["alice"], 15)).await;
     assert_eq!(admitted(&rs), USER_READS, "alice's reads over two nodes");
     for r in rs.iter().filter(|r| r.code() != 0) {
         assert_eq!(r.code(), 60007, "{}", r.0);
@@ -453,8 +481,7 @@ async fn client_api_limits_per_user_and_per_app_hold_across_nodes() {
     }
 
     // Four users within their own limit, over the app's: APP_READS in a second.
-    tokio::time::sleep_until(next_window(&redis).await + Duration::from_millis(20)).await;
-    let rs = reads(&c, &users[1..], USER_READS / 2).await;
+    let rs = in_one_window(&redis, || reads(&c, &users[1..], USER_READS / 2)).await;
     assert_eq!(rs.len(), 40);
     assert_eq!(admitted(&rs), APP_READS, "the app's reads over two nodes");
     for r in rs.iter().filter(|r| r.code() != 0) {
