@@ -28,7 +28,7 @@ use crate::tenant::Tenant;
 pub mod conns;
 pub mod window;
 
-pub use conns::ConnSlot;
+pub use conns::{ConnSlot, OverCap};
 
 /// The gauge that says whether this node counts its limits in Redis now (1) or per node (0).
 pub const CONNECTED_GAUGE: &str = "portrait_cluster_limits_connected";
@@ -271,12 +271,18 @@ impl ClusterLimits {
         Ok(())
     }
 
-    /// Counts a new WebSocket connection of `user` against the cap of `cap` connections per user across nodes. Call it once the node's own
-    /// cap admitted the connection; hold the slot for as long as the connection lives.
+    /// Counts a new WebSocket connection of `user` against the cap of `cap` connections per
+    /// user across nodes (`None`: no Redis configured, nothing to hold). Call it once the node's
+    /// own cap admitted the connection; hold the slot for as long as the connection lives.
     ///
     /// # Errors
-    /// `Err(())` when the user already has `cap` connections on the nodes together.
-    pub async fn connect(&self, app: u64, user: &str, cap: usize) -> Result<Option<ConnSlot>, ()> {
+    /// [`OverCap`] when the user already has `cap` connections on the nodes together.
+    pub async fn connect(
+        &self,
+        app: u64,
+        user: &str,
+        cap: usize,
+    ) -> Result<Option<ConnSlot>, OverCap> {
         let Some(link) = &self.link else {
             return Ok(None);
         };

@@ -157,7 +157,11 @@ impl AppState {
         state
             .hub()
             .spawn(cluster.clone().run(state.hub().stopping()));
-        let _ = state.inner.cluster.set(cluster);
+        state
+            .inner
+            .cluster
+            .set(cluster)
+            .map_err(|_| anyhow::anyhow!("the cluster limits were set twice"))?;
         Ok(state)
     }
 

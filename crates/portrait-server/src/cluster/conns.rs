@@ -52,6 +52,10 @@ struct Live {
     conns: HashMap<u64, (String, String)>,
 }
 
+/// A refused connect: the user has the cap's number of connections on the nodes together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverCap;
+
 /// The connections of this node counted in Redis.
 pub struct Conns {
     ttl: Duration,
@@ -111,7 +115,7 @@ impl Conns {
         app: u64,
         user: &str,
         cap: usize,
-    ) -> Result<ConnSlot, ()> {
+    ) -> Result<ConnSlot, OverCap> {
         let id = {
             let mut live = crate::sync::lock(&self.live);
             live.next += 1;
@@ -135,7 +139,7 @@ impl Conns {
             })
             .await;
         if added == Some(0) {
-            return Err(());
+            return Err(OverCap);
         }
         crate::sync::lock(&self.live)
             .conns
