@@ -7,8 +7,9 @@
 //!   node, is refused exactly as the node's own cap refuses it (49003, close 4003), and the
 //!   connections of a node that is killed stop counting after `conn_ttl_ms`;
 //! * the client API's per-user and per-app limits hold over two nodes;
-//! * while Redis is down every call is still served, with per-node limits, and shared counting
-//!   returns once Redis is back (a private `redis-server` that the test starts and kills).
+//! * nodes start while Redis is down; while it is down every call is still served, with
+//!   per-node limits, and shared counting returns once Redis is back (a private `redis-server`
+//!   that the test starts, kills and starts again).
 //!
 //! Redis must answer at `PORTRAIT_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`;
 //! `scripts/services.sh` starts it); each test writes under a key prefix of its own.
@@ -454,8 +455,8 @@ async fn without_redis_calls_are_served_with_per_node_limits_and_sharing_returns
         .local_addr()
         .unwrap()
         .port();
-    let mut redis = PrivateRedis::start(port);
-    let url = redis.url();
+    let url = format!("redis://127.0.0.1:{port}");
+    // The nodes start while nothing answers there, and serve with per-node limits …
     let c = Cluster::start(
         2,
         Options {
@@ -465,6 +466,13 @@ async fn without_redis_calls_are_served_with_per_node_limits_and_sharing_returns
         },
     )
     .await;
+    wait_connected(&c, 0.0).await;
+    ok(
+        c.admin(0).portrait_get(&[ADMIN], &[NICK]).await,
+        "served without Redis",
+    );
+    // … and share them once Redis answers.
+    let mut redis = PrivateRedis::start(port);
     wait_connected(&c, 1.0).await;
 
     // Shared: one window admits LIMIT calls over both nodes together.
