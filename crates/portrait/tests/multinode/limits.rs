@@ -408,7 +408,6 @@ async fn connect_when_free(c: &Cluster, node: usize, user: &str) -> (Socket, Dur
 
 /// A `redis-server` of the test's own on a free port, killed on drop.
 struct PrivateRedis {
-    port: u16,
     child: Option<std::process::Child>,
 }
 
@@ -420,14 +419,7 @@ impl PrivateRedis {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server (apt-get install redis-server; scripts/services.sh does)");
-        PrivateRedis {
-            port,
-            child: Some(child),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        PrivateRedis { child: Some(child) }
     }
 
     fn kill(&mut self) {
