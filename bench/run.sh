@@ -17,6 +17,8 @@
 # PORTRAIT_BENCH_BIN=DIR runs the `portrait` and `portrait-bench` binaries in DIR instead of
 # building them (an A/B of two builds; CI's smoke run with its own build); without it, both are
 # built here with `cargo build --release`, which is what real figures need.
+# With --postgres, the PostgreSQL node uses NATS at PORTRAIT_BENCH_NATS_URL (default
+# nats://127.0.0.1:4222); set it empty to measure that node without NATS.
 # Requires: wrk (Debian package `wrk`), curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -167,7 +169,10 @@ if [ "$PG" = 1 ]; then
     || { echo "error: cannot create database $PG_DB on 127.0.0.1:5432 (is PostgreSQL running?)" >&2; exit 1; }
   sed -e "s|^\[store\]|[store]\nurl = \"postgres://postgres@127.0.0.1:5432/$PG_DB\"|" \
       -e "s|data_dir = .*|data_dir = \"$WORK/pgdata\"|" "$WORK/portrait.toml" > "$WORK/portrait-pg.toml"
-  $BIN/portrait serve --config "$WORK/portrait-pg.toml" >"$WORK/portrait-pg.log" 2>&1 & PIDS+=($!)
+  # With NATS (127.0.0.1:4222), as a cluster node runs: the read cache is kept coherent over
+  # NATS (docs/deployment.md, "Read caches across nodes") instead of a version check per read.
+  PORTRAIT_PUSH__NATS_URL="${PORTRAIT_BENCH_NATS_URL-nats://127.0.0.1:4222}" PORTRAIT_PUSH__NATS_SUBJECT="portrait-bench.$$" \
+    $BIN/portrait serve --config "$WORK/portrait-pg.toml" >"$WORK/portrait-pg.log" 2>&1 & PIDS+=($!)
   PG_BASE=$(wait_line "$WORK/portrait-pg.log" "portrait: listening on ")
   PG_LOAD=$($BIN/portrait-bench load --base "$PG_BASE" --sdkappid $APP --key $KEY --accounts "$ACCOUNTS" --concurrency 4 --fields 5)
   PG_LOAD_SECS=$(echo "$PG_LOAD" | sed -n 's/.* in \([0-9.]*\) s/\1/p')
@@ -176,7 +181,7 @@ if [ "$PG" = 1 ]; then
   P2=$(run_wrk "$PG_BASE" "/v4/profile/portrait_get?$Q" w2_get_batch.lua)
   P3=$(run_wrk "$PG_BASE" "/v4/profile/portrait_set?$Q" w3_set.lua)
   PG_ROWS="
-Same workloads on **PostgreSQL** ($(psql -X -A -t "$PG_ADMIN_URL" -c 'show server_version' 2>/dev/null | head -1), same machine, same run; the read cache is in shared mode, so each read first checks the app's version in the database):
+Same workloads on **PostgreSQL** ($(psql -X -A -t "$PG_ADMIN_URL" -c 'show server_version' 2>/dev/null | head -1)) with NATS, as a node of a cluster runs (same machine, same run; the read cache is in shared mode and kept coherent over NATS$( [ -z "${PORTRAIT_BENCH_NATS_URL-x}" ] && echo "; here without NATS, so each read first checks the app's version in the database")):
 
 | workload | embedded SQLite | PostgreSQL |
 |---|---|---|

@@ -10,6 +10,7 @@
 //! * [`profiles`]: profile reads/writes shared by the admin and client APIs;
 //! * [`ids`]: the UserID lists of multi-account requests, parsed per entry;
 //! * [`push`]: change-log feeds fanning changes out to WebSocket sessions (`api::v1::ws`);
+//! * [`coherence`]: read caches of nodes sharing PostgreSQL kept coherent over NATS;
 //! * [`webhook`]: `Profile.CallbackPortraitSet` delivery from the change log;
 //! * [`metrics`]: the Prometheus recorder behind `/metrics`;
 //! * [`openapi`]: the OpenAPI document behind `/openapi.json`;
@@ -39,6 +40,7 @@ pub mod api;
 pub mod auth;
 pub mod client_ip;
 pub mod cluster;
+pub mod coherence;
 pub mod conn;
 pub mod console;
 pub mod devapp;
@@ -134,16 +136,22 @@ pub async fn run(
             .await
             .with_context(|| format!("opening store {}", portrait_store::redact_url(&url)))?,
     );
+    let mut coherence = None;
     if settings.store.cache_entries > 0 {
         use portrait_store::cache::CachedStore;
         let entries = settings.store.cache_entries;
-        // A database other nodes may write: every read first catches up with their changes.
-        let shared = !url.starts_with("sqlite:");
-        store = std::sync::Arc::new(if shared {
-            CachedStore::shared(store, entries)
+        // A database other nodes may write: a read first catches up with their changes, asking
+        // the database unless NATS lets the node vouch for its cache (`coherence`).
+        if url.starts_with("sqlite:") {
+            store = std::sync::Arc::new(CachedStore::new(store, entries));
         } else {
-            CachedStore::new(store, entries)
-        });
+            let cache = std::sync::Arc::new(CachedStore::shared(store, entries));
+            coherence = coherence::Coherence::start(&settings, &cache).await?;
+            if let Some(c) = &coherence {
+                cache.set_coherence(c.clone());
+            }
+            store = cache;
+        }
     }
     let state = AppState::from_settings(store.clone(), &settings).await?;
     let listener = TcpListener::bind(settings.server.listen)
@@ -157,6 +165,9 @@ pub async fn run(
     // A stable line on stdout for people and scripts (the tests read the port from it).
     println!("portrait: listening on http://{addr}");
     serve(listener, state, &settings.server, shutdown).await?;
+    if let Some(c) = coherence {
+        c.shutdown(&*store).await;
+    }
     store.close().await;
     tracing::info!("portrait stopped");
     Ok(())

@@ -17,10 +17,12 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::ratelimit::{ClientRateLimitConfig, RateLimitConfig};
 pub use cluster::ClusterSettings;
+pub use coherence::CoherenceSettings;
 pub use operator::OperatorSettings;
 pub use webhook::WebhookConfig;
 
 mod cluster;
+mod coherence;
 mod operator;
 mod webhook;
 
@@ -49,6 +51,9 @@ pub struct Settings {
     /// Limits counted across nodes (Redis); empty = per node.
     #[serde(default)]
     pub cluster: ClusterSettings,
+    /// Read-cache coherence between nodes sharing PostgreSQL.
+    #[serde(default)]
+    pub coherence: CoherenceSettings,
     /// The apps (tenants) this node serves. Empty ⇒ a development app is created on first start.
     /// Apps in the store (made through the operator API) are served too and win over these.
     #[serde(default)]
@@ -444,7 +449,14 @@ impl Settings {
             // Only settings sections: other PORTRAIT_* variables (e.g. PORTRAIT_TEST_STORE) are not ours.
             let k = k.as_str().to_ascii_lowercase();
             [
-                "server", "store", "log", "push", "operator", "cluster", "apps",
+                "server",
+                "store",
+                "log",
+                "push",
+                "operator",
+                "coherence",
+                "cluster",
+                "apps",
             ]
             .iter()
             .any(|s| k == *s || k.starts_with(&format!("{s}.")) || k.starts_with(&format!("{s}__")))
@@ -461,6 +473,7 @@ impl Settings {
     pub fn validate(&self) -> anyhow::Result<()> {
         crate::client_ip::TrustedProxies::parse(&self.server.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("server: trusted_proxies: {e}"))?;
+        self.coherence.validate()?;
         let p = &self.push;
         anyhow::ensure!(
             p.max_subscriptions > 0 && p.max_connections_per_user > 0 && p.queue > 0,

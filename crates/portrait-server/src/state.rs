@@ -408,6 +408,10 @@ impl Store for Waking {
         self.inner.lease(app, name, holder, ttl_ms).await
     }
 
+    async fn members(&self, node: &str, ttl_ms: u64) -> portrait_store::Result<Vec<String>> {
+        self.inner.members(node, ttl_ms).await
+    }
+
     async fn apps(&self) -> portrait_store::Result<Vec<AppId>> {
         self.inner.apps().await
     }

@@ -22,6 +22,12 @@
 //! An entry is only inserted from a database read made after the invalidation that preceded it
 //! (the epoch check above), so it is never older than the version the cache has caught up to.
 //!
+//! **Without the database round trip** ([`CachedStore::set_coherence`]). A [`Coherence`] hook
+//! (the server's, over NATS) carries other nodes' invalidations and vouches, per read, that every
+//! write acknowledged before the read began has been invalidated here. The version check then
+//! runs once per app per epoch of the hook's trust (after the epoch began, so whatever the hook
+//! may have missed before is caught up from the change log), and never while the epoch lasts.
+//!
 //! **Shape.** [`SHARDS`] `RwLock<HashMap>`s, each holding at most `max_entries / SHARDS` entries;
 //! a full shard drops an eighth of its entries (arbitrary ones) before inserting. The epoch check
 //! must happen under the same lock as the insert, which a plain locked map makes easy to see;
@@ -36,6 +42,10 @@ use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 
 use crate::{AppDump, AppId, Change, NewAccount, Origin, PackedProfile, Profile, Result, Store};
+
+mod coherence;
+
+pub use coherence::Coherence;
 
 /// Number of shards (each with its own lock and write epoch).
 pub const SHARDS: usize = 16;
@@ -102,6 +112,15 @@ impl Eq for Key {}
 /// `None` caches "account does not exist". Profiles are held packed (see [`PackedProfile`]).
 type Entry = Option<PackedProfile>;
 
+/// How far a shared cache has caught up with an app's change log.
+#[derive(Debug, Clone, Copy, Default)]
+struct Synced {
+    /// Every change up to this version has been invalidated.
+    version: u64,
+    /// The [`Coherence`] epoch the last catch-up ran in (0: none).
+    epoch: u64,
+}
+
 struct Shard {
     map: RwLock<HashMap<Key, Entry, Hasher>>,
     /// Bumped by every write to a key of this shard, before the key is invalidated.
@@ -116,10 +135,13 @@ pub struct CachedStore {
     hasher: Hasher,
     /// Shared database: per app, the version up to which other writers' changes have been
     /// invalidated (`None` = not shared, no check).
-    synced: Option<std::sync::Mutex<HashMap<AppId, u64>>>,
-    /// `portrait_cache_hits_total` and `portrait_cache_misses_total`, registered on the first
-    /// read (by then a server has installed its metrics recorder; without one they do nothing).
-    counters: OnceLock<(metrics::Counter, metrics::Counter)>,
+    synced: Option<std::sync::Mutex<HashMap<AppId, Synced>>>,
+    /// Shared database: what vouches for the cache between version checks, if anything.
+    coherence: OnceLock<Arc<dyn Coherence>>,
+    /// `portrait_cache_hits_total`, `portrait_cache_misses_total` and
+    /// `portrait_cache_version_checks_total`, registered on the first read (by then a server has
+    /// installed its metrics recorder; without one they do nothing).
+    counters: OnceLock<(metrics::Counter, metrics::Counter, metrics::Counter)>,
 }
 
 impl CachedStore {
@@ -136,6 +158,7 @@ impl CachedStore {
             per_shard: max_entries.div_ceil(SHARDS).max(1),
             hasher: Default::default(),
             synced: None,
+            coherence: OnceLock::new(),
             counters: OnceLock::new(),
         }
     }
@@ -149,17 +172,72 @@ impl CachedStore {
         }
     }
 
-    /// Shared mode: invalidates what other writers changed since the last sync of `app`.
-    async fn sync(&self, app: AppId) -> Result<()> {
+    /// Shared mode: lets `coherence` vouch for the cache, so that reads ask the database only
+    /// when it cannot (see the module docs). Set once; later calls are ignored.
+    pub fn set_coherence(&self, coherence: Arc<dyn Coherence>) {
+        let _ = self.coherence.set(coherence);
+    }
+
+    /// After a write, before it is answered: tells the other nodes through the [`Coherence`]
+    /// hook, if there is one.
+    async fn tell_others(&self, app: AppId, users: Option<&[&str]>) {
+        if let Some(coherence) = self.coherence.get() {
+            coherence.wrote(app, users).await;
+        }
+    }
+
+    /// Invalidates `users` of `app` because another node wrote them (told by the
+    /// [`Coherence`] hook's transport).
+    pub fn invalidate_remote<'a>(&self, app: AppId, users: impl IntoIterator<Item = &'a str>) {
+        self.invalidate(app, users);
+    }
+
+    /// Invalidates every account of `app` because another node wrote it as a whole.
+    pub fn invalidate_remote_app(&self, app: AppId) {
+        self.invalidate_app(app);
+    }
+
+    /// Shared mode: makes sure no other writer's acknowledged change to `app` is cached stale,
+    /// asking the database only if the [`Coherence`] hook (if any) cannot vouch for the cache.
+    async fn catch_up(&self, app: AppId) -> Result<()> {
         let Some(synced) = &self.synced else {
             return Ok(());
         };
+        let Some(coherence) = self.coherence.get() else {
+            return self.sync(app, None).await;
+        };
+        let epoch = coherence.fresh().await;
+        if epoch.is_some() && synced.lock().expect("sync lock").get(&app).map(|s| s.epoch) == epoch
+        {
+            return Ok(());
+        }
+        self.sync(app, epoch).await
+    }
+
+    /// Shared mode: invalidates what other writers changed since the last sync of `app`, and
+    /// records that it caught up within `epoch` of the [`Coherence`] hook's trust, if any.
+    async fn sync(&self, app: AppId, epoch: Option<u64>) -> Result<()> {
+        let Some(synced) = &self.synced else {
+            return Ok(());
+        };
+        let version_checks = self.counters().2.clone();
+        version_checks.increment(1);
         let head = self.inner.current_version(app).await?;
-        let seen = synced.lock().expect("sync lock").get(&app).copied();
+        let seen = synced
+            .lock()
+            .expect("sync lock")
+            .get(&app)
+            .map(|s| s.version);
         let Some(mut seen) = seen else {
             // First use of the app: whatever is cached for it was loaded without a sync.
             self.drop_app(app);
-            synced.lock().expect("sync lock").insert(app, head);
+            synced.lock().expect("sync lock").insert(
+                app,
+                Synced {
+                    version: head,
+                    epoch: epoch.unwrap_or(0),
+                },
+            );
             return Ok(());
         };
         if head <= seen {
@@ -181,9 +259,20 @@ impl CachedStore {
             seen = last;
         }
         let mut map = synced.lock().expect("sync lock");
-        let slot = map.entry(app).or_insert(0);
-        *slot = (*slot).max(seen);
+        let slot = map.entry(app).or_default();
+        slot.version = slot.version.max(seen);
+        slot.epoch = epoch.unwrap_or(0);
         Ok(())
+    }
+
+    fn counters(&self) -> &(metrics::Counter, metrics::Counter, metrics::Counter) {
+        self.counters.get_or_init(|| {
+            (
+                metrics::counter!("portrait_cache_hits_total"),
+                metrics::counter!("portrait_cache_misses_total"),
+                metrics::counter!("portrait_cache_version_checks_total"),
+            )
+        })
     }
 
     /// Drops every entry of `app` (bumping every shard's epoch first).
@@ -304,7 +393,7 @@ impl CachedStore {
 
     /// Cached or loaded profiles for `users`, in order (shared mode: after catching up).
     async fn lookup(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Entry>> {
-        self.sync(app).await?;
+        self.catch_up(app).await?;
         let mut out = self.get_many(app, users);
         let misses: Vec<Identifier> = users
             .iter()
@@ -312,12 +401,7 @@ impl CachedStore {
             .filter(|(_, hit)| hit.is_none())
             .map(|(u, _)| u.clone())
             .collect();
-        let (hits, missed) = self.counters.get_or_init(|| {
-            (
-                metrics::counter!("portrait_cache_hits_total"),
-                metrics::counter!("portrait_cache_misses_total"),
-            )
-        });
+        let (hits, missed, _) = self.counters();
         hits.increment((users.len() - misses.len()) as u64);
         missed.increment(misses.len() as u64);
         if !misses.is_empty() {
@@ -371,6 +455,8 @@ impl Store for CachedStore {
     ) -> Result<()> {
         let r = self.inner.import_accounts(app, accounts, origin).await;
         self.invalidate(app, accounts.iter().map(|a| a.user.as_str()));
+        let users: Vec<&str> = accounts.iter().map(|a| a.user.as_str()).collect();
+        self.tell_others(app, Some(&users)).await;
         r
     }
 
@@ -382,6 +468,8 @@ impl Store for CachedStore {
     ) -> Result<Vec<bool>> {
         let r = self.inner.delete_accounts(app, users, origin).await;
         self.invalidate(app, users.iter().map(Identifier::as_str));
+        let users: Vec<&str> = users.iter().map(Identifier::as_str).collect();
+        self.tell_others(app, Some(&users)).await;
         r
     }
 
@@ -426,6 +514,7 @@ impl Store for CachedStore {
             .set_profile_expecting(app, user, items, origin, expected)
             .await;
         self.invalidate(app, [user.as_str()]);
+        self.tell_others(app, Some(&[user.as_str()])).await;
         r
     }
 
@@ -497,7 +586,12 @@ impl Store for CachedStore {
         let r = self.inner.restore_app(dump).await;
         // Every account of the app may have changed (absent ones are cached too).
         self.invalidate_app(app);
+        self.tell_others(app, None).await;
         r
+    }
+
+    async fn members(&self, node: &str, ttl_ms: u64) -> Result<Vec<String>> {
+        self.inner.members(node, ttl_ms).await
     }
 
     async fn lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {

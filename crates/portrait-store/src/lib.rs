@@ -558,6 +558,16 @@ pub trait Store: Send + Sync + 'static {
     /// Storage failures.
     async fn lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool>;
 
+    /// Registers `node` as a live member of the cluster for `ttl_ms` (renewing it; 0 leaves at
+    /// once) and returns every member alive now, `node` included, in no particular order.
+    /// Members are what a node must hear from before it trusts its read cache without asking
+    /// the database (`portrait-server`'s coherence). Expiry is the database's clock, so nodes'
+    /// clocks need not agree. A store only one process can open has one member: `node`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn members(&self, node: &str, ttl_ms: u64) -> Result<Vec<String>>;
+
     /// Every app the store holds anything for (a version or a cursor), ascending.
     ///
     /// `apps`, `dump_app` and `restore_app` move data between stores ([`dump`]). Every backend

@@ -424,6 +424,37 @@ impl Store for PgStore {
         Ok(got.is_some())
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn members(&self, node: &str, ttl_ms: u64) -> Result<Vec<String>> {
+        // Kept in the leases of app 0 (no app has that id), as `node:<id>` held by `<id>`; a
+        // member's row outlives it by an hour, then the next renewal of any node removes it.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "insert into leases (app_id, name, holder, expires_at) \
+             values (0, 'node:' || $1, $1, now() + $2 * interval '1 millisecond') \
+             on conflict (app_id, name) do update \
+             set holder = excluded.holder, expires_at = excluded.expires_at",
+        )
+        .bind(node)
+        .bind(i64::try_from(ttl_ms).unwrap_or(i64::MAX) as f64)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "delete from leases where app_id = 0 and name like 'node:%' \
+             and expires_at < now() - interval '1 hour'",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let live: Vec<String> = sqlx::query_scalar(
+            "select holder from leases where app_id = 0 and name like 'node:%' \
+             and expires_at > now()",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(live)
+    }
+
     async fn app_records(&self, after_revision: u64) -> Result<Vec<crate::AppRecord>> {
         apps::app_records(&self.pool, after_revision).await
     }

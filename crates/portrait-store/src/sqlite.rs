@@ -297,6 +297,12 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
+    /// Only one process can open the database file: it is the only member.
+    async fn members(&self, node: &str, ttl_ms: u64) -> Result<Vec<String>> {
+        let _ = ttl_ms;
+        Ok(vec![node.to_owned()])
+    }
+
     #[tracing::instrument(skip_all, fields(app = app, limit = limit))]
     async fn scan_accounts(
         &self,

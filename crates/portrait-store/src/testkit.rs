@@ -84,6 +84,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     .await;
     cursors::cursors_are_per_app_and_name_and_overwrite(s).await;
     cursors::pruning_deletes_the_oldest_changes_and_moves_the_pruned_cursor(s).await;
+    cursors::a_node_is_a_member_while_registered(s).await;
     versions::versions_become_visible_in_version_order(store.clone()).await;
     dump::dump_and_restore_preserve_everything(s).await;
     apps::app_records_are_created_once_and_replaced_on_the_expected_revision(s).await;

@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// The store operations measured, one `op` label each (a fixed set: the [`Store`] methods).
-const OPS: [&str; 22] = [
+const OPS: [&str; 23] = [
     "import_accounts",
     "delete_accounts",
     "accounts_exist",
@@ -35,6 +35,7 @@ const OPS: [&str; 22] = [
     "set_cursor",
     "prune_changes",
     "lease",
+    "members",
     "apps",
     "dump_app",
     "restore_app",
@@ -217,6 +218,11 @@ impl Store for Timed {
     async fn prune_changes(&self, app: AppId, through: u64, limit: usize) -> Result<usize> {
         let call = self.inner.prune_changes(app, through, limit);
         self.time(const { op("prune_changes") }, call).await
+    }
+
+    async fn members(&self, node: &str, ttl_ms: u64) -> Result<Vec<String>> {
+        let call = self.inner.members(node, ttl_ms);
+        self.time(const { op("members") }, call).await
     }
 
     async fn lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {

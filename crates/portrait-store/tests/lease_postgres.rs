@@ -54,3 +54,40 @@ async fn a_holder_releases_its_lease_by_renewing_it_for_zero_milliseconds() {
         "released: taken at once, not after the minute"
     );
 }
+
+#[tokio::test]
+async fn members_are_the_nodes_renewed_within_their_ttl_and_leave_with_zero() {
+    let store = testkit::fresh_postgres().await;
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(store.members("node-a", 400).await.unwrap(), ["node-a"]);
+    assert_eq!(
+        sorted(store.members("node-b", 60_000).await.unwrap()),
+        ["node-a", "node-b"],
+        "both alive"
+    );
+    // A webhook lease of app 0 named like a member is not mistaken for one, and vice versa.
+    assert!(store
+        .lease(APP, "node:node-c", "node-c", 60_000)
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        store.members("node-b", 60_000).await.unwrap(),
+        ["node-b"],
+        "node-a was not renewed within 400 ms"
+    );
+    assert_eq!(
+        sorted(store.members("node-a", 60_000).await.unwrap()),
+        ["node-a", "node-b"],
+        "node-a is back"
+    );
+    assert_eq!(
+        store.members("node-a", 0).await.unwrap(),
+        ["node-b"],
+        "node-a left: renewed for 0 ms"
+    );
+    assert_eq!(store.members("node-b", 60_000).await.unwrap(), ["node-b"]);
+}

@@ -153,6 +153,10 @@ struct Options {
     cluster: Option<String>,
     limits: Option<String>,
     max_connections_per_user: Option<usize>,
+    /// Per node, a NATS URL other than the tests' shared one (`multinode/reads.rs`).
+    nats_per_node: Vec<String>,
+    /// `[coherence] lease_ms` (default: the server's default).
+    coherence_lease_ms: Option<u64>,
 }
 
 /// Nodes sharing one PostgreSQL schema (and NATS). Dropping it kills the nodes, then drops the
@@ -302,7 +306,11 @@ fn config_text(
     if let Some(n) = options.cache_entries {
         c.push_str(&format!("cache_entries = {n}\n"));
     }
-    let nats_url = if options.without_nats { "" } else { nats_url };
+    let nats_url = match options.nats_per_node.get(node) {
+        _ if options.without_nats => "",
+        Some(own) => own.as_str(),
+        None => nats_url,
+    };
     c.push_str(&format!(
         "\n[push]\npoll_interval_ms = {}\nnats_url = \"{nats_url}\"\nnats_subject = \"portrait-test.{subject}\"\n",
         options.poll_interval_ms.unwrap_or(POLL_MS)
@@ -311,6 +319,9 @@ fn config_text(
         c.push_str(&format!("max_connections_per_user = {n}\n"));
     }
     c.push_str(options.cluster.as_deref().unwrap_or_default());
+    if let Some(ms) = options.coherence_lease_ms {
+        c.push_str(&format!("\n[coherence]\nlease_ms = {ms}\n"));
+    }
     if let Some(token) = options.operator_token {
         c.push_str(&format!("\n[operator]\ntoken = \"{token}\"\n"));
         if let Some(ms) = options.operator_poll_ms {
@@ -532,176 +543,9 @@ impl Subscriber {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Read-after-write across nodes
-// ---------------------------------------------------------------------------------------------
-
-/// Imports through node 0, lets every node read every profile (filling any read cache), then
-/// writes through each node in turn and reads every write back through the two others right
-/// after it was acknowledged; then deletes and re-imports an account the same way.
-async fn writes_are_read_back_at_once_through_every_other_node(options: Options) {
-    let c = Cluster::start(3, options).await;
-    let users = ["alice", "bob", "carol"];
-    for u in users {
-        let nick = format!("{u}-imported");
-        ok(
-            c.admin(0).account_import(u, Some(&nick), None).await,
-            "account_import via node 0",
-        );
-    }
-    for j in 0..3 {
-        let r = ok(
-            c.admin(j).portrait_get(&users, &[NICK]).await,
-            "portrait_get",
-        );
-        let r2 = ok(
-            c.user(j, users[j]).get_user_profile(&users, None).await,
-            "get_user_profile",
-        );
-        for (i, u) in users.iter().enumerate() {
-            assert_eq!(item(&r, i, NICK), format!("{u}-imported"), "node {j}");
-            assert_eq!(item(&r2, i, NICK), format!("{u}-imported"), "node {j}");
-        }
-    }
-
-    for round in 0..2 {
-        for i in 0..3 {
-            // An admin write through node i.
-            let target = users[(i + round) % 3];
-            let nick = format!("admin-round{round}-via{i}");
-            let level = (round * 10 + i) as u64;
-            ok(
-                c.admin(i)
-                    .portrait_set(target, &[(NICK, json!(nick)), (LEVEL, json!(level))])
-                    .await,
-                "portrait_set",
-            );
-            for j in others(i) {
-                let r = ok(
-                    c.admin(j).portrait_get(&[target], &[NICK, LEVEL]).await,
-                    "portrait_get",
-                );
-                assert_eq!(
-                    (item(&r, 0, NICK), item(&r, 0, LEVEL)),
-                    (json!(nick), json!(level)),
-                    "portrait_get of {target} through node {j} right after node {i} acknowledged \
-                     portrait_set"
-                );
-                let r = ok(
-                    c.user(j, users[j])
-                        .get_user_profile(&[target], Some(&[NICK]))
-                        .await,
-                    "get_user_profile",
-                );
-                assert_eq!(
-                    item(&r, 0, NICK),
-                    json!(nick),
-                    "get_user_profile of {target} through node {j} right after node {i} \
-                     acknowledged portrait_set"
-                );
-            }
-
-            // A user's own write through node i.
-            let me = users[i];
-            let signature = format!("self-round{round}-via{i}");
-            let r = ok(
-                c.user(i, me)
-                    .update_my_profile(&[(SIGNATURE, json!(signature))], None)
-                    .await,
-                "update_my_profile",
-            );
-            let version = r.0["Version"].as_u64().expect("update_my_profile Version");
-            for j in others(i) {
-                let r = ok(
-                    c.user(j, users[j])
-                        .get_user_profile(&[me], Some(&[SIGNATURE]))
-                        .await,
-                    "get_user_profile",
-                );
-                assert_eq!(
-                    (
-                        item(&r, 0, SIGNATURE),
-                        r.0["UserProfileItem"][0]["Version"].clone()
-                    ),
-                    (json!(signature), json!(version)),
-                    "get_user_profile of {me} through node {j} right after node {i} \
-                     acknowledged update_my_profile (version {version})"
-                );
-                let r = ok(
-                    c.admin(j).portrait_get(&[me], &[SIGNATURE]).await,
-                    "portrait_get",
-                );
-                assert_eq!(
-                    item(&r, 0, SIGNATURE),
-                    json!(signature),
-                    "portrait_get of {me} through node {j} right after node {i} acknowledged \
-                     update_my_profile"
-                );
-            }
-        }
-    }
-
-    // A delete through node 0 is seen at once by the others …
-    ok(
-        c.admin(0).account_delete(&["carol"]).await,
-        "account_delete via node 0",
-    );
-    for j in 1..3 {
-        let r = ok(c.admin(j).account_check(&["carol"]).await, "account_check");
-        assert_eq!(
-            r.0["ResultItem"][0]["AccountStatus"], "NotImported",
-            "account_check through node {j} after node 0 deleted carol: {}",
-            r.0
-        );
-        let r = ok(c.admin(j).portrait_get(&["carol"], &[NICK]).await, "get");
-        assert_eq!(
-            r.0["UserProfileItem"][0]["ResultCode"], 40003,
-            "portrait_get through node {j} after node 0 deleted carol: {}",
-            r.0
-        );
-        let r = c.user(j, "carol").get_my_profile(None).await.unwrap();
-        assert_eq!(
-            r.code(),
-            70107,
-            "carol's own call through node {j} after node 0 deleted her: {}",
-            r.0
-        );
-    }
-    // … and so is a re-import through node 1.
-    ok(
-        c.admin(1)
-            .account_import("carol", Some("carol-again"), None)
-            .await,
-        "account_import via node 1",
-    );
-    for j in [0, 2] {
-        let r = ok(c.admin(j).portrait_get(&["carol"], &[NICK]).await, "get");
-        assert_eq!(
-            item(&r, 0, NICK),
-            json!("carol-again"),
-            "portrait_get through node {j} after node 1 re-imported carol: {}",
-            r.0
-        );
-        ok(
-            c.user(j, "carol").get_my_profile(None).await,
-            &format!("carol's own call through node {j} after node 1 re-imported her"),
-        );
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_acknowledged_by_one_node_is_read_at_once_through_every_other_node() {
-    writes_are_read_back_at_once_through_every_other_node(Options::default()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_read_cache_off_every_node_reads_what_another_node_acknowledged() {
-    writes_are_read_back_at_once_through_every_other_node(Options {
-        cache_entries: Some(0),
-        ..Options::default()
-    })
-    .await;
-}
+// Read-after-write across nodes, and the read caches kept coherent over NATS: multinode/reads.rs.
+#[path = "multinode/reads.rs"]
+mod reads;
 
 // Push across nodes: multinode/push.rs; a node dies and its subscribers move:
 // multinode/failover.rs.

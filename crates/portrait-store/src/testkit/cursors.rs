@@ -106,3 +106,16 @@ pub(super) async fn pruning_deletes_the_oldest_changes_and_moves_the_pruned_curs
         "limit 0 deletes nothing"
     );
 }
+
+/// Every store counts the node that registers among the members ([`Store::members`]), once.
+pub(super) async fn a_node_is_a_member_while_registered(store: &dyn Store) {
+    let node = format!("conformance-{}", std::process::id());
+    let live = store.members(&node, 60_000).await.unwrap();
+    assert!(live.contains(&node), "{live:?} lacks {node}");
+    let live = store.members(&node, 60_000).await.unwrap();
+    assert_eq!(
+        live.iter().filter(|m| **m == node).count(),
+        1,
+        "once: {live:?}"
+    );
+}

@@ -1,0 +1,220 @@
+//! When a node may vouch for its read cache: the epoch rule.
+//!
+//! A node trusts its cache (is *in an epoch*) while all of these hold:
+//! * its NATS connection is up, and has not been re-established since the epoch began (a
+//!   reconnect may have lost messages);
+//! * it read the cluster's members from the store less than `lease` ago;
+//! * it heard a heartbeat from every member, itself included, sent less than `lease` ago by the
+//!   sender's clock, and every one names the NATS server this node is connected to (so every
+//!   member's invalidations pass through the server this node's barrier goes through);
+//! * it is not muted (it could not confirm one of its own invalidations, see [`super`]).
+//!
+//! When one fails the epoch ends at once (checked every [`TICK`] and by every read); when all
+//! hold again a new epoch begins, and each app's first read in it catches up from the change log.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How often the trust conditions are re-checked.
+pub(super) const TICK: Duration = Duration::from_millis(25);
+
+/// A heartbeat heard from a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Heard {
+    /// When the sender sent it, by its clock (Unix ms).
+    pub sent_ms: i64,
+    /// The NATS server it went through (the sender's `server_info().server_id`).
+    pub server: String,
+}
+
+/// The members last read from the store.
+#[derive(Debug, Default)]
+pub(super) struct Members {
+    pub list: Vec<String>,
+    pub read_at: Option<Instant>,
+}
+
+/// A node's view of the cluster and its current epoch.
+pub(super) struct Trust {
+    /// 0: not trusted; else the current epoch.
+    epoch: AtomicU64,
+    next_epoch: AtomicU64,
+    /// The connection's generation (NATS connects so far) when the epoch began.
+    epoch_generation: AtomicU64,
+    pub heard: Mutex<HashMap<String, Heard>>,
+    pub members: Mutex<Members>,
+    /// Unix ms until which this node sends no heartbeat (and so cannot be trusted anywhere).
+    pub muted_until_ms: AtomicI64,
+}
+
+/// What [`Trust::check`] needs to know of the connection.
+pub(super) struct Link<'a> {
+    pub connected: bool,
+    pub generation: u64,
+    pub server: &'a str,
+}
+
+impl Trust {
+    pub(super) fn new() -> Trust {
+        Trust {
+            epoch: AtomicU64::new(0),
+            next_epoch: AtomicU64::new(1),
+            epoch_generation: AtomicU64::new(0),
+            heard: Mutex::new(HashMap::new()),
+            members: Mutex::new(Members::default()),
+            muted_until_ms: AtomicI64::new(0),
+        }
+    }
+
+    /// The current epoch, if trusted and the connection is the one the epoch began on.
+    pub(super) fn epoch(&self, generation: u64) -> Option<u64> {
+        let e = self.epoch.load(Ordering::SeqCst);
+        (e != 0 && self.epoch_generation.load(Ordering::SeqCst) == generation).then_some(e)
+    }
+
+    /// Ends the epoch (if any): something may have been missed.
+    pub(super) fn end(&self) {
+        self.epoch.store(0, Ordering::SeqCst);
+    }
+
+    /// Ends `epoch` if it is still the current one.
+    pub(super) fn end_epoch(&self, epoch: u64) {
+        let _ = self
+            .epoch
+            .compare_exchange(epoch, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Re-checks the conditions at `now_ms` with `lease_ms`: ends the epoch if one fails,
+    /// begins a new one if all hold and none is current. Returns whether trusted.
+    pub(super) fn check(&self, me: &str, link: &Link<'_>, now_ms: i64, lease_ms: i64) -> bool {
+        let ok = link.connected
+            && self.muted_until_ms.load(Ordering::SeqCst) <= now_ms
+            && self.all_heard(me, link.server, now_ms, lease_ms);
+        if !ok {
+            self.end();
+            return false;
+        }
+        if self.epoch.load(Ordering::SeqCst) != 0
+            && self.epoch_generation.load(Ordering::SeqCst) != link.generation
+        {
+            self.end();
+        }
+        if self.epoch.load(Ordering::SeqCst) == 0 {
+            let e = self.next_epoch.fetch_add(1, Ordering::SeqCst);
+            self.epoch_generation
+                .store(link.generation, Ordering::SeqCst);
+            self.epoch.store(e, Ordering::SeqCst);
+            metrics::counter!("portrait_coherence_epochs_total").increment(1);
+            tracing::debug!(epoch = e, "coherence: the read cache is trusted again");
+        }
+        true
+    }
+
+    /// Members read recently, and each heard recently through `server`.
+    fn all_heard(&self, me: &str, server: &str, now_ms: i64, lease_ms: i64) -> bool {
+        let members = crate::sync::lock(&self.members);
+        let fresh = members
+            .read_at
+            .is_some_and(|t| t.elapsed() <= Duration::from_millis(lease_ms.unsigned_abs()));
+        if !fresh || !members.list.iter().any(|m| m == me) {
+            return false;
+        }
+        let heard = crate::sync::lock(&self.heard);
+        members.list.iter().all(|m| {
+            heard
+                .get(m)
+                .is_some_and(|h| now_ms - h.sent_ms <= lease_ms && h.server == server)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trust(members: &[&str]) -> Trust {
+        let t = Trust::new();
+        *crate::sync::lock(&t.members) = Members {
+            list: members.iter().map(|m| (*m).to_owned()).collect(),
+            read_at: Some(Instant::now()),
+        };
+        t
+    }
+
+    fn hear(t: &Trust, node: &str, sent_ms: i64, server: &str) {
+        crate::sync::lock(&t.heard).insert(
+            node.into(),
+            Heard {
+                sent_ms,
+                server: server.into(),
+            },
+        );
+    }
+
+    const LINK: Link<'static> = Link {
+        connected: true,
+        generation: 1,
+        server: "S1",
+    };
+
+    #[test]
+    fn every_member_must_be_heard_recently_through_the_same_server() {
+        let t = trust(&["a", "b"]);
+        hear(&t, "a", 1_000, "S1");
+        assert!(!t.check("a", &LINK, 1_000, 500), "b never heard");
+        hear(&t, "b", 900, "S2");
+        assert!(!t.check("a", &LINK, 1_000, 500), "b is on another server");
+        hear(&t, "b", 950, "S1");
+        assert!(t.check("a", &LINK, 1_000, 500));
+        let first = t.epoch(1).unwrap();
+        assert!(t.check("a", &LINK, 1_400, 500), "the same epoch goes on");
+        assert_eq!(t.epoch(1), Some(first));
+        assert!(
+            !t.check("a", &LINK, 1_451, 500),
+            "b's heartbeat is older than the lease"
+        );
+        assert_eq!(t.epoch(1), None);
+        hear(&t, "a", 1_450, "S1");
+        hear(&t, "b", 1_450, "S1");
+        assert!(t.check("a", &LINK, 1_460, 500));
+        assert!(
+            t.epoch(1).unwrap() > first,
+            "a new epoch, never the old one"
+        );
+    }
+
+    #[test]
+    fn a_reconnect_a_mute_or_stale_members_end_the_epoch() {
+        let t = trust(&["a"]);
+        hear(&t, "a", 1_000, "S1");
+        assert!(t.check("a", &LINK, 1_000, 500));
+        let e = t.epoch(1).unwrap();
+        assert_eq!(t.epoch(2), None, "the connection was re-established");
+        let again = Link {
+            generation: 2,
+            ..LINK
+        };
+        assert!(t.check("a", &again, 1_000, 500));
+        assert!(t.epoch(2).unwrap() > e, "a new epoch on the new connection");
+        t.muted_until_ms.store(1_100, Ordering::SeqCst);
+        assert!(!t.check("a", &again, 1_050, 500), "muted");
+        assert!(t.check("a", &again, 1_100, 500));
+        crate::sync::lock(&t.members).read_at = Some(Instant::now() - Duration::from_millis(600));
+        assert!(
+            !t.check("a", &again, 1_100, 500),
+            "members not read for longer than the lease"
+        );
+        let down = Link {
+            connected: false,
+            ..again
+        };
+        crate::sync::lock(&t.members).read_at = Some(Instant::now());
+        assert!(!t.check("a", &down, 1_100, 500), "disconnected");
+        assert!(
+            !trust(&["b"]).check("a", &LINK, 0, 500),
+            "not a member itself"
+        );
+    }
+}
