@@ -115,7 +115,7 @@ impl Coherence {
                     }
                 }
             })
-            .connect(settings.push.nats_url.as_str())
+            .connect(crate::settings::nats::servers(&settings.push.nats_url)?)
             .await?;
         let skew = i64::try_from(settings.coherence.max_clock_skew_ms).unwrap_or(i64::MAX / 4);
         let lease_ms = i64::try_from(settings.coherence.lease_ms).unwrap_or(i64::MAX / 4);

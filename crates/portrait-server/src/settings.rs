@@ -23,6 +23,7 @@ pub use webhook::WebhookConfig;
 
 mod cluster;
 mod coherence;
+pub mod nats;
 mod operator;
 mod webhook;
 
@@ -168,9 +169,11 @@ pub struct PushSettings {
     /// How often each app's change log is polled even when no local write woke the feed (picks
     /// up changes written by other processes, and covers a bus outage).
     pub poll_interval_ms: u64,
-    /// NATS server shared by the nodes of a cluster (`nats://127.0.0.1:4222`); empty = none
-    /// (single node). Nodes publish a wake-up per write on `<nats_subject>.<sdkappid>` so that
-    /// every node's feed reads the change log at once; the change log stays the source of truth.
+    /// NATS server shared by the nodes of a cluster (`nats://127.0.0.1:4222`), or the
+    /// comma-separated servers of a NATS cluster (`nats://h1:4222,nats://h2:4222`, followed
+    /// when one dies; [`nats::servers`]); empty = none (single node). Nodes publish a wake-up
+    /// per write on `<nats_subject>.<sdkappid>` so that every node's feed reads the change log
+    /// at once; the change log stays the source of truth.
     pub nats_url: String,
     /// Subject prefix of the wake-ups.
     pub nats_subject: String,
@@ -483,6 +486,7 @@ impl Settings {
             p.ping_interval_ms > 0 && p.idle_timeout_ms > 0 && p.poll_interval_ms > 0,
             "push: intervals must be positive"
         );
+        nats::servers(&p.nats_url)?;
         let hours = self.store.change_retention_hours;
         anyhow::ensure!(
             (0.0..=24.0 * 365.0 * 100.0).contains(&hours),

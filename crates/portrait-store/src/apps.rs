@@ -53,12 +53,9 @@ pub(crate) fn record(row: (i64, i64, String, i64)) -> Result<AppRecord> {
     })
 }
 
-/// The read statement of [`crate::Store::app_records`] (`$1`: after). Statements here use
-/// PostgreSQL's `$n`; SQLite runs them with `?n`.
-pub(crate) const SELECT_SQL: &str = "select sdkappid, revision, body, updated_ms from app_records \
-     where revision > $1 order by revision";
-
-/// The current revision of an app's record (`$1`: the app).
+/// The current revision of an app's record (`$1`: the app). The statements of a put are here
+/// in PostgreSQL's `$n`; SQLite runs them with `?n`. (The read, [`crate::Store::app_records`],
+/// is one of the shared reads, `read.rs`, with its statement in each backend's `sql.rs`.)
 pub(crate) const CURRENT_SQL: &str = "select revision from app_records where sdkappid = $1";
 
 /// Writes an app's record with the next revision, returning it (`$1` app, `$2` body, `$3` time).

@@ -11,6 +11,9 @@
 //!   preserved, through [`Store::dump_app`] / [`Store::restore_app`].
 //! * `testkit` (feature `testkit`): the conformance suite every backend must pass.
 //!
+//! The two backends share one [`Store`] implementation (`backend.rs`: each method written once,
+//! over what each backend does its own way) and their reads (`read.rs`).
+//!
 //! The backends (and sqlx, tokio) are the default feature `sql`; without it only the trait, the
 //! types, the cache and the codec remain, which is all the fuzz targets (`fuzz/`) build.
 //!
@@ -30,6 +33,10 @@ use portrait_core::{Identifier, ProfileValue, Tag};
 
 pub mod apps;
 pub use apps::AppRecord;
+#[cfg(feature = "sql")]
+mod backend;
+#[cfg(feature = "sql")]
+pub use backend::Engine;
 #[cfg(feature = "sql")]
 mod batch;
 pub mod cache;

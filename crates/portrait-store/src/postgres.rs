@@ -60,28 +60,30 @@
 //! the write statements), `batch.rs` (group commit of sets per app: the lanes and a batch's
 //! transaction), `stage.rs` (a batch's jobs staged in memory), `restore.rs` (a dump written
 //! back) and `sql.rs` (the read statements; the reads themselves are shared with the SQLite
-//! backend, `read.rs`). This file keeps the `Store` implementation and the tests of the pool and
-//! of the query plans.
+//! backend, `read.rs`). The [`Store`](crate::Store) implementation is the one both backends
+//! share (`backend.rs`); this file keeps this backend's side of it ([`PgBackend`]: the writes
+//! and the account lookups) and the tests of the pool and of the query plans.
+//!
+//! [`Store::set_profile`]: crate::Store::set_profile
+//! [`Store::kick`]: crate::Store::kick
 
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use portrait_core::{Identifier, ProfileValue, Tag};
+use portrait_core::Identifier;
 use sqlx::postgres::PgPool;
 
+use crate::backend::{Backend, Engine};
 use crate::batch::{take_versions, SetJob};
 use crate::codec::{app_key, distinct, pruned_mark, stage_import, version_key, AccountRow};
-use crate::read::{exist_in_order, profiles_in_order, Reads};
-use crate::{
-    now_ms, pack_profiles, AppDump, AppId, Change, NewAccount, Origin, PackedProfile, Profile,
-    Result, Store, StoreError, PRUNED,
-};
+use crate::read::exist_in_order;
+use crate::{now_ms, AppDump, AppId, NewAccount, Origin, Result, StoreError, PRUNED};
 
 mod apps;
 mod batch;
 mod open;
+mod pool;
 mod restore;
 mod scan;
 mod sql;
@@ -89,12 +91,18 @@ mod stage;
 mod write;
 
 pub use open::{PoolSettings, ACQUIRE_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MIN_SERVER_VERSION};
+pub use pool::Targets;
 use write::{abort, roll_back, DELETE_SQL, IMPORT_SQL};
 
-/// The PostgreSQL [`Store`]. Cheap to clone (clones share the pool); [`Store::close`] closes the
-/// pool for every clone.
+/// The PostgreSQL [`Store`](crate::Store): the one implementation of the SQL backends
+/// (`backend.rs`) on [`PgBackend`]. Cheap to clone (clones share the pool);
+/// [`Store::close`](crate::Store::close) closes the pool for every clone.
+pub type PgStore = Engine<PgBackend>;
+
+/// What the PostgreSQL backend holds: its pool and its group-commit lanes. Made only by
+/// [`PgStore::open`] and [`PgStore::open_with`].
 #[derive(Clone)]
-pub struct PgStore {
+pub struct PgBackend {
     pool: PgPool,
     /// The per-app queues of `set_profile` jobs and their batches (group commit, see
     /// [`batch`]); shared by clones, so that every call of this process joins the same batches.
@@ -102,7 +110,7 @@ pub struct PgStore {
 }
 
 /// Pool statistics only: the connect options hold the password.
-impl fmt::Debug for PgStore {
+impl fmt::Debug for PgBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgStore")
             .field("connections", &self.pool.size())
@@ -114,25 +122,14 @@ impl fmt::Debug for PgStore {
     }
 }
 
-impl PgStore {
-    /// The reads both backends share, on the pool.
-    fn reads(&self) -> Reads<'_, sqlx::Postgres> {
-        Reads::new(&self.pool)
-    }
-}
+impl Backend for PgBackend {
+    type Readers = PgPool;
 
-#[async_trait]
-impl Store for PgStore {
-    #[tracing::instrument(skip_all, fields(app = app, accounts = accounts.len()))]
-    async fn import_accounts(
-        &self,
-        app: AppId,
-        accounts: &[NewAccount],
-        origin: Origin<'_>,
-    ) -> Result<()> {
-        if accounts.is_empty() {
-            return Ok(());
-        }
+    fn readers(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn import(&self, app: AppId, accounts: &[NewAccount], origin: Origin<'_>) -> Result<()> {
         let ids = distinct(accounts.iter().map(|a| a.user.as_str()));
         let (mut tx, last) = self.begin_write(app).await?;
         let at_ms = now_ms();
@@ -185,16 +182,12 @@ impl Store for PgStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(app = app, users = users.len()))]
-    async fn delete_accounts(
+    async fn delete(
         &self,
         app: AppId,
         users: &[Identifier],
         origin: Origin<'_>,
     ) -> Result<Vec<bool>> {
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
         let ids = distinct(users.iter().map(Identifier::as_str));
         let (mut tx, last) = self.begin_write(app).await?;
         let at_ms = now_ms();
@@ -239,36 +232,41 @@ impl Store for PgStore {
         Ok(answer)
     }
 
-    #[tracing::instrument(skip_all, fields(app = app, users = users.len()))]
-    async fn accounts_exist(&self, app: AppId, users: &[Identifier]) -> Result<Vec<bool>> {
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids = distinct(users.iter().map(Identifier::as_str));
+    async fn existing(&self, app: AppId, ids: &[&str]) -> Result<HashSet<String>> {
         let existing: HashSet<String> = sqlx::query_scalar(
             "select user_id from accounts where app_id = $1 and user_id = any($2::text[])",
         )
         .bind(app_key(app))
-        .bind(&ids)
+        .bind(ids)
         .fetch_all(&self.pool)
         .await?
         .into_iter()
         .collect();
-        Ok(exist_in_order(users, &existing))
+        Ok(existing)
     }
 
-    #[tracing::instrument(skip_all, fields(app = app))]
-    async fn kick(&self, app: AppId, user: &Identifier, not_before: u64) -> Result<bool> {
-        // `greatest`: a later kick with an earlier time never un-revokes a UserSig. Saturating: a
-        // `not_before` past year 292 billion revokes everything either way.
-        // Recorded in `kicks`, which outlives the account row, if the account exists.
+    async fn account_rows(&self, app: AppId, ids: &[&str]) -> Result<Vec<AccountRow>> {
+        let rows = sqlx::query_as(
+            "select user_id, profile, version, updated_at_ms from accounts \
+             where app_id = $1 and user_id = any($2::text[])",
+        )
+        .bind(app_key(app))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    async fn revoke(&self, app: AppId, user: &Identifier, not_before: i64) -> Result<bool> {
+        // `greatest`: a later kick with an earlier time never un-revokes a UserSig. Recorded in
+        // `kicks`, which outlives the account row, if the account exists.
         let done = sqlx::query(
             "insert into kicks (app_id, user_id, not_before) select $2, $3, $1 \
              where exists (select 1 from accounts where app_id = $2 and user_id = $3) \
              on conflict (app_id, user_id) \
              do update set not_before = greatest(kicks.not_before, excluded.not_before)",
         )
-        .bind(i64::try_from(not_before).unwrap_or(i64::MAX))
+        .bind(not_before)
         .bind(app_key(app))
         .bind(user.as_str())
         .execute(&self.pool)
@@ -276,95 +274,24 @@ impl Store for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
-    #[tracing::instrument(skip_all, fields(app = app))]
-    async fn kicks(&self, app: AppId) -> Result<Vec<(String, u64)>> {
-        self.reads().kicks(app).await
+    async fn set(&self, job: SetJob) -> Result<u64> {
+        batch::submit(self, job).await
     }
 
-    #[tracing::instrument(skip_all, fields(app = app, items = items.len()))]
-    async fn set_profile_expecting(
-        &self,
-        app: AppId,
-        user: &Identifier,
-        items: &[(Tag, ProfileValue)],
-        origin: Origin<'_>,
-        expected: Option<u64>,
-    ) -> Result<u64> {
-        batch::submit(self, SetJob::new(app, user, items, origin, expected)?).await
-    }
-
-    #[tracing::instrument(skip_all, fields(app = app, users = users.len()))]
-    async fn get_profiles(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Option<Profile>>> {
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids = distinct(users.iter().map(Identifier::as_str));
-        let rows: Vec<AccountRow> = sqlx::query_as(
-            "select user_id, profile, version, updated_at_ms from accounts \
-             where app_id = $1 and user_id = any($2::text[])",
-        )
-        .bind(app_key(app))
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?;
-        profiles_in_order(users, rows)
-    }
-
-    async fn get_profiles_shared(
-        &self,
-        app: AppId,
-        users: &[Identifier],
-    ) -> Result<Vec<Option<PackedProfile>>> {
-        Ok(pack_profiles(self.get_profiles(app, users).await?))
-    }
-
-    #[tracing::instrument(skip_all, fields(app = app, since = since, limit = limit))]
-    async fn changes_since(&self, app: AppId, since: u64, limit: usize) -> Result<Vec<Change>> {
-        self.reads().changes_since(app, since, limit).await
-    }
-
-    #[tracing::instrument(skip_all, fields(app = app, users = users.len(), since = since, limit = limit))]
-    async fn changes_of(
-        &self,
-        app: AppId,
-        users: &[Identifier],
-        since: u64,
-        limit: usize,
-    ) -> Result<Vec<Change>> {
-        self.reads().changes_of(app, users, since, limit).await
-    }
-
-    #[tracing::instrument(skip_all, fields(app = app))]
-    async fn current_version(&self, app: AppId) -> Result<u64> {
-        self.reads().current_version(app).await
-    }
-
-    #[tracing::instrument(skip_all, fields(app = app, name = name))]
-    async fn cursor(&self, app: AppId, name: &str) -> Result<Option<u64>> {
-        self.reads().cursor(app, name).await
-    }
-
-    #[tracing::instrument(skip_all, fields(app = app, name = name, version = version))]
-    async fn set_cursor(&self, app: AppId, name: &str, version: u64) -> Result<()> {
+    async fn move_cursor(&self, app: AppId, name: &str, version: i64) -> Result<()> {
         sqlx::query(
             "insert into cursors (app_id, name, version) values ($1, $2, $3) \
              on conflict (app_id, name) do update set version = excluded.version",
         )
         .bind(app_key(app))
         .bind(name)
-        .bind(version_key(version)?)
+        .bind(version)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(app = app, through = through))]
-    async fn prune_changes(&self, app: AppId, through: u64, limit: usize) -> Result<usize> {
-        if limit == 0 {
-            return Ok(0);
-        }
-        let through = i64::try_from(through).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    async fn prune(&self, app: AppId, through: i64, limit: i64) -> Result<usize> {
         // No app lock: pruning touches only versions long committed, and the cursor moves by
         // `greatest`, so nodes pruning at once agree.
         let mut tx = self.pool.begin().await?;
@@ -404,8 +331,7 @@ impl Store for PgStore {
             .map_err(|_| StoreError::Corrupt(format!("{deleted} changes deleted")))
     }
 
-    #[tracing::instrument(skip_all, fields(app = app, name = name))]
-    async fn lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
+    async fn take_lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
         // Taken if free, expired, or already ours; the row lock serialises competing nodes.
         let got: Option<String> = sqlx::query_scalar(
             "insert into leases (app_id, name, holder, expires_at) \
@@ -424,8 +350,7 @@ impl Store for PgStore {
         Ok(got.is_some())
     }
 
-    #[tracing::instrument(skip_all)]
-    async fn members(&self, node: &str, ttl_ms: u64) -> Result<Vec<String>> {
+    async fn register(&self, node: &str, ttl_ms: u64) -> Result<Vec<String>> {
         // Kept in the leases of app 0 (no app has that id), as `node:<id>` held by `<id>`; a
         // member's row outlives it by an hour, then the next renewal of any node removes it.
         let mut tx = self.pool.begin().await?;
@@ -455,48 +380,15 @@ impl Store for PgStore {
         Ok(live)
     }
 
-    async fn app_records(&self, after_revision: u64) -> Result<Vec<crate::AppRecord>> {
-        apps::app_records(&self.pool, after_revision).await
-    }
-
-    async fn put_app_record(&self, app: AppId, expected: Option<u64>, body: &str) -> Result<u64> {
+    async fn put_record(&self, app: AppId, expected: Option<u64>, body: &str) -> Result<u64> {
         apps::put_app_record(&self.pool, app, expected, body).await
     }
 
-    #[tracing::instrument(skip_all)]
-    async fn apps(&self) -> Result<Vec<AppId>> {
-        self.reads().apps().await
+    async fn restore(&self, dump: AppDump) -> Result<()> {
+        self.write_dump(dump).await
     }
 
-    #[tracing::instrument(skip_all, fields(app = app))]
-    async fn dump_app(&self, app: AppId) -> Result<AppDump> {
-        self.reads().dump_app(app).await
-    }
-
-    #[tracing::instrument(skip_all, fields(app = dump.app))]
-    async fn restore_app(&self, dump: AppDump) -> Result<()> {
-        self.restore(dump).await
-    }
-
-    #[tracing::instrument(skip_all, fields(app = app, limit = limit))]
-    async fn scan_accounts(
-        &self,
-        app: AppId,
-        prefix: &str,
-        after: Option<&Identifier>,
-        limit: usize,
-    ) -> Result<Vec<Identifier>> {
-        crate::scan::scan(&self.pool, scan::SCAN_SQL, app, prefix, after, limit).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("select 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn close(&self) {
+    async fn shut(&self) {
         self.pool.close().await;
     }
 }
@@ -510,6 +402,7 @@ mod tests {
     use super::sql::CHANGES_OF_SQL;
     use super::*;
     use crate::codec::ChangeRow;
+    use crate::Store;
 
     #[test]
     fn malformed_urls_are_refused_without_echoing_the_password() {
@@ -524,17 +417,17 @@ mod tests {
         let store = PgStore::open(&crate::testkit::fresh_postgres_url().await)
             .await
             .unwrap();
-        assert_eq!(store.pool.options().get_max_connections(), 16);
+        assert_eq!(store.0.pool.options().get_max_connections(), 16);
         assert_eq!(
-            store.pool.options().get_acquire_timeout(),
+            store.0.pool.options().get_acquire_timeout(),
             Duration::from_millis(2500)
         );
-        assert!(store.pool.options().get_test_before_acquire());
+        assert!(store.0.pool.options().get_test_before_acquire());
         let (idle_tx, app_name): (String, String) = sqlx::query_as(
             "select current_setting('idle_in_transaction_session_timeout'), \
              current_setting('application_name')",
         )
-        .fetch_one(&store.pool)
+        .fetch_one(&store.0.pool)
         .await
         .unwrap();
         assert_eq!((idle_tx.as_str(), app_name.as_str()), ("30s", "portrait"));
@@ -558,7 +451,7 @@ mod tests {
              select 1, 'u' || (v % 1000), '', v, 0 from generate_series(49001, 50000) as v; \
              analyze changes; analyze accounts",
         )
-        .execute(&store.pool)
+        .execute(&store.0.pool)
         .await
         .unwrap();
         let plan: Vec<String> = sqlx::query_scalar(&format!("explain {CHANGES_OF_SQL}"))
@@ -567,7 +460,7 @@ mod tests {
             .bind(0_i64)
             .bind(500_i64)
             .bind(crate::codec::MAX_CHAIN_WALK)
-            .fetch_all(&store.pool)
+            .fetch_all(&store.0.pool)
             .await
             .unwrap();
         let plan = plan.join("\n");
@@ -587,7 +480,7 @@ mod tests {
             .bind(40_000_i64)
             .bind(500_i64)
             .bind(crate::codec::MAX_CHAIN_WALK)
-            .fetch_all(&store.pool)
+            .fetch_all(&store.0.pool)
             .await
             .unwrap();
         let versions: Vec<u64> = got
@@ -606,7 +499,7 @@ mod tests {
         let pool = PgPoolOptions::new().connect_lazy_with(
             PgStore::connect_options("postgres://u:hunter2@127.0.0.1:1/db").unwrap(),
         );
-        let shown = format!("{:?}", PgStore::with_pool(pool));
+        let shown = format!("{:?}", Engine(PgBackend::with_pool(pool)));
         assert!(!shown.contains("hunter2"), "{shown}");
     }
 }

@@ -1,8 +1,11 @@
-//! The reads both SQL backends make alike, written once over sqlx's [`Database`]: the change log
+//! The reads both SQL backends make alike, written once over sqlx's [`Database`] as [`Reads`],
+//! the methods of a backend's pool of reading connections: the change log
 //! ([`Reads::changes_since`], [`Reads::changes_of`]), versions and cursors, kicks, the apps with
-//! data, and the snapshot of one app that [`crate::Store::dump_app`] answers. Each backend gives
-//! its statements in its own dialect ([`Dialect`], in its `sql.rs`) and how it binds a list of
-//! UserIDs; what a read answers and how rows become answers are here, once.
+//! data, the snapshot of one app that [`crate::Store::dump_app`] answers, a page of accounts
+//! ([`crate::scan`]), the app records and the liveness check. Each backend gives its statements
+//! in its own dialect ([`Dialect`], in its `sql.rs`) and how it binds a list of UserIDs; what a
+//! read answers and how rows become answers are here, once. The one [`crate::Store`]
+//! implementation (`backend.rs`) calls them on [`crate::backend::Backend::readers`].
 //!
 //! Also here: putting rows read by UserID back in request order ([`profiles_in_order`],
 //! [`exist_in_order`]), for the account reads whose statements differ too much to share.
@@ -11,13 +14,15 @@
 //! depends on one dialect.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 
 use portrait_core::Identifier;
 use sqlx::database::Database;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
+use crate::apps::{record, AppRecord};
 use crate::codec::{app_from_key, app_key, changes_of_args, stored_account, unsigned};
-use crate::codec::{AccountRow, ChangeRow, MAX_CHAIN_WALK};
+use crate::codec::{version_key, AccountRow, ChangeRow, MAX_CHAIN_WALK};
 use crate::{AppDump, AppId, Change, Profile, Result};
 
 /// A backend's dialect: its read statements and how it binds a list of UserIDs.
@@ -60,39 +65,81 @@ pub(crate) struct ReadSql {
     pub(crate) dump_changes: &'static str,
     /// Every cursor of the app, by name: `name, version`.
     pub(crate) dump_cursors: &'static str,
+    /// A page of the app's UserIDs ([`crate::scan::scan`]): from `2`, below `3`, at most `4`.
+    pub(crate) scan_accounts: &'static str,
+    /// The app records with a revision above `1` (no app parameter), by revision:
+    /// `sdkappid, revision, body, updated_ms`.
+    pub(crate) app_records: &'static str,
 }
 
-/// The shared reads, on a backend's pool of reading connections.
-pub(crate) struct Reads<'a, DB: Database> {
-    pool: &'a Pool<DB>,
+/// The shared reads, as methods of a backend's pool of reading connections: one per read method
+/// of [`crate::Store`] that both backends answer alike. Implemented once, below, for the pool of
+/// every database whose driver can run them (the bounds are written there only, so a caller needs
+/// nothing but `Reads`).
+pub(crate) trait Reads: Send + Sync {
+    /// [`crate::Store::changes_since`].
+    fn changes_since(
+        &self,
+        app: AppId,
+        since: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Change>>> + Send;
+
+    /// [`crate::Store::changes_of`].
+    fn changes_of(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+        since: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Change>>> + Send;
+
+    /// [`crate::Store::current_version`].
+    fn current_version(&self, app: AppId) -> impl Future<Output = Result<u64>> + Send;
+
+    /// [`crate::Store::cursor`].
+    fn cursor(&self, app: AppId, name: &str) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// [`crate::Store::kicks`].
+    fn kicks(&self, app: AppId) -> impl Future<Output = Result<Vec<(String, u64)>>> + Send;
+
+    /// [`crate::Store::apps`].
+    fn apps(&self) -> impl Future<Output = Result<Vec<AppId>>> + Send;
+
+    /// [`crate::Store::dump_app`]: every read in one snapshot.
+    fn dump_app(&self, app: AppId) -> impl Future<Output = Result<AppDump>> + Send;
+
+    /// [`crate::Store::scan_accounts`].
+    fn scan_accounts(
+        &self,
+        app: AppId,
+        prefix: &str,
+        after: Option<&Identifier>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Identifier>>> + Send;
+
+    /// [`crate::Store::app_records`].
+    fn app_records(&self, after: u64) -> impl Future<Output = Result<Vec<AppRecord>>> + Send;
+
+    /// [`crate::Store::ping`]: one trivial statement.
+    fn ping(&self) -> impl Future<Output = Result<()>> + Send;
 }
 
-impl<'a, DB: Database> Reads<'a, DB> {
-    /// The reads on `pool`.
-    pub(crate) fn new(pool: &'a Pool<DB>) -> Self {
-        Self { pool }
-    }
-}
-
-impl<DB> Reads<'_, DB>
+impl<DB> Reads for Pool<DB>
 where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
     for<'r> ChangeRow: FromRow<'r, DB::Row>,
     for<'r> (String, i64): FromRow<'r, DB::Row>,
     for<'r> (String, String, i64, i64): FromRow<'r, DB::Row>,
+    for<'r> (i64, i64, String, i64): FromRow<'r, DB::Row>,
 {
-    /// [`crate::Store::changes_since`].
-    pub(crate) async fn changes_since(
-        &self,
-        app: AppId,
-        since: u64,
-        limit: usize,
-    ) -> Result<Vec<Change>> {
+    async fn changes_since(&self, app: AppId, since: u64, limit: usize) -> Result<Vec<Change>> {
         let Ok(since) = i64::try_from(since) else {
             return Ok(Vec::new()); // no version is that large
         };
@@ -103,13 +150,12 @@ where
             .bind(app_key(app))
             .bind(since)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(self.pool)
+            .fetch_all(self)
             .await?;
         rows.into_iter().map(ChangeRow::into_change).collect()
     }
 
-    /// [`crate::Store::changes_of`].
-    pub(crate) async fn changes_of(
+    async fn changes_of(
         &self,
         app: AppId,
         users: &[Identifier],
@@ -125,44 +171,37 @@ where
             .bind(since)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(MAX_CHAIN_WALK)
-            .fetch_all(self.pool)
+            .fetch_all(self)
             .await?;
         rows.into_iter().map(ChangeRow::into_change).collect()
     }
 
-    /// [`crate::Store::current_version`].
-    pub(crate) async fn current_version(&self, app: AppId) -> Result<u64> {
-        app_version(self.pool, app).await
+    async fn current_version(&self, app: AppId) -> Result<u64> {
+        app_version(self, app).await
     }
 
-    /// [`crate::Store::cursor`].
-    pub(crate) async fn cursor(&self, app: AppId, name: &str) -> Result<Option<u64>> {
+    async fn cursor(&self, app: AppId, name: &str) -> Result<Option<u64>> {
         let version: Option<i64> = sqlx::query_scalar(DB::READS.cursor)
             .bind(app_key(app))
             .bind(name)
-            .fetch_optional(self.pool)
+            .fetch_optional(self)
             .await?;
         version.map(|v| unsigned(v, "a cursor")).transpose()
     }
 
-    /// [`crate::Store::kicks`].
-    pub(crate) async fn kicks(&self, app: AppId) -> Result<Vec<(String, u64)>> {
-        kicks(self.pool, app).await
+    async fn kicks(&self, app: AppId) -> Result<Vec<(String, u64)>> {
+        kicks(self, app).await
     }
 
-    /// [`crate::Store::apps`].
-    pub(crate) async fn apps(&self) -> Result<Vec<AppId>> {
-        let keys: Vec<i64> = sqlx::query_scalar(DB::READS.apps)
-            .fetch_all(self.pool)
-            .await?;
+    async fn apps(&self) -> Result<Vec<AppId>> {
+        let keys: Vec<i64> = sqlx::query_scalar(DB::READS.apps).fetch_all(self).await?;
         let mut apps: Vec<AppId> = keys.into_iter().map(app_from_key).collect();
         apps.sort_unstable();
         Ok(apps)
     }
 
-    /// [`crate::Store::dump_app`]: every read in one snapshot.
-    pub(crate) async fn dump_app(&self, app: AppId) -> Result<AppDump> {
-        let mut tx = self.pool.begin_with(DB::READS.begin_snapshot).await?;
+    async fn dump_app(&self, app: AppId) -> Result<AppDump> {
+        let mut tx = self.begin_with(DB::READS.begin_snapshot).await?;
         let version = app_version(&mut *tx, app).await?;
         let accounts: Vec<(String, String, i64, i64)> = sqlx::query_as(DB::READS.dump_accounts)
             .bind(app_key(app))
@@ -197,6 +236,29 @@ where
                 .map(|(name, v)| Ok((name, unsigned(v, "a cursor")?)))
                 .collect::<Result<_>>()?,
         })
+    }
+
+    async fn scan_accounts(
+        &self,
+        app: AppId,
+        prefix: &str,
+        after: Option<&Identifier>,
+        limit: usize,
+    ) -> Result<Vec<Identifier>> {
+        crate::scan::scan(self, DB::READS.scan_accounts, app, prefix, after, limit).await
+    }
+
+    async fn app_records(&self, after: u64) -> Result<Vec<AppRecord>> {
+        let rows: Vec<(i64, i64, String, i64)> = sqlx::query_as(DB::READS.app_records)
+            .bind(version_key(after)?)
+            .fetch_all(self)
+            .await?;
+        rows.into_iter().map(record).collect()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("select 1").execute(self).await?;
+        Ok(())
     }
 }
 

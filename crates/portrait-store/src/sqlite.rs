@@ -53,8 +53,18 @@
 //! `batch.rs` (a batch's transaction, the runs of sets, the batch's view of profiles and the
 //! version allocator), `jobs.rs` (the other writes a batch runs), and `sql.rs` (statements shared
 //! by writes and reads, and the reads in SQLite's dialect; the reads themselves are shared with
-//! the PostgreSQL backend, `read.rs`). This file keeps the `Store` implementation.
+//! the PostgreSQL backend, `read.rs`). The [`Store`] implementation is the one both backends
+//! share (`backend.rs`); this file keeps this backend's side of it ([`SqliteBackend`]: the
+//! writes as jobs for the writer, the account lookups on the reader pool).
 //!
+//! [`Store`]: crate::Store
+//! [`Store::set_profile`]: crate::Store::set_profile
+//! [`Store::import_accounts`]: crate::Store::import_accounts
+//! [`Store::delete_accounts`]: crate::Store::delete_accounts
+//! [`Store::kick`]: crate::Store::kick
+//! [`Store::close`]: crate::Store::close
+//! [`StoreError::NotFound`]: crate::StoreError::NotFound
+//! [`StoreError::Unavailable`]: crate::StoreError::Unavailable
 //! [`MAX_BATCH`]: writer::MAX_BATCH
 //! [`run_sets`]: batch::run_sets
 //! [`run_checkpointer`]: writer::run_checkpointer
@@ -67,51 +77,55 @@ mod scan;
 mod sql;
 mod writer;
 
-use async_trait::async_trait;
-use portrait_core::{Identifier, ProfileValue, Tag};
+use std::collections::HashSet;
+use std::fmt;
+
+use portrait_core::Identifier;
 use sqlx::sqlite::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::backend::{Backend, Engine};
 use crate::batch::SetJob;
-use crate::codec::{distinct, version_key, AccountRow, OwnedOrigin};
-use crate::read::{exist_in_order, profiles_in_order, Reads};
-use crate::{
-    pack_profiles, AppDump, AppId, Change, NewAccount, Origin, PackedProfile, Profile, Result,
-    Store,
-};
+use crate::codec::{AccountRow, OwnedOrigin};
+use crate::{AppDump, AppId, NewAccount, Origin, Result};
 
 use sql::{existing_ids, select_accounts};
 use writer::{CursorJob, DeleteJob, ImportJob, Job, KickJob, Msg, OtherJob, PruneJob};
 
-/// The SQLite [`Store`]. Cheap to share behind an `Arc` (or to clone: clones share the writer task
-/// and the reader pool); [`Store::close`] closes it, and so does dropping the last clone.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
+/// The SQLite [`Store`](crate::Store): the one implementation of the SQL backends
+/// (`backend.rs`) on [`SqliteBackend`]. Cheap to share behind an `Arc` (or to clone: clones share
+/// the writer task and the reader pool); [`Store::close`](crate::Store::close) closes it, and so
+/// does dropping the last clone.
+pub type SqliteStore = Engine<SqliteBackend>;
+
+/// What the SQLite backend holds: the writer task's queue and the reader pool. Made only by
+/// [`SqliteStore::open`].
+#[derive(Clone)]
+pub struct SqliteBackend {
     /// The queue of the writer task, which owns the one writer connection.
     writer: mpsc::Sender<Msg>,
     /// `query_only` connections for reads.
     reader: SqlitePool,
 }
 
-impl SqliteStore {
-    /// The reads both backends share, on the reader connections.
-    fn reads(&self) -> Reads<'_, sqlx::Sqlite> {
-        Reads::new(&self.reader)
+impl fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("writer", &self.writer)
+            .field("reader", &self.reader)
+            .finish()
     }
 }
 
-#[async_trait]
-impl Store for SqliteStore {
-    #[tracing::instrument(skip_all, fields(app = app, accounts = accounts.len()))]
-    async fn import_accounts(
-        &self,
-        app: AppId,
-        accounts: &[NewAccount],
-        origin: Origin<'_>,
-    ) -> Result<()> {
-        if accounts.is_empty() {
-            return Ok(());
-        }
+/// Every write is a job for the writer task; reads run on the reader pool.
+impl Backend for SqliteBackend {
+    type Readers = SqlitePool;
+
+    fn readers(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    async fn import(&self, app: AppId, accounts: &[NewAccount], origin: Origin<'_>) -> Result<()> {
         let job = ImportJob {
             app,
             accounts: accounts.to_vec(),
@@ -121,16 +135,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    #[tracing::instrument(skip_all, fields(app = app, users = users.len()))]
-    async fn delete_accounts(
+    async fn delete(
         &self,
         app: AppId,
         users: &[Identifier],
         origin: Origin<'_>,
     ) -> Result<Vec<bool>> {
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
         let job = DeleteJob {
             app,
             users: users.to_vec(),
@@ -140,131 +150,63 @@ impl Store for SqliteStore {
             .await
     }
 
-    #[tracing::instrument(skip_all, fields(app = app, users = users.len()))]
-    async fn accounts_exist(&self, app: AppId, users: &[Identifier]) -> Result<Vec<bool>> {
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids = distinct(users.iter().map(Identifier::as_str));
+    async fn existing(&self, app: AppId, ids: &[&str]) -> Result<HashSet<String>> {
         // A read transaction, so that a batch split over several statements is one snapshot.
         let mut tx = self.reader.begin().await?;
-        let existing = existing_ids(&mut tx, app, &ids).await?;
+        let existing = existing_ids(&mut tx, app, ids).await?;
         tx.commit().await?;
-        Ok(exist_in_order(users, &existing))
+        Ok(existing)
     }
 
-    #[tracing::instrument(skip_all, fields(app = app))]
-    async fn kick(&self, app: AppId, user: &Identifier, not_before: u64) -> Result<bool> {
+    async fn account_rows(&self, app: AppId, ids: &[&str]) -> Result<Vec<AccountRow>> {
+        let mut tx = self.reader.begin().await?;
+        let columns = "user_id, profile, version, updated_at_ms";
+        let rows = select_accounts(&mut tx, columns, app, ids).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn revoke(&self, app: AppId, user: &Identifier, not_before: i64) -> Result<bool> {
         let job = KickJob {
             app,
             user: user.as_str().to_owned(),
-            // Saturating: a `not_before` past year 292 billion revokes everything either way.
-            not_before: i64::try_from(not_before).unwrap_or(i64::MAX),
+            not_before,
         };
         self.submit(|reply| Job::Other(OtherJob::Kick(job, reply)))
             .await
     }
 
-    #[tracing::instrument(skip_all, fields(app = app))]
-    async fn kicks(&self, app: AppId) -> Result<Vec<(String, u64)>> {
-        self.reads().kicks(app).await
-    }
-
-    #[tracing::instrument(skip_all, fields(app = app, items = items.len()))]
-    async fn set_profile_expecting(
-        &self,
-        app: AppId,
-        user: &Identifier,
-        items: &[(Tag, ProfileValue)],
-        origin: Origin<'_>,
-        expected: Option<u64>,
-    ) -> Result<u64> {
-        let job = SetJob::new(app, user, items, origin, expected)?;
+    async fn set(&self, job: SetJob) -> Result<u64> {
         self.submit(|reply| Job::Set(job, reply)).await
     }
 
-    #[tracing::instrument(skip_all, fields(app = app, users = users.len()))]
-    async fn get_profiles(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Option<Profile>>> {
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids = distinct(users.iter().map(Identifier::as_str));
-        let mut tx = self.reader.begin().await?;
-        let rows: Vec<AccountRow> = select_accounts(
-            &mut tx,
-            "user_id, profile, version, updated_at_ms",
-            app,
-            &ids,
-        )
-        .await?;
-        tx.commit().await?;
-        profiles_in_order(users, rows)
-    }
-
-    async fn get_profiles_shared(
-        &self,
-        app: AppId,
-        users: &[Identifier],
-    ) -> Result<Vec<Option<PackedProfile>>> {
-        Ok(pack_profiles(self.get_profiles(app, users).await?))
-    }
-
-    #[tracing::instrument(skip_all, fields(app = app, since = since, limit = limit))]
-    async fn changes_since(&self, app: AppId, since: u64, limit: usize) -> Result<Vec<Change>> {
-        self.reads().changes_since(app, since, limit).await
-    }
-
-    #[tracing::instrument(skip_all, fields(app = app, users = users.len(), since = since, limit = limit))]
-    async fn changes_of(
-        &self,
-        app: AppId,
-        users: &[Identifier],
-        since: u64,
-        limit: usize,
-    ) -> Result<Vec<Change>> {
-        self.reads().changes_of(app, users, since, limit).await
-    }
-
-    #[tracing::instrument(skip_all, fields(app = app))]
-    async fn current_version(&self, app: AppId) -> Result<u64> {
-        self.reads().current_version(app).await
-    }
-
-    #[tracing::instrument(skip_all, fields(app = app, name = name))]
-    async fn cursor(&self, app: AppId, name: &str) -> Result<Option<u64>> {
-        self.reads().cursor(app, name).await
-    }
-
-    #[tracing::instrument(skip_all, fields(app = app, name = name, version = version))]
-    async fn set_cursor(&self, app: AppId, name: &str, version: u64) -> Result<()> {
+    async fn move_cursor(&self, app: AppId, name: &str, version: i64) -> Result<()> {
         let job = CursorJob {
             app,
             name: name.to_owned(),
-            version: version_key(version)?,
+            version,
         };
         self.submit(|reply| Job::Other(OtherJob::Cursor(job, reply)))
             .await
     }
 
-    #[tracing::instrument(skip_all, fields(app = app, through = through))]
-    async fn prune_changes(&self, app: AppId, through: u64, limit: usize) -> Result<usize> {
-        if limit == 0 {
-            return Ok(0);
-        }
+    async fn prune(&self, app: AppId, through: i64, limit: i64) -> Result<usize> {
         let job = PruneJob {
             app,
-            through: i64::try_from(through).unwrap_or(i64::MAX),
-            limit: i64::try_from(limit).unwrap_or(i64::MAX),
+            through,
+            limit,
         };
         self.submit(|reply| Job::Other(OtherJob::Prune(job, reply)))
             .await
     }
 
-    async fn app_records(&self, after_revision: u64) -> Result<Vec<crate::AppRecord>> {
-        apps::app_records(&self.reader, after_revision).await
+    /// Only one process can open the database file, so the lease is always this process's.
+    async fn take_lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
+        let _ = (app, name, holder, ttl_ms);
+        Ok(true)
     }
 
-    async fn put_app_record(&self, app: AppId, expected: Option<u64>, body: &str) -> Result<u64> {
+    async fn put_record(&self, app: AppId, expected: Option<u64>, body: &str) -> Result<u64> {
         let job = apps::AppRecordJob {
             app,
             expected,
@@ -274,54 +216,18 @@ impl Store for SqliteStore {
             .await
     }
 
-    #[tracing::instrument(skip_all)]
-    async fn apps(&self) -> Result<Vec<AppId>> {
-        self.reads().apps().await
-    }
-
-    #[tracing::instrument(skip_all, fields(app = app))]
-    async fn dump_app(&self, app: AppId) -> Result<AppDump> {
-        self.reads().dump_app(app).await
-    }
-
-    #[tracing::instrument(skip_all, fields(app = dump.app))]
-    async fn restore_app(&self, dump: AppDump) -> Result<()> {
-        dump.check()?;
+    async fn restore(&self, dump: AppDump) -> Result<()> {
         self.submit(|reply| Job::Other(OtherJob::Restore(Box::new(dump), reply)))
             .await
     }
 
-    /// Only one process can open the database file, so the lease is always this process's.
-    async fn lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
-        let _ = (app, name, holder, ttl_ms);
-        Ok(true)
-    }
-
     /// Only one process can open the database file: it is the only member.
-    async fn members(&self, node: &str, ttl_ms: u64) -> Result<Vec<String>> {
+    async fn register(&self, node: &str, ttl_ms: u64) -> Result<Vec<String>> {
         let _ = ttl_ms;
         Ok(vec![node.to_owned()])
     }
 
-    #[tracing::instrument(skip_all, fields(app = app, limit = limit))]
-    async fn scan_accounts(
-        &self,
-        app: AppId,
-        prefix: &str,
-        after: Option<&Identifier>,
-        limit: usize,
-    ) -> Result<Vec<Identifier>> {
-        crate::scan::scan(&self.reader, scan::SCAN_SQL, app, prefix, after, limit).await
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn ping(&self) -> Result<()> {
-        sqlx::query("select 1").execute(&self.reader).await?;
-        Ok(())
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn close(&self) {
+    async fn shut(&self) {
         self.reader.close().await;
         // Last: the writer task finishes the jobs queued before this, refuses later ones and
         // closes its connection, which checkpoints the WAL into the main file. If it has stopped
@@ -337,6 +243,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::sql::{CHANGES_OF_SQL, KICKS_SQL};
     use super::*;
+    use crate::Store;
 
     /// A store in a new temporary directory (kept alive by the returned guard).
     async fn open_temp() -> (tempfile::TempDir, SqliteStore) {
@@ -348,13 +255,13 @@ mod tests {
     }
 
     /// The steps of `explain query plan` for `sql` with `binds` (integers and texts).
-    async fn plan(store: &SqliteStore, sql: &str, binds: &[&str]) -> Vec<String> {
+    pub(super) async fn plan(store: &SqliteStore, sql: &str, binds: &[&str]) -> Vec<String> {
         let sql = format!("explain query plan {sql}");
         let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&sql);
         for b in binds {
             query = query.bind(*b);
         }
-        let rows = query.fetch_all(&store.reader).await.unwrap();
+        let rows = query.fetch_all(&store.0.reader).await.unwrap();
         rows.into_iter().map(|r| r.3).collect()
     }
 
@@ -408,14 +315,14 @@ mod tests {
     async fn opened_database_is_durable_and_readers_cannot_write() {
         let (_dir, store) = open_temp().await;
         let (reply, answer) = oneshot::channel();
-        store.writer.send(Msg::Pragmas(reply)).await.unwrap();
+        store.0.writer.send(Msg::Pragmas(reply)).await.unwrap();
         let (mode, sync, fk, busy) = answer.await.unwrap().unwrap();
         assert_eq!(mode, "wal");
         assert_eq!(sync, 2, "synchronous=FULL");
         assert_eq!(fk, 1);
         assert_eq!(busy, 5000);
         let write = sqlx::query("insert into app_versions (app_id, version) values (1, 1)")
-            .execute(&store.reader)
+            .execute(&store.0.reader)
             .await;
         assert!(write.is_err(), "reader connections are query_only");
         store.close().await;

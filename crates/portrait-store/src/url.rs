@@ -72,6 +72,11 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("postgres://h/db?x=a@b"), "postgres://h/db?x=a@b");
+        assert_eq!(
+            redact_url("postgres://u:p,w@h1:5433,h2:5434/db?target_session_attrs=read-write"),
+            "postgres://u:***@h1:5433,h2:5434/db?target_session_attrs=read-write",
+            "a host list"
+        );
         assert_eq!(redact_url("sqlite://data/p.db"), "sqlite://data/p.db");
         assert_eq!(redact_url("nonsense"), "nonsense");
     }

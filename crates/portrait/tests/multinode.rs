@@ -562,6 +562,13 @@ mod operator;
 #[path = "multinode/limits.rs"]
 mod limits;
 
+// PostgreSQL failover and a NATS server's death under writes: multinode/ha.rs, on the replicated
+// services of multinode/replicas.rs.
+#[path = "multinode/ha.rs"]
+mod ha;
+#[path = "multinode/replicas.rs"]
+mod replicas;
+
 // Webhooks, kicks and deletes across nodes: multinode/webhooks_and_kicks.rs.
 #[path = "multinode/webhooks_and_kicks.rs"]
 mod webhooks_and_kicks;

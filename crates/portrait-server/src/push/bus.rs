@@ -39,7 +39,20 @@ pub(super) async fn start_bus(
     if settings.nats_url.is_empty() {
         return None;
     }
-    let url = settings.nats_url.clone();
+    let url: Vec<String> = settings
+        .nats_url
+        .split(',')
+        .map(portrait_store::redact_url)
+        .collect();
+    let url = url.join(",");
+    let servers = match crate::settings::nats::servers(&settings.nats_url) {
+        Ok(servers) if servers.is_empty() => return None,
+        Ok(servers) => servers,
+        Err(e) => {
+            tracing::error!(error = %e, "push bus: bad NATS settings; running without it");
+            return None;
+        }
+    };
     let client = match async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .event_callback(|event| async move {
@@ -55,7 +68,7 @@ pub(super) async fn start_bus(
                 other => tracing::debug!(event = %other, "push bus"),
             }
         })
-        .connect(url.as_str())
+        .connect(servers)
         .await
     {
         Ok(c) => c,

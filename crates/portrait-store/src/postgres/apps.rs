@@ -1,24 +1,16 @@
-//! App records on PostgreSQL ([`crate::apps`]). Puts serialize on a transaction-scoped advisory
-//! lock, so revisions are taken and committed in order: a reader that sees revision r sees every
-//! lower one, which the nodes' polling (`after = highest seen`) relies on.
+//! App records on PostgreSQL ([`crate::apps`]): the put (the read is one of the shared reads,
+//! `read.rs`). Puts serialize on a transaction-scoped advisory lock, so revisions are taken and
+//! committed in order: a reader that sees revision r sees every lower one, which the nodes'
+//! polling (`after = highest seen`) relies on.
 
 use sqlx::postgres::PgPool;
 
-use crate::apps::{check_expected, record, AppRecord, CURRENT_SQL, PUT_SQL, SELECT_SQL};
-use crate::codec::{app_key, unsigned, version_key};
+use crate::apps::{check_expected, CURRENT_SQL, PUT_SQL};
+use crate::codec::{app_key, unsigned};
 use crate::{AppId, Result};
 
 /// The advisory lock key of app-record puts ("portrait.app_records").
 const LOCK: i64 = 0x706f_7274_7261_6974;
-
-/// [`crate::Store::app_records`].
-pub(in crate::postgres) async fn app_records(pool: &PgPool, after: u64) -> Result<Vec<AppRecord>> {
-    let rows: Vec<(i64, i64, String, i64)> = sqlx::query_as(SELECT_SQL)
-        .bind(version_key(after)?)
-        .fetch_all(pool)
-        .await?;
-    rows.into_iter().map(record).collect()
-}
 
 /// [`crate::Store::put_app_record`].
 pub(in crate::postgres) async fn put_app_record(

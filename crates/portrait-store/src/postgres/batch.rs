@@ -1,4 +1,4 @@
-//! Group commit of [`crate::Store::set_profile`] for [`PgStore`]: the concurrent sets of one
+//! Group commit of [`crate::Store::set_profile`] for [`super::PgStore`]: the concurrent sets of one
 //! app, in one process, share one transaction and one `COMMIT` (one WAL flush).
 //!
 //! * **Lanes**: each app with sets waiting has a *lane*, a queue plus one task (spawned by the
@@ -26,7 +26,7 @@
 //!
 //!   Should step 4 fail (or update fewer accounts than staged), the transaction is rolled back and
 //!   every job of the batch is redone alone, in order, in a transaction of its own
-//!   ([`PgStore::set_one`]), so a job that the database refuses still fails alone. If the batch
+//!   ([`PgBackend::set_one`]), so a job that the database refuses still fails alone. If the batch
 //!   fails as a whole (no connection, the lock or the read fails, `COMMIT` fails), every job of
 //!   it gets the error: nothing was acknowledged, and the transaction left nothing behind.
 //! * A job that has been queued is carried out even if its caller stops waiting. If the lane task
@@ -46,7 +46,7 @@ use tracing::Instrument;
 
 use super::stage::stage;
 use super::write::{lock_app, BEGIN, SET_SQL};
-use super::PgStore;
+use super::PgBackend;
 use crate::batch::{BatchFailed, SetJob};
 use crate::codec::{app_key, distinct};
 use crate::{now_ms, AppId, Result, StoreError};
@@ -60,7 +60,7 @@ struct Queued {
     reply: oneshot::Sender<Result<u64>>,
 }
 
-/// The lanes of one [`PgStore`] (shared by its clones).
+/// The lanes of one [`PgBackend`] (shared by its clones).
 #[derive(Default)]
 pub(super) struct Lanes {
     /// Jobs waiting, by app. An app has an entry exactly while its lane task runs.
@@ -135,7 +135,7 @@ fn abandoned() -> StoreError {
 
 /// Queues `job` in its app's lane (starting the lane task if it is idle) and waits for its
 /// answer, which comes after the `COMMIT` of the batch holding it.
-pub(super) async fn submit(store: &PgStore, job: SetJob) -> Result<u64> {
+pub(super) async fn submit(store: &PgBackend, job: SetJob) -> Result<u64> {
     let app = job.app;
     if store.pool.is_closed() {
         return Err(abandoned());
@@ -164,7 +164,7 @@ impl Drop for LaneGuard<'_> {
 }
 
 /// The lane task of `app`: runs batches until the queue is empty.
-async fn run_lane(store: PgStore, app: AppId) {
+async fn run_lane(store: PgBackend, app: AppId) {
     let mut guard = LaneGuard {
         lanes: &store.lanes,
         app,
@@ -212,7 +212,7 @@ pub(super) const WRITE_SQL: &str = "with account as ( \
     select count(*) from account";
 
 /// Runs one batch of `app` (see the module docs); `jobs` is scratch space, empty on return.
-async fn run_batch(store: &PgStore, app: AppId, jobs: &mut Vec<Queued>) {
+async fn run_batch(store: &PgBackend, app: AppId, jobs: &mut Vec<Queued>) {
     // Step 1. Jobs are taken only once the lock is held; until then a failure fails every job
     // queued, all of which waited for this attempt.
     let begun = match store.pool.begin_with(BEGIN).await {
@@ -366,7 +366,7 @@ mod tests {
         use tokio::task::JoinHandle;
 
         use super::*;
-        use crate::postgres::PoolSettings;
+        use crate::postgres::{PgStore, PoolSettings};
         use crate::{ChangeKind, NewAccount, Store};
 
         const APP: AppId = 1_400_000_000;
@@ -428,7 +428,7 @@ mod tests {
                     .await
             });
             for _ in 0..10_000 {
-                if store.lanes.queued() == queued + 1 {
+                if store.0.lanes.queued() == queued + 1 {
                     return task;
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -463,7 +463,7 @@ mod tests {
                 queue(&store, 5, "b", level(5), "b", Some(2)).await, // stale: b is at 5 now
                 queue(&store, 6, "a", hobby, "a", None).await,    // 6: keeps job 4's level
             ];
-            let batches = store.lanes.batches();
+            let batches = store.0.lanes.batches();
             blocker.commit().await.unwrap();
             let mut results = Vec::new();
             for job in jobs {
@@ -473,7 +473,7 @@ mod tests {
                 results,
                 ["3", "missing", "conflict@3", "4", "5", "conflict@5", "6"]
             );
-            assert_eq!(store.lanes.batches(), batches + 1, "all in one batch");
+            assert_eq!(store.0.lanes.batches(), batches + 1, "all in one batch");
             assert_eq!(store.current_version(APP).await.unwrap(), 6);
             let log: Vec<(u64, String, ChangeKind)> = store
                 .changes_since(APP, 2, 100)
@@ -594,7 +594,7 @@ mod tests {
             let (store, _conn) = setup("portrait-batch-many").await;
             const TASKS: u64 = 64;
             const EACH: u64 = 20;
-            let batches = store.lanes.batches();
+            let batches = store.0.lanes.batches();
             let tasks: Vec<_> = (0..TASKS)
                 .map(|t| {
                     let store = store.clone();
@@ -612,15 +612,15 @@ mod tests {
             for t in tasks {
                 t.await.unwrap();
             }
-            let ran = store.lanes.batches() - batches;
+            let ran = store.0.lanes.batches() - batches;
             assert_eq!(store.current_version(APP).await.unwrap(), 2 + TASKS * EACH);
             assert!(
                 ran <= TASKS * EACH / 4,
                 "{} writes took {ran} batches: no group commit",
                 TASKS * EACH
             );
-            assert_eq!(store.lanes.queued(), 0);
-            assert!(store.lanes.queues().is_empty(), "the idle lane has ended");
+            assert_eq!(store.0.lanes.queued(), 0);
+            assert!(store.0.lanes.queues().is_empty(), "the idle lane has ended");
             store.close().await;
         }
     }

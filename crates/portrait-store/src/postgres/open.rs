@@ -1,5 +1,6 @@
 //! Opening the PostgreSQL store: the URL, the pool and its bounds, the session settings, the
-//! server version check and the migrations.
+//! server version check and the migrations. A URL with several hosts or
+//! `target_session_attrs=read-write` gets a pool that follows the primary (`pool.rs`).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -10,7 +11,9 @@ use sqlx::Executor;
 
 use crate::{migrate_error, redact_url, Result, StoreError};
 
-use super::PgStore;
+use super::pool::{self, Fence, Targets};
+use super::{PgBackend, PgStore};
+use crate::backend::Engine;
 
 /// The embedded migrations (`crates/portrait-store/migrations/postgres`).
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -57,8 +60,29 @@ impl PgStore {
     /// [`StoreError::Config`] for a malformed URL, a server older than [`MIN_SERVER_VERSION`] or a
     /// database migrated by a newer Portrait; [`StoreError::Unavailable`] if the database cannot be
     /// reached within the acquire timeout. Messages never contain the password.
+    ///
+    /// A libpq-style host list with `target_session_attrs=read-write`
+    /// (`postgres://USER@H1:5433,H2:5434/DB?target_session_attrs=read-write`) connects to
+    /// whichever host is the writable primary and follows it to another host after a failover,
+    /// without a restart (`postgres/pool.rs`).
     pub async fn open(url: &str) -> Result<Self> {
-        Self::open_with(Self::connect_options(url)?, PoolSettings::default()).await
+        match Targets::parse(url)? {
+            Some(targets) => Self::open_following(targets, PoolSettings::default()).await,
+            None => Self::open_with(Self::connect_options(url)?, PoolSettings::default()).await,
+        }
+    }
+
+    /// [`PgStore::open`] on the hosts of a replicated cluster: the pool connects only to the
+    /// writable primary and follows it when another host is promoted.
+    ///
+    /// # Errors
+    /// As [`PgStore::open`]; [`StoreError::Unavailable`] if no host is a writable primary within
+    /// the acquire timeout.
+    pub async fn open_following(targets: Targets, settings: PoolSettings) -> Result<Self> {
+        let targets = targets.map(with_application_name);
+        let fence = Arc::new(Fence::new());
+        let first = targets.first().clone();
+        Self::build(first, settings, Some((targets, fence))).await
     }
 
     /// Parses a `postgres://` URL (libpq-style query parameters such as `sslmode` included).
@@ -75,15 +99,23 @@ impl PgStore {
     /// # Errors
     /// As [`PgStore::open`].
     pub async fn open_with(options: PgConnectOptions, settings: PoolSettings) -> Result<Self> {
+        Self::build(options, settings, None).await
+    }
+
+    /// The pool on `options`; with `follow`, one that the follower points at the primary.
+    async fn build(
+        options: PgConnectOptions,
+        settings: PoolSettings,
+        follow: Option<(Targets, Arc<Fence>)>,
+    ) -> Result<Self> {
         if settings.max_connections == 0 {
             return Err(StoreError::Config(
                 "the PostgreSQL pool needs at least one connection".into(),
             ));
         }
-        let options = match options.get_application_name() {
-            Some(_) => options,
-            None => options.application_name("portrait"),
-        };
+        let options = with_application_name(options);
+        let fence = follow.as_ref().map(|(_, fence)| fence.clone());
+        let fenced = fence.clone();
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .min_connections(0)
@@ -91,8 +123,19 @@ impl PgStore {
             .idle_timeout(IDLE_TIMEOUT)
             .max_lifetime(MAX_LIFETIME)
             .test_before_acquire(true)
-            .after_connect(|conn, _meta| {
+            .before_acquire(move |_conn, meta| {
+                // Opened before the last search for a primary: maybe on the old one.
+                let fresh = fenced.as_ref().is_none_or(|f| f.admits(meta.age));
+                Box::pin(async move { Ok(fresh) })
+            })
+            .after_connect(move |conn, _meta| {
+                let follows = fence.is_some();
                 Box::pin(async move {
+                    if follows && !pool::writable(conn).await? {
+                        return Err(sqlx::Error::Configuration(
+                            "the host is a standby or read-only; waiting for the primary".into(),
+                        ));
+                    }
                     // A plain `set` rather than a startup option: poolers such as PgBouncer refuse
                     // unknown startup parameters.
                     conn.execute(
@@ -106,15 +149,21 @@ impl PgStore {
                 })
             })
             .connect_lazy_with(options);
-        let store = Self::with_pool(pool);
-        if let Err(e) = store.prepare().await {
-            store.pool.close().await;
+        if let Some((targets, fence)) = follow {
+            pool::follow(pool.clone(), targets, fence, settings.acquire_timeout).await;
+        }
+        let backend = PgBackend::with_pool(pool);
+        if let Err(e) = backend.prepare().await {
+            backend.pool.close().await;
             return Err(e);
         }
         tracing::debug!("opened the postgres store");
-        Ok(store)
+        Ok(Engine(backend))
     }
+}
 
+impl PgBackend {
+    /// The backend on `pool`, with no lane yet.
     pub(super) fn with_pool(pool: PgPool) -> Self {
         Self {
             pool,
@@ -137,5 +186,13 @@ impl PgStore {
             )));
         }
         MIGRATOR.run(&self.pool).await.map_err(migrate_error)
+    }
+}
+
+/// `options` named `portrait` in `pg_stat_activity` unless the URL names them.
+fn with_application_name(options: PgConnectOptions) -> PgConnectOptions {
+    match options.get_application_name() {
+        Some(_) => options,
+        None => options.application_name("portrait"),
     }
 }

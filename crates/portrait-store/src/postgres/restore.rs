@@ -1,21 +1,20 @@
-//! [`crate::Store::restore_app`] for [`PgStore`]: a dump written back into an app that has no
-//! data, in one transaction under the app's write lock, each table's rows in chunks (one
+//! [`crate::Store::restore_app`] for [`super::PgStore`]: a dump written back into an app that
+//! has no data, in one transaction under the app's write lock, each table's rows in chunks (one
 //! `unnest` statement per chunk).
 
 use crate::codec::{app_key, encode_items, encode_profile, version_key};
 use crate::{restore_conflict, AppDump, Result};
 
 use super::write::abort;
-use super::PgStore;
+use super::PgBackend;
 
 /// Rows per statement when restoring a dump.
 const RESTORE_CHUNK: usize = 5_000;
 
-impl PgStore {
-    /// [`crate::Store::restore_app`]: the dump's rows in chunks of [`RESTORE_CHUNK`], one
-    /// transaction, under the app's write lock.
-    pub(super) async fn restore(&self, dump: AppDump) -> Result<()> {
-        dump.check()?;
+impl PgBackend {
+    /// [`crate::Store::restore_app`] of a checked dump: its rows in chunks of [`RESTORE_CHUNK`],
+    /// one transaction, under the app's write lock.
+    pub(super) async fn write_dump(&self, dump: AppDump) -> Result<()> {
         let app = dump.app;
         // Under the app's write lock, like any write: no write of the app can slip in between
         // the emptiness check and the COMMIT.

@@ -25,7 +25,7 @@ mod tests {
              select v % 10, 'u' || v, '', v, 0 from generate_series(1, 100000) as v; \
              analyze accounts",
         )
-        .execute(&store.pool)
+        .execute(&store.0.pool)
         .await
         .unwrap();
         let plan: Vec<String> = sqlx::query_scalar(&format!("explain {SCAN_SQL}"))
@@ -33,7 +33,7 @@ mod tests {
             .bind("u1")
             .bind("u2")
             .bind(100_i64)
-            .fetch_all(&store.pool)
+            .fetch_all(&store.0.pool)
             .await
             .unwrap();
         let plan = plan.join("\n");

@@ -22,6 +22,9 @@ impl Dialect for sqlx::Postgres {
         dump_changes: "select version, user_id, operator, client_ip, kind, items, at_ms \
              from changes where app_id = $1 order by version",
         dump_cursors: "select name, version from cursors where app_id = $1 order by name",
+        scan_accounts: super::scan::SCAN_SQL,
+        app_records: "select sdkappid, revision, body, updated_ms from app_records \
+             where revision > $1 order by revision",
     };
 
     type Ids<'a> = Vec<&'a str>;

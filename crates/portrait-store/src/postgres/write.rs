@@ -9,12 +9,12 @@ use crate::batch::{take_versions, SetJob};
 use crate::codec::{app_key, unsigned, version_key};
 use crate::{now_ms, AppId, Result, StoreError};
 
-use super::PgStore;
+use super::PgBackend;
 
 /// How every write transaction starts (explicit, whatever the server's default isolation).
 pub(super) const BEGIN: &str = "begin isolation level read committed";
 
-impl PgStore {
+impl PgBackend {
     /// Starts a write transaction and locks `app`'s version row (steps 1–2 of a write, see the
     /// module docs). Returns the transaction and the app's current version.
     pub(super) async fn begin_write(
@@ -27,7 +27,7 @@ impl PgStore {
     }
 
     /// One `set_profile` job in a transaction of its own (steps 1–4 of the module docs): the
-    /// slow path of a batch that the database refused as a whole ([`batch`]), so that each of
+    /// slow path of a batch that the database refused as a whole ([`batch`](super::batch)), so that each of
     /// its jobs gets its own result.
     pub(super) async fn set_one(&self, job: &SetJob) -> Result<u64> {
         let app = job.app;
@@ -117,7 +117,7 @@ pub(super) async fn abort<T>(tx: Transaction<'static, Postgres>, err: StoreError
     Err(err)
 }
 
-/// Step 3 of a `set_profile` written alone ([`PgStore::set_one`], and batches of one): `$1` app,
+/// Step 3 of a `set_profile` written alone ([`PgBackend::set_one`], and batches of one): `$1` app,
 /// `$2` user, `$3` profile, `$4` version, `$5` time, `$6` operator, `$7` change items, `$8` client
 /// IP, `$9` the account's version before (its previous change). Its one row is the number of accounts updated. (For one row, this costs about half a millisecond less
 /// than the batch statement's `unnest` join.)

@@ -1,10 +1,11 @@
-//! App records on SQLite ([`crate::apps`]): reads on the reader pool, puts as a job of the
-//! writer task (the only writer), so revisions are taken and committed one at a time.
+//! App records on SQLite ([`crate::apps`]): puts as a job of the writer task (the only writer),
+//! so revisions are taken and committed one at a time (the read is one of the shared reads,
+//! `read.rs`, on the reader pool).
 
-use sqlx::sqlite::{SqliteConnection, SqlitePool};
+use sqlx::sqlite::SqliteConnection;
 
-use crate::apps::{check_expected, record, AppRecord, CURRENT_SQL, PUT_SQL, SELECT_SQL};
-use crate::codec::{app_key, unsigned, version_key};
+use crate::apps::{check_expected, CURRENT_SQL, PUT_SQL};
+use crate::codec::{app_key, unsigned};
 use crate::{AppId, Result};
 
 /// [`CURRENT_SQL`] and [`PUT_SQL`] with SQLite's placeholders.
@@ -17,18 +18,6 @@ pub(in crate::sqlite) struct AppRecordJob {
     pub(in crate::sqlite) app: AppId,
     pub(in crate::sqlite) expected: Option<u64>,
     pub(in crate::sqlite) body: String,
-}
-
-/// [`crate::Store::app_records`].
-pub(in crate::sqlite) async fn app_records(
-    reader: &SqlitePool,
-    after: u64,
-) -> Result<Vec<AppRecord>> {
-    let rows: Vec<(i64, i64, String, i64)> = sqlx::query_as(&SELECT_SQL.replace('$', "?"))
-        .bind(version_key(after)?)
-        .fetch_all(reader)
-        .await?;
-    rows.into_iter().map(record).collect()
 }
 
 /// [`crate::Store::put_app_record`], on the writer's connection inside the job's savepoint.

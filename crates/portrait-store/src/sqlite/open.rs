@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 use crate::{migrate_error, Result, StoreError};
 
 use super::writer::{run_writer, QUEUE};
-use super::SqliteStore;
+use super::{SqliteBackend, SqliteStore};
+use crate::backend::Engine;
 
 /// The embedded migrations (`crates/portrait-store/migrations/sqlite`).
 pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -103,7 +104,7 @@ impl SqliteStore {
             return Err(StoreError::Unavailable(Box::new(e)));
         }
         tracing::debug!(path = %path.display(), "opened the sqlite store");
-        Ok(Self { writer: tx, reader })
+        Ok(Engine(SqliteBackend { writer: tx, reader }))
     }
 }
 

@@ -7,6 +7,7 @@ pub(super) const SCAN_SQL: &str = "select user_id from accounts \
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::plan;
     use super::super::SqliteStore;
     use super::*;
     use crate::Store;
@@ -17,18 +18,8 @@ mod tests {
         let store = SqliteStore::open(&format!("sqlite://{}/p.db", dir.path().display()))
             .await
             .unwrap();
-        let steps: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("explain query plan {SCAN_SQL}"))
-                .bind(1_i64)
-                .bind("a")
-                .bind("b")
-                .bind(100_i64)
-                .fetch_all(&store.reader)
-                .await
-                .unwrap();
-        let steps: Vec<String> = steps.into_iter().map(|s| s.3).collect();
         assert_eq!(
-            steps,
+            plan(&store, SCAN_SQL, &["1", "a", "b", "100"]).await,
             ["SEARCH accounts USING PRIMARY KEY (app_id=? AND user_id>? AND user_id<?)"],
             "no scan of the app's accounts and no sort"
         );

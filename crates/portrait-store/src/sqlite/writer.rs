@@ -15,14 +15,14 @@ use crate::{AppDump, AppId, NewAccount, Result, StoreError};
 use super::batch::{run_batch, Scratch};
 #[cfg(test)]
 use super::open::pragmas;
-use super::SqliteStore;
+use super::SqliteBackend;
 
 /// Most jobs committed together in one transaction.
 pub(super) const MAX_BATCH: usize = 512;
 /// Write jobs that may wait for the writer task; callers beyond that wait to enqueue.
 pub(super) const QUEUE: usize = 2 * MAX_BATCH;
 
-impl SqliteStore {
+impl SqliteBackend {
     /// Queues a write job for the writer task and waits for its answer, which comes after the
     /// `COMMIT` of the batch holding the job.
     pub(super) async fn submit<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T> {

@@ -9,7 +9,7 @@ use super::*;
 
 /// Starts an HTTP receiver for `Profile.CallbackPortraitSet` on a loopback port; returns its URL
 /// and the `(From_Account, Nick, Operator_Account)` of every callback received.
-async fn webhook_receiver() -> (String, Posts) {
+pub(super) async fn webhook_receiver() -> (String, Posts) {
     let got: Posts = Arc::default();
     let sink = got.clone();
     let app = axum::Router::new().route(
@@ -66,7 +66,7 @@ async fn each_change_is_posted_once(webhook_on_first_node_only: bool) {
 }
 
 /// Callbacks received by [`webhook_receiver`].
-type Posts = Arc<Mutex<Vec<(String, String, String)>>>;
+pub(super) type Posts = Arc<Mutex<Vec<(String, String, String)>>>;
 
 /// Waits (at most `wait`) until `got` holds as many callbacks as `written`, then a little longer
 /// for extra ones, and checks that each write was POSTed exactly once.
