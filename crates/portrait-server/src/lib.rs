@@ -17,6 +17,7 @@
 //! * [`operator`]: the operator API (`/admin/v1`: apps, custom fields, accounts);
 //! * [`live`]: the apps served now, replaced at run time by the operator API;
 //! * [`tenant`], [`ratelimit`], [`state`]: per-app runtime state;
+//! * [`cluster`]: rate limits and connection caps counted across nodes (Redis);
 //! * [`lease`]: the holder names of this node's store leases;
 //! * [`conn`]: what every connection gets (cap, header/keep-alive/write timeouts, peer address);
 //! * [`client_ip`]: the caller's address for the change log, through trusted proxies;
@@ -38,6 +39,7 @@ pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod client_ip;
+pub mod cluster;
 pub mod coherence;
 pub mod conn;
 pub mod console;

@@ -16,10 +16,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 pub use crate::ratelimit::{ClientRateLimitConfig, RateLimitConfig};
+pub use cluster::ClusterSettings;
 pub use coherence::CoherenceSettings;
 pub use operator::OperatorSettings;
 pub use webhook::WebhookConfig;
 
+mod cluster;
 mod coherence;
 pub mod nats;
 mod operator;
@@ -47,6 +49,9 @@ pub struct Settings {
     /// The operator API (`/admin/v1`): off unless a token is configured.
     #[serde(default)]
     pub operator: OperatorSettings,
+    /// Limits counted across nodes (Redis); empty = per node.
+    #[serde(default)]
+    pub cluster: ClusterSettings,
     /// Read-cache coherence between nodes sharing PostgreSQL.
     #[serde(default)]
     pub coherence: CoherenceSettings,
@@ -453,6 +458,7 @@ impl Settings {
                 "push",
                 "operator",
                 "coherence",
+                "cluster",
                 "apps",
             ]
             .iter()
@@ -490,6 +496,7 @@ impl Settings {
             self.operator.poll_ms > 0,
             "operator: poll_ms must be positive"
         );
+        self.cluster.validate()?;
         let mut seen = std::collections::HashSet::new();
         for app in &self.apps {
             anyhow::ensure!(

@@ -32,6 +32,8 @@ struct Inner {
     trusted_proxies: TrustedProxies,
     /// The operator API's token and failure counter; `None` = the operator API is off.
     operator: Option<Arc<crate::operator::auth::OperatorAuth>>,
+    /// Limits counted across nodes ([`crate::cluster`]); per node unless set from settings.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::ClusterLimits>>,
 }
 
 impl AppState {
@@ -102,6 +104,7 @@ impl AppState {
                 max_body_bytes,
                 trusted_proxies: TrustedProxies::default(),
                 operator: None,
+                cluster: std::sync::OnceLock::new(),
             }),
         };
         for (cfg, source, revision) in apps {
@@ -150,6 +153,15 @@ impl AppState {
         )
         .with_operator(settings.operator.resolve_token()?);
         state.live().set_poll_ms(settings.operator.poll_ms);
+        let cluster = crate::cluster::ClusterLimits::from_settings(&settings.cluster)?;
+        state
+            .hub()
+            .spawn(cluster.clone().run(state.hub().stopping()));
+        state
+            .inner
+            .cluster
+            .set(cluster)
+            .map_err(|_| anyhow::anyhow!("the cluster limits were set twice"))?;
         Ok(state)
     }
 
@@ -175,6 +187,13 @@ impl AppState {
             .expect("the operator token is set before the state is shared")
             .operator = token.map(|t| Arc::new(crate::operator::auth::OperatorAuth::new(t)));
         self
+    }
+
+    /// The limits counted across nodes (per node without `[cluster] redis_url`).
+    pub fn cluster(&self) -> &Arc<crate::cluster::ClusterLimits> {
+        self.inner
+            .cluster
+            .get_or_init(crate::cluster::ClusterLimits::per_node)
     }
 
     /// The operator API's authentication, if the API is on.
