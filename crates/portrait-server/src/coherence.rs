@@ -8,8 +8,9 @@
 //!
 //! **How.** Each node has a random id and its own NATS connection, and
 //! * registers as a member in the store every [`MEMBERS_EVERY`] (`Store::members`);
-//! * publishes a heartbeat (`<subject>.coh.hb`: id, NATS server id, send time) every
-//!   [`HEARTBEAT_EVERY`];
+//! * publishes a heartbeat (`<subject>.coh.inv.hb`: id, NATS server id, send time) every
+//!   [`HEARTBEAT_EVERY`], on the invalidations' subscription, so that hearing its own heartbeat
+//!   proves that subscription is live (after a reconnect too);
 //! * after each write, before answering it, publishes the accounts written
 //!   (`<subject>.coh.inv.<sdkappid>`) and then passes a barrier round ([`barrier`]): its marker
 //!   comes back through the same server after the invalidation, so every node connected to that
@@ -51,6 +52,9 @@ pub const MEMBERS_EVERY: Duration = Duration::from_millis(200);
 
 /// How long a barrier round waits for its marker.
 pub const BARRIER_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// The last token of the heartbeats' subject (`<subject>.coh.inv.hb`; never an app id).
+const HEARTBEAT: &str = "hb";
 
 /// More accounts than this in one write are sent as "the whole app".
 const MAX_USERS_PER_MESSAGE: usize = 10_000;
@@ -207,13 +211,13 @@ impl Coherence {
     ) -> anyhow::Result<()> {
         let s = &self.subject;
         let mut invs = self.client.subscribe(format!("{s}.inv.*")).await?;
-        let mut beats = self.client.subscribe(format!("{s}.hb")).await?;
         let mut marks = self
             .client
             .subscribe(format!("{s}.mark.{}", self.node))
             .await?;
-        // Subscriber: invalidations, heartbeats, and this node's markers. Before a marker, every
-        // invalidation already queued is applied: the client queued them before the marker.
+        // Subscriber: invalidations and heartbeats (one subscription), and this node's markers.
+        // Before a marker, every invalidation already queued is applied: the client queued
+        // them before the marker.
         let me = self.clone();
         let store: Arc<dyn Store> = cache.clone();
         self.tasks.spawn(async move {
@@ -223,7 +227,6 @@ impl Coherence {
                     biased;
                     () = me.stop.cancelled() => return,
                     Some(m) = invs.next() => me.apply(&cache, &m),
-                    Some(m) = beats.next() => me.heard(&m),
                     Some(m) = marks.next() => {
                         while let Some(Some(m)) = invs.next().now_or_never() {
                             me.apply(&cache, &m);
@@ -326,7 +329,7 @@ impl Coherence {
         let payload = format!("{} {server} {now}", self.node);
         let _ = self
             .client
-            .publish(format!("{}.hb", self.subject), payload.into())
+            .publish(format!("{}.inv.{HEARTBEAT}", self.subject), payload.into())
             .await;
     }
 
@@ -347,15 +350,13 @@ impl Coherence {
         );
     }
 
-    /// Applies another node's invalidation.
+    /// Applies another node's invalidation, or notes a heartbeat.
     fn apply(&self, cache: &CachedStore, m: &async_nats::Message) {
-        let Some(app) = m
-            .subject
-            .as_str()
-            .rsplit('.')
-            .next()
-            .and_then(|a| a.parse::<AppId>().ok())
-        else {
+        let last = m.subject.as_str().rsplit('.').next();
+        if last == Some(HEARTBEAT) {
+            return self.heard(m);
+        }
+        let Some(app) = last.and_then(|a| a.parse::<AppId>().ok()) else {
             return;
         };
         let text = String::from_utf8_lossy(&m.payload);
