@@ -135,7 +135,7 @@ impl Trust {
             return false;
         }
         let heard = crate::sync::lock(&self.heard);
-        if !heard.get(me).is_some_and(|h| h.sent_ms >= since_ms) {
+        if heard.get(me).is_none_or(|h| h.sent_ms < since_ms) {
             return false;
         }
         members.list.iter().all(|m| {
