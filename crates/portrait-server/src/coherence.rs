@@ -167,11 +167,8 @@ impl Coherence {
         }
     }
 
-    /// How long a membership lasts unless renewed: ten leases, at least 5 s.
     fn member_ttl_ms(&self) -> u64 {
-        u64::try_from(self.lease_ms.saturating_mul(10))
-            .unwrap_or(5_000)
-            .max(5_000)
+        member_ttl_ms(u64::try_from(self.lease_ms).unwrap_or(5_000))
     }
 
     fn generation(&self) -> u64 {
@@ -390,6 +387,63 @@ impl Coherence {
         let until = sent.earlier_connection_ms.max(registered) + self.wait_ms;
         (until > now).then_some(until)
     }
+}
+
+/// A node of a shared store that does not keep its cache coherent over NATS (no `nats_url`, or
+/// `[coherence] enabled = false`) still registers as a member, without ever sending a heartbeat:
+/// while it may write, the nodes that do use NATS cannot hear it, so they never trust their caches
+/// (their reads ask the database, which sees its writes).
+pub struct Bystander {
+    node: String,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Bystander {
+    /// Registers now and renews every [`MEMBERS_EVERY`] until [`Bystander::shutdown`].
+    ///
+    /// # Errors
+    /// The first registration failed.
+    pub async fn start(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Bystander> {
+        let node = format!("{:016x}", rand::random::<u64>());
+        let ttl = member_ttl_ms(settings.coherence.lease_ms);
+        store
+            .members(&node, ttl)
+            .await
+            .map_err(|e| anyhow::anyhow!("coherence: registering as a member: {e}"))?;
+        let me = Bystander {
+            node,
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        };
+        let (node, stop) = (me.node.clone(), me.stop.clone());
+        me.tasks.spawn(async move {
+            let mut every = tokio::time::interval(MEMBERS_EVERY);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = every.tick() => {}
+                }
+                if let Err(e) = store.members(&node, ttl).await {
+                    tracing::debug!(error = %e, "coherence: could not renew the membership");
+                }
+            }
+        });
+        Ok(me)
+    }
+
+    /// Stops renewing and leaves the members.
+    pub async fn shutdown(&self, store: &dyn Store) {
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        let _ = store.members(&self.node, 0).await;
+    }
+}
+
+/// How long a membership lasts unless renewed: ten leases, at least 5 s.
+fn member_ttl_ms(lease_ms: u64) -> u64 {
+    lease_ms.saturating_mul(10).max(5_000)
 }
 
 #[async_trait]

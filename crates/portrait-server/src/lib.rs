@@ -153,6 +153,12 @@ pub async fn run(
             store = cache;
         }
     }
+    // A node of a shared store without coherence still counts as a member, so that the nodes
+    // with coherence never trust their caches while it may write.
+    let mut bystander = None;
+    if coherence.is_none() && !url.starts_with("sqlite:") {
+        bystander = Some(coherence::Bystander::start(&settings, store.clone()).await?);
+    }
     let state = AppState::from_settings(store.clone(), &settings).await?;
     let listener = TcpListener::bind(settings.server.listen)
         .await
@@ -167,6 +173,9 @@ pub async fn run(
     serve(listener, state, &settings.server, shutdown).await?;
     if let Some(c) = coherence {
         c.shutdown(&*store).await;
+    }
+    if let Some(b) = bystander {
+        b.shutdown(&*store).await;
     }
     store.close().await;
     tracing::info!("portrait stopped");
