@@ -227,7 +227,7 @@ async fn three_nodes_admit_an_apps_limit_of_200_calls_a_second_in_total() {
     /// Callers per node, each sending its next call as soon as the last is answered: as much
     /// load as the machine serves (more than the limit), spread evenly over the nodes, without
     /// the pile-up of a fixed rate that a busy machine cannot keep.
-    const CALLERS: usize = 4;
+    const CALLERS: usize = 8;
     let redis = require_redis().await;
     let prefix = prefix();
     let c = Cluster::start(
