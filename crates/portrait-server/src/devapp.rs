@@ -40,6 +40,7 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(AppConfig, bool)> {
         webhook: None,
         disabled: false,
         previous_key: None,
+        shard: None,
     };
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;

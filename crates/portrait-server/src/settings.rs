@@ -116,6 +116,10 @@ pub struct StoreSettings {
     /// it); older ones are pruned ([`crate::retention`]). Fractions are allowed (0.5 = 30
     /// minutes); 0 keeps every change forever.
     pub change_retention_hours: f64,
+    /// More PostgreSQL clusters apps can be placed on, by name (`{ b = "postgres://…" }`); the
+    /// `url` is the *home* shard, named `home`, which also holds the app records. Empty: one
+    /// database (docs/deployment.md, "Shards"). Needs `url` to be PostgreSQL.
+    pub shards: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for StoreSettings {
@@ -124,6 +128,7 @@ impl Default for StoreSettings {
             url: String::new(),
             cache_entries: 200_000,
             change_retention_hours: 168.0,
+            shards: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -236,6 +241,10 @@ pub struct AppConfig {
     /// `valid_until`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_key: Option<PreviousKey>,
+    /// The shard (`[store] shards`) the app's data lives on; none: the home shard (`[store]
+    /// url`). Chosen when the app is made; changed only by a move (docs/deployment.md, "Shards").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 /// `[apps.previous_key]`: a rotated-out key during its grace period.
@@ -357,6 +366,7 @@ impl std::fmt::Debug for AppConfig {
             .field("webhook", &self.webhook)
             .field("disabled", &self.disabled)
             .field("previous_key", &self.previous_key)
+            .field("shard", &self.shard)
             .finish()
     }
 }
@@ -486,6 +496,7 @@ impl Settings {
             (0.0..=24.0 * 365.0 * 100.0).contains(&hours),
             "store: change_retention_hours must be a number of hours from 0 (keep forever) to 876000, not {hours}"
         );
+        self.validate_shards()?;
         anyhow::ensure!(
             self.operator.poll_ms > 0,
             "operator: poll_ms must be positive"
@@ -498,6 +509,43 @@ impl Settings {
                 app.sdkappid
             );
             app.validate()?;
+        }
+        Ok(())
+    }
+
+    /// `[store] shards`: names, PostgreSQL URLs, and a PostgreSQL home; every `[[apps]] shard`
+    /// one of them.
+    fn validate_shards(&self) -> anyhow::Result<()> {
+        let shards = &self.store.shards;
+        let pg = |u: &str| u.starts_with("postgres://") || u.starts_with("postgresql://");
+        if !shards.is_empty() {
+            anyhow::ensure!(
+                pg(&self.store.url),
+                "store: shards need [store] url to be a PostgreSQL database (the home shard), not {:?}; the embedded store has no shards",
+                portrait_store::redact_url(&self.store_url())
+            );
+        }
+        for (name, url) in shards {
+            portrait_store::sharded::check_shard_name(name)
+                .map_err(|e| anyhow::anyhow!("store: shards: {e}"))?;
+            anyhow::ensure!(
+                name != portrait_store::sharded::HOME,
+                "store: shards: {name:?} is the name of [store] url; choose another"
+            );
+            anyhow::ensure!(
+                pg(url),
+                "store: shards: {name:?} = {:?} is not a PostgreSQL URL (postgres://USER@HOST/DATABASE)",
+                portrait_store::redact_url(url)
+            );
+        }
+        for app in &self.apps {
+            if let Some(shard) = &app.shard {
+                anyhow::ensure!(
+                    shard == portrait_store::sharded::HOME || shards.contains_key(shard),
+                    "app {}: shard {shard:?} is not in [store] shards",
+                    app.sdkappid
+                );
+            }
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
+use portrait_store::sharded::Sharded;
 use portrait_store::{AppId, Change, NewAccount, Origin, Profile, Store};
 
 use crate::client_ip::TrustedProxies;
@@ -32,6 +33,9 @@ struct Inner {
     trusted_proxies: TrustedProxies,
     /// The operator API's token and failure counter; `None` = the operator API is off.
     operator: Option<Arc<crate::operator::auth::OperatorAuth>>,
+    /// The shards under `store`, when `[store] shards` is set: where each app is placed
+    /// (applied from its settings) and moved.
+    shards: Option<Arc<Sharded>>,
 }
 
 impl AppState {
@@ -60,11 +64,12 @@ impl AppState {
         max_body_bytes: usize,
         push: &PushSettings,
     ) -> anyhow::Result<AppState> {
-        Self::build(store, apps, max_body_bytes, push, None).await
+        Self::build(store, None, apps, max_body_bytes, push, None).await
     }
 
     async fn build(
         store: Arc<dyn Store>,
+        shards: Option<Arc<Sharded>>,
         file_apps: &[AppConfig],
         max_body_bytes: usize,
         push: &PushSettings,
@@ -73,6 +78,7 @@ impl AppState {
         let (apps, highest) = crate::live::merge(store.as_ref(), file_apps).await?;
         let mut tenants = HashMap::new();
         for (cfg, _, _) in &apps {
+            place(shards.as_deref(), cfg)?;
             let tenant = Tenant::from_config(cfg)?;
             import_admins(store.as_ref(), cfg).await?;
             for (user, not_before) in store.kicks(cfg.sdkappid).await.context("loading kicks")? {
@@ -102,6 +108,7 @@ impl AppState {
                 max_body_bytes,
                 trusted_proxies: TrustedProxies::default(),
                 operator: None,
+                shards,
             }),
         };
         for (cfg, source, revision) in apps {
@@ -127,6 +134,19 @@ impl AppState {
         store: Arc<dyn Store>,
         settings: &Settings,
     ) -> anyhow::Result<AppState> {
+        Self::from_settings_sharded(store, None, settings).await
+    }
+
+    /// [`AppState::from_settings`] over `store`, which routes to `shards` (the same
+    /// [`Sharded`], under the wrappers): each app is placed by its `shard` setting.
+    ///
+    /// # Errors
+    /// As [`AppState::new`]; an app placed on a shard that is not configured.
+    pub async fn from_settings_sharded(
+        store: Arc<dyn Store>,
+        shards: Option<Arc<Sharded>>,
+        settings: &Settings,
+    ) -> anyhow::Result<AppState> {
         let hours = settings.store.change_retention_hours;
         let retention = if hours > 0.0 {
             Some(
@@ -138,6 +158,7 @@ impl AppState {
         };
         let state = Self::build(
             store,
+            shards,
             &settings.apps,
             settings.server.max_body_bytes,
             &settings.push,
@@ -175,6 +196,19 @@ impl AppState {
             .expect("the operator token is set before the state is shared")
             .operator = token.map(|t| Arc::new(crate::operator::auth::OperatorAuth::new(t)));
         self
+    }
+
+    /// The shards, when `[store] shards` is set.
+    pub fn shards(&self) -> Option<&Arc<Sharded>> {
+        self.inner.shards.as_ref()
+    }
+
+    /// Routes `cfg`'s app to its shard from now on.
+    ///
+    /// # Errors
+    /// As [`place`].
+    pub fn place(&self, cfg: &AppConfig) -> anyhow::Result<()> {
+        place(self.shards().map(|s| &**s), cfg)
     }
 
     /// The operator API's authentication, if the API is on.
@@ -429,5 +463,20 @@ impl Store for Waking {
 
     async fn close(&self) {
         self.inner.close().await;
+    }
+}
+
+/// Routes `cfg`'s app to its shard (`shard` setting) on `shards`.
+///
+/// # Errors
+/// A shard not configured on this node (or a shard named on a node without shards).
+fn place(shards: Option<&Sharded>, cfg: &AppConfig) -> anyhow::Result<()> {
+    match (shards, cfg.shard.as_deref()) {
+        (Some(s), shard) => s.place(cfg.sdkappid, shard).map_err(anyhow::Error::from),
+        (None, None | Some(portrait_store::sharded::HOME)) => Ok(()),
+        (None, Some(shard)) => anyhow::bail!(
+            "app {} is placed on shard {shard:?}, but this node has no [store] shards",
+            cfg.sdkappid
+        ),
     }
 }

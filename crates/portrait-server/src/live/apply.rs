@@ -35,6 +35,7 @@ impl AppState {
                 return Ok(());
             }
         }
+        self.place(&cfg)?;
         let tenant = Arc::new(Tenant::replacing(&cfg, old.as_ref().map(|o| &*o.tenant))?);
         if old.is_none() {
             for (user, not_before) in self.store().kicks(id).await? {

@@ -45,6 +45,7 @@ fn names_app() -> AppConfig {
         webhook: None,
         disabled: false,
         previous_key: None,
+        shard: None,
     }
 }
 

@@ -86,6 +86,7 @@ pub fn test_app() -> AppConfig {
         webhook: None,
         disabled: false,
         previous_key: None,
+        shard: None,
     }
 }
 
@@ -103,6 +104,7 @@ pub fn other_app() -> AppConfig {
         webhook: None,
         disabled: false,
         previous_key: None,
+        shard: None,
     }
 }
 

@@ -103,6 +103,7 @@ fn doc_app() -> AppConfig {
         webhook: None,
         disabled: false,
         previous_key: None,
+        shard: None,
     }
 }
 
