@@ -148,7 +148,9 @@ pub async fn run(
             store = cache;
         }
     }
-    let state = AppState::from_settings_sharded(store.clone(), shards, &settings).await?;
+    let state = AppState::from_settings_sharded(store.clone(), shards, &settings)
+        .await?
+        .with_node(coherence.as_ref().map(|c| c.node().to_owned()));
     let listener = TcpListener::bind(settings.server.listen)
         .await
         .with_context(|| format!("binding {}", settings.server.listen))?;

@@ -245,6 +245,10 @@ pub struct AppConfig {
     /// url`). Chosen when the app is made; changed only by a move (docs/deployment.md, "Shards").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// Set (to the target shard) while a move announced by the operator API is switching the
+    /// app: every node holds the app's writes until a record without it (never set by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving: Option<String>,
 }
 
 /// `[apps.previous_key]`: a rotated-out key during its grace period.
@@ -367,6 +371,7 @@ impl std::fmt::Debug for AppConfig {
             .field("disabled", &self.disabled)
             .field("previous_key", &self.previous_key)
             .field("shard", &self.shard)
+            .field("moving", &self.moving)
             .finish()
     }
 }

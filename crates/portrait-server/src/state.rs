@@ -36,6 +36,9 @@ struct Inner {
     /// The shards under `store`, when `[store] shards` is set: where each app is placed
     /// (applied from its settings) and moved.
     shards: Option<Arc<Sharded>>,
+    /// This node's id among the members (`coherence`), with which it acknowledges holding an
+    /// app's writes for a move; `None` without NATS.
+    node: Option<String>,
 }
 
 impl AppState {
@@ -109,6 +112,7 @@ impl AppState {
                 trusted_proxies: TrustedProxies::default(),
                 operator: None,
                 shards,
+                node: None,
             }),
         };
         for (cfg, source, revision) in apps {
@@ -198,6 +202,22 @@ impl AppState {
         self
     }
 
+    /// This state, acknowledging moves as member `node`. Call it before the state is shared.
+    ///
+    /// # Panics
+    /// If the state has been cloned already.
+    pub fn with_node(mut self, node: Option<String>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("the node id is set before the state is shared")
+            .node = node;
+        self
+    }
+
+    /// This node's id among the members, if it has one.
+    pub fn node(&self) -> Option<&str> {
+        self.inner.node.as_deref()
+    }
+
     /// The shards, when `[store] shards` is set.
     pub fn shards(&self) -> Option<&Arc<Sharded>> {
         self.inner.shards.as_ref()
@@ -209,6 +229,24 @@ impl AppState {
     /// As [`place`].
     pub fn place(&self, cfg: &AppConfig) -> anyhow::Result<()> {
         place(self.shards().map(|s| &**s), cfg)
+    }
+
+    /// Honours a move announced in `cfg` (the app's record at `revision`): while `moving` is
+    /// set, the app's writes wait on this node (acknowledged on the app's shard, so the mover
+    /// knows); once it is not, they go on, on the shard `cfg` places the app on.
+    pub async fn honour_move(&self, cfg: &AppConfig, revision: u64) {
+        let Some(shards) = self.shards() else { return };
+        let id = cfg.sdkappid;
+        if cfg.moving.is_none() {
+            shards.release(id);
+            return;
+        }
+        shards.hold(id).await;
+        if let Some(node) = self.node() {
+            if let Err(e) = shards.ack_pause(id, node, revision).await {
+                tracing::warn!(sdkappid = id, error = %e, "could not acknowledge a move's pause");
+            }
+        }
     }
 
     /// The operator API's authentication, if the API is on.

@@ -58,6 +58,9 @@ pub struct Sharded {
     placement: RwLock<HashMap<AppId, String>>,
     /// Per app, the lock its writes hold shared and a move holds exclusively (made on first use).
     gates: Mutex<HashMap<AppId, Arc<tokio::sync::RwLock<()>>>>,
+    /// The gates held shut: by a move on this node, or for a move announced by another node's
+    /// app record ([`Sharded::hold`]).
+    held: Mutex<HashMap<AppId, tokio::sync::OwnedRwLockWriteGuard<()>>>,
     /// One move at a time on this node.
     moving: tokio::sync::Mutex<()>,
 }
@@ -82,6 +85,7 @@ impl Sharded {
             shards,
             placement: RwLock::new(HashMap::new()),
             gates: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
             moving: tokio::sync::Mutex::new(()),
         })
     }
@@ -207,10 +211,60 @@ impl Sharded {
         g.entry(app).or_default().clone()
     }
 
+    /// Shuts `app`'s gate: waits for the writes in flight, then makes new ones wait until
+    /// [`Sharded::release`]. Holding it already is fine.
+    pub async fn hold(&self, app: AppId) {
+        if self.is_held(app) {
+            return;
+        }
+        let guard = self.gate(app).write_owned().await;
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.entry(app).or_insert(guard);
+    }
+
+    /// Opens `app`'s gate: its waiting writes go on (on the shard it is placed on now).
+    pub fn release(&self, app: AppId) {
+        let guard = {
+            let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+            held.remove(&app)
+        };
+        drop(guard);
+    }
+
+    /// Whether `app`'s writes are held.
+    pub fn is_held(&self, app: AppId) -> bool {
+        let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.contains_key(&app)
+    }
+
+    /// Records on `app`'s shard that `node` holds the app's writes for the move announced at
+    /// app-record revision `revision` (a cursor `move-pause:<node>`; written past the gate).
+    ///
+    /// # Errors
+    /// The shard's failure.
+    pub async fn ack_pause(&self, app: AppId, node: &str, revision: u64) -> Result<()> {
+        self.of(app)
+            .set_cursor(app, &pause_cursor(node), revision)
+            .await
+    }
+
+    /// The revision of the last move `node` acknowledged holding `app`'s writes for.
+    ///
+    /// # Errors
+    /// The shard's failure.
+    pub async fn pause_acked(&self, app: AppId, node: &str) -> Result<Option<u64>> {
+        self.of(app).cursor(app, &pause_cursor(node)).await
+    }
+
     /// Waits until `app` may be written (no move is switching it), then holds that.
     async fn write_pass(&self, app: AppId) -> tokio::sync::OwnedRwLockReadGuard<()> {
         self.gate(app).read_owned().await
     }
+}
+
+/// The cursor where `node` acknowledges holding an app's writes for a move.
+fn pause_cursor(node: &str) -> String {
+    format!("move-pause:{node}")
 }
 
 #[async_trait]

@@ -136,7 +136,7 @@ async fn a_move_under_writes_keeps_every_write_and_the_versions() {
         }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let moving = s.begin_move(APP, "b").await.unwrap();
+    let moving = s.begin_move(APP, "b", || async { Ok(()) }).await.unwrap();
     let report = moving.switch();
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
@@ -186,11 +186,19 @@ async fn a_move_under_writes_keeps_every_write_and_the_versions() {
     assert_eq!(b.kicks(APP).await.unwrap(), vec![("u0".to_owned(), 12345)]);
 
     // Moving back catches up from the copy left on home (no second dump).
-    let back = s.begin_move(APP, HOME).await.unwrap().switch();
+    let back = s
+        .begin_move(APP, HOME, || async { Ok(()) })
+        .await
+        .unwrap()
+        .switch();
     assert_eq!(back.copied_accounts, 0, "{back:?}");
     assert_eq!(back.version, s.current_version(APP).await.unwrap());
     assert_eq!(s.shard_of(APP), HOME);
-    let e = s.begin_move(APP, HOME).await.err().unwrap();
+    let e = s
+        .begin_move(APP, HOME, || async { Ok(()) })
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(e, StoreError::Config(_)), "{e}");
 }
 
@@ -200,7 +208,7 @@ async fn an_abandoned_move_leaves_the_app_where_it_was() {
     s.import_accounts(APP, &[NewAccount::new(id("u"))], "t".into())
         .await
         .unwrap();
-    let moving = s.begin_move(APP, "b").await.unwrap();
+    let moving = s.begin_move(APP, "b", || async { Ok(()) }).await.unwrap();
     drop(moving);
     assert_eq!(s.shard_of(APP), HOME);
     s.set_profile(APP, &id("u"), &nick("after"), "t".into())

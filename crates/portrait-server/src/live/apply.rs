@@ -36,6 +36,7 @@ impl AppState {
             }
         }
         self.place(&cfg)?;
+        self.honour_move(&cfg, revision).await;
         let tenant = Arc::new(Tenant::replacing(&cfg, old.as_ref().map(|o| &*o.tenant))?);
         if old.is_none() {
             for (user, not_before) in self.store().kicks(id).await? {

@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use portrait_core::operator::{
-    AppCreate, AppCreated, AppKey, AppList, AppMove, AppMoved, AppPatch, AppSource, AppView,
-    ClientRateLimits, KeyRotate, RateLimits, WebhookSettings,
+    AppCreate, AppCreated, AppKey, AppList, AppPatch, AppSource, AppView, ClientRateLimits,
+    KeyRotate, RateLimits, WebhookSettings,
 };
 use portrait_store::StoreError;
 use secrecy::{ExposeSecret, SecretString};
@@ -30,7 +30,6 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/apps/{sdkappid}", get(show).patch(patch))
         .route("/admin/v1/apps/{sdkappid}/key", get(key))
         .route("/admin/v1/apps/{sdkappid}/rotate-key", post(rotate_key))
-        .route("/admin/v1/apps/{sdkappid}/move", post(move_app))
 }
 
 /// Attempts of a change that another node's concurrent change made stale before it gives up
@@ -229,7 +228,11 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, OpError> {
 }
 
 /// Writes `cfg` as the app's record if its revision is `expected`; the new revision.
-async fn put(state: &AppState, cfg: &AppConfig, expected: Option<u64>) -> Result<u64, OpError> {
+pub(super) async fn put(
+    state: &AppState,
+    cfg: &AppConfig,
+    expected: Option<u64>,
+) -> Result<u64, OpError> {
     let body = crate::live::record_body(cfg)?;
     Ok(state
         .store()
@@ -238,7 +241,11 @@ async fn put(state: &AppState, cfg: &AppConfig, expected: Option<u64>) -> Result
 }
 
 /// Applies a record just written here, and tells the other nodes.
-async fn applied(state: &AppState, cfg: AppConfig, revision: u64) -> Result<Arc<LiveApp>, OpError> {
+pub(super) async fn applied(
+    state: &AppState,
+    cfg: AppConfig,
+    revision: u64,
+) -> Result<Arc<LiveApp>, OpError> {
     let id = cfg.sdkappid;
     state.hub().apps_changed();
     state
@@ -318,68 +325,6 @@ fn shard_for_new_app(state: &AppState, asked: Option<String>) -> Result<Option<S
         ))),
         None => Ok(Some(shards.least_loaded())),
     }
-}
-
-/// `POST /admin/v1/apps/{sdkappid}/move`: copies the app's data to another shard and catches
-/// up while it is written, pauses its writes, catches up the rest, verifies, records the new
-/// placement in the app's record and switches (`portrait_store::sharded`'s `moving` module).
-async fn move_app(
-    State(state): State<AppState>,
-    Path(sdkappid): Path<String>,
-    Body(req): Body<AppMove>,
-) -> Result<Json<AppMoved>, OpError> {
-    let id = parse_sdkappid(&sdkappid)?;
-    let Some(shards) = state.shards().cloned() else {
-        return Err(OpError::Invalid(
-            "this node has no [store] shards; there is nowhere to move an app".into(),
-        ));
-    };
-    if !shards.has(&req.shard) {
-        return Err(OpError::Invalid(format!(
-            "no shard {:?}; the shards are {}",
-            req.shard,
-            shards.names().join(", ")
-        )));
-    }
-    let _one = state.live().changing().await;
-    state.sync_apps().await.map_err(OpError::from_anyhow)?;
-    let app = state.live().get(id).ok_or(OpError::AppNotFound(id))?;
-    let moving = shards
-        .begin_move(id, &req.shard)
-        .await
-        .map_err(|e| match e {
-            StoreError::Unavailable(_) => OpError::Store(e),
-            e => OpError::MoveRefused(format!(
-                "app {id} stays on shard {:?}: {e}",
-                shards.shard_of(id)
-            )),
-        })?;
-    // Recorded while the writes wait: the placement every node (and a restart) follows.
-    let mut cfg = app.config.clone();
-    cfg.shard = Some(req.shard.clone());
-    let expected = (app.source == AppSource::Store).then_some(app.revision);
-    let revision = match put(&state, &cfg, expected).await {
-        Err(OpError::Store(StoreError::VersionConflict { .. })) => {
-            return Err(OpError::MoveRefused(format!(
-                "app {id} was changed on another node during the move; it stays where it was, retry"
-            )))
-        }
-        r => r?,
-    };
-    let r = moving.switch();
-    tracing::info!(sdkappid = id, from = %r.from, to = %r.to, version = r.version, paused_ms = r.paused_ms, took_ms = r.took_ms, "app moved");
-    applied(&state, cfg, revision).await?;
-    Ok(Json(AppMoved {
-        sdkappid: id,
-        from: r.from,
-        to: r.to,
-        copied_accounts: r.copied_accounts as u64,
-        caught_up_changes: r.caught_up_changes as u64,
-        version: r.version,
-        verified_accounts: r.verified_accounts as u64,
-        paused_ms: r.paused_ms,
-        took_ms: r.took_ms,
-    }))
 }
 
 /// `GET /admin/v1/apps`: every app of this node.

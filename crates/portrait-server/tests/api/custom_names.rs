@@ -46,6 +46,7 @@ fn names_app() -> AppConfig {
         disabled: false,
         previous_key: None,
         shard: None,
+        moving: None,
     }
 }
 

@@ -87,6 +87,7 @@ pub fn test_app() -> AppConfig {
         disabled: false,
         previous_key: None,
         shard: None,
+        moving: None,
     }
 }
 
@@ -105,6 +106,7 @@ pub fn other_app() -> AppConfig {
         disabled: false,
         previous_key: None,
         shard: None,
+        moving: None,
     }
 }
 

@@ -104,6 +104,7 @@ fn doc_app() -> AppConfig {
         disabled: false,
         previous_key: None,
         shard: None,
+        moving: None,
     }
 }
 

@@ -58,15 +58,24 @@ pub struct MoveReport {
     pub took_ms: u64,
 }
 
-/// A move that has paused the app's writes and verified the target: [`Move::switch`] places
-/// the app there and resumes; dropping it resumes on the source.
+/// A move that has paused the app's writes (on this node: [`Sharded::hold`]) and verified the
+/// target: [`Move::switch`] places the app there and resumes; dropping it resumes on the source.
 pub struct Move<'a> {
     sharded: &'a Sharded,
     report: MoveReport,
     paused: Instant,
     started: Instant,
-    _gate: tokio::sync::OwnedRwLockWriteGuard<()>,
+    /// Switched: dropping it then releases nothing more.
+    done: bool,
     _one: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl Drop for Move<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.sharded.release(self.report.sdkappid);
+        }
+    }
 }
 
 impl Move<'_> {
@@ -80,9 +89,11 @@ impl Move<'_> {
         let to = self.report.to.clone();
         // `to` was checked by `begin_move`.
         let _ = self.sharded.place(self.report.sdkappid, Some(&to));
+        self.sharded.release(self.report.sdkappid);
+        self.done = true;
         self.report.paused_ms = millis(self.paused.elapsed());
         self.report.took_ms = millis(self.started.elapsed());
-        self.report
+        self.report.clone()
     }
 }
 
@@ -91,15 +102,26 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl Sharded {
-    /// Copies `app` to shard `to` and catches up while it is written, then pauses its writes,
-    /// catches up the rest and verifies. The app stays on its shard until [`Move::switch`].
+    /// Copies `app` to shard `to` and catches up while it is written, then pauses its writes
+    /// here, runs `pause_others` (which pauses them on the other nodes: the server announces
+    /// the move in the app's record and waits for every node to hold its writes), catches up
+    /// the rest and verifies. The app stays on its shard until [`Move::switch`].
     ///
     /// # Errors
     /// [`StoreError::Config`] for an unknown shard or the shard the app is on;
     /// [`StoreError::Conflict`] when the target holds a newer copy than the source;
     /// [`StoreError::Corrupt`] when the target does not read the same after the catch-up; or a
     /// shard's failure. Nothing is switched then, and the app's writes go on on its shard.
-    pub async fn begin_move(&self, app: AppId, to: &str) -> Result<Move<'_>> {
+    pub async fn begin_move<F, Fut>(
+        &self,
+        app: AppId,
+        to: &str,
+        pause_others: F,
+    ) -> Result<Move<'_>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
         let one = self.moving.lock().await;
         let started = Instant::now();
         let from = self.shard_of(app);
@@ -139,8 +161,19 @@ impl Sharded {
                 break;
             }
         }
-        let gate = self.gate(app).write_owned().await;
+        self.hold(app).await;
         let paused = Instant::now();
+        // From here on, an error drops the move, which releases the writes.
+        let mut moving = Move {
+            sharded: self,
+            report,
+            paused,
+            started,
+            done: false,
+            _one: one,
+        };
+        pause_others().await?;
+        let report = &mut moving.report;
         report.caught_up_changes += catch_up(&*src, &*dst, app, &mut at, &mut touched).await?;
         for (user, not_before) in src.kicks(app).await? {
             if let Ok(user) = Identifier::parse(&user) {
@@ -156,14 +189,7 @@ impl Sharded {
         report.verified_accounts = verify(&*src, &*dst, app, &touched).await?;
         report.paused_ms = millis(paused.elapsed());
         report.took_ms = millis(started.elapsed());
-        Ok(Move {
-            sharded: self,
-            report,
-            paused,
-            started,
-            _gate: gate,
-            _one: one,
-        })
+        Ok(moving)
     }
 }
 

@@ -151,6 +151,32 @@ where
     false
 }
 
+/// Sets a new Nick on `users` in turn through `admin` until `stop`; the acknowledged
+/// `(user, nick)`s in order, the slowest write and the number of attempts.
+async fn writer(
+    admin: AdminClient,
+    users: [&'static str; 2],
+    stop: Arc<AtomicBool>,
+) -> (Vec<(&'static str, String)>, Duration, usize) {
+    for user in users {
+        admin.account_import(user, None, None).await.unwrap();
+    }
+    let (mut acked, mut slowest, mut n) = (Vec::new(), Duration::ZERO, 0usize);
+    while !stop.load(Ordering::Relaxed) {
+        let user = users[n % 2];
+        let value = format!("{user}-{n}");
+        let t = Instant::now();
+        let code = set(&admin, user, &value).await;
+        slowest = slowest.max(t.elapsed());
+        if code == 0 {
+            acked.push((user, value));
+        }
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (acked, slowest, n)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shards_fail_apart_and_an_app_moves_online() {
     let shard_a = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
@@ -248,31 +274,12 @@ async fn shards_fail_apart_and_an_app_moves_online() {
         assert_eq!(nick(admin, "a1").await.as_deref(), Ok("after"));
     }
 
-    // Move the app from a to home while node 0 writes it.
+    // Move the app from a to home while both nodes write it (each its own accounts).
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn({
-        let admin = on_a[0].clone();
-        let stop = stop.clone();
-        async move {
-            let (mut acked, mut slowest, mut n) = (Vec::new(), Duration::ZERO, 0usize);
-            while !stop.load(Ordering::Relaxed) {
-                let user = ["a1", "a2"][n % 2];
-                if n < 2 {
-                    admin.account_import("a2", None, None).await.unwrap();
-                }
-                let value = format!("m{n}");
-                let t = Instant::now();
-                let code = set(&admin, user, &value).await;
-                slowest = slowest.max(t.elapsed());
-                if code == 0 {
-                    acked.push((user, value));
-                }
-                n += 1;
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            (acked, slowest, n)
-        }
-    });
+    let writers: Vec<_> = [(0, ["a1", "a2"]), (1, ["a3", "a4"])]
+        .into_iter()
+        .map(|(node, users)| tokio::spawn(writer(on_a[node].clone(), users, stop.clone())))
+        .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, moved) = op(
         &b0,
@@ -283,7 +290,13 @@ async fn shards_fail_apart_and_an_app_moves_online() {
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
-    let (acked, slowest, attempts) = writer.await.unwrap();
+    let (mut acked, mut slowest, mut attempts) = (Vec::new(), Duration::ZERO, 0);
+    for w in writers {
+        let (a, s, n) = w.await.unwrap();
+        acked.extend(a);
+        slowest = slowest.max(s);
+        attempts += n;
+    }
     assert_eq!(status, 200, "{moved}");
     println!(
         "shards: move a -> home: {moved}; writer: {attempts} writes, {} acknowledged, slowest {slowest:?}",
@@ -296,13 +309,17 @@ async fn shards_fail_apart_and_an_app_moves_online() {
     let paused = Duration::from_millis(moved["paused_ms"].as_u64().unwrap());
     assert!(paused <= PAUSE_BOUND, "writes paused {paused:?}");
     assert!(
+        slowest <= PAUSE_BOUND + Duration::from_millis(500),
+        "a write waited {slowest:?}"
+    );
+    assert!(
         acked.len() > 10,
         "the writer wrote during the move: {}",
         acked.len()
     );
     assert_eq!(acked.len(), attempts, "no write failed during the move");
     // Nothing lost: the last acknowledged Nick of each account is read back.
-    for user in ["a1", "a2"] {
+    for user in ["a1", "a2", "a3", "a4"] {
         let last = acked
             .iter()
             .rev()
