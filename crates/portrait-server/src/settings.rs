@@ -575,6 +575,33 @@ mod tests {
     use crate::ratelimit::Api;
 
     #[test]
+    fn shards_are_checked_with_clear_errors() {
+        let pg = "[store]\nurl = \"postgres://u:secret@h/db\"\n";
+        let s = parse(&format!("{pg}shards = {{ b = \"postgres://u@h2/db\" }}\n")).unwrap();
+        assert_eq!(s.store.shards["b"], "postgres://u@h2/db");
+        for (text, says) in [
+            (
+                "[store]\nshards = { b = \"postgres://u@h2/db\" }\n".to_owned(),
+                "need [store] url to be a PostgreSQL",
+            ),
+            (format!("{pg}shards = {{ B = \"postgres://h/db\" }}\n"), "shard name \"B\""),
+            (format!("{pg}shards = {{ home = \"postgres://h/db\" }}\n"), "is the name of [store] url"),
+            (format!("{pg}shards = {{ b = \"sqlite://x.db\" }}\n"), "not a PostgreSQL URL"),
+            (
+                format!("{pg}shards = {{ b = \"mysql://u:secret@h/db\" }}\n"),
+                "not a PostgreSQL URL",
+            ),
+        ] {
+            let e = format!("{:#}", parse(&text).unwrap_err());
+            assert!(e.contains(says), "{text}: {e}");
+            assert!(!e.contains("secret"), "no password in {e}");
+        }
+        let app = "[[apps]]\nsdkappid = 1\nkey = \"k\"\nadmins = [\"a\"]\nshard = \"c\"\n";
+        let e = format!("{:#}", parse(&format!("{pg}shards = {{ b = \"postgres://h/db\" }}\n{app}")).unwrap_err());
+        assert!(e.contains("app 1: shard \"c\" is not in [store] shards"), "{e}");
+    }
+
+    #[test]
     fn the_example_config_parses_and_validates() {
         let s: Settings = Figment::from(Serialized::defaults(Settings::default()))
             .merge(Toml::string(EXAMPLE))

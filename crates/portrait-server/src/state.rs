@@ -82,6 +82,10 @@ impl AppState {
         let mut tenants = HashMap::new();
         for (cfg, _, _) in &apps {
             place(shards.as_deref(), cfg)?;
+            if let (Some(shards), Some(_)) = (&shards, &cfg.moving) {
+                // Started during a move: this node's writes wait like the others'.
+                shards.hold(cfg.sdkappid).await;
+            }
             let tenant = Tenant::from_config(cfg)?;
             import_admins(store.as_ref(), cfg).await?;
             for (user, not_before) in store.kicks(cfg.sdkappid).await.context("loading kicks")? {
