@@ -584,9 +584,18 @@ mod tests {
                 "[store]\nshards = { b = \"postgres://u@h2/db\" }\n".to_owned(),
                 "need [store] url to be a PostgreSQL",
             ),
-            (format!("{pg}shards = {{ B = \"postgres://h/db\" }}\n"), "shard name \"B\""),
-            (format!("{pg}shards = {{ home = \"postgres://h/db\" }}\n"), "is the name of [store] url"),
-            (format!("{pg}shards = {{ b = \"sqlite://x.db\" }}\n"), "not a PostgreSQL URL"),
+            (
+                format!("{pg}shards = {{ B = \"postgres://h/db\" }}\n"),
+                "shard name \"B\"",
+            ),
+            (
+                format!("{pg}shards = {{ home = \"postgres://h/db\" }}\n"),
+                "is the name of [store] url",
+            ),
+            (
+                format!("{pg}shards = {{ b = \"sqlite://x.db\" }}\n"),
+                "not a PostgreSQL URL",
+            ),
             (
                 format!("{pg}shards = {{ b = \"mysql://u:secret@h/db\" }}\n"),
                 "not a PostgreSQL URL",
@@ -597,8 +606,17 @@ mod tests {
             assert!(!e.contains("secret"), "no password in {e}");
         }
         let app = "[[apps]]\nsdkappid = 1\nkey = \"k\"\nadmins = [\"a\"]\nshard = \"c\"\n";
-        let e = format!("{:#}", parse(&format!("{pg}shards = {{ b = \"postgres://h/db\" }}\n{app}")).unwrap_err());
-        assert!(e.contains("app 1: shard \"c\" is not in [store] shards"), "{e}");
+        let e = format!(
+            "{:#}",
+            parse(&format!(
+                "{pg}shards = {{ b = \"postgres://h/db\" }}\n{app}"
+            ))
+            .unwrap_err()
+        );
+        assert!(
+            e.contains("app 1: shard \"c\" is not in [store] shards"),
+            "{e}"
+        );
     }
 
     #[test]
