@@ -7,7 +7,8 @@
 //! * with shard `a`'s PostgreSQL stopped (`pg_ctl stop -m immediate`), the app on the home shard
 //!   keeps reading and writing, the app on `a` fails with the store-unavailable code (40006),
 //!   and recovers once `a` is back, with no node restarted;
-//! * `POST /admin/v1/apps/{id}/move` moves the app from `a` to home while it is written: no
+//! * `portrait app move` (`POST /admin/v1/apps/{id}/move`) moves the app from `a` to home
+//!   while both nodes write it, each holding the app's writes during the switch: no
 //!   acknowledged write is lost, writes paused at most a second (measured, printed:
 //!   `cargo test -p portrait --test multinode shards_ -- --nocapture`), and afterwards the app
 //!   is served with `a` stopped again, so its data really is on the home shard.
@@ -281,13 +282,17 @@ async fn shards_fail_apart_and_an_app_moves_online() {
         .map(|(node, users)| tokio::spawn(writer(on_a[node].clone(), users, stop.clone())))
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, moved) = op(
-        &b0,
-        "POST",
-        &format!("/admin/v1/apps/{APP_A}/move"),
-        json!({"shard": "home"}),
-    )
-    .await;
+    // From the shell, as an operator would: `portrait app move … --to home --json`.
+    let cli = tokio::process::Command::new(env!("CARGO_BIN_EXE_portrait"))
+        .args(["app", "move", &APP_A.to_string(), "--to", "home", "--json"])
+        .env("PORTRAIT_SERVER", &b0)
+        .env("PORTRAIT_OPERATOR_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    let status = if cli.status.success() { 200 } else { 0 };
+    let moved: Value = serde_json::from_slice(&cli.stdout)
+        .unwrap_or_else(|_| json!(String::from_utf8_lossy(&cli.stderr)));
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     let (mut acked, mut slowest, mut attempts) = (Vec::new(), Duration::ZERO, 0);
