@@ -336,6 +336,14 @@ async fn shards_fail_apart_and_an_app_moves_online() {
             "{user} after the move"
         );
     }
+    // Nothing reached the old shard after the switch (a node still writing there would lose it).
+    let source = portrait_store::open(&shard_a.url()).await.unwrap();
+    assert_eq!(
+        source.current_version(APP_A).await.unwrap(),
+        moved["version"].as_u64().unwrap(),
+        "shard a is where the move left it"
+    );
+    source.close().await;
     let (_, view) = op(&b0, "GET", &format!("/admin/v1/apps/{APP_A}"), json!({})).await;
     assert_eq!(view["shard"], "home", "{view}");
 
