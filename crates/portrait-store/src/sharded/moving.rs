@@ -32,6 +32,10 @@ const CATCH_UP_PAGE: usize = 1_000;
 const ROUNDS: usize = 5;
 const CALM: usize = 50;
 
+/// How long the catch-up may run before the pause; an app written as fast as its changes
+/// replay never catches up, and its move is refused rather than paused for long.
+const CATCH_UP_BUDGET: Duration = Duration::from_secs(60);
+
 /// Accounts compared by the verification at most.
 const VERIFY_MAX: usize = 10_000;
 
@@ -154,8 +158,9 @@ impl Sharded {
             }
         }
         let mut touched = BTreeSet::new();
+        let budget = Some(Instant::now() + CATCH_UP_BUDGET);
         for _ in 0..ROUNDS {
-            let n = catch_up(&*src, &*dst, app, &mut at, &mut touched).await?;
+            let n = catch_up(&*src, &*dst, app, &mut at, &mut touched, budget).await?;
             report.caught_up_changes += n;
             if n < CALM {
                 break;
@@ -174,7 +179,8 @@ impl Sharded {
         };
         pause_others().await?;
         let report = &mut moving.report;
-        report.caught_up_changes += catch_up(&*src, &*dst, app, &mut at, &mut touched).await?;
+        report.caught_up_changes +=
+            catch_up(&*src, &*dst, app, &mut at, &mut touched, None).await?;
         for (user, not_before) in src.kicks(app).await? {
             if let Ok(user) = Identifier::parse(&user) {
                 dst.kick(app, &user, not_before).await?;
@@ -193,13 +199,16 @@ impl Sharded {
     }
 }
 
-/// Replays the source's changes after `at` on the target; the number replayed.
+/// Replays the source's changes after `at` on the target until none is left; the number
+/// replayed. Past `deadline`, refuses ([`StoreError::Conflict`]): the app is written faster
+/// than it replays.
 async fn catch_up(
     src: &dyn Store,
     dst: &dyn Store,
     app: AppId,
     at: &mut u64,
     touched: &mut BTreeSet<String>,
+    deadline: Option<Instant>,
 ) -> Result<usize> {
     let source_version = src.current_version(app).await?;
     if source_version < *at {
@@ -214,6 +223,13 @@ async fn catch_up(
         let page = src.changes_since(app, *at, CATCH_UP_PAGE).await?;
         if page.is_empty() {
             return Ok(n);
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(StoreError::Conflict {
+                what: format!(
+                    "app {app} is written faster than the move replays its changes ({n} replayed in {CATCH_UP_BUDGET:?}); retry when it is quieter"
+                ),
+            });
         }
         for c in &page {
             replay(dst, app, c).await?;
