@@ -180,6 +180,17 @@ async fn writer(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shards_fail_apart_and_an_app_moves_online() {
+    scenario(false).await;
+}
+
+// Without NATS the nodes are no members: the mover waits two `[operator] poll_ms` for the other
+// node to hold the app's writes, which it learns by polling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shards_fail_apart_and_an_app_moves_online_without_nats() {
+    scenario(true).await;
+}
+
+async fn scenario(without_nats: bool) {
     let shard_a = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
     let cluster = Cluster::start(
         2,
@@ -187,6 +198,7 @@ async fn shards_fail_apart_and_an_app_moves_online() {
             operator_token: Some(TOKEN),
             operator_poll_ms: Some(100),
             store_extra: Some(format!("shards = {{ a = \"{}\" }}\n", shard_a.url())),
+            without_nats,
             ..Options::default()
         },
     )
@@ -304,7 +316,7 @@ async fn shards_fail_apart_and_an_app_moves_online() {
     }
     assert_eq!(status, 200, "{moved}");
     println!(
-        "shards: move a -> home: {moved}; writer: {attempts} writes, {} acknowledged, slowest {slowest:?}",
+        "shards (without NATS: {without_nats}): move a -> home: {moved}; writer: {attempts} writes, {} acknowledged, slowest {slowest:?}",
         acked.len()
     );
     assert_eq!(
