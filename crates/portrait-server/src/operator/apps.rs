@@ -288,6 +288,9 @@ pub async fn change(
         }
         let mut cfg = app.config.clone();
         edit(&mut cfg)?;
+        // Any change ends the pause of a move whose mover died (operator/shards.rs): safe, as
+        // a live mover's next record then conflicts, and it gives the move up.
+        cfg.moving = None;
         check(&cfg)?;
         let expected = (app.source == AppSource::Store).then_some(app.revision);
         match put(state, &cfg, expected).await {

@@ -11,7 +11,9 @@
 //!   while both nodes write it, each holding the app's writes during the switch: no
 //!   acknowledged write is lost, writes paused at most a second (measured, printed:
 //!   `cargo test -p portrait --test multinode shards_ -- --nocapture`), and afterwards the app
-//!   is served with `a` stopped again, so its data really is on the home shard.
+//!   is served with `a` stopped again, so its data really is on the home shard;
+//! * a move announced by a mover that died holds the app's writes until any change of the app;
+//! * all of it with NATS (nodes acknowledge the pause) and without (the mover waits two polls).
 
 use std::path::{Path, PathBuf};
 
@@ -370,4 +372,46 @@ async fn scenario(without_nats: bool) {
         .await;
         assert!(served, "the moved app is served with shard a stopped");
     }
+
+    // A mover that died after announcing a move leaves its record: the app's writes wait on
+    // every node, until any change of the app ends the pause.
+    let home_store = portrait_store::open(&cluster.store_url).await.unwrap();
+    let record = home_store
+        .app_records(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .rfind(|r| r.sdkappid == APP_A)
+        .unwrap();
+    let mut body: Value = serde_json::from_str(&record.body).unwrap();
+    body["moving"] = json!("a");
+    home_store
+        .put_app_record(APP_A, Some(record.revision), &body.to_string())
+        .await
+        .unwrap();
+    home_store.close().await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // > [operator] poll_ms
+    let held = tokio::spawn({
+        let admin = on_a[1].clone();
+        async move { set(&admin, "a1", "held").await }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !held.is_finished(),
+        "a write waits while a move is announced"
+    );
+    let (status, patched) = op(
+        &b0,
+        "PATCH",
+        &format!("/admin/v1/apps/{APP_A}"),
+        json!({"sensitive_words": []}),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(
+        held.await.unwrap(),
+        0,
+        "the waiting write went on after the change"
+    );
+    assert_eq!(nick(&on_a[0], "a1").await.as_deref(), Ok("held"));
 }
