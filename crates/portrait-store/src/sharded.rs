@@ -140,6 +140,7 @@ impl Sharded {
     /// # Errors
     /// [`StoreError::Config`] for a shard not configured here (the placement is not changed).
     pub fn place(&self, app: AppId, shard: Option<&str>) -> Result<()> {
+        let named = shard;
         let shard = shard.unwrap_or(HOME);
         if !self.has(shard) {
             return Err(StoreError::Config(format!(
@@ -151,11 +152,11 @@ impl Sharded {
             .placement
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if shard == HOME {
-            p.remove(&app);
-        } else {
-            p.insert(app, shard.to_owned());
-        }
+        // A named shard is kept even when it is home: it counts for `least_loaded`.
+        match named {
+            Some(shard) => p.insert(app, shard.to_owned()),
+            None => p.remove(&app),
+        };
         Ok(())
     }
 
@@ -168,8 +169,8 @@ impl Sharded {
         p.get(&app).cloned().unwrap_or_else(|| HOME.to_owned())
     }
 
-    /// The shard with the fewest placed apps (apps without a placement count for [`HOME`];
-    /// ties go to the first name), for a new app.
+    /// The shard with the fewest apps placed by name (apps without a `shard` are not counted;
+    /// ties go to [`HOME`], then by name), for a new app.
     pub fn least_loaded(&self) -> String {
         let p = self
             .placement

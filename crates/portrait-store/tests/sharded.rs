@@ -70,6 +70,10 @@ async fn each_app_is_written_only_on_its_shard() {
     assert_eq!(s.shard_of(APP), "b");
     assert_eq!(s.shard_of(OTHER), HOME);
     assert_eq!(s.least_loaded(), HOME, "b holds one placed app, home none");
+    s.place(OTHER, Some(HOME)).unwrap();
+    s.place(OTHER + 1, Some(HOME)).unwrap();
+    assert_eq!(s.least_loaded(), "b", "home holds two placed apps, b one");
+    assert_eq!(s.shard_of(OTHER), HOME);
     // App records live on the home shard.
     s.put_app_record(APP, None, "{}").await.unwrap();
     assert_eq!(home.app_records(0).await.unwrap().len(), 1);

@@ -223,6 +223,13 @@ async fn scenario(without_nats: bool) {
     .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["app"]["shard"], "a", "{created}");
+    // Without a shard, a new app goes to the one with the fewest apps: home (a holds one).
+    let (status, other) = op(&b0, "POST", "/admin/v1/apps", json!({})).await;
+    assert_eq!(
+        (status, &other["app"]["shard"]),
+        (201, &json!("home")),
+        "{other}"
+    );
 
     let home = [cluster.admin(0), cluster.admin(1)];
     let on_a = [
