@@ -516,9 +516,10 @@ fn place(shards: Option<&Sharded>, cfg: &AppConfig) -> anyhow::Result<()> {
     match (shards, cfg.shard.as_deref()) {
         (Some(s), shard) => s.place(cfg.sdkappid, shard).map_err(anyhow::Error::from),
         (None, None | Some(portrait_store::sharded::HOME)) => Ok(()),
-        (None, Some(shard)) => anyhow::bail!(
+        (None, Some(shard)) => Err(portrait_store::StoreError::Config(format!(
             "app {} is placed on shard {shard:?}, but this node has no [store] shards",
             cfg.sdkappid
-        ),
+        ))
+        .into()),
     }
 }

@@ -84,7 +84,19 @@ impl AppState {
         let records = self.store().app_records(self.live().applied()).await?;
         for r in records {
             match parse_record(&r) {
-                Ok(cfg) => self.apply_app(cfg, AppSource::Store, r.revision).await?,
+                Ok(cfg) => match self.apply_app(cfg, AppSource::Store, r.revision).await {
+                    // A shard this node lacks: its configuration differs from the others'. The
+                    // app is served as before here; later records (of other apps) still apply.
+                    Err(e)
+                        if matches!(
+                            e.downcast_ref(),
+                            Some(portrait_store::StoreError::Config(_))
+                        ) =>
+                    {
+                        tracing::error!(sdkappid = r.sdkappid, revision = r.revision, error = %format!("{e:#}"), "skipping an app record this node cannot apply; check [store] shards")
+                    }
+                    other => other?,
+                },
                 Err(e) => {
                     tracing::error!(sdkappid = r.sdkappid, revision = r.revision, error = %format!("{e:#}"), "skipping an app record that is not a valid app")
                 }

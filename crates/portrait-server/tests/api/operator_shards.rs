@@ -61,3 +61,26 @@ async fn without_shards_only_home_is_accepted_and_moves_are_refused() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_record_on_a_shard_this_node_lacks_is_skipped_and_the_others_still_apply() {
+    let app = spawn_operator().await;
+    let lost = 1_400_000_999u64;
+    let body = json!({"sdkappid": lost, "key": "k", "admins": ["administrator"], "shard": "b"});
+    app.store
+        .put_app_record(lost, None, &body.to_string())
+        .await
+        .unwrap();
+    // Creating another app reads every record first: the one it cannot place does not stop it.
+    let (status, created) = op(&app, "POST", "/admin/v1/apps", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    expect_error(
+        &app,
+        "GET",
+        &format!("/admin/v1/apps/{lost}"),
+        None,
+        StatusCode::NOT_FOUND,
+        "app_not_found",
+    )
+    .await;
+}
