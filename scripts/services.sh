@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The services the tests need, started only when nothing answers: PostgreSQL on 127.0.0.1:5432
-# (trust auth for local TCP, database `test`) and NATS with JetStream on 127.0.0.1:4222. Sourced
-# by `scripts/test.sh` and `.ci/run`; run on its own (`bash scripts/services.sh`) it ensures both
-# and prints one status line. Where a service is missing it is installed from Debian's packages
-# (needs root and apt-get); where both already run, nothing changes.
+# (trust auth for local TCP, database `test`), NATS with JetStream on 127.0.0.1:4222 and Redis on
+# 127.0.0.1:6379 (the cluster-wide limits; the tests also start private `redis-server`s). Sourced
+# by `scripts/test.sh` and `.ci/run`; run on its own (`bash scripts/services.sh`) it ensures all
+# three and prints one status line. Where a service is missing it is installed from Debian's
+# packages (needs root and apt-get); where all already run, nothing changes.
 
 need() { command -v "$1" >/dev/null 2>&1; }
 apt_install() {
@@ -17,6 +18,7 @@ apt_install() {
 
 PG_PORT=5432
 NATS_PORT=4222
+REDIS_PORT=6379
 export PATH="$PATH:/usr/sbin:/sbin"
 
 as_postgres() {
@@ -71,13 +73,33 @@ ensure_nats() {
   nats_ready || { echo "error: nats-server did not start; see $dir/nats-server.log" >&2; exit 1; }
 }
 
+redis_ready() {
+  timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$REDIS_PORT && printf 'PING\r\n' >&3 && head -c 5 <&3" 2>/dev/null \
+    | grep -q '+PONG'
+}
+
+ensure_redis() {
+  # The tests start private servers too, so the binary must be there even when Redis answers.
+  need redis-server || apt_install redis-server
+  redis_ready && return 0
+  echo "== Redis: nothing answers on 127.0.0.1:$REDIS_PORT, starting redis-server"
+  local dir="${TMPDIR:-/tmp}/portrait-ci-redis-$REDIS_PORT"
+  mkdir -p "$dir"
+  # No persistence: it holds only counters that expire within seconds.
+  nohup redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$dir" \
+    </dev/null >"$dir/redis-server.log" 2>&1 &
+  for _ in $(seq 30); do redis_ready && break; sleep 0.5; done
+  redis_ready || { echo "error: redis-server did not start; see $dir/redis-server.log" >&2; exit 1; }
+}
+
 ensure_services() {
   ensure_postgres
   ensure_nats
-  echo "== services: PostgreSQL 127.0.0.1:$PG_PORT (database test), NATS 127.0.0.1:$NATS_PORT"
+  ensure_redis
+  echo "== services: PostgreSQL 127.0.0.1:$PG_PORT (database test), NATS 127.0.0.1:$NATS_PORT, Redis 127.0.0.1:$REDIS_PORT"
 }
 
-# Run directly rather than sourced: ensure both now.
+# Run directly rather than sourced: ensure all three now.
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
   ensure_services

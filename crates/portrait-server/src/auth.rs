@@ -4,7 +4,8 @@
 //! Order of checks (each with its own code): query parse (60002), sdkappid present (60012) and
 //! numeric (60006), app known (70020), identifier present (60004), UserSig (70001–70014, kick ⇒
 //! 70001), admin (40004 / 70403), rate limit (60007). The rate limit is taken only by
-//! authenticated admins, so anonymous traffic cannot use up an app's budget.
+//! authenticated admins, so anonymous traffic cannot use up an app's budget; it is counted
+//! across nodes while `[cluster] redis_url` answers ([`crate::cluster`]), else per node.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -169,7 +170,11 @@ pub async fn user(state: &AppState, raw_query: Option<&str>, call: ClientCall) -
         .filter(|s| !s.is_empty())
         .ok_or(ApiError::IdentifierMissing)?;
     let sig = verify_sig(&tenant, &identifier, q.usersig.as_deref().unwrap_or(""))?;
-    if let Err(over) = tenant.client_limits.check(&identifier, call) {
+    if let Err(over) = state
+        .cluster()
+        .check_client(&tenant, &identifier, call)
+        .await
+    {
         let kind = match call {
             ClientCall::Read => "reads",
             ClientCall::Write => "writes",
@@ -201,7 +206,7 @@ pub async fn user(state: &AppState, raw_query: Option<&str>, call: ClientCall) -
 ///
 /// # Errors
 /// See the module docs for the order and codes.
-pub fn admin(state: &AppState, raw_query: Option<&str>, api: Api) -> Result<AdminCall> {
+pub async fn admin(state: &AppState, raw_query: Option<&str>, api: Api) -> Result<AdminCall> {
     let q = parse_query(raw_query)?;
     let tenant = tenant_of(state, &q)?;
     let identifier = q
@@ -212,7 +217,7 @@ pub fn admin(state: &AppState, raw_query: Option<&str>, api: Api) -> Result<Admi
     if !tenant.is_admin(&identifier) {
         return Err(ApiError::NotAdmin(identifier.into_owned()));
     }
-    if !tenant.limits.check(api) {
+    if !state.cluster().check_api(&tenant, api).await {
         return Err(ApiError::RateLimited(api.name()));
     }
     Ok(AdminCall {

@@ -8,8 +8,9 @@
 //!
 //! **How.** Each node has a random id and its own NATS connection, and
 //! * registers as a member in the store every [`MEMBERS_EVERY`] (`Store::members`);
-//! * publishes a heartbeat (`<subject>.coh.hb`: id, NATS server id, send time) every
-//!   [`HEARTBEAT_EVERY`];
+//! * publishes a heartbeat (`<subject>.coh.inv.hb`: id, NATS server id, send time) every
+//!   [`HEARTBEAT_EVERY`], on the invalidations' subscription, so that hearing its own heartbeat
+//!   proves that subscription is live (after a reconnect too);
 //! * after each write, before answering it, publishes the accounts written
 //!   (`<subject>.coh.inv.<sdkappid>`) and then passes a barrier round ([`barrier`]): its marker
 //!   comes back through the same server after the invalidation, so every node connected to that
@@ -51,6 +52,9 @@ pub const MEMBERS_EVERY: Duration = Duration::from_millis(200);
 
 /// How long a barrier round waits for its marker.
 pub const BARRIER_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// The last token of the heartbeats' subject (`<subject>.coh.inv.hb`; never an app id).
+const HEARTBEAT: &str = "hb";
 
 /// More accounts than this in one write are sent as "the whole app".
 const MAX_USERS_PER_MESSAGE: usize = 10_000;
@@ -103,6 +107,10 @@ impl Coherence {
             .name("portrait-coherence")
             .retry_on_initial_connect()
             .subscription_capacity(1 << 16)
+            // Every node takes the first listed server that answers, so that with a NATS
+            // cluster the nodes share one server (trust needs it) unless it fails.
+            .retain_servers_order()
+            .ignore_discovered_servers()
             .event_callback(move |event| {
                 let on_event = on_event.clone();
                 async move {
@@ -159,11 +167,8 @@ impl Coherence {
         }
     }
 
-    /// How long a membership lasts unless renewed: ten leases, at least 5 s.
     fn member_ttl_ms(&self) -> u64 {
-        u64::try_from(self.lease_ms.saturating_mul(10))
-            .unwrap_or(5_000)
-            .max(5_000)
+        member_ttl_ms(u64::try_from(self.lease_ms).unwrap_or(5_000))
     }
 
     fn generation(&self) -> u64 {
@@ -203,13 +208,13 @@ impl Coherence {
     ) -> anyhow::Result<()> {
         let s = &self.subject;
         let mut invs = self.client.subscribe(format!("{s}.inv.*")).await?;
-        let mut beats = self.client.subscribe(format!("{s}.hb")).await?;
         let mut marks = self
             .client
             .subscribe(format!("{s}.mark.{}", self.node))
             .await?;
-        // Subscriber: invalidations, heartbeats, and this node's markers. Before a marker, every
-        // invalidation already queued is applied: the client queued them before the marker.
+        // Subscriber: invalidations and heartbeats (one subscription), and this node's markers.
+        // Before a marker, every invalidation already queued is applied: the client queued
+        // them before the marker.
         let me = self.clone();
         let store: Arc<dyn Store> = cache.clone();
         self.tasks.spawn(async move {
@@ -219,7 +224,6 @@ impl Coherence {
                     biased;
                     () = me.stop.cancelled() => return,
                     Some(m) = invs.next() => me.apply(&cache, &m),
-                    Some(m) = beats.next() => me.heard(&m),
                     Some(m) = marks.next() => {
                         while let Some(Some(m)) = invs.next().now_or_never() {
                             me.apply(&cache, &m);
@@ -322,7 +326,7 @@ impl Coherence {
         let payload = format!("{} {server} {now}", self.node);
         let _ = self
             .client
-            .publish(format!("{}.hb", self.subject), payload.into())
+            .publish(format!("{}.inv.{HEARTBEAT}", self.subject), payload.into())
             .await;
     }
 
@@ -343,15 +347,13 @@ impl Coherence {
         );
     }
 
-    /// Applies another node's invalidation.
+    /// Applies another node's invalidation, or notes a heartbeat.
     fn apply(&self, cache: &CachedStore, m: &async_nats::Message) {
-        let Some(app) = m
-            .subject
-            .as_str()
-            .rsplit('.')
-            .next()
-            .and_then(|a| a.parse::<AppId>().ok())
-        else {
+        let last = m.subject.as_str().rsplit('.').next();
+        if last == Some(HEARTBEAT) {
+            return self.heard(m);
+        }
+        let Some(app) = last.and_then(|a| a.parse::<AppId>().ok()) else {
             return;
         };
         let text = String::from_utf8_lossy(&m.payload);
@@ -385,6 +387,68 @@ impl Coherence {
         let until = sent.earlier_connection_ms.max(registered) + self.wait_ms;
         (until > now).then_some(until)
     }
+}
+
+/// A node of a shared store that does not keep its cache coherent over NATS (no `nats_url`, or
+/// `[coherence] enabled = false`) still registers as a member, without ever sending a heartbeat:
+/// while it may write, the nodes that do use NATS cannot hear it, so they never trust their caches
+/// (their reads ask the database, which sees its writes).
+pub struct Bystander {
+    node: String,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Bystander {
+    /// The node's id among the members.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Registers now and renews every [`MEMBERS_EVERY`] until [`Bystander::shutdown`].
+    ///
+    /// # Errors
+    /// The first registration failed.
+    pub async fn start(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Bystander> {
+        let node = format!("{:016x}", rand::random::<u64>());
+        let ttl = member_ttl_ms(settings.coherence.lease_ms);
+        store
+            .members(&node, ttl)
+            .await
+            .map_err(|e| anyhow::anyhow!("coherence: registering as a member: {e}"))?;
+        let me = Bystander {
+            node,
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        };
+        let (node, stop) = (me.node.clone(), me.stop.clone());
+        me.tasks.spawn(async move {
+            let mut every = tokio::time::interval(MEMBERS_EVERY);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = every.tick() => {}
+                }
+                if let Err(e) = store.members(&node, ttl).await {
+                    tracing::debug!(error = %e, "coherence: could not renew the membership");
+                }
+            }
+        });
+        Ok(me)
+    }
+
+    /// Stops renewing and leaves the members.
+    pub async fn shutdown(&self, store: &dyn Store) {
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        let _ = store.members(&self.node, 0).await;
+    }
+}
+
+/// How long a membership lasts unless renewed: ten leases, at least 5 s.
+fn member_ttl_ms(lease_ms: u64) -> u64 {
+    lease_ms.saturating_mul(10).max(5_000)
 }
 
 #[async_trait]

@@ -17,6 +17,7 @@
 //! * [`operator`]: the operator API (`/admin/v1`: apps, custom fields, accounts);
 //! * [`live`]: the apps served now, replaced at run time by the operator API;
 //! * [`tenant`], [`ratelimit`], [`state`]: per-app runtime state;
+//! * [`cluster`]: rate limits and connection caps counted across nodes (Redis);
 //! * [`lease`]: the holder names of this node's store leases;
 //! * [`conn`]: what every connection gets (cap, header/keep-alive/write timeouts, peer address);
 //! * [`client_ip`]: the caller's address for the change log, through trusted proxies;
@@ -38,6 +39,7 @@ pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod client_ip;
+pub mod cluster;
 pub mod coherence;
 pub mod conn;
 pub mod console;
@@ -148,9 +150,21 @@ pub async fn run(
             store = cache;
         }
     }
+    // A node of a shared store without coherence still counts as a member, so that the nodes
+    // with coherence never trust their caches while it may write.
+    let mut bystander = None;
+    if coherence.is_none() && !url.starts_with("sqlite:") {
+        bystander = Some(coherence::Bystander::start(&settings, store.clone()).await?);
+    }
+    // The node's member id, with which it acknowledges holding an app's writes for a move.
+    let node = match (&coherence, &bystander) {
+        (Some(c), _) => Some(c.node().to_owned()),
+        (None, Some(b)) => Some(b.node().to_owned()),
+        (None, None) => None,
+    };
     let state = AppState::from_settings_sharded(store.clone(), shards, &settings)
         .await?
-        .with_node(coherence.as_ref().map(|c| c.node().to_owned()));
+        .with_node(node);
     let listener = TcpListener::bind(settings.server.listen)
         .await
         .with_context(|| format!("binding {}", settings.server.listen))?;
@@ -164,6 +178,9 @@ pub async fn run(
     serve(listener, state, &settings.server, shutdown).await?;
     if let Some(c) = coherence {
         c.shutdown(&*store).await;
+    }
+    if let Some(b) = bystander {
+        b.shutdown(&*store).await;
     }
     store.close().await;
     tracing::info!("portrait stopped");

@@ -1,7 +1,9 @@
 //! Call-rate limits. Admin REST APIs: per app, per API (vendor: 200 calls/s for most APIs, 100/s
 //! for batch account APIs; spec §1.4, §4). Client API: per user and per app ([`ClientLimits`]).
 //! Each app has its own limiters, so one app going over its limit never affects another. Over
-//! the limit → 60007.
+//! the limit → 60007. These limiters count per node; with `[cluster] redis_url` the same limits
+//! are counted across nodes by [`crate::cluster`], which falls back to these while Redis does
+//! not answer.
 //!
 //! The limits' settings (`[apps.rate_limits]`, `[apps.client_rate_limits]`) are defined here,
 //! next to the [`Api`] names they are keyed by, and re-exported by [`crate::settings`]: settings
@@ -90,6 +92,8 @@ impl Api {
 /// One app's limiters.
 pub struct AppLimits {
     limiters: [Option<DefaultDirectRateLimiter>; Api::ALL.len()],
+    /// Calls per second of each API (`None`: unlimited), for counting across nodes.
+    rates: [Option<u32>; Api::ALL.len()],
 }
 
 impl AppLimits {
@@ -101,21 +105,32 @@ impl AppLimits {
                     .and_then(NonZeroU32::new)
                     .map(|n| RateLimiter::direct(Quota::per_second(n)))
             }),
+            rates: Api::ALL.map(|api| cfg.limit(api)),
         }
+    }
+
+    /// Calls per second allowed to `api`, `None` when unlimited.
+    pub fn limit(&self, api: Api) -> Option<u32> {
+        self.rates[Self::index(api)]
+    }
+
+    fn index(api: Api) -> usize {
+        Api::ALL
+            .iter()
+            .position(|a| *a == api)
+            .expect("every Api is in ALL")
     }
 
     /// Takes one call from `api`'s budget; `false` when over the limit.
     pub fn check(&self, api: Api) -> bool {
-        let i = Api::ALL
-            .iter()
-            .position(|a| *a == api)
-            .expect("every Api is in ALL");
-        self.limiters[i].as_ref().is_none_or(|l| l.check().is_ok())
+        self.limiters[Self::index(api)]
+            .as_ref()
+            .is_none_or(|l| l.check().is_ok())
     }
 }
 
 /// What a client-API call costs: a read or a write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientCall {
     /// `get_my_profile`, `get_user_profile`, a WebSocket connect.
     Read,
@@ -202,6 +217,31 @@ impl ClientLimits {
         Ok(())
     }
 
+    /// Takes one `call` from the app's budget only (the user's was taken across nodes).
+    ///
+    /// # Errors
+    /// [`Over::App`].
+    pub fn check_app(&self, call: ClientCall) -> Result<(), Over> {
+        let (per_app, rate) = match call {
+            ClientCall::Read => (&self.app_reads, self.cfg.app_reads),
+            ClientCall::Write => (&self.app_writes, self.cfg.app_writes),
+        };
+        if per_app.as_ref().is_some_and(|l| l.check().is_err()) {
+            return Err(Over::App(rate));
+        }
+        Ok(())
+    }
+
+    /// The limits.
+    pub fn config(&self) -> &ClientRateLimitConfig {
+        &self.cfg
+    }
+
+    /// The key of `user` in this node's per-user state (a hash of the UserID).
+    pub fn user_key(&self, user: &str) -> u64 {
+        self.hasher.hash_one(user)
+    }
+
     fn prune_now_and_then(&self) {
         let now = self.started.elapsed().as_millis() as u64;
         let last = self.pruned.load(Ordering::Relaxed);
@@ -275,7 +315,8 @@ impl RateLimitConfig {
 }
 
 /// `[apps.client_rate_limits]`: calls per second of the client API (`/v1`, signed in with the
-/// user's own UserSig), counted on each node. A user's calls are held to the `user_*` rate and
+/// user's own UserSig), counted across nodes with `[cluster] redis_url`, else on each node
+/// (`crate::cluster`). A user's calls are held to the `user_*` rate and
 /// the whole app's to the `app_*` rate; over either, the call is answered 60007 and does nothing
 /// (no change, push or webhook). Reads are `get_my_profile`, `get_user_profile` and WebSocket
 /// connects; writes are `update_my_profile`. Bursts of one second's worth are allowed; 0 turns

@@ -16,11 +16,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 pub use crate::ratelimit::{ClientRateLimitConfig, RateLimitConfig};
+pub use cluster::ClusterSettings;
 pub use coherence::CoherenceSettings;
 pub use operator::OperatorSettings;
 pub use store::StoreSettings;
 pub use webhook::WebhookConfig;
 
+mod cluster;
 mod coherence;
 pub mod nats;
 mod operator;
@@ -49,6 +51,9 @@ pub struct Settings {
     /// The operator API (`/admin/v1`): off unless a token is configured.
     #[serde(default)]
     pub operator: OperatorSettings,
+    /// Limits counted across nodes (Redis); empty = per node.
+    #[serde(default)]
+    pub cluster: ClusterSettings,
     /// Read-cache coherence between nodes sharing PostgreSQL.
     #[serde(default)]
     pub coherence: CoherenceSettings,
@@ -441,6 +446,7 @@ impl Settings {
                 "push",
                 "operator",
                 "coherence",
+                "cluster",
                 "apps",
             ]
             .iter()
@@ -479,6 +485,7 @@ impl Settings {
             self.operator.poll_ms > 0,
             "operator: poll_ms must be positive"
         );
+        self.cluster.validate()?;
         let mut seen = std::collections::HashSet::new();
         for app in &self.apps {
             anyhow::ensure!(

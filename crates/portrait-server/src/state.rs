@@ -39,6 +39,8 @@ struct Inner {
     /// This node's id among the members (`coherence`), with which it acknowledges holding an
     /// app's writes for a move; `None` without NATS.
     node: Option<String>,
+    /// Limits counted across nodes ([`crate::cluster`]); per node unless set from settings.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::ClusterLimits>>,
 }
 
 impl AppState {
@@ -117,6 +119,7 @@ impl AppState {
                 operator: None,
                 shards,
                 node: None,
+                cluster: std::sync::OnceLock::new(),
             }),
         };
         for (cfg, source, revision) in apps {
@@ -179,6 +182,15 @@ impl AppState {
         )
         .with_operator(settings.operator.resolve_token()?);
         state.live().set_poll_ms(settings.operator.poll_ms);
+        let cluster = crate::cluster::ClusterLimits::from_settings(&settings.cluster)?;
+        state
+            .hub()
+            .spawn(cluster.clone().run(state.hub().stopping()));
+        state
+            .inner
+            .cluster
+            .set(cluster)
+            .map_err(|_| anyhow::anyhow!("the cluster limits were set twice"))?;
         Ok(state)
     }
 
@@ -251,6 +263,13 @@ impl AppState {
                 tracing::warn!(sdkappid = id, error = %e, "could not acknowledge a move's pause");
             }
         }
+    }
+
+    /// The limits counted across nodes (per node without `[cluster] redis_url`).
+    pub fn cluster(&self) -> &Arc<crate::cluster::ClusterLimits> {
+        self.inner
+            .cluster
+            .get_or_init(crate::cluster::ClusterLimits::per_node)
     }
 
     /// The operator API's authentication, if the API is on.

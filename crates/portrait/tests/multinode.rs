@@ -148,6 +148,11 @@ struct Options {
     operator_poll_ms: Option<u64>,
     /// Run without NATS (no `push.nats_url`): changes cross nodes by polling only.
     without_nats: bool,
+    /// The nodes' `[cluster]` section and the app's limit sections (default: none, and every
+    /// rate limit off), and `push.max_connections_per_user` (multinode/limits.rs).
+    cluster: Option<String>,
+    limits: Option<String>,
+    max_connections_per_user: Option<usize>,
     /// Per node, a NATS URL other than the tests' shared one (`multinode/reads.rs`).
     nats_per_node: Vec<String>,
     /// `[coherence] lease_ms` (default: the server's default).
@@ -315,6 +320,10 @@ fn config_text(
         "\n[push]\npoll_interval_ms = {}\nnats_url = \"{nats_url}\"\nnats_subject = \"portrait-test.{subject}\"\n",
         options.poll_interval_ms.unwrap_or(POLL_MS)
     ));
+    if let Some(n) = options.max_connections_per_user {
+        c.push_str(&format!("max_connections_per_user = {n}\n"));
+    }
+    c.push_str(options.cluster.as_deref().unwrap_or_default());
     if let Some(ms) = options.coherence_lease_ms {
         c.push_str(&format!("\n[coherence]\nlease_ms = {ms}\n"));
     }
@@ -325,9 +334,11 @@ fn config_text(
         }
     }
     c.push_str(&format!(
-        "\n[[apps]]\nsdkappid = {APP}\nkey = \"{KEY}\"\nadmins = [\"{ADMIN}\"]\n\n\
-         [apps.rate_limits]\nenabled = false\n\n\
-         [apps.client_rate_limits]\nuser_reads = 0\nuser_writes = 0\napp_reads = 0\napp_writes = 0\n"
+        "\n[[apps]]\nsdkappid = {APP}\nkey = \"{KEY}\"\nadmins = [\"{ADMIN}\"]\n\n{}",
+        options.limits.as_deref().unwrap_or(
+            "[apps.rate_limits]\nenabled = false\n\n\
+             [apps.client_rate_limits]\nuser_reads = 0\nuser_writes = 0\napp_reads = 0\napp_writes = 0\n"
+        )
     ));
     let webhook = options
         .webhook
@@ -551,6 +562,10 @@ mod push;
 // Apps and custom fields made through the operator API, used on every node: multinode/operator.rs.
 #[path = "multinode/operator.rs"]
 mod operator;
+
+// Rate limits and connection caps counted across nodes (Redis): multinode/limits.rs.
+#[path = "multinode/limits.rs"]
+mod limits;
 
 // PostgreSQL failover and a NATS server's death under writes: multinode/ha.rs, on the replicated
 // services of multinode/replicas.rs.

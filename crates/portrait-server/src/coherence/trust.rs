@@ -6,7 +6,9 @@
 //! * it read the cluster's members from the store less than `lease` ago;
 //! * it heard a heartbeat from every member, itself included, sent less than `lease` ago by the
 //!   sender's clock, and every one names the NATS server this node is connected to (so every
-//!   member's invalidations pass through the server this node's barrier goes through);
+//!   member's invalidations pass through the server this node's barrier goes through); its own
+//!   was sent on the current connection (heartbeats arrive on the invalidations' subscription,
+//!   so this proves the client has subscribed again after a reconnect);
 //! * it is not muted (it could not confirm one of its own invalidations, see [`super`]).
 //!
 //! When one fails the epoch ends at once (checked every [`TICK`] and by every read); when all
@@ -47,6 +49,8 @@ pub(super) struct Trust {
     pub members: Mutex<Members>,
     /// Unix ms until which this node sends no heartbeat (and so cannot be trusted anywhere).
     pub muted_until_ms: AtomicI64,
+    /// The connection generation last seen by [`Trust::check`], and when it was first seen.
+    connection: Mutex<(u64, i64)>,
 }
 
 /// What [`Trust::check`] needs to know of the connection.
@@ -65,6 +69,7 @@ impl Trust {
             heard: Mutex::new(HashMap::new()),
             members: Mutex::new(Members::default()),
             muted_until_ms: AtomicI64::new(0),
+            connection: Mutex::new((0, 0)),
         }
     }
 
@@ -89,9 +94,16 @@ impl Trust {
     /// Re-checks the conditions at `now_ms` with `lease_ms`: ends the epoch if one fails,
     /// begins a new one if all hold and none is current. Returns whether trusted.
     pub(super) fn check(&self, me: &str, link: &Link<'_>, now_ms: i64, lease_ms: i64) -> bool {
+        let since_ms = {
+            let mut seen = crate::sync::lock(&self.connection);
+            if seen.0 != link.generation {
+                *seen = (link.generation, now_ms);
+            }
+            seen.1
+        };
         let ok = link.connected
             && self.muted_until_ms.load(Ordering::SeqCst) <= now_ms
-            && self.all_heard(me, link.server, now_ms, lease_ms);
+            && self.all_heard(me, since_ms, link.server, now_ms, lease_ms);
         if !ok {
             self.end();
             return false;
@@ -112,8 +124,9 @@ impl Trust {
         true
     }
 
-    /// Members read recently, and each heard recently through `server`.
-    fn all_heard(&self, me: &str, server: &str, now_ms: i64, lease_ms: i64) -> bool {
+    /// Members read recently, each heard recently through `server`, and `me` heard since the
+    /// connection began (`since_ms`).
+    fn all_heard(&self, me: &str, since_ms: i64, server: &str, now_ms: i64, lease_ms: i64) -> bool {
         let members = crate::sync::lock(&self.members);
         let fresh = members
             .read_at
@@ -122,6 +135,9 @@ impl Trust {
             return false;
         }
         let heard = crate::sync::lock(&self.heard);
+        if heard.get(me).is_none_or(|h| h.sent_ms < since_ms) {
+            return false;
+        }
         members.list.iter().all(|m| {
             heard
                 .get(m)
@@ -196,7 +212,12 @@ mod tests {
             generation: 2,
             ..LINK
         };
-        assert!(t.check("a", &again, 1_000, 500));
+        assert!(
+            !t.check("a", &again, 1_010, 500),
+            "not before its own heartbeat came back on the new connection"
+        );
+        hear(&t, "a", 1_020, "S1");
+        assert!(t.check("a", &again, 1_030, 500));
         assert!(t.epoch(2).unwrap() > e, "a new epoch on the new connection");
         t.muted_until_ms.store(1_100, Ordering::SeqCst);
         assert!(!t.check("a", &again, 1_050, 500), "muted");

@@ -6,8 +6,9 @@
 //!    `moving` set, applied here and published to the other nodes (NATS wake-up, or their
 //!    `[operator] poll_ms` poll);
 //! 2. each node that applies it holds the app's writes too and acknowledges on the app's shard
-//!    (`Sharded::ack_pause`); this node waits for every member (`coherence`) to have done so,
-//!    at most [`ACK_WAIT`] (without NATS there are no members: it waits two polls instead);
+//!    (`Sharded::ack_pause`); this node waits for every member (`coherence`, or its bystander
+//!    without NATS) to have done so, at most [`ACK_WAIT`] (a node without a member id waits
+//!    two polls instead);
 //! 3. the last catch-up and the verification run; then a record with the new `shard` and no
 //!    `moving` is written and applied, and every node routes the app there and lets its writes
 //!    go on. On any failure after 1, a record without `moving` (and the old shard) ends the
@@ -143,7 +144,7 @@ async fn announce(
     let shards = state.shards().expect("a move needs shards");
     let deadline = Instant::now() + ACK_WAIT;
     let Some(me) = state.node() else {
-        // No members to ask (no NATS): give every node two polls to see the record.
+        // No member id (not expected on PostgreSQL): give every node two polls to see it.
         tokio::time::sleep(Duration::from_millis(2 * state.live().poll_ms())).await;
         return Ok(());
     };

@@ -524,3 +524,28 @@ async fn a_node_cut_off_from_nats_waits_until_the_others_stop_trusting() {
         write_then_read(&c, i % 2, &[0, 1], USERS[i % 3], &format!("relinked-{i}")).await;
     }
 }
+
+/// A node of the cluster without NATS registers as a member that never sends a heartbeat: the
+/// node with NATS cannot vouch for its cache while it may write, and reads there still see what
+/// the node without NATS acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_nats_keeps_the_others_from_trusting_their_caches() {
+    let nats = OwnNats::start();
+    let c = Cluster::start(
+        2,
+        Options {
+            nats_per_node: vec![nats.url(), String::new()],
+            ..Options::default()
+        },
+    )
+    .await;
+    import_and_warm(&c, 2).await;
+    for i in 0..6 {
+        write_then_read(&c, 1, &[0], USERS[i % 3], &format!("no-nats-{i}")).await;
+    }
+    assert_eq!(
+        metric(&c.bases[0], "portrait_coherence_trusted").await,
+        0.0,
+        "node 0 never hears node 1, a member"
+    );
+}

@@ -13,7 +13,7 @@
 //!   `cargo test -p portrait --test multinode shards_ -- --nocapture`), and afterwards the app
 //!   is served with `a` stopped again, so its data really is on the home shard;
 //! * a move announced by a mover that died holds the app's writes until any change of the app;
-//! * all of it with NATS (nodes acknowledge the pause) and without (the mover waits two polls).
+//! * all of it with NATS and without (the nodes then learn of a move by polling).
 
 use std::path::{Path, PathBuf};
 
@@ -185,8 +185,8 @@ async fn shards_fail_apart_and_an_app_moves_online() {
     scenario(false).await;
 }
 
-// Without NATS the nodes are no members: the mover waits two `[operator] poll_ms` for the other
-// node to hold the app's writes, which it learns by polling.
+// Without NATS the other node learns of the move by polling (`[operator] poll_ms`), then
+// acknowledges as a member (coherence's bystander).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shards_fail_apart_and_an_app_moves_online_without_nats() {
     scenario(true).await;

@@ -208,22 +208,30 @@ async fn run(socket: WebSocket, state: AppState, call: UserCall, p: Params) {
         )
         .await;
     };
-    let (conn, rx) = match feed.register(call.user.as_str()) {
-        Ok(r) => r,
-        Err(_) => {
-            let msg = format!(
-                "{} already has {} connections",
-                call.user.as_str(),
-                feed.settings().max_connections_per_user
-            );
-            return refuse(
+    let cap = feed.settings().max_connections_per_user;
+    let too_many = |socket| {
+        let msg = format!("{} already has {cap} connections", call.user.as_str());
+        async move {
+            refuse(
                 socket,
                 ErrorCode::TOO_MANY_CONNECTIONS,
                 &msg,
                 CLOSE_TOO_MANY,
             )
-            .await;
+            .await
         }
+    };
+    let Ok((conn, rx)) = feed.register(call.user.as_str()) else {
+        return too_many(socket).await;
+    };
+    // The same cap over the user's connections on every node, while `[cluster]` Redis answers.
+    let counted = state
+        .cluster()
+        .connect(call.tenant.sdkappid, call.user.as_str(), cap)
+        .await;
+    let Ok(_counted) = counted else {
+        feed.deregister(&conn);
+        return too_many(socket).await;
     };
     let mut s = Session {
         socket,

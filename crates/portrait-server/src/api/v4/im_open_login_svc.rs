@@ -44,7 +44,7 @@ async fn begin<T: serde::de::DeserializeOwned>(
     body: Body,
     api: Api,
 ) -> Result<(AdminCall, T)> {
-    let call = auth::admin(state, q, api)?;
+    let call = auth::admin(state, q, api).await?;
     let req = parse_body(&read_body(state, body).await?)?;
     Ok((call, req))
 }

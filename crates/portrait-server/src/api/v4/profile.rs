@@ -42,7 +42,7 @@ async fn portrait_set(
 }
 
 async fn set(state: &AppState, q: Option<&str>, ip: &str, body: Body) -> Result<Empty> {
-    let call = auth::admin(state, q, Api::PortraitSet)?;
+    let call = auth::admin(state, q, Api::PortraitSet).await?;
     let req: PortraitSetRequest = parse_body(&read_body(state, body).await?)?;
     let from = req
         .from_account
@@ -68,7 +68,7 @@ async fn portrait_get(State(state): State<AppState>, uri: Uri, body: Body) -> Re
 }
 
 async fn get(state: &AppState, q: Option<&str>, body: Body) -> Result<profiles::ReadAnswer> {
-    let call = auth::admin(state, q, Api::PortraitGet)?;
+    let call = auth::admin(state, q, Api::PortraitGet).await?;
     let req: PortraitGetRequest = parse_body(&read_body(state, body).await?)?;
     // The vendor requires both lists; an empty TagList is 40001 like a missing one.
     let accounts = req
@@ -117,7 +117,7 @@ async fn import(
     ip: &str,
     body: Body,
 ) -> Result<AccountResultResponse> {
-    let call = auth::admin(state, q, Api::PortraitImport)?;
+    let call = auth::admin(state, q, Api::PortraitImport).await?;
     let req: PortraitImportRequest = parse_body(&read_body(state, body).await?)?;
     let list = req
         .account_list
