@@ -26,7 +26,16 @@
 //! `lease` is left anywhere. A node that writes with NATS down therefore waits once, and not
 //! again while it stays down. This relies on clocks differing by at most `max_clock_skew_ms`.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+//!
+//! **Losses are noticed.** Every heartbeat and invalidation carries its sender's sequence number
+//! ([`wire`]); a gap from any sender, a heartbeat that comes more than `lease` after that
+//! sender's previous one, a reconnect, or a slow-consumer event ends the epoch at once, in the
+//! task that applies invalidations, before any later barrier round can pass.
+//!
+//! Nodes of the same store without NATS register as members too ([`bystander`]), so the nodes
+//! with NATS cannot trust their caches while such a node may write.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,7 +48,11 @@ use tokio_util::task::TaskTracker;
 use crate::settings::Settings;
 
 mod barrier;
+mod bystander;
 mod trust;
+mod wire;
+
+pub use bystander::Bystander;
 
 use barrier::Barrier;
 use trust::{Heard, Link, Trust};
@@ -50,14 +63,8 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(100);
 /// How often a node renews its membership and reads the others'.
 pub const MEMBERS_EVERY: Duration = Duration::from_millis(200);
 
-/// How long a barrier round waits for its marker.
-pub const BARRIER_TIMEOUT: Duration = Duration::from_millis(250);
-
 /// The last token of the heartbeats' subject (`<subject>.coh.inv.hb`; never an app id).
 const HEARTBEAT: &str = "hb";
-
-/// More accounts than this in one write are sent as "the whole app".
-const MAX_USERS_PER_MESSAGE: usize = 10_000;
 
 /// The node's coherence: given to the cache as its [`portrait_store::cache::Coherence`].
 pub struct Coherence {
@@ -67,23 +74,31 @@ pub struct Coherence {
     lease_ms: i64,
     /// How long an unconfirmed write waits after the node's last heartbeat.
     wait_ms: i64,
+    /// How long a barrier round waits for its marker: half the lease.
+    barrier_timeout: Duration,
     trust: Trust,
     barrier: Barrier,
-    sent: Mutex<Sent>,
+    /// The heartbeats sent; also serialises every heartbeat and invalidation with its sequence
+    /// number, so that they leave in that order.
+    sent: tokio::sync::Mutex<Sent>,
+    /// Send time of the last heartbeat (Unix ms), readable without the lock above.
+    last_beat_ms: AtomicI64,
+    /// Send time of the last heartbeat sent on an earlier connection (Unix ms).
+    earlier_connection_ms: AtomicI64,
+    /// The generation the last heartbeat was sent on.
+    beat_generation: AtomicU64,
     /// When the node's current registration began (Unix ms, after the store answered).
     registered_ms: AtomicI64,
+    /// Sequence numbers seen, per sender (only the subscriber task uses it).
+    seen: Mutex<wire::Sequences>,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
 
-/// The heartbeats this node sent.
+/// This node's sequence of messages.
 #[derive(Default)]
 struct Sent {
-    /// Connection generation and send time of the last heartbeat.
-    generation: u64,
-    last_ms: i64,
-    /// Send time of the last heartbeat sent on an earlier connection.
-    earlier_connection_ms: i64,
+    seq: u64,
 }
 
 impl Coherence {
@@ -91,12 +106,13 @@ impl Coherence {
     /// `[coherence] enabled`); the cache asks the database before every read otherwise.
     ///
     /// # Errors
-    /// A malformed NATS URL.
+    /// A malformed NATS URL, or the first registration as a member failed.
     pub async fn start(
         settings: &Settings,
         cache: &Arc<CachedStore>,
     ) -> anyhow::Result<Option<Arc<Coherence>>> {
-        if settings.push.nats_url.is_empty() || !settings.coherence.enabled {
+        let servers = crate::settings::nats::servers(&settings.push.nats_url)?;
+        if servers.is_empty() || !settings.coherence.enabled {
             return Ok(None);
         }
         let node = format!("{:016x}", rand::random::<u64>());
@@ -107,6 +123,8 @@ impl Coherence {
             .name("portrait-coherence")
             .retry_on_initial_connect()
             .subscription_capacity(1 << 16)
+            // A half-open connection is noticed within seconds, not minutes.
+            .ping_interval(Duration::from_secs(1))
             // Every node takes the first listed server that answers, so that with a NATS
             // cluster the nodes share one server (trust needs it) unless it fails.
             .retain_servers_order()
@@ -123,7 +141,7 @@ impl Coherence {
                     }
                 }
             })
-            .connect(crate::settings::nats::servers(&settings.push.nats_url)?)
+            .connect(servers)
             .await?;
         let skew = i64::try_from(settings.coherence.max_clock_skew_ms).unwrap_or(i64::MAX / 4);
         let lease_ms = i64::try_from(settings.coherence.lease_ms).unwrap_or(i64::MAX / 4);
@@ -134,10 +152,15 @@ impl Coherence {
             subject: format!("{}.coh", settings.push.nats_subject),
             lease_ms,
             wait_ms: lease_ms + heartbeat + 2 * skew,
+            barrier_timeout: Duration::from_millis(settings.coherence.lease_ms / 2),
             trust: Trust::new(),
             barrier: Barrier::new(),
-            sent: Mutex::new(Sent::default()),
+            sent: tokio::sync::Mutex::new(Sent::default()),
+            last_beat_ms: AtomicI64::new(0),
+            earlier_connection_ms: AtomicI64::new(0),
+            beat_generation: AtomicU64::new(0),
             registered_ms: AtomicI64::new(0),
+            seen: Mutex::new(wire::Sequences::default()),
             stop,
             tasks: TaskTracker::new(),
         });
@@ -175,22 +198,18 @@ impl Coherence {
         self.client.statistics().connects.load(Ordering::SeqCst)
     }
 
-    fn link(&self) -> (bool, u64, String) {
-        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
-        (
-            connected,
-            self.generation(),
-            self.client.server_info().server_id,
-        )
+    fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
     }
 
     /// Re-checks trust now.
     fn check(&self) -> bool {
-        let (connected, generation, server) = self.link();
+        let generation = self.generation();
+        let server = self.client.server_info().server_id;
         let trusted = self.trust.check(
             &self.node,
             &Link {
-                connected,
+                connected: self.connected() && self.generation() == generation,
                 generation,
                 server: &server,
             },
@@ -241,16 +260,19 @@ impl Coherence {
         self.tasks.spawn(async move {
             let subject = format!("{}.mark.{}", me.subject, me.node);
             let rounds = me.barrier.run(
-                BARRIER_TIMEOUT,
+                me.barrier_timeout,
                 |round| {
-                    let (client, subject) = (me.client.clone(), subject.clone());
-                    let generation = me.generation();
+                    let (me, subject) = (me.clone(), subject.clone());
                     async move {
-                        client
-                            .publish(subject, round.to_string().into())
-                            .await
-                            .ok()
-                            .map(|()| generation)
+                        let generation = me.generation();
+                        if !me.connected() {
+                            return None; // would wait in the client's queue; fail the round
+                        }
+                        let publish = me.client.publish(subject, round.to_string().into());
+                        match tokio::time::timeout(me.barrier_timeout, publish).await {
+                            Ok(Ok(())) => Some(generation),
+                            _ => None,
+                        }
                     }
                 },
                 || me.generation(),
@@ -285,6 +307,8 @@ impl Coherence {
                     () = me.stop.cancelled() => return,
                     _ = every.tick() => {}
                 }
+                // The list is as old as the moment it was asked for.
+                let asked = Instant::now();
                 let Ok(list) = store.members(&me.node, ttl).await else {
                     continue;
                 };
@@ -294,9 +318,12 @@ impl Coherence {
                     me.registered_ms.store(now, Ordering::SeqCst);
                 }
                 last_ok_ms = now;
+                // Forget what nodes no longer members sent (bounded by the members).
+                crate::sync::lock(&me.trust.heard).retain(|n, _| list.contains(n));
+                crate::sync::lock(&me.seen).retain(|n| list.iter().any(|m| m == n));
                 *crate::sync::lock(&me.trust.members) = trust::Members {
                     list,
-                    read_at: Some(Instant::now()),
+                    read_at: Some(asked),
                 };
             }
         });
@@ -304,145 +331,111 @@ impl Coherence {
     }
 
     /// Sends a heartbeat, unless disconnected or muted (checked and recorded under the lock
-    /// that muting takes, so no heartbeat escapes a mute).
+    /// that muting takes, so no heartbeat escapes a mute). The first tick on a new connection
+    /// sends nothing: the client may still name the previous server.
     async fn beat(&self) {
-        let (connected, generation, server) = self.link();
-        if !connected {
+        if !self.connected() {
             return;
         }
-        let now = {
-            let mut sent = crate::sync::lock(&self.sent);
-            let now = now_ms();
-            if self.trust.muted_until_ms.load(Ordering::SeqCst) > now {
-                return;
-            }
-            if sent.generation != generation {
-                sent.earlier_connection_ms = sent.last_ms;
-                sent.generation = generation;
-            }
-            sent.last_ms = now;
-            now
-        };
-        let payload = format!("{} {server} {now}", self.node);
-        let _ = self
+        let mut sent = self.sent.lock().await;
+        let generation = self.generation();
+        let now = now_ms();
+        if self.trust.muted_until_ms.load(Ordering::SeqCst) > now {
+            return;
+        }
+        if self.beat_generation.swap(generation, Ordering::SeqCst) != generation {
+            self.earlier_connection_ms
+                .store(self.last_beat_ms.load(Ordering::SeqCst), Ordering::SeqCst);
+            return;
+        }
+        let server = self.client.server_info().server_id;
+        self.last_beat_ms.store(now, Ordering::SeqCst);
+        sent.seq += 1;
+        let payload = wire::heartbeat(&self.node, sent.seq, &server, now);
+        let publish = self
             .client
-            .publish(format!("{}.inv.{HEARTBEAT}", self.subject), payload.into())
-            .await;
+            .publish(format!("{}.inv.{HEARTBEAT}", self.subject), payload.into());
+        let _ = tokio::time::timeout(self.barrier_timeout, publish).await;
     }
 
-    fn heard(&self, m: &async_nats::Message) {
-        let text = String::from_utf8_lossy(&m.payload);
-        let mut parts = text.split(' ');
-        let (Some(node), Some(server), Some(Ok(sent_ms))) =
-            (parts.next(), parts.next(), parts.next().map(str::parse))
-        else {
-            return;
-        };
-        crate::sync::lock(&self.trust.heard).insert(
-            node.to_owned(),
-            Heard {
-                sent_ms,
-                server: server.to_owned(),
-            },
-        );
+    /// Notes a sender's sequence number; ends the epoch on a gap.
+    fn in_order(&self, node: &str, seq: u64) {
+        if !crate::sync::lock(&self.seen).follows(node, seq) {
+            metrics::counter!("portrait_coherence_gaps_total").increment(1);
+            self.trust.end();
+        }
     }
 
     /// Applies another node's invalidation, or notes a heartbeat.
     fn apply(&self, cache: &CachedStore, m: &async_nats::Message) {
         let last = m.subject.as_str().rsplit('.').next();
+        let text = String::from_utf8_lossy(&m.payload);
         if last == Some(HEARTBEAT) {
-            return self.heard(m);
+            let Some(beat) = wire::parse_heartbeat(&text) else {
+                return;
+            };
+            self.in_order(beat.node, beat.seq);
+            let previous = crate::sync::lock(&self.trust.heard).insert(
+                beat.node.to_owned(),
+                Heard {
+                    sent_ms: beat.sent_ms,
+                    server: beat.server.to_owned(),
+                },
+            );
+            // A silence longer than the lease: the sender may have written unconfirmed.
+            if previous.is_some_and(|p| beat.sent_ms - p.sent_ms > self.lease_ms) {
+                self.trust.end();
+            }
+            return;
         }
         let Some(app) = last.and_then(|a| a.parse::<AppId>().ok()) else {
             return;
         };
-        let text = String::from_utf8_lossy(&m.payload);
-        let mut lines = text.split('\n');
-        let Some(head) = lines.next() else { return };
-        let (node, scope) = head.split_once(' ').unwrap_or((head, ""));
+        let Some((node, seq, users)) = wire::parse_invalidation(&text) else {
+            return;
+        };
+        self.in_order(node, seq);
         if node == self.node {
             return; // this node's own write: invalidated locally already
         }
         metrics::counter!("portrait_coherence_invalidations_total").increment(1);
-        if scope == "all" {
-            cache.invalidate_remote_app(app);
-        } else {
-            cache.invalidate_remote(app, lines);
+        match users {
+            None => cache.invalidate_remote_app(app),
+            Some(users) => cache.invalidate_remote(app, users),
         }
     }
 
-    /// When a write just published may be answered (`None`: now). If its barrier round failed,
-    /// this node is muted, under the heartbeats' lock, until no other node can still trust a
-    /// heartbeat of it. If it passed, the write still waits while a heartbeat sent on an earlier
+    /// When a write just published may be answered (`None`: now). If it was not confirmed, this
+    /// node is muted, under the heartbeats' lock, until no other node can still trust a
+    /// heartbeat of it. If it was, the write still waits while a heartbeat sent on an earlier
     /// connection, or a member list read before this node registered, may be trusted somewhere.
-    fn settle(&self, passed: bool, now: i64) -> Option<i64> {
-        let sent = crate::sync::lock(&self.sent);
+    async fn settle(&self, confirmed: bool, generation: u64) -> Option<i64> {
+        let _sent = self.sent.lock().await;
+        let now = now_ms();
         let registered = self.registered_ms.load(Ordering::SeqCst);
-        if !passed {
-            let until = sent.last_ms.max(registered) + self.wait_ms;
+        let last = self.last_beat_ms.load(Ordering::SeqCst);
+        if !confirmed {
+            let until = last.max(registered) + self.wait_ms;
             self.trust.muted_until_ms.fetch_max(until, Ordering::SeqCst);
             self.trust.end();
             return Some(until);
         }
-        let until = sent.earlier_connection_ms.max(registered) + self.wait_ms;
+        // Heartbeats sent before this connection (if the heartbeat task has not seen it yet,
+        // the last one was sent before it) can still be trusted elsewhere for a while.
+        let earlier = if self.beat_generation.load(Ordering::SeqCst) == generation {
+            self.earlier_connection_ms.load(Ordering::SeqCst)
+        } else {
+            last
+        };
+        let until = earlier.max(registered) + self.wait_ms;
         (until > now).then_some(until)
     }
-}
 
-/// A node of a shared store that does not keep its cache coherent over NATS (no `nats_url`, or
-/// `[coherence] enabled = false`) still registers as a member, without ever sending a heartbeat:
-/// while it may write, the nodes that do use NATS cannot hear it, so they never trust their caches
-/// (their reads ask the database, which sees its writes).
-pub struct Bystander {
-    node: String,
-    stop: CancellationToken,
-    tasks: TaskTracker,
-}
-
-impl Bystander {
-    /// The node's id among the members.
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
-    /// Registers now and renews every [`MEMBERS_EVERY`] until [`Bystander::shutdown`].
-    ///
-    /// # Errors
-    /// The first registration failed.
-    pub async fn start(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Bystander> {
-        let node = format!("{:016x}", rand::random::<u64>());
-        let ttl = member_ttl_ms(settings.coherence.lease_ms);
-        store
-            .members(&node, ttl)
+    /// A barrier round, bounded in time.
+    async fn pass(&self) -> bool {
+        tokio::time::timeout(self.barrier_timeout * 2, self.barrier.pass())
             .await
-            .map_err(|e| anyhow::anyhow!("coherence: registering as a member: {e}"))?;
-        let me = Bystander {
-            node,
-            stop: CancellationToken::new(),
-            tasks: TaskTracker::new(),
-        };
-        let (node, stop) = (me.node.clone(), me.stop.clone());
-        me.tasks.spawn(async move {
-            let mut every = tokio::time::interval(MEMBERS_EVERY);
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = every.tick() => {}
-                }
-                if let Err(e) = store.members(&node, ttl).await {
-                    tracing::debug!(error = %e, "coherence: could not renew the membership");
-                }
-            }
-        });
-        Ok(me)
-    }
-
-    /// Stops renewing and leaves the members.
-    pub async fn shutdown(&self, store: &dyn Store) {
-        self.stop.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
-        let _ = store.members(&self.node, 0).await;
+            .unwrap_or(false)
     }
 }
 
@@ -454,42 +447,45 @@ fn member_ttl_ms(lease_ms: u64) -> u64 {
 #[async_trait]
 impl portrait_store::cache::Coherence for Coherence {
     async fn wrote(&self, app: AppId, users: Option<&[&str]>) {
-        let mut payload = self.node.clone();
-        match users {
-            Some(users) if users.len() <= MAX_USERS_PER_MESSAGE => {
-                payload.push_str(" some");
-                for u in users {
-                    payload.push('\n');
-                    payload.push_str(u);
-                }
-            }
-            _ => payload.push_str(" all"),
-        }
         let generation = self.generation();
-        let published = self
-            .client
-            .publish(format!("{}.inv.{app}", self.subject), payload.into())
-            .await
-            .is_ok();
-        let passed = published && self.barrier.pass().await && self.generation() == generation;
-        let now = now_ms();
-        let Some(until) = self.settle(passed, now) else {
+        let published = self.connected() && {
+            let mut sent = self.sent.lock().await;
+            sent.seq += 1;
+            let payload = wire::invalidation(&self.node, sent.seq, users);
+            let publish = self
+                .client
+                .publish(format!("{}.inv.{app}", self.subject), payload.into());
+            matches!(
+                tokio::time::timeout(self.barrier_timeout, publish).await,
+                Ok(Ok(()))
+            )
+        };
+        let confirmed = published && self.pass().await && self.generation() == generation;
+        let Some(until) = self.settle(confirmed, generation).await else {
             return;
         };
         metrics::counter!("portrait_coherence_write_waits_total").increment(1);
+        let now = now_ms();
         if until > now {
             let wait = Duration::from_millis(u64::try_from(until - now).unwrap_or(0));
-            tracing::debug!(?wait, passed, "coherence: waiting before answering a write");
+            tracing::debug!(
+                ?wait,
+                confirmed,
+                "coherence: waiting before answering a write"
+            );
             tokio::time::sleep(wait).await;
         }
     }
 
     async fn fresh(&self) -> Option<u64> {
         let epoch = self.trust.epoch(self.generation())?;
-        if !self.barrier.pass().await {
+        if !self.pass().await {
             self.trust.end_epoch(epoch);
             return None;
         }
+        // Everything queued before the round is applied now; re-check the conditions too, in
+        // case the tick task has fallen behind.
+        self.check();
         self.trust.epoch(self.generation()).filter(|e| *e == epoch)
     }
 }

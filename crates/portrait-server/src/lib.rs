@@ -134,26 +134,30 @@ pub async fn run(
     let (backend, shards) = open_store(&settings).await?;
     let mut store = metrics::measured(backend);
     let mut coherence = None;
+    let mut bystander = None;
+    let shared = !url.starts_with("sqlite:");
     if settings.store.cache_entries > 0 {
         use portrait_store::cache::CachedStore;
         let entries = settings.store.cache_entries;
-        // A database other nodes may write: a read first catches up with their changes, asking
-        // the database unless NATS lets the node vouch for its cache (`coherence`).
-        if url.starts_with("sqlite:") {
-            store = std::sync::Arc::new(CachedStore::new(store, entries));
-        } else {
+        if shared {
+            // A database other nodes may write: a read first catches up with their changes,
+            // asking the database unless NATS lets the node vouch for its cache (`coherence`).
             let cache = std::sync::Arc::new(CachedStore::shared(store, entries));
             coherence = coherence::Coherence::start(&settings, &cache).await?;
             if let Some(c) = &coherence {
                 cache.set_coherence(c.clone());
+            } else {
+                // Without NATS the node still counts as a member, so that nodes with NATS
+                // never trust their caches while it may write.
+                let b = coherence::Bystander::start(&settings, cache.clone()).await?;
+                cache.set_coherence(b.clone());
+                bystander = Some(b);
             }
             store = cache;
+        } else {
+            store = std::sync::Arc::new(CachedStore::new(store, entries));
         }
-    }
-    // A node of a shared store without coherence still counts as a member, so that the nodes
-    // with coherence never trust their caches while it may write.
-    let mut bystander = None;
-    if coherence.is_none() && !url.starts_with("sqlite:") {
+    } else if shared {
         bystander = Some(coherence::Bystander::start(&settings, store.clone()).await?);
     }
     // The node's member id, with which it acknowledges holding an app's writes for a move.

@@ -241,6 +241,16 @@ impl CachedStore {
             return Ok(());
         };
         if head <= seen {
+            if head < seen {
+                // The database went back (a failover to a replica that had not received
+                // everything): versions after `head` will be given to other changes, so start
+                // over from it.
+                self.drop_app(app);
+            }
+            let mut map = synced.lock().expect("sync lock");
+            let slot = map.entry(app).or_default();
+            slot.version = head;
+            slot.epoch = epoch.unwrap_or(0);
             return Ok(());
         }
         let mut invalidated = 0;

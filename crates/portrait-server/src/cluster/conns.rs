@@ -4,7 +4,8 @@
 //!
 //! A connect runs one script: drop the members that expired, refuse when `cap` remain, else add
 //! this one. Each node refreshes the score of its own live connections every third of
-//! `conn_ttl_ms` and removes a connection when it closes, so a node that dies stops counting
+//! `conn_ttl_ms` and removes a connection when it closes (and again at its next refresh, if that
+//! removal failed or raced the refresh), so a node that dies stops counting
 //! after at most `conn_ttl_ms`. A set holds at most `cap` members (plus, just after Redis came
 //! back, the connections the nodes admitted per node meanwhile, re-added by the next refresh),
 //! and expires with its last member.
@@ -46,10 +47,19 @@ return #KEYS
 /// Connections refreshed per script call.
 const REFRESH_BATCH: usize = 500;
 
+/// A connection in Redis: its user's set and its member name.
+type Member = (String, String);
+
+/// Closed connections remembered for removal from Redis while it does not answer.
+const MAX_GONE: usize = 10_000;
+
 /// This node's connections as Redis knows them: (set, member) by a node-wide id.
 struct Live {
     next: u64,
-    conns: HashMap<u64, (String, String)>,
+    conns: HashMap<u64, Member>,
+    /// Closed connections to remove from Redis at the next refresh (their removal on close may
+    /// have failed, or raced a refresh that added them again).
+    gone: Vec<Member>,
 }
 
 /// A refused connect: the user has the cap's number of connections on the nodes together.
@@ -75,8 +85,15 @@ pub struct ConnSlot {
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
-        let Some((set, member)) = crate::sync::lock(&self.live).conns.remove(&self.id) else {
-            return;
+        let (set, member) = {
+            let mut live = crate::sync::lock(&self.live);
+            let Some(gone) = live.conns.remove(&self.id) else {
+                return;
+            };
+            if live.gone.len() < MAX_GONE {
+                live.gone.push(gone.clone());
+            }
+            gone
         };
         let link = self.link.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -102,6 +119,7 @@ impl Conns {
             live: Arc::new(Mutex::new(Live {
                 next: 0,
                 conns: HashMap::new(),
+                gone: Vec::new(),
             })),
             acquire: redis::Script::new(ACQUIRE),
         }
@@ -162,26 +180,60 @@ impl Conns {
                 () = tokio::time::sleep(every) => {}
                 () = link.back.notified() => {}
             }
-            let all: Vec<(String, String)> = crate::sync::lock(&self.live)
-                .conns
-                .values()
-                .cloned()
-                .collect();
+            let (all, mut gone): (Vec<(u64, String, String)>, Vec<Member>) = {
+                let mut live = crate::sync::lock(&self.live);
+                let all = live
+                    .conns
+                    .iter()
+                    .map(|(id, (set, member))| (*id, set.clone(), member.clone()))
+                    .collect();
+                (all, std::mem::take(&mut live.gone))
+            };
             let ttl = self.ttl.as_millis() as u64;
+            let mut reached = true;
             for batch in all.chunks(REFRESH_BATCH) {
                 let done = link
                     .call(|mut c| {
                         let mut call = script.prepare_invoke();
                         call.arg(ttl);
-                        for (set, member) in batch {
+                        for (_, set, member) in batch {
                             call.key(set).arg(member);
                         }
                         async move { call.invoke_async::<i64>(&mut c).await }
                     })
                     .await;
                 if done.is_none() {
+                    reached = false;
                     break;
                 }
+                // Closed while this batch was on its way: it may have added them back.
+                let live = crate::sync::lock(&self.live);
+                gone.extend(
+                    batch
+                        .iter()
+                        .filter(|(id, _, _)| !live.conns.contains_key(id))
+                        .map(|(_, set, member)| (set.clone(), member.clone())),
+                );
+            }
+            if reached && !gone.is_empty() {
+                let removed = link
+                    .call(|mut c| {
+                        let mut pipe = redis::pipe();
+                        for (set, member) in &gone {
+                            pipe.cmd("ZREM").arg(set).arg(member).ignore();
+                        }
+                        async move { pipe.query_async::<()>(&mut c).await }
+                    })
+                    .await;
+                if removed.is_some() {
+                    gone.clear();
+                }
+            }
+            if !gone.is_empty() {
+                // Not reached: keep them for the next refresh (bounded).
+                let mut live = crate::sync::lock(&self.live);
+                let room = MAX_GONE.saturating_sub(live.gone.len());
+                live.gone.extend(gone.into_iter().take(room));
             }
         }
     }

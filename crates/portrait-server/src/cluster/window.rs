@@ -131,7 +131,11 @@ impl Windows {
             return Some(v);
         }
         link.conn()?;
-        let _asking = slot.asking.lock().await;
+        // Queued behind another call's request for at most one reply's time: a slow Redis must
+        // not make calls wait without bound (past it, this call counts per node).
+        let _asking = tokio::time::timeout(link.timeout, slot.asking.lock())
+            .await
+            .ok()?;
         // Another call may have fetched a chunk while this one waited.
         if let Some(v) = crate::sync::lock(&slot.held).take(Instant::now()) {
             return Some(v);
@@ -156,7 +160,12 @@ impl Windows {
             until: Some(asked + Duration::from_micros(micros_left)),
             spent: granted < want,
         };
-        held.take(Instant::now()).or(Some(false))
+        // A token Redis granted admits this call even if the window ended during the request.
+        if held.tokens > 0 {
+            held.tokens -= 1;
+            return Some(true);
+        }
+        Some(false)
     }
 
     /// Forgets windows that ended, every [`PRUNE_EVERY`], so memory follows the active users.

@@ -220,14 +220,25 @@ async fn find_primary(targets: &Targets) -> Option<(usize, PgConnection)> {
         tries.spawn(async move { (n, try_host(options).await) });
     }
     let mut best: Option<(usize, PgConnection)> = None;
+    let mut writable_hosts = 0;
     while let Some(done) = tries.join_next().await {
         let Ok((n, Some(conn))) = done else { continue };
+        writable_hosts += 1;
         match &best {
             Some((b, _)) if *b < n => {
                 let _ = conn.close().await;
             }
             _ => best = Some((n, conn)),
         }
+    }
+    if writable_hosts > 1 {
+        // Two primaries: an old one came back writable beside the promoted one. Nodes may now
+        // write to different databases; an operator must stop one.
+        tracing::error!(
+            writable_hosts,
+            "postgres: more than one host of store.url accepts writes; using the first listed — stop the old primary"
+        );
+        metrics::counter!("portrait_store_split_brain_total").increment(1);
     }
     best
 }
