@@ -15,10 +15,10 @@ use std::time::Duration;
 
 /// The operator API's wire types, from `portrait_core::operator`.
 pub use portrait_core::operator::{
-    error_code, AccountList, AccountView, AppCreate, AppCreated, AppKey, AppList, AppPatch,
-    AppSource, AppView, ChangeView, ClientRateLimits, CustomKind, FieldAdd, FieldList, FieldPatch,
-    FieldView, KeyRotate, OperatorError, RateLimits, WebhookFailure, WebhookSettings, WebhookState,
-    Who,
+    error_code, AccountList, AccountView, AppCreate, AppCreated, AppKey, AppList, AppMove,
+    AppMoved, AppPatch, AppSource, AppView, ChangeView, ClientRateLimits, CustomKind, FieldAdd,
+    FieldList, FieldPatch, FieldView, KeyRotate, OperatorError, RateLimits, WebhookFailure,
+    WebhookSettings, WebhookState, Who,
 };
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
@@ -205,6 +205,20 @@ impl Operator {
     /// [`ClientError::Operator`] (e.g. 400 `invalid`); transport.
     pub async fn rotate_key(&self, sdkappid: u64, rotate: &KeyRotate) -> Result<AppKey> {
         self.send_json(Method::POST, app_path(sdkappid, "/rotate-key"), rotate)
+            .await
+    }
+
+    /// `POST /admin/v1/apps/{sdkappid}/move`: moves the app's data to shard `shard` while it
+    /// is served; what the move did.
+    ///
+    /// # Errors
+    /// [`ClientError::Operator`] (400 `invalid`, 409 `move_refused`, 503 `store_unavailable`);
+    /// transport.
+    pub async fn move_app(&self, sdkappid: u64, shard: &str) -> Result<AppMoved> {
+        let body = AppMove {
+            shard: shard.to_owned(),
+        };
+        self.send_json(Method::POST, app_path(sdkappid, "/move"), &body)
             .await
     }
 

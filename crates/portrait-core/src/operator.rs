@@ -185,6 +185,10 @@ pub struct AppCreate {
     /// Webhook; none when absent.
     #[serde(default)]
     pub webhook: Option<WebhookSettings>,
+    /// The shard (`[store] shards`, or `home`) the app's data is placed on; when absent, the
+    /// one with the fewest apps. Refused (400) on a node without shards, unless `home`.
+    #[serde(default)]
+    pub shard: Option<String>,
 }
 
 /// `PATCH /admin/v1/apps/{sdkappid}`: absent members keep their value; `"webhook": null` removes
@@ -245,6 +249,10 @@ pub struct AppView {
     /// Until when (Unix seconds) the key in use before the last rotation still verifies, if it
     /// still does.
     pub previous_key_valid_until: Option<u64>,
+    /// The shard the app's data lives on (`home`: `[store] url`); absent: the home shard (or
+    /// a node without shards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 /// `GET /admin/v1/apps`.
@@ -264,6 +272,38 @@ pub struct KeyRotate {
     /// How long the old key still verifies UserSigs, seconds (default 86400; 0 = not at all).
     #[serde(default)]
     pub grace_secs: Option<u64>,
+}
+
+/// `POST /admin/v1/apps/{sdkappid}/move`: move the app's data to another shard while it is
+/// served (docs/deployment.md, "Shards").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppMove {
+    /// The shard to move to (a name of `[store] shards`, or `home`).
+    pub shard: String,
+}
+
+/// The answer of `POST /admin/v1/apps/{sdkappid}/move`: what the move did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AppMoved {
+    /// The SDKAppID.
+    pub sdkappid: u64,
+    /// The shard the app was on.
+    pub from: String,
+    /// The shard it is on now.
+    pub to: String,
+    /// Accounts copied by the first copy (0 when the target kept a copy from an earlier move).
+    pub copied_accounts: u64,
+    /// Changes replayed on the target from the source's change log.
+    pub caught_up_changes: u64,
+    /// The app's version on both shards when it switched.
+    pub version: u64,
+    /// Accounts read back from both shards and found equal.
+    pub verified_accounts: u64,
+    /// How long the app's writes waited (they wait, they do not fail), milliseconds.
+    pub paused_ms: u64,
+    /// The whole move, milliseconds.
+    pub took_ms: u64,
 }
 
 /// An app's secret key: the answer of `POST /admin/v1/apps` (with the app),
@@ -395,6 +435,9 @@ pub mod error_code {
     pub const FIELD_EXISTS: &str = "field_exists";
     /// 409: the app already has the most custom fields allowed (20, hidden ones included).
     pub const TOO_MANY_FIELDS: &str = "too_many_fields";
+    /// 409: a move between shards was refused or did not verify (the message says why); the
+    /// app stays where it was, its writes go on there.
+    pub const MOVE_REFUSED: &str = "move_refused";
     /// 412: `If-Match` names a revision that is not the app's current one.
     pub const REVISION_MISMATCH: &str = "revision_mismatch";
     /// 503: the store could not be reached or failed; nothing was changed.

@@ -40,6 +40,8 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(AppConfig, bool)> {
         webhook: None,
         disabled: false,
         previous_key: None,
+        shard: None,
+        moving: None,
     };
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;

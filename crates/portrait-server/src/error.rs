@@ -361,6 +361,9 @@ pub enum OpError {
         /// The app's revision.
         current: u64,
     },
+    /// A move between shards refused or failed to verify (409); the app stays where it was.
+    #[error("{0}")]
+    MoveRefused(String),
     /// Storage failed (503; logged, not shown).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -397,6 +400,7 @@ impl OpError {
             OpError::RevisionMismatch { .. } => {
                 (StatusCode::PRECONDITION_FAILED, c::REVISION_MISMATCH)
             }
+            OpError::MoveRefused(_) => (StatusCode::CONFLICT, c::MOVE_REFUSED),
             OpError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, c::STORE_UNAVAILABLE),
             OpError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, c::INTERNAL),
         }

@@ -131,11 +131,8 @@ pub async fn run(
     std::fs::create_dir_all(&settings.server.data_dir)
         .with_context(|| format!("creating data dir {}", settings.server.data_dir.display()))?;
     let url = settings.store_url();
-    let mut store = metrics::measured(
-        portrait_store::open(&url)
-            .await
-            .with_context(|| format!("opening store {}", portrait_store::redact_url(&url)))?,
-    );
+    let (backend, shards) = open_store(&settings).await?;
+    let mut store = metrics::measured(backend);
     let mut coherence = None;
     let mut bystander = None;
     let shared = !url.starts_with("sqlite:");
@@ -163,7 +160,15 @@ pub async fn run(
     } else if shared {
         bystander = Some(coherence::Bystander::start(&settings, store.clone()).await?);
     }
-    let state = AppState::from_settings(store.clone(), &settings).await?;
+    // The node's member id, with which it acknowledges holding an app's writes for a move.
+    let node = match (&coherence, &bystander) {
+        (Some(c), _) => Some(c.node().to_owned()),
+        (None, Some(b)) => Some(b.node().to_owned()),
+        (None, None) => None,
+    };
+    let state = AppState::from_settings_sharded(store.clone(), shards, &settings)
+        .await?
+        .with_node(node);
     let listener = TcpListener::bind(settings.server.listen)
         .await
         .with_context(|| format!("binding {}", settings.server.listen))?;
@@ -184,6 +189,34 @@ pub async fn run(
     store.close().await;
     tracing::info!("portrait stopped");
     Ok(())
+}
+
+/// The node's store: the one database of `[store] url`, or, with `[store] shards`, the
+/// [`Sharded`](portrait_store::sharded::Sharded) store over it and the shards (returned twice:
+/// as the store, and for placing and moving apps).
+///
+/// # Errors
+/// A store that does not open, named without its password.
+async fn open_store(
+    settings: &Settings,
+) -> anyhow::Result<(
+    std::sync::Arc<dyn portrait_store::Store>,
+    Option<std::sync::Arc<portrait_store::sharded::Sharded>>,
+)> {
+    let url = settings.store_url();
+    let redacted = portrait_store::redact_url(&url);
+    if settings.store.shards.is_empty() {
+        let store = portrait_store::open(&url)
+            .await
+            .with_context(|| format!("opening store {redacted}"))?;
+        return Ok((store, None));
+    }
+    let sharded = portrait_store::sharded::Sharded::open(&url, &settings.store.shards)
+        .await
+        .with_context(|| format!("opening the shards (home: {redacted})"))?;
+    let sharded = std::sync::Arc::new(sharded);
+    tracing::info!(shards = ?sharded.names(), "store: apps spread over shards");
+    Ok((sharded.clone(), Some(sharded)))
 }
 
 fn print_dev_banner(

@@ -23,6 +23,7 @@ pub mod accounts;
 pub mod apps;
 pub mod auth;
 pub mod fields;
+pub mod shards;
 pub mod webhook;
 
 /// The path prefix of every operator route.
@@ -34,6 +35,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(apps::router())
         .merge(fields::router())
+        .merge(shards::router())
         .merge(accounts::router())
         .merge(webhook::router())
         .method_not_allowed_fallback(method_not_allowed)

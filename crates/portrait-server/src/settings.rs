@@ -19,12 +19,14 @@ pub use crate::ratelimit::{ClientRateLimitConfig, RateLimitConfig};
 pub use cluster::ClusterSettings;
 pub use coherence::CoherenceSettings;
 pub use operator::OperatorSettings;
+pub use store::StoreSettings;
 pub use webhook::WebhookConfig;
 
 mod cluster;
 mod coherence;
 pub mod nats;
 mod operator;
+mod store;
 mod webhook;
 
 /// The commented example configuration.
@@ -105,30 +107,6 @@ impl Default for ServerSettings {
             keepalive_timeout_ms: 60_000,
             write_timeout_ms: 15_000,
             trusted_proxies: Vec::new(),
-        }
-    }
-}
-
-/// `[store]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreSettings {
-    /// `sqlite://PATH`; empty ⇒ `sqlite://<data_dir>/portrait.db`.
-    pub url: String,
-    /// Accounts kept in the in-memory read cache; 0 turns the cache off.
-    pub cache_entries: usize,
-    /// Hours a change stays in the change log (the catch-up of `/v1/ws` and webhook delivery read
-    /// it); older ones are pruned ([`crate::retention`]). Fractions are allowed (0.5 = 30
-    /// minutes); 0 keeps every change forever.
-    pub change_retention_hours: f64,
-}
-
-impl Default for StoreSettings {
-    fn default() -> Self {
-        Self {
-            url: String::new(),
-            cache_entries: 200_000,
-            change_retention_hours: 168.0,
         }
     }
 }
@@ -241,6 +219,14 @@ pub struct AppConfig {
     /// `valid_until`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_key: Option<PreviousKey>,
+    /// The shard (`[store] shards`) the app's data lives on; none: the home shard (`[store]
+    /// url`). Chosen when the app is made; changed only by a move (docs/deployment.md, "Shards").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// Set (to the target shard) while a move announced by the operator API is switching the
+    /// app: every node holds the app's writes until a record without it (never set by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving: Option<String>,
 }
 
 /// `[apps.previous_key]`: a rotated-out key during its grace period.
@@ -362,6 +348,8 @@ impl std::fmt::Debug for AppConfig {
             .field("webhook", &self.webhook)
             .field("disabled", &self.disabled)
             .field("previous_key", &self.previous_key)
+            .field("shard", &self.shard)
+            .field("moving", &self.moving)
             .finish()
     }
 }
@@ -492,6 +480,7 @@ impl Settings {
             (0.0..=24.0 * 365.0 * 100.0).contains(&hours),
             "store: change_retention_hours must be a number of hours from 0 (keep forever) to 876000, not {hours}"
         );
+        self.store.validate_shards(&self.store_url(), &self.apps)?;
         anyhow::ensure!(
             self.operator.poll_ms > 0,
             "operator: poll_ms must be positive"

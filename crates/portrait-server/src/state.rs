@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
+use portrait_store::sharded::Sharded;
 use portrait_store::{AppId, Change, NewAccount, Origin, Profile, Store};
 
 use crate::client_ip::TrustedProxies;
@@ -32,6 +33,12 @@ struct Inner {
     trusted_proxies: TrustedProxies,
     /// The operator API's token and failure counter; `None` = the operator API is off.
     operator: Option<Arc<crate::operator::auth::OperatorAuth>>,
+    /// The shards under `store`, when `[store] shards` is set: where each app is placed
+    /// (applied from its settings) and moved.
+    shards: Option<Arc<Sharded>>,
+    /// This node's id among the members (`coherence`), with which it acknowledges holding an
+    /// app's writes for a move; `None` without NATS.
+    node: Option<String>,
     /// Limits counted across nodes ([`crate::cluster`]); per node unless set from settings.
     cluster: std::sync::OnceLock<Arc<crate::cluster::ClusterLimits>>,
 }
@@ -62,11 +69,12 @@ impl AppState {
         max_body_bytes: usize,
         push: &PushSettings,
     ) -> anyhow::Result<AppState> {
-        Self::build(store, apps, max_body_bytes, push, None).await
+        Self::build(store, None, apps, max_body_bytes, push, None).await
     }
 
     async fn build(
         store: Arc<dyn Store>,
+        shards: Option<Arc<Sharded>>,
         file_apps: &[AppConfig],
         max_body_bytes: usize,
         push: &PushSettings,
@@ -75,6 +83,11 @@ impl AppState {
         let (apps, highest) = crate::live::merge(store.as_ref(), file_apps).await?;
         let mut tenants = HashMap::new();
         for (cfg, _, _) in &apps {
+            place(shards.as_deref(), cfg)?;
+            if let (Some(shards), Some(_)) = (&shards, &cfg.moving) {
+                // Started during a move: this node's writes wait like the others'.
+                shards.hold(cfg.sdkappid).await;
+            }
             let tenant = Tenant::from_config(cfg)?;
             import_admins(store.as_ref(), cfg).await?;
             for (user, not_before) in store.kicks(cfg.sdkappid).await.context("loading kicks")? {
@@ -104,6 +117,8 @@ impl AppState {
                 max_body_bytes,
                 trusted_proxies: TrustedProxies::default(),
                 operator: None,
+                shards,
+                node: None,
                 cluster: std::sync::OnceLock::new(),
             }),
         };
@@ -130,6 +145,19 @@ impl AppState {
         store: Arc<dyn Store>,
         settings: &Settings,
     ) -> anyhow::Result<AppState> {
+        Self::from_settings_sharded(store, None, settings).await
+    }
+
+    /// [`AppState::from_settings`] over `store`, which routes to `shards` (the same
+    /// [`Sharded`], under the wrappers): each app is placed by its `shard` setting.
+    ///
+    /// # Errors
+    /// As [`AppState::new`]; an app placed on a shard that is not configured.
+    pub async fn from_settings_sharded(
+        store: Arc<dyn Store>,
+        shards: Option<Arc<Sharded>>,
+        settings: &Settings,
+    ) -> anyhow::Result<AppState> {
         let hours = settings.store.change_retention_hours;
         let retention = if hours > 0.0 {
             Some(
@@ -141,6 +169,7 @@ impl AppState {
         };
         let state = Self::build(
             store,
+            shards,
             &settings.apps,
             settings.server.max_body_bytes,
             &settings.push,
@@ -187,6 +216,53 @@ impl AppState {
             .expect("the operator token is set before the state is shared")
             .operator = token.map(|t| Arc::new(crate::operator::auth::OperatorAuth::new(t)));
         self
+    }
+
+    /// This state, acknowledging moves as member `node`. Call it before the state is shared.
+    ///
+    /// # Panics
+    /// If the state has been cloned already.
+    pub fn with_node(mut self, node: Option<String>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("the node id is set before the state is shared")
+            .node = node;
+        self
+    }
+
+    /// This node's id among the members, if it has one.
+    pub fn node(&self) -> Option<&str> {
+        self.inner.node.as_deref()
+    }
+
+    /// The shards, when `[store] shards` is set.
+    pub fn shards(&self) -> Option<&Arc<Sharded>> {
+        self.inner.shards.as_ref()
+    }
+
+    /// Routes `cfg`'s app to its shard from now on.
+    ///
+    /// # Errors
+    /// As [`place`].
+    pub fn place(&self, cfg: &AppConfig) -> anyhow::Result<()> {
+        place(self.shards().map(|s| &**s), cfg)
+    }
+
+    /// Honours a move announced in `cfg` (the app's record at `revision`): while `moving` is
+    /// set, the app's writes wait on this node (acknowledged on the app's shard, so the mover
+    /// knows); once it is not, they go on, on the shard `cfg` places the app on.
+    pub async fn honour_move(&self, cfg: &AppConfig, revision: u64) {
+        let Some(shards) = self.shards() else { return };
+        let id = cfg.sdkappid;
+        if cfg.moving.is_none() {
+            shards.release(id);
+            return;
+        }
+        shards.hold(id).await;
+        if let Some(node) = self.node() {
+            if let Err(e) = shards.ack_pause(id, node, revision).await {
+                tracing::warn!(sdkappid = id, error = %e, "could not acknowledge a move's pause");
+            }
+        }
     }
 
     /// The limits counted across nodes (per node without `[cluster] redis_url`).
@@ -448,5 +524,21 @@ impl Store for Waking {
 
     async fn close(&self) {
         self.inner.close().await;
+    }
+}
+
+/// Routes `cfg`'s app to its shard (`shard` setting) on `shards`.
+///
+/// # Errors
+/// A shard not configured on this node (or a shard named on a node without shards).
+fn place(shards: Option<&Sharded>, cfg: &AppConfig) -> anyhow::Result<()> {
+    match (shards, cfg.shard.as_deref()) {
+        (Some(s), shard) => s.place(cfg.sdkappid, shard).map_err(anyhow::Error::from),
+        (None, None | Some(portrait_store::sharded::HOME)) => Ok(()),
+        (None, Some(shard)) => Err(portrait_store::StoreError::Config(format!(
+            "app {} is placed on shard {shard:?}, but this node has no [store] shards",
+            cfg.sdkappid
+        ))
+        .into()),
     }
 }

@@ -6,6 +6,8 @@
 //!   database; a bounded pool that fails fast ([`StoreError::Unavailable`]) while the database is
 //!   down and recovers by itself when it is back.
 //! * [`cache`]: [`cache::CachedStore`], an in-memory read cache in front of any backend.
+//! * [`sharded`]: [`sharded::Sharded`], apps spread over several PostgreSQL clusters (shards),
+//!   routed by app, and moved between them online.
 //! * [`timed`]: [`timed::Timed`], the store-latency metrics around a backend.
 //! * [`dump`]: moving data between stores (`portrait export | import | migrate`), versions
 //!   preserved, through [`Store::dump_app`] / [`Store::restore_app`].
@@ -51,6 +53,8 @@ pub mod postgres;
 mod read;
 mod scan;
 pub use scan::MAX_SCAN;
+#[cfg(feature = "sql")]
+pub mod sharded;
 #[cfg(feature = "sql")]
 pub mod sqlite;
 #[cfg(feature = "testkit")]

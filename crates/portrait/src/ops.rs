@@ -65,6 +65,17 @@ pub enum AppCmd {
         /// The webhook's callback URL.
         #[arg(long)]
         webhook_url: Option<String>,
+        /// The shard (`[store] shards`) to place the app on (default: the one with the fewest apps).
+        #[arg(long)]
+        shard: Option<String>,
+    },
+    /// Move an app's data to another shard while it is served (writes wait, briefly).
+    Move {
+        /// The app's SDKAppID.
+        sdkappid: u64,
+        /// The shard to move it to (a name of `[store] shards`, or `home`).
+        #[arg(long)]
+        to: String,
     },
     /// List every app of the server.
     List,
@@ -299,12 +310,14 @@ pub async fn app(conn: &Conn, cmd: AppCmd) -> anyhow::Result<()> {
             key,
             admins,
             webhook_url,
+            shard,
         } => {
             let create = AppCreate {
                 sdkappid,
                 key,
                 admins: (!admins.is_empty()).then_some(admins),
                 webhook: webhook_url.map(webhook),
+                shard,
                 ..AppCreate::default()
             };
             ctx.print(&op.create_app(&create).await?, show::created)
@@ -351,6 +364,7 @@ pub async fn app(conn: &Conn, cmd: AppCmd) -> anyhow::Result<()> {
             ctx.print(&op.update_app(sdkappid, &p, None).await?, show::app)
         }
         AppCmd::Key { sdkappid } => ctx.print(&op.key(sdkappid).await?, show::key),
+        AppCmd::Move { sdkappid, to } => ctx.print(&op.move_app(sdkappid, &to).await?, show::moved),
         AppCmd::RotateKey {
             sdkappid,
             key,

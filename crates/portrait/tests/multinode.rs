@@ -157,6 +157,8 @@ struct Options {
     nats_per_node: Vec<String>,
     /// `[coherence] lease_ms` (default: the server's default).
     coherence_lease_ms: Option<u64>,
+    /// More lines of `[store]` (`multinode/shards.rs`: `shards = { … }`).
+    store_extra: Option<String>,
 }
 
 /// Nodes sharing one PostgreSQL schema (and NATS). Dropping it kills the nodes, then drops the
@@ -303,6 +305,9 @@ fn config_text(
     node: usize,
 ) -> String {
     let mut c = format!("[store]\nurl = \"{store_url}\"\n");
+    if let Some(extra) = &options.store_extra {
+        c.push_str(extra);
+    }
     if let Some(n) = options.cache_entries {
         c.push_str(&format!("cache_entries = {n}\n"));
     }
@@ -568,6 +573,10 @@ mod limits;
 mod ha;
 #[path = "multinode/replicas.rs"]
 mod replicas;
+
+// Apps on two PostgreSQL clusters (shards): multinode/shards.rs.
+#[path = "multinode/shards.rs"]
+mod shards;
 
 // Webhooks, kicks and deletes across nodes: multinode/webhooks_and_kicks.rs.
 #[path = "multinode/webhooks_and_kicks.rs"]

@@ -196,6 +196,12 @@ async fn app_and_field_commands_show_the_file_app() {
     assert!(fields.fields.is_empty());
     let err = failed(&portrait(&node, &["app", "show", "1499999999"]));
     assert!(err.contains("HTTP 404 app_not_found"), "{err}");
+    // The embedded store has no shards: a move says so (moves: multinode/shards.rs).
+    let err = failed(&portrait(&node, &["app", "move", &app, "--to", "b"]));
+    assert!(
+        err.contains("HTTP 400 invalid") && err.contains("no [store] shards"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -32,6 +32,11 @@ pub struct Bystander {
 }
 
 impl Bystander {
+    /// The node's id among the members.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// Registers, waits until no member list without this node can be trusted anywhere, and
     /// renews every [`MEMBERS_EVERY`] until [`Bystander::shutdown`].
     ///

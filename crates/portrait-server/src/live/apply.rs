@@ -35,6 +35,8 @@ impl AppState {
                 return Ok(());
             }
         }
+        self.place(&cfg)?;
+        self.honour_move(&cfg, revision).await;
         let tenant = Arc::new(Tenant::replacing(&cfg, old.as_ref().map(|o| &*o.tenant))?);
         if old.is_none() {
             for (user, not_before) in self.store().kicks(id).await? {
@@ -82,7 +84,19 @@ impl AppState {
         let records = self.store().app_records(self.live().applied()).await?;
         for r in records {
             match parse_record(&r) {
-                Ok(cfg) => self.apply_app(cfg, AppSource::Store, r.revision).await?,
+                Ok(cfg) => match self.apply_app(cfg, AppSource::Store, r.revision).await {
+                    // A shard this node lacks: its configuration differs from the others'. The
+                    // app is served as before here; later records (of other apps) still apply.
+                    Err(e)
+                        if matches!(
+                            e.downcast_ref(),
+                            Some(portrait_store::StoreError::Config(_))
+                        ) =>
+                    {
+                        tracing::error!(sdkappid = r.sdkappid, revision = r.revision, error = %format!("{e:#}"), "skipping an app record this node cannot apply; check [store] shards")
+                    }
+                    other => other?,
+                },
                 Err(e) => {
                     tracing::error!(sdkappid = r.sdkappid, revision = r.revision, error = %format!("{e:#}"), "skipping an app record that is not a valid app")
                 }

@@ -6,8 +6,8 @@
 //! such app) and 429 (too many failed sign-ins); the others are listed per operation.
 
 use portrait_core::operator::{
-    AccountList, AccountView, AppCreate, AppCreated, AppKey, AppList, AppPatch, AppView, FieldAdd,
-    FieldList, FieldPatch, FieldView, KeyRotate, OperatorError, WebhookState,
+    AccountList, AccountView, AppCreate, AppCreated, AppKey, AppList, AppMove, AppMoved, AppPatch,
+    AppView, FieldAdd, FieldList, FieldPatch, FieldView, KeyRotate, OperatorError, WebhookState,
 };
 use schemars::generate::SchemaGenerator;
 use schemars::Schema;
@@ -107,6 +107,14 @@ pub const OPERATOR_OPERATIONS: &[OperatorOp] = &[
         Some(schema::<KeyRotate>),
         (200, schema::<AppKey>),
         &[400],
+    ),
+    op(
+        "post",
+        "/admin/v1/apps/{sdkappid}/move",
+        "Move an app's data to another shard while it is served (writes wait at most about a second).",
+        Some(schema::<AppMove>),
+        (200, schema::<AppMoved>),
+        &[400, 409],
     ),
     op(
         "get",

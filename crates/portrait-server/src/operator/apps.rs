@@ -71,6 +71,7 @@ async fn create(
     if let Some(w) = req.sensitive_words {
         cfg.sensitive_words = w;
     }
+    cfg.shard = shard_for_new_app(&state, req.shard)?;
     set_common(
         &mut cfg,
         req.rate_limits,
@@ -227,7 +228,11 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, OpError> {
 }
 
 /// Writes `cfg` as the app's record if its revision is `expected`; the new revision.
-async fn put(state: &AppState, cfg: &AppConfig, expected: Option<u64>) -> Result<u64, OpError> {
+pub(super) async fn put(
+    state: &AppState,
+    cfg: &AppConfig,
+    expected: Option<u64>,
+) -> Result<u64, OpError> {
     let body = crate::live::record_body(cfg)?;
     Ok(state
         .store()
@@ -236,7 +241,11 @@ async fn put(state: &AppState, cfg: &AppConfig, expected: Option<u64>) -> Result
 }
 
 /// Applies a record just written here, and tells the other nodes.
-async fn applied(state: &AppState, cfg: AppConfig, revision: u64) -> Result<Arc<LiveApp>, OpError> {
+pub(super) async fn applied(
+    state: &AppState,
+    cfg: AppConfig,
+    revision: u64,
+) -> Result<Arc<LiveApp>, OpError> {
     let id = cfg.sdkappid;
     state.hub().apps_changed();
     state
@@ -279,6 +288,9 @@ pub async fn change(
         }
         let mut cfg = app.config.clone();
         edit(&mut cfg)?;
+        // Any change ends the pause of a move whose mover died (operator/shards.rs): safe, as
+        // a live mover's next record then conflicts, and it gives the move up.
+        cfg.moving = None;
         check(&cfg)?;
         let expected = (app.source == AppSource::Store).then_some(app.revision);
         match put(state, &cfg, expected).await {
@@ -295,6 +307,27 @@ pub async fn change(
     Err(OpError::Internal(anyhow::anyhow!(
         "app {id}: {ATTEMPTS} concurrent changes in a row; retry"
     )))
+}
+
+/// The shard a new app is placed on: the one asked for (checked), else the one with the fewest
+/// apps; none on a node without shards.
+fn shard_for_new_app(state: &AppState, asked: Option<String>) -> Result<Option<String>, OpError> {
+    let Some(shards) = state.shards() else {
+        return match asked.as_deref() {
+            None | Some(portrait_store::sharded::HOME) => Ok(None),
+            Some(s) => Err(OpError::Invalid(format!(
+                "shard {s:?}: this node has no [store] shards"
+            ))),
+        };
+    };
+    match asked {
+        Some(s) if shards.has(&s) => Ok(Some(s)),
+        Some(s) => Err(OpError::Invalid(format!(
+            "no shard {s:?}; the shards are {}",
+            shards.names().join(", ")
+        ))),
+        None => Ok(Some(shards.least_loaded())),
+    }
 }
 
 /// `GET /admin/v1/apps`: every app of this node.
@@ -342,6 +375,7 @@ pub fn view(app: &LiveApp) -> AppView {
             .as_ref()
             .map(|p| p.valid_until)
             .filter(|&until| until >= crate::auth::now_secs()),
+        shard: c.shard.clone(),
     }
 }
 

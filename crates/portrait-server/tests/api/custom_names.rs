@@ -45,6 +45,8 @@ fn names_app() -> AppConfig {
         webhook: None,
         disabled: false,
         previous_key: None,
+        shard: None,
+        moving: None,
     }
 }
 

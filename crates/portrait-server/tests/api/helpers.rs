@@ -86,6 +86,8 @@ pub fn test_app() -> AppConfig {
         webhook: None,
         disabled: false,
         previous_key: None,
+        shard: None,
+        moving: None,
     }
 }
 
@@ -103,6 +105,8 @@ pub fn other_app() -> AppConfig {
         webhook: None,
         disabled: false,
         previous_key: None,
+        shard: None,
+        moving: None,
     }
 }
 

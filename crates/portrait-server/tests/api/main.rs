@@ -19,6 +19,7 @@ mod numbers;
 mod openapi;
 mod operator_accounts;
 mod operator_apps;
+mod operator_shards;
 mod portrait_import;
 mod profile;
 mod profile_errors;

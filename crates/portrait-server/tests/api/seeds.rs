@@ -103,6 +103,8 @@ fn doc_app() -> AppConfig {
         webhook: None,
         disabled: false,
         previous_key: None,
+        shard: None,
+        moving: None,
     }
 }
 

@@ -6,8 +6,8 @@
 use std::fmt::Write;
 
 use portrait_client::operator::{
-    AccountList, AccountView, AppCreated, AppKey, AppList, AppSource, AppView, CustomKind,
-    FieldView, WebhookState, Who,
+    AccountList, AccountView, AppCreated, AppKey, AppList, AppMoved, AppSource, AppView,
+    CustomKind, FieldView, WebhookState, Who,
 };
 
 /// `app create`: the app, then its key.
@@ -51,6 +51,9 @@ pub fn app(a: &AppView) -> String {
     line("source", source(a.source).to_owned());
     line("state", state(a.disabled).to_owned());
     line("revision", a.revision.to_string());
+    if let Some(shard) = &a.shard {
+        line("shard", shard.clone());
+    }
     line("admins", a.admins.join(", "));
     line("sensitive words", a.sensitive_words.len().to_string());
     let limits = if a.rate_limits.enabled { "on" } else { "off" };
@@ -84,6 +87,23 @@ pub fn app(a: &AppView) -> String {
         },
     );
     out
+}
+
+/// `app move`.
+pub fn moved(m: &AppMoved) -> String {
+    format!(
+        "app {} moved from shard {} to {} at version {}: {} accounts copied, {} changes caught up, \
+         {} accounts verified; writes waited {} ms, the move took {} ms\n",
+        m.sdkappid,
+        m.from,
+        m.to,
+        m.version,
+        m.copied_accounts,
+        m.caught_up_changes,
+        m.verified_accounts,
+        m.paused_ms,
+        m.took_ms
+    )
 }
 
 /// `app key` and `app rotate-key`.

@@ -21,7 +21,7 @@ pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 pub const NATS_SERVER: &str = "/usr/sbin/nats-server";
 
 /// How long a service may take to start.
-const START_WAIT: Duration = Duration::from_secs(30);
+pub(super) const START_WAIT: Duration = Duration::from_secs(30);
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the service to take).
 pub fn free_port() -> u16 {
@@ -32,7 +32,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Panics, naming what to install, unless every file in `paths` exists.
-fn require(paths: &[PathBuf], package: &str) {
+pub(super) fn require(paths: &[PathBuf], package: &str) {
     let missing: Vec<String> = paths
         .iter()
         .filter(|p| !p.exists())
@@ -45,13 +45,13 @@ fn require(paths: &[PathBuf], package: &str) {
     );
 }
 
-fn as_root() -> bool {
+pub(super) fn as_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// Runs `bin` (a PostgreSQL binary) with `args` as the `postgres` OS user when we are root, and
 /// panics with its output if it fails.
-fn pg(bin: &str, args: &[&str]) {
+pub(super) fn pg(bin: &str, args: &[&str]) {
     let path = Path::new(PG_BIN).join(bin);
     let mut cmd = if as_root() {
         let mut c = Command::new("runuser");
@@ -76,7 +76,7 @@ fn pg(bin: &str, args: &[&str]) {
 }
 
 /// Appends `lines` to `dir/postgresql.conf` (later settings win).
-fn configure(dir: &Path, lines: &str) {
+pub(super) fn configure(dir: &Path, lines: &str) {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -86,7 +86,7 @@ fn configure(dir: &Path, lines: &str) {
 }
 
 /// The postmaster's pid, from `postmaster.pid` (its first line).
-fn postmaster_pid(dir: &Path) -> Option<u32> {
+pub(super) fn postmaster_pid(dir: &Path) -> Option<u32> {
     std::fs::read_to_string(dir.join("postmaster.pid"))
         .ok()?
         .lines()
@@ -98,7 +98,7 @@ fn postmaster_pid(dir: &Path) -> Option<u32> {
 
 /// SIGKILLs the process group led by `pid` (`pg_ctl` starts the postmaster in a session of its
 /// own, so this is the postmaster and every backend: a machine dying, as far as clients see).
-fn kill_group(pid: u32) {
+pub(super) fn kill_group(pid: u32) {
     let _ = Command::new("kill")
         .args(["-KILL", "--", &format!("-{pid}")])
         .stderr(Stdio::null())

@@ -1,0 +1,437 @@
+//! [`Sharded`]: a [`Store`] over several PostgreSQL clusters (*shards*), each app on one of them.
+//!
+//! * The **home** shard ([`HOME`], the `[store] url`) holds what belongs to no app: the app
+//!   records and the cluster membership. It also holds every app that has no placement, so a
+//!   deployment that adds shards keeps serving its existing apps from where they are.
+//! * Every other call names an app and goes to that app's shard, read from the placement map
+//!   ([`Sharded::place`], fed by the server from each app's record). Each shard is its own
+//!   backend with its own pool, so a call for an app on shard B never waits on shard A: when A's
+//!   database is down, A's apps fail fast ([`StoreError::Unavailable`]) and B's are served.
+//! * Writes of an app pass through the app's *gate* (a read lock held for the write); a move
+//!   ([`Sharded::begin_move`], `sharded/moving.rs`) takes it exclusively for its final catch-up,
+//!   so writes wait (they do not fail) while the app switches shards.
+//!
+//! What must not live here: SQL (each shard is an ordinary backend), or any notion of which
+//! shard an app *should* be on (the operator API chooses; [`Sharded::least_loaded`] helps).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use async_trait::async_trait;
+use portrait_core::{Identifier, ProfileValue, Tag};
+
+use crate::{
+    AppDump, AppId, AppRecord, Change, NewAccount, Origin, PackedProfile, Profile, Result, Store,
+    StoreError,
+};
+
+mod moving;
+pub use moving::{Move, MoveReport};
+
+/// The name of the home shard (the `[store] url`).
+pub const HOME: &str = "home";
+
+/// A shard name: 1–32 of `a-z`, `0-9`, `-`, `_`, starting with a letter.
+///
+/// # Errors
+/// [`StoreError::Config`] saying what a name may be.
+pub fn check_shard_name(name: &str) -> Result<()> {
+    let ok = (1..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!(
+            "shard name {name:?}: use 1 to 32 of a-z, 0-9, '-' and '_', starting with a letter"
+        )))
+    }
+}
+
+/// Several stores, each app routed to one of them.
+pub struct Sharded {
+    /// Every shard by name, [`HOME`] included.
+    shards: BTreeMap<String, Arc<dyn Store>>,
+    /// Where each placed app lives; an app not here lives on [`HOME`].
+    placement: RwLock<HashMap<AppId, String>>,
+    /// Per app, the lock its writes hold shared and a move holds exclusively (made on first use).
+    gates: Mutex<HashMap<AppId, Arc<tokio::sync::RwLock<()>>>>,
+    /// The gates held shut: by a move on this node, or for a move announced by another node's
+    /// app record ([`Sharded::hold`]).
+    held: Mutex<HashMap<AppId, tokio::sync::OwnedRwLockWriteGuard<()>>>,
+    /// One move at a time on this node.
+    moving: tokio::sync::Mutex<()>,
+}
+
+impl Sharded {
+    /// Routes over `home` and the named `others`.
+    ///
+    /// # Errors
+    /// [`StoreError::Config`] for a bad or repeated name, or one named [`HOME`].
+    pub fn new(home: Arc<dyn Store>, others: Vec<(String, Arc<dyn Store>)>) -> Result<Sharded> {
+        let mut shards = BTreeMap::new();
+        shards.insert(HOME.to_owned(), home);
+        for (name, store) in others {
+            check_shard_name(&name)?;
+            if shards.insert(name.clone(), store).is_some() {
+                return Err(StoreError::Config(format!(
+                    "shard {name:?} is configured twice (\"{HOME}\" is the name of [store] url)"
+                )));
+            }
+        }
+        Ok(Sharded {
+            shards,
+            placement: RwLock::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
+            moving: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Opens the home shard at `home_url` and every shard of `shards` (name → URL), each a
+    /// PostgreSQL database with its own pool.
+    ///
+    /// # Errors
+    /// A shard that is not PostgreSQL, a bad name, or a shard's open error (naming the shard;
+    /// messages never contain a password).
+    #[cfg(feature = "sql")]
+    pub async fn open(home_url: &str, shards: &BTreeMap<String, String>) -> Result<Sharded> {
+        let pg = |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
+        if !pg(home_url) {
+            return Err(StoreError::Config(format!(
+                "shards need PostgreSQL: [store] url {:?} is not postgres://… (the embedded store has no shards)",
+                crate::redact_url(home_url)
+            )));
+        }
+        let home = crate::open(home_url).await?;
+        let mut others = Vec::new();
+        for (name, url) in shards {
+            check_shard_name(name)?;
+            if !pg(url) {
+                return Err(StoreError::Config(format!(
+                    "shard {name:?}: {:?} is not postgres://…",
+                    crate::redact_url(url)
+                )));
+            }
+            let store = crate::open(url).await.map_err(|e| match e {
+                StoreError::Config(m) => StoreError::Config(format!("shard {name:?}: {m}")),
+                e => e,
+            })?;
+            others.push((name.clone(), store));
+        }
+        Sharded::new(home, others)
+    }
+
+    /// The shard names, [`HOME`] included, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.shards.keys().cloned().collect()
+    }
+
+    /// Whether `name` is a shard here.
+    pub fn has(&self, name: &str) -> bool {
+        self.shards.contains_key(name)
+    }
+
+    /// Places `app` on `shard` (`None`: [`HOME`]) from now on. Data is not moved: this is how a
+    /// node learns a placement (an app's record), and the last step of a move.
+    ///
+    /// # Errors
+    /// [`StoreError::Config`] for a shard not configured here (the placement is not changed).
+    pub fn place(&self, app: AppId, shard: Option<&str>) -> Result<()> {
+        let named = shard;
+        let shard = shard.unwrap_or(HOME);
+        if !self.has(shard) {
+            return Err(StoreError::Config(format!(
+                "app {app} is placed on shard {shard:?}, which this node does not have (shards: {})",
+                self.names().join(", ")
+            )));
+        }
+        let mut p = self
+            .placement
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // A named shard is kept even when it is home: it counts for `least_loaded`.
+        match named {
+            Some(shard) => p.insert(app, shard.to_owned()),
+            None => p.remove(&app),
+        };
+        Ok(())
+    }
+
+    /// The shard `app` lives on.
+    pub fn shard_of(&self, app: AppId) -> String {
+        let p = self
+            .placement
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        p.get(&app).cloned().unwrap_or_else(|| HOME.to_owned())
+    }
+
+    /// The shard with the fewest apps placed by name (apps without a `shard` are not counted;
+    /// ties go to [`HOME`], then by name), for a new app.
+    pub fn least_loaded(&self) -> String {
+        let p = self
+            .placement
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut load: BTreeMap<&str, usize> = self.shards.keys().map(|k| (k.as_str(), 0)).collect();
+        for shard in p.values() {
+            *load.entry(shard.as_str()).or_default() += 1;
+        }
+        load.into_iter()
+            .min_by_key(|&(name, n)| (n, name != HOME, name))
+            .map_or_else(|| HOME.to_owned(), |(name, _)| name.to_owned())
+    }
+
+    /// The store of shard `name`.
+    fn shard(&self, name: &str) -> Result<&Arc<dyn Store>> {
+        self.shards
+            .get(name)
+            .ok_or_else(|| StoreError::Config(format!("no shard {name:?} on this node")))
+    }
+
+    /// The store `app` lives on.
+    fn of(&self, app: AppId) -> &Arc<dyn Store> {
+        let p = self
+            .placement
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let name = p.get(&app).map_or(HOME, String::as_str);
+        self.shards.get(name).unwrap_or(&self.shards[HOME])
+    }
+
+    fn home(&self) -> &Arc<dyn Store> {
+        &self.shards[HOME]
+    }
+
+    /// The gate of `app`'s writes.
+    fn gate(&self, app: AppId) -> Arc<tokio::sync::RwLock<()>> {
+        let mut g = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+        g.entry(app).or_default().clone()
+    }
+
+    /// Shuts `app`'s gate: waits for the writes in flight, then makes new ones wait until
+    /// [`Sharded::release`]. Holding it already is fine.
+    pub async fn hold(&self, app: AppId) {
+        if self.is_held(app) {
+            return;
+        }
+        let guard = self.gate(app).write_owned().await;
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.entry(app).or_insert(guard);
+    }
+
+    /// Opens `app`'s gate: its waiting writes go on (on the shard it is placed on now).
+    pub fn release(&self, app: AppId) {
+        let guard = {
+            let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+            held.remove(&app)
+        };
+        drop(guard);
+    }
+
+    /// Whether `app`'s writes are held.
+    pub fn is_held(&self, app: AppId) -> bool {
+        let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.contains_key(&app)
+    }
+
+    /// Records on `app`'s shard that `node` holds the app's writes for the move announced at
+    /// app-record revision `revision` (a cursor `move-pause:<node>`; written past the gate).
+    ///
+    /// # Errors
+    /// The shard's failure.
+    pub async fn ack_pause(&self, app: AppId, node: &str, revision: u64) -> Result<()> {
+        self.of(app)
+            .set_cursor(app, &pause_cursor(node), revision)
+            .await
+    }
+
+    /// The revision of the last move `node` acknowledged holding `app`'s writes for.
+    ///
+    /// # Errors
+    /// The shard's failure.
+    pub async fn pause_acked(&self, app: AppId, node: &str) -> Result<Option<u64>> {
+        self.of(app).cursor(app, &pause_cursor(node)).await
+    }
+
+    /// Waits until `app` may be written (no move is switching it), then holds that.
+    async fn write_pass(&self, app: AppId) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        self.gate(app).read_owned().await
+    }
+}
+
+/// The cursor where `node` acknowledges holding an app's writes for a move.
+fn pause_cursor(node: &str) -> String {
+    format!("move-pause:{node}")
+}
+
+#[async_trait]
+impl Store for Sharded {
+    async fn import_accounts(
+        &self,
+        app: AppId,
+        accounts: &[NewAccount],
+        origin: Origin<'_>,
+    ) -> Result<()> {
+        let _pass = self.write_pass(app).await;
+        self.of(app).import_accounts(app, accounts, origin).await
+    }
+
+    async fn delete_accounts(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+        origin: Origin<'_>,
+    ) -> Result<Vec<bool>> {
+        let _pass = self.write_pass(app).await;
+        self.of(app).delete_accounts(app, users, origin).await
+    }
+
+    async fn accounts_exist(&self, app: AppId, users: &[Identifier]) -> Result<Vec<bool>> {
+        self.of(app).accounts_exist(app, users).await
+    }
+
+    async fn scan_accounts(
+        &self,
+        app: AppId,
+        prefix: &str,
+        after: Option<&Identifier>,
+        limit: usize,
+    ) -> Result<Vec<Identifier>> {
+        self.of(app).scan_accounts(app, prefix, after, limit).await
+    }
+
+    async fn kick(&self, app: AppId, user: &Identifier, not_before: u64) -> Result<bool> {
+        let _pass = self.write_pass(app).await;
+        self.of(app).kick(app, user, not_before).await
+    }
+
+    async fn kicks(&self, app: AppId) -> Result<Vec<(String, u64)>> {
+        self.of(app).kicks(app).await
+    }
+
+    async fn set_profile_expecting(
+        &self,
+        app: AppId,
+        user: &Identifier,
+        items: &[(Tag, ProfileValue)],
+        origin: Origin<'_>,
+        expected: Option<u64>,
+    ) -> Result<u64> {
+        let _pass = self.write_pass(app).await;
+        self.of(app)
+            .set_profile_expecting(app, user, items, origin, expected)
+            .await
+    }
+
+    async fn get_profiles(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Option<Profile>>> {
+        self.of(app).get_profiles(app, users).await
+    }
+
+    async fn get_profiles_shared(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+    ) -> Result<Vec<Option<PackedProfile>>> {
+        self.of(app).get_profiles_shared(app, users).await
+    }
+
+    async fn changes_since(&self, app: AppId, since: u64, limit: usize) -> Result<Vec<Change>> {
+        self.of(app).changes_since(app, since, limit).await
+    }
+
+    async fn changes_of(
+        &self,
+        app: AppId,
+        users: &[Identifier],
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
+        self.of(app).changes_of(app, users, since, limit).await
+    }
+
+    async fn current_version(&self, app: AppId) -> Result<u64> {
+        self.of(app).current_version(app).await
+    }
+
+    async fn cursor(&self, app: AppId, name: &str) -> Result<Option<u64>> {
+        self.of(app).cursor(app, name).await
+    }
+
+    async fn set_cursor(&self, app: AppId, name: &str, version: u64) -> Result<()> {
+        let _pass = self.write_pass(app).await;
+        self.of(app).set_cursor(app, name, version).await
+    }
+
+    async fn prune_changes(&self, app: AppId, through: u64, limit: usize) -> Result<usize> {
+        // Under the gate: a move reads the change log it is copying.
+        let _pass = self.write_pass(app).await;
+        self.of(app).prune_changes(app, through, limit).await
+    }
+
+    async fn lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
+        self.of(app).lease(app, name, holder, ttl_ms).await
+    }
+
+    async fn members(&self, node: &str, ttl_ms: u64) -> Result<Vec<String>> {
+        self.home().members(node, ttl_ms).await
+    }
+
+    /// The apps with data on any shard; a shard that is down is left out (logged), so that one
+    /// shard's outage does not hide the others' apps.
+    async fn apps(&self) -> Result<Vec<AppId>> {
+        let mut all = std::collections::BTreeSet::new();
+        let mut failed = None;
+        for (name, store) in &self.shards {
+            match store.apps().await {
+                Ok(apps) => all.extend(apps),
+                Err(e) => {
+                    tracing::warn!(shard = %name, error = %e, "a shard did not list its apps");
+                    failed = Some(e);
+                }
+            }
+        }
+        match failed {
+            Some(e) if all.is_empty() => Err(e),
+            _ => Ok(all.into_iter().collect()),
+        }
+    }
+
+    async fn dump_app(&self, app: AppId) -> Result<AppDump> {
+        self.of(app).dump_app(app).await
+    }
+
+    async fn restore_app(&self, dump: AppDump) -> Result<()> {
+        let app = dump.app;
+        let _pass = self.write_pass(app).await;
+        self.of(app).restore_app(dump).await
+    }
+
+    async fn app_records(&self, after_revision: u64) -> Result<Vec<AppRecord>> {
+        self.home().app_records(after_revision).await
+    }
+
+    async fn put_app_record(
+        &self,
+        sdkappid: AppId,
+        expected: Option<u64>,
+        body: &str,
+    ) -> Result<u64> {
+        self.home().put_app_record(sdkappid, expected, body).await
+    }
+
+    /// The home shard only: it holds the app records every node needs; one other shard's outage
+    /// must not take the node out of a load balancer (its apps fail on their own).
+    async fn ping(&self) -> Result<()> {
+        self.home().ping().await
+    }
+
+    async fn close(&self) {
+        for store in self.shards.values() {
+            store.close().await;
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! Issue #19's shards: apps placed on two PostgreSQL clusters, the tests' running one (the home
+//! shard, a schema of its own) and one this test starts ([`PgServer`], shard `a`), served by
+//! two real nodes. What it shows:
+//!
+//! * an app made through the operator API with `"shard": "a"` lives there, and both nodes route
+//!   to it (the second learns the placement from the app record);
+//! * with shard `a`'s PostgreSQL stopped (`pg_ctl stop -m immediate`), the app on the home shard
+//!   keeps reading and writing, the app on `a` fails with the store-unavailable code (40006),
+//!   and recovers once `a` is back, with no node restarted;
+//! * `portrait app move` (`POST /admin/v1/apps/{id}/move`) moves the app from `a` to home
+//!   while both nodes write it, each holding the app's writes during the switch: no
+//!   acknowledged write is lost, writes paused at most a second (measured, printed:
+//!   `cargo test -p portrait --test multinode shards_ -- --nocapture`), and afterwards the app
+//!   is served with `a` stopped again, so its data really is on the home shard;
+//! * a move announced by a mover that died holds the app's writes until any change of the app;
+//! * all of it with NATS and without (the nodes then learn of a move by polling).
+
+use std::path::{Path, PathBuf};
+
+use super::replicas::{configure, free_port, pg, postmaster_pid, require, PG_BIN, START_WAIT};
+use super::*;
+
+const TOKEN: &str = "multinode-shards-token";
+/// The app made on shard `a`.
+const APP_A: u64 = 1_400_000_777;
+const KEY_A: &str = "shard-a-app-key";
+/// Writes may wait for a move at most this long (the issue's bound).
+const PAUSE_BOUND: Duration = Duration::from_secs(1);
+
+/// One PostgreSQL server in a temporary directory, on a free port; killed and removed on drop.
+struct PgServer {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PgServer {
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn start() -> PgServer {
+        require(
+            &["initdb", "pg_ctl", "postgres"].map(|b| Path::new(PG_BIN).join(b)),
+            "postgresql-15",
+        );
+        let dir = tempfile::tempdir().expect("a temp dir");
+        if super::replicas::as_root() {
+            let ok = std::process::Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "chown {} to the postgres user", dir.path().display());
+        }
+        let server = PgServer {
+            dir,
+            port: free_port(),
+        };
+        let data = server.data().display().to_string();
+        pg(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "--no-instructions",
+            ],
+        );
+        configure(
+            &server.data(),
+            &format!(
+                "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
+                 max_connections = 100\nshared_buffers = '32MB'\nfsync = off",
+                server.port,
+                server.dir.path().display()
+            ),
+        );
+        server.pg_ctl("start");
+        server
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        let data = self.data().display().to_string();
+        let log = self.data().join("server.log").display().to_string();
+        let wait = START_WAIT.as_secs().to_string();
+        match action {
+            "start" => pg(
+                "pg_ctl",
+                &["-D", &data, "-l", &log, "-w", "-t", &wait, "start"],
+            ),
+            // Immediate: the server dies as if its machine did, no clean shutdown.
+            _ => pg("pg_ctl", &["-D", &data, "-w", "-m", "immediate", "stop"]),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if let Some(pid) = postmaster_pid(&self.data()) {
+            super::replicas::kill_group(pid);
+        }
+    }
+}
+
+/// An operator call to `base`; the status and JSON body.
+async fn op(base: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .request(method.parse().unwrap(), format!("{base}{path}"))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+/// `portrait_set` of `nick` on `user`; its vendor code.
+async fn set(admin: &AdminClient, user: &str, nick: &str) -> u64 {
+    admin
+        .portrait_set(user, &[(NICK, json!(nick))])
+        .await
+        .map_or(u64::MAX, |r| r.code())
+}
+
+/// The Nick of `user` read through `admin`, or the vendor code of a failed read.
+async fn nick(admin: &AdminClient, user: &str) -> Result<String, u64> {
+    match admin.portrait_get(&[user], &[NICK]).await {
+        Ok(r) if r.code() == 0 => Ok(item(&r, 0, NICK).as_str().unwrap_or("").to_owned()),
+        Ok(r) => Err(r.code()),
+        Err(_) => Err(u64::MAX),
+    }
+}
+
+/// Tries `f` every 100 ms until it is true, for at most `within`; whether it became true.
+async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Sets a new Nick on `users` in turn through `admin` until `stop`; the acknowledged
+/// `(user, nick)`s in order, the slowest write and the number of attempts.
+async fn writer(
+    admin: AdminClient,
+    users: [&'static str; 2],
+    stop: Arc<AtomicBool>,
+) -> (Vec<(&'static str, String)>, Duration, usize) {
+    for user in users {
+        admin.account_import(user, None, None).await.unwrap();
+    }
+    let (mut acked, mut slowest, mut n) = (Vec::new(), Duration::ZERO, 0usize);
+    while !stop.load(Ordering::Relaxed) {
+        let user = users[n % 2];
+        let value = format!("{user}-{n}");
+        let t = Instant::now();
+        let code = set(&admin, user, &value).await;
+        slowest = slowest.max(t.elapsed());
+        if code == 0 {
+            acked.push((user, value));
+        }
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (acked, slowest, n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shards_fail_apart_and_an_app_moves_online() {
+    scenario(false).await;
+}
+
+// Without NATS the other node learns of the move by polling (`[operator] poll_ms`), then
+// acknowledges as a member (coherence's bystander).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shards_fail_apart_and_an_app_moves_online_without_nats() {
+    scenario(true).await;
+}
+
+async fn scenario(without_nats: bool) {
+    let shard_a = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
+    let cluster = Cluster::start(
+        2,
+        Options {
+            operator_token: Some(TOKEN),
+            operator_poll_ms: Some(100),
+            store_extra: Some(format!("shards = {{ a = \"{}\" }}\n", shard_a.url())),
+            without_nats,
+            ..Options::default()
+        },
+    )
+    .await;
+    let (b0, b1) = (cluster.bases[0].clone(), cluster.bases[1].clone());
+
+    // Placement at creation: a shard that does not exist is refused; "a" is taken.
+    let (status, refused) = op(&b0, "POST", "/admin/v1/apps", json!({"shard": "nope"})).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (400, Some("invalid")),
+        "{refused}"
+    );
+    let (status, created) = op(
+        &b0,
+        "POST",
+        "/admin/v1/apps",
+        json!({"sdkappid": APP_A, "key": KEY_A, "admins": [ADMIN], "shard": "a"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["app"]["shard"], "a", "{created}");
+    // Without a shard, a new app goes to the one with the fewest apps: home (a holds one).
+    let (status, other) = op(&b0, "POST", "/admin/v1/apps", json!({})).await;
+    assert_eq!(
+        (status, &other["app"]["shard"]),
+        (201, &json!("home")),
+        "{other}"
+    );
+
+    let home = [cluster.admin(0), cluster.admin(1)];
+    let on_a = [
+        AdminClient::new(&b0, APP_A, ADMIN, KEY_A),
+        AdminClient::new(&b1, APP_A, ADMIN, KEY_A),
+    ];
+    for (admin, user) in [(&home[0], "h1"), (&on_a[0], "a1")] {
+        assert_eq!(
+            admin.account_import(user, None, None).await.unwrap().code(),
+            0
+        );
+        assert_eq!(set(admin, user, "before").await, 0);
+    }
+    // The second node routes the app to shard a too, from its record.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            nick(&on_a[1], "a1").await.as_deref() == Ok("before")
+        })
+        .await,
+        "node 1 serves the app on shard a"
+    );
+
+    // Shard a's PostgreSQL dies: the home shard's app is served as if nothing happened.
+    shard_a.pg_ctl("stop");
+    for n in 0..5 {
+        for admin in &home {
+            let t = Instant::now();
+            assert_eq!(
+                set(admin, "h1", &format!("down-{n}")).await,
+                0,
+                "home writes go on"
+            );
+            assert_eq!(
+                nick(admin, "h1").await,
+                Ok(format!("down-{n}")),
+                "home reads go on"
+            );
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "without waiting on shard a: {:?}",
+                t.elapsed()
+            );
+        }
+    }
+    for admin in &on_a {
+        let code = set(admin, "a1", "while-down").await;
+        assert_eq!(
+            code, 40006,
+            "the app on the stopped shard fails with the store code"
+        );
+    }
+
+    // Shard a is back: its app recovers with no node restarted, its data intact.
+    shard_a.pg_ctl("start");
+    for admin in &on_a {
+        let recovered = eventually(Duration::from_secs(20), || async {
+            set(admin, "a1", "after").await == 0
+        })
+        .await;
+        assert!(
+            recovered,
+            "the app on shard a recovers without a node restart"
+        );
+        assert_eq!(nick(admin, "a1").await.as_deref(), Ok("after"));
+    }
+
+    // Move the app from a to home while both nodes write it (each its own accounts).
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = [(0, ["a1", "a2"]), (1, ["a3", "a4"])]
+        .into_iter()
+        .map(|(node, users)| tokio::spawn(writer(on_a[node].clone(), users, stop.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // From the shell, as an operator would: `portrait app move … --to home --json`.
+    let cli = tokio::process::Command::new(env!("CARGO_BIN_EXE_portrait"))
+        .args(["app", "move", &APP_A.to_string(), "--to", "home", "--json"])
+        .env("PORTRAIT_SERVER", &b0)
+        .env("PORTRAIT_OPERATOR_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    let status = if cli.status.success() { 200 } else { 0 };
+    let moved: Value = serde_json::from_slice(&cli.stdout)
+        .unwrap_or_else(|_| json!(String::from_utf8_lossy(&cli.stderr)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut acked, mut slowest, mut attempts) = (Vec::new(), Duration::ZERO, 0);
+    for w in writers {
+        let (a, s, n) = w.await.unwrap();
+        acked.extend(a);
+        slowest = slowest.max(s);
+        attempts += n;
+    }
+    assert_eq!(status, 200, "{moved}");
+    println!(
+        "shards (without NATS: {without_nats}): move a -> home: {moved}; writer: {attempts} writes, {} acknowledged, slowest {slowest:?}",
+        acked.len()
+    );
+    assert_eq!(
+        (moved["from"].as_str(), moved["to"].as_str()),
+        (Some("a"), Some("home"))
+    );
+    let paused = Duration::from_millis(moved["paused_ms"].as_u64().unwrap());
+    assert!(paused <= PAUSE_BOUND, "writes paused {paused:?}");
+    assert!(
+        slowest <= PAUSE_BOUND + Duration::from_millis(500),
+        "a write waited {slowest:?}"
+    );
+    assert!(
+        acked.len() > 10,
+        "the writer wrote during the move: {}",
+        acked.len()
+    );
+    assert_eq!(acked.len(), attempts, "no write failed during the move");
+    // Nothing lost: the last acknowledged Nick of each account is read back.
+    for user in ["a1", "a2", "a3", "a4"] {
+        let last = acked
+            .iter()
+            .rev()
+            .find(|(u, _)| *u == user)
+            .map(|(_, v)| v.clone());
+        assert_eq!(
+            nick(&on_a[0], user).await.ok(),
+            last,
+            "{user} after the move"
+        );
+    }
+    // Nothing reached the old shard after the switch (a node still writing there would lose it).
+    let source = portrait_store::open(&shard_a.url()).await.unwrap();
+    assert_eq!(
+        source.current_version(APP_A).await.unwrap(),
+        moved["version"].as_u64().unwrap(),
+        "shard a is where the move left it"
+    );
+    source.close().await;
+    let (_, view) = op(&b0, "GET", &format!("/admin/v1/apps/{APP_A}"), json!({})).await;
+    assert_eq!(view["shard"], "home", "{view}");
+
+    // The data is on the home shard now: stop a again and the app is served by both nodes.
+    shard_a.pg_ctl("stop");
+    let last_a1 = nick(&on_a[0], "a1").await.unwrap();
+    for admin in &on_a {
+        let served = eventually(Duration::from_secs(10), || async {
+            nick(admin, "a1").await.as_deref() == Ok(last_a1.as_str())
+                && set(admin, "a2", "moved").await == 0
+        })
+        .await;
+        assert!(served, "the moved app is served with shard a stopped");
+    }
+
+    // A mover that died after announcing a move leaves its record: the app's writes wait on
+    // every node, until any change of the app ends the pause.
+    let home_store = portrait_store::open(&cluster.store_url).await.unwrap();
+    let record = home_store
+        .app_records(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .rfind(|r| r.sdkappid == APP_A)
+        .unwrap();
+    let mut body: Value = serde_json::from_str(&record.body).unwrap();
+    body["moving"] = json!("a");
+    home_store
+        .put_app_record(APP_A, Some(record.revision), &body.to_string())
+        .await
+        .unwrap();
+    home_store.close().await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // > [operator] poll_ms
+    let held = tokio::spawn({
+        let admin = on_a[1].clone();
+        async move { set(&admin, "a1", "held").await }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !held.is_finished(),
+        "a write waits while a move is announced"
+    );
+    let (status, patched) = op(
+        &b0,
+        "PATCH",
+        &format!("/admin/v1/apps/{APP_A}"),
+        json!({"sensitive_words": []}),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(
+        held.await.unwrap(),
+        0,
+        "the waiting write went on after the change"
+    );
+    assert_eq!(nick(&on_a[0], "a1").await.as_deref(), Ok("held"));
+}
