@@ -553,8 +553,9 @@ mod tests {
         });
     }
 
-    /// Settings from defaults and `toml`, validated; the error as text.
-    fn parse(toml: &str) -> Result<Settings, String> {
+    /// Settings from defaults and `toml`, validated; the error as text (also used by the
+    /// tests of the settings' submodules).
+    pub(super) fn parse(toml: &str) -> Result<Settings, String> {
         Figment::from(Serialized::defaults(Settings::default()))
             .merge(Toml::string(toml))
             .extract::<Settings>()

@@ -78,18 +78,7 @@ impl StoreSettings {
 
 #[cfg(test)]
 mod tests {
-    use figment::providers::{Format, Serialized, Toml};
-    use figment::Figment;
-
-    use crate::settings::Settings;
-
-    fn parse(toml: &str) -> Result<Settings, String> {
-        Figment::from(Serialized::defaults(Settings::default()))
-            .merge(Toml::string(toml))
-            .extract::<Settings>()
-            .map_err(|e| e.to_string())
-            .and_then(|s| s.validate().map(|()| s).map_err(|e| format!("{e:#}")))
-    }
+    use crate::settings::tests::parse;
 
     #[test]
     fn shards_are_checked_with_clear_errors() {
