@@ -21,6 +21,11 @@ pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// How much of the database file the writer reads through a memory map (`PRAGMA mmap_size`).
 pub(super) const WRITER_MMAP_BYTES: &str = "1073741824";
 
+/// How much of the database file each reader reads through a memory map: reads of accounts not
+/// in the read cache then copy no page in from the file (`pread` per page otherwise). Address
+/// space only; the kernel's page cache holds the pages either way.
+pub(super) const READER_MMAP_BYTES: &str = "17179869184";
+
 /// How long a connection waits for a lock held by another process before failing.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reader connections.
@@ -70,7 +75,12 @@ impl SqliteStore {
             let checkpointer = options.clone().create_if_missing(false).connect().await?;
             let reader = SqlitePoolOptions::new()
                 .max_connections(READERS)
-                .connect_with(options.create_if_missing(false).pragma("query_only", "on"))
+                .connect_with(
+                    options
+                        .create_if_missing(false)
+                        .pragma("query_only", "on")
+                        .pragma("mmap_size", READER_MMAP_BYTES),
+                )
                 .await;
             match reader {
                 Ok(reader) => Ok((checkpointer, reader)),
