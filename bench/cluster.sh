@@ -91,32 +91,11 @@ POSTMASTER=$(head -1 "$(psql -X -A -t "$ADMIN_URL" -c 'show data_directory')/pos
 NATS_PID=$(ss -Hltnp "sport = :$NATS_PORT" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
 [ -n "$NATS_PID" ] || { echo "error: nothing listens on the NATS port $NATS_PORT" >&2; exit 1; }
 
-APP=1400000001; KEY=bench-secret-key; ADMIN=administrator
+# shellcheck source=lib.sh
+source "$BENCH_DIR/lib.sh"
 # node_config I: the same app and settings as bench/run.sh, on the shared database.
-node_config() {
-  cat <<TOML
-[server]
-listen = "127.0.0.1:0"
-data_dir = "$WORK/node$1"
-[store]
-url = "$DB_URL"
-cache_entries = $CACHE_ENTRIES
-[log]
-filter = "warn"
-[[apps]]
-sdkappid = $APP
-key = "$KEY"
-admins = ["$ADMIN"]
-rate_limits = { enabled = false }
-client_rate_limits = { user_reads = 0, user_writes = 0, app_reads = 0, app_writes = 0 }
-[[apps.custom_fields]]
-name = "Tag_Profile_Custom_Hobby"
-type = "string"
-max_length = 100
-TOML
-}
-# wait_line FILE PREFIX: prints the rest of the first line of FILE starting with PREFIX.
-wait_line() { for _ in $(seq 1 600); do l=$(grep -m1 "^$2" "$1" 2>/dev/null || true); [ -n "$l" ] && { echo "${l#"$2"}"; return; }; sleep 0.1; done; echo "timeout waiting for $2 in $1" >&2; exit 1; }
+node_config() { node_toml "$WORK/node$1" "url = \"$DB_URL\"
+cache_entries = $CACHE_ENTRIES"; }
 
 BASES=(); NODE_PIDS=()
 for i in $(seq 1 "$NODES"); do

@@ -70,29 +70,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-APP=1400000001; KEY=bench-secret-key; ADMIN=administrator
-cat > "$WORK/portrait.toml" <<TOML
-[server]
-listen = "127.0.0.1:0"
-data_dir = "$WORK/data"
-[store]
-cache_entries = 1200000
-[log]
-filter = "warn"
-[[apps]]
-sdkappid = $APP
-key = "$KEY"
-admins = ["$ADMIN"]
-rate_limits = { enabled = false }
-client_rate_limits = { user_reads = 0, user_writes = 0, app_reads = 0, app_writes = 0 }
-[[apps.custom_fields]]
-name = "Tag_Profile_Custom_Hobby"
-type = "string"
-max_length = 100
-TOML
-
-# wait_line FILE PREFIX: prints the rest of the first line of FILE starting with PREFIX.
-wait_line() { for _ in $(seq 1 600); do l=$(grep -m1 "^$2" "$1" 2>/dev/null || true); [ -n "$l" ] && { echo "${l#"$2"}"; return; }; sleep 0.1; done; echo "timeout waiting for $2 in $1" >&2; exit 1; }
+# shellcheck source=lib.sh
+source "$BENCH_DIR/lib.sh"
+node_toml "$WORK/data" "cache_entries = 1200000" > "$WORK/portrait.toml"
 
 $BIN/portrait serve --config "$WORK/portrait.toml" >"$WORK/portrait.log" 2>&1 & PIDS+=($!); PORTRAIT_PID=$!
 BASE=$(wait_line "$WORK/portrait.log" "portrait: listening on ")
