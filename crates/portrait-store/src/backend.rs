@@ -27,10 +27,9 @@ use portrait_core::{Identifier, ProfileValue, Tag};
 
 use crate::batch::SetJob;
 use crate::codec::{distinct, version_key, AccountRow};
-use crate::read::{exist_in_order, profiles_in_order, Reads};
+use crate::read::{exist_in_order, packed_in_order, profiles_in_order, Reads};
 use crate::{
-    pack_profiles, AppDump, AppId, AppRecord, Change, NewAccount, Origin, PackedProfile, Profile,
-    Result, Store,
+    AppDump, AppId, AppRecord, Change, NewAccount, Origin, PackedProfile, Profile, Result, Store,
 };
 
 /// What a SQL backend does its own way; [`Engine`] makes a [`Store`] of it. Each method is named
@@ -231,12 +230,18 @@ impl<B: Backend> Store for Engine<B> {
         profiles_in_order(users, rows)
     }
 
+    #[tracing::instrument(skip_all, fields(app = app, users = users.len()))]
     async fn get_profiles_shared(
         &self,
         app: AppId,
         users: &[Identifier],
     ) -> Result<Vec<Option<PackedProfile>>> {
-        Ok(pack_profiles(self.get_profiles(app, users).await?))
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = distinct(users.iter().map(Identifier::as_str));
+        let rows = self.0.account_rows(app, &ids).await?;
+        packed_in_order(users, rows)
     }
 
     #[tracing::instrument(skip_all, fields(app = app, since = since, limit = limit))]

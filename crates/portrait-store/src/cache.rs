@@ -391,10 +391,9 @@ impl CachedStore {
             .iter()
             .map(|u| self.shard(app, u.as_str()).epoch.load(Ordering::SeqCst))
             .collect();
-        let loaded = self.inner.get_profiles(app, users).await?;
+        let loaded = self.inner.get_profiles_shared(app, users).await?;
         let mut out = Vec::with_capacity(users.len());
-        for ((user, epoch), profile) in users.iter().zip(before).zip(loaded) {
-            let value = profile.map(|p| PackedProfile::new(&p));
+        for ((user, epoch), value) in users.iter().zip(before).zip(loaded) {
             self.insert_if_unchanged(app, user.as_str(), epoch, value.clone());
             out.push(value);
         }

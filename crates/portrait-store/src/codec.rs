@@ -331,6 +331,14 @@ pub(crate) struct AccountRow {
 
 #[cfg(feature = "sql")]
 impl AccountRow {
+    /// The row's profile, packed ([`PackedProfile::from_stored`]), under its UserID.
+    pub(crate) fn into_packed(self) -> Result<(String, PackedProfile)> {
+        let version = unsigned(self.version, "an account version")?;
+        let packed =
+            PackedProfile::from_stored(&self.profile, &self.user_id, version, self.updated_at_ms)?;
+        Ok((self.user_id, packed))
+    }
+
     pub(crate) fn into_profile(self) -> Result<(String, Profile)> {
         let fields = decode_profile(&self.profile, &self.user_id)?;
         let version = unsigned(self.version, "an account version")?;

@@ -105,7 +105,21 @@ pub enum StoreError {
     Config(String),
 }
 
-/// The one mapping of database errors (every backend uses sqlx): a missing row is
+/// The account lookups of the SQLite backend (rusqlite, `sqlite/lookup.rs`): an undecodable
+/// column is [`StoreError::Corrupt`], everything else [`StoreError::Unavailable`].
+#[cfg(feature = "sql")]
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt(e.to_string()),
+            e => StoreError::Unavailable(Box::new(e)),
+        }
+    }
+}
+
+/// The one mapping of sqlx's errors (every backend's other reads and writes): a missing row is
 /// [`StoreError::NotFound`], an undecodable column [`StoreError::Corrupt`], a uniqueness violation
 /// [`StoreError::Conflict`], and everything else [`StoreError::Unavailable`].
 #[cfg(feature = "sql")]
@@ -365,15 +379,6 @@ impl AppDump {
     }
 }
 
-/// The answer of [`Store::get_profiles_shared`] for a backend: each profile `get_profiles`
-/// answered, packed.
-pub(crate) fn pack_profiles(profiles: Vec<Option<Profile>>) -> Vec<Option<PackedProfile>> {
-    profiles
-        .into_iter()
-        .map(|p| p.map(|p| PackedProfile::new(&p)))
-        .collect()
-}
-
 /// The error of [`Store::restore_app`] into an app that already holds data.
 pub(crate) fn restore_conflict(app: AppId) -> StoreError {
     StoreError::Conflict {
@@ -496,8 +501,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// [`Store::get_profiles`] with the profiles shared instead of copied, in the packed form
     /// the read cache ([`cache::CachedStore`]) holds them in: it answers with its own entries.
-    /// A backend packs what `get_profiles` answers (`pack_profiles`); a wrapper store forwards
-    /// it, or its reads copy every profile.
+    /// A backend makes them from the stored column directly (it is the packed form already);
+    /// a wrapper store forwards it, or its reads copy every profile. The read cache loads its
+    /// misses through it.
     ///
     /// # Errors
     /// Storage failures.

@@ -23,7 +23,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, 
 use crate::apps::{record, AppRecord};
 use crate::codec::{app_from_key, app_key, changes_of_args, stored_account, unsigned};
 use crate::codec::{version_key, AccountRow, ChangeRow, MAX_CHAIN_WALK};
-use crate::{AppDump, AppId, Change, Profile, Result};
+use crate::{AppDump, AppId, Change, PackedProfile, Profile, Result};
 
 /// A backend's dialect: its read statements and how it binds a list of UserIDs.
 pub(crate) trait Dialect: Database {
@@ -304,6 +304,22 @@ pub(crate) fn profiles_in_order(
     let found: HashMap<String, Profile> = rows
         .into_iter()
         .map(AccountRow::into_profile)
+        .collect::<Result<_>>()?;
+    Ok(users
+        .iter()
+        .map(|u| found.get(u.as_str()).cloned())
+        .collect())
+}
+
+/// The profiles of `users`, packed, in request order, from the `rows` read of them (`None`: no
+/// row): the read cache's form, made from the stored column without decoding it into a map.
+pub(crate) fn packed_in_order(
+    users: &[Identifier],
+    rows: Vec<AccountRow>,
+) -> Result<Vec<Option<PackedProfile>>> {
+    let found: HashMap<String, PackedProfile> = rows
+        .into_iter()
+        .map(AccountRow::into_packed)
         .collect::<Result<_>>()?;
     Ok(users
         .iter()

@@ -42,14 +42,16 @@
 //!     (as with any request whose response is lost). [`Store::close`] lets the writer finish the
 //!     jobs queued before it, fails those after it with [`StoreError::Unavailable`], and closes the
 //!     connections; write calls after that fail with [`StoreError::Unavailable`].
-//! * **Reads**: a small pool of `query_only` reader connections, which WAL lets run during writes;
-//!   they see only committed batches.
+//! * **Reads**: `query_only` connections, which WAL lets run during writes; they see only
+//!   committed batches. Account lookups by UserID (every profile read that misses the read cache)
+//!   run on threads of their own, a batch per job (`lookup.rs`); the other reads on a small sqlx
+//!   pool. Both read the file through a memory map.
 //! * **Layout**: `migrations/sqlite/` (embedded, run on open). Profiles and change items are text
 //!   in the packed form of `codec.rs` (tags as one-letter codes, enum values as indexes,
 //!   length-prefixed strings); rows written as JSON by earlier versions still decode.
 //!
 //! The parts, each in a module of its own: `open.rs` (the URL, the connections and their pragmas,
-//! the migrations), `writer.rs` (the jobs, the writer task and its group commit, the checkpointer),
+//! the migrations), `lookup.rs` (the account lookups' threads), `writer.rs` (the jobs, the writer task and its group commit, the checkpointer),
 //! `batch.rs` (a batch's transaction, the runs of sets, the batch's view of profiles and the
 //! version allocator), `jobs.rs` (the other writes a batch runs), and `sql.rs` (statements shared
 //! by writes and reads, and the reads in SQLite's dialect; the reads themselves are shared with
@@ -72,6 +74,7 @@
 mod apps;
 mod batch;
 mod jobs;
+mod lookup;
 mod open;
 mod scan;
 mod sql;
@@ -79,6 +82,7 @@ mod writer;
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use portrait_core::Identifier;
 use sqlx::sqlite::SqlitePool;
@@ -89,7 +93,7 @@ use crate::batch::SetJob;
 use crate::codec::{AccountRow, OwnedOrigin};
 use crate::{AppDump, AppId, NewAccount, Origin, Result};
 
-use sql::{existing_ids, select_accounts};
+use lookup::Lookups;
 use writer::{CursorJob, DeleteJob, ImportJob, Job, KickJob, Msg, OtherJob, PruneJob};
 
 /// The SQLite [`Store`](crate::Store): the one implementation of the SQL backends
@@ -106,6 +110,8 @@ pub struct SqliteBackend {
     writer: mpsc::Sender<Msg>,
     /// `query_only` connections for reads.
     reader: SqlitePool,
+    /// The account lookups' threads and connections.
+    lookups: Arc<Lookups>,
 }
 
 impl fmt::Debug for SqliteBackend {
@@ -151,19 +157,11 @@ impl Backend for SqliteBackend {
     }
 
     async fn existing(&self, app: AppId, ids: &[&str]) -> Result<HashSet<String>> {
-        // A read transaction, so that a batch split over several statements is one snapshot.
-        let mut tx = self.reader.begin().await?;
-        let existing = existing_ids(&mut tx, app, ids).await?;
-        tx.commit().await?;
-        Ok(existing)
+        self.lookups.existing(app, ids).await
     }
 
     async fn account_rows(&self, app: AppId, ids: &[&str]) -> Result<Vec<AccountRow>> {
-        let mut tx = self.reader.begin().await?;
-        let columns = "user_id, profile, version, updated_at_ms";
-        let rows = select_accounts(&mut tx, columns, app, ids).await?;
-        tx.commit().await?;
-        Ok(rows)
+        self.lookups.accounts(app, ids).await
     }
 
     async fn revoke(&self, app: AppId, user: &Identifier, not_before: i64) -> Result<bool> {
@@ -229,6 +227,7 @@ impl Backend for SqliteBackend {
 
     async fn shut(&self) {
         self.reader.close().await;
+        self.lookups.close().await;
         // Last: the writer task finishes the jobs queued before this, refuses later ones and
         // closes its connection, which checkpoints the WAL into the main file. If it has stopped
         // already (an earlier close), both steps fail and there is nothing left to do.

@@ -31,6 +31,37 @@ impl PackedProfile {
         }
     }
 
+    /// A stored profile column (either form) as read from the database, with its version and
+    /// time. The packed form is kept as it is, once checked to read back whole: the store only
+    /// ever writes it from a map sorted by full tag name (`pack_fields`), which is the form
+    /// [`PackedProfile::new`] makes. The JSON of earlier versions is packed.
+    ///
+    /// # Errors
+    /// [`crate::StoreError::Corrupt`] if the column does not decode.
+    #[cfg(feature = "sql")]
+    pub(crate) fn from_stored(
+        stored: &str,
+        user: &str,
+        version: u64,
+        updated_at_ms: i64,
+    ) -> crate::Result<PackedProfile> {
+        let fields: Arc<str> = if stored.starts_with('{') {
+            pack_fields(&super::decode_profile(stored, user)?).into()
+        } else {
+            if let Some(Err(e)) = packed::entries(stored).find(std::result::Result::is_err) {
+                return Err(crate::StoreError::Corrupt(format!(
+                    "profile of {user:?}: {e}"
+                )));
+            }
+            stored.into()
+        };
+        Ok(PackedProfile {
+            version,
+            updated_at_ms,
+            fields,
+        })
+    }
+
     /// The version of the account's last change.
     pub fn version(&self) -> u64 {
         self.version

@@ -170,6 +170,23 @@ fn a_packed_profile_reads_back_every_tag_and_value_in_place() {
         }
         let absent = Tag::Custom("Tag_Profile_Custom_Absent".into());
         assert!(!packed.fields().any(|(k, _)| k.is(&absent)));
+        // Read from the stored column (as the store writes it, and as earlier versions wrote
+        // it), a profile is the one `new` packs.
+        let stored = encode_profile(&profile.fields).unwrap();
+        assert_eq!(
+            PackedProfile::from_stored(&stored, "u", 9, -1).unwrap(),
+            packed
+        );
+        let json: std::collections::BTreeMap<String, ProfileValue> = profile
+            .fields
+            .iter()
+            .map(|(k, v)| (short_tag(k).into_owned(), v.clone()))
+            .collect();
+        let legacy = serde_json::to_string(&json).unwrap();
+        assert_eq!(
+            PackedProfile::from_stored(&legacy, "u", 9, -1).unwrap(),
+            packed
+        );
     }
 }
 
@@ -199,6 +216,13 @@ fn damaged_packed_values_are_corrupt_not_misread() {
         assert!(
             matches!(decode_items(bad, 1), Err(StoreError::Corrupt(_))),
             "items {bad:?}"
+        );
+        assert!(
+            matches!(
+                PackedProfile::from_stored(bad, "u", 1, 0),
+                Err(StoreError::Corrupt(_))
+            ),
+            "read cache entry {bad:?}"
         );
     }
 }

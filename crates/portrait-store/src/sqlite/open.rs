@@ -3,6 +3,7 @@
 //! No SQL of the data model lives here.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -11,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::{migrate_error, Result, StoreError};
 
+use super::lookup::Lookups;
 use super::writer::{run_writer, QUEUE};
 use super::{SqliteBackend, SqliteStore};
 use crate::backend::Engine;
@@ -24,7 +26,7 @@ pub(super) const WRITER_MMAP_BYTES: &str = "1073741824";
 /// How much of the database file each reader reads through a memory map: reads of accounts not
 /// in the read cache then copy no page in from the file (`pread` per page otherwise). Address
 /// space only; the kernel's page cache holds the pages either way.
-pub(super) const READER_MMAP_BYTES: &str = "17179869184";
+pub(super) const READER_MMAP_BYTES: i64 = 16 << 30;
 
 /// How long a connection waits for a lock held by another process before failing.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -79,7 +81,7 @@ impl SqliteStore {
                     options
                         .create_if_missing(false)
                         .pragma("query_only", "on")
-                        .pragma("mmap_size", READER_MMAP_BYTES),
+                        .pragma("mmap_size", READER_MMAP_BYTES.to_string()),
                 )
                 .await;
             match reader {
@@ -97,6 +99,14 @@ impl SqliteStore {
                 return Err(e.into());
             }
         };
+        let lookups = match Lookups::open(&path) {
+            Ok(lookups) => Arc::new(lookups),
+            Err(e) => {
+                reader.close().await;
+                let _ = writer.close().await;
+                return Err(e);
+            }
+        };
         let (tx, rx) = mpsc::channel(QUEUE);
         // Its own thread and runtime: writes never wait for a worker of the caller's runtime
         // (busy with requests, or hogged by a task that does not yield).
@@ -111,10 +121,15 @@ impl SqliteStore {
         if let Err(e) = thread {
             // `writer` and `checkpointer` were moved into the closure and dropped with it.
             reader.close().await;
+            lookups.close().await;
             return Err(StoreError::Unavailable(Box::new(e)));
         }
         tracing::debug!(path = %path.display(), "opened the sqlite store");
-        Ok(Engine(SqliteBackend { writer: tx, reader }))
+        Ok(Engine(SqliteBackend {
+            writer: tx,
+            reader,
+            lookups,
+        }))
     }
 }
 
