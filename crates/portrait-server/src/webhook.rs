@@ -281,7 +281,7 @@ impl Worker {
                 .changes_of(self.app, std::slice::from_ref(&id), from - 1, room)
                 .await
             {
-                Ok(batch) => d.refilled(&user, batch, room),
+                Ok(batch) => d.refilled(&user, batch.changes, room),
                 Err(e) => {
                     tracing::warn!(app = self.app, error = %e, "webhook: cannot read an account's skipped changes; retrying");
                     d.refill.insert(user);

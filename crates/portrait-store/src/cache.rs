@@ -41,7 +41,9 @@ use std::sync::{Arc, OnceLock, RwLock};
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 
-use crate::{AppDump, AppId, Change, NewAccount, Origin, PackedProfile, Profile, Result, Store};
+use crate::{
+    AppDump, AppId, Change, ChangesOf, NewAccount, Origin, PackedProfile, Profile, Result, Store,
+};
 
 mod coherence;
 
@@ -555,7 +557,7 @@ impl Store for CachedStore {
         users: &[Identifier],
         since: u64,
         limit: usize,
-    ) -> Result<Vec<Change>> {
+    ) -> Result<ChangesOf> {
         self.inner.changes_of(app, users, since, limit).await
     }
 

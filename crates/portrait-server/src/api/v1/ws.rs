@@ -445,7 +445,8 @@ impl Session {
                 .store
                 .changes_of(self.feed.app(), &users, asked, PAGE)
                 .await
-                .map_err(|e| internal(&e))?;
+                .map_err(|e| internal(&e))?
+                .changes;
             if !told {
                 let pruned = self
                     .store
