@@ -254,7 +254,8 @@ impl Delivery {
             }
             if c.user == user && sendable(&c) {
                 if taken == room {
-                    full = true;
+                    // The rest waits for room, whatever the page's length.
+                    (full, done) = (true, false);
                     break;
                 }
                 taken += 1;
@@ -267,7 +268,7 @@ impl Delivery {
                 next = c.version + 1;
             }
         }
-        let next = (!(done && !full) && next <= read_to).then_some(next);
+        let next = (!done && next <= read_to).then_some(next);
         if next.is_some() && !full {
             self.refill_now = true;
             self.refill.insert(user.to_owned());
