@@ -9,7 +9,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 use portrait_store::sharded::Sharded;
-use portrait_store::{AppId, Change, ChangesOf, NewAccount, Origin, Profile, Store};
+use portrait_store::{AppId, Change, NewAccount, Origin, Profile, Store};
 
 use crate::client_ip::TrustedProxies;
 use crate::live::{Live, LiveApp};
@@ -449,7 +449,7 @@ impl Store for Waking {
         users: &[Identifier],
         since: u64,
         limit: usize,
-    ) -> portrait_store::Result<ChangesOf> {
+    ) -> portrait_store::Result<portrait_store::ChangesOf> {
         self.inner.changes_of(app, users, since, limit).await
     }
 

@@ -29,8 +29,8 @@ use crate::batch::SetJob;
 use crate::codec::{distinct, version_key, AccountRow};
 use crate::read::{exist_in_order, profiles_in_order, Reads};
 use crate::{
-    pack_profiles, AppDump, AppId, AppRecord, Change, ChangesOf, NewAccount, Origin, PackedProfile,
-    Profile, Result, Store,
+    pack_profiles, AppDump, AppId, AppRecord, Change, NewAccount, Origin, PackedProfile, Profile,
+    Result, Store,
 };
 
 /// What a SQL backend does its own way; [`Engine`] makes a [`Store`] of it. Each method is named
@@ -251,7 +251,7 @@ impl<B: Backend> Store for Engine<B> {
         users: &[Identifier],
         since: u64,
         limit: usize,
-    ) -> Result<ChangesOf> {
+    ) -> Result<crate::ChangesOf> {
         self.0.readers().changes_of(app, users, since, limit).await
     }
 

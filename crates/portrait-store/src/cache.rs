@@ -41,9 +41,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 
-use crate::{
-    AppDump, AppId, Change, ChangesOf, NewAccount, Origin, PackedProfile, Profile, Result, Store,
-};
+use crate::{AppDump, AppId, Change, NewAccount, Origin, PackedProfile, Profile, Result, Store};
 
 mod coherence;
 
@@ -557,7 +555,7 @@ impl Store for CachedStore {
         users: &[Identifier],
         since: u64,
         limit: usize,
-    ) -> Result<ChangesOf> {
+    ) -> Result<crate::ChangesOf> {
         self.inner.changes_of(app, users, since, limit).await
     }
 

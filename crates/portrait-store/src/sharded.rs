@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 
 use crate::{
-    AppDump, AppId, AppRecord, Change, ChangesOf, NewAccount, Origin, PackedProfile, Profile,
-    Result, Store, StoreError,
+    AppDump, AppId, AppRecord, Change, NewAccount, Origin, PackedProfile, Profile, Result, Store,
+    StoreError,
 };
 
 mod moving;
@@ -349,7 +349,7 @@ impl Store for Sharded {
         users: &[Identifier],
         since: u64,
         limit: usize,
-    ) -> Result<ChangesOf> {
+    ) -> Result<crate::ChangesOf> {
         self.of(app).changes_of(app, users, since, limit).await
     }
 

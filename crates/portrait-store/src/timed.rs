@@ -15,8 +15,7 @@ use metrics::{Counter, Histogram};
 use portrait_core::{Identifier, ProfileValue, Tag};
 
 use crate::{
-    AppDump, AppId, AppRecord, Change, ChangesOf, NewAccount, Origin, PackedProfile, Profile,
-    Result, Store,
+    AppDump, AppId, AppRecord, Change, NewAccount, Origin, PackedProfile, Profile, Result, Store,
 };
 
 /// The store operations measured, one `op` label each (a fixed set: the [`Store`] methods).
@@ -196,7 +195,7 @@ impl Store for Timed {
         users: &[Identifier],
         since: u64,
         limit: usize,
-    ) -> Result<ChangesOf> {
+    ) -> Result<crate::ChangesOf> {
         let call = self.inner.changes_of(app, users, since, limit);
         self.time(const { op("changes_of") }, call).await
     }
