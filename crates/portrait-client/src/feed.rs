@@ -133,9 +133,10 @@ pub enum FeedError {
         /// The close reason.
         reason: String,
     },
-    /// Some changes after `cursor` are gone from the server's change log (49005): re-read the
-    /// profiles shown. The changes still kept follow. Not terminal.
-    #[error("changes after {cursor} are no longer kept; read the profiles again: {message}")]
+    /// Some changes after `cursor` will not be sent (49005): gone from the server's change log,
+    /// or more changes of one account than a catch-up reads. Re-read the profiles shown. The
+    /// changes that can be sent follow. Not terminal.
+    #[error("changes after {cursor} cannot all be sent; read the profiles again: {message}")]
     Gap {
         /// The stream's cursor when the gap was found.
         cursor: u64,

@@ -449,7 +449,7 @@ impl Store for Waking {
         users: &[Identifier],
         since: u64,
         limit: usize,
-    ) -> portrait_store::Result<Vec<Change>> {
+    ) -> portrait_store::Result<portrait_store::ChangesOf> {
         self.inner.changes_of(app, users, since, limit).await
     }
 

@@ -21,8 +21,11 @@
 //! and not held: the account remembers the oldest it skipped (the stored cursor stays below it),
 //! and once its queue has drained to half, its skipped changes are read again, by account
 //! ([`Store::changes_of`]), in order; nothing is lost and other accounts never wait for a full
-//! one. In all, at most [`TOTAL_PENDING_FACTOR`] × `max_pending` changes are held; past that the
-//! worker stops reading the log until some are delivered or given up on.
+//! one. An account that skipped more changes than that read reaches
+//! ([`portrait_store::MAX_CHAIN_WALK`], its answer then says it is not complete) has them read
+//! from the log in version order instead, one page per turn, filtered to it, until it is back
+//! at the read position. In all, at most [`TOTAL_PENDING_FACTOR`] × `max_pending` changes are
+//! held; past that the worker stops reading the log until some are delivered or given up on.
 //!
 //! **Several nodes**: only the holder of the app's `webhook` lease in the store delivers, so each
 //! change is sent once in normal operation; when a holder dies, another node takes over after
@@ -241,6 +244,7 @@ impl Worker {
                     None => {}
                 },
                 () = std::future::ready(()), if read_more => {}
+                () = std::future::ready(()), if d.refill_now => {}
                 () = sleep_until_opt(retry_at) => {}
                 changed = dispatched.changed(), if feed_open => {
                     if changed.is_ok() {
@@ -259,9 +263,14 @@ impl Worker {
         self.cfg.max_pending.saturating_mul(TOTAL_PENDING_FACTOR)
     }
 
-    /// Reads the skipped changes of the accounts in `d.refill` back into their queues, by
-    /// account. A failed read is retried at the next turn.
+    /// Reads the skipped changes of the accounts in `d.refill` back into their queues: by
+    /// account ([`Store::changes_of`]), or, for an account whose skipped changes are more than
+    /// that read reaches (its answer is not complete), one page of the log in version order
+    /// ([`Store::changes_since`], [`READ_BATCH`]) per turn, filtered to the account, until it has
+    /// caught up with the read position. Either way, at most one bounded read per account and
+    /// turn, and no skipped change is passed over. A failed read is retried at the next turn.
     async fn refill(&self, d: &mut Delivery) {
+        d.refill_now = false;
         for user in std::mem::take(&mut d.refill) {
             let Some(q) = d.queues.get(&user) else {
                 continue;
@@ -276,14 +285,35 @@ impl Worker {
             if room == 0 {
                 continue;
             }
+            if !q.scan {
+                match self
+                    .store
+                    .changes_of(self.app, std::slice::from_ref(&id), from - 1, room)
+                    .await
+                {
+                    Ok(answer) if answer.is_complete(from - 1) => {
+                        d.refilled(&user, answer.changes, room);
+                        continue;
+                    }
+                    Ok(answer) => {
+                        tracing::info!(app = self.app, account = %user, from, complete_after = answer.complete_after, "webhook: an account skipped more changes than one read by account reaches; reading them from the log in order");
+                        d.scan(&user);
+                    }
+                    Err(e) => {
+                        tracing::warn!(app = self.app, error = %e, "webhook: cannot read an account's skipped changes; retrying");
+                        d.refill.insert(user);
+                        continue;
+                    }
+                }
+            }
             match self
                 .store
-                .changes_of(self.app, std::slice::from_ref(&id), from - 1, room)
+                .changes_since(self.app, from - 1, READ_BATCH)
                 .await
             {
-                Ok(batch) => d.refilled(&user, batch, room),
+                Ok(page) => d.scanned(&user, page, READ_BATCH, room),
                 Err(e) => {
-                    tracing::warn!(app = self.app, error = %e, "webhook: cannot read an account's skipped changes; retrying");
+                    tracing::warn!(app = self.app, error = %e, "webhook: cannot read the change log for an account's skipped changes; retrying");
                     d.refill.insert(user);
                 }
             }

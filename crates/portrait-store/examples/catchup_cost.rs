@@ -40,7 +40,11 @@ async fn old_path(store: &dyn Store, app: AppId, users: &[Identifier]) -> Vec<Ch
 async fn new_path(store: &dyn Store, app: AppId, users: &[Identifier]) -> Vec<Change> {
     let (mut got, mut pos) = (Vec::new(), 0);
     loop {
-        let page = store.changes_of(app, users, pos, PAGE).await.unwrap();
+        let page = store
+            .changes_of(app, users, pos, PAGE)
+            .await
+            .unwrap()
+            .changes;
         let n = page.len();
         if let Some(last) = page.last() {
             pos = last.version;

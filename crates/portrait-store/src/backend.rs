@@ -256,7 +256,7 @@ impl<B: Backend> Store for Engine<B> {
         users: &[Identifier],
         since: u64,
         limit: usize,
-    ) -> Result<Vec<Change>> {
+    ) -> Result<crate::ChangesOf> {
         self.0.readers().changes_of(app, users, since, limit).await
     }
 

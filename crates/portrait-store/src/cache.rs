@@ -554,7 +554,7 @@ impl Store for CachedStore {
         users: &[Identifier],
         since: u64,
         limit: usize,
-    ) -> Result<Vec<Change>> {
+    ) -> Result<crate::ChangesOf> {
         self.inner.changes_of(app, users, since, limit).await
     }
 

@@ -257,11 +257,8 @@ pub(crate) fn changes_of_args(
     Some((since, distinct(users.iter().map(|u| u.as_str()))))
 }
 
-/// Most changes of one account a [`crate::Store::changes_of`] call walks back through (one
-/// primary-key lookup each): its work bound per account. An account with more changes than this
-/// after `since` is caught up from its newest this many only (the older ones are not answered, as
-/// if pruned).
-pub(crate) const MAX_CHAIN_WALK: i64 = 10_000;
+/// [`crate::MAX_CHAIN_WALK`] as both backends bind it.
+pub(crate) const MAX_CHAIN_WALK: i64 = crate::MAX_CHAIN_WALK as i64;
 
 /// The codec's entry points for the fuzz targets (`fuzz/`, target `store_codec`), behind the
 /// `fuzzing` feature: not part of the store's API.
@@ -364,6 +361,16 @@ pub(crate) struct ChangeRow {
     kind: String,
     items: String,
     at_ms: i64,
+}
+
+/// A row of [`crate::Store::changes_of`] as both backends select it: a change, and the answer's
+/// [`crate::ChangesOf::complete_after`] (the same on every row).
+#[cfg(feature = "sql")]
+#[derive(sqlx::FromRow)]
+pub(crate) struct ChangeOfRow {
+    #[sqlx(flatten)]
+    pub(crate) change: ChangeRow,
+    pub(crate) complete_after: i64,
 }
 
 #[cfg(feature = "sql")]

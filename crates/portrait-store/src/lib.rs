@@ -237,6 +237,36 @@ pub struct Change {
     pub at_ms: i64,
 }
 
+/// What [`Store::changes_of`] answers: the changes of the accounts asked for, and from which
+/// version on that answer is complete.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChangesOf {
+    /// The changes, in version order, at most the limit asked for.
+    pub changes: Vec<Change>,
+    /// Every change of the accounts asked for with a version above this one is in
+    /// [`ChangesOf::changes`], up to the last one answered (or, when fewer than the limit were
+    /// answered, up to the log's head as it was read). It is the `since` asked for when nothing
+    /// is missing; above it when an account had more than [`MAX_CHAIN_WALK`] changes after
+    /// `since`: that account's changes after `since` and at or below `complete_after` were not
+    /// walked to and are **not** answered. (Changes that are gone because the log was pruned do
+    /// not count here: the [`PRUNED`] cursor says that.)
+    pub complete_after: u64,
+}
+
+impl ChangesOf {
+    /// Whether the answer holds every change after `since` (the `since` it was asked for), up
+    /// to its last one: no account's walk stopped at [`MAX_CHAIN_WALK`] before reaching `since`.
+    pub fn is_complete(&self, since: u64) -> bool {
+        self.complete_after <= since
+    }
+}
+
+/// Most changes of one account a [`Store::changes_of`] call walks back through, from the
+/// account's newest (one primary-key lookup each): the work bound of such a call, per account.
+/// An account with more changes than this after `since` is answered from its newest this many
+/// only, and the answer says so ([`ChangesOf::complete_after`]).
+pub const MAX_CHAIN_WALK: usize = 10_000;
+
 /// Who made a write and from where: recorded with every change the write makes
 /// ([`Change::operator`], [`Change::client_ip`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -522,9 +552,14 @@ pub trait Store: Send + Sync + 'static {
     /// The change-log entries of `users` only with `version > since`, in version order, at most
     /// `limit`: a catch-up of a few accounts, read by walking each account's chain of changes
     /// back from its newest (each change links to the account's previous one), whatever the size
-    /// of the app's log. Duplicates in `users` count once. The walk stops at a change that is
-    /// gone (pruned), and after 10,000 changes of one account: an account with more changes than
-    /// that after `since` is answered from its newest 10,000 only.
+    /// of the app's log. Duplicates in `users` count once.
+    ///
+    /// The work is bounded: the walk of one account stops after [`MAX_CHAIN_WALK`] changes. An
+    /// account with more changes than that after `since` is answered from its newest
+    /// [`MAX_CHAIN_WALK`] only, and [`ChangesOf::complete_after`] then says up to which version
+    /// changes may be missing (a caller that needs them all reads the log in version order,
+    /// [`Store::changes_since`]). The walk also stops at a change that is gone (pruned); that is
+    /// told by the [`PRUNED`] cursor, not by the answer.
     ///
     /// # Errors
     /// Storage failures.
@@ -534,7 +569,7 @@ pub trait Store: Send + Sync + 'static {
         users: &[Identifier],
         since: u64,
         limit: usize,
-    ) -> Result<Vec<Change>>;
+    ) -> Result<ChangesOf>;
 
     /// The app's latest version (0 if it has never been written).
     ///

@@ -22,8 +22,8 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, 
 
 use crate::apps::{record, AppRecord};
 use crate::codec::{app_from_key, app_key, changes_of_args, stored_account, unsigned};
-use crate::codec::{version_key, AccountRow, ChangeRow, MAX_CHAIN_WALK};
-use crate::{AppDump, AppId, Change, PackedProfile, Profile, Result};
+use crate::codec::{version_key, AccountRow, ChangeOfRow, ChangeRow, MAX_CHAIN_WALK};
+use crate::{AppDump, AppId, Change, ChangesOf, PackedProfile, Profile, Result};
 
 /// A backend's dialect: its read statements and how it binds a list of UserIDs.
 pub(crate) trait Dialect: Database {
@@ -46,7 +46,9 @@ pub(crate) struct ReadSql {
     /// Changes after a version (`2`), in version order, at most `3`.
     pub(crate) changes_since: &'static str,
     /// The changes of some accounts (`2`, [`Dialect::Ids`]) after a version (`3`), at most `4`,
-    /// in version order, walking each account's chain of changes at most `5` steps back.
+    /// in version order, walking each account's chain of changes at most `5` steps back; each
+    /// row also has `complete_after`: the highest version an account's walk stopped above
+    /// (its `5`th change back links to it and it is after `3`), else `3`.
     pub(crate) changes_of: &'static str,
     /// The app's version (no row: 0).
     pub(crate) app_version: &'static str,
@@ -92,7 +94,7 @@ pub(crate) trait Reads: Send + Sync {
         users: &[Identifier],
         since: u64,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<Change>>> + Send;
+    ) -> impl Future<Output = Result<ChangesOf>> + Send;
 
     /// [`crate::Store::current_version`].
     fn current_version(&self, app: AppId) -> impl Future<Output = Result<u64>> + Send;
@@ -135,6 +137,7 @@ where
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
     for<'r> ChangeRow: FromRow<'r, DB::Row>,
+    for<'r> ChangeOfRow: FromRow<'r, DB::Row>,
     for<'r> (String, i64): FromRow<'r, DB::Row>,
     for<'r> (String, String, i64, i64): FromRow<'r, DB::Row>,
     for<'r> (i64, i64, String, i64): FromRow<'r, DB::Row>,
@@ -161,19 +164,34 @@ where
         users: &[Identifier],
         since: u64,
         limit: usize,
-    ) -> Result<Vec<Change>> {
-        let Some((since, ids)) = changes_of_args(users, since, limit) else {
-            return Ok(Vec::new());
+    ) -> Result<ChangesOf> {
+        let nothing = ChangesOf {
+            changes: Vec::new(),
+            complete_after: since,
         };
-        let rows: Vec<ChangeRow> = sqlx::query_as(DB::READS.changes_of)
+        let Some((since_key, ids)) = changes_of_args(users, since, limit) else {
+            return Ok(nothing);
+        };
+        let rows: Vec<ChangeOfRow> = sqlx::query_as(DB::READS.changes_of)
             .bind(app_key(app))
             .bind(DB::user_ids(ids)?)
-            .bind(since)
+            .bind(since_key)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(MAX_CHAIN_WALK)
             .fetch_all(self)
             .await?;
-        rows.into_iter().map(ChangeRow::into_change).collect()
+        // No row: no account has a change after `since` that its walk reached, so none stopped.
+        let Some(first) = rows.first() else {
+            return Ok(nothing);
+        };
+        let complete_after = unsigned(first.complete_after, "a version")?.max(since);
+        Ok(ChangesOf {
+            changes: rows
+                .into_iter()
+                .map(|r| r.change.into_change())
+                .collect::<Result<_>>()?,
+            complete_after,
+        })
     }
 
     async fn current_version(&self, app: AppId) -> Result<u64> {

@@ -349,7 +349,7 @@ impl Store for Sharded {
         users: &[Identifier],
         since: u64,
         limit: usize,
-    ) -> Result<Vec<Change>> {
+    ) -> Result<crate::ChangesOf> {
         self.of(app).changes_of(app, users, since, limit).await
     }
 

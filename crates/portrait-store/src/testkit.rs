@@ -64,6 +64,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     versions::changes_since_honours_since_limit_and_order(s).await;
     catch_up::changes_of_reads_only_the_given_accounts_in_version_order(s).await;
     catch_up::changes_of_follows_an_account_through_delete_reimport_and_pruning(s).await;
+    catch_up::changes_of_says_where_a_long_walk_stopped(store.clone()).await;
     accounts::delete_removes_profiles_and_records_one_change_per_account(s).await;
     kicks::kick_records_revocation_and_kicks_lists_kicked_accounts(s).await;
     catch_up::a_kick_outlives_delete_and_reimport(s).await;

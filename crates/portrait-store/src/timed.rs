@@ -195,7 +195,7 @@ impl Store for Timed {
         users: &[Identifier],
         since: u64,
         limit: usize,
-    ) -> Result<Vec<Change>> {
+    ) -> Result<crate::ChangesOf> {
         let call = self.inner.changes_of(app, users, since, limit);
         self.time(const { op("changes_of") }, call).await
     }

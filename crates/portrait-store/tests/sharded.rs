@@ -194,8 +194,8 @@ async fn move_under_writes(s: Arc<Sharded>, home: Arc<dyn Store>, b: Arc<dyn Sto
     );
     // Per-account histories agree too (their chains were rebuilt by the replay).
     let some = &users[..5];
-    let a = home.changes_of(APP, some, 0, 10_000).await.unwrap();
-    let c = b.changes_of(APP, some, 0, 10_000).await.unwrap();
+    let a = home.changes_of(APP, some, 0, 10_000).await.unwrap().changes;
+    let c = b.changes_of(APP, some, 0, 10_000).await.unwrap().changes;
     let upto: Vec<_> = c
         .iter()
         .filter(|ch| ch.version <= at)

@@ -192,7 +192,9 @@ async fn recent_changes(
     loop {
         let since = newest.saturating_sub(window);
         let limit = usize::try_from(window).unwrap_or(usize::MAX);
-        let mut got = store.changes_of(app, users, since, limit).await?;
+        // A walk cut short by the store's bound drops the oldest changes only: the newest are
+        // what is shown.
+        let mut got = store.changes_of(app, users, since, limit).await?.changes;
         if got.len() >= RECENT_CHANGES || since == 0 {
             let skip = got.len().saturating_sub(RECENT_CHANGES);
             got.drain(..skip);

@@ -581,3 +581,36 @@ async fn decode(resp: reqwest::Response) -> Value {
     );
     v
 }
+
+/// Sets `user`'s nick in [`APP`] `n` times (`w0`, `w1`, …) straight through `store`, many writes
+/// at once so that they are committed in groups: the quick way to give one account a long
+/// history. Returns the nicks of all the account's sets in version order (the order a webhook
+/// must send them in).
+pub async fn set_nicks_in_store(store: &Arc<dyn Store>, user: &str, n: usize) -> Vec<String> {
+    use portrait_core::schema::StandardTag;
+    use portrait_core::{Identifier, ProfileValue, Tag};
+    let id = Identifier::parse(user).unwrap();
+    let mut writers = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (store, id) = (store.clone(), id.clone());
+        writers.spawn(async move {
+            let nick = ProfileValue::Str(format!("w{i}"));
+            let items = [(Tag::Standard(StandardTag::Nick), nick)];
+            store.set_profile(APP, &id, &items, "admin".into()).await
+        });
+        while writers.len() >= 64 {
+            writers.join_next().await.unwrap().unwrap().unwrap();
+        }
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap().unwrap();
+    }
+    let log = store.changes_since(APP, 0, usize::MAX).await.unwrap();
+    log.into_iter()
+        .filter(|c| c.user == user && c.kind == portrait_store::ChangeKind::Set)
+        .map(|c| match &c.items[0].1 {
+            portrait_core::ProfileValue::Str(s) => s.clone(),
+            other => panic!("a nick: {other:?}"),
+        })
+        .collect()
+}

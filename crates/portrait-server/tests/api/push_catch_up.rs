@@ -1,7 +1,7 @@
 //! Push catch-up over the WebSocket `/v1/ws`: a subscriber that missed changes receives exactly
 //! those (by `since`), the hand-over from catch-up to live events under concurrent writes, slow
-//! consumers switched to catch-up, subscribing with `since`, and the Rust client's reconnecting
-//! stream.
+//! consumers switched to catch-up, subscribing with `since`, the Rust client's reconnecting
+//! stream, and a catch-up over more changes of one account than the store walks (49005).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use portrait_client::user::Frame;
 use portrait_server::settings::PushSettings;
+use portrait_store::MAX_CHAIN_WALK;
 use serde_json::json;
 
 use crate::client_crate::{feed_live, next_change};
@@ -360,4 +361,69 @@ async fn the_rust_client_stream_reconnects_and_catches_up() {
         "no duplicate of v2/v3 before it"
     );
     drop(dir);
+}
+
+/// The frames of a catch-up: the versions of `account`'s profile events, the 49005 notices, and
+/// the cursor of the `synced` that ends it.
+async fn catch_up_frames(
+    s: &mut portrait_client::user::Socket,
+    account: &str,
+) -> (Vec<u64>, usize, u64) {
+    let (mut versions, mut told) = (Vec::new(), 0);
+    loop {
+        match s.frame(WAIT).await.unwrap() {
+            Frame::Profile(ev) if ev.account == account => versions.push(ev.version),
+            Frame::Profile(_) => {}
+            Frame::Error {
+                code: 49005,
+                op: None,
+                ..
+            } => {
+                assert!(versions.is_empty(), "told before the changes");
+                told += 1;
+            }
+            Frame::Synced { cursor } => return (versions, told, cursor),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_catch_up_over_more_changes_than_one_walk_reaches_says_49005_and_sends_the_rest() {
+    let app = spawn_app().await;
+    app.import(&["alice", "bob"]).await;
+    set_nicks_in_store(&app.store, "bob", MAX_CHAIN_WALK + 5).await;
+    let head = app.store.current_version(APP).await.unwrap();
+    let log = app.store.changes_since(APP, 0, usize::MAX).await.unwrap();
+    let bob: Vec<u64> = log
+        .iter()
+        .filter(|c| c.user == "bob")
+        .map(|c| c.version)
+        .collect();
+    // The store walks bob's newest MAX_CHAIN_WALK changes; the one before them is out of reach.
+    let cut = bob[bob.len() - MAX_CHAIN_WALK - 1];
+    let reached = &bob[bob.len() - MAX_CHAIN_WALK..];
+
+    // From the start: some changes cannot be sent, and the client is told so (as if pruned),
+    // once, before the changes that can.
+    let mut s = app.user("alice").connect(Some(0), &["bob"]).await.unwrap();
+    ready(&mut s).await;
+    let (versions, told, cursor) = catch_up_frames(&mut s, "bob").await;
+    assert_eq!(told, 1, "one 49005");
+    assert!(
+        versions == reached,
+        "every change the walk reaches, in order"
+    );
+    assert_eq!(cursor, head);
+
+    // From the cut on, every change is reached: nothing is said.
+    let mut s = app
+        .user("alice")
+        .connect(Some(cut), &["bob"])
+        .await
+        .unwrap();
+    ready(&mut s).await;
+    let (versions, told, _) = catch_up_frames(&mut s, "bob").await;
+    assert_eq!(told, 0);
+    assert_eq!(versions, reached);
 }

@@ -1,7 +1,8 @@
 //! Webhook `Profile.CallbackPortraitSet` (spec §5.4): the vendor's query and body for every
 //! profile change (imports included), at-least-once delivery from the change log — also of
 //! changes made while the receiver was down, and across a server restart — per-account order
-//! while one account's callback fails and the others go on, and the lag metric.
+//! while one account's callback fails and the others go on — also for an account that skipped
+//! more changes than one read by account reaches — and the lag metric.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +13,7 @@ use axum::extract::{Query, State};
 use axum::routing::post;
 use axum::Json;
 use portrait_server::settings::{AppConfig, PushSettings, WebhookConfig};
+use portrait_store::MAX_CHAIN_WALK;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -533,4 +535,47 @@ async fn imports_are_called_back_with_the_fields_they_wrote_and_bare_imports_are
         json!([{"Tag": IMAGE, "Value": "https://x.test/e.png"}])
     );
     assert!(got.iter().all(|(q, _)| q["OptPlatform"] == "RESTAPI"));
+}
+
+#[tokio::test]
+async fn an_account_that_skipped_more_changes_than_a_read_by_account_reaches_gets_each_in_order() {
+    let receiver = Receiver::default();
+    let url = receiver.clone().start("127.0.0.1:0").await;
+    let mut app_cfg = with_webhook(&url);
+    if let Some(w) = app_cfg.webhook.as_mut() {
+        w.max_pending = 1_000;
+    }
+    let app = spawn_app_with(vec![app_cfg]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.import(&["alice", "bob"]).await;
+    *receiver.failing.lock().unwrap() = Some("alice".into());
+    // alice's first 1,000 changes fill her queue; the rest are read past and skipped: more than
+    // one read by account (`changes_of`, walking her chain back from the newest) reaches.
+    let nicks = set_nicks_in_store(&app.store, "alice", 1_000 + MAX_CHAIN_WALK + 100).await;
+    // bob's change comes after all of them: once it is delivered, alice's have all been read.
+    set_nick(&app, "bob", "b0").await;
+    receiver.wait_for_nicks("bob", &["b0"]).await;
+    assert!(receiver.nicks_of("alice").is_empty());
+
+    *receiver.failing.lock().unwrap() = None;
+    // Per-account order: once her newest has arrived, every earlier one has been sent.
+    let newest = nicks.last().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while receiver.nicks_of("alice").last() != Some(newest) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alice's newest change never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = receiver.nicks_of("alice");
+    let first_difference = got.iter().zip(&nicks).position(|(g, n)| g != n);
+    assert!(
+        got.len() == nicks.len() && first_difference.is_none(),
+        "every change of alice once, in order: {} of {} arrived, the first difference at {:?}",
+        got.len(),
+        nicks.len(),
+        first_difference.map(|i| (i, &got[i], &nicks[i]))
+    );
 }

@@ -41,8 +41,10 @@ pub(super) const KICKS_SQL: &str =
 /// The changes of some accounts (`$2`) after a version (`$3`), at most `$4`, in version order:
 /// each account's chain of changes walked back from its newest (`accounts.version`, or
 /// `deleted_accounts.version`) through `changes.prev_version`, one primary-key lookup per change,
-/// at most `$4` per account, then merged (as in the SQLite backend). The cost grows with the
-/// number of accounts and the limit, not with the app's log.
+/// at most `$5` per account, then merged (as in the SQLite backend). The cost grows with the
+/// number of accounts and the limit, not with the app's log. Every row also carries
+/// `complete_after`: the highest link after `$3` that a walk capped at `$5` did not follow
+/// (computed over the whole walk, before the limit), else `$3`.
 pub(super) const CHANGES_OF_SQL: &str = "with recursive \
      head(id, v) as (select u.id, coalesce( \
          (select version from accounts where app_id = $1 and user_id = u.id), \
@@ -56,7 +58,10 @@ pub(super) const CHANGES_OF_SQL: &str = "with recursive \
          select c.version, c.user_id, c.prev_version, w.n + 1 \
          from walk as w join changes as c on c.app_id = $1 and c.version = w.prev \
          where w.prev > $3 and w.n < $5 and c.user_id = w.user_id), \
-     oldest(version) as (select version from walk order by version limit $4) \
-     select c.version, c.user_id, c.operator, c.client_ip, c.kind, c.items, c.at_ms \
+     oldest(version, cut) as (select version, \
+         max(case when n >= $5 and prev > $3 then prev end) over () \
+         from walk order by version limit $4) \
+     select c.version, c.user_id, c.operator, c.client_ip, c.kind, c.items, c.at_ms, \
+         coalesce(oldest.cut, $3) as complete_after \
      from oldest join changes as c on c.app_id = $1 and c.version = oldest.version \
      order by c.version";

@@ -138,11 +138,13 @@ pub(super) const KICKS_SQL: &str =
 /// The changes of some accounts (`?2`, a JSON array of distinct UserIDs) after a version (`?3`),
 /// at most `?4` (≥ 1), in version order, by walking each account's chain of changes back from
 /// its newest (`accounts.version`, or for a deleted account `deleted_accounts.version`) through
-/// `changes.prev_version`, one primary-key lookup per change, at most `?4` per account and
+/// `changes.prev_version`, one primary-key lookup per change, at most `?5` per account and
 /// never below `?3`: the cost grows with the number of accounts and the limit, never with the
 /// app's log. A link that does not lead to a change of the same account (pruned) ends the walk.
 /// `cross join` fixes the join order (SQLite's planner would otherwise range over the app's log
-/// and probe the walk), and the walk is capped at `?5` changes per account.
+/// and probe the walk), and the walk is capped at `?5` changes per account. Every row also
+/// carries `complete_after`: the highest link after `?3` that a walk capped at `?5` did not
+/// follow (computed over the whole walk, before the limit), else `?3`.
 pub(super) const CHANGES_OF_SQL: &str =
     "with recursive u(id) as (select value from json_each(?2)), \
      head(id, v) as (select u.id, coalesce( \
@@ -156,7 +158,10 @@ pub(super) const CHANGES_OF_SQL: &str =
          select c.version, c.user_id, c.prev_version, w.n + 1 \
          from walk as w cross join changes as c on c.app_id = ?1 and c.version = w.prev \
          where w.prev > ?3 and w.n < ?5 and c.user_id = w.user_id), \
-     oldest(version) as (select version from walk order by version limit ?4) \
-     select c.version, c.user_id, c.operator, c.client_ip, c.kind, c.items, c.at_ms \
+     oldest(version, cut) as (select version, \
+         max(case when n >= ?5 and prev > ?3 then prev end) over () \
+         from walk order by version limit ?4) \
+     select c.version, c.user_id, c.operator, c.client_ip, c.kind, c.items, c.at_ms, \
+         coalesce(oldest.cut, ?3) as complete_after \
      from oldest cross join changes as c on c.app_id = ?1 and c.version = oldest.version \
      order by c.version";

@@ -1,11 +1,15 @@
 //! Conformance checks of kicks that outlive their account and of the catch-up read by account
-//! ([`Store::changes_of`]).
+//! ([`Store::changes_of`]): what it answers, and that an answer cut short by the walk bound
+//! ([`MAX_CHAIN_WALK`]) says so.
+
+use std::sync::Arc;
 
 use portrait_core::schema::StandardTag;
 use portrait_core::ProfileValue;
+use tokio::task::JoinSet;
 
 use super::{all_changes, id, ids, new, std_tag, ADMIN};
-use crate::{AppId, Change, ChangeKind, Store};
+use crate::{AppId, Change, ChangeKind, Store, MAX_CHAIN_WALK};
 
 /// Kick → delete → re-import: the kick is still there (revoked UserSigs stay revoked), a deleted
 /// account cannot be kicked, and the re-imported account can be kicked again.
@@ -122,15 +126,21 @@ pub(super) async fn changes_of_reads_only_the_given_accounts_in_version_order(st
                     .await
                     .expect("changes_of");
                 assert_eq!(
-                    got, want,
+                    got.changes, want,
                     "changes_of({users:?}, since {since}, limit {limit})"
+                );
+                assert!(
+                    got.is_complete(since) && got.complete_after == since,
+                    "changes_of({users:?}, since {since}, limit {limit}): complete after \
+                     {since}, answered {}",
+                    got.complete_after
                 );
             }
         }
     }
     let c = store.changes_of(APP, &ids(&["c"]), 0, 500).await.unwrap();
     assert_eq!(
-        c.iter().map(|c| c.kind).collect::<Vec<_>>(),
+        c.changes.iter().map(|c| c.kind).collect::<Vec<_>>(),
         [
             ChangeKind::Import,
             ChangeKind::Set,
@@ -139,22 +149,28 @@ pub(super) async fn changes_of_reads_only_the_given_accounts_in_version_order(st
         ],
         "imports, sets and deletes"
     );
-    assert!(store.changes_of(APP, &[], 0, 10).await.unwrap().is_empty());
-    assert!(store
-        .changes_of(APP, &ids(&["a"]), 0, 0)
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(store
-        .changes_of(APP, &ids(&["a"]), u64::MAX, 10)
-        .await
-        .unwrap()
-        .is_empty());
+    let nothing = |since| crate::ChangesOf {
+        changes: Vec::new(),
+        complete_after: since,
+    };
+    assert_eq!(store.changes_of(APP, &[], 0, 10).await.unwrap(), nothing(0));
+    assert_eq!(
+        store.changes_of(APP, &ids(&["a"]), 3, 0).await.unwrap(),
+        nothing(3)
+    );
+    assert_eq!(
+        store
+            .changes_of(APP, &ids(&["a"]), u64::MAX, 10)
+            .await
+            .unwrap(),
+        nothing(u64::MAX)
+    );
     assert_eq!(
         store
             .changes_of(APP + 1, &ids(&["a", "b"]), 0, 10)
             .await
             .unwrap()
+            .changes
             .iter()
             .map(|c| (c.version, c.user.as_str()))
             .collect::<Vec<_>>(),
@@ -177,8 +193,12 @@ pub(super) async fn changes_of_follows_an_account_through_delete_reimport_and_pr
             .into_iter()
             .filter(|c| users.contains(&c.user.as_str()))
             .collect();
-        assert_eq!(got, want, "changes_of({users:?})");
-        got.iter().map(|c| c.version).collect::<Vec<u64>>()
+        assert_eq!(got.changes, want, "changes_of({users:?})");
+        assert_eq!(
+            got.complete_after, 0,
+            "changes_of({users:?}): a pruned chain is told by the pruned cursor, not the answer"
+        );
+        got.changes.iter().map(|c| c.version).collect::<Vec<u64>>()
     };
     store
         .import_accounts(
@@ -269,7 +289,8 @@ pub async fn changes_written_before_chains_are_chained(store: &dyn Store) {
             store
                 .changes_of(APP, &ids(users), since, limit)
                 .await
-                .unwrap(),
+                .unwrap()
+                .changes,
         )
     };
     assert_eq!(of(&["a"], 0, 10).await, [1, 3, 5]);
@@ -299,4 +320,114 @@ pub async fn changes_written_before_chains_are_chained(store: &dyn Store) {
         [1, 3, 5, 8],
         "set after the migration"
     );
+}
+
+/// An account with more than [`MAX_CHAIN_WALK`] changes after `since` is answered from its newest
+/// [`MAX_CHAIN_WALK`] only, and the answer says so: [`crate::ChangesOf::complete_after`] is the
+/// change the walk stopped above, exactly; with one change fewer after `since` the answer is
+/// complete. The other accounts of the same call are answered whole.
+pub(super) async fn changes_of_says_where_a_long_walk_stopped(store: Arc<dyn Store>) {
+    const APP: AppId = 1_400_000_047;
+    const LONG: usize = MAX_CHAIN_WALK + 5;
+    store
+        .import_accounts(
+            APP,
+            &[new("long", None, None), new("short", None, None)],
+            ADMIN.into(),
+        )
+        .await
+        .unwrap();
+    let level = |n: usize| [(std_tag(StandardTag::Level), ProfileValue::Int(n as u64))];
+    // Many writers at once, so that the writes are committed in groups (quick on both backends).
+    let write = |from: usize, to: usize| {
+        let store = store.clone();
+        async move {
+            let mut writers = JoinSet::new();
+            for n in from..to {
+                let store = store.clone();
+                writers.spawn(async move {
+                    store
+                        .set_profile(APP, &id("long"), &level(n), ADMIN.into())
+                        .await
+                        .expect("set_profile");
+                });
+                while writers.len() >= 64 {
+                    writers.join_next().await.unwrap().expect("writer");
+                }
+            }
+            while let Some(done) = writers.join_next().await {
+                done.expect("writer");
+            }
+        }
+    };
+    write(0, LONG / 2).await;
+    store
+        .set_profile(APP, &id("short"), &level(0), ADMIN.into())
+        .await
+        .unwrap();
+    write(LONG / 2, LONG).await;
+
+    let log = all_changes(&*store, APP).await;
+    let long: Vec<u64> = log
+        .iter()
+        .filter(|c| c.user == "long")
+        .map(|c| c.version)
+        .collect();
+    assert_eq!(long.len(), LONG + 1, "the import and every set");
+    // The walk from the newest reaches `MAX_CHAIN_WALK` changes of `long`; the one before them
+    // is where it stops.
+    let cut = long[long.len() - MAX_CHAIN_WALK - 1];
+    let want = |users: &[&str], since: u64, limit: usize, cut: u64| -> Vec<Change> {
+        log.iter()
+            .filter(|c| c.version > since && users.contains(&c.user.as_str()))
+            .filter(|c| c.user != "long" || c.version > cut)
+            .take(limit)
+            .cloned()
+            .collect()
+    };
+    for (users, since, limit) in [
+        (&["long"][..], 0, MAX_CHAIN_WALK),
+        (&["long"], 0, 3),
+        (&["long", "short"], 0, 10),
+        (&["short", "long"], 0, usize::MAX),
+        (&["long"], cut - 1, 1),
+        (&["long"], long[1], 500),
+    ] {
+        let got = store
+            .changes_of(APP, &ids(users), since, limit)
+            .await
+            .unwrap();
+        assert!(
+            !got.is_complete(since),
+            "changes_of({users:?}, since {since}, limit {limit}) says it is incomplete"
+        );
+        assert_eq!(
+            got.complete_after, cut,
+            "changes_of({users:?}, since {since}, limit {limit}): complete after the change \
+             the walk stopped above"
+        );
+        assert_eq!(
+            got.changes,
+            want(users, since, limit, cut),
+            "changes_of({users:?}, since {since}, limit {limit}): the newest {MAX_CHAIN_WALK} \
+             of `long`, and every change of `short`"
+        );
+    }
+    // From the stopping point on, the walk reaches `since`: complete.
+    for (users, since, limit) in [
+        (&["long"][..], cut, MAX_CHAIN_WALK),
+        (&["long", "short"], cut, 20),
+        (&["short"], 0, 10),
+        (&["long"], long[long.len() - 2], 10),
+    ] {
+        let got = store
+            .changes_of(APP, &ids(users), since, limit)
+            .await
+            .unwrap();
+        assert_eq!(
+            got.complete_after, since,
+            "changes_of({users:?}, since {since}, limit {limit}) is complete"
+        );
+        assert_eq!(got.changes, want(users, since, limit, 0));
+    }
 }

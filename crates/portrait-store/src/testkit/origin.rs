@@ -91,7 +91,7 @@ pub(super) async fn every_change_records_its_operator_and_client_ip(store: &dyn 
     );
 
     let of_a = store.changes_of(APP, &ids(&["a"]), 0, 10).await.unwrap();
-    let ips: Vec<&str> = of_a.iter().map(|c| c.client_ip.as_str()).collect();
+    let ips: Vec<&str> = of_a.changes.iter().map(|c| c.client_ip.as_str()).collect();
     assert_eq!(
         ips,
         ["203.0.113.7", "2001:db8::1", "192.0.2.1"],

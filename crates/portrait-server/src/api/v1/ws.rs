@@ -421,7 +421,10 @@ impl Session {
     /// If the change log has been pruned past the point a page is read from (the [`PRUNED`]
     /// cursor, read after the page, so a prune racing the read is seen too), some of the changes
     /// asked for are gone: one `error` frame 49005 (no `op`) says so, and the catch-up goes on with
-    /// what is kept. The client re-reads the profiles it shows.
+    /// what is kept. The client re-reads the profiles it shows. The same frame, once, when the
+    /// store's answer is not complete (an account has more changes after the page's start than
+    /// one walk of its chain reaches, [`portrait_store::MAX_CHAIN_WALK`]): the changes the walk
+    /// did not reach are not sent, as if pruned, and the catch-up goes on with the newer ones.
     async fn catch_up(&mut self, from: u64, only: Option<&HashSet<String>>) -> Result<u64, End> {
         let users: Vec<Identifier> = match only {
             Some(only) => only.iter().collect::<Vec<_>>(),
@@ -441,7 +444,7 @@ impl Session {
         let mut told = false;
         loop {
             let asked = from.max(pos);
-            let page = self
+            let answer = self
                 .store
                 .changes_of(self.feed.app(), &users, asked, PAGE)
                 .await
@@ -453,17 +456,28 @@ impl Session {
                     .await
                     .map_err(|e| internal(&e))?
                     .unwrap_or(0);
-                if pruned > asked {
-                    told = true;
-                    let message = format!(
+                let missing = if pruned > asked {
+                    Some(format!(
                         "changes after version {asked} up to {pruned} are no longer kept; \
                          read the profiles again"
-                    );
+                    ))
+                } else if !answer.is_complete(asked) {
+                    Some(format!(
+                        "changes after version {asked} up to {} are too many to catch up; \
+                         read the profiles again",
+                        answer.complete_after
+                    ))
+                } else {
+                    None
+                };
+                if let Some(message) = missing {
+                    told = true;
                     self.send(error_frame(ErrorCode::CHANGES_PRUNED, &message, None))
                         .await?;
                     metrics::counter!("portrait_push_pruned_catch_ups_total").increment(1);
                 }
             }
+            let page = answer.changes;
             let n = page.len();
             for c in page {
                 pos = c.version;
