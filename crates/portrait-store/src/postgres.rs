@@ -119,6 +119,7 @@ impl fmt::Debug for PgBackend {
             .field("connections", &self.pool.size())
             .field("idle", &self.pool.num_idle())
             .field("closed", &self.pool.is_closed())
+            .field("follows_primary", &self.follower.is_some())
             .field("queued_sets", &self.lanes.queued())
             .field("set_batches", &self.lanes.batches())
             .finish()
