@@ -1,0 +1,246 @@
+//! Returning to the home NATS server: the first server of `push.nats_url`, in the listed
+//! order, that accepts a connection.
+//!
+//! Trust needs every member's heartbeat through the server this node is connected to
+//! ([`super::trust`]), so nodes on different servers of a NATS cluster never trust their caches.
+//! The coherence client connects in the listed order (`retain_servers_order`, never a server
+//! the cluster announces), so nodes that start together meet on the first server that answers.
+//! They can still end up apart: a node that moved on when its server died stays where it went
+//! when that server comes back, while a node that starts or reconnects later takes the server
+//! back. So every [`PROBE_EVERY`] this task connects to the listed servers in order, the first
+//! that answers being the home one, and compares its server id with the one the node is
+//! connected to. A node away from home for [`HOME_AFTER`] (the same home server, not restarted,
+//! answering all along) reconnects (`Client::force_reconnect`), which takes the list in order
+//! again. Nodes configured alike all choose the same home, so two nodes never each pull
+//! towards a different server; only a node that cannot reach the home server others reach stays
+//! apart, and its cluster reads ask the database meanwhile, as with any split.
+//!
+//! A move is an ordinary reconnect as far as trust goes: the client drops the connection and
+//! opens another, the connection's generation changes, the epoch ends and the node's writes
+//! wait once as after any reconnect ([`super`]). Moves must not flap: a node needs the same home
+//! for [`HOME_AFTER`] before it moves, twice as long for every move it made in the last
+//! [`RECENT`], at most [`PATIENCE_MAX`] (a home server that keeps dying, or one that accepts a
+//! probe but not the client, is left alone for longer each time).
+//!
+//! Not here: the heartbeats and the trust rule (`coherence.rs`, `trust.rs`).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use async_nats::ServerAddr;
+use tokio_util::sync::CancellationToken;
+
+/// How often the home server is looked for.
+pub(super) const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long a node stays away from an answering home server before it moves there.
+pub(super) const HOME_AFTER: Duration = Duration::from_secs(3);
+/// The longest a node waits before moving home, however often it moved before.
+pub(super) const PATIENCE_MAX: Duration = Duration::from_secs(60);
+/// Moves this recent make the next one wait longer.
+pub(super) const RECENT: Duration = Duration::from_secs(300);
+/// Longest a probe of one server may take (connection and handshake).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The name of probe connections (in the servers' `/connz`).
+pub const PROBE_NAME: &str = "portrait-coherence-probe";
+
+/// When to move, from what the probes saw (no I/O: the task below feeds it).
+#[derive(Debug, Default)]
+pub(super) struct Homing {
+    /// The home server's id while the node is elsewhere, and since when it has been seen.
+    away: Option<(String, Instant)>,
+    /// When the node moved home lately (within [`RECENT`]).
+    moves: VecDeque<Instant>,
+}
+
+impl Homing {
+    /// Notes what a probe found at `now`: the id of the server the node is connected to
+    /// (`None`: not connected) and of the home server (`None`: no listed server answered).
+    /// True when the node should move home now.
+    pub(super) fn observe(
+        &mut self,
+        now: Instant,
+        current: Option<&str>,
+        home: Option<&str>,
+    ) -> bool {
+        while self
+            .moves
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > RECENT)
+        {
+            self.moves.pop_front();
+        }
+        let (Some(current), Some(home)) = (current, home) else {
+            self.away = None;
+            return false;
+        };
+        if current == home {
+            self.away = None;
+            return false;
+        }
+        let since = match &self.away {
+            // The same home server (a restarted one has a new id) answered all along.
+            Some((id, since)) if id == home => *since,
+            _ => {
+                self.away = Some((home.to_owned(), now));
+                now
+            }
+        };
+        if now.duration_since(since) < self.patience() {
+            return false;
+        }
+        // If the move lands elsewhere, the next wait counts from now.
+        self.away = Some((home.to_owned(), now));
+        self.moves.push_back(now);
+        true
+    }
+
+    /// How long the home server must answer before the node moves there.
+    fn patience(&self) -> Duration {
+        let doublings = u32::try_from(self.moves.len()).unwrap_or(u32::MAX).min(16);
+        HOME_AFTER.saturating_mul(1 << doublings).min(PATIENCE_MAX)
+    }
+}
+
+/// The id of the first of `servers` that accepts a connection within [`PROBE_TIMEOUT`].
+async fn home(servers: &[ServerAddr]) -> Option<String> {
+    for server in servers {
+        let connect = async_nats::ConnectOptions::new()
+            .name(PROBE_NAME)
+            .connection_timeout(PROBE_TIMEOUT)
+            .ignore_discovered_servers()
+            .connect(server.clone());
+        if let Ok(Ok(probe)) = tokio::time::timeout(PROBE_TIMEOUT * 2, connect).await {
+            let id = probe.server_info().server_id;
+            drop(probe); // closes the connection
+            if !id.is_empty() {
+                return Some(id);
+            }
+        }
+    }
+    None
+}
+
+/// Moves `client` to the home server of `servers` when it has been elsewhere long enough, until
+/// `stop`.
+pub(super) async fn run(
+    client: async_nats::Client,
+    servers: Vec<ServerAddr>,
+    stop: CancellationToken,
+) {
+    let mut homing = Homing::default();
+    let mut every = tokio::time::interval(PROBE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if client.connection_state() != async_nats::connection::State::Connected {
+            homing.observe(Instant::now(), None, None);
+            continue;
+        }
+        let home = home(&servers).await;
+        // Read after the probe: a reconnect meanwhile shows as the new server.
+        let connected = client.connection_state() == async_nats::connection::State::Connected;
+        let current = connected.then(|| client.server_info().server_id);
+        let current = current.as_deref().filter(|id| !id.is_empty());
+        if homing.observe(Instant::now(), current, home.as_deref()) {
+            tracing::info!(
+                from = current,
+                to = home.as_deref(),
+                "coherence: moving to the first listed NATS server that answers, where the \
+                 other nodes meet"
+            );
+            if let Err(e) = client.force_reconnect().await {
+                tracing::warn!(error = %e, "coherence: could not reconnect to the home NATS server");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Observes `current`/`home` once a second from `start` for `secs` seconds; the seconds at
+    /// which a move was asked for.
+    fn moves_over(
+        h: &mut Homing,
+        start: Instant,
+        secs: std::ops::Range<u64>,
+        current: Option<&str>,
+        home: Option<&str>,
+    ) -> Vec<u64> {
+        secs.filter(|s| h.observe(start + Duration::from_secs(*s), current, home))
+            .collect()
+    }
+
+    #[test]
+    fn a_node_at_home_or_with_no_home_in_sight_stays() {
+        let mut h = Homing::default();
+        let t = Instant::now();
+        assert!(moves_over(&mut h, t, 0..30, Some("A"), Some("A")).is_empty());
+        assert!(moves_over(&mut h, t, 30..60, Some("B"), None).is_empty());
+        assert!(moves_over(&mut h, t, 60..90, None, Some("A")).is_empty());
+    }
+
+    #[test]
+    fn a_node_away_from_an_answering_home_moves_after_home_after_once() {
+        let mut h = Homing::default();
+        let t = Instant::now();
+        let after = HOME_AFTER.as_secs();
+        assert_eq!(
+            moves_over(&mut h, t, 0..after + 1, Some("B"), Some("A")),
+            [after],
+            "moves once the same home answered for {HOME_AFTER:?}"
+        );
+        // Arrived: nothing more.
+        assert!(moves_over(&mut h, t, after + 1..after + 60, Some("A"), Some("A")).is_empty());
+    }
+
+    #[test]
+    fn a_restarted_or_lost_home_starts_the_wait_over() {
+        let mut h = Homing::default();
+        let t = Instant::now();
+        assert!(moves_over(&mut h, t, 0..2, Some("B"), Some("A")).is_empty());
+        // The home server restarted (a new id): it must answer for the whole wait again.
+        assert!(moves_over(&mut h, t, 2..4, Some("B"), Some("A2")).is_empty());
+        // Unreachable for a moment, or this node disconnected: again from the start.
+        assert!(moves_over(&mut h, t, 4..5, Some("B"), None).is_empty());
+        assert!(moves_over(&mut h, t, 5..7, Some("B"), Some("A2")).is_empty());
+        assert!(moves_over(&mut h, t, 7..8, None, Some("A2")).is_empty());
+        let back = 8 + HOME_AFTER.as_secs();
+        assert_eq!(
+            moves_over(&mut h, t, 8..back + 1, Some("B"), Some("A2")),
+            [back]
+        );
+    }
+
+    #[test]
+    fn repeated_moves_wait_longer_each_time_up_to_the_cap_then_forget() {
+        let mut h = Homing::default();
+        let t = Instant::now();
+        // A home that keeps accepting probes while the node keeps landing elsewhere.
+        let got = moves_over(&mut h, t, 0..200, Some("B"), Some("A"));
+        let gaps: Vec<u64> = std::iter::once(got[0])
+            .chain(got.windows(2).map(|w| w[1] - w[0]))
+            .collect();
+        let after = HOME_AFTER.as_secs();
+        assert_eq!(
+            &gaps[..4],
+            [after, 2 * after, 4 * after, 8 * after],
+            "{got:?}"
+        );
+        assert!(
+            gaps.iter().all(|g| *g <= PATIENCE_MAX.as_secs()),
+            "never longer than the cap: {gaps:?}"
+        );
+        // Long at home: past moves are forgotten, the next move waits the least again.
+        let later = 200 + RECENT.as_secs() + 1;
+        assert!(moves_over(&mut h, t, 200..later, Some("A"), Some("A")).is_empty());
+        assert_eq!(
+            moves_over(&mut h, t, later..later + after + 1, Some("B"), Some("A")),
+            [later + after]
+        );
+    }
+}
