@@ -10,8 +10,9 @@
 //! back. So every [`PROBE_EVERY`] this task connects to the listed servers in order, the first
 //! that answers being the home one, and compares its server id with the one the node is
 //! connected to. A node away from home for [`HOME_AFTER`] (the same home server, not restarted,
-//! answering all along) reconnects (`Client::force_reconnect`), which takes the list in order
-//! again. Nodes configured alike all choose the same home, so two nodes never each pull
+//! answering all along, and the node's own server answering further down the list: a node
+//! never moves down the list on a failed probe's word) reconnects (`Client::force_reconnect`),
+//! which takes the list in order again. Nodes configured alike all choose the same home, so two nodes never each pull
 //! towards a different server; only a node that cannot reach the home server others reach stays
 //! apart, and its cluster reads ask the database meanwhile, as with any split.
 //!
@@ -101,23 +102,47 @@ impl Homing {
     }
 }
 
-/// The id of the first of `servers` that accepts a connection within [`PROBE_TIMEOUT`].
-async fn home(servers: &[ServerAddr]) -> Option<String> {
+/// The id of the server at `server`, if it accepts a connection within [`PROBE_TIMEOUT`].
+async fn probe(server: &ServerAddr) -> Option<String> {
+    let connect = async_nats::ConnectOptions::new()
+        .name(PROBE_NAME)
+        .connection_timeout(PROBE_TIMEOUT)
+        .ignore_discovered_servers()
+        .connect(server.clone());
+    let probe = tokio::time::timeout(PROBE_TIMEOUT * 2, connect)
+        .await
+        .ok()?
+        .ok()?;
+    let id = probe.server_info().server_id;
+    drop(probe); // closes the connection
+    (!id.is_empty()).then_some(id)
+}
+
+/// The id of the home server, the first of `servers` that answers a probe, as seen by a node
+/// connected to the server `current`: `current` itself, or an earlier server when `current`
+/// answers too, further down the list. `None` when the node's own server does not answer (the
+/// probe, not the server, may be what fails: a node never moves down the list on a probe's
+/// word).
+async fn home(servers: &[ServerAddr], current: &str) -> Option<String> {
+    let mut home = None;
     for server in servers {
-        let connect = async_nats::ConnectOptions::new()
-            .name(PROBE_NAME)
-            .connection_timeout(PROBE_TIMEOUT)
-            .ignore_discovered_servers()
-            .connect(server.clone());
-        if let Ok(Ok(probe)) = tokio::time::timeout(PROBE_TIMEOUT * 2, connect).await {
-            let id = probe.server_info().server_id;
-            drop(probe); // closes the connection
-            if !id.is_empty() {
-                return Some(id);
-            }
+        let Some(id) = probe(server).await else {
+            continue;
+        };
+        if id == current {
+            return Some(home.unwrap_or(id));
         }
+        home.get_or_insert(id);
     }
     None
+}
+
+/// The id of the server `client` is connected to, if connected.
+fn current(client: &async_nats::Client) -> Option<String> {
+    if client.connection_state() != async_nats::connection::State::Connected {
+        return None;
+    }
+    Some(client.server_info().server_id).filter(|id| !id.is_empty())
 }
 
 /// Moves `client` to the home server of `servers` when it has been elsewhere long enough, until
@@ -135,18 +160,19 @@ pub(super) async fn run(
             () = stop.cancelled() => return,
             _ = every.tick() => {}
         }
-        if client.connection_state() != async_nats::connection::State::Connected {
+        let Some(current) = current(&client) else {
+            homing.observe(Instant::now(), None, None);
+            continue;
+        };
+        let home = home(&servers, &current).await;
+        // Reconnected meanwhile: what the probes saw may not hold for the new connection.
+        if self::current(&client).as_ref() != Some(&current) {
             homing.observe(Instant::now(), None, None);
             continue;
         }
-        let home = home(&servers).await;
-        // Read after the probe: a reconnect meanwhile shows as the new server.
-        let connected = client.connection_state() == async_nats::connection::State::Connected;
-        let current = connected.then(|| client.server_info().server_id);
-        let current = current.as_deref().filter(|id| !id.is_empty());
-        if homing.observe(Instant::now(), current, home.as_deref()) {
+        if homing.observe(Instant::now(), Some(&current), home.as_deref()) {
             tracing::info!(
-                from = current,
+                from = %current,
                 to = home.as_deref(),
                 "coherence: moving to the first listed NATS server that answers, where the \
                  other nodes meet"
