@@ -31,7 +31,7 @@ pub(super) const START_WAIT: Duration = Duration::from_secs(30);
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the service to take: another process
 /// may take it first, see [`pg_start_on_free_port`]).
-pub fn free_port() -> u16 {
+fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
@@ -96,10 +96,14 @@ fn pg_try(bin: &str, args: &[&str]) -> Result<(), String> {
 /// PostgreSQL binding it ("Address already in use" in the log) is replaced by another, a few
 /// times; any other failure panics.
 pub(super) fn pg_start_on_free_port(data: &Path) -> u16 {
+    pg_start_on_first_free(data, std::iter::repeat_with(free_port))
+}
+
+/// [`pg_start_on_free_port`] on the first of `ports` that PostgreSQL can bind (five tried).
+fn pg_start_on_first_free(data: &Path, ports: impl Iterator<Item = u16>) -> u16 {
     let log = data.join("server.log");
     let mut last = String::new();
-    for _ in 0..5 {
-        let port = free_port();
+    for port in ports.take(5) {
         configure(data, &format!("port = {port}"));
         let logged_before = std::fs::read_to_string(&log).map_or(0, |l| l.len());
         let started = pg_try(
@@ -129,7 +133,7 @@ pub(super) fn pg_start_on_free_port(data: &Path) -> u16 {
             }
         }
     }
-    panic!("PostgreSQL found every free port taken, five times: {last}");
+    panic!("PostgreSQL found every port it tried taken: {last}");
 }
 
 /// Appends `lines` to `dir/postgresql.conf` (later settings win).
@@ -500,4 +504,55 @@ impl Drop for NatsCluster {
             let _ = server.child.wait();
         }
     }
+}
+
+/// A port taken between being found free and PostgreSQL binding it is replaced by another.
+#[test]
+fn a_postgres_port_taken_meanwhile_is_replaced_by_another() {
+    require(
+        &["initdb", "pg_ctl", "postgres"].map(|b| Path::new(PG_BIN).join(b)),
+        "postgresql-15",
+    );
+    let dir = tempfile::tempdir().expect("a temp dir");
+    if as_root() {
+        let ok = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "chown {} to the postgres user", dir.path().display());
+    }
+    let data = dir.path().join("data");
+    pg(
+        "initdb",
+        &[
+            "-D",
+            &data.display().to_string(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "--no-instructions",
+        ],
+    );
+    configure(
+        &data,
+        &format!(
+            "listen_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nfsync = off",
+            dir.path().display()
+        ),
+    );
+    // Another process took the first port found free.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let taken_port = taken.local_addr().unwrap().port();
+    let port = pg_start_on_first_free(
+        &data,
+        std::iter::once(taken_port).chain(std::iter::repeat_with(free_port)),
+    );
+    let answered = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    if let Some(pid) = postmaster_pid(&data) {
+        kill_group(pid);
+    }
+    assert_ne!(port, taken_port, "started on another port");
+    assert!(answered, "PostgreSQL listens on {port}");
 }
