@@ -12,9 +12,10 @@
 //! connected to. A node away from home for [`HOME_AFTER`] (the same home server, not restarted,
 //! answering all along, and the node's own server answering further down the list: a node
 //! never moves down the list on a failed probe's word) reconnects (`Client::force_reconnect`),
-//! which takes the list in order again. Nodes configured alike all choose the same home, so two nodes never each pull
-//! towards a different server; only a node that cannot reach the home server others reach stays
-//! apart, and its cluster reads ask the database meanwhile, as with any split.
+//! which takes the list in order again. Nodes configured alike all choose the same home, so two
+//! nodes never each pull towards a different server; only a node that cannot reach the home
+//! server others reach stays apart, and its cluster reads ask the database meanwhile, as with
+//! any split.
 //!
 //! A move is an ordinary reconnect as far as trust goes: the client drops the connection and
 //! opens another, the connection's generation changes, the epoch ends and the node's writes
@@ -148,9 +149,9 @@ async fn probe(server: &ServerAddr) -> Option<String> {
 
 /// The position and id of the home server, the first of `servers` that answers a probe, as
 /// seen by a node connected to the server `current`: `current` itself, or an earlier server
-/// when `current` answers too, further down the list. `None` when the node's own server does not answer (the
-/// probe, not the server, may be what fails: a node never moves down the list on a probe's
-/// word).
+/// when `current` answers too, further down the list. `None` when the node's own server does
+/// not answer (the probe, not the server, may be what fails: a node never moves down the list
+/// on a probe's word).
 async fn home(servers: &[ServerAddr], current: &str) -> Option<(usize, String)> {
     let mut home = None;
     for (n, server) in servers.iter().enumerate() {
@@ -192,7 +193,11 @@ pub(super) async fn run(
             homing.observe(Instant::now(), None, None);
             continue;
         };
-        let home = home(&servers, &current).await;
+        // Probes of unreachable servers take up to a few seconds: shutdown does not wait.
+        let home = tokio::select! {
+            () = stop.cancelled() => return,
+            home = home(&servers, &current) => home,
+        };
         // Reconnected meanwhile: what the probes saw may not hold for the new connection.
         if self::current(&client).as_ref() != Some(&current) {
             homing.observe(Instant::now(), None, None);
