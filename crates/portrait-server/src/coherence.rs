@@ -32,6 +32,12 @@
 //! sender's previous one, a reconnect, or a slow-consumer event ends the epoch at once, in the
 //! task that applies invalidations, before any later barrier round can pass.
 //!
+//! **One NATS server.** Trust needs every member on the server this node is connected to, so
+//! with a NATS cluster the connection takes the listed servers in order, and a node that has
+//! been on another server than the first listed one that answers for a few seconds moves there
+//! ([`home`]): nodes that ended up apart (a server died and came back, a node restarted) meet
+//! again.
+//!
 //! Nodes of the same store without NATS register as members too ([`bystander`]), so the nodes
 //! with NATS cannot trust their caches while such a node may write.
 
@@ -49,10 +55,12 @@ use crate::settings::Settings;
 
 mod barrier;
 mod bystander;
+mod home;
 mod trust;
 mod wire;
 
 pub use bystander::Bystander;
+pub use home::PROBE_NAME;
 
 use barrier::Barrier;
 use trust::{Heard, Link, Trust};
@@ -126,7 +134,8 @@ impl Coherence {
             // A half-open connection is noticed within seconds, not minutes.
             .ping_interval(Duration::from_secs(1))
             // Every node takes the first listed server that answers, so that with a NATS
-            // cluster the nodes share one server (trust needs it) unless it fails.
+            // cluster the nodes share one server (trust needs it) unless it fails; `home`
+            // brings a node back to it when it answers again.
             .retain_servers_order()
             .ignore_discovered_servers()
             .event_callback(move |event| {
@@ -141,7 +150,7 @@ impl Coherence {
                     }
                 }
             })
-            .connect(servers)
+            .connect(servers.clone())
             .await?;
         let skew = i64::try_from(settings.coherence.max_clock_skew_ms).unwrap_or(i64::MAX / 4);
         let lease_ms = i64::try_from(settings.coherence.lease_ms).unwrap_or(i64::MAX / 4);
@@ -171,6 +180,10 @@ impl Coherence {
             .map_err(|e| anyhow::anyhow!("coherence: registering as a member: {e}"))?;
         me.registered_ms.store(now_ms(), Ordering::SeqCst);
         me.spawn_tasks(cache.clone(), trust_ended).await?;
+        if servers.len() > 1 {
+            me.tasks
+                .spawn(home::run(me.client.clone(), servers, me.stop.clone()));
+        }
         tracing::info!(node = %me.node, "coherence: read caches kept coherent over NATS");
         Ok(Some(me))
     }

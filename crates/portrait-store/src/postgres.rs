@@ -107,6 +107,9 @@ pub struct PgBackend {
     /// The per-app queues of `set_profile` jobs and their batches (group commit, see
     /// [`batch`]); shared by clones, so that every call of this process joins the same batches.
     lanes: Arc<batch::Lanes>,
+    /// The task that points the pool at the primary of a host list (`pool.rs`), stopped when
+    /// the last clone goes; `None` for one plain host.
+    follower: Option<Arc<pool::Follower>>,
 }
 
 /// Pool statistics only: the connect options hold the password.
@@ -116,6 +119,7 @@ impl fmt::Debug for PgBackend {
             .field("connections", &self.pool.size())
             .field("idle", &self.pool.num_idle())
             .field("closed", &self.pool.is_closed())
+            .field("follows_primary", &self.follower.is_some())
             .field("queued_sets", &self.lanes.queued())
             .field("set_batches", &self.lanes.batches())
             .finish()

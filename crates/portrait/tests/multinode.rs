@@ -574,6 +574,11 @@ mod ha;
 #[path = "multinode/replicas.rs"]
 mod replicas;
 
+// Nodes that ended up on different servers of a NATS cluster meet on the first listed one and
+// trust their read caches again: multinode/converge.rs.
+#[path = "multinode/converge.rs"]
+mod converge;
+
 // Apps on two PostgreSQL clusters (shards): multinode/shards.rs.
 #[path = "multinode/shards.rs"]
 mod shards;

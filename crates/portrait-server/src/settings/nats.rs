@@ -1,7 +1,9 @@
 //! `[push] nats_url`: one NATS server or the comma-separated servers of a NATS cluster
 //! (`nats://127.0.0.1:4222,nats://127.0.0.1:4223`), parsed into the list the client connects to
-//! (`push/bus.rs`). The client reconnects to another listed (or cluster-announced) server when
-//! the one it uses dies; a node needs no restart.
+//! (`push/bus.rs`, `coherence.rs`). The client reconnects to another listed (or, for push,
+//! cluster-announced) server when the one it uses dies; a node needs no restart. The coherence
+//! connection keeps the listed order and returns to the first listed server that answers
+//! (`coherence/home.rs`), so every node must list the servers in the same order.
 
 use async_nats::ServerAddr;
 use portrait_store::redact_url;

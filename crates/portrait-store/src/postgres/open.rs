@@ -149,10 +149,16 @@ impl PgStore {
                 })
             })
             .connect_lazy_with(options);
-        if let Some((targets, fence)) = follow {
-            pool::follow(pool.clone(), targets, fence, settings.acquire_timeout).await;
-        }
-        let backend = PgBackend::with_pool(pool);
+        let follower = match follow {
+            Some((targets, fence)) => Some(Arc::new(
+                pool::follow(pool.clone(), targets, fence, settings.acquire_timeout).await,
+            )),
+            None => None,
+        };
+        let backend = PgBackend {
+            follower,
+            ..PgBackend::with_pool(pool)
+        };
         if let Err(e) = backend.prepare().await {
             backend.pool.close().await;
             return Err(e);
@@ -163,11 +169,12 @@ impl PgStore {
 }
 
 impl PgBackend {
-    /// The backend on `pool`, with no lane yet.
+    /// The backend on `pool`, with no lane yet and no follower.
     pub(super) fn with_pool(pool: PgPool) -> Self {
         Self {
             pool,
             lanes: Arc::default(),
+            follower: None,
         }
     }
 

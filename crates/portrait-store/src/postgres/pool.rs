@@ -24,8 +24,10 @@
 //!   with an error and is never acknowledged; what PostgreSQL acknowledged is on the standby only
 //!   if replication is synchronous (`docs/deployment.md`, "High availability").
 //!
-//! The follower stops when the pool is closed ([`crate::Store::close`]). It never logs the
-//! password: hosts are named by `HOST:PORT` only.
+//! The follower stops when the pool is closed ([`crate::Store::close`]), or when the last
+//! handle of the store is dropped without closing it ([`Follower`]: the task holds the pool, so
+//! it would otherwise keep the pool, its connections and its own probe connection open for as
+//! long as the process runs). It never logs the password: hosts are named by `HOST:PORT` only.
 //! Not here: the pool's bounds and session settings (`open.rs`).
 
 use std::str::FromStr;
@@ -243,15 +245,27 @@ async fn find_primary(targets: &Targets) -> Option<(usize, PgConnection)> {
     best
 }
 
+/// The follower task, owned by the store that started it: aborted when dropped, that is when
+/// the last clone of the store goes (the store holds it in an `Arc`).
+#[derive(Debug)]
+pub(super) struct Follower(tokio::task::AbortHandle);
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Points `pool` at the primary (searching for at most `first_search`, so that opening the store
 /// does not start on a standby), then starts the follower, which replaces the pool's connect
-/// options as primaries come and go.
+/// options as primaries come and go until the pool is closed or the returned [`Follower`] is
+/// dropped.
 pub(super) async fn follow(
     pool: PgPool,
     targets: Targets,
     fence: Arc<Fence>,
     first_search: Duration,
-) {
+) -> Follower {
     let deadline = Instant::now() + first_search;
     let mut current: Option<usize> = None;
     let mut probe: Option<PgConnection> = None;
@@ -267,7 +281,7 @@ pub(super) async fn follow(
         tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now()))).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut backoff = BACKOFF_MIN;
         while !pool.is_closed() {
             if let Some(conn) = probe.as_mut() {
@@ -308,6 +322,7 @@ pub(super) async fn follow(
             let _ = conn.close().await;
         }
     });
+    Follower(task.abort_handle())
 }
 
 #[cfg(test)]
@@ -451,6 +466,61 @@ mod tests {
             "the pool points at the live host, not the dead first one"
         );
         store.close().await;
+    }
+
+    /// The backends connected to this database under `application_name`.
+    #[cfg(feature = "testkit")]
+    async fn sessions_named(url: &str, name: &str) -> i64 {
+        use sqlx::ConnectOptions;
+        let mut conn = super::super::PgStore::connect_options(url)
+            .unwrap()
+            .application_name("follower-test-observer")
+            .connect()
+            .await
+            .unwrap();
+        let n =
+            sqlx::query_scalar("select count(*) from pg_stat_activity where application_name = $1")
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        let _ = conn.close().await;
+        n
+    }
+
+    /// A store on a host list dropped without `close()`: the follower stops with it, so its
+    /// probe connection (and the pool it held) is gone, not left open for the process's life.
+    #[cfg(feature = "testkit")]
+    #[tokio::test]
+    async fn a_store_dropped_without_close_stops_following_the_primary() {
+        use crate::Store;
+        let fresh = crate::testkit::fresh_postgres_url().await;
+        let name = format!("follower_drop_{}_{}", std::process::id(), crate::now_ms());
+        let sep = if fresh.contains('?') { '&' } else { '?' };
+        let named = format!("{fresh}{sep}application_name={name}");
+        let url = with_hosts_before(&named, &[dead_host()]);
+        let store = super::super::PgStore::open(&url).await.unwrap();
+        store.set_cursor(1, "ha", 7).await.unwrap();
+        let clone = store.clone();
+        drop(store);
+        assert!(
+            sessions_named(&fresh, &name).await >= 1,
+            "the follower's probe connection is open while a clone of the store lives"
+        );
+        drop(clone);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = sessions_named(&fresh, &name).await;
+            if left == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{left} connection(s) of the dropped store still open after 5 s: the follower \
+                 outlived its store"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     #[cfg(feature = "testkit")]

@@ -177,7 +177,7 @@ async fn with_the_read_cache_off_every_node_reads_what_another_node_acknowledged
 // ---------------------------------------------------------------------------------------------
 
 /// The sum of every series of the metric `name` on the node at `base` (0 if absent).
-async fn metric(base: &str, name: &str) -> f64 {
+pub(super) async fn metric(base: &str, name: &str) -> f64 {
     let text = reqwest::get(format!("{base}/metrics"))
         .await
         .expect("GET /metrics")
@@ -194,7 +194,7 @@ async fn metric(base: &str, name: &str) -> f64 {
 }
 
 /// Waits until every node of `nodes` says `portrait_coherence_trusted` is `want`.
-async fn until_trusted(c: &Cluster, nodes: &[usize], want: bool, within: Duration) {
+pub(super) async fn until_trusted(c: &Cluster, nodes: &[usize], want: bool, within: Duration) {
     let deadline = Instant::now() + within;
     for &n in nodes {
         loop {
@@ -213,7 +213,13 @@ async fn until_trusted(c: &Cluster, nodes: &[usize], want: bool, within: Duratio
 }
 
 /// Writes a unique nick through `from` and reads it back at once through every node in `to`.
-async fn write_then_read(c: &Cluster, from: usize, to: &[usize], user: &str, nick: &str) {
+pub(super) async fn write_then_read(
+    c: &Cluster,
+    from: usize,
+    to: &[usize],
+    user: &str,
+    nick: &str,
+) {
     ok(
         c.admin(from)
             .portrait_set(user, &[(NICK, json!(nick))])
@@ -230,50 +236,35 @@ async fn write_then_read(c: &Cluster, from: usize, to: &[usize], user: &str, nic
     }
 }
 
-/// A `nats-server` of the test's own on a free port, killed when dropped.
+/// A `nats-server` of the test's own on a port it picked, killed when dropped.
 struct OwnNats {
     port: u16,
     child: Option<std::process::Child>,
+    /// Its ports files (`super::replicas::spawn_nats`).
+    dir: tempfile::TempDir,
 }
 
 impl OwnNats {
     fn start() -> OwnNats {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut me = OwnNats { port, child: None };
-        me.restart();
-        me
+        let dir = tempfile::tempdir().unwrap();
+        let args = ["-p".to_owned(), "-1".to_owned()];
+        let (child, ports) = super::replicas::spawn_nats(dir.path(), &args);
+        OwnNats {
+            port: ports.client,
+            child: Some(child),
+            dir,
+        }
     }
 
     fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// Starts the server (again) on its port and waits until it accepts connections.
+    /// Starts the server again on its port, once it listens.
     fn restart(&mut self) {
-        let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .unwrap_or("nats-server");
-        let child = std::process::Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin} (apt-get install nats-server): {e}"));
+        let args = ["-p".to_owned(), self.port.to_string()];
+        let (child, _) = super::replicas::spawn_nats(self.dir.path(), &args);
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// SIGKILLs the server.
@@ -291,10 +282,10 @@ impl Drop for OwnNats {
     }
 }
 
-const USERS: [&str; 3] = ["alice", "bob", "carol"];
+pub(super) const USERS: [&str; 3] = ["alice", "bob", "carol"];
 
 /// Imports [`USERS`] through node 0 and reads them through every node (filling the caches).
-async fn import_and_warm(c: &Cluster, nodes: usize) {
+pub(super) async fn import_and_warm(c: &Cluster, nodes: usize) {
     ok(
         c.admin(0).multiaccount_import(&USERS).await,
         "multiaccount_import",

@@ -17,7 +17,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::replicas::{configure, free_port, pg, postmaster_pid, require, PG_BIN, START_WAIT};
+use super::replicas::{
+    configure, pg, pg_start_on_free_port, postmaster_pid, require, PG_BIN, START_WAIT,
+};
 use super::*;
 
 const TOKEN: &str = "multinode-shards-token";
@@ -27,7 +29,8 @@ const KEY_A: &str = "shard-a-app-key";
 /// Writes may wait for a move at most this long (the issue's bound).
 const PAUSE_BOUND: Duration = Duration::from_secs(1);
 
-/// One PostgreSQL server in a temporary directory, on a free port; killed and removed on drop.
+/// One PostgreSQL server in a temporary directory, on a port found free when it first started;
+/// killed and removed on drop.
 struct PgServer {
     dir: tempfile::TempDir,
     port: u16,
@@ -52,10 +55,7 @@ impl PgServer {
                 .is_ok_and(|s| s.success());
             assert!(ok, "chown {} to the postgres user", dir.path().display());
         }
-        let server = PgServer {
-            dir,
-            port: free_port(),
-        };
+        let mut server = PgServer { dir, port: 0 };
         let data = server.data().display().to_string();
         pg(
             "initdb",
@@ -72,13 +72,13 @@ impl PgServer {
         configure(
             &server.data(),
             &format!(
-                "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
+                "listen_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
                  max_connections = 100\nshared_buffers = '32MB'\nfsync = off",
-                server.port,
                 server.dir.path().display()
             ),
         );
-        server.pg_ctl("start");
+        // Started again later on the same port (`pg_ctl start`), which its config keeps.
+        server.port = pg_start_on_free_port(&server.data());
         server
     }
 
