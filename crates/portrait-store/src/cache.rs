@@ -33,7 +33,7 @@
 //! must happen under the same lock as the insert, which a plain locked map makes easy to see;
 //! it also keeps the store crate free of a cache dependency.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -404,24 +404,14 @@ impl CachedStore {
     async fn lookup(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Entry>> {
         self.catch_up(app).await?;
         let mut out = self.get_many(app, users);
-        let misses: Vec<Identifier> = users
-            .iter()
-            .zip(&out)
-            .filter(|(_, hit)| hit.is_none())
-            .map(|(u, _)| u.clone())
-            .collect();
+        let missed_at: Vec<usize> = (0..users.len()).filter(|&i| out[i].is_none()).collect();
         let (hits, missed, _) = self.counters();
-        hits.increment((users.len() - misses.len()) as u64);
-        missed.increment(misses.len() as u64);
-        if !misses.is_empty() {
-            let mut loaded: BTreeMap<String, Entry> = BTreeMap::new();
-            for (user, p) in misses.iter().zip(self.load(app, &misses).await?) {
-                loaded.insert(user.as_str().to_owned(), p);
-            }
-            for (slot, user) in out.iter_mut().zip(users) {
-                if slot.is_none() {
-                    *slot = Some(loaded.get(user.as_str()).cloned().flatten());
-                }
+        hits.increment((users.len() - missed_at.len()) as u64);
+        missed.increment(missed_at.len() as u64);
+        if !missed_at.is_empty() {
+            let misses: Vec<Identifier> = missed_at.iter().map(|&i| users[i].clone()).collect();
+            for (i, p) in missed_at.into_iter().zip(self.load(app, &misses).await?) {
+                out[i] = Some(p);
             }
         }
         Ok(out.into_iter().map(Option::flatten).collect())

@@ -335,7 +335,7 @@ pub(crate) fn packed_in_order(
     users: &[Identifier],
     rows: Vec<AccountRow>,
 ) -> Result<Vec<Option<PackedProfile>>> {
-    let found: HashMap<String, PackedProfile> = rows
+    let found: HashMap<String, PackedProfile, foldhash::fast::RandomState> = rows
         .into_iter()
         .map(AccountRow::into_packed)
         .collect::<Result<_>>()?;
