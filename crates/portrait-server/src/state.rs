@@ -492,6 +492,10 @@ impl Store for Waking {
         self.inner.apps().await
     }
 
+    async fn app_heads(&self) -> portrait_store::Result<Vec<portrait_store::AppHead>> {
+        self.inner.app_heads().await
+    }
+
     async fn app_records(
         &self,
         after_revision: u64,
