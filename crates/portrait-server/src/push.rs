@@ -33,8 +33,9 @@ mod conn;
 mod feed;
 mod frame;
 mod hub;
+mod poll;
 
 pub use conn::{CloseReason, Conn};
-pub use feed::{Feed, Refused, KICK_RELOAD, PAGE};
+pub use feed::{Feed, Refused, PAGE};
 pub use frame::Event;
 pub use hub::Hub;
