@@ -26,6 +26,7 @@ const APPS: u64 = 1_000;
 const FIRST: u64 = 1_400_100_000;
 /// How long the node is left alone while its store calls are counted, unless
 /// `PORTRAIT_IDLE_SECS` says otherwise (60 s takes in one round of change-log retention).
+/// `PORTRAIT_IDLE_WEBHOOKS=1` gives every app a webhook (idle: never called).
 const WINDOW: Duration = Duration::from_secs(10);
 /// Most store calls per second an idle node may make, whatever the number of apps: the head
 /// poll (one per `push.poll_interval_ms`) and the node's own housekeeping (the app-record sync,
@@ -65,10 +66,15 @@ async fn an_idle_node_makes_a_bounded_number_of_store_calls_whatever_the_number_
     let url = testkit::fresh_postgres_url().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = format!("[store]\nurl = \"{url}\"\n");
+    let webhooks = std::env::var("PORTRAIT_IDLE_WEBHOOKS").is_ok_and(|v| v == "1");
     for app in FIRST..FIRST + APPS {
         config.push_str(&format!(
             "\n[[apps]]\nsdkappid = {app}\nkey = \"idle-test-key\"\nadmins = [\"administrator\"]\n"
         ));
+        if webhooks {
+            // Never called while nothing changes (port 9, discard).
+            config.push_str("[apps.webhook]\nurl = \"http://127.0.0.1:9/\"\n");
+        }
     }
     let path = dir.path().join("portrait.toml");
     std::fs::write(&path, config).unwrap();
@@ -87,7 +93,12 @@ async fn an_idle_node_makes_a_bounded_number_of_store_calls_whatever_the_number_
     let after = store_calls(&node.base).await;
 
     let mut total = 0;
-    println!("store calls of one idle node with {APPS} apps in {window:?}, by op:");
+    let with = if webhooks {
+        " (each with a webhook)"
+    } else {
+        ""
+    };
+    println!("store calls of one idle node with {APPS} apps{with} in {window:?}, by op:");
     for (op, n) in &after {
         let d = n - before.get(op).copied().unwrap_or(0);
         if d > 0 {
