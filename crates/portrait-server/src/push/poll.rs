@@ -28,7 +28,10 @@ pub(super) async fn run(
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await; // the first tick is now: the feeds start from the heads just read
+    // The first tick is now: the feeds start from the heads just read.
+    tick.tick().await;
+    // A failing read is said once per outage, not at every poll.
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -41,6 +44,9 @@ pub(super) async fn run(
         let feeds: Vec<_> = crate::sync::read(&feeds).values().cloned().collect();
         match heads {
             Ok(heads) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("push: the apps' heads are readable again");
+                }
                 let heads: HashMap<_, _> = heads.into_iter().map(|h| (h.app, h)).collect();
                 for feed in feeds {
                     let app = feed.app();
@@ -53,7 +59,11 @@ pub(super) async fn run(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "push: cannot read the apps' heads; every feed reads its change log");
+                if std::mem::replace(&mut failing, true) {
+                    tracing::debug!(error = %e, "push: still cannot read the apps' heads");
+                } else {
+                    tracing::warn!(error = %e, "push: cannot read the apps' heads; every feed reads its change log until they are readable");
+                }
                 metrics::counter!("portrait_push_feed_errors_total").increment(1);
                 for feed in feeds {
                     feed.wake();
