@@ -55,8 +55,8 @@ pub struct Feed {
     /// The change log may have grown past `dispatched`: set by [`Feed::wake`] (a local write, a
     /// bus wake-up, the head poll), cleared by the feed when it reads.
     pending: AtomicBool,
-    /// The highest version of the app the head poll ([`super::poll`]) has seen: every version
-    /// up to it was committed before the feed's next read began.
+    /// The app's version at the head poll's ([`super::poll`]) latest read: every version up to
+    /// it was committed before the feed's next read began.
     head: AtomicU64,
     /// The kicks revision of the app when its kicks were last read ([`KICKS_UNKNOWN`]: reload).
     kicks_seen: AtomicU64,
@@ -134,7 +134,9 @@ impl Feed {
     /// What the head poll saw of the app: wakes the feed if the app's version passed what it
     /// dispatched, and has it reload the app's kicks if their revision moved since it read them.
     pub(super) fn observe(&self, head: AppHead) {
-        self.head.fetch_max(head.version, Ordering::AcqRel);
+        // The latest, not the highest: after a failover to a standby that lacked the newest
+        // versions, the database's head went back, and versions above it will be reused.
+        self.head.store(head.version, Ordering::Release);
         if head.version > *self.dispatched.borrow() {
             self.wake();
         }
