@@ -11,6 +11,11 @@
 //!
 //! Nodes sharing a database take the app's `prune` lease, so one of them prunes; should two
 //! prune at once, the store's cursor still only moves forward.
+//!
+//! A round first reads the app's oldest change, without the lease: while it is younger than the
+//! retention nothing can be pruned, and the pruner skips its rounds until it would be old enough
+//! (at most [`RECHECK`]). So an app whose log holds nothing old costs nothing most minutes: one
+//! read per node when its oldest change ages out, and at least once every [`RECHECK`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +30,9 @@ pub const EVERY: Duration = Duration::from_secs(60);
 pub const MIN_EVERY: Duration = Duration::from_millis(100);
 /// Most changes deleted in one store call (one transaction).
 pub const CHUNK: usize = 5_000;
+/// Longest a pruner goes without looking at the app's oldest change when it was younger than the
+/// retention: changes restored into the app with older times are pruned within this.
+pub const RECHECK: Duration = Duration::from_secs(3600);
 /// The store lease that picks the one node pruning an app.
 pub const LEASE: &str = "prune";
 
@@ -56,10 +64,37 @@ impl Pruner {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let lease_ms = u64::try_from(every.as_millis() * 2).unwrap_or(u64::MAX);
+        let keep_ms = i64::try_from(self.keep.as_millis()).unwrap_or(i64::MAX);
+        let recheck_ms = i64::try_from(RECHECK.as_millis()).unwrap_or(i64::MAX);
+        // Until then, no change in the log is older than the retention: rounds cost nothing.
+        let mut quiet_until = i64::MIN;
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
                 _ = tick.tick() => {}
+            }
+            let now = portrait_store::now_ms();
+            if now < quiet_until {
+                continue;
+            }
+            // The oldest change first, without the lease: if it is younger than the retention,
+            // so is every other (changes are made in version order), and so is every change
+            // made later.
+            match self.store.changes_since(self.app, 0, 1).await {
+                Ok(oldest) => {
+                    let due = oldest
+                        .first()
+                        .map_or(now, |c| c.at_ms)
+                        .saturating_add(keep_ms);
+                    if due > now {
+                        quiet_until = due.min(now.saturating_add(recheck_ms));
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(app = self.app, error = %e, "change-log retention: cannot read the oldest change");
+                    continue;
+                }
             }
             match self
                 .store
@@ -73,8 +108,7 @@ impl Pruner {
                     continue;
                 }
             }
-            let keep_ms = i64::try_from(self.keep.as_millis()).unwrap_or(i64::MAX);
-            let cutoff = portrait_store::now_ms().saturating_sub(keep_ms);
+            let cutoff = now.saturating_sub(keep_ms);
             let pruned = tokio::select! {
                 () = stop.cancelled() => return,
                 pruned = prune(self.store.as_ref(), self.app, cutoff, self.webhook) => pruned,

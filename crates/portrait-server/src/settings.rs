@@ -144,8 +144,9 @@ pub struct PushSettings {
     pub ping_interval_ms: u64,
     /// A connection that sends nothing (not even a pong) for this long is closed.
     pub idle_timeout_ms: u64,
-    /// How often each app's change log is polled even when no local write woke the feed (picks
-    /// up changes written by other processes, and covers a bus outage).
+    /// How often the node reads every app's head (version and kicks revision) in one query and
+    /// wakes the feeds whose app moved (picks up changes and kicks written through other nodes,
+    /// and covers a bus outage); `push/poll.rs`.
     pub poll_interval_ms: u64,
     /// NATS server shared by the nodes of a cluster (`nats://127.0.0.1:4222`), or the
     /// comma-separated servers of a NATS cluster (`nats://h1:4222,nats://h2:4222`, followed

@@ -90,9 +90,6 @@ impl AppState {
             }
             let tenant = Tenant::from_config(cfg)?;
             import_admins(store.as_ref(), cfg).await?;
-            for (user, not_before) in store.kicks(cfg.sdkappid).await.context("loading kicks")? {
-                tenant.set_kick(user, not_before);
-            }
             anyhow::ensure!(
                 tenants.insert(cfg.sdkappid, Arc::new(tenant)).is_none(),
                 "app {} is configured twice",
@@ -490,6 +487,10 @@ impl Store for Waking {
 
     async fn apps(&self) -> portrait_store::Result<Vec<AppId>> {
         self.inner.apps().await
+    }
+
+    async fn app_heads(&self) -> portrait_store::Result<Vec<portrait_store::AppHead>> {
+        self.inner.app_heads().await
     }
 
     async fn app_records(

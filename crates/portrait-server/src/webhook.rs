@@ -69,8 +69,9 @@ pub const LEASE_MS: u64 = 10_000;
 pub const COMMAND: &str = "Profile.CallbackPortraitSet";
 /// Most changes read from the log at once.
 const READ_BATCH: usize = 1_000;
-/// The log is read at least this often (also when no wake-up came), and the stored cursor is
-/// written at most this often while changes wait.
+/// The log is read at least this often when the app's feed has seen changes beyond the read
+/// position (also when no wake-up came), and the stored cursor is written at most this often
+/// while changes wait.
 const POLL: Duration = Duration::from_secs(1);
 /// Least time between two cursor writes while changes wait (none when nothing waits).
 const CURSOR_EVERY: Duration = Duration::from_millis(200);
@@ -143,10 +144,10 @@ impl Worker {
     }
 
     /// Delivers until `stop`; woken by `dispatched` (the app's push feed, whose value is the
-    /// app's version as this node last saw it) and by a 1 s poll. Nodes sharing a database
-    /// deliver one at a time: a worker works only while it holds the app's `webhook` lease
-    /// (renewed every third of `lease_ms`), and starts from the stored cursor whenever it (re)takes
-    /// the lease.
+    /// app's version as this node last saw it) and by a 1 s poll while the feed is ahead of it.
+    /// Nodes sharing a database deliver one at a time: a worker works only while it holds the
+    /// app's `webhook` lease (renewed every third of `lease_ms`), and starts from the stored
+    /// cursor whenever it (re)takes the lease.
     pub async fn run(self, mut dispatched: watch::Receiver<u64>, stop: CancellationToken) {
         let holder = self.holder.clone();
         let mut state: Option<Delivery> = None;
@@ -197,7 +198,10 @@ impl Worker {
                 }
             };
 
-            if d.read_at.elapsed() >= POLL {
+            // The poll reads only what the feed has seen beyond the read position (the feed's
+            // own head poll finds every change), or everything when the feed is gone.
+            let behind = !feed_open || *dispatched.borrow() > d.read_to;
+            if d.read_at.elapsed() >= POLL && behind {
                 d.read_now = true;
             }
             if d.read_now {
@@ -253,7 +257,9 @@ impl Worker {
                         feed_open = false;
                     }
                 }
-                () = tokio::time::sleep(POLL) => d.read_now = true,
+                () = tokio::time::sleep(POLL) => {
+                    d.read_now |= !feed_open || *dispatched.borrow() > d.read_to;
+                }
             }
         }
     }

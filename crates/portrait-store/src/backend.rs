@@ -29,7 +29,8 @@ use crate::batch::SetJob;
 use crate::codec::{distinct, version_key, AccountRow};
 use crate::read::{exist_in_order, packed_in_order, profiles_in_order, Reads};
 use crate::{
-    AppDump, AppId, AppRecord, Change, NewAccount, Origin, PackedProfile, Profile, Result, Store,
+    AppDump, AppHead, AppId, AppRecord, Change, NewAccount, Origin, PackedProfile, Profile,
+    Result, Store,
 };
 
 /// What a SQL backend does its own way; [`Engine`] makes a [`Store`] of it. Each method is named
@@ -299,6 +300,11 @@ impl<B: Backend> Store for Engine<B> {
     #[tracing::instrument(skip_all)]
     async fn apps(&self) -> Result<Vec<AppId>> {
         self.0.readers().apps().await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn app_heads(&self) -> Result<Vec<AppHead>> {
+        self.0.readers().app_heads().await
     }
 
     #[tracing::instrument(skip_all, fields(app = app))]

@@ -568,6 +568,11 @@ impl Store for CachedStore {
         self.inner.apps().await
     }
 
+    /// Never cached: it is how a node learns what other nodes wrote.
+    async fn app_heads(&self) -> Result<Vec<crate::AppHead>> {
+        self.inner.app_heads().await
+    }
+
     async fn app_records(&self, after_revision: u64) -> Result<Vec<crate::AppRecord>> {
         self.inner.app_records(after_revision).await
     }

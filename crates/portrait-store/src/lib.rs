@@ -216,6 +216,20 @@ impl ChangeKind {
     }
 }
 
+/// Where one app stands, as [`Store::app_heads`] reads it for every app at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppHead {
+    /// The app.
+    pub app: AppId,
+    /// Its latest version ([`Store::current_version`]): above what a reader has read, its change
+    /// log has grown.
+    pub version: u64,
+    /// Its kicks revision: different from what a reader saw when it read the app's kicks, they
+    /// may have changed since. It changes in the transaction of every write to the app's kicks
+    /// ([`Store::kick`], [`Store::restore_app`]); it is not comparable between stores.
+    pub kicks: u64,
+}
+
 /// One entry of an app's change log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -570,6 +584,15 @@ pub trait Store: Send + Sync + 'static {
         since: u64,
         limit: usize,
     ) -> Result<ChangesOf>;
+
+    /// Every app's [`AppHead`] (its version and kicks revision), by ascending app, in one read
+    /// (per database): what a node polls instead of every app's change log and kicks, so that
+    /// an idle app costs nothing but its row here. An app missing from the answer has version 0
+    /// and kicks revision 0.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn app_heads(&self) -> Result<Vec<AppHead>>;
 
     /// The app's latest version (0 if it has never been written).
     ///

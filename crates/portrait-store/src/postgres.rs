@@ -263,12 +263,17 @@ impl Backend for PgBackend {
 
     async fn revoke(&self, app: AppId, user: &Identifier, not_before: i64) -> Result<bool> {
         // `greatest`: a later kick with an earlier time never un-revokes a UserSig. Recorded in
-        // `kicks`, which outlives the account row, if the account exists.
+        // `kicks`, which outlives the account row, if the account exists; then, in the same
+        // statement, the app's kicks revision moves (`Store::app_heads`).
         let done = sqlx::query(
-            "insert into kicks (app_id, user_id, not_before) select $2, $3, $1 \
-             where exists (select 1 from accounts where app_id = $2 and user_id = $3) \
-             on conflict (app_id, user_id) \
-             do update set not_before = greatest(kicks.not_before, excluded.not_before)",
+            "with kicked as (\
+                 insert into kicks (app_id, user_id, not_before) select $2, $3, $1 \
+                 where exists (select 1 from accounts where app_id = $2 and user_id = $3) \
+                 on conflict (app_id, user_id) \
+                 do update set not_before = greatest(kicks.not_before, excluded.not_before) \
+                 returning app_id) \
+             insert into app_versions (app_id, version, kicks) select app_id, 0, 1 from kicked \
+             on conflict (app_id) do update set kicks = app_versions.kicks + 1",
         )
         .bind(not_before)
         .bind(app_key(app))

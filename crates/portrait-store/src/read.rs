@@ -1,9 +1,9 @@
 //! The reads both SQL backends make alike, written once over sqlx's [`Database`] as [`Reads`],
 //! the methods of a backend's pool of reading connections: the change log
 //! ([`Reads::changes_since`], [`Reads::changes_of`]), versions and cursors, kicks, the apps with
-//! data, the snapshot of one app that [`crate::Store::dump_app`] answers, a page of accounts
-//! ([`crate::scan`]), the app records and the liveness check. Each backend gives its statements
-//! in its own dialect ([`Dialect`], in its `sql.rs`) and how it binds a list of UserIDs; what a
+//! data, every app's head ([`Reads::app_heads`]), the snapshot of one app that
+//! [`crate::Store::dump_app`] answers, a page of accounts ([`crate::scan`]), the app records and
+//! the liveness check. Each backend gives its statements in its own dialect ([`Dialect`], in its `sql.rs`) and how it binds a list of UserIDs; what a
 //! read answers and how rows become answers are here, once. The one [`crate::Store`]
 //! implementation (`backend.rs`) calls them on [`crate::backend::Backend::readers`].
 //!
@@ -23,7 +23,7 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, 
 use crate::apps::{record, AppRecord};
 use crate::codec::{app_from_key, app_key, changes_of_args, stored_account, unsigned};
 use crate::codec::{version_key, AccountRow, ChangeOfRow, ChangeRow, MAX_CHAIN_WALK};
-use crate::{AppDump, AppId, Change, ChangesOf, PackedProfile, Profile, Result};
+use crate::{AppDump, AppHead, AppId, Change, ChangesOf, PackedProfile, Profile, Result};
 
 /// A backend's dialect: its read statements and how it binds a list of UserIDs.
 pub(crate) trait Dialect: Database {
@@ -59,6 +59,8 @@ pub(crate) struct ReadSql {
     pub(crate) kicks: &'static str,
     /// The apps with data (no parameter).
     pub(crate) apps: &'static str,
+    /// Every app's version and kicks revision (no parameter): `app_id, version, kicks`.
+    pub(crate) app_heads: &'static str,
     /// How the snapshot of [`Reads::dump_app`] begins: one snapshot for every read of the dump.
     pub(crate) begin_snapshot: &'static str,
     /// Every account of the app, by UserID: `user_id, profile, version, updated_at_ms`.
@@ -108,6 +110,9 @@ pub(crate) trait Reads: Send + Sync {
     /// [`crate::Store::apps`].
     fn apps(&self) -> impl Future<Output = Result<Vec<AppId>>> + Send;
 
+    /// [`crate::Store::app_heads`].
+    fn app_heads(&self) -> impl Future<Output = Result<Vec<AppHead>>> + Send;
+
     /// [`crate::Store::dump_app`]: every read in one snapshot.
     fn dump_app(&self, app: AppId) -> impl Future<Output = Result<AppDump>> + Send;
 
@@ -141,6 +146,7 @@ where
     for<'r> (String, i64): FromRow<'r, DB::Row>,
     for<'r> (String, String, i64, i64): FromRow<'r, DB::Row>,
     for<'r> (i64, i64, String, i64): FromRow<'r, DB::Row>,
+    for<'r> (i64, i64, i64): FromRow<'r, DB::Row>,
 {
     async fn changes_since(&self, app: AppId, since: u64, limit: usize) -> Result<Vec<Change>> {
         let Ok(since) = i64::try_from(since) else {
@@ -216,6 +222,23 @@ where
         let mut apps: Vec<AppId> = keys.into_iter().map(app_from_key).collect();
         apps.sort_unstable();
         Ok(apps)
+    }
+
+    async fn app_heads(&self) -> Result<Vec<AppHead>> {
+        let rows: Vec<(i64, i64, i64)> =
+            sqlx::query_as(DB::READS.app_heads).fetch_all(self).await?;
+        let mut heads = rows
+            .into_iter()
+            .map(|(app, version, kicks)| {
+                Ok(AppHead {
+                    app: app_from_key(app),
+                    version: unsigned(version, "an app version")?,
+                    kicks: unsigned(kicks, "a kicks revision")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        heads.sort_unstable_by_key(|h| h.app);
+        Ok(heads)
     }
 
     async fn dump_app(&self, app: AppId) -> Result<AppDump> {

@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 
 use crate::{
-    AppDump, AppId, AppRecord, Change, NewAccount, Origin, PackedProfile, Profile, Result, Store,
-    StoreError,
+    AppDump, AppHead, AppId, AppRecord, Change, NewAccount, Origin, PackedProfile, Profile, Result,
+    Store, StoreError,
 };
 
 mod moving;
@@ -398,6 +398,30 @@ impl Store for Sharded {
             Some(e) if all.is_empty() => Err(e),
             _ => Ok(all.into_iter().collect()),
         }
+    }
+
+    /// One read per shard; each app's head from the shard it is placed on (a shard may still
+    /// hold the rows of an app moved away). A shard that fails fails the whole answer: the
+    /// caller cannot tell its apps from apps never written.
+    async fn app_heads(&self) -> Result<Vec<AppHead>> {
+        let placement = self
+            .placement
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut all = Vec::new();
+        for (name, store) in &self.shards {
+            let heads = store.app_heads().await.inspect_err(|e| {
+                tracing::warn!(shard = %name, error = %e, "a shard did not read its apps' heads");
+            })?;
+            all.extend(
+                heads
+                    .into_iter()
+                    .filter(|h| placement.get(&h.app).map_or(HOME, String::as_str) == name),
+            );
+        }
+        all.sort_unstable_by_key(|h| h.app);
+        Ok(all)
     }
 
     async fn dump_app(&self, app: AppId) -> Result<AppDump> {

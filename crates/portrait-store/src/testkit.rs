@@ -33,6 +33,7 @@ mod concurrency;
 mod cursors;
 mod dump;
 mod fresh;
+mod heads;
 mod kicks;
 mod origin;
 mod profiles;
@@ -67,6 +68,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     catch_up::changes_of_says_where_a_long_walk_stopped(store.clone()).await;
     accounts::delete_removes_profiles_and_records_one_change_per_account(s).await;
     kicks::kick_records_revocation_and_kicks_lists_kicked_accounts(s).await;
+    heads::app_heads_follow_every_apps_version_and_kicks(s).await;
     catch_up::a_kick_outlives_delete_and_reimport(s).await;
     origin::every_change_records_its_operator_and_client_ip(s).await;
     versions::apps_are_isolated(s).await;

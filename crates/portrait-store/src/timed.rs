@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// The store operations measured, one `op` label each (a fixed set: the [`Store`] methods).
-const OPS: [&str; 23] = [
+const OPS: [&str; 24] = [
     "import_accounts",
     "delete_accounts",
     "accounts_exist",
@@ -37,6 +37,7 @@ const OPS: [&str; 23] = [
     "lease",
     "members",
     "apps",
+    "app_heads",
     "dump_app",
     "restore_app",
     "app_records",
@@ -232,6 +233,11 @@ impl Store for Timed {
 
     async fn apps(&self) -> Result<Vec<AppId>> {
         self.time(const { op("apps") }, self.inner.apps()).await
+    }
+
+    async fn app_heads(&self) -> Result<Vec<crate::AppHead>> {
+        self.time(const { op("app_heads") }, self.inner.app_heads())
+            .await
     }
 
     async fn dump_app(&self, app: AppId) -> Result<AppDump> {

@@ -244,12 +244,40 @@ async fn an_abandoned_move_leaves_the_app_where_it_was() {
     );
 }
 
+#[tokio::test]
+async fn app_heads_reads_each_app_from_the_shard_it_is_placed_on() {
+    let (s, home, b, _dirs) = two_shards().await;
+    s.place(APP, Some("b")).unwrap();
+    for app in [APP, OTHER] {
+        s.import_accounts(app, &[NewAccount::new(id("u"))], "t".into())
+            .await
+            .unwrap();
+    }
+    s.kick(APP, &id("u"), 7).await.unwrap();
+    // What a move leaves behind on the shard the app left: rows of its own, not the app's head.
+    home.import_accounts(
+        APP,
+        &[NewAccount::new(id("v")), NewAccount::new(id("w"))],
+        "t".into(),
+    )
+    .await
+    .unwrap();
+    let heads = s.app_heads().await.unwrap();
+    let b_heads = b.app_heads().await.unwrap();
+    let home_heads = home.app_heads().await.unwrap();
+    let of = |heads: &[portrait_store::AppHead], app| heads.iter().find(|h| h.app == app).copied();
+    assert_eq!(heads.len(), 2, "each app once: {heads:?}");
+    assert_eq!(of(&heads, APP), of(&b_heads, APP), "APP from b");
+    assert_eq!(of(&heads, OTHER), of(&home_heads, OTHER), "OTHER from home");
+    assert_ne!(of(&heads, APP), of(&home_heads, APP));
+}
+
 // The whole conformance suite through the router, half of its apps on each shard: every method
 // is forwarded, and the gate of writes costs nothing when no move runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_store_conforms_with_apps_on_both_shards() {
     let (s, _home, _b, _dirs) = two_shards().await;
-    for app in (1_400_000_001..=1_400_000_400).chain(1_900_000_100..=1_900_000_110) {
+    for app in (1_400_000_001..=1_400_000_410).chain(1_900_000_100..=1_900_000_110) {
         if app % 2 == 1 {
             s.place(app, Some("b")).unwrap();
         }

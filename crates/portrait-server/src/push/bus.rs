@@ -1,7 +1,7 @@
 //! What nodes sharing a store tell each other over NATS (`push.nats_url`): wake-ups after a
 //! write (`<nats_subject>.<sdkappid>`), kicks (`<nats_subject>.kick.<sdkappid>`) and wake-ups
 //! after an app record changed (`<nats_subject>.apps`, `crate::live`). It carries nothing
-//! else: a lost message only delays until the next poll or kick reload of the feed.
+//! else: a lost message only delays until the next head poll (`super::poll`).
 
 use std::sync::Arc;
 

@@ -6,10 +6,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use portrait_core::ErrorCode;
-use portrait_store::{AppId, Change, Store};
+use portrait_store::{AppHead, AppId, Change, Store};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -20,9 +19,8 @@ use crate::tenant::Tenant;
 /// Most changes read from the store per query.
 pub const PAGE: usize = 500;
 
-/// How often each feed reloads the app's kicks from the store (kicks through other nodes also
-/// arrive on the bus at once).
-pub const KICK_RELOAD: Duration = Duration::from_secs(5);
+/// A kicks revision no store answers: the feed's kicks are reloaded at the next head poll.
+pub(super) const KICKS_UNKNOWN: u64 = u64::MAX;
 
 /// Refusals of [`Feed::register`] and [`Feed::subscribe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +32,7 @@ pub enum Refused {
 }
 
 #[derive(Default)]
-pub(super) struct FeedState {
+struct FeedState {
     /// account → subscribed connections.
     subs: HashMap<String, HashMap<u64, Arc<Conn>>>,
     /// user → their connections.
@@ -45,18 +43,46 @@ pub(super) struct FeedState {
 
 /// One app's feed: its subscriptions and the task tailing its change log.
 pub struct Feed {
-    pub(super) app: AppId,
+    app: AppId,
     /// Replaced when the app's settings change (`crate::live`).
-    pub(super) tenant: std::sync::RwLock<Arc<Tenant>>,
-    pub(super) wake: Notify,
+    tenant: std::sync::RwLock<Arc<Tenant>>,
+    wake: Notify,
     /// Last version dispatched (watchers: webhook delivery).
-    pub(super) dispatched: watch::Sender<u64>,
-    pub(super) state: Mutex<FeedState>,
-    pub(super) next_id: AtomicU64,
-    pub(super) settings: PushSettings,
+    dispatched: watch::Sender<u64>,
+    state: Mutex<FeedState>,
+    next_id: AtomicU64,
+    settings: PushSettings,
+    /// The change log may have grown past `dispatched`: set by [`Feed::wake`] (a local write, a
+    /// bus wake-up, the head poll), cleared by the feed when it reads.
+    pending: AtomicBool,
+    /// The app's version at the head poll's ([`super::poll`]) latest read: every version up to
+    /// it was committed before the feed's next read began.
+    head: AtomicU64,
+    /// The kicks revision of the app when its kicks were last read ([`KICKS_UNKNOWN`]: reload).
+    kicks_seen: AtomicU64,
+    /// The head poll saw the kicks revision move: reload the app's kicks.
+    kicks_stale: AtomicBool,
 }
 
 impl Feed {
+    /// The feed of `tenant`'s app, which has dispatched everything up to version `head` and
+    /// whose kick table is that of kicks revision `kicks` ([`KICKS_UNKNOWN`] if not known).
+    pub(super) fn new(tenant: Arc<Tenant>, head: u64, kicks: u64, settings: PushSettings) -> Feed {
+        Feed {
+            app: tenant.sdkappid,
+            tenant: std::sync::RwLock::new(tenant),
+            wake: Notify::new(),
+            dispatched: watch::Sender::new(head),
+            state: Mutex::new(FeedState::default()),
+            next_id: AtomicU64::new(1),
+            settings,
+            pending: AtomicBool::new(false),
+            head: AtomicU64::new(head),
+            kicks_seen: AtomicU64::new(kicks),
+            kicks_stale: AtomicBool::new(false),
+        }
+    }
+
     /// The app.
     pub fn app(&self) -> AppId {
         self.app
@@ -101,7 +127,23 @@ impl Feed {
 
     /// Tells the feed that the change log has grown (after a local write).
     pub fn wake(&self) {
+        self.pending.store(true, Ordering::Release);
         self.wake.notify_one();
+    }
+
+    /// What the head poll saw of the app: wakes the feed if the app's version passed what it
+    /// dispatched, and has it reload the app's kicks if their revision moved since it read them.
+    pub(super) fn observe(&self, head: AppHead) {
+        // The latest, not the highest: after a failover to a standby that lacked the newest
+        // versions, the database's head went back, and versions above it will be reused.
+        self.head.store(head.version, Ordering::Release);
+        if head.version > *self.dispatched.borrow() {
+            self.wake();
+        }
+        if self.kicks_seen.swap(head.kicks, Ordering::AcqRel) != head.kicks {
+            self.kicks_stale.store(true, Ordering::Release);
+            self.wake.notify_one();
+        }
     }
 
     /// The last version dispatched, updated as the feed advances.
@@ -263,58 +305,83 @@ impl Feed {
         }
     }
 
-    /// Tails the change log until `stop`.
-    pub(super) async fn run(self: Arc<Self>, store: Arc<dyn Store>, stop: CancellationToken) {
-        let poll = Duration::from_millis(self.settings.poll_interval_ms);
-        let mut last = *self.dispatched.borrow();
-        let mut kicks_loaded = std::time::Instant::now();
-        loop {
-            // Kicks made through other nodes (also sent on the bus; this catches missed ones).
-            if kicks_loaded.elapsed() >= KICK_RELOAD {
-                kicks_loaded = std::time::Instant::now();
-                match store.kicks(self.app).await {
-                    Ok(kicks) => {
-                        for (user, nb) in kicks {
-                            self.apply_kick(&user, nb);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(app = self.app, error = %e, "push feed: cannot reload kicks")
-                    }
+    /// Reloads the app's kicks from the store (kicks made through other nodes: the bus brings
+    /// them at once, this catches those it lost). On failure, the next head poll retries.
+    async fn reload_kicks(&self, store: &dyn Store) {
+        match store.kicks(self.app).await {
+            Ok(kicks) => {
+                for (user, nb) in kicks {
+                    self.apply_kick(&user, nb);
                 }
             }
-            loop {
-                match store.changes_since(self.app, last, PAGE).await {
-                    Ok(page) if page.is_empty() => break,
-                    Ok(page) => {
-                        if page[0].version > last + 1 {
-                            // Versions have no gaps, so these were pruned before the feed read
-                            // them (it lagged behind by more than the retention).
-                            tracing::warn!(
-                                app = self.app,
-                                after = last,
-                                next = page[0].version,
-                                "push feed: changes were pruned before it read them; every connection catches up"
-                            );
-                            self.resync_all();
-                        }
-                        last = page.last().map_or(last, |c| c.version);
-                        let full = page.len() == PAGE;
-                        self.dispatch(page);
-                        if !full {
-                            break;
-                        }
+            Err(e) => {
+                self.kicks_seen.store(KICKS_UNKNOWN, Ordering::Release);
+                tracing::warn!(app = self.app, error = %e, "push feed: cannot reload kicks");
+            }
+        }
+    }
+
+    /// Reads the change log after `last` to its end and dispatches it; returns the new `last`.
+    /// A failed read is retried when the head poll next finds the app ahead of the feed.
+    async fn read(&self, store: &dyn Store, mut last: u64) -> u64 {
+        // Committed before this read began (the poll saw it), so the read sees all up to it.
+        let head = self.head.load(Ordering::Acquire);
+        loop {
+            match store.changes_since(self.app, last, PAGE).await {
+                Ok(page) if page.is_empty() => break,
+                Ok(page) => {
+                    if page[0].version > last + 1 {
+                        self.pruned(last, page[0].version);
                     }
-                    Err(e) => {
-                        tracing::warn!(app = self.app, error = %e, "push feed: cannot read the change log; retrying");
-                        metrics::counter!("portrait_push_feed_errors_total").increment(1);
+                    last = page.last().map_or(last, |c| c.version);
+                    let full = page.len() == PAGE;
+                    self.dispatch(page);
+                    if !full {
                         break;
                     }
                 }
+                Err(e) => {
+                    tracing::warn!(app = self.app, error = %e, "push feed: cannot read the change log; retrying");
+                    metrics::counter!("portrait_push_feed_errors_total").increment(1);
+                    return last;
+                }
+            }
+        }
+        if head > last {
+            // The log ends below a version committed before the read: the changes up to it are
+            // gone (pruned). Passing over them keeps the poll from waking the feed for them again.
+            self.pruned(last, head + 1);
+            last = head;
+            self.dispatched.send_replace(last);
+        }
+        last
+    }
+
+    /// Versions after `last` and before `next` were pruned before the feed read them (versions
+    /// have no gaps; it lagged behind by more than the retention): every connection catches up.
+    fn pruned(&self, last: u64, next: u64) {
+        tracing::warn!(
+            app = self.app,
+            after = last,
+            next,
+            "push feed: changes were pruned before it read them; every connection catches up"
+        );
+        self.resync_all();
+    }
+
+    /// Tails the change log until `stop`: reads it when woken ([`Feed::wake`]), and reloads the
+    /// app's kicks when the head poll says they changed.
+    pub(super) async fn run(self: Arc<Self>, store: Arc<dyn Store>, stop: CancellationToken) {
+        let mut last = *self.dispatched.borrow();
+        loop {
+            if self.kicks_stale.swap(false, Ordering::AcqRel) {
+                self.reload_kicks(store.as_ref()).await;
+            }
+            if self.pending.swap(false, Ordering::AcqRel) {
+                last = self.read(store.as_ref(), last).await;
             }
             tokio::select! {
                 () = self.wake.notified() => {}
-                () = tokio::time::sleep(poll) => {}
                 () = stop.cancelled() => return,
             }
         }

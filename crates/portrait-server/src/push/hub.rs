@@ -1,18 +1,18 @@
-//! The node's push hub: every app's [`Feed`], the bus publisher, and the tracker of the node's
-//! background tasks (feeds, WebSocket sessions, webhook workers) that shutdown waits for.
+//! The node's push hub: every app's [`Feed`], the bus publisher, the head poll that wakes the
+//! feeds ([`super::poll`]), and the tracker of the node's background tasks (feeds, WebSocket
+//! sessions, webhook workers) that shutdown waits for.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use portrait_store::{AppId, Store};
-use tokio::sync::{mpsc, watch, Notify};
+use portrait_store::{AppHead, AppId, Store};
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::bus::{start_bus, BusMsg};
-use super::feed::FeedState;
+use super::feed::KICKS_UNKNOWN;
 use super::Feed;
 use crate::settings::PushSettings;
 use crate::tenant::Tenant;
@@ -37,7 +37,8 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts a feed per app, each starting from the app's current version.
+    /// Starts a feed per app, each starting from the app's current version with its kicks
+    /// loaded, and the node's head poll ([`super::poll`]).
     ///
     /// # Errors
     /// The store cannot be read.
@@ -67,14 +68,37 @@ impl Hub {
             bus,
             webhooks: Statuses::default(),
         };
+        // One read for every app's start, before the kicks are read: a kick made in between
+        // moves the revision past the one the feed starts from, so the poll reloads it.
+        let heads: HashMap<AppId, AppHead> = store
+            .app_heads()
+            .await?
+            .into_iter()
+            .map(|h| (h.app, h))
+            .collect();
         for tenant in apps {
-            hub.serve(&store, tenant).await?;
+            let (head, kicks) = heads
+                .get(&tenant.sdkappid)
+                .map_or((0, 0), |h| (h.version, h.kicks));
+            if kicks != 0 {
+                for (user, not_before) in store.kicks(tenant.sdkappid).await? {
+                    tenant.set_kick(user, not_before);
+                }
+            }
+            hub.add(&store, tenant, head, kicks);
         }
+        hub.tasks.spawn(super::poll::run(
+            hub.feeds.clone(),
+            store,
+            Duration::from_millis(settings.poll_interval_ms),
+            hub.stop.clone(),
+        ));
         Ok(hub)
     }
 
     /// Serves `tenant`'s app from now on: starts its feed (from the app's current version) if
-    /// it has none, else hands the feed the new tenant. Returns the feed.
+    /// it has none, else hands the feed the new tenant. Returns the feed. The caller loads a new
+    /// app's kicks into `tenant`; the feed reloads them at its first head poll.
     ///
     /// # Errors
     /// The store cannot be read.
@@ -83,29 +107,27 @@ impl Hub {
         store: &Arc<dyn Store>,
         tenant: Arc<Tenant>,
     ) -> portrait_store::Result<Arc<Feed>> {
-        let app = tenant.sdkappid;
-        if let Some(feed) = self.feed(app) {
+        if let Some(feed) = self.feed(tenant.sdkappid) {
             feed.set_tenant(tenant);
             return Ok(feed);
         }
-        let head = store.current_version(app).await?;
-        let feed = Arc::new(Feed {
-            app,
-            tenant: RwLock::new(tenant),
-            wake: Notify::new(),
-            dispatched: watch::Sender::new(head),
-            state: Mutex::new(FeedState::default()),
-            next_id: AtomicU64::new(1),
-            settings: self.settings.clone(),
-        });
+        let head = store.current_version(tenant.sdkappid).await?;
+        Ok(self.add(store, tenant, head, KICKS_UNKNOWN))
+    }
+
+    /// Starts the feed of `tenant`'s app from version `head` and kicks revision `kicks`, unless
+    /// it has one already; returns the app's feed.
+    fn add(&self, store: &Arc<dyn Store>, tenant: Arc<Tenant>, head: u64, kicks: u64) -> Arc<Feed> {
+        let app = tenant.sdkappid;
         let mut feeds = crate::sync::write(&self.feeds);
         if let Some(raced) = feeds.get(&app) {
-            return Ok(raced.clone());
+            return raced.clone();
         }
+        let feed = Arc::new(Feed::new(tenant, head, kicks, self.settings.clone()));
         self.tasks
             .spawn(feed.clone().run(store.clone(), self.stop.clone()));
         feeds.insert(app, feed.clone());
-        Ok(feed)
+        feed
     }
 
     /// The feed of `app`.

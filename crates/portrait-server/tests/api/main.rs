@@ -25,6 +25,7 @@ mod profile;
 mod profile_errors;
 mod push;
 mod push_catch_up;
+mod push_fallback;
 mod push_sessions;
 mod rate_limit;
 mod retention;

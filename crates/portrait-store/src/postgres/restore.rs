@@ -146,9 +146,11 @@ impl PgBackend {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("update app_versions set version = $2 where app_id = $1")
+        // Restored kicks move the kicks revision (`Store::app_heads`).
+        sqlx::query("update app_versions set version = $2, kicks = kicks + $3 where app_id = $1")
             .bind(app_key(app))
             .bind(version_key(dump.version)?)
+            .bind(i64::from(!dump.kicks.is_empty()))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -15,6 +15,7 @@ impl Dialect for sqlx::Postgres {
         cursor: "select version from cursors where app_id = $1 and name = $2",
         kicks: KICKS_SQL,
         apps: "select app_id from app_versions where version > 0 union select app_id from cursors",
+        app_heads: "select app_id, version, kicks from app_versions",
         // One snapshot for every read of the dump.
         begin_snapshot: "begin isolation level repeatable read read only",
         dump_accounts: "select user_id, profile, version, updated_at_ms from accounts \

@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteConnection;
 use crate::codec::{
     self, app_key, distinct, encode_items, encode_profile, pruned_mark, stage_import, version_key,
 };
-use crate::{restore_conflict, AppDump, ChangeKind, Result, StoreError, PRUNED};
+use crate::{restore_conflict, AppDump, AppId, ChangeKind, Result, StoreError, PRUNED};
 
 use super::batch::Versions;
 use super::sql::{existing_ids, insert_change, select_accounts, NewChange};
@@ -121,9 +121,25 @@ pub(super) async fn apply_kick(conn: &mut SqliteConnection, job: &KickJob) -> Re
     .bind(app_key(job.app))
     .bind(job.user.as_str())
     .bind(job.not_before)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    bump_kicks(conn, job.app).await?;
+    Ok(true)
+}
+
+/// Moves the app's kicks revision (`Store::app_heads`), in the transaction that wrote its kicks.
+async fn bump_kicks(conn: &mut SqliteConnection, app: AppId) -> Result<()> {
+    sqlx::query(
+        "insert into app_versions (app_id, version, kicks) values (?1, 0, 1) \
+         on conflict (app_id) do update set kicks = kicks + 1",
+    )
+    .bind(app_key(app))
     .execute(conn)
     .await?;
-    Ok(done.rows_affected() > 0)
+    Ok(())
 }
 
 pub(super) async fn apply_cursor(conn: &mut SqliteConnection, job: &CursorJob) -> Result<()> {
@@ -259,6 +275,9 @@ pub(super) async fn apply_restore(
             .bind(version_key(*version)?)
             .execute(&mut *conn)
             .await?;
+    }
+    if !dump.kicks.is_empty() {
+        bump_kicks(conn, dump.app).await?;
     }
     if dump.version > 0 {
         sqlx::query(

@@ -109,6 +109,7 @@ impl Dialect for sqlx::Sqlite {
         cursor: "select version from cursors where app_id = ? and name = ?",
         kicks: KICKS_SQL,
         apps: "select app_id from app_versions where version > 0 union select app_id from cursors",
+        app_heads: "select app_id, version, kicks from app_versions",
         // A read transaction: one WAL snapshot for every read of the dump.
         begin_snapshot: "begin",
         dump_accounts: "select user_id, profile, version, updated_at_ms from accounts \

@@ -163,7 +163,7 @@ async fn a_kick_through_one_node_revokes_the_users_sigs_and_connections_on_every
     }
     ok(c.admin(0).kick("alice").await, "kick via node 0");
     // Node 0 enforces it at once; the others learn of it over NATS within milliseconds (or from
-    // the store within 5 s if a message is lost).
+    // the store within the poll, push.poll_interval_ms, if a message is lost).
     for (j, client) in alice.iter().enumerate() {
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
         loop {
