@@ -29,8 +29,8 @@ use crate::batch::SetJob;
 use crate::codec::{distinct, version_key, AccountRow};
 use crate::read::{exist_in_order, packed_in_order, profiles_in_order, Reads};
 use crate::{
-    AppDump, AppHead, AppId, AppRecord, Change, NewAccount, Origin, PackedProfile, Profile,
-    Result, Store,
+    AppDump, AppHead, AppId, AppRecord, Change, NewAccount, Origin, PackedProfile, Profile, Result,
+    Store,
 };
 
 /// What a SQL backend does its own way; [`Engine`] makes a [`Store`] of it. Each method is named
