@@ -30,6 +30,10 @@ use crate::{urlencode, ClientError, Result};
 /// The path prefix of the operator API.
 const PREFIX: &str = "/admin/v1";
 
+/// The least time limit of [`Operator::move_app`]: a move answers within two minutes (504
+/// `move_unfinished` past them), and its request deadline on the server is a little longer.
+pub const MOVE_TIMEOUT: Duration = Duration::from_secs(135);
+
 /// Builds an [`Operator`]; see [`Operator::builder`].
 pub struct OperatorBuilder {
     base: String,
@@ -209,17 +213,21 @@ impl Operator {
     }
 
     /// `POST /admin/v1/apps/{sdkappid}/move`: moves the app's data to shard `shard` while it
-    /// is served; what the move did.
+    /// is served; what the move did. The request may take up to [`MOVE_TIMEOUT`] (or the
+    /// builder's timeout, if longer): a move answers within two minutes.
     ///
     /// # Errors
-    /// [`ClientError::Operator`] (400 `invalid`, 409 `move_refused`, 503 `store_unavailable`);
-    /// transport.
+    /// [`ClientError::Operator`] (400 `invalid`, 409 `move_refused`, 503 `store_unavailable`,
+    /// 504 `move_unfinished`); transport.
     pub async fn move_app(&self, sdkappid: u64, shard: &str) -> Result<AppMoved> {
         let body = AppMove {
             shard: shard.to_owned(),
         };
-        self.send_json(Method::POST, app_path(sdkappid, "/move"), &body)
-            .await
+        let req = self
+            .request(Method::POST, &app_path(sdkappid, "/move"))
+            .timeout(self.timeout.max(MOVE_TIMEOUT))
+            .json(&body);
+        self.send(req).await
     }
 
     /// `GET /admin/v1/apps/{sdkappid}/fields`: every custom field, hidden ones included.

@@ -438,6 +438,10 @@ pub mod error_code {
     /// 409: a move between shards was refused or did not verify (the message says why); the
     /// app stays where it was, its writes go on there.
     pub const MOVE_REFUSED: &str = "move_refused";
+    /// 504: a move between shards did not finish within the time its answer waits (two
+    /// minutes); it goes on by itself and either switches or leaves the app where it was (the
+    /// app's `shard` says which).
+    pub const MOVE_UNFINISHED: &str = "move_unfinished";
     /// 412: `If-Match` names a revision that is not the app's current one.
     pub const REVISION_MISMATCH: &str = "revision_mismatch";
     /// 503: the store could not be reached or failed; nothing was changed.

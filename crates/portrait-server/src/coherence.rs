@@ -71,6 +71,14 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(100);
 /// How often a node renews its membership and reads the others'.
 pub const MEMBERS_EVERY: Duration = Duration::from_millis(200);
 
+/// How long connecting to one NATS server may take, handshake included (async-nats's default is
+/// 5 s). A reconnect tries the listed servers in order (`retain_servers_order`), so a first
+/// server whose host is down without refusing (packets dropped) would delay every reconnect,
+/// and the node's trust in its cache, by this much. NATS is on the nodes' network (coherence
+/// needs it close); a handshake there takes milliseconds, so 1 s is ample, the same bound as
+/// the home probe's (`home.rs`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The last token of the heartbeats' subject (`<subject>.coh.inv.hb`; never an app id).
 const HEARTBEAT: &str = "hb";
 
@@ -129,6 +137,7 @@ impl Coherence {
         let on_event = trust_ended.clone();
         let client = async_nats::ConnectOptions::new()
             .name("portrait-coherence")
+            .connection_timeout(CONNECT_TIMEOUT)
             .retry_on_initial_connect()
             .subscription_capacity(1 << 16)
             // A half-open connection is noticed within seconds, not minutes.
@@ -500,5 +509,43 @@ impl portrait_store::cache::Coherence for Coherence {
         // case the tick task has fallen behind.
         self.check();
         self.trust.epoch(self.generation()).filter(|e| *e == epoch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The tests' NATS (`nats-server -a 127.0.0.1 -p 4222`, as the API and multinode tests use)
+    // listed second, after a server that accepts connections and never speaks, as a host that
+    // drops packets does for as long as the handshake waits.
+    #[tokio::test]
+    async fn a_silent_first_server_delays_the_connection_about_a_second_not_five() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent = silent.local_addr().map(|a| (silent, a)).unwrap();
+        let mut settings = Settings::default();
+        settings.push.nats_url = format!("nats://{},nats://127.0.0.1:4222", silent.1);
+        settings.push.nats_subject = format!("portrait-test.coh-timeout-{}", rand::random::<u32>());
+        let (store, _dir) = portrait_store::testkit::fresh_sqlite().await;
+        let cache = Arc::new(CachedStore::shared(store, 100));
+        let started = Instant::now();
+        let coherence = Coherence::start(&settings, &cache)
+            .await
+            .unwrap()
+            .expect("coherence is on");
+        while !coherence.connected() {
+            assert!(
+                started.elapsed() < Duration::from_secs(4),
+                "not connected to the second server within 4 s; is NATS running on 127.0.0.1:4222?"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let took = started.elapsed();
+        assert!(
+            took >= CONNECT_TIMEOUT && took < CONNECT_TIMEOUT + Duration::from_millis(1500),
+            "connected after {took:?}"
+        );
+        coherence.shutdown(&*cache).await;
+        drop(silent);
     }
 }

@@ -18,6 +18,7 @@
 //!   flight ([`crate::metrics::http`]);
 //! * **deadline**: a request still unanswered after the configured time is answered with the
 //!   family's internal error (40006 / 70500) in the vendor envelope, never a bare HTTP error.
+//!   An app move between shards has a longer one ([`crate::operator::shards::deadline_of`]).
 //!   The timer is armed only when the request first has to wait, so a request answered from
 //!   memory in one poll never touches the timer wheel.
 //!
@@ -121,7 +122,8 @@ where
             close: false,
             sleep: None,
             start,
-            timeout: self.shared.timeout,
+            timeout: crate::operator::shards::deadline_of(req.method(), req.uri().path())
+                .map_or(self.shared.timeout, |long| long.max(self.shared.timeout)),
             family,
             id,
             span,
@@ -429,6 +431,32 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("larger than"));
+    }
+
+    // A move answers by itself within two minutes; the ordinary deadline (100 ms here) would
+    // answer 500 while it runs. Other operator paths keep the ordinary deadline.
+    #[tokio::test(start_paused = true)]
+    async fn an_app_move_has_a_deadline_of_its_own() {
+        let req = Request::post("/admin/v1/apps/1400000001/move")
+            .body(Body::empty())
+            .unwrap();
+        let resp = slow(Duration::from_secs(60)).oneshot(req).await.unwrap();
+        assert_eq!(&body(resp).await[..], b"late");
+        let req = Request::post("/admin/v1/apps/1400000001/move")
+            .body(Body::empty())
+            .unwrap();
+        let resp = slow(Duration::from_secs(600)).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), 500);
+        for req in [
+            Request::get("/admin/v1/apps/1400000001/move"),
+            Request::post("/admin/v1/apps/1400000001/fields/move"),
+        ] {
+            let resp = slow(Duration::from_secs(5))
+                .oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 500);
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -364,6 +364,9 @@ pub enum OpError {
     /// A move between shards refused or failed to verify (409); the app stays where it was.
     #[error("{0}")]
     MoveRefused(String),
+    /// A move between shards that did not answer within its wait (504); it goes on by itself.
+    #[error("{0}")]
+    MoveUnfinished(String),
     /// Storage failed (503; logged, not shown).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -401,6 +404,7 @@ impl OpError {
                 (StatusCode::PRECONDITION_FAILED, c::REVISION_MISMATCH)
             }
             OpError::MoveRefused(_) => (StatusCode::CONFLICT, c::MOVE_REFUSED),
+            OpError::MoveUnfinished(_) => (StatusCode::GATEWAY_TIMEOUT, c::MOVE_UNFINISHED),
             OpError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, c::STORE_UNAVAILABLE),
             OpError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, c::INTERNAL),
         }

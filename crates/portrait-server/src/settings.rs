@@ -73,7 +73,8 @@ pub struct ServerSettings {
     pub data_dir: PathBuf,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// A request taking longer than this is answered with an internal error (vendor: 3 s).
+    /// A request taking longer than this is answered with an internal error (vendor: 3 s);
+    /// an app move has a longer deadline (`operator::shards::MOVE_DEADLINE`).
     pub request_timeout_ms: u64,
     /// Open connections at most (WebSockets included); 0 = three quarters of the process's
     /// open-file limit (at most 65,536), which the server raises to its hard limit at start. At the cap, the

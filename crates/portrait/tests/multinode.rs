@@ -159,6 +159,8 @@ struct Options {
     coherence_lease_ms: Option<u64>,
     /// More lines of `[store]` (`multinode/shards.rs`: `shards = { … }`).
     store_extra: Option<String>,
+    /// `[server] request_timeout_ms` (default: the server's default).
+    request_timeout_ms: Option<u64>,
 }
 
 /// Nodes sharing one PostgreSQL schema (and NATS). Dropping it kills the nodes, then drops the
@@ -304,7 +306,11 @@ fn config_text(
     options: &Options,
     node: usize,
 ) -> String {
-    let mut c = format!("[store]\nurl = \"{store_url}\"\n");
+    let mut c = match options.request_timeout_ms {
+        Some(ms) => format!("[server]\nrequest_timeout_ms = {ms}\n\n"),
+        None => String::new(),
+    };
+    c.push_str(&format!("[store]\nurl = \"{store_url}\"\n"));
     if let Some(extra) = &options.store_extra {
         c.push_str(extra);
     }

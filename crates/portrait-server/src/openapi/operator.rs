@@ -114,7 +114,7 @@ pub const OPERATOR_OPERATIONS: &[OperatorOp] = &[
         "Move an app's data to another shard while it is served (writes wait at most about a second).",
         Some(schema::<AppMove>),
         (200, schema::<AppMoved>),
-        &[400, 409],
+        &[400, 409, 504],
     ),
     op(
         "get",
@@ -307,6 +307,7 @@ fn describe(status: u16) -> &'static str {
         409 => "app_exists, field_exists or too_many_fields",
         412 => "revision_mismatch: If-Match names another revision",
         429 => "too_many_attempts: too many failed sign-ins on this node within a second",
+        504 => "move_unfinished: the move did not finish within two minutes; it goes on by itself",
         _ => "failure",
     }
 }

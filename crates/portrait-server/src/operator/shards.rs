@@ -13,6 +13,13 @@
 //!    `moving` is written and applied, and every node routes the app there and lets its writes
 //!    go on. On any failure after 1, a record without `moving` (and the old shard) ends the
 //!    pause instead.
+//!
+//! The move runs in a task of its own and always reaches one of those two ends: what ends the
+//! request (the caller hanging up, a deadline) must not stop it halfway, which would leave
+//! every node holding the app's writes, or this node writing the old shard after the others
+//! switched. Its request deadline is [`MOVE_DEADLINE`], not `[server] request_timeout_ms`
+//! (a move under load takes longer than 3 s); it answers within [`MOVE_ANSWER_WITHIN`], else
+//! with `504 move_unfinished` while it goes on.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -41,6 +48,25 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/admin/v1/apps/{sdkappid}/move", post(move_app))
 }
 
+/// The request deadline of a move ([`crate::edge`]), instead of `[server] request_timeout_ms`
+/// when that is shorter: a move takes seconds (its catch-up may run up to a minute, its pause
+/// waits up to [`ACK_WAIT`] for the other nodes), and it answers by itself within
+/// [`MOVE_ANSWER_WITHIN`].
+pub const MOVE_DEADLINE: Duration = Duration::from_secs(130);
+
+/// How long the answer waits for the move; past it the answer is `504 move_unfinished` and the
+/// move goes on by itself (it switches, or ends its pause and leaves the app where it was).
+const MOVE_ANSWER_WITHIN: Duration = Duration::from_secs(120);
+
+/// The request deadline of `path` when it is longer than the ordinary one: a move's.
+pub fn deadline_of(method: &axum::http::Method, path: &str) -> Option<Duration> {
+    let rest = path
+        .strip_prefix("/admin/v1/apps/")?
+        .strip_suffix("/move")?;
+    (method == axum::http::Method::POST && !rest.is_empty() && !rest.contains('/'))
+        .then_some(MOVE_DEADLINE)
+}
+
 /// `POST /admin/v1/apps/{sdkappid}/move`.
 async fn move_app(
     State(state): State<AppState>,
@@ -60,6 +86,29 @@ async fn move_app(
             shards.names().join(", ")
         )));
     }
+    // In a task of its own, so that the move reaches its end whatever ends the request.
+    let to = req.shard.clone();
+    let task = tokio::spawn(run_move(state, shards, id, req));
+    match tokio::time::timeout(MOVE_ANSWER_WITHIN, task).await {
+        Ok(Ok(answer)) => answer.map(Json),
+        Ok(Err(e)) => Err(OpError::Internal(anyhow::anyhow!(
+            "the move task failed: {e}"
+        ))),
+        Err(_) => Err(OpError::MoveUnfinished(format!(
+            "the move of app {id} to shard {to:?} did not finish within {MOVE_ANSWER_WITHIN:?}; \
+             it goes on and either switches or leaves the app where it was: \
+             GET /admin/v1/apps/{id} shows its shard"
+        ))),
+    }
+}
+
+/// The move itself (see the module docs), run to its end whatever happens to the request.
+async fn run_move(
+    state: AppState,
+    shards: std::sync::Arc<portrait_store::sharded::Sharded>,
+    id: u64,
+    req: AppMove,
+) -> Result<AppMoved, OpError> {
     let _one = state.live().changing().await;
     state.sync_apps().await.map_err(OpError::from_anyhow)?;
     let app = state.live().get(id).ok_or(OpError::AppNotFound(id))?;
@@ -108,7 +157,7 @@ async fn move_app(
     let r = moving.switch();
     tracing::info!(sdkappid = id, from = %r.from, to = %r.to, version = r.version, paused_ms = r.paused_ms, took_ms = r.took_ms, "app moved");
     applied(&state, cfg, revision).await?;
-    Ok(Json(AppMoved {
+    Ok(AppMoved {
         sdkappid: id,
         from: r.from,
         to: r.to,
@@ -118,7 +167,7 @@ async fn move_app(
         verified_accounts: r.verified_accounts as u64,
         paused_ms: r.paused_ms,
         took_ms: r.took_ms,
-    }))
+    })
 }
 
 /// The `If-Match` of the app's next record (none for an app only in the file).

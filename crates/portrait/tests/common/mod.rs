@@ -36,6 +36,8 @@ pub fn serve_command(data_dir: &Path) -> Command {
         .arg(data_dir)
         .current_dir(data_dir)
         .env("RUST_LOG", "warn")
+        // Errors logged by a node without a backtrace each (panics keep theirs).
+        .env("RUST_LIB_BACKTRACE", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     for (k, _) in std::env::vars_os() {
@@ -52,13 +54,16 @@ pub fn serve_command(data_dir: &Path) -> Command {
 pub fn launch(mut cmd: Command) -> Node {
     let mut child = cmd.spawn().expect("spawn portrait");
     let stdout = child.stdout.take().unwrap();
+    let pid = child.id();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                // Keep draining so the child never blocks on a full pipe.
-                continue;
+            if let Err(mpsc::SendError(line)) = tx.send(line) {
+                // Listening: the node's log (warnings and errors, see `serve_command`) goes to
+                // the test's stderr, so a failing test shows why the node refused; draining
+                // also keeps the child from blocking on a full pipe.
+                eprintln!("[portrait {pid}] {line}");
             }
         }
     });

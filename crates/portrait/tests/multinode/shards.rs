@@ -13,6 +13,9 @@
 //!   `cargo test -p portrait --test multinode shards_ -- --nocapture`), and afterwards the app
 //!   is served with `a` stopped again, so its data really is on the home shard;
 //! * a move announced by a mover that died holds the app's writes until any change of the app;
+//! * a move that outlasts the request deadline, or whose caller hangs up, runs to its end, and
+//!   a refused one (a member that never holds the writes) leaves the app readable and writable
+//!   on its shard through every node;
 //! * all of it with NATS and without (the nodes then learn of a move by polling).
 
 use std::path::{Path, PathBuf};
@@ -421,4 +424,148 @@ async fn scenario(without_nats: bool) {
         "the waiting write went on after the change"
     );
     assert_eq!(nick(&on_a[0], "a1").await.as_deref(), Ok("held"));
+}
+
+/// The app of [`a_move_cut_short_or_refused_leaves_the_app_served_where_it_was`].
+const APP_B: u64 = 1_400_000_778;
+const KEY_B: &str = "shard-b-app-key";
+
+// A move that outlasts the nodes' request deadline (1 s here), or whose caller hangs up, still
+// runs to its end, and one that is refused leaves the app readable and writable on its shard.
+// A member that never acknowledges the pause (a hung node) makes the move wait its 3 s and give
+// up. Before the move ran in a task of its own, the request deadline dropped it in that wait: a
+// 500, and the announced pause was never ended, so every node held the app's writes. Shard `a`
+// is a second schema of the tests' PostgreSQL here (no second cluster needed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shards_a_move_cut_short_or_refused_leaves_the_app_served_where_it_was() {
+    let shard_url = testkit::fresh_postgres_url().await;
+    let _shard_schema = PgSchema {
+        name: shard_url
+            .rsplit_once("search_path%3D")
+            .expect("testkit URLs name their schema")
+            .1
+            .to_owned(),
+    };
+    let cluster = Cluster::start(
+        2,
+        Options {
+            operator_token: Some(TOKEN),
+            operator_poll_ms: Some(100),
+            store_extra: Some(format!("shards = {{ a = \"{shard_url}\" }}\n")),
+            request_timeout_ms: Some(1_000),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (b0, b1) = (cluster.bases[0].clone(), cluster.bases[1].clone());
+    let (status, created) = op(
+        &b0,
+        "POST",
+        "/admin/v1/apps",
+        json!({"sdkappid": APP_B, "key": KEY_B, "admins": [ADMIN], "shard": "a"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let admins = [
+        AdminClient::new(&b0, APP_B, ADMIN, KEY_B),
+        AdminClient::new(&b1, APP_B, ADMIN, KEY_B),
+    ];
+    assert_eq!(
+        admins[0]
+            .account_import("u1", None, None)
+            .await
+            .unwrap()
+            .code(),
+        0
+    );
+    for (n, admin) in admins.iter().enumerate() {
+        let served = eventually(Duration::from_secs(10), || async {
+            set(admin, "u1", &format!("before-{n}")).await == 0
+        })
+        .await;
+        assert!(served, "node {n} serves the app on shard a");
+    }
+
+    // A member that never acknowledges: the move waits for it, then gives up.
+    let home = portrait_store::open(&cluster.store_url).await.unwrap();
+    home.members("hung-node", 120_000).await.unwrap();
+    let path = format!("/admin/v1/apps/{APP_B}/move");
+    let t = Instant::now();
+    let (status, refused) = op(&b0, "POST", &path, json!({"shard": "home"})).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("move_refused")),
+        "a move longer than the request deadline answers its own outcome ({:?}): {refused}",
+        t.elapsed()
+    );
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("hung-node"), "{refused}");
+    assert_served_on_a(&b0, &admins, &shard_url, "refused").await;
+
+    // The caller hangs up long before the move ends: the move still ends its pause.
+    let hung_up = reqwest::Client::new()
+        .post(format!("{b1}{path}"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"shard": "home"}))
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(hung_up.is_err(), "the caller gave up: {hung_up:?}");
+    // The move waits 3 s for the member, then ends its pause.
+    let resumed = eventually(Duration::from_secs(15), || async {
+        let t = Instant::now();
+        set(&admins[1], "u1", "after-hang-up").await == 0
+            && t.elapsed() < Duration::from_millis(500)
+    })
+    .await;
+    assert!(
+        resumed,
+        "the app's writes go on after a move whose caller hung up"
+    );
+    assert_served_on_a(&b1, &admins, &shard_url, "hung-up").await;
+
+    // With every member answering, the move succeeds (and outlasts no deadline it should not).
+    home.members("hung-node", 0).await.unwrap();
+    home.close().await;
+    let (status, moved) = op(&b1, "POST", &path, json!({"shard": "home"})).await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(
+        (moved["from"].as_str(), moved["to"].as_str()),
+        (Some("a"), Some("home"))
+    );
+    for admin in &admins {
+        let served = eventually(Duration::from_secs(10), || async {
+            set(admin, "u1", "moved").await == 0
+                && nick(admin, "u1").await.as_deref() == Ok("moved")
+        })
+        .await;
+        assert!(served, "the moved app is served from home");
+    }
+}
+
+/// After a move that did not happen: the app's record names shard `a` and no move, and both
+/// nodes read and write the app at once, on shard `a` (`step` names each write).
+async fn assert_served_on_a(base: &str, admins: &[AdminClient; 2], shard_url: &str, step: &str) {
+    let (_, view) = op(base, "GET", &format!("/admin/v1/apps/{APP_B}"), json!({})).await;
+    assert_eq!(view["shard"], "a", "{view}");
+    let shard = portrait_store::open(shard_url).await.unwrap();
+    for (n, admin) in admins.iter().enumerate() {
+        let value = format!("{step}-{n}");
+        let before = shard.current_version(APP_B).await.unwrap();
+        let t = Instant::now();
+        let code = set(admin, "u1", &value).await;
+        assert_eq!(code, 0, "node {n} writes the app after the {step} move");
+        assert!(
+            t.elapsed() < Duration::from_millis(900),
+            "node {n}'s write waited {:?}: the move's pause was not ended",
+            t.elapsed()
+        );
+        assert_eq!(nick(admin, "u1").await.as_deref(), Ok(value.as_str()));
+        assert_eq!(
+            shard.current_version(APP_B).await.unwrap(),
+            before + 1,
+            "node {n} wrote on shard a"
+        );
+    }
+    shard.close().await;
 }
