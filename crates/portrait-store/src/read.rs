@@ -342,14 +342,7 @@ pub(crate) fn profiles_in_order(
     users: &[Identifier],
     rows: Vec<AccountRow>,
 ) -> Result<Vec<Option<Profile>>> {
-    let found: HashMap<String, Profile> = rows
-        .into_iter()
-        .map(AccountRow::into_profile)
-        .collect::<Result<_>>()?;
-    Ok(users
-        .iter()
-        .map(|u| found.get(u.as_str()).cloned())
-        .collect())
+    in_order(users, rows, AccountRow::into_profile)
 }
 
 /// The profiles of `users`, packed, in request order, from the `rows` read of them (`None`: no
@@ -358,10 +351,18 @@ pub(crate) fn packed_in_order(
     users: &[Identifier],
     rows: Vec<AccountRow>,
 ) -> Result<Vec<Option<PackedProfile>>> {
-    let found: HashMap<String, PackedProfile, foldhash::fast::RandomState> = rows
-        .into_iter()
-        .map(AccountRow::into_packed)
-        .collect::<Result<_>>()?;
+    in_order(users, rows, AccountRow::into_packed)
+}
+
+/// What `each` makes of the `rows` read of `users`, in request order (`None`: no row; a UserID
+/// asked twice is answered twice).
+fn in_order<T: Clone>(
+    users: &[Identifier],
+    rows: Vec<AccountRow>,
+    each: fn(AccountRow) -> Result<(String, T)>,
+) -> Result<Vec<Option<T>>> {
+    let found: HashMap<String, T, foldhash::fast::RandomState> =
+        rows.into_iter().map(each).collect::<Result<_>>()?;
     Ok(users
         .iter()
         .map(|u| found.get(u.as_str()).cloned())

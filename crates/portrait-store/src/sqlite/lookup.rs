@@ -14,6 +14,14 @@
 //! once. WAL lets them read while the writer writes; they see committed
 //! batches only.
 //!
+//! **One account, on the caller's thread.** A lookup of one account (W1's shape, and most
+//! reads of the client API) is one primary-key search, a few microseconds with the file in the
+//! page cache, while the trip to a thread and back (two thread wake-ups) cost several times
+//! that. So it runs where it is asked, on one of [`INLINE`] connections kept for it; when all
+//! are in use, it takes the thread path like a batch. The price: with the file not in the page
+//! cache (the first reads after a boot), the search waits for the disk on a worker thread of
+//! the caller's runtime, for the few pages of one search.
+//!
 //! **Bounded.** At most [`QUEUE`] jobs wait; a caller waits for room (back-pressure). A batch is
 //! as large as the caller's request, which the API bounds. [`Lookups::close`] lets the threads
 //! finish the queued jobs, then closes their connections; later lookups fail with
@@ -34,6 +42,9 @@ use super::open::{BUSY_TIMEOUT, READER_MMAP_BYTES};
 
 /// Lookup threads (and connections).
 pub(super) const THREADS: usize = 4;
+
+/// Connections for lookups of one account on the caller's thread.
+const INLINE: usize = 2;
 
 /// Most jobs waiting for a thread.
 const QUEUE: usize = 1024;
@@ -60,6 +71,8 @@ type Job = Box<dyn FnOnce(&Connection) + Send>;
 pub(super) struct Lookups {
     jobs: Mutex<Option<flume::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Connections for lookups of one account on the caller's thread (`None` once closed).
+    inline: Mutex<Option<Vec<Connection>>>,
 }
 
 impl std::fmt::Debug for Lookups {
@@ -76,6 +89,9 @@ impl Lookups {
     /// [`StoreError::Unavailable`] if a connection cannot be opened or a thread started.
     pub(super) fn open(path: &Path) -> Result<Lookups> {
         let connections = (0..THREADS)
+            .map(|_| connect(path))
+            .collect::<Result<Vec<_>>>()?;
+        let inline = (0..INLINE)
             .map(|_| connect(path))
             .collect::<Result<Vec<_>>>()?;
         let (tx, rx) = flume::bounded::<Job>(QUEUE);
@@ -95,6 +111,7 @@ impl Lookups {
         Ok(Lookups {
             jobs: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
+            inline: Mutex::new(Some(inline)),
         })
     }
 
@@ -114,28 +131,28 @@ impl Lookups {
         answer.await.map_err(|_| closed())?
     }
 
-    /// The rows of the app's accounts among `ids` (distinct), in no particular order.
+    /// The rows of the app's accounts among `ids` (distinct), in no particular order. One
+    /// account is looked up on the caller's thread when an inline connection is free (see the
+    /// module docs); a batch, on a lookup thread.
     pub(super) async fn accounts(&self, app: AppId, ids: &[&str]) -> Result<Vec<AccountRow>> {
+        if let [one] = ids {
+            let free = lock(&self.inline).as_mut().and_then(Vec::pop);
+            if let Some(conn) = free {
+                let rows = rows(&conn, app, ROW_SQL, (*one).to_owned(), 1);
+                match lock(&self.inline).as_mut() {
+                    Some(pool) => pool.push(conn),
+                    None => drop(conn), // closed meanwhile
+                }
+                return rows;
+            }
+        }
         let (sql, arg) = match ids {
             [one] => (ROW_SQL, (*one).to_owned()),
             _ => (ROWS_SQL, json_list(ids)?),
         };
         let capacity = ids.len();
-        self.run(move |conn| {
-            let mut stmt = conn.prepare_cached(sql)?;
-            let mut rows = Vec::with_capacity(capacity);
-            let mut found = stmt.query((app_key(app), arg))?;
-            while let Some(r) = found.next()? {
-                rows.push(AccountRow {
-                    user_id: r.get(0)?,
-                    profile: r.get(1)?,
-                    version: r.get(2)?,
-                    updated_at_ms: r.get(3)?,
-                });
-            }
-            Ok(rows)
-        })
-        .await
+        self.run(move |conn| rows(conn, app, sql, arg, capacity))
+            .await
     }
 
     /// The ids among `ids` (distinct) that exist in the app.
@@ -153,6 +170,7 @@ impl Lookups {
 
     /// Lets the threads finish the queued jobs, then waits for them to close their connections.
     pub(super) async fn close(&self) {
+        drop(lock(&self.inline).take());
         drop(lock(&self.jobs).take());
         let threads = std::mem::take(&mut *lock(&self.threads));
         let _ = tokio::task::spawn_blocking(move || {
@@ -174,6 +192,28 @@ fn connect(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
     conn.set_prepared_statement_cache_capacity(4);
     Ok(conn)
+}
+
+/// The rows `sql` ([`ROWS_SQL`] or [`ROW_SQL`]) answers for `arg`.
+fn rows(
+    conn: &Connection,
+    app: AppId,
+    sql: &str,
+    arg: String,
+    capacity: usize,
+) -> Result<Vec<AccountRow>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = Vec::with_capacity(capacity);
+    let mut found = stmt.query((app_key(app), arg))?;
+    while let Some(r) = found.next()? {
+        rows.push(AccountRow {
+            user_id: r.get(0)?,
+            profile: r.get(1)?,
+            version: r.get(2)?,
+            updated_at_ms: r.get(3)?,
+        });
+    }
+    Ok(rows)
 }
 
 /// `ids` as a JSON array of strings (the parameter of [`ROWS_SQL`] and [`EXISTING_SQL`]).
@@ -220,8 +260,10 @@ mod tests {
             .await;
         assert!(write.is_err(), "lookup connections are query_only");
         lookups.close().await;
-        let after = lookups.accounts(1, &["a", "b"]).await;
-        assert!(matches!(after, Err(StoreError::Unavailable(_))));
+        for ids in [&["a", "b"][..], &["a"]] {
+            let after = lookups.accounts(1, ids).await;
+            assert!(matches!(after, Err(StoreError::Unavailable(_))), "{ids:?}");
+        }
         crate::Store::close(&store).await;
     }
 }

@@ -136,6 +136,23 @@ fn pg_start_on_first_free(data: &Path, ports: impl Iterator<Item = u16>) -> u16 
     panic!("PostgreSQL found every port it tried taken: {last}");
 }
 
+/// `initdb` of a new cluster in `dir`: superuser `postgres`, trust authentication, no fsync of
+/// the new files (a test's cluster).
+pub(super) fn initdb(dir: &Path) {
+    pg(
+        "initdb",
+        &[
+            "-D",
+            &dir.display().to_string(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "--no-instructions",
+        ],
+    );
+}
+
 /// Appends `lines` to `dir/postgresql.conf` (later settings win).
 pub(super) fn configure(dir: &Path, lines: &str) {
     use std::io::Write;
@@ -197,18 +214,7 @@ impl PgPair {
         let mut pair = PgPair { dir, ports: [0, 0] };
         let (primary, standby) = (pair.data(0), pair.data(1));
         let sockets = pair.dir.path().display().to_string();
-        pg(
-            "initdb",
-            &[
-                "-D",
-                &primary.display().to_string(),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "--no-instructions",
-            ],
-        );
+        initdb(&primary);
         configure(
             &primary,
             &format!(
@@ -523,18 +529,7 @@ fn a_postgres_port_taken_meanwhile_is_replaced_by_another() {
         assert!(ok, "chown {} to the postgres user", dir.path().display());
     }
     let data = dir.path().join("data");
-    pg(
-        "initdb",
-        &[
-            "-D",
-            &data.display().to_string(),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--no-sync",
-            "--no-instructions",
-        ],
-    );
+    initdb(&data);
     configure(
         &data,
         &format!(

@@ -21,7 +21,7 @@
 use std::path::{Path, PathBuf};
 
 use super::replicas::{
-    configure, pg, pg_start_on_free_port, postmaster_pid, require, PG_BIN, START_WAIT,
+    configure, initdb, pg, pg_start_on_free_port, postmaster_pid, require, PG_BIN, START_WAIT,
 };
 use super::*;
 
@@ -59,19 +59,7 @@ impl PgServer {
             assert!(ok, "chown {} to the postgres user", dir.path().display());
         }
         let mut server = PgServer { dir, port: 0 };
-        let data = server.data().display().to_string();
-        pg(
-            "initdb",
-            &[
-                "-D",
-                &data,
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "--no-instructions",
-            ],
-        );
+        initdb(&server.data());
         configure(
             &server.data(),
             &format!(
