@@ -296,8 +296,16 @@ done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 MA=$(median "${A_RPS[@]}"); MB=$(median "${B_RPS[@]}")
 MA99=$(median "${A_P99[@]}"); MB99=$(median "${B_P99[@]}")
-RATIO=$(calc %.2f "$MB / $MA")
-VERDICT="B is not lower than A"; awk -v r="$RATIO" 'BEGIN { exit !(r < 1) }' && VERDICT="B is lower than A"
+RATIO=$(calc %.3f "$MB / $MA")
+# Lower only if every round says so; a median below 1 with rounds on both sides is this run's spread.
+VERDICT="B is not lower than A"
+if awk -v r="$RATIO" 'BEGIN { exit !(r < 1) }'; then
+  if echo "$PAIRS" | tr ',' '\n' | awk '$1 >= 1 { up = 1 } END { exit !up }'; then
+    VERDICT="B below A in the medians, but not in every round: within this run's spread"
+  else
+    VERDICT="B is lower than A in every round"
+  fi
+fi
 RESULTS="${RESULTS}RESULT shards median_a_rps=$MA median_b_rps=$MB ratio_b_a=$RATIO pair_ratios=${PAIRS//, /,}
 "
 
