@@ -238,7 +238,7 @@ pub(crate) fn stored_account(
 
 /// The distinct ids, in first-seen order.
 pub(crate) fn distinct<'a>(ids: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::with_hasher(foldhash::fast::RandomState::default());
     ids.into_iter().filter(|id| seen.insert(*id)).collect()
 }
 

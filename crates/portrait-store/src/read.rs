@@ -361,6 +361,11 @@ fn in_order<T: Clone>(
     rows: Vec<AccountRow>,
     each: fn(AccountRow) -> Result<(String, T)>,
 ) -> Result<Vec<Option<T>>> {
+    if let [user] = users {
+        // One account (most reads that miss the cache): no map.
+        let row = rows.into_iter().find(|r| r.user_id == user.as_str());
+        return Ok(vec![row.map(each).transpose()?.map(|(_, t)| t)]);
+    }
     let found: HashMap<String, T, foldhash::fast::RandomState> =
         rows.into_iter().map(each).collect::<Result<_>>()?;
     Ok(users
