@@ -53,13 +53,13 @@ pub mod postgres;
 mod read;
 mod scan;
 pub use scan::MAX_SCAN;
+mod error;
 #[cfg(feature = "sql")]
 pub mod sharded;
 #[cfg(feature = "sql")]
 pub mod sqlite;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-mod error;
 pub mod timed;
 mod url;
 
