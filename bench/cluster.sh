@@ -135,26 +135,12 @@ done
 wait_all
 
 # --- measuring -------------------------------------------------------------------------------
-# The PostgreSQL processes that count: the postmaster, its background processes, and the
-# backends of this database (not other databases' backends).
-pg_pids() {
-  echo "$POSTMASTER"
-  for p in $(pgrep -P "$POSTMASTER"); do
-    cmd=$(tr "\\0" " " 2>/dev/null < "/proc/$p/cmdline" || true)
-    case "$cmd" in
-      *" $DB "*) echo "$p" ;;
-      *"("*|*"[local]"*) ;;
-      ?*) echo "$p" ;;
-    esac
-  done
-}
-ticks_of() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 wbytes_of() { awk '/^write_bytes/ { print $2 }' "/proc/$1/io" 2>/dev/null || echo 0; }
 # snap FILE: "component pid ticks write_bytes" for every process measured.
 snap() {
   {
     for p in "${NODE_PIDS[@]}"; do echo "node $p $(ticks_of "$p") 0"; done
-    for p in $(pg_pids); do echo "pg $p $(ticks_of "$p") $(wbytes_of "$p")"; done
+    for p in $(pg_pids "$POSTMASTER" "$DB"); do echo "pg $p $(ticks_of "$p") $(wbytes_of "$p")"; done
     echo "nats $NATS_PID $(ticks_of "$NATS_PID") 0"
   } > "$1"
 }
@@ -173,7 +159,6 @@ now() { date +%s.%N; }
 metric() { for b in "${BASES[@]}"; do curl -s -m 5 "$b/metrics"; done | awk -v m="$1" '$1 == m { s += $2 } END { printf "%.0f", s + 0 }'; }
 # times_children FILE: CPU seconds of a subshell's children, from its `times` output.
 times_children() { sed -n 2p "$1" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } print t }'; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 
 # Idle: what the cluster costs with no load (heartbeats, membership renewals, polls), per second.
 snap "$WORK/idle0"; T0=$(now); sleep "$IDLE_SECS"; snap "$WORK/idle1"; T1=$(now)
@@ -225,7 +210,6 @@ workload() {
   RESULTS="${RESULTS}RESULT cluster nodes=$NODES loaded=$LOAD_NODES cache=$CACHE_ENTRIES workload=$name rps=$rps requests=$reqs p99_ms=$p99 errors=$errs node_us=$us_node pg_us=$us_pg nats_us=$us_nats wrk_us=$us_wrk cores_busy=$busy machine_busy=$machine pg_xacts_per_req=$commits wal_bytes_per_req=$wal pg_write_bytes_per_req=$pgw cache_hits=$(( hits1 - hits0 )) cache_misses=$(( miss1 - miss0 )) version_checks=$(( vc1 - vc0 )) loadavg=${load// /,} steal_pct=$steal
 "
 }
-field() { echo "$1" | sed -n "s/.* $2=\([0-9.]*\).*/\1/p"; }
 
 workload w1 w1_get_one.lua "$GET_PATH"
 workload w2 w2_get_batch.lua "$GET_PATH"

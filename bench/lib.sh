@@ -1,5 +1,7 @@
-# Shared by bench/run.sh and bench/cluster.sh (sourced): the benchmark app and a node's
-# configuration, and waiting for a line a process prints.
+# shellcheck shell=bash
+# Shared by bench/run.sh, bench/cluster.sh and bench/shards.sh (sourced): the benchmark app and
+# a node's configuration, waiting for a line a process prints, reading wrk's RESULT lines, and
+# the processes and CPU time that the cluster benchmarks measure.
 
 APP=1400000001; KEY=bench-secret-key; ADMIN=administrator
 
@@ -29,3 +31,28 @@ TOML
 
 # wait_line FILE PREFIX: prints the rest of the first line of FILE starting with PREFIX.
 wait_line() { for _ in $(seq 1 600); do l=$(grep -m1 "^$2" "$1" 2>/dev/null || true); [ -n "$l" ] && { echo "${l#"$2"}"; return; }; sleep 0.1; done; echo "timeout waiting for $2 in $1" >&2; exit 1; }
+
+# field RESULT NAME: a value of a wrk `RESULT name=value …` line.
+field() { echo "$1" | sed -n "s/.* $2=\([0-9.]*\).*/\1/p"; }
+
+# calc FORMAT EXPR: EXPR computed by awk, printed with FORMAT.
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+
+# pg_pids POSTMASTER [DB]: the postmaster and its children; with DB, only the backends of DB
+# (client backends of other databases are left out) and the background processes.
+pg_pids() {
+  local p cmd
+  echo "$1"
+  for p in $(pgrep -P "$1"); do
+    if [ -z "${2:-}" ]; then echo "$p"; continue; fi
+    cmd=$(tr "\\0" " " 2>/dev/null < "/proc/$p/cmdline" || true)
+    case "$cmd" in
+      *" $2 "*) echo "$p" ;;
+      *"("*|*"[local]"*) ;;
+      ?*) echo "$p" ;;
+    esac
+  done
+}
+
+# ticks_of PID: the process's CPU time so far (utime + stime, in clock ticks; 0 once it is gone).
+ticks_of() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }

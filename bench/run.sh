@@ -106,7 +106,6 @@ run_wrk() { # run_wrk URL PATH SCRIPT [SECS, default DURATION] -> RESULT line
   PATH_Q="$2" N="$ACCOUNTS" wrk -t$THREADS -c$CONNS -d"${4:-$DURATION}"s --latency -s "$BENCH_DIR/$3" "$1" \
     | grep '^RESULT' || { echo "wrk failed" >&2; exit 1; }
 }
-field() { echo "$1" | sed -n "s/.* $2=\([0-9.]*\).*/\1/p"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 # warm BASE: reads every account once (a few seconds; not measured).

@@ -209,22 +209,6 @@ PLACEMENT=$(curl -s -m 5 -H "Authorization: Bearer $TOKEN" "$BASE/admin/v1/apps/
 echo "$PLACEMENT" | grep -q '"shard":"b"' || { echo "error: the operator API does not show app $APP_Z on shard b: $PLACEMENT" >&2; exit 1; }
 
 # --- measuring ----------------------------------------------------------------------------------
-# pg_pids POSTMASTER [DB]: the postmaster and its children; with DB, only the backends of DB
-# (client backends of other databases are left out) and the background processes.
-pg_pids() {
-  local p cmd
-  echo "$1"
-  for p in $(pgrep -P "$1"); do
-    if [ -z "${2:-}" ]; then echo "$p"; continue; fi
-    cmd=$(tr "\\0" " " 2>/dev/null < "/proc/$p/cmdline" || true)
-    case "$cmd" in
-      *" $2 "*) echo "$p" ;;
-      *"("*|*"[local]"*) ;;
-      ?*) echo "$p" ;;
-    esac
-  done
-}
-ticks_of() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # snap FILE: "component pid ticks" for every process measured.
 snap() {
   local p
@@ -238,8 +222,6 @@ snap() {
 # born between them counts from 0).
 delta() { awk -v c="$3" 'NR == FNR { if ($1 == c) s[$2] = $3; next } $1 == c { d += $3 - ($2 in s ? s[$2] : 0) } END { print d + 0 }' "$1" "$2"; }
 steal_ticks() { awk 'NR == 1 { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
-field() { echo "$1" | sed -n "s/.* $2=\([0-9.]*\).*/\1/p"; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 
 HALF=$(( CONNS / 2 ))
 # w3 TAG SECS APP1 APP2: one wrk per app at once; sets "rps p99 per_app errors requests" in

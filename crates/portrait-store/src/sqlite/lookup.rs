@@ -11,8 +11,7 @@
 //! `libsqlite3-sys` as sqlx) to the same file, with the readers' memory map. A batch is one job
 //! on a shared queue: the thread that takes it runs one cached prepared statement for the whole
 //! batch (primary-key searches through one cursor; one statement is one snapshot) and answers
-//! once. WAL lets them read while the writer writes; they see committed
-//! batches only.
+//! once. WAL lets them read while the writer writes; they see committed batches only.
 //!
 //! **One account, on the caller's thread.** A lookup of one account (W1's shape, and most
 //! reads of the client API) is one primary-key search, a few microseconds with the file in the
@@ -135,21 +134,21 @@ impl Lookups {
     /// account is looked up on the caller's thread when an inline connection is free (see the
     /// module docs); a batch, on a lookup thread.
     pub(super) async fn accounts(&self, app: AppId, ids: &[&str]) -> Result<Vec<AccountRow>> {
-        if let [one] = ids {
-            let free = lock(&self.inline).as_mut().and_then(Vec::pop);
-            if let Some(conn) = free {
-                let rows = rows(&conn, app, ROW_SQL, (*one).to_owned(), 1);
-                match lock(&self.inline).as_mut() {
-                    Some(pool) => pool.push(conn),
-                    None => drop(conn), // closed meanwhile
-                }
-                return rows;
-            }
-        }
         let (sql, arg) = match ids {
             [one] => (ROW_SQL, (*one).to_owned()),
             _ => (ROWS_SQL, json_list(ids)?),
         };
+        if ids.len() == 1 {
+            let free = lock(&self.inline).as_mut().and_then(Vec::pop);
+            if let Some(conn) = free {
+                let found = rows(&conn, app, sql, arg, 1);
+                match lock(&self.inline).as_mut() {
+                    Some(pool) => pool.push(conn),
+                    None => drop(conn), // closed meanwhile
+                }
+                return found;
+            }
+        }
         let capacity = ids.len();
         self.run(move |conn| rows(conn, app, sql, arg, capacity))
             .await
