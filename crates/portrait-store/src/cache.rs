@@ -29,13 +29,14 @@
 //! may have missed before is caught up from the change log), and never while the epoch lasts.
 //!
 //! **Shape.** [`SHARDS`] `RwLock<HashMap>`s, each holding at most `max_entries / SHARDS` entries;
-//! a full shard drops an eighth of its entries (arbitrary ones) before inserting. The epoch check
-//! must happen under the same lock as the insert, which a plain locked map makes easy to see;
-//! it also keeps the store crate free of a cache dependency.
+//! a full shard drops an eighth of its entries (arbitrary ones) before inserting, and once a
+//! shard has had to, a loaded profile is cached only at its second miss (the `admission`
+//! module). The epoch check must happen under the same lock as the insert, which a plain locked
+//! map makes easy to see; it also keeps the store crate free of a cache dependency.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use async_trait::async_trait;
@@ -43,8 +44,10 @@ use portrait_core::{Identifier, ProfileValue, Tag};
 
 use crate::{AppDump, AppId, Change, NewAccount, Origin, PackedProfile, Profile, Result, Store};
 
+mod admission;
 mod coherence;
 
+use admission::Doorkeeper;
 pub use coherence::Coherence;
 
 /// Number of shards (each with its own lock and write epoch).
@@ -112,6 +115,14 @@ impl Eq for Key {}
 /// `None` caches "account does not exist". Profiles are held packed (see [`PackedProfile`]).
 type Entry = Option<PackedProfile>;
 
+/// The cache's metrics (see [`CachedStore::counters`]).
+struct Counters {
+    hits: metrics::Counter,
+    misses: metrics::Counter,
+    version_checks: metrics::Counter,
+    not_admitted: metrics::Counter,
+}
+
 /// How far a shared cache has caught up with an app's change log.
 #[derive(Debug, Clone, Copy, Default)]
 struct Synced {
@@ -125,6 +136,9 @@ struct Shard {
     map: RwLock<HashMap<Key, Entry, Hasher>>,
     /// Bumped by every write to a key of this shard, before the key is invalidated.
     epoch: AtomicU64,
+    /// The shard has been full (it evicted) since it was last emptied of an app: loaded
+    /// profiles go through the [`Doorkeeper`].
+    evicting: AtomicBool,
 }
 
 /// A [`Store`] with an in-memory read cache. See the module docs for the guarantee.
@@ -133,15 +147,18 @@ pub struct CachedStore {
     shards: Box<[Shard]>,
     per_shard: usize,
     hasher: Hasher,
+    /// Which keys missed recently (admission to full shards).
+    doorkeeper: Doorkeeper,
     /// Shared database: per app, the version up to which other writers' changes have been
     /// invalidated (`None` = not shared, no check).
     synced: Option<std::sync::Mutex<HashMap<AppId, Synced>>>,
     /// Shared database: what vouches for the cache between version checks, if anything.
     coherence: OnceLock<Arc<dyn Coherence>>,
-    /// `portrait_cache_hits_total`, `portrait_cache_misses_total` and
-    /// `portrait_cache_version_checks_total`, registered on the first read (by then a server has
-    /// installed its metrics recorder; without one they do nothing).
-    counters: OnceLock<(metrics::Counter, metrics::Counter, metrics::Counter)>,
+    /// `portrait_cache_hits_total`, `portrait_cache_misses_total`,
+    /// `portrait_cache_version_checks_total` and `portrait_cache_not_admitted_total`, registered
+    /// on the first read (by then a server has installed its metrics recorder; without one they
+    /// do nothing).
+    counters: OnceLock<Counters>,
 }
 
 impl CachedStore {
@@ -153,10 +170,12 @@ impl CachedStore {
                 .map(|_| Shard {
                     map: RwLock::new(HashMap::default()),
                     epoch: AtomicU64::new(0),
+                    evicting: AtomicBool::new(false),
                 })
                 .collect(),
             per_shard: max_entries.div_ceil(SHARDS).max(1),
             hasher: Default::default(),
+            doorkeeper: Doorkeeper::new(max_entries),
             synced: None,
             coherence: OnceLock::new(),
             counters: OnceLock::new(),
@@ -220,8 +239,7 @@ impl CachedStore {
         let Some(synced) = &self.synced else {
             return Ok(());
         };
-        let version_checks = self.counters().2.clone();
-        version_checks.increment(1);
+        self.counters().version_checks.increment(1);
         let head = self.inner.current_version(app).await?;
         let seen = synced
             .lock()
@@ -275,13 +293,12 @@ impl CachedStore {
         Ok(())
     }
 
-    fn counters(&self) -> &(metrics::Counter, metrics::Counter, metrics::Counter) {
-        self.counters.get_or_init(|| {
-            (
-                metrics::counter!("portrait_cache_hits_total"),
-                metrics::counter!("portrait_cache_misses_total"),
-                metrics::counter!("portrait_cache_version_checks_total"),
-            )
+    fn counters(&self) -> &Counters {
+        self.counters.get_or_init(|| Counters {
+            hits: metrics::counter!("portrait_cache_hits_total"),
+            misses: metrics::counter!("portrait_cache_misses_total"),
+            version_checks: metrics::counter!("portrait_cache_version_checks_total"),
+            not_admitted: metrics::counter!("portrait_cache_not_admitted_total"),
         })
     }
 
@@ -289,16 +306,20 @@ impl CachedStore {
     fn drop_app(&self, app: AppId) {
         for shard in self.shards.iter() {
             shard.epoch.fetch_add(1, Ordering::SeqCst);
+            let mut map = shard.map.write().expect("cache shard lock");
+            map.retain(|k, _| !of_app(k.as_bytes(), app));
             shard
-                .map
-                .write()
-                .expect("cache shard lock")
-                .retain(|k, _| !of_app(k.as_bytes(), app));
+                .evicting
+                .store(map.len() >= self.per_shard, Ordering::Relaxed);
         }
     }
 
+    fn hash(&self, app: AppId, user: &str) -> u64 {
+        self.hasher.hash_one((app, user))
+    }
+
     fn shard_index(&self, app: AppId, user: &str) -> usize {
-        (self.hasher.hash_one((app, user)) as usize) % SHARDS
+        (self.hash(app, user) as usize) % SHARDS
     }
 
     fn shard(&self, app: AppId, user: &str) -> &Shard {
@@ -353,19 +374,18 @@ impl CachedStore {
     /// Invalidates every cached account of `app` (same order as [`CachedStore::invalidate`]: bump
     /// each shard's epoch, then drop the entries).
     fn invalidate_app(&self, app: AppId) {
-        for shard in self.shards.iter() {
-            shard.epoch.fetch_add(1, Ordering::SeqCst);
-            shard
-                .map
-                .write()
-                .expect("cache shard lock")
-                .retain(|k, _| !of_app(k.as_bytes(), app));
-        }
+        self.drop_app(app);
     }
 
-    /// Inserts `value` for `user` unless a write to its shard happened since `epoch` was read.
+    /// Inserts `value` for `user` unless a write to its shard happened since `epoch` was read,
+    /// or the shard is full and `user` did not miss recently (see the `admission` module).
     fn insert_if_unchanged(&self, app: AppId, user: &str, epoch: u64, value: Entry) {
-        let shard = self.shard(app, user);
+        let hash = self.hash(app, user);
+        let shard = &self.shards[(hash as usize) % SHARDS];
+        if shard.evicting.load(Ordering::Relaxed) && !self.doorkeeper.missed_before(hash) {
+            self.counters().not_admitted.increment(1);
+            return;
+        }
         let mut map = shard.map.write().expect("cache shard lock");
         // Checked under the shard's lock; a writer bumps the epoch before taking the same lock to
         // invalidate, so either we see its bump here or it removes our entry afterwards.
@@ -381,6 +401,7 @@ impl CachedStore {
             for k in drop {
                 map.remove(&k);
             }
+            shard.evicting.store(true, Ordering::Relaxed);
         }
         map.insert(key(app, user), value);
     }
@@ -405,9 +426,11 @@ impl CachedStore {
         self.catch_up(app).await?;
         let mut out = self.get_many(app, users);
         let missed_at: Vec<usize> = (0..users.len()).filter(|&i| out[i].is_none()).collect();
-        let (hits, missed, _) = self.counters();
-        hits.increment((users.len() - missed_at.len()) as u64);
-        missed.increment(missed_at.len() as u64);
+        let counters = self.counters();
+        counters
+            .hits
+            .increment((users.len() - missed_at.len()) as u64);
+        counters.misses.increment(missed_at.len() as u64);
         if !missed_at.is_empty() {
             let misses: Vec<Identifier> = missed_at.iter().map(|&i| users[i].clone()).collect();
             for (i, p) in missed_at.into_iter().zip(self.load(app, &misses).await?) {
