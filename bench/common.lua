@@ -1,4 +1,22 @@
--- Shared wrk helpers: prints one machine-readable line at the end of a run.
+-- Shared wrk helpers: numbers wrk's threads and seeds each one's random numbers apart, and
+-- prints one machine-readable line at the end of a run.
+
+-- Each wrk thread runs the script in a Lua state of its own. setup() runs in the main state for
+-- each thread: it gives every thread its index `tid` and the thread count `nthreads`, so that
+-- the threads' request streams differ (seeded alike, every thread would send the same accounts
+-- in the same order, and half the reads would find what the other thread had just loaded).
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads - 1)
+  for _, t in ipairs(threads) do t:set("nthreads", #threads) end
+end
+function init(args)
+  tid = tonumber(wrk.thread:get("tid")) or 0
+  nthreads = tonumber(wrk.thread:get("nthreads")) or 1
+  math.randomseed(os.time() * 64 + tid)
+end
+
 function done(summary, latency, requests)
   local secs = summary.duration / 1e6
   local errs = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout

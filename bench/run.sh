@@ -154,23 +154,48 @@ if [ "$PG" = 1 ]; then
   # With NATS (127.0.0.1:4222), as a cluster node runs: the read cache is kept coherent over
   # NATS (docs/deployment.md, "Read caches across nodes") instead of a version check per read.
   PORTRAIT_PUSH__NATS_URL="${PORTRAIT_BENCH_NATS_URL-nats://127.0.0.1:4222}" PORTRAIT_PUSH__NATS_SUBJECT="portrait-bench.$$" \
-    $BIN/portrait serve --config "$WORK/portrait-pg.toml" >"$WORK/portrait-pg.log" 2>&1 & PIDS+=($!)
+    $BIN/portrait serve --config "$WORK/portrait-pg.toml" >"$WORK/portrait-pg.log" 2>&1 & PIDS+=($!); PG_NODE_PID=$!
   PG_BASE=$(wait_line "$WORK/portrait-pg.log" "portrait: listening on ")
   PG_LOAD=$($BIN/portrait-bench load --base "$PG_BASE" --sdkappid $APP --key $KEY --accounts "$ACCOUNTS" --concurrency 4 --fields 5)
   PG_LOAD_SECS=$(echo "$PG_LOAD" | sed -n 's/.* in \([0-9.]*\) s/\1/p')
   warm "$PG_BASE"
-  P1=$(run_wrk "$PG_BASE" "/v4/profile/portrait_get?$Q" w1_get_one.lua)
-  P2=$(run_wrk "$PG_BASE" "/v4/profile/portrait_get?$Q" w2_get_batch.lua)
+  # W1 and W2 in alternating pairs (embedded, then PostgreSQL), as W1 with the trivial server:
+  # the ratio compares runs seconds apart, not minutes. Each run also records the CPU time of
+  # the node and of the NATS server (the oldest nats-server process here) per request.
+  NATS_PID=$(pgrep -xo nats-server || true)
+  PAIRS=$([ "$QUICK" = 1 ] && echo 1 || echo 3)
+  measure() { # measure PID BASE SCRIPT -> "RESULT line node_us=… nats_us=…"
+    local n0 s0 n1 s1 out
+    n0=$(ticks_of "$1"); s0=$( [ -n "$NATS_PID" ] && ticks_of "$NATS_PID" || echo 0)
+    out=$(run_wrk "$2" "/v4/profile/portrait_get?$Q" "$3")
+    n1=$(ticks_of "$1"); s1=$( [ -n "$NATS_PID" ] && ticks_of "$NATS_PID" || echo 0)
+    echo "$out $(awk -v r="$(field "$out" rps)" -v d="$DURATION" -v n=$((n1 - n0)) -v s=$((s1 - s0)) -v hz="$(getconf CLK_TCK)" \
+      'BEGIN { t = r * d; if (t > 0) printf "node_us=%.1f nats_us=%.1f", n * 1e6 / hz / t, s * 1e6 / hz / t }') "
+  }
+  pg_pairs() { # pg_pairs SCRIPT -> "ratio embedded_line || pg_line" per pair, median ratio first
+    local i e p
+    for i in $(seq 1 "$PAIRS"); do
+      e=$(measure "$PORTRAIT_PID" "$BASE" "$1"); p=$(measure "$PG_NODE_PID" "$PG_BASE" "$1")
+      echo "$(ratio "$(field "$p" rps)" "$(field "$e" rps)") $e || $p"
+    done | sort -n | awk '{ a[NR] = $0 } END { m = int((NR + 1) / 2); print a[m]; for (i = 1; i <= NR; i++) if (i != m) print a[i] }'
+  }
+  PW1=$(pg_pairs w1_get_one.lua); PW2=$(pg_pairs w2_get_batch.lua)
+  E1=$(echo "$PW1" | head -1 | sed 's/ || .*//'); P1=$(echo "$PW1" | head -1 | sed 's/.* || //')
+  E2=$(echo "$PW2" | head -1 | sed 's/ || .*//'); P2=$(echo "$PW2" | head -1 | sed 's/.* || //')
   P3=$(run_wrk "$PG_BASE" "/v4/profile/portrait_set?$Q" w3_set.lua)
+  cpu() { echo "node $(field "$1" node_us) µs, NATS $(field "$1" nats_us) µs"; }
+  ratios() { echo "$1" | cut -d' ' -f1 | sort -n | paste -sd' ' | sed 's/ /, /g'; }
   PG_ROWS="
 Same workloads on **PostgreSQL** ($(psql -X -A -t "$PG_ADMIN_URL" -c 'show server_version' 2>/dev/null | head -1)) with NATS, as a node of a cluster runs (same machine, same run; the read cache is in shared mode and kept coherent over NATS$( [ -z "${PORTRAIT_BENCH_NATS_URL-x}" ] && echo "; here without NATS, so each read first checks the app's version in the database")):
 
 | workload | embedded SQLite | PostgreSQL |
 |---|---|---|
 | import $ACCOUNTS accounts, 5 fields (portrait_import) | ${LOAD_SECS} s | ${PG_LOAD_SECS} s |
-| W1 portrait_get 1 × 4 | $(field "$R1" rps) req/s, p99 $(field "$R1" p99_ms) ms | $(field "$P1" rps) req/s, p99 $(field "$P1" p99_ms) ms |
-| W2 portrait_get 100 × 5 | $(awk -v r="$(field "$R2" rps)" 'BEGIN { printf "%.0f", r * 100 }') profiles/s, p99 $(field "$R2" p99_ms) ms | $(awk -v r="$(field "$P2" rps)" 'BEGIN { printf "%.0f", r * 100 }') profiles/s, p99 $(field "$P2" p99_ms) ms |
+| W1 portrait_get 1 × 4 (median pair of $PAIRS) | $(field "$E1" rps) req/s, p99 $(field "$E1" p99_ms) ms; CPU per request: $(cpu "$E1") | $(field "$P1" rps) req/s, p99 $(field "$P1" p99_ms) ms; CPU per request: $(cpu "$P1") |
+| W2 portrait_get 100 × 5 (median pair of $PAIRS) | $(awk -v r="$(field "$E2" rps)" 'BEGIN { printf "%.0f", r * 100 }') profiles/s, p99 $(field "$E2" p99_ms) ms; CPU per request: $(cpu "$E2") | $(awk -v r="$(field "$P2" rps)" 'BEGIN { printf "%.0f", r * 100 }') profiles/s, p99 $(field "$P2" p99_ms) ms; CPU per request: $(cpu "$P2") |
 | W3 portrait_set 3 tags | $(field "$R3" rps) sets/s, p99 $(field "$R3" p99_ms) ms | $(field "$P3" rps) sets/s, p99 $(field "$P3" p99_ms) ms |
+
+PostgreSQL / embedded (target ≥ 0.80 for W1 and W2): W1 **$(echo "$PW1" | head -1 | cut -d' ' -f1)** (pairs: $(ratios "$PW1")), W2 **$(echo "$PW2" | head -1 | cut -d' ' -f1)** (pairs: $(ratios "$PW2")). Each pair runs the embedded node, then the PostgreSQL node, for ${DURATION} s each; the table gives the pair with the median ratio. W3 here is one run on each node, minutes apart.
 "
 fi
 

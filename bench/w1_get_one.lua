@@ -8,6 +8,9 @@ wrk.headers["Content-Type"] = "application/json"
 local counter = 0
 request = function()
   counter = counter + 1
-  local body = '{"To_Account":["u' .. (counter * 7919 % n) .. '"],"TagList":["Tag_Profile_IM_Nick","Tag_Profile_IM_Image","Tag_Profile_IM_Gender","Tag_Profile_IM_Level"]}'
+  -- Thread `tid` takes every `nthreads`-th step of one walk over the accounts (7919 is prime, so
+  -- the walk reaches each account once per N steps): no two threads ask for the same account.
+  local step = counter * nthreads + tid
+  local body = '{"To_Account":["u' .. (step * 7919 % n) .. '"],"TagList":["Tag_Profile_IM_Nick","Tag_Profile_IM_Image","Tag_Profile_IM_Gender","Tag_Profile_IM_Level"]}'
   return wrk.format(nil, path, nil, body)
 end

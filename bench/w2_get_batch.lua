@@ -4,7 +4,6 @@ local path = os.getenv("PATH_Q")
 local n = tonumber(os.getenv("N"))
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-math.randomseed(os.time())
 request = function()
   local ids = {}
   for i = 1, 100 do ids[i] = '"u' .. math.random(0, n - 1) .. '"' end

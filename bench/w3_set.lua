@@ -4,7 +4,6 @@ local path = os.getenv("PATH_Q")
 local n = tonumber(os.getenv("N"))
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-math.randomseed(os.time() + 1)
 local counter = 0
 request = function()
   counter = counter + 1
