@@ -48,20 +48,22 @@ const INLINE: usize = 2;
 /// Most jobs waiting for a thread.
 const QUEUE: usize = 1024;
 
-/// The rows of the app's accounts among the ids of the JSON array `?2`. SQLite puts the list in
-/// order and searches the primary key for each with one cursor, so the pages near the root stay
-/// in hand from one search to the next (a statement per id would open a cursor per id, and read
-/// and parse the root, the inner pages and the leaf every time).
-const ROWS_SQL: &str = "select user_id, profile, version, updated_at_ms from accounts \
-     where app_id = ?1 and user_id in (select value from json_each(?2))";
+/// The rows of the app's accounts among the ids of the JSON array `?2`, which [`json_list`]
+/// puts in order. SQLite walks the list (`cross join` keeps it the outer loop) and searches the
+/// primary key for each id with one cursor, so the pages near the root stay in hand from one
+/// search to the next (a statement per id would open a cursor per id, and read and parse the
+/// root, the inner pages and the leaf every time). Written as `user_id in (select value from
+/// json_each(?2))`, SQLite would first copy the list into a temporary index to sort it.
+const ROWS_SQL: &str = "select a.user_id, a.profile, a.version, a.updated_at_ms \
+     from json_each(?2) as j cross join accounts as a where a.app_id = ?1 and a.user_id = j.value";
 
 /// [`ROWS_SQL`] for one account.
 const ROW_SQL: &str = "select user_id, profile, version, updated_at_ms from accounts \
      where app_id = ?1 and user_id = ?2";
 
-/// The ids among the JSON array `?2` of the app's accounts.
-const EXISTING_SQL: &str =
-    "select user_id from accounts where app_id = ?1 and user_id in (select value from json_each(?2))";
+/// The ids among the JSON array `?2` of the app's accounts (walked as in [`ROWS_SQL`]).
+const EXISTING_SQL: &str = "select a.user_id from json_each(?2) as j cross join accounts as a \
+     where a.app_id = ?1 and a.user_id = j.value";
 
 /// A job for a lookup thread.
 type Job = Box<dyn FnOnce(&Connection) + Send>;
@@ -215,9 +217,14 @@ fn rows(
     Ok(rows)
 }
 
-/// `ids` as a JSON array of strings (the parameter of [`ROWS_SQL`] and [`EXISTING_SQL`]).
+/// `ids` (distinct) as a JSON array of strings in the primary key's order (SQLite's `binary`
+/// collation compares bytes, as `str`'s `Ord` does): the parameter of [`ROWS_SQL`] and
+/// [`EXISTING_SQL`].
 fn json_list(ids: &[&str]) -> Result<String> {
-    serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(format!("a list of UserIDs: {e}")))
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    serde_json::to_string(&sorted)
+        .map_err(|e| StoreError::Corrupt(format!("a list of UserIDs: {e}")))
 }
 
 /// Locks `m` (a panic while it was held leaves nothing half-done here).
