@@ -34,7 +34,8 @@ cleanup() { [ -n "$NODE" ] && kill "$NODE" 2>/dev/null; wait 2>/dev/null || true
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 node_toml "$DATA" "cache_entries = 1200000" > "$WORK/portrait.toml"
-busy() { awk 'NR == 1 { print $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
+# The machine's busy CPU time so far (user, nice, system, irq, softirq; not idle, iowait, steal).
+busy() { awk 'NR == 1 { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 
 # measure SCRIPT SECS -> "rps=… p99=… server_us=… machine_us=…"
 measure() {
@@ -42,6 +43,7 @@ measure() {
   t0=$(ticks_of "$NODE"); b0=$(busy)
   r=$(PATH_Q="/v4/profile/portrait_get?$Q" N="$ACCOUNTS" wrk -t2 -c64 -d"$2"s --latency -s "$BENCH_DIR/$1" "$BASE" | grep '^RESULT')
   t1=$(ticks_of "$NODE"); b1=$(busy); rps=$(field "$r" rps)
+  awk -v r="$rps" 'BEGIN { exit !(r > 0) }' || { echo "error: wrk measured no requests ($1): $r" >&2; exit 1; }
   echo "rps=$rps p99_ms=$(field "$r" p99_ms) server_us=$(calc %.1f "($t1 - $t0) * 1e6 / $(getconf CLK_TCK) / ($rps * $2)") machine_us=$(calc %.1f "($b1 - $b0) * 1e6 / $(getconf CLK_TCK) / ($rps * $2)")"
 }
 
@@ -49,6 +51,7 @@ for build in "${BUILDS[@]}"; do
   bin=${build%%,*}; envs=""; [ "$build" != "$bin" ] && envs=${build#*,}
   [ -n "$NODE" ] && { kill "$NODE"; wait "$NODE" 2>/dev/null || true; }
   # shellcheck disable=SC2086
+  rm -f "$WORK/portrait.log" # wait_line must not find the previous node's line
   env $envs "$bin/portrait" serve --config "$WORK/portrait.toml" >"$WORK/portrait.log" 2>&1 & NODE=$!
   BASE=$(wait_line "$WORK/portrait.log" "portrait: listening on ")
   SIG=$("$bin/portrait" usersig --sdkappid $APP --key $KEY --user $ADMIN --expire 86400)
@@ -58,6 +61,6 @@ for build in "${BUILDS[@]}"; do
     "$bin/portrait-bench" load --base "$BASE" --sdkappid $APP --key $KEY --accounts "$ACCOUNTS" --concurrency 4 --fields 5 >&2
   fi
   measure w2_get_batch.lua 25 >/dev/null
-  echo "$build W2 $(measure w2_get_batch.lua "$DURATION")"
-  echo "$build W1 $(measure w1_get_one.lua "$DURATION")"
+  W2=$(measure w2_get_batch.lua "$DURATION"); echo "$build W2 $W2"
+  W1=$(measure w1_get_one.lua "$DURATION"); echo "$build W1 $W1"
 done

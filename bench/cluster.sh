@@ -129,7 +129,7 @@ conns_of() { echo $(( CONNS / LOAD_NODES + ( $1 <= CONNS % LOAD_NODES ? 1 : 0 ) 
 WAITS=()
 wait_all() { for j in "${WAITS[@]}"; do wait "$j"; done; WAITS=(); }
 for i in $(seq 1 "$NODES"); do
-  PATH_Q="$GET_PATH" N="$ACCOUNTS" timeout 120 wrk -t1 -c4 -d"$(( ACCOUNTS * NODES / 100000 + 3 ))s" \
+  PATH_Q="$GET_PATH" N="$ACCOUNTS" WRK_THREADS=1 timeout 120 wrk -t1 -c4 -d"$(( ACCOUNTS * NODES / 100000 + 3 ))s" \
     -s "$BENCH_DIR/w0_warm.lua" "${BASES[$((i - 1))]}" >/dev/null & WAITS+=($!)
 done
 wait_all

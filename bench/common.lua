@@ -1,19 +1,18 @@
 -- Shared wrk helpers: numbers wrk's threads and seeds each one's random numbers apart, and
 -- prints one machine-readable line at the end of a run.
 
--- Each wrk thread runs the script in a Lua state of its own. setup() runs in the main state for
--- each thread: it gives every thread its index `tid` and the thread count `nthreads`, so that
--- the threads' request streams differ (seeded alike, every thread would send the same accounts
--- in the same order, and half the reads would find what the other thread had just loaded).
-local threads = {}
+-- Each wrk thread runs the script in a Lua state of its own. wrk calls setup() in the main state
+-- for each thread right before that thread's init() and start, so setup() touches only the new
+-- thread (the threads started before it are already running): it gives it its index `tid`.
+-- Seeded alike, every thread would send the same accounts in the same order, and half the reads
+-- would find what the other thread had just loaded.
+local started = 0
 function setup(thread)
-  table.insert(threads, thread)
-  thread:set("tid", #threads - 1)
-  for _, t in ipairs(threads) do t:set("nthreads", #threads) end
+  thread:set("tid", started)
+  started = started + 1
 end
 function init(args)
   tid = tonumber(wrk.thread:get("tid")) or 0
-  nthreads = tonumber(wrk.thread:get("nthreads")) or 1
   math.randomseed(os.time() * 64 + tid)
 end
 

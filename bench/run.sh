@@ -110,7 +110,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 
 # warm BASE: reads every account once (a few seconds; not measured).
 warm() {
-  PATH_Q="/v4/profile/portrait_get?$Q" N="$ACCOUNTS" wrk -t$THREADS -c16 \
+  PATH_Q="/v4/profile/portrait_get?$Q" N="$ACCOUNTS" WRK_THREADS=$THREADS wrk -t$THREADS -c16 \
     -d"$(( ACCOUNTS / 150000 + 2 ))s" -s "$BENCH_DIR/w0_warm.lua" "$1" >/dev/null
 }
 warm "$BASE"
@@ -167,15 +167,18 @@ if [ "$PG" = 1 ]; then
   measure() { # measure PID BASE SCRIPT -> "RESULT line node_us=… nats_us=…"
     local n0 s0 n1 s1 out
     n0=$(ticks_of "$1"); s0=$( [ -n "$NATS_PID" ] && ticks_of "$NATS_PID" || echo 0)
-    out=$(run_wrk "$2" "/v4/profile/portrait_get?$Q" "$3")
+    # (run_wrk's `exit` only leaves this command substitution: check here, and callers check.)
+    out=$(run_wrk "$2" "/v4/profile/portrait_get?$Q" "$3") || return 1
     n1=$(ticks_of "$1"); s1=$( [ -n "$NATS_PID" ] && ticks_of "$NATS_PID" || echo 0)
+    awk -v r="$(field "$out" rps)" 'BEGIN { exit !(r > 0) }' || { echo "wrk measured no requests: $out" >&2; return 1; }
     echo "$out $(awk -v r="$(field "$out" rps)" -v d="$DURATION" -v n=$((n1 - n0)) -v s=$((s1 - s0)) -v hz="$(getconf CLK_TCK)" \
       'BEGIN { t = r * d; if (t > 0) printf "node_us=%.1f nats_us=%.1f", n * 1e6 / hz / t, s * 1e6 / hz / t }') "
   }
   pg_pairs() { # pg_pairs SCRIPT -> "ratio embedded_line || pg_line" per pair, median ratio first
     local i e p
     for i in $(seq 1 "$PAIRS"); do
-      e=$(measure "$PORTRAIT_PID" "$BASE" "$1"); p=$(measure "$PG_NODE_PID" "$PG_BASE" "$1")
+      e=$(measure "$PORTRAIT_PID" "$BASE" "$1") || exit 1
+      p=$(measure "$PG_NODE_PID" "$PG_BASE" "$1") || exit 1
       echo "$(ratio "$(field "$p" rps)" "$(field "$e" rps)") $e || $p"
     done | sort -n | awk '{ a[NR] = $0 } END { m = int((NR + 1) / 2); print a[m]; for (i = 1; i <= NR; i++) if (i != m) print a[i] }'
   }
@@ -199,7 +202,7 @@ PostgreSQL / embedded (target ≥ 0.80 for W1 and W2): W1 **$(echo "$PW1" | head
 "
 fi
 
-for r in "$R1" "$R2" "$R3"; do
+for r in "$R1" "$R2" "$R3" ${PG_ROWS:+"$E1" "$P1" "$E2" "$P2" "$P3"}; do
   [ "$(field "$r" errors)" = "0" ] || echo "warning: wrk reported errors: $r" >&2
 done
 

@@ -1,18 +1,16 @@
 -- Warm-up: reads every account once, in batches of 100 consecutive ids, spread over wrk's
 -- threads, so that W1/W2 measure the steady state (profiles in the read cache), not first reads.
--- env: PATH_Q (path with query), N (accounts loaded)
+-- env: PATH_Q (path with query), N (accounts loaded), WRK_THREADS (wrk's -t)
+dofile(os.getenv("BENCH_DIR") .. "/common.lua")
 local path = os.getenv("PATH_Q")
 local n = tonumber(os.getenv("N"))
--- setup() runs in the main Lua state; each thread gets its index and the thread count.
-local threads = {}
-function setup(thread)
-  table.insert(threads, thread)
-  thread:set("tid", #threads - 1)
-  for _, t in ipairs(threads) do t:set("nthreads", #threads) end
-end
+-- Thread `tid` (common.lua) reads batches tid, tid + WRK_THREADS, … (the count comes from the
+-- caller: no thread can be told it safely from setup(), see common.lua).
+local common_init = init
 function init(args)
-  batch = tonumber(wrk.thread:get("tid")) or 0
-  step = tonumber(wrk.thread:get("nthreads")) or 1
+  common_init(args)
+  batch = tid
+  step = tonumber(os.getenv("WRK_THREADS")) or error("w0_warm.lua: set WRK_THREADS to wrk's -t")
 end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
