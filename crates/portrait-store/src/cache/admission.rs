@@ -162,5 +162,17 @@ mod tests {
         assert!(!read(&absent).await);
         assert!(!read(&absent).await);
         assert!(held(&cache, APP, "nobody"));
+        // Dropping the app (a restore, or another node's whole-app write) empties the shards:
+        // there is room again, and the first read caches.
+        cache.invalidate_remote_app(APP);
+        assert!(cache
+            .shards
+            .iter()
+            .all(|s| !s.evicting.load(Ordering::Relaxed)));
+        assert!(read(&users[7]).await);
+        assert!(
+            held(&cache, APP, "u7"),
+            "cached at its first read after the drop"
+        );
     }
 }
