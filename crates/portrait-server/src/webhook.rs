@@ -25,7 +25,8 @@
 //! ([`portrait_store::MAX_CHAIN_WALK`], its answer then says it is not complete) has them read
 //! from the log in version order instead, one page per turn, filtered to it, until it is back
 //! at the read position. In all, at most [`TOTAL_PENDING_FACTOR`] × `max_pending` changes are
-//! held; past that the worker stops reading the log until some are delivered or given up on.
+//! held; past that the worker reads neither the log nor skipped changes until some are
+//! delivered or given up on, and then skipped changes first (they are the older ones).
 //!
 //! **Several nodes**: only the holder of the app's `webhook` lease in the store delivers, so each
 //! change is sent once in normal operation; when a holder dies, another node takes over after
@@ -204,11 +205,13 @@ impl Worker {
             if d.read_at.elapsed() >= POLL && behind {
                 d.read_now = true;
             }
-            if d.read_now {
-                self.read(d).await;
-            }
+            // Skipped changes first: they are older than what the log has after the read
+            // position, and both share the total bound.
             if !d.refill.is_empty() {
                 self.refill(d).await;
+            }
+            if d.read_now {
+                self.read(d).await;
             }
             d.unpark(Instant::now());
             self.dispatch(d);
@@ -274,24 +277,25 @@ impl Worker {
     /// that read reaches (its answer is not complete), one page of the log in version order
     /// ([`Store::changes_since`], [`READ_BATCH`]) per turn, filtered to the account, until it has
     /// caught up with the read position. Either way, at most one bounded read per account and
-    /// turn, and no skipped change is passed over. A failed read is retried at the next turn.
+    /// turn, within the room its own queue and the total bound leave (at the total bound it
+    /// waits), and no skipped change is passed over. A failed read is retried at the next turn.
     async fn refill(&self, d: &mut Delivery) {
         d.refill_now = false;
         for user in std::mem::take(&mut d.refill) {
-            let Some(q) = d.queues.get(&user) else {
-                continue;
-            };
-            let Some(from) = q.skipped_from else {
-                continue;
-            };
-            let room = self.cfg.max_pending.saturating_sub(q.changes.len());
+            let (from, room) =
+                match d.refill_room(&user, self.cfg.max_pending, self.total_pending()) {
+                    None => continue,
+                    Some((_, 0)) => {
+                        // At the total bound: read at a turn after deliveries made room.
+                        d.refill.insert(user);
+                        continue;
+                    }
+                    Some(read) => read,
+                };
             let Ok(id) = portrait_core::Identifier::parse(&user) else {
                 continue;
             };
-            if room == 0 {
-                continue;
-            }
-            if !q.scan {
+            if !d.queues.get(&user).is_some_and(|q| q.scan) {
                 match self
                     .store
                     .changes_of(self.app, std::slice::from_ref(&id), from - 1, room)

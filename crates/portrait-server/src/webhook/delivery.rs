@@ -186,6 +186,24 @@ impl Delivery {
         }
     }
 
+    /// What a refill of `user` may read now: its oldest skipped change and how many changes to
+    /// take, the room in its own queue (`max_pending`) within the room left under `total` for
+    /// all accounts together. `None`: nothing to read that the account will not ask for again
+    /// (it is not skipping, or its own queue is full: it asks once that has drained to half).
+    /// A room of 0: all accounts together hold `total`; the account waits in
+    /// [`Delivery::refill`] until deliveries make room.
+    pub(super) fn refill_room(
+        &self,
+        user: &str,
+        max_pending: usize,
+        total: usize,
+    ) -> Option<(u64, usize)> {
+        let q = self.queues.get(user)?;
+        let from = q.skipped_from?;
+        let own = max_pending.saturating_sub(q.changes.len());
+        (own > 0).then(|| (from, own.min(total.saturating_sub(self.pending.len()))))
+    }
+
     /// `user`'s skipped changes are more than one read by account reaches: from now on until
     /// skipping ends, they are read from the log in order ([`Delivery::scanned`]).
     pub(super) fn scan(&mut self, user: &str) {
@@ -373,6 +391,35 @@ mod tests {
         assert_eq!(d.queues["a"].skipped_from, None);
         assert_eq!(d.queues["b"].skipped_from, Some(4));
         assert_eq!(d.cursor(), 3, "b4 is not delivered yet");
+    }
+
+    #[test]
+    fn a_refill_takes_no_more_than_the_room_left_for_all_accounts_together() {
+        let mut d = Delivery::new(0);
+        // Two per account: a holds a1, a2 and skips a3, a4; b holds b5, b6.
+        read(
+            &mut d,
+            &[(1, "a"), (2, "a"), (3, "a"), (4, "a"), (5, "b"), (6, "b")],
+            2,
+        );
+        assert_eq!(d.refill_room("b", 2, 10), None, "b skipped nothing");
+        assert_eq!(d.refill_room("a", 2, 10), None, "a's own queue is full");
+        d.pop("a".into(), 2);
+        assert!(d.refill.contains("a"), "a drained to half");
+        // a has room for 1; all accounts together hold 3.
+        assert_eq!(d.refill_room("a", 2, 10), Some((3, 1)));
+        assert_eq!(d.refill_room("a", 2, 4), Some((3, 1)));
+        assert_eq!(
+            d.refill_room("a", 2, 3),
+            Some((3, 0)),
+            "the total is reached"
+        );
+        d.pop("b".into(), 2);
+        assert_eq!(
+            d.refill_room("a", 2, 3),
+            Some((3, 1)),
+            "a delivery made room"
+        );
     }
 
     #[test]
