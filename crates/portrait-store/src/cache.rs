@@ -213,7 +213,7 @@ impl CachedStore {
 
     /// Invalidates every account of `app` because another node wrote it as a whole.
     pub fn invalidate_remote_app(&self, app: AppId) {
-        self.invalidate_app(app);
+        self.drop_app(app);
     }
 
     /// Shared mode: makes sure no other writer's acknowledged change to `app` is cached stale,
@@ -302,7 +302,9 @@ impl CachedStore {
         })
     }
 
-    /// Drops every entry of `app` (bumping every shard's epoch first).
+    /// Drops every entry of `app`, after a whole-app write or when what is cached cannot be
+    /// trusted (same order as [`CachedStore::invalidate`]: bump each shard's epoch, then drop the
+    /// entries). A shard left with room takes every loaded profile again.
     fn drop_app(&self, app: AppId) {
         for shard in self.shards.iter() {
             shard.epoch.fetch_add(1, Ordering::SeqCst);
@@ -319,7 +321,7 @@ impl CachedStore {
     }
 
     fn shard_index(&self, app: AppId, user: &str) -> usize {
-        (self.hash(app, user) as usize) % SHARDS
+        shard_of(self.hash(app, user))
     }
 
     fn shard(&self, app: AppId, user: &str) -> &Shard {
@@ -371,17 +373,11 @@ impl CachedStore {
         }
     }
 
-    /// Invalidates every cached account of `app` (same order as [`CachedStore::invalidate`]: bump
-    /// each shard's epoch, then drop the entries).
-    fn invalidate_app(&self, app: AppId) {
-        self.drop_app(app);
-    }
-
     /// Inserts `value` for `user` unless a write to its shard happened since `epoch` was read,
     /// or the shard is full and `user` did not miss recently (see the `admission` module).
     fn insert_if_unchanged(&self, app: AppId, user: &str, epoch: u64, value: Entry) {
         let hash = self.hash(app, user);
-        let shard = &self.shards[(hash as usize) % SHARDS];
+        let shard = &self.shards[shard_of(hash)];
         if shard.evicting.load(Ordering::Relaxed) && !self.doorkeeper.missed_before(hash) {
             self.counters().not_admitted.increment(1);
             return;
@@ -439,6 +435,11 @@ impl CachedStore {
         }
         Ok(out.into_iter().map(Option::flatten).collect())
     }
+}
+
+/// The shard of the key whose hash is `hash` (its low bits; [`Doorkeeper`] uses the high ones).
+fn shard_of(hash: u64) -> usize {
+    (hash as usize) % SHARDS
 }
 
 /// The [`Key`] of `(app, user)`.
@@ -612,7 +613,7 @@ impl Store for CachedStore {
         let app = dump.app;
         let r = self.inner.restore_app(dump).await;
         // Every account of the app may have changed (absent ones are cached too).
-        self.invalidate_app(app);
+        self.drop_app(app);
         self.tell_others(app, None).await;
         r
     }
