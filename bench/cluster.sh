@@ -84,15 +84,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "cluster.sh: stopped" >&2; exit 130' INT TERM
 
-psql -q -X "$ADMIN_URL" -c "create database $DB" >/dev/null \
-  || { echo "error: cannot create database $DB on 127.0.0.1:5432 (is PostgreSQL running?)" >&2; exit 1; }
-# The postmaster: the first line of postmaster.pid in the server's data directory.
-POSTMASTER=$(head -1 "$(psql -X -A -t "$ADMIN_URL" -c 'show data_directory')/postmaster.pid")
-NATS_PID=$(ss -Hltnp "sport = :$NATS_PORT" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
-[ -n "$NATS_PID" ] || { echo "error: nothing listens on the NATS port $NATS_PORT" >&2; exit 1; }
-
 # shellcheck source=lib.sh
 source "$BENCH_DIR/lib.sh"
+create_db "$ADMIN_URL" "$DB"
+POSTMASTER=$(postmaster_of "$ADMIN_URL")
+NATS_PID=$(listener_of "$NATS_PORT")
+[ -n "$NATS_PID" ] || { echo "error: nothing listens on the NATS port $NATS_PORT" >&2; exit 1; }
 # node_config I: the same app and settings as bench/run.sh, on the shared database.
 node_config() { node_toml "$WORK/node$1" "url = \"$DB_URL\"
 cache_entries = $CACHE_ENTRIES"; }

@@ -54,5 +54,24 @@ pg_pids() {
   done
 }
 
+# create_db ADMIN_URL DB: creates the scratch database DB on the server of ADMIN_URL, or stops.
+create_db() {
+  psql -q -X "$1" -c "create database $2" >/dev/null \
+    || { echo "error: cannot create database $2 on ${1#*@} (is PostgreSQL running?)" >&2; exit 1; }
+}
+
+# postmaster_of ADMIN_URL: the server's postmaster (the first line of postmaster.pid in its data
+# directory).
+postmaster_of() { head -1 "$(psql -X -A -t "$1" -c 'show data_directory')/postmaster.pid"; }
+
+# listener_of PORT: the process listening on TCP port PORT here (empty if none).
+listener_of() { ss -Hltnp "sport = :$1" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1; }
+
+# per_request_us TICKS RATE SECS: CPU µs per request, for TICKS clock ticks over SECS s at RATE/s.
+per_request_us() { calc %.1f "$1 * 1e6 / $(getconf CLK_TCK) / ($2 * $3)"; }
+
+# measured RESULT: stops with an error unless the wrk RESULT line counted some requests.
+measured() { awk -v r="$(field "$1" rps)" 'BEGIN { exit !(r > 0) }' || { echo "error: wrk measured no requests: $1" >&2; exit 1; }; }
+
 # ticks_of PID: the process's CPU time so far (utime + stime, in clock ticks; 0 once it is gone).
 ticks_of() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }

@@ -147,13 +147,13 @@ fi
 PG_ROWS=""
 if [ "$PG" = 1 ]; then
   command -v psql >/dev/null || { echo "error: --postgres needs psql (apt-get install postgresql-client)" >&2; exit 1; }
-  psql -q -X "$PG_ADMIN_URL" -c "create database $PG_DB" >/dev/null \
-    || { echo "error: cannot create database $PG_DB on 127.0.0.1:5432 (is PostgreSQL running?)" >&2; exit 1; }
+  create_db "$PG_ADMIN_URL" "$PG_DB"
   sed -e "s|^\[store\]|[store]\nurl = \"postgres://postgres@127.0.0.1:5432/$PG_DB\"|" \
       -e "s|data_dir = .*|data_dir = \"$WORK/pgdata\"|" "$WORK/portrait.toml" > "$WORK/portrait-pg.toml"
   # With NATS (127.0.0.1:4222), as a cluster node runs: the read cache is kept coherent over
   # NATS (docs/deployment.md, "Read caches across nodes") instead of a version check per read.
-  PORTRAIT_PUSH__NATS_URL="${PORTRAIT_BENCH_NATS_URL-nats://127.0.0.1:4222}" PORTRAIT_PUSH__NATS_SUBJECT="portrait-bench.$$" \
+  NATS_URL="${PORTRAIT_BENCH_NATS_URL-nats://127.0.0.1:4222}"
+  PORTRAIT_PUSH__NATS_URL="$NATS_URL" PORTRAIT_PUSH__NATS_SUBJECT="portrait-bench.$$" \
     $BIN/portrait serve --config "$WORK/portrait-pg.toml" >"$WORK/portrait-pg.log" 2>&1 & PIDS+=($!); PG_NODE_PID=$!
   PG_BASE=$(wait_line "$WORK/portrait-pg.log" "portrait: listening on ")
   PG_LOAD=$($BIN/portrait-bench load --base "$PG_BASE" --sdkappid $APP --key $KEY --accounts "$ACCOUNTS" --concurrency 4 --fields 5)
@@ -161,8 +161,8 @@ if [ "$PG" = 1 ]; then
   warm "$PG_BASE"
   # W1 and W2 in alternating pairs (embedded, then PostgreSQL), as W1 with the trivial server:
   # the ratio compares runs seconds apart, not minutes. Each run also records the CPU time of
-  # the node and of the NATS server (the oldest nats-server process here) per request.
-  NATS_PID=$(pgrep -xo nats-server || true)
+  # the node and of the NATS server (the process listening on the NATS URL's port) per request.
+  NATS_PID=$( [ -n "$NATS_URL" ] && listener_of "${NATS_URL##*:}" || true)
   PAIRS=$([ "$QUICK" = 1 ] && echo 1 || echo 3)
   measure() { # measure PID BASE SCRIPT -> "RESULT line node_us=… nats_us=…"
     local n0 s0 n1 s1 out
@@ -170,9 +170,8 @@ if [ "$PG" = 1 ]; then
     # (run_wrk's `exit` only leaves this command substitution: check here, and callers check.)
     out=$(run_wrk "$2" "/v4/profile/portrait_get?$Q" "$3") || return 1
     n1=$(ticks_of "$1"); s1=$( [ -n "$NATS_PID" ] && ticks_of "$NATS_PID" || echo 0)
-    awk -v r="$(field "$out" rps)" 'BEGIN { exit !(r > 0) }' || { echo "wrk measured no requests: $out" >&2; return 1; }
-    echo "$out $(awk -v r="$(field "$out" rps)" -v d="$DURATION" -v n=$((n1 - n0)) -v s=$((s1 - s0)) -v hz="$(getconf CLK_TCK)" \
-      'BEGIN { t = r * d; if (t > 0) printf "node_us=%.1f nats_us=%.1f", n * 1e6 / hz / t, s * 1e6 / hz / t }') "
+    measured "$out"
+    echo "$out node_us=$(per_request_us $((n1 - n0)) "$(field "$out" rps)" "$DURATION") nats_us=$(per_request_us $((s1 - s0)) "$(field "$out" rps)" "$DURATION") "
   }
   pg_pairs() { # pg_pairs SCRIPT -> "ratio embedded_line || pg_line" per pair, median ratio first
     local i e p

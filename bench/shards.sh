@@ -95,9 +95,8 @@ trap cleanup EXIT
 trap 'echo "shards.sh: stopped" >&2; exit 130' INT TERM
 
 # --- the two PostgreSQL clusters ---------------------------------------------------------------
-psql -q -X "$HOME_ADMIN" -c "create database $DB" >/dev/null \
-  || { echo "error: cannot create database $DB on 127.0.0.1:5432 (is PostgreSQL running?)" >&2; exit 1; }
-HOME_POSTMASTER=$(head -1 "$(psql -X -A -t "$HOME_ADMIN" -c 'show data_directory')/postmaster.pid")
+create_db "$HOME_ADMIN" "$DB"
+HOME_POSTMASTER=$(postmaster_of "$HOME_ADMIN")
 HOME_VERSION=$(psql -X -A -t "$HOME_ADMIN" -c 'show server_version' | cut -d' ' -f1)
 
 if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$PGDIR"; fi
