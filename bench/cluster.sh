@@ -22,7 +22,7 @@
 # portrait_cluster_<pid>), NATS on PORTRAIT_BENCH_NATS_URL (default nats://127.0.0.1:4222; the
 # nodes use a subject of their own), wrk, curl, psql, ss; root (or the postgres user) to read the
 # PostgreSQL processes' /proc/<pid>/io. PORTRAIT_BENCH_BIN=DIR runs the binaries in DIR (default:
-# target/release, built here if missing).
+# target/release, brought up to date here with cargo build --release).
 #
 # CPU is read from /proc/<pid>/stat (utime + stime) right before the wrks start and right after
 # the last one ends: the nodes (sum), PostgreSQL (the postmaster's children that serve this
@@ -62,13 +62,9 @@ for tool in wrk curl psql ss; do
 done
 NATS_URL="${PORTRAIT_BENCH_NATS_URL:-nats://127.0.0.1:4222}"
 NATS_PORT="${NATS_URL##*:}"
-BIN="${PORTRAIT_BENCH_BIN:-target/release}"
-if [ -z "${PORTRAIT_BENCH_BIN:-}" ] && ! [ -x "$BIN/portrait" ]; then
-  cargo build --release --locked -q -p portrait -p portrait-bench
-fi
-if ! [ -x "$BIN/portrait" ] || ! [ -x "$BIN/portrait-bench" ]; then
-  echo "error: no portrait and portrait-bench in $BIN" >&2; exit 1
-fi
+# shellcheck source=lib.sh
+source "$BENCH_DIR/lib.sh"
+bench_bin
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 WORK="$(mktemp -d)"; PIDS=()
@@ -84,8 +80,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "cluster.sh: stopped" >&2; exit 130' INT TERM
 
-# shellcheck source=lib.sh
-source "$BENCH_DIR/lib.sh"
 create_db "$ADMIN_URL" "$DB"
 POSTMASTER=$(postmaster_of "$ADMIN_URL")
 NATS_PID=$(listener_of "$NATS_PORT")

@@ -29,6 +29,19 @@ max_length = 100
 TOML
 }
 
+# bench_bin: sets BIN to the directory of the `portrait` and `portrait-bench` binaries to run:
+# PORTRAIT_BENCH_BIN if set (an A/B of two builds, or CI's own build), else target/release after
+# `cargo build --release` (a no-op when they are up to date). Stops if either is missing.
+bench_bin() {
+  if [ -n "${PORTRAIT_BENCH_BIN:-}" ]; then
+    BIN="$PORTRAIT_BENCH_BIN"
+  else
+    cargo build --release --locked -q -p portrait -p portrait-bench
+    BIN=target/release
+  fi
+  [ -x "$BIN/portrait" ] && [ -x "$BIN/portrait-bench" ] || { echo "error: no portrait and portrait-bench in $BIN" >&2; exit 1; }
+}
+
 # wait_line FILE PREFIX: prints the rest of the first line of FILE starting with PREFIX.
 wait_line() { for _ in $(seq 1 600); do l=$(grep -m1 "^$2" "$1" 2>/dev/null || true); [ -n "$l" ] && { echo "${l#"$2"}"; return; }; sleep 0.1; done; echo "timeout waiting for $2 in $1" >&2; exit 1; }
 

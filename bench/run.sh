@@ -49,13 +49,9 @@ if [ "$FD_LIMIT" != unlimited ] && [ "$SUBSCRIBERS" -gt $((FD_LIMIT - 200)) ]; t
   SUBSCRIBERS=$((FD_LIMIT - 200))
 fi
 
-if [ -n "${PORTRAIT_BENCH_BIN:-}" ]; then
-  BIN="$PORTRAIT_BENCH_BIN"
-else
-  cargo build --release --locked -q -p portrait -p portrait-bench
-  BIN=target/release
-fi
-[ -x "$BIN/portrait" ] && [ -x "$BIN/portrait-bench" ] || { echo "error: no portrait and portrait-bench in $BIN" >&2; exit 1; }
+# shellcheck source=lib.sh
+source "$BENCH_DIR/lib.sh"
+bench_bin
 # CPU time the hypervisor gave to other guests while this run waited ("steal", /proc/stat), from
 # here to the table: a shared VM's speed varies, and this says how much of it was taken away.
 steal_ticks() { awk 'NR == 1 { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
@@ -70,8 +66,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shellcheck source=lib.sh
-source "$BENCH_DIR/lib.sh"
 node_toml "$WORK/data" "cache_entries = 1200000" > "$WORK/portrait.toml"
 
 $BIN/portrait serve --config "$WORK/portrait.toml" >"$WORK/portrait.log" 2>&1 & PIDS+=($!); PORTRAIT_PID=$!

@@ -26,8 +26,8 @@
 # sum, p99 the worse app's. CPU per set, from /proc/<pid>/stat before and after: the node, the
 # home cluster (its postmaster, background processes and the backends of this run's database;
 # other databases' backends are left out, since other work shares it) and shard b (every process
-# of it). PORTRAIT_BENCH_BIN=DIR runs the binaries in DIR (default: target/release, built here if
-# missing). Needs wrk, curl, psql, ss.
+# of it). PORTRAIT_BENCH_BIN=DIR runs the binaries in DIR (default: target/release, brought up to
+# date here with cargo build --release). Needs wrk, curl, psql, ss.
 set -euo pipefail
 if [ -z "${PORTRAIT_SHARDS_TIMED:-}" ]; then
   PORTRAIT_SHARDS_TIMED=1 exec timeout -k 20 "${PORTRAIT_SHARDS_TIMEOUT:-1200}" bash "$0" "$@"
@@ -60,17 +60,11 @@ NATS_URL="${PORTRAIT_BENCH_NATS_URL-nats://127.0.0.1:4222}"
 if [ -n "$NATS_URL" ] && ! ss -Hltn "sport = :${NATS_URL##*:}" | grep -q .; then
   echo "error: nothing listens on the NATS port of $NATS_URL (PORTRAIT_BENCH_NATS_URL= runs without NATS)" >&2; exit 1
 fi
-BIN="${PORTRAIT_BENCH_BIN:-target/release}"
-if [ -z "${PORTRAIT_BENCH_BIN:-}" ] && ! [ -x "$BIN/portrait" ]; then
-  cargo build --release --locked -q -p portrait -p portrait-bench
-fi
-if ! [ -x "$BIN/portrait" ] || ! [ -x "$BIN/portrait-bench" ]; then
-  echo "error: no portrait and portrait-bench in $BIN" >&2; exit 1
-fi
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
 # shellcheck source=lib.sh
 source "$BENCH_DIR/lib.sh"
+bench_bin
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 
 WORK="$(mktemp -d)"; PGDIR="$(mktemp -d)"; PIDS=(); PG_STARTED=0
 DB="portrait_shards_$$"
