@@ -14,6 +14,7 @@ use crate::{now_ms, AppId, Result, StoreError};
 use super::jobs::{
     apply_cursor, apply_delete, apply_import, apply_kick, apply_prune, apply_restore,
 };
+use super::lookup::Commits;
 use super::sql::exec;
 use super::writer::{Answer, Job, OtherJob, Reply};
 use crate::batch::SetJob;
@@ -30,12 +31,13 @@ pub(super) struct Scratch {
     pub(super) sets: Vec<(SetJob, Reply<u64>)>,
 }
 
-/// Runs `jobs` (drained) in one transaction, each in its own savepoint, commits, then answers
-/// every job.
+/// Runs `jobs` (drained) in one transaction, each in its own savepoint, commits, counts the
+/// commit in `commits`, then answers every job.
 pub(super) async fn run_batch(
     conn: &mut SqliteConnection,
     jobs: &mut Vec<Job>,
     scratch: &mut Scratch,
+    commits: &Commits,
 ) {
     let Scratch {
         answers,
@@ -84,10 +86,14 @@ pub(super) async fn run_batch(
     }
     if failed.is_none() {
         failed = match versions.store(conn).await {
-            Ok(()) => exec(conn, "COMMIT")
-                .await
-                .err()
-                .map(|e| BatchFailed::rolled_back("COMMIT", e)),
+            Ok(()) => {
+                let committed = exec(conn, "COMMIT").await;
+                // Even a failed attempt: counting one too many only ends a snapshot early.
+                commits.counted();
+                committed
+                    .err()
+                    .map(|e| BatchFailed::rolled_back("COMMIT", e))
+            }
             Err(e) => Some(BatchFailed::rolled_back("storing the app versions", e)),
         };
     }

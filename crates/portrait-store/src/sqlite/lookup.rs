@@ -21,6 +21,22 @@
 //! cache (the first reads after a boot), the search waits for the disk on a worker thread of
 //! the caller's runtime, for the few pages of one search.
 //!
+//! **One snapshot for many one-account lookups.** In SQLite's autocommit mode every statement
+//! begins and ends its own read transaction: locks in the WAL index (`fcntl`), a look at the
+//! file's size, and the commit of nothing. With 10M accounts, where most one-account reads
+//! miss the cache, that cost more than the search (BENCHMARKS.md, 2026-12-05 evening). So an
+//! inline connection keeps its read transaction open from one lookup to the next for as long as
+//! the store has committed nothing since it began, and at most [`SNAPSHOT_MAX_AGE`]. The writer
+//! counts its commits ([`Commits`]) right after each `COMMIT` and before it acknowledges anything
+//! of the batch, and a lookup reads the count before its transaction takes its snapshot; so a
+//! lookup whose snapshot is kept sees every write acknowledged before it began, as a fresh
+//! statement would. A snapshot kept open holds back the WAL's checkpoint (the frames committed
+//! after it cannot be copied, nor the WAL restarted), so a sweeper thread ends the snapshots of
+//! idle inline connections within [`SWEEP_EVERY`] once the store has committed or they are old.
+//! The age bound also bounds how long a lookup can miss a write made behind the store's back by
+//! another process (`portrait import` on the file of a running node, which docs/deployment.md
+//! says not to do).
+//!
 //! **Bounded.** At most [`QUEUE`] jobs wait; a caller waits for room (back-pressure). A batch is
 //! as large as the caller's request, which the API bounds. [`Lookups::close`] lets the threads
 //! finish the queued jobs, then closes their connections; later lookups fail with
@@ -28,8 +44,10 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
@@ -47,6 +65,13 @@ const INLINE: usize = 2;
 
 /// Most jobs waiting for a thread.
 const QUEUE: usize = 1024;
+
+/// Longest an inline connection keeps one read transaction open (see the module docs).
+const SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(250);
+
+/// How often the sweeper looks at the idle inline connections while one of them keeps a read
+/// transaction open.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
 /// The rows of the app's accounts among the ids of the JSON array `?2`, which [`json_list`]
 /// puts in order. SQLite walks the list (`cross join` keeps it the outer loop) and searches the
@@ -68,12 +93,55 @@ const EXISTING_SQL: &str = "select a.user_id from json_each(?2) as j cross join 
 /// A job for a lookup thread.
 type Job = Box<dyn FnOnce(&Connection) + Send>;
 
+/// The writer's count of its commits: the writer adds one right after each `COMMIT` (or attempt
+/// at one), before it answers any job of the batch; an inline connection keeps its snapshot only
+/// while the count stays what it was when the snapshot was taken.
+#[derive(Debug, Default)]
+pub(super) struct Commits(AtomicU64);
+
+impl Commits {
+    /// Counts a commit. Call it before acknowledging anything the commit holds.
+    pub(super) fn counted(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// The lookup threads: their queue, and their handles for [`Lookups::close`].
 pub(super) struct Lookups {
     jobs: Mutex<Option<flume::Sender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    /// Connections for lookups of one account on the caller's thread (`None` once closed).
-    inline: Mutex<Option<Vec<Connection>>>,
+    /// Connections for lookups of one account on the caller's thread.
+    inline: Arc<InlinePool>,
+    commits: Arc<Commits>,
+}
+
+/// The idle inline connections, shared with the sweeper thread.
+struct InlinePool {
+    /// `None` once closed.
+    idle: Mutex<Option<Idle>>,
+    /// Wakes the sweeper: a connection with an open snapshot came back, or the pool closed.
+    wake: Condvar,
+    /// [`SNAPSHOT_MAX_AGE`] (longer in tests).
+    max_age: Duration,
+}
+
+struct Idle {
+    conns: Vec<Inline>,
+    /// The sweeper waits without a timeout (no idle connection had a snapshot open) and must be
+    /// woken when one comes back with a snapshot open.
+    sweeper_waits: bool,
+}
+
+/// An inline connection and the read transaction it keeps open between lookups.
+struct Inline {
+    conn: Connection,
+    /// When its read transaction began and the commit count read just before; `None` when it
+    /// has none open.
+    snapshot: Option<(Instant, u64)>,
 }
 
 impl std::fmt::Debug for Lookups {
@@ -88,13 +156,31 @@ impl Lookups {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] if a connection cannot be opened or a thread started.
-    pub(super) fn open(path: &Path) -> Result<Lookups> {
+    pub(super) fn open(path: &Path, commits: Arc<Commits>) -> Result<Lookups> {
+        Lookups::open_with(path, commits, SNAPSHOT_MAX_AGE)
+    }
+
+    /// [`Lookups::open`] with inline snapshots kept at most `max_age`.
+    fn open_with(path: &Path, commits: Arc<Commits>, max_age: Duration) -> Result<Lookups> {
         let connections = (0..THREADS)
             .map(|_| connect(path))
             .collect::<Result<Vec<_>>>()?;
-        let inline = (0..INLINE)
-            .map(|_| connect(path))
+        let conns = (0..INLINE)
+            .map(|_| {
+                Ok(Inline {
+                    conn: connect(path)?,
+                    snapshot: None,
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
+        let inline = Arc::new(InlinePool {
+            idle: Mutex::new(Some(Idle {
+                conns,
+                sweeper_waits: false,
+            })),
+            wake: Condvar::new(),
+            max_age,
+        });
         let (tx, rx) = flume::bounded::<Job>(QUEUE);
         let mut threads = Vec::with_capacity(THREADS);
         for (i, conn) in connections.into_iter().enumerate() {
@@ -109,10 +195,17 @@ impl Lookups {
                 .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
             threads.push(thread);
         }
+        let (pool, count) = (inline.clone(), commits.clone());
+        let sweeper = std::thread::Builder::new()
+            .name("portrait-sqlite-sweeper".into())
+            .spawn(move || sweep(&pool, &count))
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        threads.push(sweeper);
         Ok(Lookups {
             jobs: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
-            inline: Mutex::new(Some(inline)),
+            inline,
+            commits,
         })
     }
 
@@ -141,13 +234,12 @@ impl Lookups {
             _ => (ROWS_SQL, json_list(ids)?),
         };
         if ids.len() == 1 {
-            let free = lock(&self.inline).as_mut().and_then(Vec::pop);
-            if let Some(conn) = free {
-                let found = rows(&conn, app, sql, arg, 1);
-                match lock(&self.inline).as_mut() {
-                    Some(pool) => pool.push(conn),
-                    None => drop(conn), // closed meanwhile
-                }
+            let free = lock(&self.inline.idle)
+                .as_mut()
+                .and_then(|idle| idle.conns.pop());
+            if let Some(mut conn) = free {
+                let found = conn.account(&self.commits, self.inline.max_age, app, arg);
+                self.inline.put_back(conn);
                 return found;
             }
         }
@@ -171,7 +263,8 @@ impl Lookups {
 
     /// Lets the threads finish the queued jobs, then waits for them to close their connections.
     pub(super) async fn close(&self) {
-        drop(lock(&self.inline).take());
+        drop(lock(&self.inline.idle).take());
+        self.inline.wake.notify_all();
         drop(lock(&self.jobs).take());
         let threads = std::mem::take(&mut *lock(&self.threads));
         let _ = tokio::task::spawn_blocking(move || {
@@ -183,6 +276,98 @@ impl Lookups {
     }
 }
 
+impl Inline {
+    /// Whether its snapshot may serve a lookup while the commit count is `commits`.
+    fn fresh(&self, commits: u64, max_age: Duration) -> bool {
+        matches!(self.snapshot, Some((began, count))
+            if count == commits && began.elapsed() < max_age)
+    }
+
+    /// Ends its read transaction, if it has one open.
+    fn end(&mut self) {
+        self.snapshot = None;
+        if !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %e, "ending a lookup's read transaction failed");
+            }
+        }
+    }
+
+    /// The row of account `id`, read in the kept snapshot if it is still fresh, else in a new
+    /// one (module docs).
+    fn account(
+        &mut self,
+        commits: &Commits,
+        max_age: Duration,
+        app: AppId,
+        id: String,
+    ) -> Result<Vec<AccountRow>> {
+        // Read before the new transaction takes its snapshot: every commit counted by now is
+        // in it.
+        let count = commits.now();
+        if self.conn.is_autocommit() {
+            self.snapshot = None; // SQLite ended it (after an error)
+        }
+        if !self.fresh(count, max_age) {
+            self.end();
+            self.conn.prepare_cached("BEGIN")?.execute([])?;
+            self.snapshot = Some((Instant::now(), count));
+        }
+        let found = rows(&self.conn, app, ROW_SQL, id, 1);
+        if found.is_err() {
+            self.end();
+        }
+        found
+    }
+}
+
+impl InlinePool {
+    /// Returns `conn` to the idle ones (or drops it if the pool closed meanwhile), waking the
+    /// sweeper if it now has a snapshot to watch.
+    fn put_back(&self, conn: Inline) {
+        let mut idle = lock(&self.idle);
+        let Some(idle) = idle.as_mut() else { return };
+        if conn.snapshot.is_some() && idle.sweeper_waits {
+            idle.sweeper_waits = false;
+            self.wake.notify_one();
+        }
+        idle.conns.push(conn);
+    }
+}
+
+/// The sweeper thread: while an idle inline connection keeps a snapshot open, every
+/// [`SWEEP_EVERY`] it ends the ones that are no longer fresh (the store committed since, or
+/// they are old), so that they do not hold back the WAL's checkpoint. Returns once the pool is
+/// closed.
+fn sweep(pool: &InlinePool, commits: &Commits) {
+    let mut guard = lock(&pool.idle);
+    loop {
+        let Some(idle) = guard.as_mut() else { return };
+        idle.sweeper_waits = false;
+        let count = commits.now();
+        for conn in idle
+            .conns
+            .iter_mut()
+            .filter(|c| !c.fresh(count, pool.max_age))
+        {
+            conn.end();
+        }
+        if idle.conns.iter().any(|c| c.snapshot.is_some()) {
+            guard = pool
+                .wake
+                .wait_timeout(guard, SWEEP_EVERY)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        } else {
+            idle.sweeper_waits = true;
+            guard = pool
+                .wake
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
 /// A connection of a lookup thread: read-write open (so it can share the WAL index) but
 /// `query_only`, with the readers' memory map and busy timeout.
 fn connect(path: &Path) -> Result<Connection> {
@@ -191,7 +376,7 @@ fn connect(path: &Path) -> Result<Connection> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "query_only", true)?;
     conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
-    conn.set_prepared_statement_cache_capacity(4);
+    conn.set_prepared_statement_cache_capacity(6);
     Ok(conn)
 }
 
@@ -245,7 +430,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/p.db", dir.path().display());
         let store = crate::sqlite::SqliteStore::open(&url).await.unwrap();
-        let lookups = Lookups::open(&dir.path().join("p.db")).unwrap();
+        let lookups = Lookups::open(&dir.path().join("p.db"), Arc::default()).unwrap();
         let (mmap, query_only) = lookups
             .run(|conn| {
                 let mmap: i64 = conn.query_row("pragma mmap_size", [], |r| r.get(0))?;
@@ -271,5 +456,104 @@ mod tests {
             assert!(matches!(after, Err(StoreError::Unavailable(_))), "{ids:?}");
         }
         crate::Store::close(&store).await;
+    }
+
+    /// A store's file with account `a` of app 1 at version 1, and a connection that writes to
+    /// it behind the lookups' back (as another process would).
+    async fn file_with_one_account() -> (tempfile::TempDir, std::path::PathBuf, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let store = crate::sqlite::SqliteStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        crate::Store::close(&store).await;
+        let outside = Connection::open(&path).unwrap();
+        // Gives up at once on a lock (rusqlite's default waits 5 s).
+        outside.busy_timeout(Duration::ZERO).unwrap();
+        outside
+            .execute(
+                "insert into accounts (app_id, user_id, profile, version, updated_at_ms) \
+                 values (1, 'a', '{}', 1, 0)",
+                [],
+            )
+            .unwrap();
+        (dir, path, outside)
+    }
+
+    async fn version_of_a(lookups: &Lookups) -> i64 {
+        let rows = lookups.accounts(1, &["a"]).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        rows[0].version
+    }
+
+    fn set_version_of_a(outside: &Connection, v: i64) {
+        outside
+            .execute("update accounts set version = ?1 where user_id = 'a'", [v])
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_one_account_lookup_keeps_its_snapshot_until_a_commit_is_counted_or_it_ages() {
+        let (_dir, path, outside) = file_with_one_account().await;
+        let commits = Arc::new(Commits::default());
+        let lookups = Lookups::open_with(&path, commits.clone(), Duration::from_secs(600)).unwrap();
+        assert_eq!(version_of_a(&lookups).await, 1);
+        // A write the store did not count is not seen: the snapshot is kept (this is what
+        // saves the read transaction per lookup).
+        set_version_of_a(&outside, 2);
+        assert_eq!(version_of_a(&lookups).await, 1, "the snapshot was not kept");
+        // Once the writer has counted a commit, the next lookup takes a new snapshot.
+        commits.counted();
+        assert_eq!(version_of_a(&lookups).await, 2);
+        lookups.close().await;
+
+        let aging = Lookups::open_with(&path, commits, Duration::from_millis(50)).unwrap();
+        assert_eq!(version_of_a(&aging).await, 2);
+        set_version_of_a(&outside, 3);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(version_of_a(&aging).await, 3, "a snapshot outlived its age");
+        aging.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_ends_an_idle_snapshot_once_a_commit_is_counted_so_the_wal_checkpoints() {
+        let (_dir, path, outside) = file_with_one_account().await;
+        let commits = Arc::new(Commits::default());
+        let lookups = Lookups::open_with(&path, commits.clone(), Duration::from_secs(600)).unwrap();
+        assert_eq!(version_of_a(&lookups).await, 1);
+        set_version_of_a(&outside, 2);
+        // (busy, WAL frames, frames checkpointed) of a checkpoint that must copy every frame
+        // and empty the WAL; it gives up at once on a reader.
+        let truncate = || {
+            outside
+                .query_row("pragma wal_checkpoint(truncate)", [], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            truncate().0,
+            1,
+            "the idle connection's snapshot holds the checkpoint back"
+        );
+        commits.counted();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = truncate();
+        while last.0 != 0 && Instant::now() < deadline {
+            std::thread::sleep(SWEEP_EVERY / 4);
+            last = truncate();
+        }
+        assert_eq!(
+            last,
+            (0, 0, 0),
+            "the sweeper did not end the snapshot once a commit was counted"
+        );
+        // And the connection still reads, in a new snapshot.
+        assert_eq!(version_of_a(&lookups).await, 2);
+        lookups.close().await;
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::{migrate_error, Result, StoreError};
 
-use super::lookup::Lookups;
+use super::lookup::{Commits, Lookups};
 use super::writer::{run_writer, QUEUE};
 use super::{SqliteBackend, SqliteStore};
 use crate::backend::Engine;
@@ -99,7 +99,8 @@ impl SqliteStore {
                 return Err(e.into());
             }
         };
-        let lookups = match Lookups::open(&path) {
+        let commits = Arc::new(Commits::default());
+        let lookups = match Lookups::open(&path, commits.clone()) {
             Ok(lookups) => Arc::new(lookups),
             Err(e) => {
                 reader.close().await;
@@ -116,7 +117,7 @@ impl SqliteStore {
             .and_then(|runtime| {
                 std::thread::Builder::new()
                     .name("portrait-sqlite-writer".into())
-                    .spawn(move || runtime.block_on(run_writer(writer, checkpointer, rx)))
+                    .spawn(move || runtime.block_on(run_writer(writer, checkpointer, rx, commits)))
             });
         if let Err(e) = thread {
             // `writer` and `checkpointer` were moved into the closure and dropped with it.

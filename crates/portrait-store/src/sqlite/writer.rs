@@ -2,6 +2,8 @@
 //! that gathers queued jobs into batches (group commit), and the background WAL checkpointer.
 //! What a batch does inside its transaction is in `batch.rs` and `jobs.rs`.
 
+use std::sync::Arc;
+
 use portrait_core::Identifier;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection;
@@ -13,6 +15,7 @@ use crate::codec::OwnedOrigin;
 use crate::{AppDump, AppId, NewAccount, Result, StoreError};
 
 use super::batch::{run_batch, Scratch};
+use super::lookup::Commits;
 #[cfg(test)]
 use super::open::pragmas;
 use super::SqliteBackend;
@@ -175,6 +178,7 @@ pub(super) async fn run_writer(
     mut conn: SqliteConnection,
     checkpointer: SqliteConnection,
     mut rx: mpsc::Receiver<Msg>,
+    commits: Arc<Commits>,
 ) {
     let (kick, kicks) = mpsc::channel(1);
     let checkpointer = tokio::spawn(run_checkpointer(checkpointer, kicks));
@@ -195,7 +199,7 @@ pub(super) async fn run_writer(
         }
         if !jobs.is_empty() {
             let span = tracing::debug_span!("write_batch", jobs = jobs.len());
-            run_batch(&mut conn, &mut jobs, &mut scratch)
+            run_batch(&mut conn, &mut jobs, &mut scratch, &commits)
                 .instrument(span)
                 .await;
             // A kick already pending covers this batch too.
