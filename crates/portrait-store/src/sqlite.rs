@@ -77,6 +77,7 @@ mod jobs;
 mod lookup;
 mod open;
 mod scan;
+mod shared_map;
 mod sql;
 mod writer;
 

@@ -56,6 +56,7 @@ use crate::codec::{app_key, AccountRow};
 use crate::{AppId, Result, StoreError};
 
 use super::open::{BUSY_TIMEOUT, READER_MMAP_BYTES};
+use super::shared_map;
 
 /// Lookup threads (and connections).
 pub(super) const THREADS: usize = 4;
@@ -162,6 +163,7 @@ impl Lookups {
 
     /// [`Lookups::open`] with inline snapshots kept at most `max_age`.
     fn open_with(path: &Path, commits: Arc<Commits>, max_age: Duration) -> Result<Lookups> {
+        shared_map::register()?;
         let connections = (0..THREADS)
             .map(|_| connect(path))
             .collect::<Result<Vec<_>>>()?;
@@ -372,7 +374,7 @@ fn sweep(pool: &InlinePool, commits: &Commits) {
 /// `query_only`, with the readers' memory map and busy timeout.
 fn connect(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)?;
+    let conn = Connection::open_with_flags_and_vfs(path, flags, shared_map::NAME)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "query_only", true)?;
     conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;

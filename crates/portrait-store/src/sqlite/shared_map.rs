@@ -1,0 +1,427 @@
+//! A SQLite VFS for the lookup connections (`lookup.rs`): SQLite's own `unix` VFS, except that
+//! database pages are read through **one memory map of the file per process, kept for as long as
+//! a connection has the file open**, instead of one map per connection that SQLite drops after
+//! every commit.
+//!
+//! **Why.** With `mmap_size` set, each SQLite connection maps the database file itself, and at
+//! the start of every read transaction that follows a commit (any write by any connection) it
+//! unmaps the whole file and maps it again (`pagerBeginReadTransaction` → `xUnfetch(0)`). The
+//! kernel then tears down the page tables of the whole mapping, and every page the next
+//! lookups touch faults in again. With 10M accounts (a 2.8 GB file) and one writer making 560
+//! sets/s, W2 fell from 4,300 to 760 requests/s, with the server's time in `unmap_page_range`
+//! and page faults (BENCHMARKS.md, 2026-12-05 night). Here the map stays, so writes cost the
+//! readers nothing but the pages that changed, and the lookup connections share one set of page
+//! tables instead of faulting the file in once each.
+//!
+//! **How.** [`register`] registers the VFS [`NAME`]: a copy of `unix` whose `xOpen` opens the
+//! file with `unix` and then swaps in a copy of its I/O methods with three replaced:
+//! * `xFetch` hands out a pointer into the shared map when the page lies within the file's
+//!   known size (refreshed from `xFileSize` when a page lies beyond it; SQLite reads a page it
+//!   cannot fetch with `xRead`, as it does past its own map);
+//! * `xUnfetch` of everything (SQLite's "the file may have changed") only refreshes the known
+//!   size, so a file that shrank is never read past its end;
+//! * `xClose` releases the file's share of the map.
+//!
+//! Every other method is `unix`'s, called with `unix`'s own file object, which sits at the start
+//! of ours. The map is `PROT_READ` and `MAP_SHARED`: the kernel keeps it coherent with writes made
+//! through the file (the writer's commits and the WAL checkpoints), exactly as for SQLite's own
+//! maps. Pages that changed since a snapshot are read from the WAL, never from the map, as
+//! before. Maps are shared by file identity (device and inode), so a file replaced under the
+//! same path gets a map of its own.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+
+use rusqlite::ffi;
+
+use crate::{Result, StoreError};
+
+/// The VFS's name, for `Connection::open_with_flags_and_vfs`.
+pub(super) const NAME: &str = "portrait-shared-map";
+const NAME_C: &CStr = c"portrait-shared-map";
+
+/// Address space reserved for each file's map: the largest file read through it (pages beyond
+/// are read with `pread`). Address space only; the kernel's page cache holds the pages.
+const RESERVED: usize = super::open::READER_MMAP_BYTES as usize;
+
+/// Registers the VFS (once per process).
+///
+/// # Errors
+/// [`StoreError::Unavailable`] if SQLite has no default VFS or refuses the registration.
+pub(super) fn register() -> Result<()> {
+    static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            // SAFETY: sqlite3_vfs_find only reads SQLite's VFS list; a null name asks for the
+            // default VFS, which SQLite never unregisters.
+            let unix = unsafe { ffi::sqlite3_vfs_find(std::ptr::null()) };
+            if unix.is_null() {
+                return Err("SQLite has no default VFS".into());
+            }
+            UNIX.get_or_init(|| Unix(unix));
+            // SAFETY: `unix` points to a registered VFS, which lives as long as the process.
+            let mut vfs = unsafe { *unix };
+            let own = c_int::try_from(state_offset(vfs.szOsFile) + std::mem::size_of::<State>())
+                .map_err(|e| e.to_string())?;
+            vfs.szOsFile = own;
+            vfs.pNext = std::ptr::null_mut();
+            vfs.zName = NAME_C.as_ptr();
+            vfs.xOpen = Some(open);
+            // The other methods stay `unix`'s: none of them reads the VFS object it is given.
+            let vfs: &'static mut ffi::sqlite3_vfs = Box::leak(Box::new(vfs));
+            // SAFETY: `vfs` lives for the rest of the process, as SQLite requires.
+            let rc = unsafe { ffi::sqlite3_vfs_register(vfs, 0) };
+            if rc == ffi::SQLITE_OK {
+                Ok(())
+            } else {
+                Err(format!("sqlite3_vfs_register failed ({rc})"))
+            }
+        })
+        .clone()
+        .map_err(|e| StoreError::Unavailable(format!("the {NAME} VFS: {e}").into()))
+}
+
+/// SQLite's `unix` VFS.
+struct Unix(*mut ffi::sqlite3_vfs);
+// SAFETY: a registered VFS is immutable and SQLite's VFS methods are thread-safe.
+unsafe impl Send for Unix {}
+unsafe impl Sync for Unix {}
+static UNIX: OnceLock<Unix> = OnceLock::new();
+
+/// What we keep after `unix`'s file object, in the memory SQLite allocates for each file.
+struct State {
+    /// `unix`'s I/O methods for this file.
+    unix: *const ffi::sqlite3_io_methods,
+    /// The shared map, for a main database file.
+    map: Option<Arc<SharedMap>>,
+}
+
+/// Where [`State`] lies in a file object: after `unix`'s `sz_os_file` bytes, aligned.
+fn state_offset(sz_os_file: c_int) -> usize {
+    let align = std::mem::align_of::<State>();
+    usize::try_from(sz_os_file).unwrap_or(0).div_ceil(align) * align
+}
+
+/// # Safety
+/// `file` must be a file object of this VFS whose [`State`] has been written.
+unsafe fn state<'a>(file: *mut ffi::sqlite3_file) -> &'a State {
+    let unix = UNIX.get().expect("registered before any open").0;
+    // SAFETY: per the caller, the state lies at this offset of the object SQLite allocated.
+    unsafe {
+        &*file
+            .cast::<u8>()
+            .add(state_offset((*unix).szOsFile))
+            .cast::<State>()
+    }
+}
+
+/// One file's map, shared by all of this process's connections that have the file open.
+struct SharedMap {
+    base: *const u8,
+    /// The file's size as last seen: pages up to it are fetched from the map.
+    size: AtomicI64,
+}
+// SAFETY: the map is read-only and lives until the last `Arc` is dropped.
+unsafe impl Send for SharedMap {}
+unsafe impl Sync for SharedMap {}
+
+impl Drop for SharedMap {
+    fn drop(&mut self) {
+        // SAFETY: `base` is the start of a mapping of `RESERVED` bytes that nothing else unmaps;
+        // no connection holds a pointer into it any more (each holds the `Arc` while open).
+        unsafe { libc::munmap(self.base.cast_mut().cast(), RESERVED) };
+    }
+}
+
+/// The maps by file identity (device, inode).
+type Maps = Mutex<HashMap<(u64, u64), Weak<SharedMap>>>;
+
+fn maps() -> &'static Maps {
+    static MAPS: OnceLock<Maps> = OnceLock::new();
+    MAPS.get_or_init(Mutex::default)
+}
+
+/// The map of the file at `path` (shared with the other connections that have it open), or
+/// `None` if it cannot be mapped (pages are then read with `pread`).
+fn map_of(path: &CStr) -> Option<Arc<SharedMap>> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::AsRawFd;
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path.to_bytes()));
+    let file = std::fs::File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    let mut maps = maps().lock().unwrap_or_else(PoisonError::into_inner);
+    maps.retain(|_, m| m.strong_count() > 0);
+    if let Some(map) = maps.get(&(meta.dev(), meta.ino())).and_then(Weak::upgrade) {
+        return Some(map);
+    }
+    // SAFETY: a new read-only shared mapping of an open file; bytes past the file's end are
+    // never handed out (see `fetch`). The mapping outlives `file`'s descriptor, as mmap allows.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            RESERVED,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        tracing::warn!(error = %std::io::Error::last_os_error(), path = %path.display(),
+            "cannot map the database file; lookups read it with pread");
+        return None;
+    }
+    let map = Arc::new(SharedMap {
+        base: base.cast::<u8>().cast_const(),
+        size: AtomicI64::new(i64::try_from(meta.len()).unwrap_or(0)),
+    });
+    maps.insert((meta.dev(), meta.ino()), Arc::downgrade(&map));
+    Some(map)
+}
+
+/// The I/O methods of files opened by this VFS: `unix`'s (`orig`), with [`fetch`], [`unfetch`]
+/// and [`close`]. One leaked copy per distinct `orig`.
+fn methods_for(orig: *const ffi::sqlite3_io_methods) -> *const ffi::sqlite3_io_methods {
+    struct Table(
+        *const ffi::sqlite3_io_methods,
+        *const ffi::sqlite3_io_methods,
+    );
+    // SAFETY: both point to immutable tables that live for the rest of the process.
+    unsafe impl Send for Table {}
+    static TABLES: Mutex<Vec<Table>> = Mutex::new(Vec::new());
+    let mut tables = TABLES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(t) = tables.iter().find(|t| t.0 == orig) {
+        return t.1;
+    }
+    // SAFETY: `orig` is the methods table `unix` just gave an open file; it is static.
+    let mut ours = unsafe { *orig };
+    ours.xClose = Some(close);
+    if ours.iVersion >= 3 {
+        ours.xFetch = Some(fetch);
+        ours.xUnfetch = Some(unfetch);
+    }
+    let ours: &'static ffi::sqlite3_io_methods = Box::leak(Box::new(ours));
+    tables.push(Table(orig, ours));
+    ours
+}
+
+unsafe extern "C" fn open(
+    _vfs: *mut ffi::sqlite3_vfs,
+    name: *const c_char,
+    file: *mut ffi::sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+) -> c_int {
+    let unix = UNIX.get().expect("registered before any open").0;
+    // SAFETY: `file` has room for `unix`'s file object (at its start) and our state after it;
+    // `unix`'s xOpen is called with its own VFS object, as it expects.
+    unsafe {
+        let Some(unix_open) = (*unix).xOpen else {
+            return ffi::SQLITE_ERROR;
+        };
+        let rc = unix_open(unix, name, file, flags, out_flags);
+        let orig = (*file).pMethods;
+        if rc != ffi::SQLITE_OK || orig.is_null() {
+            return rc;
+        }
+        let map = if flags & ffi::SQLITE_OPEN_MAIN_DB != 0 && !name.is_null() {
+            map_of(CStr::from_ptr(name))
+        } else {
+            None
+        };
+        let at = file.cast::<u8>().add(state_offset((*unix).szOsFile));
+        at.cast::<State>().write(State { unix: orig, map });
+        (*file).pMethods = methods_for(orig);
+        rc
+    }
+}
+
+unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: SQLite closes each file it opened through `open` once; the state was written
+    // there and is read out (dropped) here, after `unix` has closed the file.
+    unsafe {
+        let unix = UNIX.get().expect("registered before any open").0;
+        let at = file.cast::<u8>().add(state_offset((*unix).szOsFile));
+        let state = at.cast::<State>().read();
+        match (*state.unix).xClose {
+            Some(unix_close) => unix_close(file),
+            None => ffi::SQLITE_OK,
+        }
+    }
+}
+
+/// The file's size from `unix`, stored as the map's known size.
+///
+/// # Safety
+/// `file` is an open file of this VFS with a map.
+unsafe fn refresh_size(file: *mut ffi::sqlite3_file, state: &State, map: &SharedMap) -> i64 {
+    let mut size: ffi::sqlite3_int64 = 0;
+    // SAFETY: `unix`'s xFileSize on its own open file object.
+    let rc = unsafe {
+        match (*state.unix).xFileSize {
+            Some(file_size) => file_size(file, &mut size),
+            None => ffi::SQLITE_ERROR,
+        }
+    };
+    // Unknown: fetch nothing more from the map until a later look succeeds.
+    let size = if rc == ffi::SQLITE_OK { size } else { 0 };
+    map.size.store(size, Ordering::Release);
+    size
+}
+
+unsafe extern "C" fn fetch(
+    file: *mut ffi::sqlite3_file,
+    offset: ffi::sqlite3_int64,
+    amount: c_int,
+    out: *mut *mut c_void,
+) -> c_int {
+    // SAFETY: SQLite passes a file of this VFS and a place for the pointer; a pointer is handed
+    // out only for bytes within both the reserved map and the file's size.
+    unsafe {
+        *out = std::ptr::null_mut();
+        let state = state(file);
+        let Some(map) = &state.map else {
+            return ffi::SQLITE_OK;
+        };
+        let end = offset + ffi::sqlite3_int64::from(amount);
+        let within_map = offset >= 0 && usize::try_from(end).is_ok_and(|e| e <= RESERVED);
+        if within_map
+            && (end <= map.size.load(Ordering::Acquire) || end <= refresh_size(file, state, map))
+        {
+            *out = map.base.add(offset as usize).cast_mut().cast();
+        }
+        ffi::SQLITE_OK
+    }
+}
+
+unsafe extern "C" fn unfetch(
+    file: *mut ffi::sqlite3_file,
+    _offset: ffi::sqlite3_int64,
+    page: *mut c_void,
+) -> c_int {
+    // SAFETY: as in `fetch`. A page handed out needs no release; "release everything" (a null
+    // page) means the file may have changed size since: look again.
+    unsafe {
+        if page.is_null() {
+            let state = state(file);
+            if let Some(map) = &state.map {
+                refresh_size(file, state, map);
+            }
+        }
+    }
+    ffi::SQLITE_OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How many mappings of `path` this process has, and how many KiB of them are resident.
+    fn mappings_of(path: &std::path::Path) -> (usize, u64) {
+        let path = path.canonicalize().unwrap();
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let (mut count, mut rss, mut ours) = (0, 0, false);
+        for line in smaps.lines() {
+            if line.contains('-') && line.split_whitespace().count() >= 5 {
+                ours = line.ends_with(path.to_str().unwrap());
+                count += usize::from(ours);
+            } else if let Some(kib) = line.strip_prefix("Rss:").filter(|_| ours) {
+                rss += kib.trim().trim_end_matches(" kB").parse::<u64>().unwrap();
+            }
+        }
+        (count, rss)
+    }
+
+    #[test]
+    fn connections_share_one_map_that_follows_the_file_as_it_grows() {
+        register().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let writer = rusqlite::Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "pragma journal_mode = wal;
+                 create table t (k integer primary key, v blob not null);",
+            )
+            .unwrap();
+        let insert = |from: i64, to: i64| {
+            writer
+                .execute(
+                    "with recursive n(k) as (select ?1 union all select k + 1 from n where k < ?2)
+                     insert into t select k, randomblob(300) from n",
+                    [from, to],
+                )
+                .unwrap();
+            writer
+                .execute_batch("pragma wal_checkpoint(truncate)")
+                .unwrap();
+        };
+        insert(1, 1000);
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE;
+        let readers: Vec<rusqlite::Connection> = (0..3)
+            .map(|_| {
+                let c = rusqlite::Connection::open_with_flags_and_vfs(&path, flags, NAME).unwrap();
+                c.pragma_update(None, "mmap_size", 1i64 << 30).unwrap();
+                c
+            })
+            .collect();
+        let sum = |c: &rusqlite::Connection| -> (i64, i64) {
+            c.query_row("select count(*), sum(length(v)) from t", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap()
+        };
+        for r in &readers {
+            assert_eq!(sum(r), (1000, 300_000));
+        }
+        let (maps, resident) = mappings_of(&path);
+        assert_eq!(
+            maps, 1,
+            "three connections, one map (the writer's own connection maps nothing: mmap_size 0)"
+        );
+        assert!(resident > 0, "the pages were read through the map");
+        // The file grows (the checkpoint copies the new pages into it): the readers see every
+        // row, the new pages through the same map.
+        insert(1001, 5000);
+        for r in &readers {
+            assert_eq!(sum(r), (5000, 1_500_000));
+        }
+        assert_eq!(mappings_of(&path).0, 1);
+        drop(readers);
+        assert_eq!(
+            mappings_of(&path).0,
+            0,
+            "the last connection closed, the map is gone"
+        );
+    }
+
+    #[test]
+    fn a_file_replaced_under_the_same_path_gets_a_map_of_its_own() {
+        register().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_CREATE;
+        let value = |c: &rusqlite::Connection| -> String {
+            c.query_row("select v from t", [], |r| r.get(0)).unwrap()
+        };
+        let first = rusqlite::Connection::open_with_flags_and_vfs(&path, flags, NAME).unwrap();
+        first.pragma_update(None, "mmap_size", 1i64 << 30).unwrap();
+        first
+            .execute_batch("create table t (v text); insert into t values ('first');")
+            .unwrap();
+        assert_eq!(value(&first), "first");
+        // Another file takes the path while `first` keeps the old one (and its map) open.
+        std::fs::rename(&path, dir.path().join("old.db")).unwrap();
+        let second = rusqlite::Connection::open_with_flags_and_vfs(&path, flags, NAME).unwrap();
+        second.pragma_update(None, "mmap_size", 1i64 << 30).unwrap();
+        second
+            .execute_batch("create table t (v text); insert into t values ('second');")
+            .unwrap();
+        assert_eq!(value(&second), "second");
+        assert_eq!(value(&first), "first");
+    }
+}
