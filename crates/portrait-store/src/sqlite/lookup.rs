@@ -8,7 +8,8 @@
 //! most reads miss the cache, that was the bound of W1 and W2 (BENCHMARKS.md, "growth").
 //!
 //! **How.** [`THREADS`] threads each own a `query_only` connection (rusqlite, on the same
-//! `libsqlite3-sys` as sqlx) to the same file, with the readers' memory map. A batch is one job
+//! `libsqlite3-sys` as sqlx) to the same file, reading its pages through one memory map that all
+//! lookup connections share and that commits do not drop (`shared_map.rs`). A batch is one job
 //! on a shared queue: the thread that takes it runs one cached prepared statement for the whole
 //! batch (primary-key searches through one cursor; one statement is one snapshot) and answers
 //! once. WAL lets them read while the writer writes; they see committed batches only.
@@ -94,20 +95,62 @@ const EXISTING_SQL: &str = "select a.user_id from json_each(?2) as j cross join 
 /// A job for a lookup thread.
 type Job = Box<dyn FnOnce(&Connection) + Send>;
 
-/// The writer's count of its commits: the writer adds one right after each `COMMIT` (or attempt
-/// at one), before it answers any job of the batch; an inline connection keeps its snapshot only
-/// while the count stays what it was when the snapshot was taken.
+/// The count of a database file's commits: the writer adds one right after each `COMMIT` (or
+/// attempt at one), before it answers any job of the batch; an inline connection keeps its
+/// snapshot only while the count stays what it was when the snapshot was taken. The
+/// checkpointer adds one too when it has copied the whole WAL into the file: a snapshot taken
+/// then reads the file alone, which lets the writer restart the WAL from its beginning (a
+/// snapshot that reads part of the WAL stops that, and the WAL would grow).
 #[derive(Debug, Default)]
-pub(super) struct Commits(AtomicU64);
+pub(super) struct Commits {
+    count: AtomicU64,
+    /// The inline pools whose sweeper should look at once (see [`Commits::counted`]).
+    pools: Mutex<Vec<std::sync::Weak<InlinePool>>>,
+}
 
 impl Commits {
-    /// Counts a commit. Call it before acknowledging anything the commit holds.
+    /// The count of the file at `path`, shared by every store of this process open on it (each
+    /// must see the others' commits).
+    pub(super) fn of_file(path: &Path) -> Result<Arc<Commits>> {
+        use std::collections::HashMap;
+        use std::os::unix::fs::MetadataExt;
+        use std::sync::Weak;
+        type Counts = Mutex<HashMap<(u64, u64), Weak<Commits>>>;
+        static COUNTS: std::sync::OnceLock<Counts> = std::sync::OnceLock::new();
+        let meta = std::fs::metadata(path).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let mut counts = lock(COUNTS.get_or_init(Counts::default));
+        counts.retain(|_, c| c.strong_count() > 0);
+        let key = (meta.dev(), meta.ino());
+        if let Some(count) = counts.get(&key).and_then(Weak::upgrade) {
+            return Ok(count);
+        }
+        let count = Arc::new(Commits::default());
+        counts.insert(key, Arc::downgrade(&count));
+        Ok(count)
+    }
+
+    /// Counts a commit (call it before acknowledging anything the commit holds) or a
+    /// checkpoint of the whole WAL, and wakes the sweepers: an idle connection whose snapshot
+    /// is now stale would hold back the checkpoint and the WAL's restart until it is ended.
     pub(super) fn counted(&self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.count.fetch_add(1, Ordering::SeqCst);
+        for pool in lock(&self.pools)
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+        {
+            pool.wake.notify_all();
+        }
     }
 
     fn now(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Has [`Commits::counted`] wake `pool`'s sweeper.
+    fn wakes(&self, pool: &Arc<InlinePool>) {
+        let mut pools = lock(&self.pools);
+        pools.retain(|p| p.strong_count() > 0);
+        pools.push(Arc::downgrade(pool));
     }
 }
 
@@ -197,6 +240,7 @@ impl Lookups {
                 .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
             threads.push(thread);
         }
+        commits.wakes(&inline);
         let (pool, count) = (inline.clone(), commits.clone());
         let sweeper = std::thread::Builder::new()
             .name("portrait-sqlite-sweeper".into())
@@ -265,8 +309,7 @@ impl Lookups {
 
     /// Lets the threads finish the queued jobs, then waits for them to close their connections.
     pub(super) async fn close(&self) {
-        drop(lock(&self.inline.idle).take());
-        self.inline.wake.notify_all();
+        self.inline.close();
         drop(lock(&self.jobs).take());
         let threads = std::mem::take(&mut *lock(&self.threads));
         let _ = tokio::task::spawn_blocking(move || {
@@ -275,6 +318,14 @@ impl Lookups {
             }
         })
         .await;
+    }
+}
+
+/// A store dropped without [`Lookups::close`] still stops the sweeper and closes the inline
+/// connections (the lookup threads stop when the queue's sender is dropped with `self`).
+impl Drop for Lookups {
+    fn drop(&mut self) {
+        self.inline.close();
     }
 }
 
@@ -324,6 +375,13 @@ impl Inline {
 }
 
 impl InlinePool {
+    /// Closes the idle connections (those in use are dropped when they come back) and stops
+    /// the sweeper.
+    fn close(&self) {
+        drop(lock(&self.idle).take());
+        self.wake.notify_all();
+    }
+
     /// Returns `conn` to the idle ones (or drops it if the pool closed meanwhile), waking the
     /// sweeper if it now has a snapshot to watch.
     fn put_back(&self, conn: Inline) {
@@ -370,8 +428,9 @@ fn sweep(pool: &InlinePool, commits: &Commits) {
     }
 }
 
-/// A connection of a lookup thread: read-write open (so it can share the WAL index) but
-/// `query_only`, with the readers' memory map and busy timeout.
+/// A lookup connection: read-write open (so it can share the WAL index) but `query_only`, with
+/// the readers' busy timeout, reading pages through the map all lookup connections share
+/// (`shared_map.rs`, which SQLite uses up to `mmap_size`).
 fn connect(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags_and_vfs(path, flags, shared_map::NAME)?;
@@ -557,5 +616,43 @@ mod tests {
         // And the connection still reads, in a new snapshot.
         assert_eq!(version_of_a(&lookups).await, 2);
         lookups.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_wal_restarts_while_one_account_reads_follow_every_commit() {
+        use crate::{NewAccount, Store};
+        use portrait_core::Identifier;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/p.db", dir.path().display());
+        let store = crate::sqlite::SqliteStore::open(&url).await.unwrap();
+        let account = |name: &str| {
+            let id = Identifier::parse(name).unwrap();
+            NewAccount::with_nick_face(id, Some("n".into()), None)
+        };
+        let reader = Identifier::parse("reader").unwrap();
+        store
+            .import_accounts(1, &[account("reader")], "test".into())
+            .await
+            .unwrap();
+        // Each commit is followed by a one-account read, which renews the kept snapshot before
+        // the background checkpoint has copied the commit: unless the snapshot is renewed
+        // again once the checkpoint is done, it reads part of the WAL until the next commit,
+        // and the writer can never restart the WAL.
+        for i in 0..300 {
+            store
+                .import_accounts(1, &[account(&format!("u{i}"))], "test".into())
+                .await
+                .unwrap();
+            store
+                .get_profiles(1, std::slice::from_ref(&reader))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        let wal = std::fs::metadata(dir.path().join("p.db-wal"))
+            .unwrap()
+            .len();
+        store.close().await;
+        assert!(wal < 1 << 20, "the WAL grew to {wal} bytes");
     }
 }

@@ -99,9 +99,10 @@ impl SqliteStore {
                 return Err(e.into());
             }
         };
-        let commits = Arc::new(Commits::default());
-        let lookups = match Lookups::open(&path, commits.clone()) {
-            Ok(lookups) => Arc::new(lookups),
+        let (lookups, commits) = match Commits::of_file(&path)
+            .and_then(|commits| Ok((Lookups::open(&path, commits.clone())?, commits)))
+        {
+            Ok((lookups, commits)) => (Arc::new(lookups), commits),
             Err(e) => {
                 reader.close().await;
                 let _ = writer.close().await;

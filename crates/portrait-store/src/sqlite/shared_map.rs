@@ -27,7 +27,9 @@
 //! through the file (the writer's commits and the WAL checkpoints), exactly as for SQLite's own
 //! maps. Pages that changed since a snapshot are read from the WAL, never from the map, as
 //! before. Maps are shared by file identity (device and inode), so a file replaced under the
-//! same path gets a map of its own.
+//! same path gets a map of its own. A map is made from SQLite's own descriptor of the file,
+//! never from one of ours: closing any descriptor of a file releases all of the process's POSIX
+//! locks on it, SQLite's included.
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -144,28 +146,55 @@ fn maps() -> &'static Maps {
     MAPS.get_or_init(Mutex::default)
 }
 
-/// The map of the file at `path` (shared with the other connections that have it open), or
-/// `None` if it cannot be mapped (pages are then read with `pread`).
-fn map_of(path: &CStr) -> Option<Arc<SharedMap>> {
+/// The descriptor `unix` opened for `file`: the field after three pointers in its `unixFile`
+/// (`pMethod`, `pVfs`, `pInode`, then `int h`, unchanged for many releases). Checked by the
+/// caller against the path before use.
+///
+/// # Safety
+/// `file` is a file object `unix`'s xOpen has just opened.
+unsafe fn descriptor_of(file: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: per the caller, `file` starts with a `unixFile`, at least this large.
+    unsafe {
+        file.cast::<u8>()
+            .add(3 * std::mem::size_of::<*const c_void>())
+            .cast::<c_int>()
+            .read()
+    }
+}
+
+/// The map of the database file SQLite opened as descriptor `fd` at `path` (shared with the
+/// other connections that have it open), or `None` if it cannot be mapped (pages are then read
+/// with `pread`).
+///
+/// The map is made from SQLite's own descriptor: opening and closing another descriptor of the
+/// file would release every POSIX lock this process holds on it (SQLite's locks, for all its
+/// connections). The descriptor is used only if it is the file at `path`.
+fn map_of(fd: c_int, path: &CStr) -> Option<Arc<SharedMap>> {
     use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::io::AsRawFd;
+    use std::os::unix::io::FromRawFd;
     let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path.to_bytes()));
-    let file = std::fs::File::open(path).ok()?;
+    // SAFETY: borrowed for `fstat` only; `ManuallyDrop` never closes SQLite's descriptor.
+    let file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
     let meta = file.metadata().ok()?;
+    let named = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || (meta.dev(), meta.ino()) != (named.dev(), named.ino()) {
+        tracing::warn!(path = %path.display(), "cannot find the database file's descriptor; lookups read it with pread");
+        return None;
+    }
     let mut maps = maps().lock().unwrap_or_else(PoisonError::into_inner);
     maps.retain(|_, m| m.strong_count() > 0);
     if let Some(map) = maps.get(&(meta.dev(), meta.ino())).and_then(Weak::upgrade) {
         return Some(map);
     }
     // SAFETY: a new read-only shared mapping of an open file; bytes past the file's end are
-    // never handed out (see `fetch`). The mapping outlives `file`'s descriptor, as mmap allows.
+    // never handed out (see `fetch`). The mapping outlives the descriptor, as mmap allows.
     let base = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             RESERVED,
             libc::PROT_READ,
             libc::MAP_SHARED,
-            file.as_raw_fd(),
+            fd,
             0,
         )
     };
@@ -228,7 +257,7 @@ unsafe extern "C" fn open(
             return rc;
         }
         let map = if flags & ffi::SQLITE_OPEN_MAIN_DB != 0 && !name.is_null() {
-            map_of(CStr::from_ptr(name))
+            map_of(descriptor_of(file), CStr::from_ptr(name))
         } else {
             None
         };

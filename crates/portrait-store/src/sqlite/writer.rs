@@ -181,7 +181,7 @@ pub(super) async fn run_writer(
     commits: Arc<Commits>,
 ) {
     let (kick, kicks) = mpsc::channel(1);
-    let checkpointer = tokio::spawn(run_checkpointer(checkpointer, kicks));
+    let checkpointer = tokio::spawn(run_checkpointer(checkpointer, kicks, commits.clone()));
     let mut msgs: Vec<Msg> = Vec::with_capacity(MAX_BATCH);
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut scratch = Scratch::default();
@@ -235,13 +235,24 @@ pub(super) async fn run_writer(
 /// checkpoint (every 1000 WAL pages, right after a `COMMIT`) then finds little left to copy, so
 /// it no longer stalls a batch for a large copy and fsync, and it still lets the WAL restart
 /// from its beginning. Returns, closing its connection, when the writer drops the kick sender.
-pub(super) async fn run_checkpointer(mut conn: SqliteConnection, mut kicks: mpsc::Receiver<()>) {
+///
+/// A checkpoint that copied the whole WAL is counted in `commits`, so that the lookups' kept
+/// snapshots are renewed reading the file alone and let the writer restart the WAL
+/// ([`Commits`]).
+pub(super) async fn run_checkpointer(
+    mut conn: SqliteConnection,
+    mut kicks: mpsc::Receiver<()>,
+    commits: Arc<Commits>,
+) {
     while kicks.recv().await.is_some() {
-        if let Err(e) = sqlx::query("pragma wal_checkpoint(PASSIVE)")
-            .execute(&mut conn)
+        // (busy, frames in the WAL, frames copied into the file)
+        match sqlx::query_as::<_, (i64, i64, i64)>("pragma wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut conn)
             .await
         {
-            tracing::warn!(error = %e, "background WAL checkpoint failed");
+            Ok((0, log, copied)) if log > 0 && log == copied => commits.counted(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "background WAL checkpoint failed"),
         }
     }
     if let Err(e) = conn.close().await {
