@@ -387,7 +387,7 @@ impl InlinePool {
     fn put_back(&self, conn: Inline) {
         let mut idle = lock(&self.idle);
         let Some(idle) = idle.as_mut() else { return };
-        if conn.snapshot.is_some() && idle.sweeper_waits {
+        if !conn.conn.is_autocommit() && idle.sweeper_waits {
             idle.sweeper_waits = false;
             self.wake.notify_one();
         }
@@ -412,7 +412,8 @@ fn sweep(pool: &InlinePool, commits: &Commits) {
         {
             conn.end();
         }
-        if idle.conns.iter().any(|c| c.snapshot.is_some()) {
+        // (A transaction SQLite still has open counts, even one `end` failed to roll back.)
+        if idle.conns.iter().any(|c| !c.conn.is_autocommit()) {
             guard = pool
                 .wake
                 .wait_timeout(guard, SWEEP_EVERY)
