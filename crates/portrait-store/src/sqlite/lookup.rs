@@ -554,12 +554,26 @@ mod tests {
             .unwrap();
     }
 
-    #[tokio::test]
-    async fn a_one_account_lookup_keeps_its_snapshot_until_a_commit_is_counted_or_it_ages() {
-        let (_dir, path, outside) = file_with_one_account().await;
+    /// Lookups of [`file_with_one_account`] that keep a snapshot for 10 minutes (so that only a
+    /// counted commit renews it), their commit count, and the writing connection; one lookup
+    /// has taken its snapshot (`a` at version 1).
+    async fn lookups_with_a_snapshot() -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        Connection,
+        Arc<Commits>,
+        Lookups,
+    ) {
+        let (dir, path, outside) = file_with_one_account().await;
         let commits = Arc::new(Commits::default());
         let lookups = Lookups::open_with(&path, commits.clone(), Duration::from_secs(600)).unwrap();
         assert_eq!(version_of_a(&lookups).await, 1);
+        (dir, path, outside, commits, lookups)
+    }
+
+    #[tokio::test]
+    async fn a_one_account_lookup_keeps_its_snapshot_until_a_commit_is_counted_or_it_ages() {
+        let (_dir, path, outside, commits, lookups) = lookups_with_a_snapshot().await;
         // A write the store did not count is not seen: the snapshot is kept (this is what
         // saves the read transaction per lookup).
         set_version_of_a(&outside, 2);
@@ -579,10 +593,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_sweeper_ends_an_idle_snapshot_once_a_commit_is_counted_so_the_wal_checkpoints() {
-        let (_dir, path, outside) = file_with_one_account().await;
-        let commits = Arc::new(Commits::default());
-        let lookups = Lookups::open_with(&path, commits.clone(), Duration::from_secs(600)).unwrap();
-        assert_eq!(version_of_a(&lookups).await, 1);
+        let (_dir, _path, outside, commits, lookups) = lookups_with_a_snapshot().await;
         set_version_of_a(&outside, 2);
         // (busy, WAL frames, frames checkpointed) of a checkpoint that must copy every frame
         // and empty the WAL; it gives up at once on a reader.

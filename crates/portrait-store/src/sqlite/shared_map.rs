@@ -437,19 +437,19 @@ mod tests {
         let value = |c: &rusqlite::Connection| -> String {
             c.query_row("select v from t", [], |r| r.get(0)).unwrap()
         };
-        let first = rusqlite::Connection::open_with_flags_and_vfs(&path, flags, NAME).unwrap();
-        first.pragma_update(None, "mmap_size", 1i64 << 30).unwrap();
-        first
-            .execute_batch("create table t (v text); insert into t values ('first');")
-            .unwrap();
+        // A new file at `path` holding `v`, through this VFS and its map.
+        let create = |v: &str| {
+            let c = rusqlite::Connection::open_with_flags_and_vfs(&path, flags, NAME).unwrap();
+            c.pragma_update(None, "mmap_size", 1i64 << 30).unwrap();
+            c.execute_batch("create table t (v text)").unwrap();
+            c.execute("insert into t values (?1)", [v]).unwrap();
+            c
+        };
+        let first = create("first");
         assert_eq!(value(&first), "first");
         // Another file takes the path while `first` keeps the old one (and its map) open.
         std::fs::rename(&path, dir.path().join("old.db")).unwrap();
-        let second = rusqlite::Connection::open_with_flags_and_vfs(&path, flags, NAME).unwrap();
-        second.pragma_update(None, "mmap_size", 1i64 << 30).unwrap();
-        second
-            .execute_batch("create table t (v text); insert into t values ('second');")
-            .unwrap();
+        let second = create("second");
         assert_eq!(value(&second), "second");
         assert_eq!(value(&first), "first");
     }
