@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
     *) BUILDS+=("$1"); shift ;;
   esac
 done
-[ -n "$DATA" ] && [ ${#BUILDS[@]} -gt 0 ] || { echo "usage: bench/ab.sh --data DIR [--accounts N] [--duration S] BUILD [BUILD ...]" >&2; exit 2; }
+[ -n "$DATA" ] && [ ${#BUILDS[@]} -gt 0 ] || { echo "usage: bench/ab.sh --data DIR [--accounts N] [--duration S] [--writers C] BUILD [BUILD ...]" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "error: wrk is required (apt-get install wrk)" >&2; exit 1; }
 # shellcheck source=lib.sh
 source "$BENCH_DIR/lib.sh"

@@ -76,6 +76,7 @@ mod batch;
 mod jobs;
 mod lookup;
 mod open;
+mod per_file;
 mod scan;
 mod shared_map;
 mod sql;

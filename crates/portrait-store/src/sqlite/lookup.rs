@@ -57,6 +57,7 @@ use crate::codec::{app_key, AccountRow};
 use crate::{AppId, Result, StoreError};
 
 use super::open::{BUSY_TIMEOUT, READER_MMAP_BYTES};
+use super::per_file::PerFile;
 use super::shared_map;
 
 /// Lookup threads (and connections).
@@ -112,21 +113,11 @@ impl Commits {
     /// The count of the file at `path`, shared by every store of this process open on it (each
     /// must see the others' commits).
     pub(super) fn of_file(path: &Path) -> Result<Arc<Commits>> {
-        use std::collections::HashMap;
-        use std::os::unix::fs::MetadataExt;
-        use std::sync::Weak;
-        type Counts = Mutex<HashMap<(u64, u64), Weak<Commits>>>;
-        static COUNTS: std::sync::OnceLock<Counts> = std::sync::OnceLock::new();
+        static COUNTS: PerFile<Commits> = PerFile::new();
         let meta = std::fs::metadata(path).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-        let mut counts = lock(COUNTS.get_or_init(Counts::default));
-        counts.retain(|_, c| c.strong_count() > 0);
-        let key = (meta.dev(), meta.ino());
-        if let Some(count) = counts.get(&key).and_then(Weak::upgrade) {
-            return Ok(count);
-        }
-        let count = Arc::new(Commits::default());
-        counts.insert(key, Arc::downgrade(&count));
-        Ok(count)
+        Ok(COUNTS
+            .get_or_make(&meta, || Some(Arc::default()))
+            .expect("made when missing"))
     }
 
     /// Counts a commit (call it before acknowledging anything the commit holds) or a

@@ -31,15 +31,16 @@
 //! never from one of ours: closing any descriptor of a file releases all of the process's POSIX
 //! locks on it, SQLite's included.
 
-use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use rusqlite::ffi;
 
 use crate::{Result, StoreError};
+
+use super::per_file::PerFile;
 
 /// The VFS's name, for `Connection::open_with_flags_and_vfs`.
 pub(super) const NAME: &str = "portrait-shared-map";
@@ -138,13 +139,8 @@ impl Drop for SharedMap {
     }
 }
 
-/// The maps by file identity (device, inode).
-type Maps = Mutex<HashMap<(u64, u64), Weak<SharedMap>>>;
-
-fn maps() -> &'static Maps {
-    static MAPS: OnceLock<Maps> = OnceLock::new();
-    MAPS.get_or_init(Mutex::default)
-}
+/// The maps by file.
+static MAPS: PerFile<SharedMap> = PerFile::new();
 
 /// The descriptor `unix` opened for `file`: the field after three pointers in its `unixFile`
 /// (`pMethod`, `pVfs`, `pInode`, then `int h`, unchanged for many releases). Checked by the
@@ -181,11 +177,11 @@ fn map_of(fd: c_int, path: &CStr) -> Option<Arc<SharedMap>> {
         tracing::warn!(path = %path.display(), "cannot find the database file's descriptor; lookups read it with pread");
         return None;
     }
-    let mut maps = maps().lock().unwrap_or_else(PoisonError::into_inner);
-    maps.retain(|_, m| m.strong_count() > 0);
-    if let Some(map) = maps.get(&(meta.dev(), meta.ino())).and_then(Weak::upgrade) {
-        return Some(map);
-    }
+    MAPS.get_or_make(&meta, || new_map(fd, path, meta.len()))
+}
+
+/// A new map of `len` bytes of the file open as `fd` at `path` (for the log), or `None`.
+fn new_map(fd: c_int, path: &std::path::Path, len: u64) -> Option<Arc<SharedMap>> {
     // SAFETY: a new read-only shared mapping of an open file; bytes past the file's end are
     // never handed out (see `fetch`). The mapping outlives the descriptor, as mmap allows.
     let base = unsafe {
@@ -203,12 +199,10 @@ fn map_of(fd: c_int, path: &CStr) -> Option<Arc<SharedMap>> {
             "cannot map the database file; lookups read it with pread");
         return None;
     }
-    let map = Arc::new(SharedMap {
+    Some(Arc::new(SharedMap {
         base: base.cast::<u8>().cast_const(),
-        size: AtomicI64::new(i64::try_from(meta.len()).unwrap_or(0)),
-    });
-    maps.insert((meta.dev(), meta.ino()), Arc::downgrade(&map));
-    Some(map)
+        size: AtomicI64::new(i64::try_from(len).unwrap_or(0)),
+    }))
 }
 
 /// The I/O methods of files opened by this VFS: `unix`'s (`orig`), with [`fetch`], [`unfetch`]
