@@ -82,6 +82,8 @@ impl AppState {
     ) -> anyhow::Result<AppState> {
         let (apps, highest) = crate::live::merge(store.as_ref(), file_apps).await?;
         let mut tenants = HashMap::new();
+        // Apps whose database is down (a shard): their admins are imported once it is up.
+        let mut admins_later = Vec::new();
         for (cfg, _, _) in &apps {
             place(shards.as_deref(), cfg)?;
             if let (Some(shards), Some(_)) = (&shards, &cfg.moving) {
@@ -89,7 +91,13 @@ impl AppState {
                 shards.hold(cfg.sdkappid).await;
             }
             let tenant = Tenant::from_config(cfg)?;
-            import_admins(store.as_ref(), cfg).await?;
+            if let Err(e) = import_admins(store.as_ref(), cfg).await {
+                if !unavailable(&e) {
+                    return Err(e);
+                }
+                tracing::warn!(sdkappid = cfg.sdkappid, error = %format!("{e:#}"), "the app's database is down; its admins are imported when it is up");
+                admins_later.push(cfg.clone());
+            }
             anyhow::ensure!(
                 tenants.insert(cfg.sdkappid, Arc::new(tenant)).is_none(),
                 "app {} is configured twice",
@@ -130,6 +138,12 @@ impl AppState {
             });
         }
         state.live().set_applied(highest);
+        if !admins_later.is_empty() {
+            let stop = state.hub().stopping();
+            state
+                .hub()
+                .spawn(import_admins_later(state.store_arc(), stop, admins_later));
+        }
         Ok(state)
     }
 
@@ -312,6 +326,40 @@ impl AppState {
     /// Largest request body accepted.
     pub fn max_body_bytes(&self) -> usize {
         self.inner.max_body_bytes
+    }
+}
+
+/// Whether `e` is the store's "unavailable" (its database is down), not a refusal.
+fn unavailable(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<portrait_store::StoreError>(),
+        Some(portrait_store::StoreError::Unavailable(_))
+    )
+}
+
+/// Imports the admins of `apps` (whose database was down as the node started), each as soon as
+/// its database answers: tried every second until all are done or the node stops.
+async fn import_admins_later(
+    store: Arc<dyn Store>,
+    stop: tokio_util::sync::CancellationToken,
+    mut apps: Vec<AppConfig>,
+) {
+    while !apps.is_empty() {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = stop.cancelled() => return,
+        }
+        let mut left = Vec::new();
+        for cfg in apps {
+            match import_admins(store.as_ref(), &cfg).await {
+                Ok(()) => tracing::info!(sdkappid = cfg.sdkappid, "the app's admins are imported"),
+                Err(e) if unavailable(&e) => left.push(cfg),
+                Err(e) => {
+                    tracing::error!(sdkappid = cfg.sdkappid, error = %format!("{e:#}"), "importing the app's admins failed")
+                }
+            }
+        }
+        apps = left;
     }
 }
 

@@ -28,6 +28,12 @@ use crate::{
 mod moving;
 pub use moving::{Move, MoveReport};
 
+/// How often a shard whose database did not open at start is tried again.
+const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Longest one attempt to open a shard may take at start (a host that does not answer).
+const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The name of the home shard (the `[store] url`).
 pub const HOME: &str = "home";
 
@@ -50,10 +56,16 @@ pub fn check_shard_name(name: &str) -> Result<()> {
     }
 }
 
+/// A shard's store: `None` while its database has not opened yet (a shard that was down when
+/// the node started, opened in the background: [`Sharded::open`]).
+type Slot = Arc<RwLock<Option<Arc<dyn Store>>>>;
+
 /// Several stores, each app routed to one of them.
 pub struct Sharded {
     /// Every shard by name, [`HOME`] included.
-    shards: BTreeMap<String, Arc<dyn Store>>,
+    shards: BTreeMap<String, Slot>,
+    /// The tasks opening shards that were down at start (stopped by [`Store::close`]).
+    opening: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Where each placed app lives; an app not here lives on [`HOME`].
     placement: RwLock<HashMap<AppId, String>>,
     /// Per app, the lock its writes hold shared and a move holds exclusively (made on first use).
@@ -71,8 +83,19 @@ impl Sharded {
     /// # Errors
     /// [`StoreError::Config`] for a bad or repeated name, or one named [`HOME`].
     pub fn new(home: Arc<dyn Store>, others: Vec<(String, Arc<dyn Store>)>) -> Result<Sharded> {
+        Sharded::with_slots(
+            home,
+            others
+                .into_iter()
+                .map(|(name, store)| (name, Arc::new(RwLock::new(Some(store)))))
+                .collect(),
+        )
+    }
+
+    /// [`Sharded::new`] with the other shards' slots given (some may still be empty).
+    fn with_slots(home: Arc<dyn Store>, others: Vec<(String, Slot)>) -> Result<Sharded> {
         let mut shards = BTreeMap::new();
-        shards.insert(HOME.to_owned(), home);
+        shards.insert(HOME.to_owned(), Arc::new(RwLock::new(Some(home))));
         for (name, store) in others {
             check_shard_name(&name)?;
             if shards.insert(name.clone(), store).is_some() {
@@ -83,6 +106,7 @@ impl Sharded {
         }
         Ok(Sharded {
             shards,
+            opening: Mutex::new(Vec::new()),
             placement: RwLock::new(HashMap::new()),
             gates: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
@@ -93,9 +117,14 @@ impl Sharded {
     /// Opens the home shard at `home_url` and every shard of `shards` (name → URL), each a
     /// PostgreSQL database with its own pool.
     ///
+    /// Only the home shard must open: a node has to start while another shard's database is
+    /// down (a restart, a node added during an outage), serving every app but those on that
+    /// shard. Such a shard is opened in the background, tried again every [`REOPEN_EVERY`]
+    /// until it opens; until then its apps fail with [`StoreError::Unavailable`].
+    ///
     /// # Errors
-    /// A shard that is not PostgreSQL, a bad name, or a shard's open error (naming the shard;
-    /// messages never contain a password).
+    /// A shard that is not PostgreSQL, a bad name, the home shard's open error, or another
+    /// shard's configuration error (naming the shard; messages never contain a password).
     #[cfg(feature = "sql")]
     pub async fn open(home_url: &str, shards: &BTreeMap<String, String>) -> Result<Sharded> {
         let pg = |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
@@ -107,6 +136,7 @@ impl Sharded {
         }
         let home = crate::open(home_url).await?;
         let mut others = Vec::new();
+        let mut down = Vec::new();
         for (name, url) in shards {
             check_shard_name(name)?;
             if !pg(url) {
@@ -115,13 +145,27 @@ impl Sharded {
                     crate::redact_url(url)
                 )));
             }
-            let store = crate::open(url).await.map_err(|e| match e {
-                StoreError::Config(m) => StoreError::Config(format!("shard {name:?}: {m}")),
-                e => e,
-            })?;
-            others.push((name.clone(), store));
+            let slot: Slot = Arc::default();
+            match open_shard(name, url).await {
+                Ok(store) => *slot.write().unwrap_or_else(PoisonError::into_inner) = Some(store),
+                Err(e @ StoreError::Config(_)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(shard = %name, error = %e, "a shard's database did not open; its apps fail until it does (retrying in the background)");
+                    down.push((name.clone(), url.clone(), slot.clone()));
+                }
+            }
+            others.push((name.clone(), slot));
         }
-        Sharded::new(home, others)
+        let sharded = Sharded::with_slots(home, others)?;
+        let tasks = down
+            .into_iter()
+            .map(|(name, url, slot)| tokio::spawn(reopen(name, url, slot)))
+            .collect();
+        *sharded
+            .opening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = tasks;
+        Ok(sharded)
     }
 
     /// The shard names, [`HOME`] included, in order.
@@ -186,24 +230,37 @@ impl Sharded {
     }
 
     /// The store of shard `name`.
-    fn shard(&self, name: &str) -> Result<&Arc<dyn Store>> {
-        self.shards
+    ///
+    /// # Errors
+    /// [`StoreError::Config`] for a shard not configured here, [`StoreError::Unavailable`] for
+    /// one whose database has not opened yet.
+    fn shard(&self, name: &str) -> Result<Arc<dyn Store>> {
+        let slot = self
+            .shards
             .get(name)
-            .ok_or_else(|| StoreError::Config(format!("no shard {name:?} on this node")))
+            .ok_or_else(|| StoreError::Config(format!("no shard {name:?} on this node")))?;
+        opened(name, slot)
     }
 
     /// The store `app` lives on.
-    fn of(&self, app: AppId) -> &Arc<dyn Store> {
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] while that shard's database has not opened yet.
+    fn of(&self, app: AppId) -> Result<Arc<dyn Store>> {
         let p = self
             .placement
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         let name = p.get(&app).map_or(HOME, String::as_str);
-        self.shards.get(name).unwrap_or(&self.shards[HOME])
+        match self.shards.get(name) {
+            Some(slot) => opened(name, slot),
+            None => self.home(),
+        }
     }
 
-    fn home(&self) -> &Arc<dyn Store> {
-        &self.shards[HOME]
+    /// The home shard (always open).
+    fn home(&self) -> Result<Arc<dyn Store>> {
+        opened(HOME, &self.shards[HOME])
     }
 
     /// The gate of `app`'s writes.
@@ -244,7 +301,7 @@ impl Sharded {
     /// # Errors
     /// The shard's failure.
     pub async fn ack_pause(&self, app: AppId, node: &str, revision: u64) -> Result<()> {
-        self.of(app)
+        self.of(app)?
             .set_cursor(app, &pause_cursor(node), revision)
             .await
     }
@@ -254,7 +311,7 @@ impl Sharded {
     /// # Errors
     /// The shard's failure.
     pub async fn pause_acked(&self, app: AppId, node: &str) -> Result<Option<u64>> {
-        self.of(app).cursor(app, &pause_cursor(node)).await
+        self.of(app)?.cursor(app, &pause_cursor(node)).await
     }
 
     /// Waits until `app` may be written (no move is switching it), then holds that.
@@ -277,7 +334,7 @@ impl Store for Sharded {
         origin: Origin<'_>,
     ) -> Result<()> {
         let _pass = self.write_pass(app).await;
-        self.of(app).import_accounts(app, accounts, origin).await
+        self.of(app)?.import_accounts(app, accounts, origin).await
     }
 
     async fn delete_accounts(
@@ -287,11 +344,11 @@ impl Store for Sharded {
         origin: Origin<'_>,
     ) -> Result<Vec<bool>> {
         let _pass = self.write_pass(app).await;
-        self.of(app).delete_accounts(app, users, origin).await
+        self.of(app)?.delete_accounts(app, users, origin).await
     }
 
     async fn accounts_exist(&self, app: AppId, users: &[Identifier]) -> Result<Vec<bool>> {
-        self.of(app).accounts_exist(app, users).await
+        self.of(app)?.accounts_exist(app, users).await
     }
 
     async fn scan_accounts(
@@ -301,16 +358,16 @@ impl Store for Sharded {
         after: Option<&Identifier>,
         limit: usize,
     ) -> Result<Vec<Identifier>> {
-        self.of(app).scan_accounts(app, prefix, after, limit).await
+        self.of(app)?.scan_accounts(app, prefix, after, limit).await
     }
 
     async fn kick(&self, app: AppId, user: &Identifier, not_before: u64) -> Result<bool> {
         let _pass = self.write_pass(app).await;
-        self.of(app).kick(app, user, not_before).await
+        self.of(app)?.kick(app, user, not_before).await
     }
 
     async fn kicks(&self, app: AppId) -> Result<Vec<(String, u64)>> {
-        self.of(app).kicks(app).await
+        self.of(app)?.kicks(app).await
     }
 
     async fn set_profile_expecting(
@@ -322,13 +379,13 @@ impl Store for Sharded {
         expected: Option<u64>,
     ) -> Result<u64> {
         let _pass = self.write_pass(app).await;
-        self.of(app)
+        self.of(app)?
             .set_profile_expecting(app, user, items, origin, expected)
             .await
     }
 
     async fn get_profiles(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Option<Profile>>> {
-        self.of(app).get_profiles(app, users).await
+        self.of(app)?.get_profiles(app, users).await
     }
 
     async fn get_profiles_shared(
@@ -336,11 +393,11 @@ impl Store for Sharded {
         app: AppId,
         users: &[Identifier],
     ) -> Result<Vec<Option<PackedProfile>>> {
-        self.of(app).get_profiles_shared(app, users).await
+        self.of(app)?.get_profiles_shared(app, users).await
     }
 
     async fn changes_since(&self, app: AppId, since: u64, limit: usize) -> Result<Vec<Change>> {
-        self.of(app).changes_since(app, since, limit).await
+        self.of(app)?.changes_since(app, since, limit).await
     }
 
     async fn changes_of(
@@ -350,34 +407,34 @@ impl Store for Sharded {
         since: u64,
         limit: usize,
     ) -> Result<crate::ChangesOf> {
-        self.of(app).changes_of(app, users, since, limit).await
+        self.of(app)?.changes_of(app, users, since, limit).await
     }
 
     async fn current_version(&self, app: AppId) -> Result<u64> {
-        self.of(app).current_version(app).await
+        self.of(app)?.current_version(app).await
     }
 
     async fn cursor(&self, app: AppId, name: &str) -> Result<Option<u64>> {
-        self.of(app).cursor(app, name).await
+        self.of(app)?.cursor(app, name).await
     }
 
     async fn set_cursor(&self, app: AppId, name: &str, version: u64) -> Result<()> {
         let _pass = self.write_pass(app).await;
-        self.of(app).set_cursor(app, name, version).await
+        self.of(app)?.set_cursor(app, name, version).await
     }
 
     async fn prune_changes(&self, app: AppId, through: u64, limit: usize) -> Result<usize> {
         // Under the gate: a move reads the change log it is copying.
         let _pass = self.write_pass(app).await;
-        self.of(app).prune_changes(app, through, limit).await
+        self.of(app)?.prune_changes(app, through, limit).await
     }
 
     async fn lease(&self, app: AppId, name: &str, holder: &str, ttl_ms: u64) -> Result<bool> {
-        self.of(app).lease(app, name, holder, ttl_ms).await
+        self.of(app)?.lease(app, name, holder, ttl_ms).await
     }
 
     async fn members(&self, node: &str, ttl_ms: u64) -> Result<Vec<String>> {
-        self.home().members(node, ttl_ms).await
+        self.home()?.members(node, ttl_ms).await
     }
 
     /// The apps with data on any shard; a shard that is down is left out (logged), so that one
@@ -385,8 +442,8 @@ impl Store for Sharded {
     async fn apps(&self) -> Result<Vec<AppId>> {
         let mut all = std::collections::BTreeSet::new();
         let mut failed = None;
-        for (name, store) in &self.shards {
-            match store.apps().await {
+        for name in self.shards.keys() {
+            match async { self.shard(name)?.apps().await }.await {
                 Ok(apps) => all.extend(apps),
                 Err(e) => {
                     tracing::warn!(shard = %name, error = %e, "a shard did not list its apps");
@@ -410,8 +467,8 @@ impl Store for Sharded {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let mut all = Vec::new();
-        for (name, store) in &self.shards {
-            let heads = store.app_heads().await.inspect_err(|e| {
+        for name in self.shards.keys() {
+            let heads = async { self.shard(name)?.app_heads().await }.await.inspect_err(|e| {
                 tracing::warn!(shard = %name, error = %e, "a shard did not read its apps' heads");
             })?;
             all.extend(
@@ -425,17 +482,17 @@ impl Store for Sharded {
     }
 
     async fn dump_app(&self, app: AppId) -> Result<AppDump> {
-        self.of(app).dump_app(app).await
+        self.of(app)?.dump_app(app).await
     }
 
     async fn restore_app(&self, dump: AppDump) -> Result<()> {
         let app = dump.app;
         let _pass = self.write_pass(app).await;
-        self.of(app).restore_app(dump).await
+        self.of(app)?.restore_app(dump).await
     }
 
     async fn app_records(&self, after_revision: u64) -> Result<Vec<AppRecord>> {
-        self.home().app_records(after_revision).await
+        self.home()?.app_records(after_revision).await
     }
 
     async fn put_app_record(
@@ -444,18 +501,77 @@ impl Store for Sharded {
         expected: Option<u64>,
         body: &str,
     ) -> Result<u64> {
-        self.home().put_app_record(sdkappid, expected, body).await
+        self.home()?.put_app_record(sdkappid, expected, body).await
     }
 
     /// The home shard only: it holds the app records every node needs; one other shard's outage
     /// must not take the node out of a load balancer (its apps fail on their own).
     async fn ping(&self) -> Result<()> {
-        self.home().ping().await
+        self.home()?.ping().await
     }
 
     async fn close(&self) {
-        for store in self.shards.values() {
-            store.close().await;
+        for task in
+            std::mem::take(&mut *self.opening.lock().unwrap_or_else(PoisonError::into_inner))
+        {
+            task.abort();
+        }
+        for name in self.shards.keys() {
+            if let Ok(store) = self.shard(name) {
+                store.close().await;
+            }
+        }
+    }
+}
+
+/// The store in `slot` of shard `name`, if its database has opened.
+fn opened(name: &str, slot: &Slot) -> Result<Arc<dyn Store>> {
+    slot.read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .ok_or_else(|| {
+            StoreError::Unavailable(
+                format!("shard {name:?}: its database has not opened yet").into(),
+            )
+        })
+}
+
+/// Opens shard `name` at `url` (its configuration errors name it), waiting at most
+/// [`OPEN_WAIT`].
+#[cfg(feature = "sql")]
+async fn open_shard(name: &str, url: &str) -> Result<Arc<dyn Store>> {
+    // PostgreSQL's opener directly (checked by the caller): `crate::open`'s future, which
+    // may open SQLite, is not `Send` for the task of `reopen`.
+    let open = async { Ok(Arc::new(crate::postgres::PgStore::open(url).await?) as Arc<dyn Store>) };
+    match tokio::time::timeout(OPEN_WAIT, open).await {
+        Ok(Ok(store)) => Ok(store),
+        Ok(Err(StoreError::Config(m))) => Err(StoreError::Config(format!("shard {name:?}: {m}"))),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(StoreError::Unavailable(
+            format!("shard {name:?}: no answer within {OPEN_WAIT:?}").into(),
+        )),
+    }
+}
+
+/// Tries to open shard `name` every [`REOPEN_EVERY`] until it opens, then fills its slot.
+#[cfg(feature = "sql")]
+async fn reopen(name: String, url: String, slot: Slot) {
+    let mut failing_since = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(REOPEN_EVERY).await;
+        match open_shard(&name, &url).await {
+            Ok(store) => {
+                *slot.write().unwrap_or_else(PoisonError::into_inner) = Some(store);
+                tracing::info!(shard = %name, "the shard's database opened; its apps are served");
+                return;
+            }
+            Err(e) if failing_since.elapsed() >= std::time::Duration::from_secs(60) => {
+                tracing::warn!(shard = %name, error = %e, "the shard's database still does not open; retrying");
+                failing_since = std::time::Instant::now();
+            }
+            Err(e) => {
+                tracing::debug!(shard = %name, error = %e, "the shard's database does not open yet")
+            }
         }
     }
 }

@@ -288,6 +288,24 @@ impl Cluster {
             .unwrap_or_else(|| panic!("lease holder {holder:?} is none of the running nodes"))
     }
 
+    /// Starts one more node with the configuration of node `like`; answers its base URL.
+    async fn launch_another(&mut self, like: usize) -> String {
+        let config = self._dirs[0].path().join(format!("node{like}.toml"));
+        let (node, dir) = tokio::task::spawn_blocking(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let mut cmd = common::serve_command(dir.path());
+            cmd.arg("--config").arg(config);
+            (common::launch(cmd), dir)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let base = node.base.clone();
+        self.bases.push(base.clone());
+        self.nodes.push(Some(node));
+        self._dirs.push(dir);
+        base
+    }
+
     /// SIGKILLs `node`.
     fn kill(&mut self, node: usize) {
         self.nodes[node]

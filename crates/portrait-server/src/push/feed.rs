@@ -62,12 +62,24 @@ pub struct Feed {
     kicks_seen: AtomicU64,
     /// The head poll saw the kicks revision move: reload the app's kicks.
     kicks_stale: AtomicBool,
+    /// Whether `dispatched` is where the feed starts: false for a feed made without knowing the
+    /// app's version (its shard was down as the node started), which learns it first.
+    head_known: AtomicBool,
 }
 
 impl Feed {
     /// The feed of `tenant`'s app, which has dispatched everything up to version `head` and
     /// whose kick table is that of kicks revision `kicks` ([`KICKS_UNKNOWN`] if not known).
-    pub(super) fn new(tenant: Arc<Tenant>, head: u64, kicks: u64, settings: PushSettings) -> Feed {
+    /// Without a `head` (the app could not be read), the feed starts once it can read the app's
+    /// version, from there, and then loads the app's kicks.
+    pub(super) fn new(
+        tenant: Arc<Tenant>,
+        head: Option<u64>,
+        kicks: u64,
+        settings: PushSettings,
+    ) -> Feed {
+        let head_known = head.is_some();
+        let head = head.unwrap_or(0);
         Feed {
             app: tenant.sdkappid,
             tenant: std::sync::RwLock::new(tenant),
@@ -79,8 +91,15 @@ impl Feed {
             pending: AtomicBool::new(false),
             head: AtomicU64::new(head),
             kicks_seen: AtomicU64::new(kicks),
-            kicks_stale: AtomicBool::new(false),
+            kicks_stale: AtomicBool::new(!head_known),
+            head_known: AtomicBool::new(head_known),
         }
+    }
+
+    /// Whether it knows where it starts (see [`Feed::new`]): until then it takes no
+    /// connection.
+    pub fn started(&self) -> bool {
+        self.head_known.load(Ordering::Acquire)
     }
 
     /// The app.
@@ -321,6 +340,31 @@ impl Feed {
         }
     }
 
+    /// The version the feed starts after: the one it was made with, or, for a feed made
+    /// without one, the app's version as soon as it can be read (tried every poll interval):
+    /// changes made before then are not pushed, as for a feed started at that moment. `None`
+    /// if the node stops first.
+    async fn start(&self, store: &dyn Store, stop: &CancellationToken) -> Option<u64> {
+        let every = std::time::Duration::from_millis(self.settings.poll_interval_ms);
+        while !self.head_known.load(Ordering::Acquire) {
+            match store.current_version(self.app).await {
+                Ok(version) => {
+                    self.dispatched.send_replace(version);
+                    self.head_known.store(true, Ordering::Release);
+                    tracing::info!(app = self.app, version, "push feed: started");
+                }
+                Err(e) => {
+                    tracing::debug!(app = self.app, error = %e, "push feed: cannot read the app's version yet");
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {}
+                        () = stop.cancelled() => return None,
+                    }
+                }
+            }
+        }
+        Some(*self.dispatched.borrow())
+    }
+
     /// Reads the change log after `last` to its end and dispatches it; returns the new `last`.
     /// A failed read is retried when the head poll next finds the app ahead of the feed.
     async fn read(&self, store: &dyn Store, mut last: u64) -> u64 {
@@ -372,7 +416,9 @@ impl Feed {
     /// Tails the change log until `stop`: reads it when woken ([`Feed::wake`]), and reloads the
     /// app's kicks when the head poll says they changed.
     pub(super) async fn run(self: Arc<Self>, store: Arc<dyn Store>, stop: CancellationToken) {
-        let mut last = *self.dispatched.borrow();
+        let Some(mut last) = self.start(store.as_ref(), &stop).await else {
+            return;
+        };
         loop {
             if self.kicks_stale.swap(false, Ordering::AcqRel) {
                 self.reload_kicks(store.as_ref()).await;

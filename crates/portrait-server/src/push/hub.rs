@@ -70,22 +70,49 @@ impl Hub {
         };
         // One read for every app's start, before the kicks are read: a kick made in between
         // moves the revision past the one the feed starts from, so the poll reloads it.
-        let heads: HashMap<AppId, AppHead> = store
-            .app_heads()
-            .await?
-            .into_iter()
-            .map(|h| (h.app, h))
-            .collect();
-        for tenant in apps {
-            let (head, kicks) = heads
-                .get(&tenant.sdkappid)
-                .map_or((0, 0), |h| (h.version, h.kicks));
-            if kicks != 0 {
-                for (user, not_before) in store.kicks(tenant.sdkappid).await? {
-                    tenant.set_kick(user, not_before);
+        match store.app_heads().await {
+            Ok(heads) => {
+                let heads: HashMap<AppId, AppHead> =
+                    heads.into_iter().map(|h| (h.app, h)).collect();
+                for tenant in apps {
+                    let (head, kicks) = heads
+                        .get(&tenant.sdkappid)
+                        .map_or((0, 0), |h| (h.version, h.kicks));
+                    if kicks != 0 {
+                        for (user, not_before) in store.kicks(tenant.sdkappid).await? {
+                            tenant.set_kick(user, not_before);
+                        }
+                    }
+                    hub.add(&store, tenant, Some(head), kicks);
                 }
             }
-            hub.add(&store, tenant, head, kicks);
+            // Some database is down (a shard): each app starts on its own, and one that cannot
+            // be read starts once it can (`Feed::new`), so the others are served meanwhile.
+            Err(e) => {
+                tracing::warn!(error = %e, "push: cannot read every app's head; starting each app's feed on its own");
+                for tenant in apps {
+                    let app = tenant.sdkappid;
+                    let head = match store.current_version(app).await {
+                        Ok(head) => match store.kicks(app).await {
+                            Ok(kicks) => {
+                                for (user, not_before) in kicks {
+                                    tenant.set_kick(user, not_before);
+                                }
+                                Some(head)
+                            }
+                            Err(_) => None,
+                        },
+                        Err(_) => None,
+                    };
+                    if head.is_none() {
+                        tracing::warn!(
+                            app,
+                            "push: the app cannot be read; its feed starts when it can"
+                        );
+                    }
+                    hub.add(&store, tenant, head, KICKS_UNKNOWN);
+                }
+            }
         }
         hub.tasks.spawn(super::poll::run(
             hub.feeds.clone(),
@@ -112,12 +139,18 @@ impl Hub {
             return Ok(feed);
         }
         let head = store.current_version(tenant.sdkappid).await?;
-        Ok(self.add(store, tenant, head, KICKS_UNKNOWN))
+        Ok(self.add(store, tenant, Some(head), KICKS_UNKNOWN))
     }
 
-    /// Starts the feed of `tenant`'s app from version `head` and kicks revision `kicks`, unless
-    /// it has one already; returns the app's feed.
-    fn add(&self, store: &Arc<dyn Store>, tenant: Arc<Tenant>, head: u64, kicks: u64) -> Arc<Feed> {
+    /// Starts the feed of `tenant`'s app from version `head` (`None`: once the app can be
+    /// read) and kicks revision `kicks`, unless it has one already; returns the app's feed.
+    fn add(
+        &self,
+        store: &Arc<dyn Store>,
+        tenant: Arc<Tenant>,
+        head: Option<u64>,
+        kicks: u64,
+    ) -> Arc<Feed> {
         let app = tenant.sdkappid;
         let mut feeds = crate::sync::write(&self.feeds);
         if let Some(raced) = feeds.get(&app) {

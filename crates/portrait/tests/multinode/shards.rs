@@ -185,7 +185,7 @@ async fn shards_fail_apart_and_an_app_moves_online_without_nats() {
 
 async fn scenario(without_nats: bool) {
     let shard_a = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
-    let cluster = Cluster::start(
+    let mut cluster = Cluster::start(
         2,
         Options {
             operator_token: Some(TOKEN),
@@ -272,10 +272,26 @@ async fn scenario(without_nats: bool) {
             "the app on the stopped shard fails with the store code"
         );
     }
+    // A node started while shard a is down (a restart, a node added) serves the home shard's
+    // app at once, knows the app on a (40006 until a is back), and serves it once a is back.
+    let late = cluster.launch_another(1).await;
+    let late_home = AdminClient::new(&late, APP, ADMIN, KEY);
+    assert_eq!(
+        set(&late_home, "h1", "late").await,
+        0,
+        "a node started with shard a down writes the home app"
+    );
+    assert_eq!(nick(&late_home, "h1").await.as_deref(), Ok("late"));
+    let late_a = AdminClient::new(&late, APP_A, ADMIN, KEY_A);
+    assert_eq!(
+        set(&late_a, "a1", "while-down").await,
+        40006,
+        "a node started with shard a down knows the app on a"
+    );
 
     // Shard a is back: its app recovers with no node restarted, its data intact.
     shard_a.pg_ctl("start");
-    for admin in &on_a {
+    for admin in on_a.iter().chain([&late_a]) {
         let recovered = eventually(Duration::from_secs(20), || async {
             set(admin, "a1", "after").await == 0
         })
@@ -286,6 +302,28 @@ async fn scenario(without_nats: bool) {
         );
         assert_eq!(nick(admin, "a1").await.as_deref(), Ok("after"));
     }
+    // The late node's feed of the app on a started once a was back: it pushes a change made
+    // through another node.
+    let client = UserClient::with_key(&late, APP_A, "a1", KEY_A);
+    let started = eventually(Duration::from_secs(10), || async {
+        // Refused (40006) until the feed has read where it starts.
+        match client.connect(None, &["a1"]).await {
+            Ok(mut socket) => matches!(socket.frame(PUSH_WAIT).await, Ok(Frame::Ready { .. })),
+            Err(_) => false,
+        }
+    })
+    .await;
+    assert!(started, "the late node's feed of the app on a starts");
+    let mut subscriber = Subscriber::connect(&client, None, &["a1"]).await;
+    assert_eq!(set(&on_a[0], "a1", "pushed").await, 0);
+    let events = subscriber.events(1).await;
+    let (account, written, _) = key_of(&events[0]);
+    assert_eq!(
+        (account.as_str(), written.as_str()),
+        ("a1", "pushed"),
+        "the late node pushes the app on a"
+    );
+    subscriber.assert_quiet().await;
 
     // Move the app from a to home while both nodes write it (each its own accounts).
     let stop = Arc::new(AtomicBool::new(false));

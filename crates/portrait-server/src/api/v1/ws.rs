@@ -208,6 +208,17 @@ async fn run(socket: WebSocket, state: AppState, call: UserCall, p: Params) {
         )
         .await;
     };
+    if !feed.started() {
+        // Its database was down as the node started: a session registered before the feed
+        // knows where it starts could miss the changes in between.
+        return refuse(
+            socket,
+            ErrorCode::PROFILE_INTERNAL,
+            "the app's push feed has not started yet (its database was down); retry",
+            CLOSE_INTERNAL,
+        )
+        .await;
+    }
     let cap = feed.settings().max_connections_per_user;
     let too_many = |socket| {
         let msg = format!("{} already has {cap} connections", call.user.as_str());
