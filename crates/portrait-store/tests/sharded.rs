@@ -244,6 +244,57 @@ async fn an_abandoned_move_leaves_the_app_where_it_was() {
     );
 }
 
+/// A target shard that hangs while the app's writes are paused (here another connection holds
+/// its write lock; on PostgreSQL a lock wait has no end) does not hold the writes for long: the
+/// move gives up at its limit, the app stays where it was, and its writes go on there.
+#[tokio::test]
+async fn a_target_that_hangs_in_the_pause_abandons_the_move_not_the_writes() {
+    use sqlx::Connection;
+    let (s, home, _b, dirs) = two_shards().await;
+    s.import_accounts(APP, &[NewAccount::new(id("u"))], "t".into())
+        .await
+        .unwrap();
+    let target = format!("sqlite://{}", dirs[1].path().join("portrait.db").display());
+    let lock = Arc::new(tokio::sync::Mutex::new(
+        sqlx::SqliteConnection::connect(&target).await.unwrap(),
+    ));
+    let started = Instant::now();
+    let moved = s
+        .begin_move(APP, "b", || {
+            let (home, lock) = (home.clone(), lock.clone());
+            async move {
+                // Every node holds the app's writes now. A change for the last catch-up (made on
+                // the source itself: writes through `s` wait), then the target hangs.
+                home.set_profile(APP, &id("u"), &nick("during"), "t".into())
+                    .await?;
+                sqlx::query("begin immediate")
+                    .execute(&mut *lock.lock().await)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+                Ok(())
+            }
+        })
+        .await;
+    let took = started.elapsed();
+    let e = moved.err().expect("the move is abandoned");
+    assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "given up at the move's limit, not at the lock's busy timeout (5 s): {took:?}"
+    );
+    assert_eq!(s.shard_of(APP), HOME, "the app stays where it was");
+    let t = Instant::now();
+    s.set_profile(APP, &id("u"), &nick("after"), "t".into())
+        .await
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(1), "writes resumed");
+    assert_eq!(home.current_version(APP).await.unwrap(), 3);
+    sqlx::query("rollback")
+        .execute(&mut *lock.lock().await)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn app_heads_reads_each_app_from_the_shard_it_is_placed_on() {
     let (s, home, b, _dirs) = two_shards().await;

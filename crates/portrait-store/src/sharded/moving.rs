@@ -36,6 +36,12 @@ const CALM: usize = 50;
 /// replay never catches up, and its move is refused rather than paused for long.
 const CATCH_UP_BUDGET: Duration = Duration::from_secs(60);
 
+/// Longest the steps after every node holds the app's writes (the last catch-up, kicks,
+/// cursors, verification) may take; past it the move is abandoned and the writes resume on the
+/// source. Without it a shard that hangs rather than fails would hold the app's writes for as
+/// long as it hangs.
+const PAUSED_WORK_LIMIT: Duration = Duration::from_secs(2);
+
 /// Accounts compared by the verification at most.
 const VERIFY_MAX: usize = 10_000;
 
@@ -114,8 +120,9 @@ impl Sharded {
     /// # Errors
     /// [`StoreError::Config`] for an unknown shard or the shard the app is on;
     /// [`StoreError::Conflict`] when the target holds a newer copy than the source;
-    /// [`StoreError::Corrupt`] when the target does not read the same after the catch-up; or a
-    /// shard's failure. Nothing is switched then, and the app's writes go on on its shard.
+    /// [`StoreError::Corrupt`] when the target does not read the same after the catch-up;
+    /// [`StoreError::Unavailable`] when the steps after the pause outlast [`PAUSED_WORK_LIMIT`];
+    /// or a shard's failure. Nothing is switched then, and the app's writes go on on its shard.
     pub async fn begin_move<F, Fut>(
         &self,
         app: AppId,
@@ -179,20 +186,35 @@ impl Sharded {
         };
         pause_others().await?;
         let report = &mut moving.report;
-        report.caught_up_changes +=
-            catch_up(&*src, &*dst, app, &mut at, &mut touched, None).await?;
-        for (user, not_before) in src.kicks(app).await? {
-            if let Ok(user) = Identifier::parse(&user) {
-                dst.kick(app, &user, not_before).await?;
+        let last_steps = async {
+            report.caught_up_changes +=
+                catch_up(&*src, &*dst, app, &mut at, &mut touched, None).await?;
+            for (user, not_before) in src.kicks(app).await? {
+                if let Ok(user) = Identifier::parse(&user) {
+                    dst.kick(app, &user, not_before).await?;
+                }
             }
-        }
-        for name in &cursors {
-            if let Some(v) = src.cursor(app, name).await? {
-                dst.set_cursor(app, name, v).await?;
+            for name in &cursors {
+                if let Some(v) = src.cursor(app, name).await? {
+                    dst.set_cursor(app, name, v).await?;
+                }
             }
-        }
-        report.version = at;
-        report.verified_accounts = verify(&*src, &*dst, app, &touched).await?;
+            report.version = at;
+            report.verified_accounts = verify(&*src, &*dst, app, &touched).await?;
+            Ok::<(), StoreError>(())
+        };
+        // A shard that hangs (a lock, a stalled disk) must not hold the app's writes for long.
+        tokio::time::timeout(PAUSED_WORK_LIMIT, last_steps)
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(
+                    format!(
+                        "moving app {app}: the last catch-up and the verification took more than {PAUSED_WORK_LIMIT:?} with its writes paused; the move is abandoned, the app stays where it was"
+                    )
+                    .into(),
+                )
+            })??;
+        let report = &mut moving.report;
         report.paused_ms = millis(paused.elapsed());
         report.took_ms = millis(started.elapsed());
         Ok(moving)
