@@ -156,6 +156,22 @@ pub struct UserCall {
     pub expires_at: u64,
 }
 
+/// Fails as a store that is down while the app's kicks are not loaded (its database was down
+/// when this node took the app on): a revoked UserSig must not pass meanwhile.
+fn kicks_known(tenant: &Tenant) -> Result<()> {
+    if tenant.kicks_loaded() {
+        return Ok(());
+    }
+    Err(portrait_store::StoreError::Unavailable(
+        format!(
+            "app {}: its kicks are not loaded yet (its database is down)",
+            tenant.sdkappid
+        )
+        .into(),
+    )
+    .into())
+}
+
 /// Authenticates a client-API call: the same checks and codes as [`admin`] up to the UserSig,
 /// then the client rate limits of the user and the app for a `call` (60007), then the account
 /// must exist (70107); no admin check.
@@ -169,6 +185,7 @@ pub async fn user(state: &AppState, raw_query: Option<&str>, call: ClientCall) -
         .identifier
         .filter(|s| !s.is_empty())
         .ok_or(ApiError::IdentifierMissing)?;
+    kicks_known(&tenant)?;
     let sig = verify_sig(&tenant, &identifier, q.usersig.as_deref().unwrap_or(""))?;
     if let Err(over) = state
         .cluster()
@@ -213,6 +230,7 @@ pub async fn admin(state: &AppState, raw_query: Option<&str>, api: Api) -> Resul
         .identifier
         .filter(|s| !s.is_empty())
         .ok_or(ApiError::IdentifierMissing)?;
+    kicks_known(&tenant)?;
     verify_sig(&tenant, &identifier, q.usersig.as_deref().unwrap_or(""))?;
     if !tenant.is_admin(&identifier) {
         return Err(ApiError::NotAdmin(identifier.into_owned()));

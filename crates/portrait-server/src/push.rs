@@ -40,4 +40,5 @@ mod poll;
 pub use conn::{CloseReason, Conn};
 pub use feed::{Feed, Refused, PAGE};
 pub use frame::Event;
+pub(crate) use hub::load_kicks;
 pub use hub::Hub;

@@ -91,7 +91,11 @@ impl AppState {
                 shards.hold(cfg.sdkappid).await;
             }
             let tenant = Tenant::from_config(cfg)?;
-            if let Err(e) = import_admins(store.as_ref(), cfg).await {
+            if cfg.moving.is_some() {
+                // Its writes are held (above) until the move's next record: importing now
+                // would wait for that, before the node even listens.
+                admins_later.push(cfg.clone());
+            } else if let Err(e) = import_admins(store.as_ref(), cfg).await {
                 if !unavailable(&e) {
                     return Err(e);
                 }
@@ -330,16 +334,17 @@ impl AppState {
 }
 
 /// Whether `e` is the store's "unavailable" (its database is down), not a refusal.
-fn unavailable(e: &anyhow::Error) -> bool {
+pub(crate) fn unavailable(e: &anyhow::Error) -> bool {
     matches!(
         e.downcast_ref::<portrait_store::StoreError>(),
         Some(portrait_store::StoreError::Unavailable(_))
     )
 }
 
-/// Imports the admins of `apps` (whose database was down as the node started), each as soon as
-/// its database answers: tried every second until all are done or the node stops.
-async fn import_admins_later(
+/// Imports the admins of `apps` (whose database was down, or whose writes were held for a move,
+/// when the node took them on), each as soon as it can: tried every second until all are done
+/// or the node stops.
+pub(crate) async fn import_admins_later(
     store: Arc<dyn Store>,
     stop: tokio_util::sync::CancellationToken,
     mut apps: Vec<AppConfig>,

@@ -5,6 +5,7 @@
 //! kick table is loaded from the store and kept current by the `kick` handler.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
@@ -36,6 +37,10 @@ pub struct Tenant {
     /// user → Unix second at or before which that user's UserSigs are revoked (by `kick`).
     /// Shared with the tenants that replace this one when the app's settings change.
     kicks: Arc<RwLock<HashMap<String, u64>>>,
+    /// Whether `kicks` holds the app's kicks: false while they could not be read (the app's
+    /// database was down when the node took the app on), and no UserSig is accepted then.
+    /// Shared like `kicks`.
+    kicks_loaded: Arc<AtomicBool>,
     /// UserSigs whose form and HMAC were already verified: usersig → its decoded fields. Clients
     /// reuse one sig for many calls, so the zlib + JSON + HMAC work is done once per distinct sig;
     /// expiry and kicks are still checked on every call. Bounded by [`SIG_CACHE_MAX`]. Only
@@ -84,6 +89,10 @@ impl Tenant {
             client_limits: ClientLimits::new(&cfg.client_rate_limits),
             clock_skew: cfg.usersig_clock_skew_secs,
             kicks: old.map_or_else(Default::default, |o| o.kicks.clone()),
+            kicks_loaded: old.map_or_else(
+                || Arc::new(AtomicBool::new(true)),
+                |o| o.kicks_loaded.clone(),
+            ),
             sigs: RwLock::new(HashMap::default()),
         })
     }
@@ -109,6 +118,17 @@ impl Tenant {
     /// The revocation second for `user`, if kicked.
     pub fn kicked_before(&self, user: &str) -> Option<u64> {
         crate::sync::read(&self.kicks).get(user).copied()
+    }
+
+    /// Whether the app's kicks are loaded (see the field); until they are, calls fail as when
+    /// the store is down.
+    pub fn kicks_loaded(&self) -> bool {
+        self.kicks_loaded.load(Ordering::Acquire)
+    }
+
+    /// Says whether the app's kicks are loaded (set after loading them into the table).
+    pub fn set_kicks_loaded(&self, loaded: bool) {
+        self.kicks_loaded.store(loaded, Ordering::Release);
     }
 
     /// Records a kick (also used to load the table at start).

@@ -31,9 +31,6 @@ pub use moving::{Move, MoveReport};
 /// How often a shard whose database did not open at start is tried again.
 const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Longest one attempt to open a shard may take at start (a host that does not answer).
-const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// The name of the home shard (the `[store] url`).
 pub const HOME: &str = "home";
 
@@ -77,6 +74,20 @@ pub struct Sharded {
     moving: tokio::sync::Mutex<()>,
 }
 
+/// A store dropped without [`Store::close`] stops opening its shards too.
+impl Drop for Sharded {
+    fn drop(&mut self) {
+        for task in self
+            .opening
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            task.abort();
+        }
+    }
+}
+
 impl Sharded {
     /// Routes over `home` and the named `others`.
     ///
@@ -117,14 +128,16 @@ impl Sharded {
     /// Opens the home shard at `home_url` and every shard of `shards` (name → URL), each a
     /// PostgreSQL database with its own pool.
     ///
-    /// Only the home shard must open: a node has to start while another shard's database is
-    /// down (a restart, a node added during an outage), serving every app but those on that
-    /// shard. Such a shard is opened in the background, tried again every [`REOPEN_EVERY`]
-    /// until it opens; until then its apps fail with [`StoreError::Unavailable`].
+    /// Only the home shard must open: a node has to start while another shard's database does
+    /// not answer (a restart, a node added during an outage), serving every app but those on
+    /// that shard. Such a shard is opened in the background, tried again every
+    /// [`REOPEN_EVERY`] until it opens; until then its apps fail with
+    /// [`StoreError::Unavailable`]. A shard that answers but refuses (a wrong password, no
+    /// such database, a failing migration) stops the start, as any wrong setting does.
     ///
     /// # Errors
     /// A shard that is not PostgreSQL, a bad name, the home shard's open error, or another
-    /// shard's configuration error (naming the shard; messages never contain a password).
+    /// shard's refusal (naming the shard; messages never contain a password).
     #[cfg(feature = "sql")]
     pub async fn open(home_url: &str, shards: &BTreeMap<String, String>) -> Result<Sharded> {
         let pg = |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
@@ -148,11 +161,14 @@ impl Sharded {
             let slot: Slot = Arc::default();
             match open_shard(name, url).await {
                 Ok(store) => *slot.write().unwrap_or_else(PoisonError::into_inner) = Some(store),
-                Err(e @ StoreError::Config(_)) => return Err(e),
-                Err(e) => {
-                    tracing::warn!(shard = %name, error = %e, "a shard's database did not open; its apps fail until it does (retrying in the background)");
+                Err(e) if is_outage(&e) => {
+                    tracing::warn!(shard = %name, error = %e, "a shard's database does not answer; its apps fail until it does (retrying in the background)");
                     down.push((name.clone(), url.clone(), slot.clone()));
                 }
+                // A refusal (a wrong password, no such database, a failing migration) is a
+                // setting to fix, not an outage to wait out.
+                Err(e @ StoreError::Config(_)) => return Err(e),
+                Err(e) => return Err(StoreError::Config(format!("shard {name:?}: {e}"))),
             }
             others.push((name.clone(), slot));
         }
@@ -536,20 +552,39 @@ fn opened(name: &str, slot: &Slot) -> Result<Arc<dyn Store>> {
         })
 }
 
-/// Opens shard `name` at `url` (its configuration errors name it), waiting at most
-/// [`OPEN_WAIT`].
+/// Opens shard `name` at `url` (its configuration errors name it).
 #[cfg(feature = "sql")]
 async fn open_shard(name: &str, url: &str) -> Result<Arc<dyn Store>> {
     // PostgreSQL's opener directly (checked by the caller): `crate::open`'s future, which
-    // may open SQLite, is not `Send` for the task of `reopen`.
-    let open = async { Ok(Arc::new(crate::postgres::PgStore::open(url).await?) as Arc<dyn Store>) };
-    match tokio::time::timeout(OPEN_WAIT, open).await {
-        Ok(Ok(store)) => Ok(store),
-        Ok(Err(StoreError::Config(m))) => Err(StoreError::Config(format!("shard {name:?}: {m}"))),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(StoreError::Unavailable(
-            format!("shard {name:?}: no answer within {OPEN_WAIT:?}").into(),
-        )),
+    // may open SQLite, is not `Send` for the task of `reopen`. No time limit: the pool's
+    // connect gives up by itself when nothing answers, and the migrations of a large shard
+    // may take long (cut short, they would roll back and start over at every attempt).
+    match crate::postgres::PgStore::open(url).await {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(StoreError::Config(m)) => Err(StoreError::Config(format!("shard {name:?}: {m}"))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `e`, from opening a shard, says that its database does not answer (waited out in
+/// the background) rather than that it refuses.
+#[cfg(feature = "sql")]
+fn is_outage(e: &StoreError) -> bool {
+    let StoreError::Unavailable(inner) = e else {
+        return false;
+    };
+    match inner.downcast_ref::<sqlx::Error>() {
+        Some(
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed,
+        ) => true,
+        // Connection exceptions, "shutting down / starting up", too many connections.
+        Some(sqlx::Error::Database(db)) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300"),
+        _ => false,
     }
 }
 
@@ -557,6 +592,7 @@ async fn open_shard(name: &str, url: &str) -> Result<Arc<dyn Store>> {
 #[cfg(feature = "sql")]
 async fn reopen(name: String, url: String, slot: Slot) {
     let mut failing_since = std::time::Instant::now();
+    let mut refused = false;
     loop {
         tokio::time::sleep(REOPEN_EVERY).await;
         match open_shard(&name, &url).await {
@@ -565,12 +601,21 @@ async fn reopen(name: String, url: String, slot: Slot) {
                 tracing::info!(shard = %name, "the shard's database opened; its apps are served");
                 return;
             }
+            // A refusal (it answers, but with a wrong password, no such database, a failing
+            // migration): an error to fix, said at once and then every minute.
+            Err(e) if !is_outage(&e) => {
+                if !refused || failing_since.elapsed() >= std::time::Duration::from_secs(60) {
+                    tracing::error!(shard = %name, error = %e, "the shard's database refuses to open; fix it or [store] shards (retrying)");
+                    failing_since = std::time::Instant::now();
+                    refused = true;
+                }
+            }
             Err(e) if failing_since.elapsed() >= std::time::Duration::from_secs(60) => {
-                tracing::warn!(shard = %name, error = %e, "the shard's database still does not open; retrying");
+                tracing::warn!(shard = %name, error = %e, "the shard's database still does not answer; retrying");
                 failing_since = std::time::Instant::now();
             }
             Err(e) => {
-                tracing::debug!(shard = %name, error = %e, "the shard's database does not open yet")
+                tracing::debug!(shard = %name, error = %e, "the shard's database does not answer yet")
             }
         }
     }

@@ -38,14 +38,30 @@ impl AppState {
         self.place(&cfg)?;
         self.honour_move(&cfg, revision).await;
         let tenant = Arc::new(Tenant::replacing(&cfg, old.as_ref().map(|o| &*o.tenant))?);
+        // An app whose database is down is taken on all the same (one shard's outage must not
+        // hold back the other apps' records): its feed loads the kicks once it can, and no
+        // UserSig of it passes before (`Tenant::kicks_loaded`); its admins are imported then.
         if old.is_none() {
-            for (user, not_before) in self.store().kicks(id).await? {
-                tenant.set_kick(user, not_before);
+            if let Err(e) = crate::push::load_kicks(self.store(), &tenant).await {
+                if !matches!(e, portrait_store::StoreError::Unavailable(_)) {
+                    return Err(e.into());
+                }
+                tenant.set_kicks_loaded(false);
             }
         }
         let admins_changed = old.as_ref().is_none_or(|o| o.config.admins != cfg.admins);
         if admins_changed {
-            crate::state::import_admins(self.store(), &cfg).await?;
+            if let Err(e) = crate::state::import_admins(self.store(), &cfg).await {
+                if !crate::state::unavailable(&e) {
+                    return Err(e);
+                }
+                let stop = self.hub().stopping();
+                self.hub().spawn(crate::state::import_admins_later(
+                    self.store_arc(),
+                    stop,
+                    vec![cfg.clone()],
+                ));
+            }
         }
         let feed = self.hub().serve(&self.store_arc(), tenant.clone()).await?;
         let restart = old.as_ref().is_none_or(|o| {

@@ -71,7 +71,7 @@ impl Feed {
     /// The feed of `tenant`'s app, which has dispatched everything up to version `head` and
     /// whose kick table is that of kicks revision `kicks` ([`KICKS_UNKNOWN`] if not known).
     /// Without a `head` (the app could not be read), the feed starts once it can read the app's
-    /// version, from there, and then loads the app's kicks.
+    /// version and its kicks, from that version.
     pub(super) fn new(
         tenant: Arc<Tenant>,
         head: Option<u64>,
@@ -91,7 +91,7 @@ impl Feed {
             pending: AtomicBool::new(false),
             head: AtomicU64::new(head),
             kicks_seen: AtomicU64::new(kicks),
-            kicks_stale: AtomicBool::new(!head_known),
+            kicks_stale: AtomicBool::new(false),
             head_known: AtomicBool::new(head_known),
         }
     }
@@ -347,7 +347,14 @@ impl Feed {
     async fn start(&self, store: &dyn Store, stop: &CancellationToken) -> Option<u64> {
         let every = std::time::Duration::from_millis(self.settings.poll_interval_ms);
         while !self.head_known.load(Ordering::Acquire) {
-            match store.current_version(self.app).await {
+            // The version first: a kick made after it is seen by the next head poll.
+            let started = match store.current_version(self.app).await {
+                Ok(version) => super::hub::load_kicks(store, &self.tenant())
+                    .await
+                    .map(|()| version),
+                Err(e) => Err(e),
+            };
+            match started {
                 Ok(version) => {
                     self.dispatched.send_replace(version);
                     self.head_known.store(true, Ordering::Release);

@@ -69,50 +69,39 @@ impl Hub {
             webhooks: Statuses::default(),
         };
         // One read for every app's start, before the kicks are read: a kick made in between
-        // moves the revision past the one the feed starts from, so the poll reloads it.
-        match store.app_heads().await {
-            Ok(heads) => {
-                let heads: HashMap<AppId, AppHead> =
-                    heads.into_iter().map(|h| (h.app, h)).collect();
-                for tenant in apps {
-                    let (head, kicks) = heads
-                        .get(&tenant.sdkappid)
-                        .map_or((0, 0), |h| (h.version, h.kicks));
-                    if kicks != 0 {
-                        for (user, not_before) in store.kicks(tenant.sdkappid).await? {
-                            tenant.set_kick(user, not_before);
-                        }
-                    }
-                    hub.add(&store, tenant, Some(head), kicks);
-                }
-            }
-            // Some database is down (a shard): each app starts on its own, and one that cannot
-            // be read starts once it can (`Feed::new`), so the others are served meanwhile.
+        // moves the revision past the one the feed starts from, so the poll reloads it. When
+        // some database is down (a shard), each app starts on its own instead.
+        let heads: Option<HashMap<AppId, AppHead>> = match store.app_heads().await {
+            Ok(heads) => Some(heads.into_iter().map(|h| (h.app, h)).collect()),
             Err(e) => {
                 tracing::warn!(error = %e, "push: cannot read every app's head; starting each app's feed on its own");
-                for tenant in apps {
-                    let app = tenant.sdkappid;
-                    let head = match store.current_version(app).await {
-                        Ok(head) => match store.kicks(app).await {
-                            Ok(kicks) => {
-                                for (user, not_before) in kicks {
-                                    tenant.set_kick(user, not_before);
-                                }
-                                Some(head)
-                            }
-                            Err(_) => None,
-                        },
-                        Err(_) => None,
-                    };
-                    if head.is_none() {
-                        tracing::warn!(
-                            app,
-                            "push: the app cannot be read; its feed starts when it can"
-                        );
-                    }
-                    hub.add(&store, tenant, head, KICKS_UNKNOWN);
-                }
+                None
             }
+        };
+        for tenant in apps {
+            let app = tenant.sdkappid;
+            let (head, kicks) = match &heads {
+                Some(heads) => heads
+                    .get(&app)
+                    .map_or((Ok(0), 0), |h| (Ok(h.version), h.kicks)),
+                None => (store.current_version(app).await, KICKS_UNKNOWN),
+            };
+            let loaded = match head {
+                Ok(head) if kicks == 0 => Ok(head),
+                Ok(head) => load_kicks(store.as_ref(), &tenant).await.map(|()| head),
+                Err(e) => Err(e),
+            };
+            let head = match loaded {
+                Ok(head) => Some(head),
+                // Its database is down: the feed starts, and loads the kicks, once it can read
+                // them; until then no UserSig of the app is accepted (`Tenant::kicks_loaded`).
+                Err(e) => {
+                    tracing::warn!(app, error = %e, "push: the app cannot be read; it is served once its database answers");
+                    tenant.set_kicks_loaded(false);
+                    None
+                }
+            };
+            hub.add(&store, tenant, head, kicks);
         }
         hub.tasks.spawn(super::poll::run(
             hub.feeds.clone(),
@@ -138,8 +127,21 @@ impl Hub {
             feed.set_tenant(tenant);
             return Ok(feed);
         }
-        let head = store.current_version(tenant.sdkappid).await?;
-        Ok(self.add(store, tenant, Some(head), KICKS_UNKNOWN))
+        // A feed that cannot read the app now (its database is down) starts once it can, and
+        // loads the kicks first if they are not loaded.
+        let head = if tenant.kicks_loaded() {
+            match store.current_version(tenant.sdkappid).await {
+                Ok(head) => Some(head),
+                Err(portrait_store::StoreError::Unavailable(e)) => {
+                    tracing::warn!(app = tenant.sdkappid, error = %e, "push: the app cannot be read; its feed starts when it can");
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        Ok(self.add(store, tenant, head, KICKS_UNKNOWN))
     }
 
     /// Starts the feed of `tenant`'s app from version `head` (`None`: once the app can be
@@ -235,4 +237,16 @@ impl Hub {
             tracing::warn!("push: some tasks did not stop within {grace:?}");
         }
     }
+}
+
+/// Loads the app's kicks into `tenant`'s table.
+///
+/// # Errors
+/// The store cannot be read (the table is then as it was).
+pub(crate) async fn load_kicks(store: &dyn Store, tenant: &Tenant) -> portrait_store::Result<()> {
+    for (user, not_before) in store.kicks(tenant.sdkappid).await? {
+        tenant.set_kick(user, not_before);
+    }
+    tenant.set_kicks_loaded(true);
+    Ok(())
 }

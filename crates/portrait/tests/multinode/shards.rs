@@ -427,6 +427,21 @@ async fn scenario(without_nats: bool) {
         .unwrap();
     home_store.close().await;
     tokio::time::sleep(Duration::from_millis(500)).await; // > [operator] poll_ms
+                                                          // A node started now holds the app's writes like the others, and still starts (it used to
+                                                          // wait for its own hold while importing the app's admins, before listening).
+    let t = Instant::now();
+    let third = cluster.launch_another(0).await;
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "a node starts while an app is moving: {:?}",
+        t.elapsed()
+    );
+    let third_a = AdminClient::new(&third, APP_A, ADMIN, KEY_A);
+    assert_eq!(nick(&third_a, "a1").await, nick(&on_a[0], "a1").await);
+    let held_on_third = tokio::spawn({
+        let admin = third_a.clone();
+        async move { set(&admin, "a3", "held-too").await }
+    });
     let held = tokio::spawn({
         let admin = on_a[1].clone();
         async move { set(&admin, "a1", "held").await }
@@ -448,6 +463,11 @@ async fn scenario(without_nats: bool) {
         held.await.unwrap(),
         0,
         "the waiting write went on after the change"
+    );
+    assert_eq!(
+        held_on_third.await.unwrap(),
+        0,
+        "and the one on the node started during the pause"
     );
     assert_eq!(nick(&on_a[0], "a1").await.as_deref(), Ok("held"));
 }
@@ -594,4 +614,88 @@ async fn assert_served_on_a(base: &str, admins: &[AdminClient; 2], shard_url: &s
         );
     }
     shard.close().await;
+}
+
+// A node that takes on an app whose database is down (shard a stopped as it starts) must not
+// accept a UserSig revoked by a kick made before: its kick table is loaded from that database.
+// Until it is, the app's calls fail as when the store is down (40006); after, the revoked sig
+// is refused (70001). It used to be accepted for about a second after shard a came back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shards_a_node_started_with_a_shard_down_never_accepts_a_revoked_usersig() {
+    let shard_a = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
+    let mut cluster = Cluster::start(
+        1,
+        Options {
+            operator_token: Some(TOKEN),
+            operator_poll_ms: Some(100),
+            // Slow head polls: a window between the shard's return and the kicks is wider.
+            poll_interval_ms: Some(1000),
+            store_extra: Some(format!("shards = {{ a = \"{}\" }}\n", shard_a.url())),
+            ..Options::default()
+        },
+    )
+    .await;
+    let b0 = cluster.bases[0].clone();
+    let (status, created) = op(
+        &b0,
+        "POST",
+        "/admin/v1/apps",
+        json!({"sdkappid": APP_A, "key": KEY_A, "admins": [ADMIN], "shard": "a"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let admin = AdminClient::new(&b0, APP_A, ADMIN, KEY_A);
+    assert_eq!(
+        admin
+            .account_import("alice", None, None)
+            .await
+            .unwrap()
+            .code(),
+        0
+    );
+    let minted = portrait_core::usersig::mint(APP_A, KEY_A, "alice", now_secs(), 86_400);
+    let before = UserClient::new(&b0, APP_A, "alice", minted.clone());
+    assert_eq!(before.get_my_profile(None).await.unwrap().code(), 0);
+    assert_eq!(admin.kick("alice").await.unwrap().code(), 0);
+    assert_eq!(
+        before.get_my_profile(None).await.unwrap().code(),
+        70001,
+        "revoked on the node that kicked"
+    );
+
+    shard_a.pg_ctl("stop");
+    let late = cluster.launch_another(0).await;
+    let alice = UserClient::new(&late, APP_A, "alice", minted);
+    shard_a.pg_ctl("start");
+    let t = Instant::now();
+    let mut codes = Vec::new();
+    loop {
+        let code = alice
+            .get_my_profile(None)
+            .await
+            .map_or(u64::MAX, |r| r.code());
+        if codes.last() != Some(&code) {
+            codes.push(code);
+        }
+        if code == 70001 || t.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        codes.last(),
+        Some(&70001),
+        "the late node refuses the revoked sig once shard a is back: {codes:?}"
+    );
+    assert!(
+        codes.iter().all(|&c| c == 40006 || c == 70001),
+        "never accepted, only unavailable before: {codes:?}"
+    );
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
