@@ -183,16 +183,37 @@ async fn shards_fail_apart_and_an_app_moves_online_without_nats() {
     scenario(true).await;
 }
 
+/// The options of a cluster with one more shard, `a` at `url`, and the operator API on.
+fn with_shard_a(url: &str) -> Options {
+    Options {
+        operator_token: Some(TOKEN),
+        operator_poll_ms: Some(100),
+        store_extra: Some(format!("shards = {{ a = \"{url}\" }}\n")),
+        ..Options::default()
+    }
+}
+
+/// Makes app `sdkappid` (key `key`, admin [`ADMIN`]) on shard `a` through the operator API of
+/// the node at `base`; its answer.
+async fn app_on_a(base: &str, sdkappid: u64, key: &str) -> Value {
+    let (status, created) = op(
+        base,
+        "POST",
+        "/admin/v1/apps",
+        json!({"sdkappid": sdkappid, "key": key, "admins": [ADMIN], "shard": "a"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    created
+}
+
 async fn scenario(without_nats: bool) {
     let shard_a = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
     let mut cluster = Cluster::start(
         2,
         Options {
-            operator_token: Some(TOKEN),
-            operator_poll_ms: Some(100),
-            store_extra: Some(format!("shards = {{ a = \"{}\" }}\n", shard_a.url())),
             without_nats,
-            ..Options::default()
+            ..with_shard_a(&shard_a.url())
         },
     )
     .await;
@@ -205,14 +226,7 @@ async fn scenario(without_nats: bool) {
         (400, Some("invalid")),
         "{refused}"
     );
-    let (status, created) = op(
-        &b0,
-        "POST",
-        "/admin/v1/apps",
-        json!({"sdkappid": APP_A, "key": KEY_A, "admins": [ADMIN], "shard": "a"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
+    let created = app_on_a(&b0, APP_A, KEY_A).await;
     assert_eq!(created["app"]["shard"], "a", "{created}");
     // Without a shard, a new app goes to the one with the fewest apps: home (a holds one).
     let (status, other) = op(&b0, "POST", "/admin/v1/apps", json!({})).await;
@@ -495,23 +509,13 @@ async fn shards_a_move_cut_short_or_refused_leaves_the_app_served_where_it_was()
     let cluster = Cluster::start(
         2,
         Options {
-            operator_token: Some(TOKEN),
-            operator_poll_ms: Some(100),
-            store_extra: Some(format!("shards = {{ a = \"{shard_url}\" }}\n")),
             request_timeout_ms: Some(1_000),
-            ..Options::default()
+            ..with_shard_a(&shard_url)
         },
     )
     .await;
     let (b0, b1) = (cluster.bases[0].clone(), cluster.bases[1].clone());
-    let (status, created) = op(
-        &b0,
-        "POST",
-        "/admin/v1/apps",
-        json!({"sdkappid": APP_B, "key": KEY_B, "admins": [ADMIN], "shard": "a"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
+    app_on_a(&b0, APP_B, KEY_B).await;
     let admins = [
         AdminClient::new(&b0, APP_B, ADMIN, KEY_B),
         AdminClient::new(&b1, APP_B, ADMIN, KEY_B),
@@ -626,24 +630,14 @@ async fn shards_a_node_started_with_a_shard_down_never_accepts_a_revoked_usersig
     let mut cluster = Cluster::start(
         1,
         Options {
-            operator_token: Some(TOKEN),
-            operator_poll_ms: Some(100),
             // Slow head polls: a window between the shard's return and the kicks is wider.
             poll_interval_ms: Some(1000),
-            store_extra: Some(format!("shards = {{ a = \"{}\" }}\n", shard_a.url())),
-            ..Options::default()
+            ..with_shard_a(&shard_a.url())
         },
     )
     .await;
     let b0 = cluster.bases[0].clone();
-    let (status, created) = op(
-        &b0,
-        "POST",
-        "/admin/v1/apps",
-        json!({"sdkappid": APP_A, "key": KEY_A, "admins": [ADMIN], "shard": "a"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
+    app_on_a(&b0, APP_A, KEY_A).await;
     let admin = AdminClient::new(&b0, APP_A, ADMIN, KEY_A);
     assert_eq!(
         admin
