@@ -110,9 +110,14 @@ impl AppState {
         }
         crate::metrics::handle();
         let hub = Arc::new(
-            Hub::start(store.clone(), tenants.values().cloned(), push)
-                .await
-                .context("starting the push feeds")?,
+            Hub::start(
+                store.clone(),
+                shards.clone(),
+                tenants.values().cloned(),
+                push,
+            )
+            .await
+            .context("starting the push feeds")?,
         );
         let store: Arc<dyn Store> = Arc::new(Waking {
             inner: store,
@@ -142,11 +147,11 @@ impl AppState {
             });
         }
         state.live().set_applied(highest);
-        if !admins_later.is_empty() {
+        for cfg in admins_later {
             let stop = state.hub().stopping();
             state
                 .hub()
-                .spawn(import_admins_later(state.store_arc(), stop, admins_later));
+                .spawn(import_admins_later(state.store_arc(), stop, cfg));
         }
         Ok(state)
     }
@@ -341,30 +346,34 @@ pub(crate) fn unavailable(e: &anyhow::Error) -> bool {
     )
 }
 
-/// Imports the admins of `apps` (whose database was down, or whose writes were held for a move,
-/// when the node took them on), each as soon as it can: tried every second until all are done
-/// or the node stops.
+/// Imports the admins of `cfg`'s app (whose database was down, or whose writes were held for a
+/// move, when the node took it on) as soon as it can: tried every second until done or the
+/// node stops. One task per app, so an app whose writes stay held delays no other.
 pub(crate) async fn import_admins_later(
     store: Arc<dyn Store>,
     stop: tokio_util::sync::CancellationToken,
-    mut apps: Vec<AppConfig>,
+    cfg: AppConfig,
 ) {
-    while !apps.is_empty() {
+    loop {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             () = stop.cancelled() => return,
         }
-        let mut left = Vec::new();
-        for cfg in apps {
-            match import_admins(store.as_ref(), &cfg).await {
-                Ok(()) => tracing::info!(sdkappid = cfg.sdkappid, "the app's admins are imported"),
-                Err(e) if unavailable(&e) => left.push(cfg),
-                Err(e) => {
-                    tracing::error!(sdkappid = cfg.sdkappid, error = %format!("{e:#}"), "importing the app's admins failed")
-                }
+        let done = tokio::select! {
+            done = import_admins(store.as_ref(), &cfg) => done,
+            () = stop.cancelled() => return,
+        };
+        match done {
+            Ok(()) => {
+                tracing::info!(sdkappid = cfg.sdkappid, "the app's admins are imported");
+                return;
+            }
+            Err(e) if unavailable(&e) => {}
+            Err(e) => {
+                tracing::error!(sdkappid = cfg.sdkappid, error = %format!("{e:#}"), "importing the app's admins failed");
+                return;
             }
         }
-        apps = left;
     }
 }
 

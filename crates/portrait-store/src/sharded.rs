@@ -31,6 +31,10 @@ pub use moving::{Move, MoveReport};
 /// How often a shard whose database did not open at start is tried again.
 const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Longest the start waits for the shards' first tries to open them (a database that accepts
+/// connections but stalls): past it, their opening goes on in the background.
+const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The name of the home shard (the `[store] url`).
 pub const HOME: &str = "home";
 
@@ -131,8 +135,8 @@ impl Sharded {
     /// Only the home shard must open: a node has to start while another shard's database does
     /// not answer (a restart, a node added during an outage), serving every app but those on
     /// that shard. Such a shard is opened in the background, tried again every
-    /// [`REOPEN_EVERY`] until it opens; until then its apps fail with
-    /// [`StoreError::Unavailable`]. A shard that answers but refuses (a wrong password, no
+    /// [`REOPEN_EVERY`] until it opens (the start waits at most [`OPEN_WAIT`] for the first
+    /// tries); until then its apps fail with [`StoreError::Unavailable`]. A shard that answers but refuses (a wrong password, no
     /// such database, a failing migration) stops the start, as any wrong setting does.
     ///
     /// # Errors
@@ -149,7 +153,8 @@ impl Sharded {
         }
         let home = crate::open(home_url).await?;
         let mut others = Vec::new();
-        let mut down = Vec::new();
+        let mut tasks = Vec::new();
+        let mut first_tries = Vec::new();
         for (name, url) in shards {
             check_shard_name(name)?;
             if !pg(url) {
@@ -158,29 +163,40 @@ impl Sharded {
                     crate::redact_url(url)
                 )));
             }
+            // Each shard opens in a task of its own, which goes on trying in the background if
+            // the first try fails or outlasts OPEN_WAIT (its migrations are never cut short).
             let slot: Slot = Arc::default();
-            match open_shard(name, url).await {
-                Ok(store) => *slot.write().unwrap_or_else(PoisonError::into_inner) = Some(store),
-                Err(e) if is_outage(&e) => {
-                    tracing::warn!(shard = %name, error = %e, "a shard's database does not answer; its apps fail until it does (retrying in the background)");
-                    down.push((name.clone(), url.clone(), slot.clone()));
-                }
-                // A refusal (a wrong password, no such database, a failing migration) is a
-                // setting to fix, not an outage to wait out.
-                Err(e @ StoreError::Config(_)) => return Err(e),
-                Err(e) => return Err(StoreError::Config(format!("shard {name:?}: {e}"))),
-            }
+            let (tell, told) = tokio::sync::oneshot::channel();
+            tasks.push(tokio::spawn(open_in_background(
+                name.clone(),
+                url.clone(),
+                slot.clone(),
+                tell,
+            )));
+            first_tries.push((name.clone(), told));
             others.push((name.clone(), slot));
         }
         let sharded = Sharded::with_slots(home, others)?;
-        let tasks = down
-            .into_iter()
-            .map(|(name, url, slot)| tokio::spawn(reopen(name, url, slot)))
-            .collect();
         *sharded
             .opening
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = tasks;
+        let deadline = tokio::time::Instant::now() + OPEN_WAIT;
+        for (name, told) in first_tries {
+            match tokio::time::timeout_at(deadline, told).await {
+                Ok(Ok(Ok(()))) | Ok(Err(_)) => {}
+                Ok(Ok(Err(e))) if is_outage(&e) => {
+                    tracing::warn!(shard = %name, error = %e, "a shard's database does not answer; its apps fail until it does (retrying in the background)");
+                }
+                // A refusal (a wrong password, no such database, a failing migration) is a
+                // setting to fix, not an outage to wait out.
+                Ok(Ok(Err(e @ StoreError::Config(_)))) => return Err(e),
+                Ok(Ok(Err(e))) => return Err(StoreError::Config(format!("shard {name:?}: {e}"))),
+                Err(_) => {
+                    tracing::warn!(shard = %name, "a shard's database did not open within {OPEN_WAIT:?}; its apps fail until it does (opening goes on in the background)");
+                }
+            }
+        }
         Ok(sharded)
     }
 
@@ -277,6 +293,34 @@ impl Sharded {
     /// The home shard (always open).
     fn home(&self) -> Result<Arc<dyn Store>> {
         opened(HOME, &self.shards[HOME])
+    }
+
+    /// [`Store::app_heads`] of the shards that answer, and the shards that do not, with their
+    /// error: a caller that knows which apps are placed on which shard ([`Sharded::shard_of`])
+    /// goes on with the apps of the others.
+    pub async fn readable_heads(&self) -> (Vec<AppHead>, Vec<(String, StoreError)>) {
+        let placement = self
+            .placement
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut all = Vec::new();
+        let mut failed = Vec::new();
+        for name in self.shards.keys() {
+            match async { self.shard(name)?.app_heads().await }.await {
+                Ok(heads) => all.extend(
+                    heads
+                        .into_iter()
+                        .filter(|h| placement.get(&h.app).map_or(HOME, String::as_str) == name),
+                ),
+                Err(e) => {
+                    tracing::debug!(shard = %name, error = %e, "a shard did not read its apps' heads");
+                    failed.push((name.clone(), e));
+                }
+            }
+        }
+        all.sort_unstable_by_key(|h| h.app);
+        (all, failed)
     }
 
     /// The gate of `app`'s writes.
@@ -475,26 +519,13 @@ impl Store for Sharded {
 
     /// One read per shard; each app's head from the shard it is placed on (a shard may still
     /// hold the rows of an app moved away). A shard that fails fails the whole answer: the
-    /// caller cannot tell its apps from apps never written.
+    /// caller cannot tell its apps from apps never written ([`Sharded::readable_heads`] can).
     async fn app_heads(&self) -> Result<Vec<AppHead>> {
-        let placement = self
-            .placement
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let mut all = Vec::new();
-        for name in self.shards.keys() {
-            let heads = async { self.shard(name)?.app_heads().await }.await.inspect_err(|e| {
-                tracing::warn!(shard = %name, error = %e, "a shard did not read its apps' heads");
-            })?;
-            all.extend(
-                heads
-                    .into_iter()
-                    .filter(|h| placement.get(&h.app).map_or(HOME, String::as_str) == name),
-            );
+        let (heads, mut failed) = self.readable_heads().await;
+        match failed.pop() {
+            Some((_, e)) => Err(e),
+            None => Ok(heads),
         }
-        all.sort_unstable_by_key(|h| h.app);
-        Ok(all)
     }
 
     async fn dump_app(&self, app: AppId) -> Result<AppDump> {
@@ -527,10 +558,12 @@ impl Store for Sharded {
     }
 
     async fn close(&self) {
-        for task in
-            std::mem::take(&mut *self.opening.lock().unwrap_or_else(PoisonError::into_inner))
-        {
+        let tasks =
+            std::mem::take(&mut *self.opening.lock().unwrap_or_else(PoisonError::into_inner));
+        for task in tasks {
             task.abort();
+            // Once it has ended, a shard it opened meanwhile is in its slot, closed below.
+            let _ = task.await;
         }
         for name in self.shards.keys() {
             if let Ok(store) = self.shard(name) {
@@ -573,6 +606,14 @@ fn is_outage(e: &StoreError) -> bool {
     let StoreError::Unavailable(inner) = e else {
         return false;
     };
+    // A migration that failed on the way (the connection lost) carries the database's error.
+    let inner: &(dyn std::error::Error + 'static) = match inner.downcast_ref() {
+        Some(
+            sqlx::migrate::MigrateError::Execute(e)
+            | sqlx::migrate::MigrateError::ExecuteMigration(e, _),
+        ) => e,
+        _ => inner.as_ref(),
+    };
     match inner.downcast_ref::<sqlx::Error>() {
         Some(
             sqlx::Error::Io(_)
@@ -588,35 +629,50 @@ fn is_outage(e: &StoreError) -> bool {
     }
 }
 
-/// Tries to open shard `name` every [`REOPEN_EVERY`] until it opens, then fills its slot.
+/// Opens shard `name` into `slot`, trying every [`REOPEN_EVERY`] until it opens. The outcome
+/// of the first try goes to `first` (whose receiver stops the start on a refusal); later
+/// failures are logged.
 #[cfg(feature = "sql")]
-async fn reopen(name: String, url: String, slot: Slot) {
-    let mut failing_since = std::time::Instant::now();
-    let mut refused = false;
+async fn open_in_background(
+    name: String,
+    url: String,
+    slot: Slot,
+    first: tokio::sync::oneshot::Sender<Result<()>>,
+) {
+    let mut first = Some(first);
+    let mut said = None::<std::time::Instant>;
     loop {
-        tokio::time::sleep(REOPEN_EVERY).await;
-        match open_shard(&name, &url).await {
+        let opened = open_shard(&name, &url).await;
+        let failed = match opened {
             Ok(store) => {
                 *slot.write().unwrap_or_else(PoisonError::into_inner) = Some(store);
-                tracing::info!(shard = %name, "the shard's database opened; its apps are served");
+                let told = first.take().map(|tell| tell.send(Ok(())));
+                if told.is_none() || told.is_some_and(|t| t.is_err()) {
+                    tracing::info!(shard = %name, "the shard's database opened; its apps are served");
+                }
                 return;
             }
-            // A refusal (it answers, but with a wrong password, no such database, a failing
-            // migration): an error to fix, said at once and then every minute.
-            Err(e) if !is_outage(&e) => {
-                if !refused || failing_since.elapsed() >= std::time::Duration::from_secs(60) {
-                    tracing::error!(shard = %name, error = %e, "the shard's database refuses to open; fix it or [store] shards (retrying)");
-                    failing_since = std::time::Instant::now();
-                    refused = true;
-                }
-            }
-            Err(e) if failing_since.elapsed() >= std::time::Duration::from_secs(60) => {
-                tracing::warn!(shard = %name, error = %e, "the shard's database still does not answer; retrying");
-                failing_since = std::time::Instant::now();
-            }
-            Err(e) => {
-                tracing::debug!(shard = %name, error = %e, "the shard's database does not answer yet")
+            Err(e) => match first.take() {
+                // The start waits for it: it says what failed (and stops on a refusal).
+                Some(tell) => match tell.send(Err(e)) {
+                    Ok(()) => None,
+                    Err(back) => back.err(),
+                },
+                None => Some(e),
+            },
+        };
+        if let Some(e) = failed {
+            let due = said.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60));
+            if !is_outage(&e) && due {
+                tracing::error!(shard = %name, error = %e, "the shard's database refuses to open; fix it or [store] shards (retrying)");
+                said = Some(std::time::Instant::now());
+            } else if due {
+                tracing::warn!(shard = %name, error = %e, "the shard's database does not answer; retrying");
+                said = Some(std::time::Instant::now());
+            } else {
+                tracing::debug!(shard = %name, error = %e, "the shard's database does not answer yet");
             }
         }
+        tokio::time::sleep(REOPEN_EVERY).await;
     }
 }

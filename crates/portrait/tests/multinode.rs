@@ -603,7 +603,10 @@ mod replicas;
 #[path = "multinode/converge.rs"]
 mod converge;
 
-// Apps on two PostgreSQL clusters (shards): multinode/shards.rs.
+// Apps on two PostgreSQL clusters (shards): multinode/shards.rs; a node's start with a shard
+// down or refusing: multinode/shard_starts.rs.
+#[path = "multinode/shard_starts.rs"]
+mod shard_starts;
 #[path = "multinode/shards.rs"]
 mod shards;
 

@@ -165,6 +165,14 @@ impl Feed {
         }
     }
 
+    /// Has the feed reload the app's kicks (its tenant's are not loaded): at once, and again at
+    /// every head poll until a reload succeeds.
+    pub(super) fn kicks_unknown(&self) {
+        self.kicks_seen.store(KICKS_UNKNOWN, Ordering::Release);
+        self.kicks_stale.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
     /// The last version dispatched, updated as the feed advances.
     pub fn watch(&self) -> watch::Receiver<u64> {
         self.dispatched.subscribe()
@@ -332,6 +340,7 @@ impl Feed {
                 for (user, nb) in kicks {
                     self.apply_kick(&user, nb);
                 }
+                self.tenant().set_kicks_loaded(true);
             }
             Err(e) => {
                 self.kicks_seen.store(KICKS_UNKNOWN, Ordering::Release);

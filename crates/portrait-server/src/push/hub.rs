@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use portrait_store::sharded::Sharded;
 use portrait_store::{AppHead, AppId, Store};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
@@ -38,12 +39,14 @@ pub struct Hub {
 
 impl Hub {
     /// Starts a feed per app, each starting from the app's current version with its kicks
-    /// loaded, and the node's head poll ([`super::poll`]).
+    /// loaded (an app whose database is down: once it answers), and the node's head poll
+    /// ([`super::poll`]), which reads each of `shards` apart.
     ///
     /// # Errors
     /// The store cannot be read.
     pub async fn start(
         store: Arc<dyn Store>,
+        shards: Option<Arc<Sharded>>,
         apps: impl IntoIterator<Item = Arc<Tenant>>,
         settings: &PushSettings,
     ) -> portrait_store::Result<Hub> {
@@ -95,17 +98,19 @@ impl Hub {
                 Ok(head) => Some(head),
                 // Its database is down: the feed starts, and loads the kicks, once it can read
                 // them; until then no UserSig of the app is accepted (`Tenant::kicks_loaded`).
-                Err(e) => {
+                Err(e @ portrait_store::StoreError::Unavailable(_)) => {
                     tracing::warn!(app, error = %e, "push: the app cannot be read; it is served once its database answers");
                     tenant.set_kicks_loaded(false);
                     None
                 }
+                Err(e) => return Err(e),
             };
             hub.add(&store, tenant, head, kicks);
         }
         hub.tasks.spawn(super::poll::run(
             hub.feeds.clone(),
             store,
+            shards,
             Duration::from_millis(settings.poll_interval_ms),
             hub.stop.clone(),
         ));
@@ -124,7 +129,11 @@ impl Hub {
         tenant: Arc<Tenant>,
     ) -> portrait_store::Result<Arc<Feed>> {
         if let Some(feed) = self.feed(tenant.sdkappid) {
+            let reload = !tenant.kicks_loaded();
             feed.set_tenant(tenant);
+            if reload {
+                feed.kicks_unknown();
+            }
             return Ok(feed);
         }
         // A feed that cannot read the app now (its database is down) starts once it can, and

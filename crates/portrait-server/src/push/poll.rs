@@ -6,15 +6,17 @@
 //! nothing but its row in that read. Local writes and NATS wake a feed at once; this is only the
 //! fallback that bounds how late a lost wake-up or kick arrives.
 //!
-//! When the read fails, every feed reads its own change log (as if each were polled), so a
-//! partial outage (one shard down) delays no other app's changes; kicks are reloaded once the
-//! read works again and shows what moved.
+//! When a database cannot be read, the feeds of its apps read their own change logs instead (as
+//! if each were polled), and their kicks are reloaded once the read works again and shows what
+//! moved; with shards ([`Sharded::readable_heads`]), the apps of the shards that answer are
+//! polled as usual meanwhile, so one shard's outage delays no other app's changes or kicks.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use portrait_store::{AppHead, Store};
+use portrait_store::sharded::Sharded;
+use portrait_store::{AppHead, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::Feeds;
@@ -23,6 +25,7 @@ use super::hub::Feeds;
 pub(super) async fn run(
     feeds: Feeds,
     store: Arc<dyn Store>,
+    shards: Option<Arc<Sharded>>,
     every: Duration,
     stop: CancellationToken,
 ) {
@@ -37,38 +40,62 @@ pub(super) async fn run(
             _ = tick.tick() => {}
             () = stop.cancelled() => return,
         }
-        let heads = tokio::select! {
-            heads = store.app_heads() => heads,
+        let (heads, failed) = tokio::select! {
+            read = read_heads(store.as_ref(), shards.as_deref()) => read,
             () = stop.cancelled() => return,
         };
-        let feeds: Vec<_> = crate::sync::read(&feeds).values().cloned().collect();
-        match heads {
-            Ok(heads) => {
+        match failed.first() {
+            None => {
                 if std::mem::take(&mut failing) {
                     tracing::info!("push: the apps' heads are readable again");
                 }
-                let heads: HashMap<_, _> = heads.into_iter().map(|h| (h.app, h)).collect();
-                for feed in feeds {
-                    let app = feed.app();
-                    let never_written = AppHead {
-                        app,
-                        version: 0,
-                        kicks: 0,
-                    };
-                    feed.observe(heads.get(&app).copied().unwrap_or(never_written));
-                }
             }
-            Err(e) => {
+            Some((shard, e)) => {
                 if std::mem::replace(&mut failing, true) {
-                    tracing::debug!(error = %e, "push: still cannot read the apps' heads");
+                    tracing::debug!(shard, error = %e, "push: still cannot read some apps' heads");
                 } else {
-                    tracing::warn!(error = %e, "push: cannot read the apps' heads; every feed reads its change log until they are readable");
+                    tracing::warn!(shard, error = %e, "push: cannot read some apps' heads; their feeds read their change logs until they are readable");
                 }
                 metrics::counter!("portrait_push_feed_errors_total").increment(1);
-                for feed in feeds {
-                    feed.wake();
-                }
             }
         }
+        // The apps whose database did not answer (without shards: the one database).
+        let unread = |app| match &shards {
+            Some(s) => {
+                let shard = s.shard_of(app);
+                failed.iter().any(|(name, _)| *name == shard)
+            }
+            None => !failed.is_empty(),
+        };
+        let heads: HashMap<_, _> = heads.into_iter().map(|h| (h.app, h)).collect();
+        let feeds: Vec<_> = crate::sync::read(&feeds).values().cloned().collect();
+        for feed in feeds {
+            let app = feed.app();
+            if unread(app) {
+                feed.wake();
+                continue;
+            }
+            let never_written = AppHead {
+                app,
+                version: 0,
+                kicks: 0,
+            };
+            feed.observe(heads.get(&app).copied().unwrap_or(never_written));
+        }
+    }
+}
+
+/// Every app's head that could be read, and the databases that could not be (a shard's name,
+/// or "store" for the one database).
+async fn read_heads(
+    store: &dyn Store,
+    shards: Option<&Sharded>,
+) -> (Vec<AppHead>, Vec<(String, StoreError)>) {
+    match shards {
+        Some(s) => s.readable_heads().await,
+        None => match store.app_heads().await {
+            Ok(heads) => (heads, Vec::new()),
+            Err(e) => (Vec::new(), vec![("store".to_owned(), e)]),
+        },
     }
 }
