@@ -103,6 +103,20 @@ struct PgSchema {
     name: String,
 }
 
+impl PgSchema {
+    /// A fresh schema of the tests' PostgreSQL (`testkit::fresh_postgres_url`): its URL, and
+    /// the guard that drops it.
+    async fn fresh() -> (String, PgSchema) {
+        let url = testkit::fresh_postgres_url().await;
+        let name = url
+            .rsplit_once("search_path%3D")
+            .expect("testkit URLs name their schema")
+            .1
+            .to_owned();
+        (url, PgSchema { name })
+    }
+}
+
 impl Drop for PgSchema {
     fn drop(&mut self) {
         let name = std::mem::take(&mut self.name);
@@ -180,14 +194,7 @@ impl Cluster {
     /// Starts `n` nodes at once (so they also migrate the fresh schema concurrently).
     async fn start(n: usize, options: Options) -> Cluster {
         let nats = require_nats().await;
-        let url = testkit::fresh_postgres_url().await;
-        let schema = PgSchema {
-            name: url
-                .rsplit_once("search_path%3D")
-                .expect("testkit URLs name their schema")
-                .1
-                .to_owned(),
-        };
+        let (url, schema) = PgSchema::fresh().await;
         let config_dir = tempfile::tempdir().unwrap();
         let configs: Vec<std::path::PathBuf> = (0..n)
             .map(|node| {

@@ -82,14 +82,7 @@ async fn shards_a_node_started_with_a_shard_down_never_accepts_a_revoked_usersig
 // the node does not start (the error names the shard), unlike a shard that does not answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_a_shard_that_refuses_stops_the_start() {
-    let url = testkit::fresh_postgres_url().await;
-    let _schema = PgSchema {
-        name: url
-            .rsplit_once("search_path%3D")
-            .expect("testkit URLs name their schema")
-            .1
-            .to_owned(),
-    };
+    let (url, _schema) = PgSchema::fresh().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("node.toml");
     let options = Options {

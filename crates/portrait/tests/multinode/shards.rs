@@ -519,14 +519,7 @@ const KEY_B: &str = "shard-b-app-key";
 // is a second schema of the tests' PostgreSQL here (no second cluster needed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shards_a_move_cut_short_or_refused_leaves_the_app_served_where_it_was() {
-    let shard_url = testkit::fresh_postgres_url().await;
-    let _shard_schema = PgSchema {
-        name: shard_url
-            .rsplit_once("search_path%3D")
-            .expect("testkit URLs name their schema")
-            .1
-            .to_owned(),
-    };
+    let (shard_url, _shard_schema) = PgSchema::fresh().await;
     let cluster = Cluster::start(
         2,
         Options {
