@@ -91,15 +91,7 @@ impl AppState {
                 shards.hold(cfg.sdkappid).await;
             }
             let tenant = Tenant::from_config(cfg)?;
-            if cfg.moving.is_some() {
-                // Its writes are held (above) until the move's next record: importing now
-                // would wait for that, before the node even listens.
-                admins_later.push(cfg.clone());
-            } else if let Err(e) = import_admins(store.as_ref(), cfg).await {
-                if !unavailable(&e) {
-                    return Err(e);
-                }
-                tracing::warn!(sdkappid = cfg.sdkappid, error = %format!("{e:#}"), "the app's database is down; its admins are imported when it is up");
+            if !import_admins_now(store.as_ref(), cfg).await? {
                 admins_later.push(cfg.clone());
             }
             anyhow::ensure!(
@@ -339,11 +331,31 @@ impl AppState {
 }
 
 /// Whether `e` is the store's "unavailable" (its database is down), not a refusal.
-pub(crate) fn unavailable(e: &anyhow::Error) -> bool {
+fn unavailable(e: &anyhow::Error) -> bool {
     matches!(
         e.downcast_ref::<portrait_store::StoreError>(),
         Some(portrait_store::StoreError::Unavailable(_))
     )
+}
+
+/// Imports the admins of `cfg`'s app now if it can: `Ok(false)` when that has to wait (see
+/// [`import_admins_later`]): its writes are held for a move (importing would wait on that hold,
+/// with the caller's locks held or before the node listens), or its database is down.
+///
+/// # Errors
+/// As [`import_admins`], but for a database that is down.
+pub(crate) async fn import_admins_now(store: &dyn Store, cfg: &AppConfig) -> anyhow::Result<bool> {
+    if cfg.moving.is_some() {
+        return Ok(false);
+    }
+    match import_admins(store, cfg).await {
+        Ok(()) => Ok(true),
+        Err(e) if unavailable(&e) => {
+            tracing::warn!(sdkappid = cfg.sdkappid, error = %format!("{e:#}"), "the app's database is down; its admins are imported when it is up");
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Imports the admins of `cfg`'s app (whose database was down, or whose writes were held for a

@@ -646,8 +646,8 @@ async fn open_in_background(
         let failed = match opened {
             Ok(store) => {
                 *slot.write().unwrap_or_else(PoisonError::into_inner) = Some(store);
-                let told = first.take().map(|tell| tell.send(Ok(())));
-                if told.is_none() || told.is_some_and(|t| t.is_err()) {
+                // Said here unless the start, waiting for it, says so.
+                if !matches!(first.take().map(|tell| tell.send(Ok(()))), Some(Ok(()))) {
                     tracing::info!(shard = %name, "the shard's database opened; its apps are served");
                 }
                 return;
@@ -662,15 +662,16 @@ async fn open_in_background(
             },
         };
         if let Some(e) = failed {
-            let due = said.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60));
-            if !is_outage(&e) && due {
-                tracing::error!(shard = %name, error = %e, "the shard's database refuses to open; fix it or [store] shards (retrying)");
+            // Said at once, then every minute; at every try only in debug.
+            if said.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
                 said = Some(std::time::Instant::now());
-            } else if due {
-                tracing::warn!(shard = %name, error = %e, "the shard's database does not answer; retrying");
-                said = Some(std::time::Instant::now());
+                if is_outage(&e) {
+                    tracing::warn!(shard = %name, error = %e, "the shard's database does not answer; retrying");
+                } else {
+                    tracing::error!(shard = %name, error = %e, "the shard's database refuses to open; fix it or [store] shards (retrying)");
+                }
             } else {
-                tracing::debug!(shard = %name, error = %e, "the shard's database does not answer yet");
+                tracing::debug!(shard = %name, error = %e, "the shard's database does not open yet");
             }
         }
         tokio::time::sleep(REOPEN_EVERY).await;

@@ -50,27 +50,13 @@ impl AppState {
             }
         }
         let admins_changed = old.as_ref().is_none_or(|o| o.config.admins != cfg.admins);
-        if admins_changed {
-            // While a move holds the app's writes (above), importing would wait on that hold
-            // with the sync's locks held: later, like for a database that is down.
-            let now = if cfg.moving.is_some() {
-                Err(anyhow::anyhow!(portrait_store::StoreError::Unavailable(
-                    "the app is moving".into()
-                )))
-            } else {
-                crate::state::import_admins(self.store(), &cfg).await
-            };
-            if let Err(e) = now {
-                if !crate::state::unavailable(&e) {
-                    return Err(e);
-                }
-                let stop = self.hub().stopping();
-                self.hub().spawn(crate::state::import_admins_later(
-                    self.store_arc(),
-                    stop,
-                    cfg.clone(),
-                ));
-            }
+        if admins_changed && !crate::state::import_admins_now(self.store(), &cfg).await? {
+            let stop = self.hub().stopping();
+            self.hub().spawn(crate::state::import_admins_later(
+                self.store_arc(),
+                stop,
+                cfg.clone(),
+            ));
         }
         let feed = self.hub().serve(&self.store_arc(), tenant.clone()).await?;
         let restart = old.as_ref().is_none_or(|o| {

@@ -89,22 +89,11 @@ impl Hub {
                     .map_or((Ok(0), 0), |h| (Ok(h.version), h.kicks)),
                 None => (store.current_version(app).await, KICKS_UNKNOWN),
             };
-            let loaded = match head {
-                Ok(head) if kicks == 0 => Ok(head),
-                Ok(head) => load_kicks(store.as_ref(), &tenant).await.map(|()| head),
-                Err(e) => Err(e),
-            };
-            let head = match loaded {
-                Ok(head) => Some(head),
-                // Its database is down: the feed starts, and loads the kicks, once it can read
-                // them; until then no UserSig of the app is accepted (`Tenant::kicks_loaded`).
-                Err(e @ portrait_store::StoreError::Unavailable(_)) => {
-                    tracing::warn!(app, error = %e, "push: the app cannot be read; it is served once its database answers");
-                    tenant.set_kicks_loaded(false);
-                    None
-                }
-                Err(e) => return Err(e),
-            };
+            let head = ready(store.as_ref(), &tenant, head, kicks).await?;
+            if head.is_none() {
+                // No UserSig of the app passes until its feed has loaded the kicks.
+                tenant.set_kicks_loaded(false);
+            }
             hub.add(&store, tenant, head, kicks);
         }
         hub.tasks.spawn(super::poll::run(
@@ -136,17 +125,10 @@ impl Hub {
             }
             return Ok(feed);
         }
-        // A feed that cannot read the app now (its database is down) starts once it can, and
-        // loads the kicks first if they are not loaded.
+        // With its kicks loaded by the caller, only the version is read here.
         let head = if tenant.kicks_loaded() {
-            match store.current_version(tenant.sdkappid).await {
-                Ok(head) => Some(head),
-                Err(portrait_store::StoreError::Unavailable(e)) => {
-                    tracing::warn!(app = tenant.sdkappid, error = %e, "push: the app cannot be read; its feed starts when it can");
-                    None
-                }
-                Err(e) => return Err(e),
-            }
+            let head = store.current_version(tenant.sdkappid).await;
+            ready(store.as_ref(), &tenant, head, 0).await?
         } else {
             None
         };
@@ -245,6 +227,33 @@ impl Hub {
         {
             tracing::warn!("push: some tasks did not stop within {grace:?}");
         }
+    }
+}
+
+/// Where the feed of `tenant`'s app starts: `head` (the app's version as read), after loading
+/// the app's kicks unless its kicks revision `kicks` is 0 (never kicked). `None` when its
+/// database is down: the feed then starts, and loads the kicks, once it can read them.
+///
+/// # Errors
+/// Any other store failure.
+async fn ready(
+    store: &dyn Store,
+    tenant: &Tenant,
+    head: portrait_store::Result<u64>,
+    kicks: u64,
+) -> portrait_store::Result<Option<u64>> {
+    let loaded = match head {
+        Ok(head) if kicks == 0 => Ok(head),
+        Ok(head) => load_kicks(store, tenant).await.map(|()| head),
+        Err(e) => Err(e),
+    };
+    match loaded {
+        Ok(head) => Ok(Some(head)),
+        Err(e @ portrait_store::StoreError::Unavailable(_)) => {
+            tracing::warn!(app = tenant.sdkappid, error = %e, "push: the app cannot be read; its feed starts once its database answers");
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 

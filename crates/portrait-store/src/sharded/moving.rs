@@ -214,7 +214,6 @@ impl Sharded {
                     .into(),
                 )
             })??;
-        let report = &mut moving.report;
         report.paused_ms = millis(paused.elapsed());
         report.took_ms = millis(started.elapsed());
         Ok(moving)
