@@ -76,6 +76,7 @@ mod batch;
 mod jobs;
 mod lookup;
 mod open;
+mod page_ahead;
 mod per_file;
 mod scan;
 mod shared_map;

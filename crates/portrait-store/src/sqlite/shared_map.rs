@@ -17,7 +17,8 @@
 //! file with `unix` and then swaps in a copy of its I/O methods with three replaced:
 //! * `xFetch` hands out a pointer into the shared map when the page lies within the file's
 //!   known size (refreshed from `xFileSize` when a page lies beyond it; SQLite reads a page it
-//!   cannot fetch with `xRead`, as it does past its own map);
+//!   cannot fetch with `xRead`, as it does past its own map), and has the cells of a leaf
+//!   fetched into the CPU's caches ahead of SQLite's search of it (`page_ahead.rs`);
 //! * `xUnfetch` of everything (SQLite's "the file may have changed") only refreshes the known
 //!   size, so a file that shrank is never read past its end;
 //! * `xClose` releases the file's share of the map.
@@ -314,7 +315,12 @@ unsafe extern "C" fn fetch(
         if within_map
             && (end <= map.size.load(Ordering::Acquire) || end <= refresh_size(file, state, map))
         {
-            *out = map.base.add(offset as usize).cast_mut().cast();
+            let page = map.base.add(offset as usize);
+            if offset > 0 {
+                // (The first page holds the file header; it is never a leaf of an account.)
+                super::page_ahead::leaf(page, amount as usize);
+            }
+            *out = page.cast_mut().cast();
         }
         ffi::SQLITE_OK
     }
