@@ -27,7 +27,7 @@ struct Inner {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
     /// The apps served now ([`crate::live`]).
-    live: Live,
+    live: Arc<Live>,
     max_body_bytes: usize,
     /// Whose `X-Forwarded-For` is believed ([`crate::client_ip`]).
     trusted_proxies: TrustedProxies,
@@ -92,7 +92,7 @@ impl AppState {
             }
             let tenant = Tenant::from_config(cfg)?;
             if !import_admins_now(store.as_ref(), cfg).await? {
-                admins_later.push(cfg.clone());
+                admins_later.push(cfg.sdkappid);
             }
             anyhow::ensure!(
                 tenants.insert(cfg.sdkappid, Arc::new(tenant)).is_none(),
@@ -119,7 +119,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 store,
                 hub,
-                live: Live::new(retention),
+                live: Arc::new(Live::new(retention)),
                 max_body_bytes,
                 trusted_proxies: TrustedProxies::default(),
                 operator: None,
@@ -139,11 +139,14 @@ impl AppState {
             });
         }
         state.live().set_applied(highest);
-        for cfg in admins_later {
+        for id in admins_later {
             let stop = state.hub().stopping();
-            state
-                .hub()
-                .spawn(import_admins_later(state.store_arc(), stop, cfg));
+            state.hub().spawn(import_admins_later(
+                state.store_arc(),
+                state.live_arc(),
+                stop,
+                id,
+            ));
         }
         Ok(state)
     }
@@ -304,6 +307,11 @@ impl AppState {
         self.inner.store.as_ref()
     }
 
+    /// The apps served now, shared (for tasks that outlive a call).
+    pub(crate) fn live_arc(&self) -> Arc<Live> {
+        self.inner.live.clone()
+    }
+
     /// The store, shared.
     pub fn store_arc(&self) -> Arc<dyn Store> {
         self.inner.store.clone()
@@ -358,31 +366,38 @@ pub(crate) async fn import_admins_now(store: &dyn Store, cfg: &AppConfig) -> any
     }
 }
 
-/// Imports the admins of `cfg`'s app (whose database was down, or whose writes were held for a
-/// move, when the node took it on) as soon as it can: tried every second until done or the
-/// node stops. One task per app, so an app whose writes stay held delays no other.
+/// Imports the admins of app `id` (whose database was down, or whose writes were held for a
+/// move, when the node took it on) as soon as it can: tried every second until done, the app is
+/// gone, or the node stops. Each try imports the app's admins as they are when it begins: an
+/// admin named and removed again while the database was down is not made an account (unless a
+/// try begun before the removal is still under way when the database answers). One task per
+/// app, so an app whose writes stay held delays no other.
 pub(crate) async fn import_admins_later(
     store: Arc<dyn Store>,
+    live: Arc<Live>,
     stop: tokio_util::sync::CancellationToken,
-    cfg: AppConfig,
+    id: u64,
 ) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             () = stop.cancelled() => return,
         }
+        let Some(app) = live.get(id) else {
+            return; // deleted
+        };
         let done = tokio::select! {
-            done = import_admins(store.as_ref(), &cfg) => done,
+            done = import_admins(store.as_ref(), &app.config) => done,
             () = stop.cancelled() => return,
         };
         match done {
             Ok(()) => {
-                tracing::info!(sdkappid = cfg.sdkappid, "the app's admins are imported");
+                tracing::info!(sdkappid = id, "the app's admins are imported");
                 return;
             }
             Err(e) if unavailable(&e) => {}
             Err(e) => {
-                tracing::error!(sdkappid = cfg.sdkappid, error = %format!("{e:#}"), "importing the app's admins failed");
+                tracing::error!(sdkappid = id, error = %format!("{e:#}"), "importing the app's admins failed");
                 return;
             }
         }

@@ -54,8 +54,9 @@ impl AppState {
             let stop = self.hub().stopping();
             self.hub().spawn(crate::state::import_admins_later(
                 self.store_arc(),
+                self.live_arc(),
                 stop,
-                cfg.clone(),
+                id,
             ));
         }
         let feed = self.hub().serve(&self.store_arc(), tenant.clone()).await?;

@@ -3,7 +3,7 @@
 //! made before (its kick table is on that shard); a shard whose database answers but refuses
 //! stops the start. The shards themselves, their outages and moves: `shards.rs`.
 
-use super::shards::{app_on_a, now_secs, with_shard_a, PgServer, APP_A, KEY_A};
+use super::shards::{app_on_a, now_secs, op, with_shard_a, PgServer, APP_A, KEY_A};
 use super::*;
 
 // A node that takes on an app whose database is down (shard a stopped as it starts) must not
@@ -113,4 +113,65 @@ async fn shards_a_shard_that_refuses_stops_the_start() {
         stderr.contains("shard \"a\"") && stderr.contains("portrait_no_such_database"),
         "the error names the shard and what refused: {stderr}"
     );
+}
+
+// Admins named while the app's database is down are imported once it is up, as the app's
+// admins are *then*: an admin named and removed again during the outage does not become an
+// account. (Each deferred import used to import the list of its own moment, so the removed
+// admin was imported once the shard came back.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_admins_changed_while_the_shard_is_down_are_imported_as_they_are_then() {
+    let shard_a = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
+    let cluster = Cluster::start(
+        1,
+        Options {
+            without_nats: true,
+            ..with_shard_a(&shard_a.url())
+        },
+    )
+    .await;
+    let b0 = cluster.bases[0].clone();
+    app_on_a(&b0, APP_A, KEY_A).await;
+    shard_a.pg_ctl("stop");
+    for admins in [
+        json!([ADMIN, "removed-admin"]),
+        json!([ADMIN, "kept-admin"]),
+    ] {
+        let (status, patched) = op(
+            &b0,
+            "PATCH",
+            &format!("/admin/v1/apps/{APP_A}"),
+            json!({ "admins": admins }),
+        )
+        .await;
+        assert_eq!(status, 200, "{patched}");
+    }
+    // A try begun before the change may still be under way (with the old list); let the
+    // deferred imports begin their next tries, with the new one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    shard_a.pg_ctl("start");
+    let admin = AdminClient::new(&b0, APP_A, ADMIN, KEY_A);
+    let status = |reply: &Reply, i: usize| {
+        reply.0["ResultItem"][i]["AccountStatus"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let t = Instant::now();
+    loop {
+        if let Ok(r) = admin.account_check(&["kept-admin"]).await {
+            if status(&r, 0) == "Imported" {
+                break;
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the new admin is imported once shard a is back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every deferred import tries once a second: give any left another two tries.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let r = admin.account_check(&["removed-admin"]).await.unwrap();
+    assert_eq!(status(&r, 0), "NotImported", "{}", r.0);
 }
