@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use portrait_store::sharded::Sharded;
-use portrait_store::{AppHead, AppId, Store};
+use portrait_store::{AppId, Store};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -72,22 +72,26 @@ impl Hub {
             webhooks: Statuses::default(),
         };
         // One read for every app's start, before the kicks are read: a kick made in between
-        // moves the revision past the one the feed starts from, so the poll reloads it. When
-        // some database is down (a shard), each app starts on its own instead.
-        let heads: Option<HashMap<AppId, AppHead>> = match store.app_heads().await {
-            Ok(heads) => Some(heads.into_iter().map(|h| (h.app, h)).collect()),
-            Err(e) => {
-                tracing::warn!(error = %e, "push: cannot read every app's head; starting each app's feed on its own");
-                None
-            }
-        };
+        // moves the revision past the one the feed starts from, so the poll reloads it. The
+        // apps of a database that does not answer (a shard) start once it does.
+        let mut heads = super::poll::Heads::read(store.as_ref(), shards.as_deref()).await;
+        if let Some(i) = heads
+            .failed
+            .iter()
+            .position(|(_, e)| !matches!(e, portrait_store::StoreError::Unavailable(_)))
+        {
+            return Err(heads.failed.swap_remove(i).1); // a refusal, not an outage
+        }
         for tenant in apps {
             let app = tenant.sdkappid;
-            let (head, kicks) = match &heads {
-                Some(heads) => heads
-                    .get(&app)
-                    .map_or((Ok(0), 0), |h| (Ok(h.version), h.kicks)),
-                None => (store.current_version(app).await, KICKS_UNKNOWN),
+            let (head, kicks) = match heads.of(app, shards.as_deref()) {
+                Some(h) => (Ok(h.version), h.kicks),
+                None => (
+                    Err(portrait_store::StoreError::Unavailable(
+                        format!("the database of app {app} does not answer").into(),
+                    )),
+                    KICKS_UNKNOWN,
+                ),
             };
             let head = ready(store.as_ref(), &tenant, head, kicks).await?;
             if head.is_none() {

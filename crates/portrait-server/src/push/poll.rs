@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use portrait_store::sharded::Sharded;
-use portrait_store::{AppHead, Store, StoreError};
+use portrait_store::{AppHead, AppId, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::Feeds;
@@ -40,11 +40,11 @@ pub(super) async fn run(
             _ = tick.tick() => {}
             () = stop.cancelled() => return,
         }
-        let (heads, failed) = tokio::select! {
-            read = read_heads(store.as_ref(), shards.as_deref()) => read,
+        let heads = tokio::select! {
+            read = Heads::read(store.as_ref(), shards.as_deref()) => read,
             () = stop.cancelled() => return,
         };
-        match failed.first() {
+        match heads.failed.first() {
             None => {
                 if std::mem::take(&mut failing) {
                     tracing::info!("push: the apps' heads are readable again");
@@ -59,43 +59,54 @@ pub(super) async fn run(
                 metrics::counter!("portrait_push_feed_errors_total").increment(1);
             }
         }
-        // The apps whose database did not answer (without shards: the one database).
-        let unread = |app| match &shards {
-            Some(s) => {
-                let shard = s.shard_of(app);
-                failed.iter().any(|(name, _)| *name == shard)
-            }
-            None => !failed.is_empty(),
-        };
-        let heads: HashMap<_, _> = heads.into_iter().map(|h| (h.app, h)).collect();
         let feeds: Vec<_> = crate::sync::read(&feeds).values().cloned().collect();
         for feed in feeds {
-            let app = feed.app();
-            if unread(app) {
-                feed.wake();
-                continue;
+            match heads.of(feed.app(), shards.as_deref()) {
+                Some(head) => feed.observe(head),
+                None => feed.wake(),
             }
-            let never_written = AppHead {
-                app,
-                version: 0,
-                kicks: 0,
-            };
-            feed.observe(heads.get(&app).copied().unwrap_or(never_written));
         }
     }
 }
 
-/// Every app's head that could be read, and the databases that could not be (a shard's name,
-/// or "store" for the one database).
-async fn read_heads(
-    store: &dyn Store,
-    shards: Option<&Sharded>,
-) -> (Vec<AppHead>, Vec<(String, StoreError)>) {
-    match shards {
-        Some(s) => s.readable_heads().await,
-        None => match store.app_heads().await {
-            Ok(heads) => (heads, Vec::new()),
-            Err(e) => (Vec::new(), vec![("store".to_owned(), e)]),
-        },
+/// Every app's head as read at one moment: those of the databases that answered, and the
+/// databases that did not (a shard's name, or "store" for the one database), with their error.
+pub(super) struct Heads {
+    read: HashMap<AppId, AppHead>,
+    pub(super) failed: Vec<(String, StoreError)>,
+}
+
+impl Heads {
+    /// One read of every database's app heads ([`Sharded::readable_heads`] with shards).
+    pub(super) async fn read(store: &dyn Store, shards: Option<&Sharded>) -> Heads {
+        let (heads, failed) = match shards {
+            Some(s) => s.readable_heads().await,
+            None => match store.app_heads().await {
+                Ok(heads) => (heads, Vec::new()),
+                Err(e) => (Vec::new(), vec![("store".to_owned(), e)]),
+            },
+        };
+        Heads {
+            read: heads.into_iter().map(|h| (h.app, h)).collect(),
+            failed,
+        }
+    }
+
+    /// `app`'s head (version 0 and no kick if it was never written), or `None` if its database
+    /// did not answer.
+    pub(super) fn of(&self, app: AppId, shards: Option<&Sharded>) -> Option<AppHead> {
+        let unread = match shards {
+            Some(s) => {
+                let shard = s.shard_of(app);
+                self.failed.iter().any(|(name, _)| *name == shard)
+            }
+            None => !self.failed.is_empty(),
+        };
+        let never_written = AppHead {
+            app,
+            version: 0,
+            kicks: 0,
+        };
+        (!unread).then(|| self.read.get(&app).copied().unwrap_or(never_written))
     }
 }
