@@ -237,9 +237,13 @@ pub(crate) fn stored_account(
 }
 
 /// The distinct ids, in first-seen order.
-pub(crate) fn distinct<'a>(ids: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut seen = HashSet::with_hasher(foldhash::fast::RandomState::default());
-    ids.into_iter().filter(|id| seen.insert(*id)).collect()
+pub(crate) fn distinct<'a>(ids: impl ExactSizeIterator<Item = &'a str>) -> Vec<&'a str> {
+    if ids.len() < 2 {
+        return ids.collect();
+    }
+    let mut seen =
+        HashSet::with_capacity_and_hasher(ids.len(), foldhash::fast::RandomState::default());
+    ids.filter(|id| seen.insert(*id)).collect()
 }
 
 /// The arguments of [`crate::Store::changes_of`] as both backends bind them: `since` as a

@@ -366,8 +366,12 @@ fn in_order<T: Clone>(
         let row = rows.into_iter().find(|r| r.user_id == user.as_str());
         return Ok(vec![row.map(each).transpose()?.map(|(_, t)| t)]);
     }
-    let found: HashMap<String, T, foldhash::fast::RandomState> =
-        rows.into_iter().map(each).collect::<Result<_>>()?;
+    let mut found: HashMap<String, T, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(rows.len(), Default::default());
+    for row in rows {
+        let (id, t) = each(row)?;
+        found.insert(id, t);
+    }
     Ok(users
         .iter()
         .map(|u| found.get(u.as_str()).cloned())
