@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use portrait_store::sharded::Sharded;
-use portrait_store::{AppId, Store};
+use portrait_store::{AppId, Store, StoreError};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -74,24 +74,30 @@ impl Hub {
         // One read for every app's start, before the kicks are read: a kick made in between
         // moves the revision past the one the feed starts from, so the poll reloads it. The
         // apps of a database that does not answer (a shard) start once it does.
-        let mut heads = super::poll::Heads::read(store.as_ref(), shards.as_deref()).await;
-        if let Some(i) = heads
-            .failed
-            .iter()
-            .position(|(_, e)| !matches!(e, portrait_store::StoreError::Unavailable(_)))
-        {
-            return Err(heads.failed.swap_remove(i).1); // a refusal, not an outage
-        }
+        let heads = super::poll::Heads::read(store.as_ref(), shards.as_deref()).await;
         for tenant in apps {
             let app = tenant.sdkappid;
-            let (head, kicks) = match heads.of(app, shards.as_deref()) {
-                Some(h) => (Ok(h.version), h.kicks),
-                None => (
-                    Err(portrait_store::StoreError::Unavailable(
-                        format!("the database of app {app} does not answer").into(),
+            let (head, kicks) = match heads.failure_of(app, shards.as_deref()) {
+                None => {
+                    let h = heads
+                        .of(app, shards.as_deref())
+                        .expect("its database answered");
+                    (Ok(h.version), h.kicks)
+                }
+                // An outage: the app starts once its database answers.
+                Some((db, e @ StoreError::Unavailable(_))) => (
+                    Err(StoreError::Unavailable(
+                        format!("{}: {e}", database(shards.as_deref(), db)).into(),
                     )),
                     KICKS_UNKNOWN,
                 ),
+                // A refusal (a corrupt row, say): a fault to fix, which stops the start.
+                Some((db, e)) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "reading the apps' heads from {} (where app {app} is): {e}",
+                        database(shards.as_deref(), db)
+                    )))
+                }
             };
             let head = ready(store.as_ref(), &tenant, head, kicks).await?;
             if head.is_none() {
@@ -231,6 +237,14 @@ impl Hub {
         {
             tracing::warn!("push: some tasks did not stop within {grace:?}");
         }
+    }
+}
+
+/// The database named `db` in [`super::poll::Heads`], for a message.
+fn database(shards: Option<&Sharded>, db: &str) -> String {
+    match shards {
+        Some(_) => format!("shard {db:?}"),
+        None => "the store".to_owned(),
     }
 }
 

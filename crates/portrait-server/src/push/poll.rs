@@ -73,7 +73,7 @@ pub(super) async fn run(
 /// databases that did not (a shard's name, or "store" for the one database), with their error.
 pub(super) struct Heads {
     read: HashMap<AppId, AppHead>,
-    pub(super) failed: Vec<(String, StoreError)>,
+    failed: Vec<(String, StoreError)>,
 }
 
 impl Heads {
@@ -95,18 +95,28 @@ impl Heads {
     /// `app`'s head (version 0 and no kick if it was never written), or `None` if its database
     /// did not answer.
     pub(super) fn of(&self, app: AppId, shards: Option<&Sharded>) -> Option<AppHead> {
-        let unread = match shards {
-            Some(s) => {
-                let shard = s.shard_of(app);
-                self.failed.iter().any(|(name, _)| *name == shard)
-            }
-            None => !self.failed.is_empty(),
-        };
         let never_written = AppHead {
             app,
             version: 0,
             kicks: 0,
         };
-        (!unread).then(|| self.read.get(&app).copied().unwrap_or(never_written))
+        self.failure_of(app, shards)
+            .is_none()
+            .then(|| self.read.get(&app).copied().unwrap_or(never_written))
+    }
+
+    /// The database of `app` and its error, if it did not answer.
+    pub(super) fn failure_of(
+        &self,
+        app: AppId,
+        shards: Option<&Sharded>,
+    ) -> Option<&(String, StoreError)> {
+        match shards {
+            Some(s) => {
+                let shard = s.shard_of(app);
+                self.failed.iter().find(|(name, _)| *name == shard)
+            }
+            None => self.failed.first(),
+        }
     }
 }

@@ -90,25 +90,7 @@ async fn shards_a_shard_that_refuses_stops_the_start() {
         ..with_shard_a("postgres://postgres@127.0.0.1:5432/portrait_no_such_database")
     };
     std::fs::write(&config, config_text(&url, "", "refused", &options, 0)).unwrap();
-    let mut cmd = common::serve_command(dir.path());
-    cmd.arg("--config")
-        .arg(&config)
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let t = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if t.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("the node started with a shard whose database does not exist");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(!status.success(), "{stderr}");
+    let stderr = start_fails(dir.path(), &config).await;
     assert!(
         stderr.contains("shard \"a\"") && stderr.contains("portrait_no_such_database"),
         "the error names the shard and what refused: {stderr}"
@@ -174,4 +156,56 @@ async fn shards_admins_changed_while_the_shard_is_down_are_imported_as_they_are_
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let r = admin.account_check(&["removed-admin"]).await.unwrap();
     assert_eq!(status(&r, 0), "NotImported", "{}", r.0);
+}
+
+// A shard whose apps' heads cannot be read for a reason other than an outage (here a corrupt
+// row: a negative kicks revision) is a fault to fix: a node with an app there does not start, and the
+// error names the shard. (An outage would let it start and take the app on later.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_a_corrupt_head_stops_the_start_and_names_the_shard() {
+    let shard_a = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
+    let cluster = Cluster::start(
+        1,
+        Options {
+            without_nats: true,
+            ..with_shard_a(&shard_a.url())
+        },
+    )
+    .await;
+    app_on_a(&cluster.bases[0], APP_A, KEY_A).await;
+    shard_a.psql(&format!(
+        "update app_versions set kicks = -1 where app_id = {APP_A}"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster._dirs[0].path().join("node0.toml");
+    let stderr = start_fails(dir.path(), &config).await;
+    assert!(
+        stderr.contains("shard \"a\"") && stderr.contains("kicks revision is negative"),
+        "the error names the shard and what is wrong: {stderr}"
+    );
+}
+
+/// Starts a node in `dir` with `config`, which must exit with an error within a minute; its
+/// standard error.
+async fn start_fails(dir: &std::path::Path, config: &std::path::Path) -> String {
+    let mut cmd = common::serve_command(dir);
+    cmd.arg("--config")
+        .arg(config)
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("the node started");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    stderr
 }

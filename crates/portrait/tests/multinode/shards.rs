@@ -93,6 +93,16 @@ impl PgServer {
     pub(super) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
+
+    /// Runs `sql` on the server's `postgres` database.
+    pub(super) fn psql(&self, sql: &str) {
+        let port = self.port.to_string();
+        let args = ["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-v"];
+        super::replicas::pg(
+            "psql",
+            &[&args[..], &["ON_ERROR_STOP=1", "-c", sql]].concat(),
+        );
+    }
 }
 
 impl Drop for PgServer {
