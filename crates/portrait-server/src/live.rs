@@ -58,6 +58,8 @@ pub struct Live {
     change_lock: tokio::sync::Mutex<()>,
     /// Each app's background workers (webhook delivery, retention), stopped by this token.
     workers: Mutex<HashMap<u64, CancellationToken>>,
+    /// The apps whose admin import waits for their database (`state::import_admins_later`).
+    admins_waiting: Mutex<std::collections::HashSet<u64>>,
     /// How long changes stay in the change log (`None`: forever, no pruner).
     retention: Option<Duration>,
 }
@@ -73,8 +75,32 @@ impl Live {
             sync_lock: tokio::sync::Mutex::new(()),
             change_lock: tokio::sync::Mutex::new(()),
             workers: Mutex::default(),
+            admins_waiting: Mutex::default(),
             retention,
         }
+    }
+
+    /// Notes that app `id`'s admin import waits; whether it did not already.
+    pub(crate) fn admins_deferred(&self, id: u64) -> bool {
+        crate::sync::lock(&self.admins_waiting).insert(id)
+    }
+
+    /// Notes that app `id`'s admin import no longer waits (done, or given up).
+    pub(crate) fn admins_done(&self, id: u64) {
+        crate::sync::lock(&self.admins_waiting).remove(&id);
+    }
+
+    /// After app `id`'s admins `imported` were imported: whether they are still its admins, in
+    /// which case its import no longer waits. Decided under the same lock as
+    /// [`Live::admins_deferred`], so that admins changed meanwhile are either seen here or get a
+    /// task of their own.
+    pub(crate) fn admins_imported(&self, id: u64, imported: &[String]) -> bool {
+        let mut waiting = crate::sync::lock(&self.admins_waiting);
+        if self.get(id).is_some_and(|a| a.config.admins != imported) {
+            return false;
+        }
+        waiting.remove(&id);
+        true
     }
 
     /// Waits for this node's other operator changes: held from reading an app's settings to

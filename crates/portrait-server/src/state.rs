@@ -140,13 +140,7 @@ impl AppState {
         }
         state.live().set_applied(highest);
         for id in admins_later {
-            let stop = state.hub().stopping();
-            state.hub().spawn(import_admins_later(
-                state.store_arc(),
-                state.live_arc(),
-                stop,
-                id,
-            ));
+            state.import_admins_later(id);
         }
         Ok(state)
     }
@@ -307,9 +301,19 @@ impl AppState {
         self.inner.store.as_ref()
     }
 
-    /// The apps served now, shared (for tasks that outlive a call).
-    pub(crate) fn live_arc(&self) -> Arc<Live> {
-        self.inner.live.clone()
+    /// Imports the admins of app `id` (in the registry) once its database answers, in a task
+    /// ([`import_admins_later`]); one task per app at a time.
+    pub(crate) fn import_admins_later(&self, id: u64) {
+        if !self.live().admins_deferred(id) {
+            return; // a task is on it, and reads the admins at each try
+        }
+        let stop = self.hub().stopping();
+        self.hub().spawn(import_admins_later(
+            self.store_arc(),
+            self.inner.live.clone(),
+            stop,
+            id,
+        ));
     }
 
     /// The store, shared.
@@ -367,30 +371,41 @@ pub(crate) async fn import_admins_now(store: &dyn Store, cfg: &AppConfig) -> any
 }
 
 /// Imports the admins of app `id` (whose database was down, or whose writes were held for a
-/// move, when the node took it on) as soon as it can: tried every second until done, the app is
-/// gone, or the node stops. Each try imports the app's admins as they are when it begins: an
-/// admin named and removed again while the database was down is not made an account (unless a
-/// try begun before the removal is still under way when the database answers). One task per
-/// app, so an app whose writes stay held delays no other.
-pub(crate) async fn import_admins_later(
+/// move, when the node took it on) as soon as it can: tried every second until done (with the
+/// admins the app has then), the app is no longer in the registry, or the node stops. Each try
+/// imports the app's admins as they are when it begins: an admin named and removed again while
+/// the database was down is not made an account (unless a try begun before the removal is still
+/// under way when the database answers). One task per app ([`Live::admins_deferred`]), so an
+/// app whose writes stay held delays no other.
+async fn import_admins_later(
     store: Arc<dyn Store>,
     live: Arc<Live>,
     stop: tokio_util::sync::CancellationToken,
     id: u64,
 ) {
+    /// Lets a later deferral start a task again, however this one ends.
+    struct Done<'a>(&'a Live, u64);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.admins_done(self.1);
+        }
+    }
+    let _done = Done(&live, id);
     loop {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             () = stop.cancelled() => return,
         }
         let Some(app) = live.get(id) else {
-            return; // deleted
+            return;
         };
         let done = tokio::select! {
             done = import_admins(store.as_ref(), &app.config) => done,
             () = stop.cancelled() => return,
         };
         match done {
+            // The admins changed during the try: import them as they are now.
+            Ok(()) if !live.admins_imported(id, &app.config.admins) => {}
             Ok(()) => {
                 tracing::info!(sdkappid = id, "the app's admins are imported");
                 return;

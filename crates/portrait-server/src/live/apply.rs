@@ -50,15 +50,8 @@ impl AppState {
             }
         }
         let admins_changed = old.as_ref().is_none_or(|o| o.config.admins != cfg.admins);
-        if admins_changed && !crate::state::import_admins_now(self.store(), &cfg).await? {
-            let stop = self.hub().stopping();
-            self.hub().spawn(crate::state::import_admins_later(
-                self.store_arc(),
-                self.live_arc(),
-                stop,
-                id,
-            ));
-        }
+        let admins_later =
+            admins_changed && !crate::state::import_admins_now(self.store(), &cfg).await?;
         let feed = self.hub().serve(&self.store_arc(), tenant.clone()).await?;
         let restart = old.as_ref().is_none_or(|o| {
             admins_changed
@@ -84,6 +77,10 @@ impl AppState {
             source,
             revision,
         });
+        if admins_later {
+            // Once the app is in the registry: the import reads the admins from there.
+            self.import_admins_later(id);
+        }
         Ok(())
     }
 

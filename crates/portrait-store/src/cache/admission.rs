@@ -12,8 +12,9 @@
 //! window, not its second. Not caching is always safe, so this changes no guarantee of the cache.
 //!
 //! **The doorkeeper** is a Bloom filter with one hash: a bit per key hash, 8 bits per cache entry
-//! (rounded up to a power of two). An eraser sweeps it: every new bit set first clears the next
-//! word in turn, so that the whole filter is swept once per a cache's worth of new bits. "Recently"
+//! (rounded up to a power of two). An eraser sweeps it: each new bit moves the eraser on by
+//! words / entries of a word (one word every 8 to 16 new bits), and each word it reaches is
+//! cleared, so that the whole filter is swept once per a cache's worth of new bits. "Recently"
 //! therefore means "among the last misses of about a cache's worth of distinct keys" (a bit lives
 //! until the eraser comes round to its word: less than one sweep), at most one bit in eight is
 //! set (a key never seen is taken for a recent one with a chance of at most 1 in 8, which only

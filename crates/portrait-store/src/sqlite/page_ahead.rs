@@ -9,7 +9,7 @@
 //! **How.** The shared map's `xFetch` (`shared_map.rs`) is where SQLite asks for each page of a
 //! search, just before it reads it. There [`leaf`] reads the page's header and, for a leaf,
 //! issues a prefetch for the first line of every cell (found from the cell pointer array, which
-//! shares the header's line), so the memory system fetches them side by side and the binary
+//! begins in the header's line), so the memory system fetches them side by side and the binary
 //! search finds them in cache. Pages of any other kind (inner pages, overflow, free-list, the
 //! first page with the file header) are left alone: prefetching every line of an inner page
 //! measured no better.
@@ -33,9 +33,10 @@ const MOST_CELLS: usize = 48;
 /// # Safety
 /// `page` points to `len` readable bytes, a page other than the file's first.
 pub(super) unsafe fn leaf(page: *const u8, len: usize) {
-    // SAFETY (all reads): within the `len` bytes at `page`. Volatile: another process's write
-    // through the file may change them while they are read here (SQLite then reads that page
-    // from the WAL and never searches this copy), so nothing may be assumed of their values.
+    // SAFETY (all reads): within the `len` bytes at `page`. Volatile: the map is shared with
+    // the file, which other connections and processes write (a page SQLite reads from the file
+    // is not rewritten while its snapshot lasts, but nothing here relies on that), so nothing is
+    // assumed of the values read: they only choose which lines to prefetch.
     let byte = |at: usize| unsafe { std::ptr::read_volatile(page.add(at)) };
     for cell in cell_starts(len, byte) {
         // SAFETY: within the page.
