@@ -103,17 +103,8 @@ async fn shards_a_shard_that_refuses_stops_the_start() {
 // admin was imported once the shard came back.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_admins_changed_while_the_shard_is_down_are_imported_as_they_are_then() {
-    let shard_a = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
-    let cluster = Cluster::start(
-        1,
-        Options {
-            without_nats: true,
-            ..with_shard_a(&shard_a.url())
-        },
-    )
-    .await;
+    let (shard_a, cluster) = one_node_with_an_app_on_a().await;
     let b0 = cluster.bases[0].clone();
-    app_on_a(&b0, APP_A, KEY_A).await;
     shard_a.pg_ctl("stop");
     for admins in [
         json!([ADMIN, "removed-admin"]),
@@ -159,20 +150,11 @@ async fn shards_admins_changed_while_the_shard_is_down_are_imported_as_they_are_
 }
 
 // A shard whose apps' heads cannot be read for a reason other than an outage (here a corrupt
-// row: a negative kicks revision) is a fault to fix: a node with an app there does not start, and the
-// error names the shard. (An outage would let it start and take the app on later.)
+// row: a negative kicks revision) is a fault to fix: a node with an app there does not start,
+// and the error names the shard. (An outage would let it start and take the app on later.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_a_corrupt_head_stops_the_start_and_names_the_shard() {
-    let shard_a = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
-    let cluster = Cluster::start(
-        1,
-        Options {
-            without_nats: true,
-            ..with_shard_a(&shard_a.url())
-        },
-    )
-    .await;
-    app_on_a(&cluster.bases[0], APP_A, KEY_A).await;
+    let (shard_a, cluster) = one_node_with_an_app_on_a().await;
     shard_a.psql(&format!(
         "update app_versions set kicks = -1 where app_id = {APP_A}"
     ));
@@ -183,6 +165,21 @@ async fn shards_a_corrupt_head_stops_the_start_and_names_the_shard() {
         stderr.contains("shard \"a\"") && stderr.contains("kicks revision is negative"),
         "the error names the shard and what is wrong: {stderr}"
     );
+}
+
+/// A PostgreSQL server for shard a, and one node (without NATS) with app [`APP_A`] on it.
+async fn one_node_with_an_app_on_a() -> (PgServer, Cluster) {
+    let shard_a = tokio::task::spawn_blocking(PgServer::start).await.unwrap();
+    let cluster = Cluster::start(
+        1,
+        Options {
+            without_nats: true,
+            ..with_shard_a(&shard_a.url())
+        },
+    )
+    .await;
+    app_on_a(&cluster.bases[0], APP_A, KEY_A).await;
+    (shard_a, cluster)
 }
 
 /// Starts a node in `dir` with `config`, which must exit with an error within a minute; its
