@@ -383,14 +383,17 @@ async fn import_admins_later(
     stop: tokio_util::sync::CancellationToken,
     id: u64,
 ) {
-    /// Lets a later deferral start a task again, however this one ends.
-    struct Done<'a>(&'a Live, u64);
-    impl Drop for Done<'_> {
+    /// Lets a later deferral start a task again, however this one ends (unless
+    /// [`Live::admins_imported`] already did: a new task may be on the list by then).
+    struct Waiting<'a>(Option<&'a Live>, u64);
+    impl Drop for Waiting<'_> {
         fn drop(&mut self) {
-            self.0.admins_done(self.1);
+            if let Some(live) = self.0 {
+                live.admins_done(self.1);
+            }
         }
     }
-    let _done = Done(&live, id);
+    let mut waiting = Waiting(Some(&live), id);
     loop {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -407,6 +410,7 @@ async fn import_admins_later(
             // The admins changed during the try: import them as they are now.
             Ok(()) if !live.admins_imported(id, &app.config.admins) => {}
             Ok(()) => {
+                waiting.0 = None;
                 tracing::info!(sdkappid = id, "the app's admins are imported");
                 return;
             }
