@@ -58,7 +58,7 @@ pub struct Live {
     change_lock: tokio::sync::Mutex<()>,
     /// Each app's background workers (webhook delivery, retention), stopped by this token.
     workers: Mutex<HashMap<u64, CancellationToken>>,
-    /// The apps whose admin import waits for their database (`state::import_admins_later`).
+    /// The apps whose admin import waits for their database (`AppState::import_admins_later`).
     admins_waiting: Mutex<std::collections::HashSet<u64>>,
     /// How long changes stay in the change log (`None`: forever, no pruner).
     retention: Option<Duration>,

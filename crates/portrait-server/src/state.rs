@@ -302,13 +302,13 @@ impl AppState {
     }
 
     /// Imports the admins of app `id` (in the registry) once its database answers, in a task
-    /// ([`import_admins_later`]); one task per app at a time.
+    /// ([`retry_admin_import`]); one task per app at a time.
     pub(crate) fn import_admins_later(&self, id: u64) {
         if !self.live().admins_deferred(id) {
             return; // a task is on it, and reads the admins at each try
         }
         let stop = self.hub().stopping();
-        self.hub().spawn(import_admins_later(
+        self.hub().spawn(retry_admin_import(
             self.store_arc(),
             self.inner.live.clone(),
             stop,
@@ -351,7 +351,7 @@ fn unavailable(e: &anyhow::Error) -> bool {
 }
 
 /// Imports the admins of `cfg`'s app now if it can: `Ok(false)` when that has to wait (see
-/// [`import_admins_later`]): its writes are held for a move (importing would wait on that hold,
+/// [`AppState::import_admins_later`]): its writes are held for a move (importing would wait on that hold,
 /// with the caller's locks held or before the node listens), or its database is down.
 ///
 /// # Errors
@@ -377,7 +377,7 @@ pub(crate) async fn import_admins_now(store: &dyn Store, cfg: &AppConfig) -> any
 /// the database was down is not made an account (unless a try begun before the removal is still
 /// under way when the database answers). One task per app ([`Live::admins_deferred`]), so an
 /// app whose writes stay held delays no other.
-async fn import_admins_later(
+async fn retry_admin_import(
     store: Arc<dyn Store>,
     live: Arc<Live>,
     stop: tokio_util::sync::CancellationToken,

@@ -77,22 +77,17 @@ impl Hub {
         let heads = super::poll::Heads::read(store.as_ref(), shards.as_deref()).await;
         for tenant in apps {
             let app = tenant.sdkappid;
-            let (head, kicks) = match heads.failure_of(app, shards.as_deref()) {
-                None => {
-                    let h = heads
-                        .of(app, shards.as_deref())
-                        .expect("its database answered");
-                    (Ok(h.version), h.kicks)
-                }
+            let (head, kicks) = match heads.of(app, shards.as_deref()) {
+                Ok(h) => (Ok(h.version), h.kicks),
                 // An outage: the app starts once its database answers.
-                Some((db, e @ StoreError::Unavailable(_))) => (
+                Err((db, e @ StoreError::Unavailable(_))) => (
                     Err(StoreError::Unavailable(
                         format!("{}: {e}", database(shards.as_deref(), db)).into(),
                     )),
                     KICKS_UNKNOWN,
                 ),
                 // A refusal (a corrupt row, say): a fault to fix, which stops the start.
-                Some((db, e)) => {
+                Err((db, e)) => {
                     return Err(StoreError::Corrupt(format!(
                         "reading the apps' heads from {} (where app {app} is): {e}",
                         database(shards.as_deref(), db)

@@ -62,8 +62,8 @@ pub(super) async fn run(
         let feeds: Vec<_> = crate::sync::read(&feeds).values().cloned().collect();
         for feed in feeds {
             match heads.of(feed.app(), shards.as_deref()) {
-                Some(head) => feed.observe(head),
-                None => feed.wake(),
+                Ok(head) => feed.observe(head),
+                Err(_) => feed.wake(),
             }
         }
     }
@@ -92,31 +92,27 @@ impl Heads {
         }
     }
 
-    /// `app`'s head (version 0 and no kick if it was never written), or `None` if its database
-    /// did not answer.
-    pub(super) fn of(&self, app: AppId, shards: Option<&Sharded>) -> Option<AppHead> {
-        let never_written = AppHead {
-            app,
-            version: 0,
-            kicks: 0,
-        };
-        self.failure_of(app, shards)
-            .is_none()
-            .then(|| self.read.get(&app).copied().unwrap_or(never_written))
-    }
-
-    /// The database of `app` and its error, if it did not answer.
-    pub(super) fn failure_of(
+    /// `app`'s head (version 0 and no kick if it was never written), or, if its database did
+    /// not answer, that database and its error.
+    pub(super) fn of(
         &self,
         app: AppId,
         shards: Option<&Sharded>,
-    ) -> Option<&(String, StoreError)> {
-        match shards {
+    ) -> Result<AppHead, &(String, StoreError)> {
+        let failed = match shards {
             Some(s) => {
                 let shard = s.shard_of(app);
                 self.failed.iter().find(|(name, _)| *name == shard)
             }
             None => self.failed.first(),
+        };
+        match failed {
+            Some(failure) => Err(failure),
+            None => Ok(self.read.get(&app).copied().unwrap_or(AppHead {
+                app,
+                version: 0,
+                kicks: 0,
+            })),
         }
     }
 }
