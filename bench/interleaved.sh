@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Interleaved A/B of two builds: both nodes run at once, each on its own copy of one data
+# directory, and short runs alternate between them, so that a machine whose speed drifts from
+# minute to minute (a shared host: the same build has measured 3,300 and 4,600 W2 req/s within
+# the hour) slows both alike. For changes to the read path at a size where ab.sh's one node at
+# a time leaves the difference inside the drift.
+# Usage: bench/interleaved.sh --data DIR [--accounts N] [--rounds R] [--duration S] [--cold]
+#                             [--workload w2|w1|w3] BUILD_A BUILD_B
+#   BUILD          as in ab.sh: a directory with `portrait` and `portrait-bench`, optionally
+#                  followed by `,VAR=VALUE`
+#   --data DIR     a data directory that ab.sh has filled (N accounts); B runs on a copy of it,
+#                  made next to it as DIR.copy and removed at the end
+#   --rounds R     pairs (default 6; A first in odd rounds, B first in even ones), each run
+#                  --duration S seconds (default 8) after 2 s that are not measured
+#   --workload W   w2 (default), w1, or w3 (sets: both copies are written alike)
+#   --cold         drop the page cache (as root) before the nodes start, so both map the file
+#                  as they would after a reboot
+# Prints each pair, then the mean of each build and B / A (the mean of the pairs' ratios).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BENCH_DIR="$(pwd)/bench"; export BENCH_DIR
+DATA=""; ACCOUNTS=10000000; ROUNDS=6; DURATION=8; COLD=""; WORKLOAD=w2; BUILDS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --data) DATA="$2"; shift 2 ;;
+    --accounts) ACCOUNTS="$2"; shift 2 ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
+    --duration) DURATION="$2"; shift 2 ;;
+    --cold) COLD=1; shift ;;
+    --workload) WORKLOAD="$2"; shift 2 ;;
+    -*) echo "unknown option $1" >&2; exit 2 ;;
+    *) BUILDS+=("$1"); shift ;;
+  esac
+done
+[ -n "$DATA" ] && [ -f "$DATA/portrait.db" ] && [ ${#BUILDS[@]} -eq 2 ] \
+  || { echo "usage: bench/interleaved.sh --data DIR [--accounts N] [--rounds R] [--duration S] [--cold] [--workload w2|w1|w3] BUILD_A BUILD_B (DIR filled by ab.sh)" >&2; exit 2; }
+ENDPOINT=portrait_get
+case "$WORKLOAD" in
+  w2) SCRIPT=w2_get_batch.lua ;; w1) SCRIPT=w1_get_one.lua ;; w3) SCRIPT=w3_set.lua; ENDPOINT=portrait_set ;;
+  *) echo "unknown workload $WORKLOAD" >&2; exit 2 ;;
+esac
+command -v wrk >/dev/null || { echo "error: wrk is required (apt-get install wrk)" >&2; exit 1; }
+# shellcheck source=lib.sh
+source "$BENCH_DIR/lib.sh"
+DATA=$(cd "$DATA" && pwd); COPY="$DATA.copy"
+WORK="$(mktemp -d)"; NODES=()
+cleanup() { for p in "${NODES[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK" "$COPY"; }
+trap cleanup EXIT
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+rm -rf "$COPY"; cp -r "$DATA" "$COPY"; sync # (the copy written out: runs measure no writeback)
+[ -n "$COLD" ] && { sync; echo 3 > /proc/sys/vm/drop_caches; }
+
+BASES=(); QS=()
+for i in 0 1; do
+  build=${BUILDS[$i]}; bin=${build%%,*}; envs=""; [ "$build" != "$bin" ] && envs=${build#*,}
+  dir=$DATA; [ "$i" = 1 ] && dir=$COPY
+  node_toml "$dir" "cache_entries = 1200000" > "$WORK/portrait-$i.toml"
+  # shellcheck disable=SC2086
+  env $envs "$bin/portrait" serve --config "$WORK/portrait-$i.toml" >"$WORK/portrait-$i.log" 2>&1 & NODES+=($!)
+  BASES+=("$(wait_line "$WORK/portrait-$i.log" "portrait: listening on ")")
+  sig=$("$bin/portrait" usersig --sdkappid $APP --key $KEY --user $ADMIN --expire 86400)
+  QS+=("sdkappid=$APP&identifier=$ADMIN&usersig=$sig&random=1&contenttype=json")
+done
+
+# run I SECS -> wrk's RESULT line for node I
+run() {
+  PATH_Q="/v4/profile/$ENDPOINT?${QS[$1]}" N="$ACCOUNTS" wrk -t2 -c64 -d"$2"s --latency \
+    -s "$BENCH_DIR/$SCRIPT" "${BASES[$1]}" | grep '^RESULT'
+}
+for i in 0 1; do PATH_Q="/v4/profile/portrait_get?${QS[$i]}" N="$ACCOUNTS" wrk -t2 -c64 -d25s -s "$BENCH_DIR/w2_get_batch.lua" "${BASES[$i]}" >/dev/null; done
+SUM=(0 0); RATIOS=0
+for r in $(seq 1 "$ROUNDS"); do
+  line="round $r"; RPS=(0 0); order="0 1"; [ $((r % 2)) = 0 ] && order="1 0" # A B, B A: drift cancels
+  for i in $order; do
+    run "$i" 2 >/dev/null
+    t0=$(ticks_of "${NODES[$i]}")
+    res=$(run "$i" "$DURATION"); measured "$res"
+    t1=$(ticks_of "${NODES[$i]}"); rps=$(field "$res" rps); RPS[$i]=$rps
+    SUM[$i]=$(calc %.1f "${SUM[$i]} + $rps")
+    line="$line ${BUILDS[$i]} $WORKLOAD rps=$rps server_us=$(per_request_us $((t1 - t0)) "$rps" "$DURATION")"
+  done
+  RATIOS=$(calc %.4f "$RATIOS + ${RPS[1]} / ${RPS[0]}")
+  echo "$line"
+done
+echo "mean ${BUILDS[0]} $(calc %.1f "${SUM[0]} / $ROUNDS") ${BUILDS[1]} $(calc %.1f "${SUM[1]} / $ROUNDS") B/A $(calc %.3f "$RATIOS / $ROUNDS")"
