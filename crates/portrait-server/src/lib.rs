@@ -205,6 +205,7 @@ async fn open_store(
 )> {
     let url = settings.store_url();
     let redacted = portrait_store::redact_url(&url);
+    portrait_store::sqlite::allow_huge_pages(settings.store.huge_pages);
     if settings.store.shards.is_empty() {
         let store = portrait_store::open(&url)
             .await

@@ -73,6 +73,8 @@
 
 mod apps;
 mod batch;
+mod huge;
+pub use huge::allow_huge_pages;
 mod jobs;
 mod lookup;
 mod open;
@@ -81,6 +83,7 @@ mod per_file;
 mod scan;
 mod shared_map;
 mod sql;
+mod tree_ahead;
 mod writer;
 
 use std::collections::HashSet;

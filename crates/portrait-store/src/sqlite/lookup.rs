@@ -14,6 +14,11 @@
 //! batch (primary-key searches through one cursor; one statement is one snapshot) and answers
 //! once. WAL lets them read while the writer writes; they see committed batches only.
 //!
+//! **A batch's searches walked ahead.** Before the statement runs, the lookup thread walks the
+//! primary key for all the batch's ids at once, level by level, asking the CPU for the pages and
+//! cells of every search side by side (`tree_ahead.rs`); SQLite's searches, one after another,
+//! then find them in cache.
+//!
 //! **One account, on the caller's thread.** A lookup of one account (W1's shape, and most
 //! reads of the client API) is one primary-key search, a few microseconds with the file in the
 //! page cache, while the trip to a thread and back (two thread wake-ups) cost several times
@@ -58,7 +63,8 @@ use crate::{AppId, Result, StoreError};
 
 use super::open::{BUSY_TIMEOUT, READER_MMAP_BYTES};
 use super::per_file::PerFile;
-use super::shared_map;
+use super::sql::{json_list, Sorted};
+use super::{huge, shared_map, tree_ahead};
 
 /// Lookup threads (and connections).
 pub(super) const THREADS: usize = 4;
@@ -152,6 +158,10 @@ pub(super) struct Lookups {
     /// Connections for lookups of one account on the caller's thread.
     inline: Arc<InlinePool>,
     commits: Arc<Commits>,
+    /// The accounts table's root page, where a batch's walk ahead starts (`tree_ahead.rs`).
+    root: u32,
+    /// Moves the file's cached pages into huge pages (`huge.rs`), if it is mapped in them.
+    rehouser: Mutex<Option<huge::Rehouser>>,
 }
 
 /// The idle inline connections, shared with the sweeper thread.
@@ -201,6 +211,11 @@ impl Lookups {
         let connections = (0..THREADS)
             .map(|_| connect(path))
             .collect::<Result<Vec<_>>>()?;
+        let root = connections[0].query_row(
+            "select rootpage from sqlite_schema where type = 'table' and name = 'accounts'",
+            [],
+            |r| r.get(0),
+        )?;
         let conns = (0..INLINE)
             .map(|_| {
                 Ok(Inline {
@@ -243,6 +258,8 @@ impl Lookups {
             threads: Mutex::new(threads),
             inline,
             commits,
+            root,
+            rehouser: Mutex::new(huge::Rehouser::start(connect(path)?)?),
         })
     }
 
@@ -266,23 +283,31 @@ impl Lookups {
     /// account is looked up on the caller's thread when an inline connection is free (see the
     /// module docs); a batch, on a lookup thread.
     pub(super) async fn accounts(&self, app: AppId, ids: &[&str]) -> Result<Vec<AccountRow>> {
-        let (sql, arg) = match ids {
-            [one] => (ROW_SQL, (*one).to_owned()),
-            _ => (ROWS_SQL, json_list(ids)?),
-        };
-        if ids.len() == 1 {
+        let capacity = ids.len();
+        if let [one] = ids {
             let free = lock(&self.inline.idle)
                 .as_mut()
                 .and_then(|idle| idle.conns.pop());
+            let arg = (*one).to_owned();
             if let Some(mut conn) = free {
                 let found = conn.account(&self.commits, self.inline.max_age, app, arg);
                 self.inline.put_back(conn);
                 return found;
             }
+            return self
+                .run(move |conn| rows(conn, app, ROW_SQL, arg, capacity))
+                .await;
         }
-        let capacity = ids.len();
-        self.run(move |conn| rows(conn, app, sql, arg, capacity))
-            .await
+        let sorted = Sorted::of(ids);
+        let list = sorted.json()?;
+        let root = self.root;
+        self.run(move |conn| {
+            if let Some(pages) = shared_map::pages_of(conn) {
+                tree_ahead::ahead(&pages, root, app_key(app), &sorted.keys());
+            }
+            rows(conn, app, ROWS_SQL, list, capacity)
+        })
+        .await
     }
 
     /// The ids among `ids` (distinct) that exist in the app.
@@ -303,7 +328,11 @@ impl Lookups {
         self.inline.close();
         drop(lock(&self.jobs).take());
         let threads = std::mem::take(&mut *lock(&self.threads));
+        let rehouser = lock(&self.rehouser).take();
         let _ = tokio::task::spawn_blocking(move || {
+            if let Some(r) = rehouser {
+                r.stop();
+            }
             for t in threads {
                 let _ = t.join();
             }
@@ -453,16 +482,6 @@ fn rows(
         });
     }
     Ok(rows)
-}
-
-/// `ids` (distinct) as a JSON array of strings in the primary key's order (SQLite's `binary`
-/// collation compares bytes, as `str`'s `Ord` does): the parameter of [`ROWS_SQL`] and
-/// [`EXISTING_SQL`].
-fn json_list(ids: &[&str]) -> Result<String> {
-    let mut sorted = ids.to_vec();
-    sorted.sort_unstable();
-    serde_json::to_string(&sorted)
-        .map_err(|e| StoreError::Corrupt(format!("a list of UserIDs: {e}")))
 }
 
 /// Locks `m` (a panic while it was held leaves nothing half-done here).

@@ -20,12 +20,11 @@ use crate::backend::Engine;
 /// The embedded migrations (`crates/portrait-store/migrations/sqlite`).
 pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// How much of the database file the writer reads through a memory map (`PRAGMA mmap_size`).
-pub(super) const WRITER_MMAP_BYTES: &str = "1073741824";
-
-/// How much of the database file each reader reads through a memory map: reads of accounts not
-/// in the read cache then copy no page in from the file (`pread` per page otherwise). Address
-/// space only; the kernel's page cache holds the pages either way.
+/// How much of the database file every connection reads through the process's one memory map
+/// of it (`PRAGMA mmap_size`; the map is `shared_map.rs`'s): reads of accounts not in the read
+/// cache, and the writer's reads of the pages it changes, then copy no page in from the file
+/// (`pread` per page otherwise). Address space only; the kernel's page cache holds the pages
+/// either way.
 pub(super) const READER_MMAP_BYTES: i64 = 16 << 30;
 
 /// How long a connection waits for a lock held by another process before failing.
@@ -50,8 +49,13 @@ impl SqliteStore {
                 ))
             })?;
         }
+        // Every connection reads the file through one map (`shared_map.rs`): a map per connection
+        // would be torn down and faulted in again after commits, and would hold the pages that
+        // `huge.rs` moves into huge pages.
+        super::shared_map::register()?;
         let options = SqliteConnectOptions::new()
             .filename(&path)
+            .vfs(super::shared_map::NAME)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -60,12 +64,12 @@ impl SqliteStore {
 
         // Savepoint journals (rollback within a transaction, never needed for recovery) in memory.
         // Sets reach random accounts, and most of the writer's time went to copying database pages
-        // in from the file (`pread`): it reads them through a memory map instead (SQLite still
+        // in from the file (`pread`): it reads them through the memory map instead (SQLite still
         // writes through the WAL, so durability is unchanged).
         let mut writer = options
             .clone()
             .pragma("temp_store", "memory")
-            .pragma("mmap_size", WRITER_MMAP_BYTES)
+            .pragma("mmap_size", READER_MMAP_BYTES.to_string())
             .connect()
             .await?;
         if let Err(e) = MIGRATOR.run(&mut writer).await {

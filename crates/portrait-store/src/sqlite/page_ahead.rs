@@ -69,7 +69,7 @@ fn cell_starts(len: usize, byte: impl Fn(usize) -> u8) -> impl Iterator<Item = u
 
 /// A prefetch of the line at `p` into every cache level.
 #[inline(always)]
-unsafe fn hint(p: *const u8) {
+pub(super) unsafe fn hint(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch reads nothing and never faults.
     unsafe {

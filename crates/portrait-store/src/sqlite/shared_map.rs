@@ -1,4 +1,4 @@
-//! A SQLite VFS for the lookup connections (`lookup.rs`): SQLite's own `unix` VFS, except that
+//! A SQLite VFS for every connection of the store: SQLite's own `unix` VFS, except that
 //! database pages are read through **one memory map of the file per process, kept for as long as
 //! a connection has the file open**, instead of one map per connection that SQLite drops after
 //! every commit.
@@ -10,18 +10,21 @@
 //! lookups touch faults in again. With 10M accounts (a 2.8 GB file) and one writer making 560
 //! sets/s, W2 fell from 4,300 to 760 requests/s, with the server's time in `unmap_page_range`
 //! and page faults (BENCHMARKS.md, 2026-12-05 night). Here the map stays, so writes cost the
-//! readers nothing but the pages that changed, and the lookup connections share one set of page
-//! tables instead of faulting the file in once each.
+//! readers nothing but the pages that changed, and the connections share one set of page
+//! tables instead of faulting the file in once each. One map is also what lets the file be
+//! mapped in huge pages (`huge.rs`): a page that another map holds cannot be moved.
 //!
 //! **How.** [`register`] registers the VFS [`NAME`]: a copy of `unix` whose `xOpen` opens the
-//! file with `unix` and then swaps in a copy of its I/O methods with three replaced:
+//! file with `unix` and then swaps in a copy of its I/O methods with four replaced:
 //! * `xFetch` hands out a pointer into the shared map when the page lies within the file's
 //!   known size (refreshed from `xFileSize` when a page lies beyond it; SQLite reads a page it
 //!   cannot fetch with `xRead`, as it does past its own map), and has the cells of a leaf
 //!   fetched into the CPU's caches ahead of SQLite's search of it (`page_ahead.rs`);
 //! * `xUnfetch` of everything (SQLite's "the file may have changed") only refreshes the known
 //!   size, so a file that shrank is never read past its end;
-//! * `xClose` releases the file's share of the map.
+//! * `xClose` releases the file's share of the map;
+//! * `xFileControl` keeps `mmap_size` from `unix` for a file with a map, so that `unix` never
+//!   maps the file on its own (it would when a checkpoint hints at the file's size).
 //!
 //! Every other method is `unix`'s, called with `unix`'s own file object, which sits at the start
 //! of ours. The map is `PROT_READ` and `MAP_SHARED`: the kernel keeps it coherent with writes made
@@ -30,7 +33,8 @@
 //! before. Maps are shared by file identity (device and inode), so a file replaced under the
 //! same path gets a map of its own. A map is made from SQLite's own descriptor of the file,
 //! never from one of ours: closing any descriptor of a file releases all of the process's POSIX
-//! locks on it, SQLite's included.
+//! locks on it, SQLite's included. The map starts on a 2 MiB boundary, so that it can be mapped
+//! in huge pages (`huge.rs`).
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::os::unix::fs::MetadataExt;
@@ -101,6 +105,8 @@ struct State {
     unix: *const ffi::sqlite3_io_methods,
     /// The shared map, for a main database file.
     map: Option<Arc<SharedMap>>,
+    /// The `mmap_size` SQLite last set for the file (see [`file_control`]).
+    mmap_limit: AtomicI64,
 }
 
 /// Where [`State`] lies in a file object: after `unix`'s `sz_os_file` bytes, aligned.
@@ -127,6 +133,8 @@ struct SharedMap {
     base: *const u8,
     /// The file's size as last seen: pages up to it are fetched from the map.
     size: AtomicI64,
+    /// Huge pages (`huge.rs`).
+    huge: super::huge::Progress,
 }
 // SAFETY: the map is read-only and lives until the last `Arc` is dropped.
 unsafe impl Send for SharedMap {}
@@ -183,26 +191,63 @@ fn map_of(fd: c_int, path: &CStr) -> Option<Arc<SharedMap>> {
 
 /// A new map of `len` bytes of the file open as `fd` at `path` (for the log), or `None`.
 fn new_map(fd: c_int, path: &std::path::Path, len: u64) -> Option<Arc<SharedMap>> {
+    const HUGE: usize = super::huge::CHUNK;
+    // An anonymous reservation, so that the file's map starts on a 2 MiB boundary (which huge
+    // pages need: `huge.rs`), then the file's map in it, then the slack around it given back.
+    // SAFETY: a new anonymous mapping that reserves address space only.
+    let spare = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            RESERVED + HUGE,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if spare == libc::MAP_FAILED {
+        tracing::warn!(error = %std::io::Error::last_os_error(), path = %path.display(),
+            "cannot map the database file; lookups read it with pread");
+        return None;
+    }
+    let start = (spare as usize).next_multiple_of(HUGE);
     // SAFETY: a new read-only shared mapping of an open file; bytes past the file's end are
     // never handed out (see `fetch`). The mapping outlives the descriptor, as mmap allows.
     let base = unsafe {
         libc::mmap(
-            std::ptr::null_mut(),
+            start as *mut c_void,
             RESERVED,
             libc::PROT_READ,
-            libc::MAP_SHARED,
+            libc::MAP_SHARED | libc::MAP_FIXED,
             fd,
             0,
         )
     };
+    // SAFETY: the reservation's slack before and after the map is ours and unused. (If the
+    // file's map failed, the reserved part stays reserved: address space only.)
+    unsafe {
+        let head = start - spare as usize;
+        if head > 0 {
+            libc::munmap(spare, head);
+        }
+        if HUGE - head > 0 {
+            libc::munmap((start + RESERVED) as *mut c_void, HUGE - head);
+        }
+    }
     if base == libc::MAP_FAILED {
         tracing::warn!(error = %std::io::Error::last_os_error(), path = %path.display(),
             "cannot map the database file; lookups read it with pread");
         return None;
     }
+    let base = base.cast::<u8>().cast_const();
+    let huge = super::huge::Progress::default();
+    // SAFETY: `base` is the map just made, of `RESERVED` bytes.
+    let on = super::huge::wanted(len) && unsafe { super::huge::advise(base, RESERVED, true) };
+    huge.on.store(on, Ordering::Release);
     Some(Arc::new(SharedMap {
-        base: base.cast::<u8>().cast_const(),
+        base,
         size: AtomicI64::new(i64::try_from(len).unwrap_or(0)),
+        huge,
     }))
 }
 
@@ -223,6 +268,7 @@ fn methods_for(orig: *const ffi::sqlite3_io_methods) -> *const ffi::sqlite3_io_m
     // SAFETY: `orig` is the methods table `unix` just gave an open file; it is static.
     let mut ours = unsafe { *orig };
     ours.xClose = Some(close);
+    ours.xFileControl = Some(file_control);
     if ours.iVersion >= 3 {
         ours.xFetch = Some(fetch);
         ours.xUnfetch = Some(unfetch);
@@ -256,8 +302,20 @@ unsafe extern "C" fn open(
         } else {
             None
         };
+        if map.is_some() {
+            // `unix` starts from SQLite's default `mmap_size`; with none it never maps the file
+            // (see `file_control`, which keeps later settings from it).
+            if let Some(control) = (*orig).xFileControl {
+                let mut none: i64 = 0;
+                control(file, ffi::SQLITE_FCNTL_MMAP_SIZE, (&raw mut none).cast());
+            }
+        }
         let at = file.cast::<u8>().add(state_offset((*unix).szOsFile));
-        at.cast::<State>().write(State { unix: orig, map });
+        at.cast::<State>().write(State {
+            unix: orig,
+            map,
+            mmap_limit: AtomicI64::new(0),
+        });
         (*file).pMethods = methods_for(orig);
         rc
     }
@@ -274,6 +332,98 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
             Some(unix_close) => unix_close(file),
             None => ffi::SQLITE_OK,
         }
+    }
+}
+
+/// The mapped pages of the main database file of `conn`, as far as the file's size was last
+/// seen, for [`super::tree_ahead::ahead`]; `None` if `conn` was not opened with this VFS or its
+/// file has no map. The pages stay mapped while `conn` stays open, and the file never shrinks
+/// while it is open here (the store runs no `VACUUM` and has no `auto_vacuum`).
+pub(super) fn pages_of(conn: &rusqlite::Connection) -> Option<super::tree_ahead::Pages> {
+    let (_, map) = file_and_map(conn)?;
+    let len = usize::try_from(map.size.load(Ordering::Acquire))
+        .unwrap_or(0)
+        .min(RESERVED);
+    // SAFETY: the first `len` bytes of the map lie within the file, which stays open (and so
+    // mapped) while `conn` is, and never shrinks.
+    unsafe { super::tree_ahead::Pages::new(map.base, len) }
+}
+
+/// Whether `conn`'s main database file is mapped in huge pages (`huge.rs`).
+pub(super) fn is_huge(conn: &rusqlite::Connection) -> bool {
+    file_and_map(conn).is_some_and(|(_, map)| map.huge.on.load(Ordering::Acquire))
+}
+
+/// Takes back the advice of huge pages for `conn`'s file.
+pub(super) fn stop_huge(conn: &rusqlite::Connection) {
+    if let Some((_, map)) = file_and_map(conn) {
+        map.huge.on.store(false, Ordering::Release);
+        // SAFETY: the whole map, made by `new_map`.
+        unsafe { super::huge::advise(map.base, RESERVED, false) };
+    }
+}
+
+/// One step of rehousing `conn`'s file in huge pages: at most `budget` chunks of cached pages
+/// (`huge.rs`). Also takes back the advice for a file grown past what huge pages are for.
+pub(super) fn rehouse(conn: &rusqlite::Connection, budget: usize) -> super::huge::Step {
+    use super::huge::{Step, CHUNK};
+    let Some((file, map)) = file_and_map(conn) else {
+        return Step::Off;
+    };
+    if !map.huge.on.load(Ordering::Acquire) {
+        return Step::Off;
+    }
+    // SAFETY: `file` is `conn`'s open main database file, of this VFS, with this map.
+    let size = u64::try_from(unsafe { refresh_size(file, state(file), map) }).unwrap_or(0);
+    if !super::huge::wanted(size) {
+        tracing::info!(
+            bytes = size,
+            "the database file no longer fits in half the memory; lookups map it in small pages"
+        );
+        stop_huge(conn);
+        return Step::Off;
+    }
+    let chunks = usize::try_from(size).unwrap_or(usize::MAX).min(RESERVED) / CHUNK;
+    // SAFETY: `file` is `conn`'s open main database file, opened by `unix`.
+    let fd = unsafe { descriptor_of(file) };
+    let mut rehoused = 0;
+    while rehoused < budget {
+        let Some(c) = map.huge.claim(chunks) else {
+            return Step::AtEnd(rehoused);
+        };
+        // SAFETY: the map is aligned to a chunk (`new_map`), the chunk lies within the file's
+        // known size, and `fd` stays open while `conn` is (the caller's thread holds it).
+        if unsafe { super::huge::rehouse_chunk(map.base, c, fd) } {
+            rehoused += 1;
+        }
+    }
+    Step::More(rehoused)
+}
+
+/// `conn`'s main database file object and its shared map, if `conn` was opened with this VFS
+/// and the file has a map.
+fn file_and_map(conn: &rusqlite::Connection) -> Option<(*mut ffi::sqlite3_file, &SharedMap)> {
+    let control = |op: c_int, out: *mut c_void| {
+        // SAFETY: `conn.handle()` is an open connection used only on this thread; the file
+        // controls used here write one pointer to `out`.
+        unsafe { ffi::sqlite3_file_control(conn.handle(), c"main".as_ptr(), op, out) }
+    };
+    let mut vfs: *mut ffi::sqlite3_vfs = std::ptr::null_mut();
+    let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    if control(ffi::SQLITE_FCNTL_VFS_POINTER, (&raw mut vfs).cast()) != ffi::SQLITE_OK
+        || control(ffi::SQLITE_FCNTL_FILE_POINTER, (&raw mut file).cast()) != ffi::SQLITE_OK
+        || vfs.is_null()
+        || file.is_null()
+    {
+        return None;
+    }
+    // SAFETY: a registered VFS, whose name lives as long as it; a file of this VFS, whose state
+    // its `open` wrote and which lives as long as `conn` keeps it open.
+    unsafe {
+        if (*vfs).zName.is_null() || CStr::from_ptr((*vfs).zName) != NAME_C {
+            return None;
+        }
+        Some((file, state(file).map.as_deref()?))
     }
 }
 
@@ -323,6 +473,35 @@ unsafe extern "C" fn fetch(
             *out = page.cast_mut().cast();
         }
         ffi::SQLITE_OK
+    }
+}
+
+/// `unix`'s file controls, except that a file with a shared map keeps `mmap_size` to itself:
+/// given to `unix`, a writer's connection would map the file again on its own (`unix` maps it
+/// when a checkpoint hints at the file's size, and then reads pages from that map), which would
+/// hold the pages that `huge.rs` moves into huge pages, and is torn down after commits. SQLite's
+/// pager decides to fetch pages from its own setting, so fetches still reach [`fetch`].
+unsafe extern "C" fn file_control(
+    file: *mut ffi::sqlite3_file,
+    op: c_int,
+    arg: *mut c_void,
+) -> c_int {
+    // SAFETY: SQLite passes a file of this VFS and the control's argument; `SQLITE_FCNTL_MMAP_SIZE`'s
+    // is an `i64` to read and, for a negative value (a question), to answer.
+    unsafe {
+        let state = state(file);
+        if op == ffi::SQLITE_FCNTL_MMAP_SIZE && state.map.is_some() && !arg.is_null() {
+            let limit = arg.cast::<i64>();
+            if *limit >= 0 {
+                state.mmap_limit.store(*limit, Ordering::Relaxed);
+            }
+            *limit = state.mmap_limit.load(Ordering::Relaxed);
+            return ffi::SQLITE_OK;
+        }
+        match (*state.unix).xFileControl {
+            Some(control) => control(file, op, arg),
+            None => ffi::SQLITE_NOTFOUND,
+        }
     }
 }
 

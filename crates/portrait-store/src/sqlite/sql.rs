@@ -1,4 +1,4 @@
-//! SQL shared by the writer and the readers: bound-id lists, account lookups, change-log inserts,
+//! SQL shared by the writer and the readers: bound-id lists, JSON id lists, account lookups, change-log inserts,
 //! and the read statements whose query plans the tests check.
 
 use std::collections::HashSet;
@@ -16,6 +16,49 @@ pub(super) const MAX_IDS_PER_QUERY: usize = 500;
 /// `?, ?, …, ?` (`n` placeholders).
 pub(super) fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
+}
+
+/// `ids` (distinct) as a JSON array of strings in the primary key's order: the parameter of
+/// `lookup.rs`'s `ROWS_SQL` and `EXISTING_SQL`.
+pub(super) fn json_list(ids: &[&str]) -> Result<String> {
+    Sorted::of(ids).json()
+}
+
+/// A batch's ids in the primary key's order (SQLite's `binary` collation compares bytes, as
+/// `str`'s `Ord` does), owned in one buffer.
+pub(super) struct Sorted {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Sorted {
+    pub(super) fn of(ids: &[&str]) -> Sorted {
+        let mut sorted = ids.to_vec();
+        sorted.sort_unstable();
+        let mut text = String::with_capacity(sorted.iter().map(|id| id.len()).sum());
+        let ends = sorted
+            .iter()
+            .map(|id| {
+                text.push_str(id);
+                text.len()
+            })
+            .collect();
+        Sorted { text, ends }
+    }
+
+    /// The ids as a JSON array.
+    pub(super) fn json(&self) -> Result<String> {
+        serde_json::to_string(&self.keys())
+            .map_err(|e| StoreError::Corrupt(format!("a list of UserIDs: {e}")))
+    }
+
+    pub(super) fn keys(&self) -> Vec<&str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.text[start..end])
+            .collect()
+    }
 }
 
 /// Selects `columns` of the app's accounts whose ids are in `ids` (distinct), one statement per

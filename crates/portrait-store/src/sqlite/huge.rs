@@ -1,0 +1,347 @@
+//! Huge pages for the lookups' shared map of the database file (`shared_map.rs`): 2 MiB pages
+//! instead of 4 KiB, so that the CPU's TLB covers the whole file and a search's pages cost a
+//! cache miss each instead of a page-table walk and a cache miss.
+//!
+//! **Why.** With 10M accounts the file is 2.8 GB, 700,000 pages of 4 KiB; the pages a batch's
+//! searches touch are almost never in the TLB, and each first touch walked the page tables
+//! before it could load the line. Mapped in 2 MiB pages, the file is 1,400 TLB entries. At 10M,
+//! with the searches walked ahead (`tree_ahead.rs`), W2 +7.7 % and W1 +7.9 % in interleaved runs
+//! (BENCHMARKS.md, "2026-12-06 (session 17)").
+//!
+//! **How.** Linux maps a file's pages huge when the page cache holds them in 2 MiB folios and
+//! the mapping asked for it (`MADV_HUGEPAGE`, on a map aligned to 2 MiB): a fault then reads a
+//! whole 2 MiB folio. That needs a filesystem with large folios (XFS since Linux 5.18, ext4
+//! since 6.16); elsewhere the advice changes nothing. Pages that are already cached in small
+//! folios (written by the writer, or read before the node started) stay small, so a
+//! [`Rehouser`] thread goes through the file once, 2 MiB at a time, and for each chunk of which
+//! some page is cached drops the map's entries and the cached copy of the chunk (clean pages
+//! only: `POSIX_FADV_DONTNEED` writes nothing away and keeps dirty pages) and reads it back, now
+//! as one folio. It stops at once if the first chunks do not come back huge.
+//!
+//! **When.** Unless `[store] huge_pages = false`, and only while the file fits in half of the memory (the machine's or the cgroup's
+//! limit): a fault reads 2 MiB, which for a file much larger than memory would read 512 times
+//! what a lookup needs. A file that grows past it has the advice taken back.
+//!
+//! **The price.** Sets are dearer: W3 at 10M −10 % in the same interleaved runs. (The kernel
+//! counts a whole 2 MiB folio dirty for the one page a checkpoint writes in it, so writeback
+//! throttling comes sooner; that is the likely cause, not measured.) For a profile service,
+//! where reads outnumber sets many times, that is the better side; `huge_pages = false` turns it
+//! off.
+//!
+//! **Safety.** Dropping the map's entries of a chunk changes no byte anyone reads: the next
+//! touch faults the same file page back in (the map is read-only and shared). The chunk is
+//! read back within the file's known size, which never shrinks while the store is open.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::{Result, StoreError};
+
+/// Bytes per huge page (x86-64 and arm64 with 4 KiB base pages).
+pub(super) const CHUNK: usize = 2 << 20;
+
+/// Chunks rehoused per step, and the pause between steps: at most 160 MB/s of re-reading.
+const STEP_CHUNKS: usize = 8;
+const STEP_PAUSE: Duration = Duration::from_millis(100);
+
+/// How often a rehouser that has reached the file's end looks again (the file grows).
+const IDLE_PAUSE: Duration = Duration::from_secs(5);
+
+/// Chunks of cached pages rehoused before the rehouser checks that they came back huge.
+const PROBE_CHUNKS: usize = 8;
+
+/// Whether files may be mapped in huge pages at all (`[store] huge_pages`).
+static ALLOWED: AtomicBool = AtomicBool::new(true);
+
+/// Allows (the default) or forbids mapping database files in huge pages, for the files this
+/// process maps from then on (`[store] huge_pages`). Their maps are shared by the whole process,
+/// so the choice is too.
+pub fn allow_huge_pages(allowed: bool) {
+    ALLOWED.store(allowed, Ordering::Relaxed);
+}
+
+/// Whether a file of `len` bytes is to be mapped in huge pages: they are allowed and it fits in
+/// half the memory.
+pub(super) fn wanted(len: u64) -> bool {
+    ALLOWED.load(Ordering::Relaxed) && memory().is_some_and(|m| len <= m / 2)
+}
+
+/// The memory this process may use: the machine's, or its cgroup's limit if lower.
+fn memory() -> Option<u64> {
+    // SAFETY: sysconf reads system constants.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let machine = u64::try_from(pages)
+        .ok()?
+        .checked_mul(u64::try_from(size).ok()?)?;
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    Some(cgroup.map_or(machine, |c| c.min(machine)))
+}
+
+/// Asks (`on`) or stops asking the kernel to map the `len` bytes at `base` in huge pages.
+///
+/// # Safety
+/// `base` is the start of a mapping of `len` bytes of this process.
+pub(super) unsafe fn advise(base: *const u8, len: usize, on: bool) -> bool {
+    let advice = if on {
+        libc::MADV_HUGEPAGE
+    } else {
+        libc::MADV_NOHUGEPAGE
+    };
+    // SAFETY: advice on a mapping of ours, per the caller.
+    unsafe { libc::madvise(base.cast_mut().cast(), len, advice) == 0 }
+}
+
+/// What a map needs for rehousing: whether it is (still) huge and how far it has got.
+#[derive(Default)]
+pub(super) struct Progress {
+    pub(super) on: AtomicBool,
+    /// Chunks from the start of the file that have been looked at.
+    pub(super) next: AtomicUsize,
+}
+
+impl Progress {
+    /// Claims the next chunk below `chunks`, if any is left.
+    pub(super) fn claim(&self, chunks: usize) -> Option<usize> {
+        self.next
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                (c < chunks).then_some(c + 1)
+            })
+            .ok()
+    }
+}
+
+/// Rehouses chunk `c` of the map at `base` of the file open as `fd`, if any of its pages is
+/// cached; answers whether it was.
+///
+/// # Safety
+/// `base` is a 2 MiB-aligned read-only shared map of the file of `fd`, which stays open for the
+/// call, and the chunk lies within the file.
+pub(super) unsafe fn rehouse_chunk(base: *const u8, c: usize, fd: libc::c_int) -> bool {
+    let at = base.wrapping_add(c * CHUNK).cast_mut();
+    let mut cached = [0u8; CHUNK / 4096];
+    // SAFETY: a chunk of our map; `mincore` writes one byte per 4 KiB page into `cached`.
+    let rc = unsafe { libc::mincore(at.cast(), CHUNK, cached.as_mut_ptr()) };
+    if rc != 0 || cached.iter().all(|b| b & 1 == 0) {
+        return false; // none cached: a fault will read it in huge
+    }
+    let offset = libc::off_t::try_from(c * CHUNK).unwrap_or(libc::off_t::MAX);
+    // SAFETY: writes the chunk's dirty pages out (pages SQLite has written to the file, which
+    // its next checkpoint would write anyway), drops this process's entries for a chunk of a
+    // read-only shared file map (no data is lost: the next touch faults the file's page back
+    // in), then the now clean cached pages of the same range of the file, then touches the
+    // chunk within the file's size.
+    unsafe {
+        libc::sync_file_range(
+            fd,
+            offset,
+            CHUNK as libc::off_t,
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+        );
+        libc::madvise(at.cast(), CHUNK, libc::MADV_DONTNEED);
+        libc::posix_fadvise(fd, offset, CHUNK as libc::off_t, libc::POSIX_FADV_DONTNEED);
+        std::ptr::read_volatile(at);
+    }
+    true
+}
+
+/// Bytes of files this process maps in huge pages (`FilePmdMapped`), if the kernel says.
+pub(super) fn file_huge_bytes() -> Option<u64> {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let line = rollup.lines().find(|l| l.starts_with("FilePmdMapped:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// How a step of rehousing went.
+pub(super) enum Step {
+    /// It rehoused this many chunks of cached pages, and has more to look at.
+    More(usize),
+    /// It has looked at the whole file, as far as its size was known.
+    AtEnd(usize),
+    /// The map is not (or no longer) in huge pages.
+    Off,
+}
+
+/// The thread that rehouses the file's cached pages (see the module docs), with a lookup
+/// connection of its own that keeps the file, and so its descriptor, open.
+pub(super) struct Rehouser {
+    stop: flume::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Rehouser {
+    /// Starts one for `conn`'s file if its map is in huge pages.
+    pub(super) fn start(conn: Connection) -> Result<Option<Rehouser>> {
+        if !super::shared_map::is_huge(&conn) {
+            return Ok(None);
+        }
+        let (stop, stopped) = flume::bounded::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("portrait-sqlite-huge".into())
+            .spawn(move || run(&conn, &stopped))
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        Ok(Some(Rehouser { stop, thread }))
+    }
+
+    /// Stops the thread and waits for it.
+    pub(super) fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
+}
+
+fn run(conn: &Connection, stopped: &flume::Receiver<()>) {
+    let mut rehoused = 0;
+    let mut checked = false;
+    loop {
+        let pause = match super::shared_map::rehouse(conn, STEP_CHUNKS) {
+            Step::More(n) => {
+                rehoused += n;
+                STEP_PAUSE
+            }
+            Step::AtEnd(n) => {
+                rehoused += n;
+                IDLE_PAUSE
+            }
+            Step::Off => return,
+        };
+        if !checked && rehoused >= PROBE_CHUNKS {
+            checked = true;
+            if file_huge_bytes() == Some(0) {
+                tracing::info!(
+                    "the kernel maps no page of the database file huge (a filesystem without \
+                     large folios?); lookups use small pages"
+                );
+                super::shared_map::stop_huge(conn);
+                return;
+            }
+            tracing::info!("the database file's pages are mapped in huge pages");
+        }
+        if !matches!(
+            stopped.recv_timeout(pause),
+            Err(flume::RecvTimeoutError::Timeout)
+        ) {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use portrait_core::schema::StandardTag;
+    use portrait_core::{Identifier, ProfileValue, Tag};
+
+    use crate::NewAccount;
+
+    const APP: u64 = 1_400_000_001;
+
+    /// `FilePmdMapped` of this process's maps of the file at `path`, in bytes.
+    fn huge_bytes_of(path: &std::path::Path) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut ours = false;
+        let mut bytes = 0;
+        for line in smaps.lines() {
+            let first = line.split_whitespace().next().unwrap_or("");
+            if first.contains('-') && !first.ends_with(':') {
+                ours = line.ends_with(path.to_str().unwrap());
+            } else if ours && first == "FilePmdMapped:" {
+                bytes += line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+                    * 1024;
+            }
+        }
+        bytes
+    }
+
+    fn nick(i: usize, round: usize) -> ProfileValue {
+        ProfileValue::Str(format!("nick {i} {round} ").repeat(30))
+    }
+
+    /// Accounts written through the store (so cached in small pages) end up mapped in huge
+    /// pages by the rehouser, while sets go on; every account reads back what was written last.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn written_pages_move_into_huge_pages_and_reads_see_every_write() {
+        let (store, dir) = crate::testkit::fresh_sqlite().await;
+        let path = dir.path().join("portrait.db");
+        let ids: Vec<Identifier> = (0..30_000)
+            .map(|i| Identifier::parse(&format!("acct-{i:06}")).unwrap())
+            .collect();
+        for chunk in ids.chunks(5_000) {
+            let accounts: Vec<NewAccount> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    let mut a = NewAccount::new(id.clone());
+                    a.items.push((Tag::Standard(StandardTag::Nick), nick(i, 0)));
+                    a
+                })
+                .collect();
+            store
+                .import_accounts(APP, &accounts, "admin".into())
+                .await
+                .unwrap();
+        }
+        assert!(
+            std::fs::metadata(&path).unwrap().len() > 8 * super::CHUNK as u64,
+            "the file spans many huge pages"
+        );
+        // Sets to every 7th account while the rehouser works, then read all back.
+        let mut last = std::collections::HashMap::new();
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        let mut round = 0;
+        while huge_bytes_of(&path) < 4 * super::CHUNK as u64 {
+            assert!(
+                Instant::now() < deadline,
+                "after 30 s, {} bytes of the file are mapped huge",
+                huge_bytes_of(&path)
+            );
+            round += 1;
+            for i in (round % 7..ids.len()).step_by(7 * 50) {
+                let value = nick(i, round);
+                store
+                    .set_profile(
+                        APP,
+                        &ids[i],
+                        &[(Tag::Standard(StandardTag::Nick), value.clone())],
+                        "admin".into(),
+                    )
+                    .await
+                    .unwrap();
+                last.insert(i, value);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        for chunk in ids.chunks(100).enumerate() {
+            let (c, chunk) = chunk;
+            let got = store.get_profiles(APP, chunk).await.unwrap();
+            for (k, p) in got.into_iter().enumerate() {
+                let i = c * 100 + k;
+                let want = last.get(&i).cloned().unwrap_or_else(|| nick(i % 5_000, 0));
+                assert_eq!(
+                    p.expect("every account is there").fields["Tag_Profile_IM_Nick"],
+                    want,
+                    "account {i}"
+                );
+            }
+        }
+        store.close().await;
+    }
+}
