@@ -8,8 +8,9 @@
 #                             [--workload w2|w1|w3] BUILD_A BUILD_B
 #   BUILD          as in ab.sh: a directory with `portrait` and `portrait-bench`, optionally
 #                  followed by `,VAR=VALUE`
-#   --data DIR     a data directory that ab.sh has filled (N accounts); B runs on a copy of it,
-#                  made next to it as DIR.copy and removed at the end
+#   --data DIR     a data directory that ab.sh has filled (N accounts); each build runs on a
+#                  copy of it (DIR.a, DIR.b, made fresh and removed at the end: both start from
+#                  the same file and page-cache state, and DIR is never written)
 #   --rounds R     pairs (default 6; A first in odd rounds, B first in even ones), each run
 #                  --duration S seconds (default 8) after 2 s that are not measured
 #   --workload W   w2 (default), w1, or w3 (sets: both copies are written alike)
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     *) BUILDS+=("$1"); shift ;;
   esac
 done
-[ -n "$DATA" ] && [ -f "$DATA/portrait.db" ] && [ ${#BUILDS[@]} -eq 2 ] \
+[ -n "$DATA" ] && [ -f "$DATA/portrait.db" ] && [ ${#BUILDS[@]} -eq 2 ] && [ "$ROUNDS" -ge 1 ] \
   || { echo "usage: bench/interleaved.sh --data DIR [--accounts N] [--rounds R] [--duration S] [--cold] [--workload w2|w1|w3] BUILD_A BUILD_B (DIR filled by ab.sh)" >&2; exit 2; }
 ENDPOINT=portrait_get
 case "$WORKLOAD" in
@@ -42,18 +43,18 @@ esac
 command -v wrk >/dev/null || { echo "error: wrk is required (apt-get install wrk)" >&2; exit 1; }
 # shellcheck source=lib.sh
 source "$BENCH_DIR/lib.sh"
-DATA=$(cd "$DATA" && pwd); COPY="$DATA.copy"
+DATA=$(cd "$DATA" && pwd); COPIES=("$DATA.a" "$DATA.b")
 WORK="$(mktemp -d)"; NODES=()
-cleanup() { for p in "${NODES[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK" "$COPY"; }
+cleanup() { for p in ${NODES[@]+"${NODES[@]}"}; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK" "${COPIES[@]}"; }
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-rm -rf "$COPY"; cp -r "$DATA" "$COPY"; sync # (the copy written out: runs measure no writeback)
+for c in "${COPIES[@]}"; do rm -rf "$c"; cp -r "$DATA" "$c"; done; sync # (written out: runs measure no writeback)
 [ -n "$COLD" ] && { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
 BASES=(); QS=()
 for i in 0 1; do
   build=${BUILDS[$i]}; bin=${build%%,*}; envs=""; [ "$build" != "$bin" ] && envs=${build#*,}
-  dir=$DATA; [ "$i" = 1 ] && dir=$COPY
+  dir=${COPIES[$i]}
   node_toml "$dir" "cache_entries = 1200000" > "$WORK/portrait-$i.toml"
   # shellcheck disable=SC2086
   env $envs "$bin/portrait" serve --config "$WORK/portrait-$i.toml" >"$WORK/portrait-$i.log" 2>&1 & NODES+=($!)

@@ -5,7 +5,7 @@
 //! **Why.** With 10M accounts the file is 2.8 GB, 700,000 pages of 4 KiB; the pages a batch's
 //! searches touch are almost never in the TLB, and each first touch walked the page tables
 //! before it could load the line. Mapped in 2 MiB pages, the file is 1,400 TLB entries. At 10M,
-//! with the searches walked ahead (`tree_ahead.rs`), W2 +7.7 % and W1 +7.9 % in interleaved runs
+//! with the searches walked ahead (`tree_ahead.rs`), W2 +3 to +8 % and W1 +8 % in interleaved runs
 //! (BENCHMARKS.md, "2026-12-06 (session 17)").
 //!
 //! **How.** Linux maps a file's pages huge when the page cache holds them in 2 MiB folios and
@@ -14,23 +14,28 @@
 //! since 6.16); elsewhere the advice changes nothing. Pages that are already cached in small
 //! folios (written by the writer, or read before the node started) stay small, so a
 //! [`Rehouser`] thread goes through the file once, 2 MiB at a time, and for each chunk of which
-//! some page is cached drops the map's entries and the cached copy of the chunk (clean pages
-//! only: `POSIX_FADV_DONTNEED` writes nothing away and keeps dirty pages) and reads it back, now
-//! as one folio. It stops at once if the first chunks do not come back huge.
+//! some page is cached and that is not mapped huge already, writes out its dirty pages, drops
+//! the map's entries and the cached copy of the chunk (`POSIX_FADV_DONTNEED` drops clean pages
+//! only) and reads it back, now as one folio. It stops at once if the first chunks do not come
+//! back huge. A chunk it has passed is not looked at again.
 //!
 //! **When.** Unless `[store] huge_pages = false`, and only while the file fits in half of the memory (the machine's or the cgroup's
 //! limit): a fault reads 2 MiB, which for a file much larger than memory would read 512 times
-//! what a lookup needs. A file that grows past it has the advice taken back.
+//! what a lookup needs. A file that grows past it has the advice taken back (new faults map
+//! small pages; folios already huge stay so).
 //!
-//! **The price.** Sets are dearer: W3 at 10M −10 % in the same interleaved runs. (The kernel
+//! **The price.** Sets are dearer: W3 at 10M −10 to −12 % in the same interleaved runs. (The kernel
 //! counts a whole 2 MiB folio dirty for the one page a checkpoint writes in it, so writeback
 //! throttling comes sooner; that is the likely cause, not measured.) For a profile service,
 //! where reads outnumber sets many times, that is the better side; `huge_pages = false` turns it
 //! off.
 //!
 //! **Safety.** Dropping the map's entries of a chunk changes no byte anyone reads: the next
-//! touch faults the same file page back in (the map is read-only and shared). The chunk is
-//! read back within the file's known size, which never shrinks while the store is open.
+//! touch faults the same file page back in (the map is read-only and shared), and only clean
+//! pages are dropped (the chunk's dirty ones are written out first, as the kernel's writeback
+//! would; SQLite syncs the WAL before a checkpoint writes any page to the file). The chunk is
+//! read back within the file's size, which never shrinks while the store is open (the store
+//! runs no `VACUUM`; docs/deployment.md says not to write a running node's file from outside).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -81,8 +86,16 @@ fn memory() -> Option<u64> {
     let machine = u64::try_from(pages)
         .ok()?
         .checked_mul(u64::try_from(size).ok()?)?;
-    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+    // cgroup v2: this process's group (`0::/path` in /proc/self/cgroup) and its `memory.max`.
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup")
         .ok()
+        .and_then(|groups| {
+            let path = groups
+                .lines()
+                .find_map(|l| l.strip_prefix("0::"))?
+                .to_owned();
+            std::fs::read_to_string(format!("/sys/fs/cgroup{}/memory.max", path.trim_end())).ok()
+        })
         .and_then(|s| s.trim().parse::<u64>().ok());
     Some(cgroup.map_or(machine, |c| c.min(machine)))
 }
@@ -120,23 +133,38 @@ impl Progress {
     }
 }
 
+/// What became of a chunk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Chunk {
+    /// Nothing of it was cached, or it was mapped huge already: left alone.
+    Left,
+    /// Moved; whether it came back huge (`None`: the kernel cannot say).
+    Moved(Option<bool>),
+}
+
 /// Rehouses chunk `c` of the map at `base` of the file open as `fd`, if any of its pages is
-/// cached; answers whether it was.
+/// cached and it is not mapped huge already.
 ///
 /// # Safety
 /// `base` is a 2 MiB-aligned read-only shared map of the file of `fd`, which stays open for the
 /// call, and the chunk lies within the file.
-pub(super) unsafe fn rehouse_chunk(base: *const u8, c: usize, fd: libc::c_int) -> bool {
+pub(super) unsafe fn rehouse_chunk(base: *const u8, c: usize, fd: libc::c_int) -> Chunk {
     let at = base.wrapping_add(c * CHUNK).cast_mut();
     let mut cached = [0u8; CHUNK / 4096];
     // SAFETY: a chunk of our map; `mincore` writes one byte per 4 KiB page into `cached`.
     let rc = unsafe { libc::mincore(at.cast(), CHUNK, cached.as_mut_ptr()) };
     if rc != 0 || cached.iter().all(|b| b & 1 == 0) {
-        return false; // none cached: a fault will read it in huge
+        return Chunk::Left; // none cached: a fault will read it in huge
+    }
+    // SAFETY: a touch within the file maps the chunk, huge if its folio is (a node restarted on
+    // a page cache it left in huge folios then reads nothing again).
+    unsafe { std::ptr::read_volatile(at) };
+    if mapped_huge(at) == Some(true) {
+        return Chunk::Left;
     }
     let offset = libc::off_t::try_from(c * CHUNK).unwrap_or(libc::off_t::MAX);
-    // SAFETY: writes the chunk's dirty pages out (pages SQLite has written to the file, which
-    // its next checkpoint would write anyway), drops this process's entries for a chunk of a
+    // SAFETY: writes the chunk's dirty pages out (pages a checkpoint has written to the file,
+    // which its own sync or the kernel's writeback would write anyway), drops this process's entries for a chunk of a
     // read-only shared file map (no data is lost: the next touch faults the file's page back
     // in), then the now clean cached pages of the same range of the file, then touches the
     // chunk within the file's size.
@@ -153,7 +181,60 @@ pub(super) unsafe fn rehouse_chunk(base: *const u8, c: usize, fd: libc::c_int) -
         libc::posix_fadvise(fd, offset, CHUNK as libc::off_t, libc::POSIX_FADV_DONTNEED);
         std::ptr::read_volatile(at);
     }
-    true
+    Chunk::Moved(mapped_huge(at))
+}
+
+/// Whether the chunk at `at` of this process's memory is mapped as one huge page, asked with
+/// `PAGEMAP_SCAN` (Linux 6.7 and later; `None` where the kernel cannot say).
+fn mapped_huge(at: *const u8) -> Option<bool> {
+    /// `struct pm_scan_arg` (linux/fs.h).
+    #[repr(C)]
+    #[derive(Default)]
+    struct ScanArg {
+        size: u64,
+        flags: u64,
+        start: u64,
+        end: u64,
+        walk_end: u64,
+        vec: u64,
+        vec_len: u64,
+        max_pages: u64,
+        category_inverted: u64,
+        category_mask: u64,
+        category_anyof_mask: u64,
+        return_mask: u64,
+    }
+    /// `struct page_region`.
+    #[repr(C)]
+    #[derive(Default)]
+    struct Region {
+        start: u64,
+        end: u64,
+        categories: u64,
+    }
+    /// `_IOWR('f', 16, struct pm_scan_arg)` and `PAGE_IS_HUGE`.
+    const PAGEMAP_SCAN: libc::c_ulong = 0xc060_6610;
+    const PAGE_IS_HUGE: u64 = 1 << 6;
+    static PAGEMAP: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    let pagemap = PAGEMAP
+        .get_or_init(|| std::fs::File::open("/proc/self/pagemap").ok())
+        .as_ref()?;
+    let mut region = Region::default();
+    let start = at as u64;
+    let mut arg = ScanArg {
+        size: std::mem::size_of::<ScanArg>() as u64,
+        start,
+        end: start + CHUNK as u64,
+        vec: (&raw mut region) as u64,
+        vec_len: 1,
+        category_mask: PAGE_IS_HUGE,
+        return_mask: PAGE_IS_HUGE,
+        ..ScanArg::default()
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: the ioctl reads `arg` and writes at most `vec_len` regions to `region`.
+    let found = unsafe { libc::ioctl(pagemap.as_raw_fd(), PAGEMAP_SCAN, &raw mut arg) };
+    (found >= 0).then(|| found == 1 && region.start == start && region.end == start + CHUNK as u64)
 }
 
 /// Bytes of files this process maps in huge pages (`FilePmdMapped`), if the kernel says.
@@ -164,12 +245,40 @@ pub(super) fn file_huge_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Chunks moved by a step of rehousing, and how many of them came back huge.
+#[derive(Default, Clone, Copy)]
+pub(super) struct Moved {
+    pub(super) chunks: usize,
+    pub(super) huge: usize,
+    /// Moved chunks of which the kernel could not say whether they are huge.
+    pub(super) unknown: usize,
+}
+
+impl Moved {
+    fn merge(&mut self, other: Moved) {
+        self.chunks += other.chunks;
+        self.huge += other.huge;
+        self.unknown += other.unknown;
+    }
+
+    pub(super) fn add(&mut self, chunk: Chunk) {
+        if let Chunk::Moved(huge) = chunk {
+            self.chunks += 1;
+            match huge {
+                Some(true) => self.huge += 1,
+                Some(false) => {}
+                None => self.unknown += 1,
+            }
+        }
+    }
+}
+
 /// How a step of rehousing went.
 pub(super) enum Step {
-    /// It rehoused this many chunks of cached pages, and has more to look at.
-    More(usize),
+    /// It moved these chunks, and has more to look at.
+    More(Moved),
     /// It has looked at the whole file, as far as its size was known.
-    AtEnd(usize),
+    AtEnd(Moved),
     /// The map is not (or no longer) in huge pages.
     Off,
 }
@@ -203,23 +312,25 @@ impl Rehouser {
 }
 
 fn run(conn: &Connection, stopped: &flume::Receiver<()>) {
-    let mut rehoused = 0;
+    let mut moved = Moved::default();
     let mut checked = false;
     loop {
         let pause = match super::shared_map::rehouse(conn, STEP_CHUNKS) {
-            Step::More(n) => {
-                rehoused += n;
+            Step::More(m) => {
+                moved.merge(m);
                 STEP_PAUSE
             }
-            Step::AtEnd(n) => {
-                rehoused += n;
+            Step::AtEnd(m) => {
+                moved.merge(m);
                 IDLE_PAUSE
             }
             Step::Off => return,
         };
-        if !checked && rehoused >= PROBE_CHUNKS {
+        if !checked && moved.chunks >= PROBE_CHUNKS {
             checked = true;
-            if file_huge_bytes() == Some(0) {
+            // The chunks' own mappings where the kernel says, else this process's file maps.
+            let huge = moved.huge > 0 || (moved.unknown > 0 && file_huge_bytes() > Some(0));
+            if !huge {
                 tracing::info!(
                     "the kernel maps no page of the database file huge (a filesystem without \
                      large folios?); lookups use small pages"
@@ -271,6 +382,52 @@ mod tests {
         bytes
     }
 
+    /// Whether this kernel and the filesystem of `dir` map a file huge at all: a 4 MiB file,
+    /// written out and dropped from the cache, then read through an aligned map that asks for
+    /// huge pages. (XFS, or ext4 since Linux 6.16; not tmpfs without `huge=`.)
+    fn huge_file_pages_work_in(dir: &std::path::Path) -> bool {
+        use std::os::fd::AsRawFd;
+        let path = dir.join("probe");
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut &file, &vec![7u8; 2 * super::CHUNK]).unwrap();
+        file.sync_all().unwrap();
+        let len = 2 * super::CHUNK;
+        // SAFETY: a reservation, the file mapped at its aligned start, read, then unmapped.
+        unsafe {
+            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+            let spare = libc::mmap(
+                std::ptr::null_mut(),
+                len + super::CHUNK,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            );
+            assert_ne!(spare, libc::MAP_FAILED);
+            let at = (spare as usize).next_multiple_of(super::CHUNK) as *mut libc::c_void;
+            let map = libc::mmap(
+                at,
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                file.as_raw_fd(),
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED);
+            super::advise(map.cast(), len, true);
+            std::ptr::read_volatile(map.cast::<u8>());
+            let huge = huge_bytes_of(&path) > 0;
+            libc::munmap(spare, len + super::CHUNK);
+            huge
+        }
+    }
+
     fn nick(i: usize, round: usize) -> ProfileValue {
         ProfileValue::Str(format!("nick {i} {round} ").repeat(30))
     }
@@ -280,6 +437,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn written_pages_move_into_huge_pages_and_reads_see_every_write() {
         let (store, dir) = crate::testkit::fresh_sqlite().await;
+        if !huge_file_pages_work_in(dir.path()) {
+            eprintln!("skipped: this kernel or filesystem maps no file page huge");
+            return;
+        }
         let path = dir.path().join("portrait.db");
         let ids: Vec<Identifier> = (0..30_000)
             .map(|i| Identifier::parse(&format!("acct-{i:06}")).unwrap())

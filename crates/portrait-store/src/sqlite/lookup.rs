@@ -61,7 +61,7 @@ use tokio::sync::oneshot;
 use crate::codec::{app_key, AccountRow};
 use crate::{AppId, Result, StoreError};
 
-use super::open::{BUSY_TIMEOUT, READER_MMAP_BYTES};
+use super::open::{BUSY_TIMEOUT, MMAP_BYTES};
 use super::per_file::PerFile;
 use super::sql::{json_list, Sorted};
 use super::{huge, shared_map, tree_ahead};
@@ -232,6 +232,7 @@ impl Lookups {
             wake: Condvar::new(),
             max_age,
         });
+        let rehouser = huge::Rehouser::start(connect(path)?)?;
         let (tx, rx) = flume::bounded::<Job>(QUEUE);
         let mut threads = Vec::with_capacity(THREADS);
         for (i, conn) in connections.into_iter().enumerate() {
@@ -259,7 +260,7 @@ impl Lookups {
             inline,
             commits,
             root,
-            rehouser: Mutex::new(huge::Rehouser::start(connect(path)?)?),
+            rehouser: Mutex::new(rehouser),
         })
     }
 
@@ -457,7 +458,7 @@ fn connect(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags_and_vfs(path, flags, shared_map::NAME)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "query_only", true)?;
-    conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
     conn.set_prepared_statement_cache_capacity(6);
     Ok(conn)
 }
@@ -513,10 +514,7 @@ mod tests {
             .unwrap();
         // SQLite silently caps the map at SQLITE_MAX_MMAP_SIZE (2 GiB unless built with more,
         // .cargo/config.toml): a larger file would be read with `pread` past the cap.
-        assert_eq!(
-            mmap, READER_MMAP_BYTES,
-            "the whole map, not SQLite's default cap"
-        );
+        assert_eq!(mmap, MMAP_BYTES, "the whole map, not SQLite's default cap");
         assert_eq!(query_only, 1);
         let write = lookups
             .run(|conn| Ok(conn.execute("insert into app_versions values (1, 1)", [])?))

@@ -25,7 +25,7 @@ pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// cache, and the writer's reads of the pages it changes, then copy no page in from the file
 /// (`pread` per page otherwise). Address space only; the kernel's page cache holds the pages
 /// either way.
-pub(super) const READER_MMAP_BYTES: i64 = 16 << 30;
+pub(super) const MMAP_BYTES: i64 = 16 << 30;
 
 /// How long a connection waits for a lock held by another process before failing.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,7 +69,7 @@ impl SqliteStore {
         let mut writer = options
             .clone()
             .pragma("temp_store", "memory")
-            .pragma("mmap_size", READER_MMAP_BYTES.to_string())
+            .pragma("mmap_size", MMAP_BYTES.to_string())
             .connect()
             .await?;
         if let Err(e) = MIGRATOR.run(&mut writer).await {
@@ -85,7 +85,7 @@ impl SqliteStore {
                     options
                         .create_if_missing(false)
                         .pragma("query_only", "on")
-                        .pragma("mmap_size", READER_MMAP_BYTES.to_string()),
+                        .pragma("mmap_size", MMAP_BYTES.to_string()),
                 )
                 .await;
             match reader {

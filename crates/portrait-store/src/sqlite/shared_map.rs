@@ -53,7 +53,7 @@ const NAME_C: &CStr = c"portrait-shared-map";
 
 /// Address space reserved for each file's map: the largest file read through it (pages beyond
 /// are read with `pread`). Address space only; the kernel's page cache holds the pages.
-const RESERVED: usize = super::open::READER_MMAP_BYTES as usize;
+const RESERVED: usize = super::open::MMAP_BYTES as usize;
 
 /// Registers the VFS (once per process).
 ///
@@ -224,7 +224,7 @@ fn new_map(fd: c_int, path: &std::path::Path, len: u64) -> Option<Arc<SharedMap>
         )
     };
     // SAFETY: the reservation's slack before and after the map is ours and unused. (If the
-    // file's map failed, the reserved part stays reserved: address space only.)
+    // file's map failed, what it left of the reservation is address space only.)
     unsafe {
         let head = start - spare as usize;
         if head > 0 {
@@ -251,8 +251,8 @@ fn new_map(fd: c_int, path: &std::path::Path, len: u64) -> Option<Arc<SharedMap>
     }))
 }
 
-/// The I/O methods of files opened by this VFS: `unix`'s (`orig`), with [`fetch`], [`unfetch`]
-/// and [`close`]. One leaked copy per distinct `orig`.
+/// The I/O methods of files opened by this VFS: `unix`'s (`orig`), with [`fetch`], [`unfetch`],
+/// [`close`] and [`file_control`]. One leaked copy per distinct `orig`.
 fn methods_for(orig: *const ffi::sqlite3_io_methods) -> *const ffi::sqlite3_io_methods {
     struct Table(
         *const ffi::sqlite3_io_methods,
@@ -335,15 +335,14 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
-/// The mapped pages of the main database file of `conn`, as far as the file's size was last
-/// seen, for [`super::tree_ahead::ahead`]; `None` if `conn` was not opened with this VFS or its
+/// The mapped pages of the main database file of `conn`, as far as the file's size is now, for [`super::tree_ahead::ahead`]; `None` if `conn` was not opened with this VFS or its
 /// file has no map. The pages stay mapped while `conn` stays open, and the file never shrinks
 /// while it is open here (the store runs no `VACUUM` and has no `auto_vacuum`).
 pub(super) fn pages_of(conn: &rusqlite::Connection) -> Option<super::tree_ahead::Pages> {
-    let (_, map) = file_and_map(conn)?;
-    let len = usize::try_from(map.size.load(Ordering::Acquire))
-        .unwrap_or(0)
-        .min(RESERVED);
+    let (file, map) = file_and_map(conn)?;
+    // SAFETY: `file` is `conn`'s open main database file, of this VFS, with this map.
+    let size = unsafe { refresh_size(file, state(file), map) };
+    let len = usize::try_from(size).unwrap_or(0).min(RESERVED);
     // SAFETY: the first `len` bytes of the map lie within the file, which stays open (and so
     // mapped) while `conn` is, and never shrinks.
     unsafe { super::tree_ahead::Pages::new(map.base, len) }
@@ -386,18 +385,16 @@ pub(super) fn rehouse(conn: &rusqlite::Connection, budget: usize) -> super::huge
     let chunks = usize::try_from(size).unwrap_or(usize::MAX).min(RESERVED) / CHUNK;
     // SAFETY: `file` is `conn`'s open main database file, opened by `unix`.
     let fd = unsafe { descriptor_of(file) };
-    let mut rehoused = 0;
-    while rehoused < budget {
+    let mut moved = super::huge::Moved::default();
+    while moved.chunks < budget {
         let Some(c) = map.huge.claim(chunks) else {
-            return Step::AtEnd(rehoused);
+            return Step::AtEnd(moved);
         };
         // SAFETY: the map is aligned to a chunk (`new_map`), the chunk lies within the file's
         // known size, and `fd` stays open while `conn` is (the caller's thread holds it).
-        if unsafe { super::huge::rehouse_chunk(map.base, c, fd) } {
-            rehoused += 1;
-        }
+        moved.add(unsafe { super::huge::rehouse_chunk(map.base, c, fd) });
     }
-    Step::More(rehoused)
+    Step::More(moved)
 }
 
 /// `conn`'s main database file object and its shared map, if `conn` was opened with this VFS

@@ -321,7 +321,7 @@ pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> usize 
     let mut found = 0;
     for _ in 0..DEEPEST {
         // The pages of this level (sorted keys make a page's ids neighbours): their header and
-        // cell pointers, loaded side by side (a load, unlike a prefetch, also fills the TLB).
+        // cell pointers, loaded side by side (loads: the search needs the header at once).
         let mut last = 0;
         let mut sink = 0u8;
         for s in &searches {
@@ -415,7 +415,7 @@ mod tests {
         for app in [APP, OTHER_APP] {
             let accounts: Vec<NewAccount> = (0..n)
                 .map(|i| {
-                    let id = format!("acct-{i:05}-{app}");
+                    let id = format!("{app}-{i}");
                     let mut a = NewAccount::new(Identifier::parse(&id).unwrap());
                     a.items.push((
                         Tag::Standard(StandardTag::Nick),
@@ -447,8 +447,10 @@ mod tests {
         unsafe { Pages::new(file.as_ptr(), file.len()) }.expect("a SQLite file")
     }
 
+    /// UserIDs of many lengths, each a prefix of others (`…-1`, `…-10`, `…-100`): the walk must
+    /// order a key before the longer keys it begins.
     fn ids(app: u64, range: std::ops::Range<usize>) -> Vec<String> {
-        range.map(|i| format!("acct-{i:05}-{app}")).collect()
+        range.map(|i| format!("{app}-{i}")).collect()
     }
 
     fn found(file: &[u8], root: u32, app: u64, ids: &[String]) -> usize {
@@ -479,7 +481,7 @@ mod tests {
         assert_eq!(found(&file, root, APP, &some), some.len());
         // Another app's ids under this app, ids that are not accounts, another app.
         assert_eq!(found(&file, root, APP, &ids(OTHER_APP, 0..100)), 0);
-        let missing: Vec<String> = (0..100).map(|i| format!("acct-{i:05}-{APP}x")).collect();
+        let missing: Vec<String> = (0..100).map(|i| format!("{APP}-{i}x")).collect();
         assert_eq!(found(&file, root, APP, &missing), 0);
         assert_eq!(found(&file, root, 1_400_000_003, &ids(APP, 0..100)), 0);
         assert_eq!(
