@@ -63,7 +63,7 @@ use crate::{AppId, Result, StoreError};
 
 use super::open::{BUSY_TIMEOUT, MMAP_BYTES};
 use super::per_file::PerFile;
-use super::sql::{json_list, Sorted};
+use super::sql::{json_list, json_of, Sorted};
 use super::{huge, shared_map, tree_ahead};
 
 /// Lookup threads (and connections).
@@ -300,13 +300,13 @@ impl Lookups {
                 .await;
         }
         let sorted = Sorted::of(ids);
-        let list = sorted.json()?;
         let root = self.root;
         self.run(move |conn| {
+            let keys = sorted.keys();
             if let Some(pages) = shared_map::pages_of(conn) {
-                tree_ahead::ahead(&pages, root, app_key(app), &sorted.keys());
+                tree_ahead::ahead(&pages, root, app_key(app), &keys);
             }
-            rows(conn, app, ROWS_SQL, list, capacity)
+            rows(conn, app, ROWS_SQL, json_of(&keys)?, capacity)
         })
         .await
     }

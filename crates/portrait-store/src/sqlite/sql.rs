@@ -1,5 +1,5 @@
-//! SQL shared by the writer and the readers: bound-id lists, JSON id lists, account lookups, change-log inserts,
-//! and the read statements whose query plans the tests check.
+//! SQL shared by the writer and the readers: bound-id lists, JSON id lists, account lookups,
+//! change-log inserts, and the read statements whose query plans the tests check.
 
 use std::collections::HashSet;
 
@@ -21,11 +21,18 @@ pub(super) fn placeholders(n: usize) -> String {
 /// `ids` (distinct) as a JSON array of strings in the primary key's order: the parameter of
 /// `lookup.rs`'s `ROWS_SQL` and `EXISTING_SQL`.
 pub(super) fn json_list(ids: &[&str]) -> Result<String> {
-    Sorted::of(ids).json()
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    json_of(&sorted)
+}
+
+/// `ids` as a JSON array of strings, in their order.
+pub(super) fn json_of(ids: &[&str]) -> Result<String> {
+    serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(format!("a list of UserIDs: {e}")))
 }
 
 /// A batch's ids in the primary key's order (SQLite's `binary` collation compares bytes, as
-/// `str`'s `Ord` does), owned in one buffer.
+/// `str`'s `Ord` does), owned in one buffer: what a lookup thread needs of a batch.
 pub(super) struct Sorted {
     text: String,
     ends: Vec<usize>,
@@ -44,12 +51,6 @@ impl Sorted {
             })
             .collect();
         Sorted { text, ends }
-    }
-
-    /// The ids as a JSON array.
-    pub(super) fn json(&self) -> Result<String> {
-        serde_json::to_string(&self.keys())
-            .map_err(|e| StoreError::Corrupt(format!("a list of UserIDs: {e}")))
     }
 
     pub(super) fn keys(&self) -> Vec<&str> {
