@@ -5,7 +5,8 @@
 # the hour) slows both alike. For changes to the read path at a size where ab.sh's one node at
 # a time leaves the difference inside the drift.
 # Usage: bench/interleaved.sh --data DIR [--accounts N] [--rounds R] [--duration S] [--cold]
-#                             [--workload w2|w1|w3] BUILD_A BUILD_B
+#                             [--workload w2|w1|w3] [--data-b DIR_B --accounts-b N_B]
+#                             BUILD_A BUILD_B
 #   BUILD          as in ab.sh: a directory with `portrait` and `portrait-bench`, optionally
 #                  followed by `,VAR=VALUE`
 #   --data DIR     a data directory that ab.sh has filled (N accounts); each build runs on a
@@ -16,15 +17,22 @@
 #   --workload W   w2 (default), w1, or w3 (sets: both copies are written alike)
 #   --cold         drop the page cache (as root) before the nodes start, so both map the file
 #                  as they would after a reboot
-# Prints each pair, then the mean of each build and B / A (the mean of the pairs' ratios).
+#   --data-b DIR_B, --accounts-b N_B
+#                  B runs on a copy of DIR_B holding N_B accounts instead (A keeps DIR and N):
+#                  one build at two sizes, the growth from N to N_B in one run (BUILD_A and
+#                  BUILD_B may be the same directory)
+# Prints each pair (A first, whichever ran first), then the mean of each build and B / A (the
+# mean of the pairs' ratios).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_DIR="$(pwd)/bench"; export BENCH_DIR
-DATA=""; ACCOUNTS=10000000; ROUNDS=6; DURATION=8; COLD=""; WORKLOAD=w2; BUILDS=()
+DATA=""; ACCOUNTS=10000000; DATA_B=""; ACCOUNTS_B=""; ROUNDS=6; DURATION=8; COLD=""; WORKLOAD=w2; BUILDS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) DATA="$2"; shift 2 ;;
     --accounts) ACCOUNTS="$2"; shift 2 ;;
+    --data-b) DATA_B="$2"; shift 2 ;;
+    --accounts-b) ACCOUNTS_B="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
     --cold) COLD=1; shift ;;
@@ -33,8 +41,9 @@ while [ $# -gt 0 ]; do
     *) BUILDS+=("$1"); shift ;;
   esac
 done
-[ -n "$DATA" ] && [ -f "$DATA/portrait.db" ] && [ ${#BUILDS[@]} -eq 2 ] && [ "$ROUNDS" -ge 1 ] \
-  || { echo "usage: bench/interleaved.sh --data DIR [--accounts N] [--rounds R] [--duration S] [--cold] [--workload w2|w1|w3] BUILD_A BUILD_B (DIR filled by ab.sh)" >&2; exit 2; }
+DATA_B=${DATA_B:-$DATA}; ACCOUNTS_B=${ACCOUNTS_B:-$ACCOUNTS}
+[ -n "$DATA" ] && [ -f "$DATA/portrait.db" ] && [ -f "$DATA_B/portrait.db" ] && [ ${#BUILDS[@]} -eq 2 ] && [ "$ROUNDS" -ge 1 ] \
+  || { echo "usage: bench/interleaved.sh --data DIR [--accounts N] [--rounds R] [--duration S] [--cold] [--workload w2|w1|w3] [--data-b DIR_B --accounts-b N_B] BUILD_A BUILD_B (DIR filled by ab.sh)" >&2; exit 2; }
 ENDPOINT=portrait_get
 case "$WORKLOAD" in
   w2) SCRIPT=w2_get_batch.lua ;; w1) SCRIPT=w1_get_one.lua ;; w3) SCRIPT=w3_set.lua; ENDPOINT=portrait_set ;;
@@ -43,12 +52,13 @@ esac
 command -v wrk >/dev/null || { echo "error: wrk is required (apt-get install wrk)" >&2; exit 1; }
 # shellcheck source=lib.sh
 source "$BENCH_DIR/lib.sh"
-DATA=$(cd "$DATA" && pwd); COPIES=("$DATA.a" "$DATA.b")
+DATA=$(cd "$DATA" && pwd); DATA_B=$(cd "$DATA_B" && pwd); COPIES=("$DATA.a" "$DATA_B.b")
+SOURCES=("$DATA" "$DATA_B"); COUNTS=("$ACCOUNTS" "$ACCOUNTS_B")
 WORK="$(mktemp -d)"; NODES=()
 cleanup() { for p in ${NODES[@]+"${NODES[@]}"}; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK" "${COPIES[@]}"; }
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-for c in "${COPIES[@]}"; do rm -rf "$c"; cp -r "$DATA" "$c"; done; sync # (written out: runs measure no writeback)
+for i in 0 1; do rm -rf "${COPIES[$i]}"; cp -r "${SOURCES[$i]}" "${COPIES[$i]}"; done; sync # (written out: runs measure no writeback)
 [ -n "$COLD" ] && { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
 BASES=(); QS=()
@@ -65,22 +75,23 @@ done
 
 # run I SECS -> wrk's RESULT line for node I
 run() {
-  PATH_Q="/v4/profile/$ENDPOINT?${QS[$1]}" N="$ACCOUNTS" wrk -t2 -c64 -d"$2"s --latency \
+  PATH_Q="/v4/profile/$ENDPOINT?${QS[$1]}" N="${COUNTS[$1]}" wrk -t2 -c64 -d"$2"s --latency \
     -s "$BENCH_DIR/$SCRIPT" "${BASES[$1]}" | grep '^RESULT'
 }
-for i in 0 1; do PATH_Q="/v4/profile/portrait_get?${QS[$i]}" N="$ACCOUNTS" wrk -t2 -c64 -d25s -s "$BENCH_DIR/w2_get_batch.lua" "${BASES[$i]}" >/dev/null; done
+for i in 0 1; do PATH_Q="/v4/profile/portrait_get?${QS[$i]}" N="${COUNTS[$i]}" wrk -t2 -c64 -d25s -s "$BENCH_DIR/w2_get_batch.lua" "${BASES[$i]}" >/dev/null; done
 SUM=(0 0); RATIOS=0
 for r in $(seq 1 "$ROUNDS"); do
-  line="round $r"; RPS=(0 0); order="0 1"; [ $((r % 2)) = 0 ] && order="1 0" # A B, B A: drift cancels
+  RPS=(0 0); OUT=("" ""); order="0 1"; [ $((r % 2)) = 0 ] && order="1 0" # A B, B A: drift cancels
   for i in $order; do
     run "$i" 2 >/dev/null
     t0=$(ticks_of "${NODES[$i]}")
     res=$(run "$i" "$DURATION"); measured "$res"
     t1=$(ticks_of "${NODES[$i]}"); rps=$(field "$res" rps); RPS[$i]=$rps
     SUM[$i]=$(calc %.1f "${SUM[$i]} + $rps")
-    line="$line ${BUILDS[$i]} $WORKLOAD rps=$rps server_us=$(per_request_us $((t1 - t0)) "$rps" "$DURATION")"
+    OUT[$i]="${BUILDS[$i]} $WORKLOAD rps=$rps server_us=$(per_request_us $((t1 - t0)) "$rps" "$DURATION")"
   done
   RATIOS=$(calc %.4f "$RATIOS + ${RPS[1]} / ${RPS[0]}")
-  echo "$line"
+  first=A; [ "$order" = "1 0" ] && first=B
+  echo "round $r ($first first) A: ${OUT[0]}  B: ${OUT[1]}"
 done
 echo "mean ${BUILDS[0]} $(calc %.1f "${SUM[0]} / $ROUNDS") ${BUILDS[1]} $(calc %.1f "${SUM[1]} / $ROUNDS") B/A $(calc %.3f "$RATIOS / $ROUNDS")"

@@ -74,8 +74,15 @@ pub(super) fn wanted(len: u64) -> bool {
     ALLOWED.load(Ordering::Relaxed) && memory().is_some_and(|m| len <= m / 2)
 }
 
-/// The memory this process may use: the machine's, or its cgroup's limit if lower.
+/// The memory this process may use, read once (the rehouser asks at every step; a limit
+/// changed while the node runs is seen at its next start).
 fn memory() -> Option<u64> {
+    static MEMORY: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *MEMORY.get_or_init(read_memory)
+}
+
+/// The memory this process may use: the machine's, or its cgroup's limit if lower.
+fn read_memory() -> Option<u64> {
     // SAFETY: sysconf reads system constants.
     let (pages, size) = unsafe {
         (

@@ -64,7 +64,7 @@ use crate::{AppId, Result, StoreError};
 use super::open::{BUSY_TIMEOUT, MMAP_BYTES};
 use super::per_file::PerFile;
 use super::sql::{json_list, json_of, Sorted};
-use super::{huge, shared_map, tree_ahead};
+use super::{huge, page_ahead, shared_map, tree_ahead};
 
 /// Lookup threads (and connections).
 pub(super) const THREADS: usize = 4;
@@ -303,10 +303,14 @@ impl Lookups {
         let root = self.root;
         self.run(move |conn| {
             let keys = sorted.keys();
-            if let Some(pages) = shared_map::pages_of(conn) {
-                tree_ahead::ahead(&pages, root, app_key(app), &keys);
+            let list = json_of(&keys)?;
+            match shared_map::pages_of(conn) {
+                Some(pages) => {
+                    tree_ahead::ahead(&pages, root, app_key(app), &keys);
+                    page_ahead::walked(|| rows(conn, app, ROWS_SQL, list, capacity))
+                }
+                None => rows(conn, app, ROWS_SQL, list, capacity),
             }
-            rows(conn, app, ROWS_SQL, json_of(&keys)?, capacity)
         })
         .await
     }

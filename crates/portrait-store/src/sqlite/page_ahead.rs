@@ -16,6 +16,11 @@
 //!
 //! A prefetch is only a hint: it never faults and changes no byte, and a wrong guess costs a
 //! line of bandwidth. The header read is one SQLite makes right after.
+//!
+//! **Not after a walk.** A batch's statement runs after `tree_ahead.rs` has walked its searches
+//! and brought the very cells they read into cache; there (within [`walked`]) this is off, since
+//! it would only fetch the other cells of each leaf (W2 at 10M spent 5.7 % of its CPU in
+//! `xFetch` doing so; BENCHMARKS.md, "session 18"). Single-account reads keep it.
 
 /// Bytes per cache line.
 const LINE: usize = 64;
@@ -27,12 +32,35 @@ const LEAF_HEADER: usize = 8;
 /// lines, and a few probes find the cell).
 const MOST_CELLS: usize = 48;
 
+thread_local! {
+    /// Whether this thread runs a statement whose searches [`walked`] went ahead of.
+    static WALKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (a batch's statement) with [`leaf`] off on this thread: `tree_ahead.rs` has just
+/// walked the batch's searches and brought the cells they read into cache, and prefetching every
+/// cell of each leaf again would fetch lines that no search reads.
+pub(super) fn walked<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            WALKED.set(false);
+        }
+    }
+    WALKED.set(true);
+    let _reset = Reset;
+    f()
+}
+
 /// Hints the CPU to fetch the start of every cell of the `len`-byte page at `page` if it is a
-/// B-tree leaf.
+/// B-tree leaf (not within [`walked`]).
 ///
 /// # Safety
 /// `page` points to `len` readable bytes, a page other than the file's first.
 pub(super) unsafe fn leaf(page: *const u8, len: usize) {
+    if WALKED.get() {
+        return;
+    }
     // SAFETY (all reads): within the `len` bytes at `page`. Volatile: the map is shared with
     // the file, which other connections and processes write (a page SQLite reads from the file
     // is not rewritten while its snapshot lasts, but nothing here relies on that), so nothing is

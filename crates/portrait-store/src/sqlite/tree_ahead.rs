@@ -13,10 +13,11 @@
 //! the CPU for the header lines of every page of the level, then for the first lines of their
 //! cells, then searches each page for its ids (by then the lines have arrived, all at once),
 //! which gives the pages of the next level. A search that finds its row asks for the whole cell.
-//! SQLite's own searches then find their pages in cache. Only the primary key's comparison is
-//! needed: `(app_id, user_id)`, an integer then a text in the `binary` collation. With the file
-//! in small pages the walk's own loads wait on page-table walks and it gains nothing; with huge
-//! pages (`huge.rs`) it adds 7 % to W2 at 10M.
+//! Each binary search reads the cells SQLite's search of the same key reads ([`probe`]), so
+//! SQLite's own searches then find their pages and cells in cache. Only the primary key's
+//! comparison is needed: `(app_id, user_id)`, an integer then a text in the `binary` collation.
+//! With the file in small pages the walk's own loads wait on page-table walks and it gains
+//! nothing; with huge pages (`huge.rs`) it adds 7 % to W2 at 10M.
 //!
 //! **Only a hint.** Every byte is read with a volatile read within the file's mapped pages, and
 //! whatever the bytes say, nothing is read past a page, a page past the known end of the file is
@@ -303,6 +304,13 @@ impl Search {
     }
 }
 
+/// The cell a binary search over cells `lo..hi` (not empty) reads next: the one SQLite reads
+/// (`sqlite3BtreeIndexMoveto`: `(lwr + upr) / 2` of the inclusive bounds), so that the lines
+/// the walk brings into cache are the ones SQLite's search of the same key reads after it.
+fn probe(lo: usize, hi: usize) -> usize {
+    lo + (hi - 1 - lo) / 2
+}
+
 /// Walks the primary key B-tree whose root is page `root` for every key of app `app` (its
 /// `app_id`), in the order SQLite will search them (sorted). Each level is searched for all the
 /// keys in lockstep: the pages' header lines are asked for together, then each round of the
@@ -342,7 +350,7 @@ pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> usize 
                 Some(node) => {
                     (s.node, s.lo, s.hi) = (Some(node), 0, node.cells);
                     if s.lo < s.hi {
-                        node.ask(s.hi / 2);
+                        node.ask(probe(s.lo, s.hi));
                     }
                 }
                 None => s.end(),
@@ -356,7 +364,7 @@ pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> usize 
                 let Some(node) = s.node.filter(|_| s.lo < s.hi) else {
                     continue;
                 };
-                let mid = s.lo + (s.hi - s.lo) / 2;
+                let mid = probe(s.lo, s.hi);
                 match node.compare(pages, mid, app, key.as_bytes()) {
                     Some(Ordering::Less) => s.lo = mid + 1,
                     Some(Ordering::Greater) => s.hi = mid,
@@ -372,7 +380,7 @@ pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> usize 
                     }
                 }
                 if s.lo < s.hi {
-                    node.ask(s.lo + (s.hi - s.lo) / 2);
+                    node.ask(probe(s.lo, s.hi));
                     searching = true;
                 }
             }
@@ -411,11 +419,16 @@ mod tests {
     /// A store file with `n` accounts of rows of about 300 bytes in each of two apps, read
     /// whole after a checkpoint, and the accounts table's root page.
     async fn store_file(n: usize) -> (Vec<u8>, u32) {
+        store_file_of(n, id).await
+    }
+
+    /// [`store_file`] with the UserIDs `id_of(app, i)`.
+    async fn store_file_of(n: usize, id_of: fn(u64, usize) -> String) -> (Vec<u8>, u32) {
         let (store, dir) = crate::testkit::fresh_sqlite().await;
         for app in [APP, OTHER_APP] {
             let accounts: Vec<NewAccount> = (0..n)
                 .map(|i| {
-                    let id = format!("{app}-{i}");
+                    let id = id_of(app, i);
                     let mut a = NewAccount::new(Identifier::parse(&id).unwrap());
                     a.items.push((
                         Tag::Standard(StandardTag::Nick),
@@ -450,7 +463,18 @@ mod tests {
     /// UserIDs of many lengths, each a prefix of others (`…-1`, `…-10`, `…-100`): the walk must
     /// order a key before the longer keys it begins.
     fn ids(app: u64, range: std::ops::Range<usize>) -> Vec<String> {
-        range.map(|i| format!("{app}-{i}")).collect()
+        range.map(|i| id(app, i)).collect()
+    }
+
+    fn id(app: u64, i: usize) -> String {
+        format!("{app}-{i}")
+    }
+
+    /// A UserID of the longest length allowed (32 bytes): past the bytes a comparison reads
+    /// first, so its key is read in a second go.
+    fn long_id(app: u64, i: usize) -> String {
+        format!("{app}-{i}-{}", "x".repeat(32))[..portrait_core::ident::MAX_IDENTIFIER_BYTES]
+            .to_owned()
     }
 
     fn found(file: &[u8], root: u32, app: u64, ids: &[String]) -> usize {
@@ -488,6 +512,62 @@ mod tests {
             found(&file, root, OTHER_APP, &ids(OTHER_APP, 0..3000)),
             3000
         );
+    }
+
+    /// The walk's binary search reads the cells SQLite's reads, in the same order, whatever the
+    /// number of cells and wherever the key falls: SQLite's `sqlite3BtreeIndexMoveto` keeps
+    /// inclusive bounds, reads `idx = (lwr + upr) >> 1`, and goes on with `upr = idx - 1` past
+    /// the key or `lwr = idx + 1` before it; the walk keeps `lo..hi` and reads [`probe`]. (With
+    /// the middle of `lo..hi` instead, every page of an even number of cells was read at other
+    /// cells than SQLite's.)
+    #[test]
+    fn the_walk_reads_the_cells_sqlite_reads() {
+        for cells in 1..=64usize {
+            // Cell j holds 2j + 1: keys between the cells and equal to each.
+            for key in 0..=2 * cells {
+                let mut sqlite = Vec::new();
+                let (mut lwr, mut upr) = (0i64, cells as i64 - 1);
+                let mut idx = upr >> 1;
+                loop {
+                    sqlite.push(idx as usize);
+                    match (2 * idx as usize + 1).cmp(&key) {
+                        Ordering::Less => lwr = idx + 1,
+                        Ordering::Greater => upr = idx - 1,
+                        Ordering::Equal => break,
+                    }
+                    if lwr > upr {
+                        break;
+                    }
+                    idx = (lwr + upr) >> 1;
+                }
+                let mut walk = Vec::new();
+                let (mut lo, mut hi) = (0, cells);
+                while lo < hi {
+                    let mid = probe(lo, hi);
+                    walk.push(mid);
+                    match (2 * mid + 1).cmp(&key) {
+                        Ordering::Less => lo = mid + 1,
+                        Ordering::Greater => hi = mid,
+                        Ordering::Equal => break,
+                    }
+                }
+                assert_eq!(walk, sqlite, "{cells} cells, key {key}");
+            }
+        }
+    }
+
+    /// UserIDs of 32 bytes, whose keys end past the first bytes of a cell that a comparison
+    /// reads: found all the same, and an id that differs only in its last byte is not.
+    #[tokio::test]
+    async fn the_walk_finds_accounts_with_the_longest_user_ids() {
+        let (file, root) = store_file_of(1000, long_id).await;
+        let all: Vec<String> = (0..1000).map(|i| long_id(APP, i)).collect();
+        assert!(all.iter().all(|id| id.len() == 32));
+        assert_eq!(found(&file, root, APP, &all), 1000);
+        let near: Vec<String> = all.iter().map(|id| format!("{}y", &id[..31])).collect();
+        assert_eq!(found(&file, root, APP, &near), 0);
+        let other: Vec<String> = (0..1000).map(|i| long_id(OTHER_APP, i)).collect();
+        assert_eq!(found(&file, root, OTHER_APP, &other), 1000);
     }
 
     /// Whatever the pages hold, the walk ends, reads within them and finds nothing it cannot
