@@ -470,8 +470,8 @@ mod tests {
         format!("{app}-{i}")
     }
 
-    /// A UserID of the longest length allowed (32 bytes): past the bytes a comparison reads
-    /// first, so its key is read in a second go.
+    /// A UserID of the longest length allowed (32 bytes): its key ends past the [`KEY_BYTES`]
+    /// of a cell that [`Node::ask`] asks for ahead.
     fn long_id(app: u64, i: usize) -> String {
         format!("{app}-{i}-{}", "x".repeat(32))[..portrait_core::ident::MAX_IDENTIFIER_BYTES]
             .to_owned()
@@ -556,8 +556,8 @@ mod tests {
         }
     }
 
-    /// UserIDs of 32 bytes, whose keys end past the first bytes of a cell that a comparison
-    /// reads: found all the same, and an id that differs only in its last byte is not.
+    /// UserIDs of 32 bytes, whose keys end past the bytes of a cell asked for ahead: found all
+    /// the same, and an id that differs only in its last byte is not.
     #[tokio::test]
     async fn the_walk_finds_accounts_with_the_longest_user_ids() {
         let (file, root) = store_file_of(1000, long_id).await;
