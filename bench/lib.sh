@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Shared by bench/run.sh, ab.sh, interleaved.sh, cluster.sh and shards.sh (sourced): the
-# benchmark app and a node's configuration, waiting for a line a process prints, reading wrk's RESULT lines, and
-# the processes and CPU time that the cluster benchmarks measure.
+# benchmark app and a node's configuration, waiting for a line a process prints, reading wrk's
+# RESULT lines, and the processes and CPU time that the cluster benchmarks measure.
 
 APP=1400000001; KEY=bench-secret-key; ADMIN=administrator
 

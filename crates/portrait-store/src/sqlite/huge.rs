@@ -5,8 +5,8 @@
 //! **Why.** With 10M accounts the file is 2.8 GB, 700,000 pages of 4 KiB; the pages a batch's
 //! searches touch are almost never in the TLB, and each first touch walked the page tables
 //! before it could load the line. Mapped in 2 MiB pages, the file is 1,400 TLB entries. At 10M,
-//! with the searches walked ahead (`tree_ahead.rs`), W2 +3 to +8 % and W1 +8 % in interleaved runs
-//! (BENCHMARKS.md, "2026-12-06 (session 17)").
+//! with the searches walked ahead (`tree_ahead.rs`), W2 +3 to +8 % and W1 +8 % in interleaved
+//! runs (BENCHMARKS.md, "2026-12-06 (session 17)").
 //!
 //! **How.** Linux maps a file's pages huge when the page cache holds them in 2 MiB folios and
 //! the mapping asked for it (`MADV_HUGEPAGE`, on a map aligned to 2 MiB): a fault then reads a
@@ -19,16 +19,16 @@
 //! only) and reads it back, now as one folio. It stops at once if the first chunks do not come
 //! back huge. A chunk it has passed is not looked at again.
 //!
-//! **When.** Unless `[store] huge_pages = false`, and only while the file fits in half of the memory (the machine's or the cgroup's
-//! limit): a fault reads 2 MiB, which for a file much larger than memory would read 512 times
-//! what a lookup needs. A file that grows past it has the advice taken back (new faults map
-//! small pages; folios already huge stay so).
+//! **When.** Unless `[store] huge_pages = false`, and only while the file fits in half of the
+//! memory (the machine's or the cgroup's limit): a fault reads 2 MiB, which for a file much
+//! larger than memory would read 512 times what a lookup needs. A file that grows past it has
+//! the advice taken back (new faults map small pages; folios already huge stay so).
 //!
-//! **The price.** Sets are dearer: W3 at 10M −10 to −12 % in the same interleaved runs. (The kernel
-//! counts a whole 2 MiB folio dirty for the one page a checkpoint writes in it, so writeback
-//! throttling comes sooner; that is the likely cause, not measured.) For a profile service,
-//! where reads outnumber sets many times, that is the better side; `huge_pages = false` turns it
-//! off.
+//! **The price.** Sets are dearer: W3 at 10M −10 to −12 % in the same interleaved runs. (The
+//! kernel counts a whole 2 MiB folio dirty for the one page a checkpoint writes in it, so
+//! writeback throttling comes sooner; that is the likely cause, not measured.) For a profile
+//! service, where reads outnumber sets many times, that is the better side; `huge_pages =
+//! false` turns it off.
 //!
 //! **Safety.** Dropping the map's entries of a chunk changes no byte anyone reads: the next
 //! touch faults the same file page back in (the map is read-only and shared), and only clean
@@ -107,6 +107,57 @@ fn read_memory() -> Option<u64> {
     Some(cgroup.map_or(machine, |c| c.min(machine)))
 }
 
+/// A read-only shared map of the first `len` bytes of the file open as `fd`, starting on a 2 MiB
+/// boundary, which huge pages need: an anonymous reservation of `len` + 2 MiB, the file mapped
+/// over its first aligned address, and the slack around it given back.
+///
+/// # Safety
+/// `fd` is an open file descriptor. The map stays until unmapped (`munmap` of `len` bytes).
+pub(super) unsafe fn map_aligned(fd: libc::c_int, len: usize) -> std::io::Result<*const u8> {
+    // SAFETY: a new anonymous mapping that reserves address space only.
+    let spare = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len + CHUNK,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if spare == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    let start = (spare as usize).next_multiple_of(CHUNK);
+    // SAFETY: a read-only shared mapping of an open file over our own reservation.
+    let base = unsafe {
+        libc::mmap(
+            start as *mut libc::c_void,
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED | libc::MAP_FIXED,
+            fd,
+            0,
+        )
+    };
+    let error = (base == libc::MAP_FAILED).then(std::io::Error::last_os_error);
+    // SAFETY: the reservation's slack before and after the map is ours and unused. (If the
+    // file's map failed, what it left of the reservation is address space only.)
+    unsafe {
+        let head = start - spare as usize;
+        if head > 0 {
+            libc::munmap(spare, head);
+        }
+        if CHUNK - head > 0 {
+            libc::munmap((start + len) as *mut libc::c_void, CHUNK - head);
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(base.cast::<u8>().cast_const()),
+    }
+}
+
 /// Asks (`on`) or stops asking the kernel to map the `len` bytes at `base` in huge pages.
 ///
 /// # Safety
@@ -171,10 +222,10 @@ pub(super) unsafe fn rehouse_chunk(base: *const u8, c: usize, fd: libc::c_int) -
     }
     let offset = libc::off_t::try_from(c * CHUNK).unwrap_or(libc::off_t::MAX);
     // SAFETY: writes the chunk's dirty pages out (pages a checkpoint has written to the file,
-    // which its own sync or the kernel's writeback would write anyway), drops this process's entries for a chunk of a
-    // read-only shared file map (no data is lost: the next touch faults the file's page back
-    // in), then the now clean cached pages of the same range of the file, then touches the
-    // chunk within the file's size.
+    // which its own sync or the kernel's writeback would write anyway), drops this process's
+    // entries for a chunk of a read-only shared file map (no data is lost: the next touch
+    // faults the file's page back in), then the now clean cached pages of the same range of
+    // the file, then touches the chunk within the file's size.
     unsafe {
         libc::sync_file_range(
             fd,
@@ -405,32 +456,14 @@ mod tests {
         std::io::Write::write_all(&mut &file, &vec![7u8; 2 * super::CHUNK]).unwrap();
         file.sync_all().unwrap();
         let len = 2 * super::CHUNK;
-        // SAFETY: a reservation, the file mapped at its aligned start, read, then unmapped.
+        // SAFETY: the file mapped at an aligned address, read, then unmapped.
         unsafe {
             libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
-            let spare = libc::mmap(
-                std::ptr::null_mut(),
-                len + super::CHUNK,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            );
-            assert_ne!(spare, libc::MAP_FAILED);
-            let at = (spare as usize).next_multiple_of(super::CHUNK) as *mut libc::c_void;
-            let map = libc::mmap(
-                at,
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED | libc::MAP_FIXED,
-                file.as_raw_fd(),
-                0,
-            );
-            assert_ne!(map, libc::MAP_FAILED);
-            super::advise(map.cast(), len, true);
-            std::ptr::read_volatile(map.cast::<u8>());
+            let map = super::map_aligned(file.as_raw_fd(), len).unwrap();
+            super::advise(map, len, true);
+            std::ptr::read_volatile(map);
             let huge = huge_bytes_of(&path) > 0;
-            libc::munmap(spare, len + super::CHUNK);
+            libc::munmap(map.cast_mut().cast(), len);
             huge
         }
     }

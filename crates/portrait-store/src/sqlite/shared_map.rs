@@ -191,55 +191,16 @@ fn map_of(fd: c_int, path: &CStr) -> Option<Arc<SharedMap>> {
 
 /// A new map of `len` bytes of the file open as `fd` at `path` (for the log), or `None`.
 fn new_map(fd: c_int, path: &std::path::Path, len: u64) -> Option<Arc<SharedMap>> {
-    const HUGE: usize = super::huge::CHUNK;
-    // An anonymous reservation, so that the file's map starts on a 2 MiB boundary (which huge
-    // pages need: `huge.rs`), then the file's map in it, then the slack around it given back.
-    // SAFETY: a new anonymous mapping that reserves address space only.
-    let spare = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            RESERVED + HUGE,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if spare == libc::MAP_FAILED {
-        tracing::warn!(error = %std::io::Error::last_os_error(), path = %path.display(),
-            "cannot map the database file; lookups read it with pread");
-        return None;
-    }
-    let start = (spare as usize).next_multiple_of(HUGE);
-    // SAFETY: a new read-only shared mapping of an open file; bytes past the file's end are
-    // never handed out (see `fetch`). The mapping outlives the descriptor, as mmap allows.
-    let base = unsafe {
-        libc::mmap(
-            start as *mut c_void,
-            RESERVED,
-            libc::PROT_READ,
-            libc::MAP_SHARED | libc::MAP_FIXED,
-            fd,
-            0,
-        )
-    };
-    // SAFETY: the reservation's slack before and after the map is ours and unused. (If the
-    // file's map failed, what it left of the reservation is address space only.)
-    unsafe {
-        let head = start - spare as usize;
-        if head > 0 {
-            libc::munmap(spare, head);
+    // SAFETY: `fd` is the file's open descriptor; bytes past the file's end are never handed
+    // out (see `fetch`). The mapping outlives the descriptor, as mmap allows.
+    let base = match unsafe { super::huge::map_aligned(fd, RESERVED) } {
+        Ok(base) => base,
+        Err(error) => {
+            tracing::warn!(%error, path = %path.display(),
+                "cannot map the database file; lookups read it with pread");
+            return None;
         }
-        if HUGE - head > 0 {
-            libc::munmap((start + RESERVED) as *mut c_void, HUGE - head);
-        }
-    }
-    if base == libc::MAP_FAILED {
-        tracing::warn!(error = %std::io::Error::last_os_error(), path = %path.display(),
-            "cannot map the database file; lookups read it with pread");
-        return None;
-    }
-    let base = base.cast::<u8>().cast_const();
+    };
     let huge = super::huge::Progress::default();
     // SAFETY: `base` is the map just made, of `RESERVED` bytes.
     let on = super::huge::wanted(len) && unsafe { super::huge::advise(base, RESERVED, true) };
@@ -335,8 +296,9 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
-/// The mapped pages of the main database file of `conn`, as far as the file's size is now, for [`super::tree_ahead::ahead`]; `None` if `conn` was not opened with this VFS or its
-/// file has no map. The pages stay mapped while `conn` stays open, and the file never shrinks
+/// The mapped pages of the main database file of `conn`, as far as the file's size is now, for
+/// [`super::tree_ahead::ahead`]; `None` if `conn` was not opened with this VFS or its file has
+/// no map. The pages stay mapped while `conn` stays open, and the file never shrinks
 /// while it is open here (the store runs no `VACUUM` and has no `auto_vacuum`).
 pub(super) fn pages_of(conn: &rusqlite::Connection) -> Option<super::tree_ahead::Pages> {
     let (file, map) = file_and_map(conn)?;
