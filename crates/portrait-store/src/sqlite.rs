@@ -73,6 +73,7 @@
 
 mod apps;
 mod batch;
+mod direct;
 mod huge;
 pub use huge::allow_huge_pages;
 mod jobs;
@@ -84,6 +85,7 @@ mod scan;
 mod shared_map;
 mod sql;
 mod tree_ahead;
+mod wal_pages;
 mod writer;
 
 use std::collections::HashSet;

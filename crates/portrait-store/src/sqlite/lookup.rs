@@ -64,7 +64,7 @@ use crate::{AppId, Result, StoreError};
 use super::open::{BUSY_TIMEOUT, MMAP_BYTES};
 use super::per_file::PerFile;
 use super::sql::{json_list, json_of, Sorted};
-use super::{huge, page_ahead, shared_map, tree_ahead};
+use super::{direct, huge, shared_map};
 
 /// Lookup threads (and connections).
 pub(super) const THREADS: usize = 4;
@@ -88,7 +88,7 @@ const SWEEP_EVERY: Duration = Duration::from_millis(100);
 /// search to the next (a statement per id would open a cursor per id, and read and parse the
 /// root, the inner pages and the leaf every time). Written as `user_id in (select value from
 /// json_each(?2))`, SQLite would first copy the list into a temporary index to sort it.
-const ROWS_SQL: &str = "select a.user_id, a.profile, a.version, a.updated_at_ms \
+pub(super) const ROWS_SQL: &str = "select a.user_id, a.profile, a.version, a.updated_at_ms \
      from json_each(?2) as j cross join accounts as a where a.app_id = ?1 and a.user_id = j.value";
 
 /// [`ROWS_SQL`] for one account.
@@ -158,8 +158,8 @@ pub(super) struct Lookups {
     /// Connections for lookups of one account on the caller's thread.
     inline: Arc<InlinePool>,
     commits: Arc<Commits>,
-    /// The accounts table's root page, where a batch's walk ahead starts (`tree_ahead.rs`).
-    root: u32,
+    /// The accounts table's B-tree, which a batch walks (`tree_ahead.rs`, `direct.rs`).
+    pub(super) tree: Arc<direct::Tree>,
     /// Moves the file's cached pages into huge pages (`huge.rs`), if it is mapped in them.
     rehouser: Mutex<Option<huge::Rehouser>>,
 }
@@ -211,11 +211,7 @@ impl Lookups {
         let connections = (0..THREADS)
             .map(|_| connect(path))
             .collect::<Result<Vec<_>>>()?;
-        let root = connections[0].query_row(
-            "select rootpage from sqlite_schema where type = 'table' and name = 'accounts'",
-            [],
-            |r| r.get(0),
-        )?;
+        let tree = Arc::new(direct::Tree::of(&connections[0])?);
         let conns = (0..INLINE)
             .map(|_| {
                 Ok(Inline {
@@ -259,7 +255,7 @@ impl Lookups {
             threads: Mutex::new(threads),
             inline,
             commits,
-            root,
+            tree,
             rehouser: Mutex::new(rehouser),
         })
     }
@@ -300,16 +296,12 @@ impl Lookups {
                 .await;
         }
         let sorted = Sorted::of(ids);
-        let root = self.root;
+        let tree = self.tree.clone();
         self.run(move |conn| {
             let keys = sorted.keys();
-            let list = json_of(&keys)?;
             match shared_map::pages_of(conn) {
-                Some(pages) => {
-                    tree_ahead::ahead(&pages, root, app_key(app), &keys);
-                    page_ahead::walked(|| rows(conn, app, ROWS_SQL, list, capacity))
-                }
-                None => rows(conn, app, ROWS_SQL, list, capacity),
+                Some(pages) => direct::batch(conn, &pages, &tree, app, &keys),
+                None => rows(conn, app, ROWS_SQL, json_of(&keys)?, capacity),
             }
         })
         .await
@@ -468,7 +460,7 @@ fn connect(path: &Path) -> Result<Connection> {
 }
 
 /// The rows `sql` ([`ROWS_SQL`] or [`ROW_SQL`]) answers for `arg`.
-fn rows(
+pub(super) fn rows(
     conn: &Connection,
     app: AppId,
     sql: &str,

@@ -46,6 +46,7 @@ use rusqlite::ffi;
 use crate::{Result, StoreError};
 
 use super::per_file::PerFile;
+use super::wal_pages::{WalHeader, WalPages};
 
 /// The VFS's name, for `Connection::open_with_flags_and_vfs`.
 pub(super) const NAME: &str = "portrait-shared-map";
@@ -107,6 +108,9 @@ struct State {
     map: Option<Arc<SharedMap>>,
     /// The `mmap_size` SQLite last set for the file (see [`file_control`]).
     mmap_limit: AtomicI64,
+    /// The pages written to the database's WAL (`wal_pages.rs`), for a main database file and
+    /// its WAL file.
+    wal: Option<Arc<WalPages>>,
 }
 
 /// Where [`State`] lies in a file object: after `unix`'s `sz_os_file` bytes, aligned.
@@ -213,18 +217,20 @@ fn new_map(fd: c_int, path: &std::path::Path, len: u64) -> Option<Arc<SharedMap>
 }
 
 /// The I/O methods of files opened by this VFS: `unix`'s (`orig`), with [`fetch`], [`unfetch`],
-/// [`close`] and [`file_control`]. One leaked copy per distinct `orig`.
-fn methods_for(orig: *const ffi::sqlite3_io_methods) -> *const ffi::sqlite3_io_methods {
+/// [`close`] and [`file_control`], and for a WAL file (`wal`) [`write_wal`]. One leaked copy
+/// per distinct `orig` and kind.
+fn methods_for(orig: *const ffi::sqlite3_io_methods, wal: bool) -> *const ffi::sqlite3_io_methods {
     struct Table(
         *const ffi::sqlite3_io_methods,
+        bool,
         *const ffi::sqlite3_io_methods,
     );
     // SAFETY: both point to immutable tables that live for the rest of the process.
     unsafe impl Send for Table {}
     static TABLES: Mutex<Vec<Table>> = Mutex::new(Vec::new());
     let mut tables = TABLES.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(t) = tables.iter().find(|t| t.0 == orig) {
-        return t.1;
+    if let Some(t) = tables.iter().find(|t| t.0 == orig && t.1 == wal) {
+        return t.2;
     }
     // SAFETY: `orig` is the methods table `unix` just gave an open file; it is static.
     let mut ours = unsafe { *orig };
@@ -234,9 +240,34 @@ fn methods_for(orig: *const ffi::sqlite3_io_methods) -> *const ffi::sqlite3_io_m
         ours.xFetch = Some(fetch);
         ours.xUnfetch = Some(unfetch);
     }
+    if wal {
+        ours.xWrite = Some(write_wal);
+    }
     let ours: &'static ffi::sqlite3_io_methods = Box::leak(Box::new(ours));
-    tables.push(Table(orig, ours));
+    tables.push(Table(orig, wal, ours));
     ours
+}
+
+/// `unix`'s write, after telling the database's [`WalPages`] of it.
+unsafe extern "C" fn write_wal(
+    file: *mut ffi::sqlite3_file,
+    buf: *const c_void,
+    amount: c_int,
+    offset: ffi::sqlite3_int64,
+) -> c_int {
+    // SAFETY: SQLite passes a WAL file of this VFS and `amount` readable bytes at `buf`.
+    unsafe {
+        let state = state(file);
+        if let (Some(wal), Ok(len), Ok(at)) =
+            (&state.wal, usize::try_from(amount), u64::try_from(offset))
+        {
+            wal.wrote(std::slice::from_raw_parts(buf.cast::<u8>(), len), at);
+        }
+        match (*state.unix).xWrite {
+            Some(unix_write) => unix_write(file, buf, amount, offset),
+            None => ffi::SQLITE_IOERR_WRITE,
+        }
+    }
 }
 
 unsafe extern "C" fn open(
@@ -258,8 +289,15 @@ unsafe extern "C" fn open(
         if rc != ffi::SQLITE_OK || orig.is_null() {
             return rc;
         }
-        let map = if flags & ffi::SQLITE_OPEN_MAIN_DB != 0 && !name.is_null() {
+        let main = flags & ffi::SQLITE_OPEN_MAIN_DB != 0 && !name.is_null();
+        let is_wal = flags & ffi::SQLITE_OPEN_WAL != 0 && !name.is_null();
+        let map = if main {
             map_of(descriptor_of(file), CStr::from_ptr(name))
+        } else {
+            None
+        };
+        let wal = if main || is_wal {
+            wal_pages_of(CStr::from_ptr(name), is_wal)
         } else {
             None
         };
@@ -276,8 +314,9 @@ unsafe extern "C" fn open(
             unix: orig,
             map,
             mmap_limit: AtomicI64::new(0),
+            wal,
         });
-        (*file).pMethods = methods_for(orig);
+        (*file).pMethods = methods_for(orig, is_wal);
         rc
     }
 }
@@ -384,6 +423,59 @@ fn file_and_map(conn: &rusqlite::Connection) -> Option<(*mut ffi::sqlite3_file, 
         }
         Some((file, state(file).map.as_deref()?))
     }
+}
+
+/// The [`WalPages`] of the database at `name`, or of the WAL file at `name` (`wal`: the
+/// database's path and `-wal`).
+fn wal_pages_of(name: &CStr, wal: bool) -> Option<Arc<WalPages>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut path = name.to_bytes();
+    if wal {
+        path = path.strip_suffix(b"-wal")?;
+    }
+    WalPages::of_db(std::path::Path::new(std::ffi::OsStr::from_bytes(path)))
+}
+
+/// The [`WalPages`] of `conn`'s main database file and the WAL-index header as `conn` finds it
+/// now (call it within a read transaction: the header is then at or past the transaction's
+/// snapshot), or `None` if either is not to be had or the header is being written.
+pub(super) fn wal_view(conn: &rusqlite::Connection) -> Option<(Arc<WalPages>, WalHeader)> {
+    let (file, _) = file_and_map(conn)?;
+    // SAFETY: `file` is `conn`'s open main database file, of this VFS.
+    let state = unsafe { state(file) };
+    let wal = state.wal.clone()?;
+    let mut region: *mut c_void = std::ptr::null_mut();
+    // SAFETY: `unix`'s xShmMap of the WAL index's first region, which a connection in WAL mode
+    // within a read transaction has mapped (`bExtend` 0: nothing is made); the region stays
+    // mapped while `conn` stays open.
+    let rc = unsafe {
+        match (*state.unix).xShmMap {
+            Some(shm_map) => shm_map(file, 0, 32 * 1024, 0, &raw mut region),
+            None => ffi::SQLITE_ERROR,
+        }
+    };
+    if rc != ffi::SQLITE_OK || region.is_null() {
+        return None;
+    }
+    // The header (walformat.html: the "WAL-index header") twice, 48 bytes each, in the
+    // machine's byte order; SQLite writes the second copy first: two equal copies are whole.
+    let mut copies = [0u8; 96];
+    for (i, b) in copies.iter_mut().enumerate() {
+        // SAFETY: within the mapped region (32 KiB).
+        *b = unsafe { std::ptr::read_volatile(region.cast::<u8>().add(i)) };
+    }
+    let (first, second) = copies.split_at(48);
+    let word = |at: usize| u32::from_ne_bytes(first[at..at + 4].try_into().unwrap_or_default());
+    if first != second || word(0) != 3_007_000 || first[12] != 1 {
+        return None;
+    }
+    Some((
+        wal,
+        WalHeader {
+            last_frame: word(16),
+            salt: first[32..40].try_into().ok()?,
+        },
+    ))
 }
 
 /// The file's size from `unix`, stored as the map's known size.

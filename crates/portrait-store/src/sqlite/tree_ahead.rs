@@ -232,6 +232,19 @@ impl Node {
         Some((at + n, usize::try_from(len).ok()?))
     }
 
+    /// Cell `i`'s record (its payload), if it lies wholly on its page.
+    fn record(self, pages: &Pages, i: usize) -> Option<Vec<u8>> {
+        let (rec, len) = self.payload(i)?;
+        if len > pages.max_local || rec.checked_add(len)? > self.page.len {
+            return None;
+        }
+        let mut out = vec![0u8; len];
+        // SAFETY: `rec..rec + len` lies within the page, which lies within the readable bytes.
+        // Bytes that change meanwhile are only bytes a reader does not take (`direct.rs`).
+        unsafe { std::ptr::copy_nonoverlapping(self.page.p.add(rec), out.as_mut_ptr(), len) };
+        Some(out)
+    }
+
     /// How cell `i`'s key `(app_id, user_id)` compares with `(app, key)`, or `None` if the cell
     /// cannot be read as a row of the accounts table.
     fn compare(self, pages: &Pages, i: usize, app: i64, key: &[u8]) -> Option<Ordering> {
@@ -295,6 +308,11 @@ struct Search {
     node: Option<Node>,
     lo: usize,
     hi: usize,
+    /// The pages it went through, root first (`depth` of them; a deeper search is not told).
+    path: [u32; PATH],
+    depth: usize,
+    /// Whether it ended at a leaf without finding its key (and read every cell it compared).
+    absent: bool,
 }
 
 impl Search {
@@ -302,6 +320,30 @@ impl Search {
         self.at = 0;
         self.node = None;
     }
+}
+
+/// Most levels of a search's path told ([`Walked::path`]): 10M accounts take five.
+const PATH: usize = 8;
+
+/// What the walk found of one key, read from the file as it is mapped (only an answer for a
+/// reader whose snapshot sees every page of `path` as the file holds it: `direct.rs`).
+#[derive(Debug)]
+pub(super) struct Walked {
+    /// The pages from the root to where the search ended; empty if it went deeper than [`PATH`]
+    /// levels or was cut short (a page not readable as the accounts B-tree).
+    pub(super) path: Vec<u32>,
+    pub(super) found: Found,
+}
+
+/// See [`Walked`].
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Found {
+    /// The row's record (SQLite's record format: the columns of `accounts`), all on its page.
+    Row(Vec<u8>),
+    /// The search ended at a leaf, without the key.
+    Absent,
+    /// Not known: the search was cut short, or the row's record spills to overflow pages.
+    Unknown,
 }
 
 /// The cell a binary search over cells `lo..hi` (not empty) reads next: the one SQLite reads
@@ -314,19 +356,22 @@ fn probe(lo: usize, hi: usize) -> usize {
 /// Walks the primary key B-tree whose root is page `root` for every key of app `app` (its
 /// `app_id`), in the order SQLite will search them (sorted). Each level is searched for all the
 /// keys in lockstep: the pages' header lines are asked for together, then each round of the
-/// binary searches asks for the next cell of every search before reading any. Answers how many
-/// of the keys it found.
-pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> usize {
+/// binary searches asks for the next cell of every search before reading any. Answers what it
+/// found of each key, in the order of `keys`.
+pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> Vec<Walked> {
     let mut searches = vec![
         Search {
             at: root,
             node: None,
             lo: 0,
             hi: 0,
+            path: [0; PATH],
+            depth: 0,
+            absent: false,
         };
         keys.len()
     ];
-    let mut found = 0;
+    let mut found: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
     for _ in 0..DEEPEST {
         // The pages of this level (sorted keys make a page's ids neighbours): their header and
         // cell pointers, loaded side by side (loads: the search needs the header at once).
@@ -346,6 +391,10 @@ pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> usize 
             if s.at == 0 {
                 continue;
             }
+            if let Some(p) = s.path.get_mut(s.depth) {
+                *p = s.at;
+            }
+            s.depth += 1;
             match pages.get(s.at).and_then(Page::node) {
                 Some(node) => {
                     (s.node, s.lo, s.hi) = (Some(node), 0, node.cells);
@@ -360,7 +409,7 @@ pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> usize 
         let mut searching = true;
         while searching {
             searching = false;
-            for (s, key) in searches.iter_mut().zip(keys) {
+            for ((s, key), row) in searches.iter_mut().zip(keys).zip(&mut found) {
                 let Some(node) = s.node.filter(|_| s.lo < s.hi) else {
                     continue;
                 };
@@ -370,7 +419,7 @@ pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> usize 
                     Some(Ordering::Greater) => s.hi = mid,
                     Some(Ordering::Equal) => {
                         node.ask_row(pages, mid);
-                        found += 1;
+                        *row = Some(node.record(pages, mid).unwrap_or_default());
                         s.end();
                         continue;
                     }
@@ -395,14 +444,37 @@ pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> usize 
                     }
                     None => s.end(),
                 },
-                _ => s.end(),
+                Some(_) => {
+                    s.absent = true; // a leaf searched to its end
+                    s.end();
+                }
+                None => s.end(),
             }
         }
         if !deeper {
             break;
         }
     }
-    found
+    searches
+        .iter()
+        .zip(found)
+        .map(|(s, row)| {
+            let told = s.at == 0 && s.depth <= PATH;
+            let found = match row {
+                Some(record) if told && !record.is_empty() => Found::Row(record),
+                None if told && s.absent => Found::Absent,
+                _ => Found::Unknown,
+            };
+            Walked {
+                path: if told {
+                    s.path[..s.depth].to_vec()
+                } else {
+                    Vec::new()
+                },
+                found,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -477,10 +549,25 @@ mod tests {
             .to_owned()
     }
 
-    fn found(file: &[u8], root: u32, app: u64, ids: &[String]) -> usize {
+    fn walked(file: &[u8], root: u32, app: u64, ids: &[String]) -> Vec<Walked> {
         let mut keys: Vec<&str> = ids.iter().map(String::as_str).collect();
         keys.sort_unstable();
         ahead(&pages(file), root, crate::codec::app_key(app), &keys)
+    }
+
+    /// How many of `ids` the walk found a row of.
+    fn found(file: &[u8], root: u32, app: u64, ids: &[String]) -> usize {
+        let walked = walked(file, root, app, ids);
+        walked
+            .iter()
+            .filter(|w| matches!(w.found, Found::Row(_)))
+            .count()
+    }
+
+    /// How many of `ids` the walk found absent, having searched a leaf to its end.
+    fn absent(file: &[u8], root: u32, app: u64, ids: &[String]) -> usize {
+        let walked = walked(file, root, app, ids);
+        walked.iter().filter(|w| w.found == Found::Absent).count()
     }
 
     /// On a real store file of several levels, the walk finds every account of the app it is
@@ -508,6 +595,22 @@ mod tests {
         let missing: Vec<String> = (0..100).map(|i| format!("{APP}-{i}x")).collect();
         assert_eq!(found(&file, root, APP, &missing), 0);
         assert_eq!(found(&file, root, 1_400_000_003, &ids(APP, 0..100)), 0);
+        // Each of them searched to a leaf, and told absent.
+        assert_eq!(absent(&file, root, APP, &missing), 100);
+        assert_eq!(absent(&file, root, 1_400_000_003, &ids(APP, 0..100)), 100);
+        assert_eq!(absent(&file, root, APP, &some), 0);
+        // Each found row is the account's record, and its path starts at the root and is as
+        // deep as the tree at most.
+        let mut sorted = some.clone();
+        sorted.sort_unstable(); // (the walk answers in the order of its sorted keys)
+        for (w, id) in walked(&file, root, APP, &some).iter().zip(&sorted) {
+            let Found::Row(record) = &w.found else {
+                panic!("{id} not found")
+            };
+            assert!(record.windows(id.len()).any(|x| x == id.as_bytes()), "{id}");
+            assert_eq!(w.path[0], root);
+            assert!((1..=depth).contains(&w.path.len()));
+        }
         assert_eq!(
             found(&file, root, OTHER_APP, &ids(OTHER_APP, 0..3000)),
             3000
@@ -580,6 +683,7 @@ mod tests {
         assert_eq!(found(&file[..file.len() / 2], root, APP, &keys[..10]), 0);
         for wrong_root in [0, 1, u32::MAX, (file.len() / 4096) as u32 + 1] {
             assert_eq!(found(&file, wrong_root, APP, &keys), 0);
+            assert_eq!(absent(&file, wrong_root, APP, &keys), 0);
         }
         // Every page but the first overwritten with noise that keeps index page types, so the
         // walk goes on through garbage: it must still end.

@@ -1,0 +1,216 @@
+//! A batch lookup answered from the walk of the accounts B-tree itself, where the pages it went
+//! through are the ones the read transaction sees; SQLite searches only for the rest.
+//!
+//! **Why.** The walk ahead (`tree_ahead.rs`) searches the primary key for every id of a batch
+//! and ends on each id's row, or on the leaf where it would be. SQLite's searches of the same
+//! ids then did all of it again: with 10M accounts that was a fifth of W2's CPU (`perf`,
+//! BENCHMARKS.md, 2026-12-06), besides the statement's own work per row.
+//!
+//! **When the walk's answer is the snapshot's.** The walk reads pages from the file. Within a
+//! read transaction, a page that this process has not written to the WAL since the WAL last
+//! restarted is, in the file, what the transaction sees (`wal_pages.rs` says which pages those
+//! are, and when it knows). If every page from the root to where an id's search ended is such a
+//! page, the walk went where SQLite's search would go and read what it would read: a row it
+//! found is the row, and an id it did not find at a leaf is not an account. The root is the one
+//! read at open, which only a change of the schema could move: the schema's version is checked
+//! in the same transaction. Everything else (a page written to the WAL, a row that spills to an
+//! overflow page, a record not of the table's shape, the walk cut short) is searched by SQLite
+//! in the same transaction, so one batch is still one snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusqlite::Connection;
+
+use crate::codec::{app_key, AccountRow};
+use crate::{AppId, Result};
+
+use super::lookup::{rows, ROWS_SQL};
+use super::sql::json_of;
+use super::tree_ahead::{self, Found, Pages};
+use super::{page_ahead, shared_map};
+
+/// What a batch needs besides its ids: the accounts table's root page and the schema version it
+/// was read at (`None`: never answer from the walk, e.g. a file not in UTF-8), and the count of
+/// ids answered from the walk.
+#[derive(Debug)]
+pub(super) struct Tree {
+    pub(super) root: u32,
+    pub(super) schema: Option<i64>,
+    pub(super) answered: AtomicU64,
+}
+
+impl Tree {
+    /// The tree of the accounts table of `conn`'s database.
+    pub(super) fn of(conn: &Connection) -> Result<Tree> {
+        let root = conn.query_row(
+            "select rootpage from sqlite_schema where type = 'table' and name = 'accounts'",
+            [],
+            |r| r.get(0),
+        )?;
+        let schema: i64 = conn.query_row("pragma schema_version", [], |r| r.get(0))?;
+        let encoding: String = conn.query_row("pragma encoding", [], |r| r.get(0))?;
+        Ok(Tree {
+            root,
+            schema: (encoding == "UTF-8").then_some(schema),
+            answered: AtomicU64::new(0),
+        })
+    }
+}
+
+/// The rows of the app's accounts among `keys` (sorted, distinct), read in one read
+/// transaction: from the walk where its pages are the transaction's (module docs), by SQLite
+/// for the rest.
+pub(super) fn batch(
+    conn: &Connection,
+    pages: &Pages,
+    tree: &Tree,
+    app: AppId,
+    keys: &[&str],
+) -> Result<Vec<AccountRow>> {
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let read = in_transaction(conn, pages, tree, app, keys);
+    let end = conn
+        .prepare_cached("COMMIT")
+        .and_then(|mut s| s.execute([]))
+        .map_err(Into::into);
+    let rows = read.and_then(|rows| end.map(|_| rows));
+    if rows.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    rows
+}
+
+fn in_transaction(
+    conn: &Connection,
+    pages: &Pages,
+    tree: &Tree,
+    app: AppId,
+    keys: &[&str],
+) -> Result<Vec<AccountRow>> {
+    // Reading the schema's version begins the read transaction: what follows sees its snapshot.
+    let schema: i64 = conn
+        .prepare_cached("pragma schema_version")?
+        .query_row([], |r| r.get(0))?;
+    let walked = tree_ahead::ahead(pages, tree.root, app_key(app), keys);
+    let view = (tree.schema == Some(schema))
+        .then(|| shared_map::wal_view(conn))
+        .flatten();
+    let clean: Vec<bool> = match view.as_ref().and_then(|(wal, h)| wal.trusted(*h)) {
+        Some(clean) => walked
+            .iter()
+            .map(|w| !w.path.is_empty() && w.path.iter().all(|&p| clean.page(p)))
+            .collect(),
+        None => vec![false; keys.len()],
+    };
+    let mut rows = Vec::with_capacity(keys.len());
+    let mut rest = Vec::new();
+    let mut answered = 0;
+    for ((key, w), clean) in keys.iter().zip(walked).zip(clean) {
+        match w.found {
+            Found::Row(record) if clean => match account_row(key, &record) {
+                Some(row) => {
+                    rows.push(row);
+                    answered += 1;
+                }
+                None => rest.push(*key),
+            },
+            Found::Absent if clean => answered += 1,
+            _ => rest.push(*key),
+        }
+    }
+    tree.answered.fetch_add(answered, Ordering::Relaxed);
+    if !rest.is_empty() {
+        let list = json_of(&rest)?;
+        let n = rest.len();
+        rows.extend(page_ahead::walked(|| rows_of(conn, app, list, n))?);
+    }
+    Ok(rows)
+}
+
+fn rows_of(conn: &Connection, app: AppId, list: String, n: usize) -> Result<Vec<AccountRow>> {
+    rows(conn, app, ROWS_SQL, list, n)
+}
+
+/// The row of account `key` from its record (SQLite's record format, with the columns of
+/// `accounts`: `app_id`, `user_id`, `profile`, `version`, `updated_at_ms`), or `None` if the
+/// record is not of that shape.
+fn account_row(key: &str, record: &[u8]) -> Option<AccountRow> {
+    let (header, mut at) = varint(record, 0)?;
+    let header = usize::try_from(header).ok()?;
+    let mut types = [0u64; 5];
+    for t in &mut types {
+        let (v, n) = varint(record, at)?;
+        *t = v;
+        at += n;
+    }
+    if at != header {
+        return None; // another number of columns
+    }
+    let mut body = header;
+    let mut column = |serial: u64| {
+        let len = usize::try_from(match serial {
+            0 | 8 | 9 => 0,
+            1..=4 => serial,
+            5 => 6,
+            6 | 7 => 8,
+            n if n >= 12 => (n - 12) / 2,
+            _ => return None,
+        })
+        .ok()?;
+        let bytes = record.get(body..body.checked_add(len)?)?;
+        body += len;
+        Some(bytes)
+    };
+    let _app = int(types[0], column(types[0])?)?;
+    let user_id = text(types[1], column(types[1])?)?;
+    let profile = text(types[2], column(types[2])?)?;
+    let version = int(types[3], column(types[3])?)?;
+    let updated_at_ms = int(types[4], column(types[4])?)?;
+    if user_id != key.as_bytes() || body != record.len() {
+        return None;
+    }
+    Some(AccountRow {
+        user_id: key.to_owned(),
+        profile: String::from_utf8(profile.to_vec()).ok()?,
+        version,
+        updated_at_ms,
+    })
+}
+
+/// An integer column's value (serial types 1–6, 8 and 9).
+fn int(serial: u64, bytes: &[u8]) -> Option<i64> {
+    match serial {
+        8 => Some(0),
+        9 => Some(1),
+        1..=6 => {
+            let first = i64::from(*bytes.first()? as i8);
+            Some(
+                bytes[1..]
+                    .iter()
+                    .fold(first, |v, &b| (v << 8) | i64::from(b)),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// A text column's bytes (odd serial types from 13).
+fn text(serial: u64, bytes: &[u8]) -> Option<&[u8]> {
+    (serial >= 13 && serial % 2 == 1).then_some(bytes)
+}
+
+/// SQLite's variable-length integer at `at` of `bytes`: its value and length.
+fn varint(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for i in 0..8 {
+        let b = *bytes.get(at + i)?;
+        v = (v << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    Some(((v << 8) | u64::from(*bytes.get(at + 8)?), 9))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,272 @@
+//! Batches answered from the walk must answer what SQLite answers in the same snapshot: on a
+//! file whose WAL is empty, while this process writes, and when another process writes.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use portrait_core::schema::StandardTag;
+use portrait_core::{Identifier, ProfileValue, Tag};
+use rusqlite::Connection;
+
+use crate::sqlite::lookup::Lookups;
+use crate::sqlite::SqliteStore;
+use crate::{NewAccount, Store};
+
+const APP: u64 = 1_400_000_001;
+const OTHER_APP: u64 = 1_400_000_002;
+
+/// (user_id, profile, version, updated_at_ms) of a row.
+type Row = (String, String, i64, i64);
+
+fn id(app: u64, i: usize) -> String {
+    format!("{app}-{i}")
+}
+
+fn nick(text: &str) -> Vec<(Tag, ProfileValue)> {
+    // About 300 bytes a row, as in the benchmarks: several levels of pages for a few thousand.
+    vec![(
+        Tag::Standard(StandardTag::Nick),
+        ProfileValue::Str(format!("{text} ").repeat(40)),
+    )]
+}
+
+/// A store at `dir` with `n` accounts in each of two apps.
+async fn store_with(dir: &Path, n: usize) -> SqliteStore {
+    let url = format!("sqlite://{}", dir.join("p.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    for app in [APP, OTHER_APP] {
+        let accounts: Vec<NewAccount> = (0..n)
+            .map(|i| {
+                let mut a = NewAccount::new(Identifier::parse(&id(app, i)).unwrap());
+                a.items = nick(&format!("n{i}"));
+                a
+            })
+            .collect();
+        store
+            .import_accounts(app, &accounts, "admin".into())
+            .await
+            .unwrap();
+    }
+    store
+}
+
+/// What SQLite answers for each of `ids`, through a connection of its own.
+fn reference(path: &Path, app: u64, ids: &[String]) -> HashMap<String, Row> {
+    let conn = Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "select user_id, profile, version, updated_at_ms from accounts \
+             where app_id = ?1 and user_id = ?2",
+        )
+        .unwrap();
+    ids.iter()
+        .filter_map(|u| {
+            stmt.query_row((app as i64, u), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .ok()
+            .map(|row: Row| (u.clone(), row))
+        })
+        .collect()
+}
+
+async fn batch(lookups: &Lookups, app: u64, ids: &[String]) -> HashMap<String, Row> {
+    let keys: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let rows = lookups.accounts(app, &keys).await.unwrap();
+    rows.into_iter()
+        .map(|r| {
+            (
+                r.user_id.clone(),
+                (r.user_id, r.profile, r.version, r.updated_at_ms),
+            )
+        })
+        .collect()
+}
+
+fn answered(lookups: &Lookups) -> u64 {
+    lookups.tree.answered.load(Ordering::Relaxed)
+}
+
+/// Batches of existing and missing ids of both apps, `step` apart.
+fn batches(n: usize, step: usize) -> Vec<(u64, Vec<String>)> {
+    let mut out = Vec::new();
+    for app in [APP, OTHER_APP] {
+        for start in 0..step {
+            let mut ids: Vec<String> = (start..n + 50).step_by(step).map(|i| id(app, i)).collect();
+            ids.push(id(if app == APP { OTHER_APP } else { APP }, start)); // the other app's
+            ids.push(format!("{}x", id(app, start))); // a prefix of it exists
+            out.push((app, ids));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_file_with_an_empty_wal_is_answered_from_the_walk_as_sqlite_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    store_with(dir.path(), 3000).await.close().await; // its close empties the WAL
+    let lookups = Lookups::open(&path, Arc::default()).unwrap();
+    let mut asked = 0;
+    for (app, ids) in batches(3000, 7) {
+        assert_eq!(
+            batch(&lookups, app, &ids).await,
+            reference(&path, app, &ids),
+            "{app}"
+        );
+        asked += ids.len() as u64;
+    }
+    assert_eq!(answered(&lookups), asked, "every id answered from the walk");
+    lookups.close().await;
+}
+
+/// This process writes through the store while batches read: each batch sees every write
+/// acknowledged before it (pages in the WAL are searched by SQLite), and most ids are still
+/// answered from the walk.
+#[tokio::test]
+async fn batches_see_every_write_this_process_acknowledged_before_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let store = store_with(dir.path(), 3000).await;
+    let lookups = &store.0.lookups;
+    let before = answered(lookups);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut asked = 0;
+    for round in 0..40 {
+        for _ in 0..20 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let user = Identifier::parse(&id(APP, (x % 3000) as usize)).unwrap();
+            store
+                .set_profile(APP, &user, &nick(&format!("r{round}")), "admin".into())
+                .await
+                .unwrap();
+        }
+        let ids: Vec<String> = (round % 5..3050).step_by(5).map(|i| id(APP, i)).collect();
+        assert_eq!(
+            batch(lookups, APP, &ids).await,
+            reference(&path, APP, &ids),
+            "round {round}"
+        );
+        asked += ids.len() as u64;
+    }
+    let from_walk = answered(lookups) - before;
+    assert!(
+        from_walk > asked / 2,
+        "{from_walk} of {asked} answered from the walk"
+    );
+    assert!(
+        from_walk < asked,
+        "no id was left to SQLite, though pages were in the WAL"
+    );
+    store.close().await;
+}
+
+/// A writer and readers at once: no batch returns a version older than one acknowledged before
+/// the batch began, nor a profile that was never written with the version it comes with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_beside_a_writer_never_go_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(store_with(dir.path(), 2000).await);
+    // Acknowledged (version, profile text) by account.
+    let acked: Arc<std::sync::Mutex<HashMap<String, (i64, String)>>> = Arc::default();
+    let writer = {
+        let (store, acked) = (store.clone(), acked.clone());
+        tokio::spawn(async move {
+            for w in 0..1500usize {
+                let who = id(APP, (w * 7919) % 2000);
+                let text = format!("w{w}");
+                let user = Identifier::parse(&who).unwrap();
+                let v = store
+                    .set_profile(APP, &user, &nick(&text), "admin".into())
+                    .await
+                    .unwrap();
+                acked.lock().unwrap().insert(who, (v as i64, text));
+            }
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() {
+        let before = acked.lock().unwrap().clone();
+        let ids: Vec<String> = (reads % 3..2000).step_by(3).map(|i| id(APP, i)).collect();
+        let rows = batch(&store.0.lookups, APP, &ids).await;
+        assert_eq!(rows.len(), ids.len());
+        for (who, (_, profile, version, _)) in &rows {
+            if let Some((v, text)) = before.get(who) {
+                assert!(
+                    version >= v,
+                    "{who}: version {version} after {v} was acknowledged"
+                );
+                if version == v {
+                    assert!(
+                        profile.contains(&format!("{text} ")),
+                        "{who} v{version}: {profile}"
+                    );
+                }
+            }
+        }
+        reads += 1;
+    }
+    writer.await.unwrap();
+    assert!(reads > 5, "only {reads} batches ran beside the writer");
+    assert!(answered(&store.0.lookups) > 0);
+    Arc::into_inner(store).unwrap().close().await;
+}
+
+/// Another process's writes are not in this process's set of WAL pages: whether the WAL was
+/// empty or held this process's frames, a batch after them sees them.
+#[tokio::test]
+async fn batches_see_what_another_process_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    store_with(dir.path(), 2000).await.close().await;
+    let lookups = Lookups::open(&path, Arc::default()).unwrap();
+    let ids: Vec<String> = (0..2000).step_by(3).map(|i| id(APP, i)).collect();
+    assert_eq!(
+        batch(&lookups, APP, &ids).await,
+        reference(&path, APP, &ids)
+    );
+    // (SQLite's own VFS: its writes do not pass through this process's set, as another
+    // process's would not.)
+    let outside = Connection::open(&path).unwrap();
+    let bump = |n: i64| {
+        outside
+            .execute(
+                "update accounts set version = version + ?1, profile = 'p' || ?1 \
+                 where app_id = ?2 and user_id like '%3'",
+                (n, APP as i64),
+            )
+            .unwrap();
+    };
+    bump(1000); // into an empty WAL
+    let after = batch(&lookups, APP, &ids).await;
+    assert_eq!(after, reference(&path, APP, &ids));
+    assert!(after.values().any(|r| r.1 == "p1000"));
+    // Frames of this process first (a connection of the store's VFS), then another's after them.
+    let ours = Connection::open_with_flags_and_vfs(
+        &path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+        crate::sqlite::shared_map::NAME,
+    )
+    .unwrap();
+    outside
+        .execute_batch("pragma wal_checkpoint(truncate)")
+        .unwrap();
+    ours.execute(
+        "update accounts set version = version + 1 where app_id = ?1 and user_id like '%5'",
+        [APP as i64],
+    )
+    .unwrap();
+    assert_eq!(
+        batch(&lookups, APP, &ids).await,
+        reference(&path, APP, &ids)
+    );
+    bump(2000);
+    let after = batch(&lookups, APP, &ids).await;
+    assert_eq!(after, reference(&path, APP, &ids));
+    assert!(after.values().any(|r| r.1 == "p2000"));
+    lookups.close().await;
+}
