@@ -107,7 +107,7 @@ fn in_transaction(
     let mut answered = 0;
     for ((key, w), clean) in keys.iter().zip(walked).zip(clean) {
         match w.found {
-            Found::Row(record) if clean => match account_row(key, &record) {
+            Found::Row(record) if clean => match account_row(key, record) {
                 Some(row) => {
                     rows.push(row);
                     answered += 1;
@@ -134,20 +134,22 @@ fn rows_of(conn: &Connection, app: AppId, list: String, n: usize) -> Result<Vec<
 /// The row of account `key` from its record (SQLite's record format, with the columns of
 /// `accounts`: `app_id`, `user_id`, `profile`, `version`, `updated_at_ms`), or `None` if the
 /// record is not of that shape.
-fn account_row(key: &str, record: &[u8]) -> Option<AccountRow> {
-    let (header, mut at) = varint(record, 0)?;
+fn account_row(key: &str, mut record: Vec<u8>) -> Option<AccountRow> {
+    let (header, mut at) = varint(&record, 0)?;
     let header = usize::try_from(header).ok()?;
     let mut types = [0u64; 5];
     for t in &mut types {
-        let (v, n) = varint(record, at)?;
+        let (v, n) = varint(&record, at)?;
         *t = v;
         at += n;
     }
     if at != header {
         return None; // another number of columns
     }
+    // Where each column's value lies.
+    let mut spans = [(0usize, 0usize); 5];
     let mut body = header;
-    let mut column = |serial: u64| {
+    for (span, &serial) in spans.iter_mut().zip(&types) {
         let len = usize::try_from(match serial {
             0 | 8 | 9 => 0,
             1..=4 => serial,
@@ -157,21 +159,27 @@ fn account_row(key: &str, record: &[u8]) -> Option<AccountRow> {
             _ => return None,
         })
         .ok()?;
-        let bytes = record.get(body..body.checked_add(len)?)?;
-        body += len;
-        Some(bytes)
-    };
-    let _app = int(types[0], column(types[0])?)?;
-    let user_id = text(types[1], column(types[1])?)?;
-    let profile = text(types[2], column(types[2])?)?;
-    let version = int(types[3], column(types[3])?)?;
-    let updated_at_ms = int(types[4], column(types[4])?)?;
-    if user_id != key.as_bytes() || body != record.len() {
+        *span = (body, body.checked_add(len)?);
+        body = span.1;
+    }
+    if body != record.len() {
         return None;
     }
+    let value = |i: usize| &record[spans[i].0..spans[i].1];
+    let _app = int(types[0], value(0))?;
+    let user_id = text(types[1], value(1))?;
+    text(types[2], value(2))?;
+    let version = int(types[3], value(3))?;
+    let updated_at_ms = int(types[4], value(4))?;
+    if user_id != key.as_bytes() {
+        return None;
+    }
+    // The profile's bytes, moved to the start of the record's buffer.
+    record.truncate(spans[2].1);
+    record.drain(..spans[2].0);
     Some(AccountRow {
         user_id: key.to_owned(),
-        profile: String::from_utf8(profile.to_vec()).ok()?,
+        profile: String::from_utf8(record).ok()?,
         version,
         updated_at_ms,
     })

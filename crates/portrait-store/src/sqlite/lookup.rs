@@ -14,10 +14,12 @@
 //! batch (primary-key searches through one cursor; one statement is one snapshot) and answers
 //! once. WAL lets them read while the writer writes; they see committed batches only.
 //!
-//! **A batch's searches walked ahead.** Before the statement runs, the lookup thread walks the
+//! **A batch's searches walked, and mostly answered, at once.** The lookup thread walks the
 //! primary key for all the batch's ids at once, level by level, asking the CPU for the pages and
-//! cells of every search side by side (`tree_ahead.rs`); SQLite's searches, one after another,
-//! then find them in cache.
+//! cells of every search side by side (`tree_ahead.rs`), in a read transaction; an id whose
+//! search went only through pages that are, in the file, what the transaction sees is answered
+//! from the walk, and SQLite's statement searches the rest in the same transaction
+//! (`direct.rs`).
 //!
 //! **One account, on the caller's thread.** A lookup of one account (W1's shape, and most
 //! reads of the client API) is one primary-key search, a few microseconds with the file in the
