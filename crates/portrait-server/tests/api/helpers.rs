@@ -348,6 +348,11 @@ impl TestApp {
         }
     }
 
+    /// Whether the server runs on the embedded store (a fresh file of its own).
+    pub fn is_embedded(&self) -> bool {
+        self._dir.is_some()
+    }
+
     /// Imports `users` into [`APP`], asserting success.
     pub async fn import(&self, users: &[&str]) {
         let r = self.admin.multiaccount_import(users).await.unwrap();

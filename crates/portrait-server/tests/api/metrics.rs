@@ -169,6 +169,36 @@ async fn reads_count_cache_hits_and_misses() {
     );
 }
 
+/// On the embedded store, every id of a batch read that misses the cache is counted once, by
+/// how it was answered: from the node's walk of the file, or by SQLite.
+#[tokio::test]
+async fn batch_reads_count_their_ids_by_how_the_store_answered() {
+    let app = spawn_app().await;
+    if !app.is_embedded() {
+        return; // PostgreSQL answers every batch with one query; the metric is the file's
+    }
+    let users: Vec<String> = (0..40).map(|i| format!("batch_{i}")).collect();
+    let ids: Vec<&str> = users.iter().map(String::as_str).collect();
+    app.import(&ids).await;
+    let mut asked = ids.clone();
+    asked.extend(["batch_missing_1", "batch_missing_2"]);
+    let before = scrape(&app).await;
+    let read = app
+        .call(
+            "v4/profile/portrait_get",
+            &json!({"To_Account": asked, "TagList": ["Tag_Profile_IM_Nick"]}),
+        )
+        .await;
+    assert_eq!(read["ErrorCode"], 0, "{read}");
+    let after = scrape(&app).await;
+    let by = |how| {
+        let name = "portrait_store_batch_ids_total";
+        value(&after, name, &[("by", how)]) - value(&before, name, &[("by", how)])
+    };
+    // (Other tests of this process may read batches meanwhile: at least this one's 42.)
+    assert!(by("walk") + by("sqlite") >= 42.0, "{after}");
+}
+
 /// The `portrait_*` metric names in `text` (histogram series folded into their metric).
 fn names(text: &str) -> std::collections::BTreeSet<String> {
     let mut out = std::collections::BTreeSet::new();

@@ -18,6 +18,7 @@
 //! in the same transaction, so one batch is still one snapshot.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use rusqlite::Connection;
 
@@ -37,6 +38,9 @@ pub(super) struct Tree {
     pub(super) root: u32,
     pub(super) schema: Option<i64>,
     pub(super) answered: AtomicU64,
+    /// `portrait_store_batch_ids_total` by `walk` and `sqlite`, registered at first use (after
+    /// the node has installed its recorder).
+    counters: OnceLock<(metrics::Counter, metrics::Counter)>,
 }
 
 impl Tree {
@@ -53,6 +57,7 @@ impl Tree {
             root,
             schema: (encoding == "UTF-8").then_some(schema),
             answered: AtomicU64::new(0),
+            counters: OnceLock::new(),
         })
     }
 }
@@ -119,6 +124,12 @@ fn in_transaction(
         }
     }
     tree.answered.fetch_add(answered, Ordering::Relaxed);
+    let (walk, sqlite) = tree.counters.get_or_init(|| {
+        let by = |by: &'static str| metrics::counter!("portrait_store_batch_ids_total", "by" => by);
+        (by("walk"), by("sqlite"))
+    });
+    walk.increment(answered);
+    sqlite.increment(rest.len() as u64);
     if !rest.is_empty() {
         let list = json_of(&rest)?;
         let n = rest.len();
