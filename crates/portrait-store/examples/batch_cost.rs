@@ -55,10 +55,8 @@ async fn main() {
         }
     }
     means.sort_by(f64::total_cmp);
-    println!(
-        "µs per batch of 100: least {:.1}, median {:.1} ({rounds} rounds of {batches}); found {found}",
-        means[0],
-        means[means.len() / 2]
-    );
+    let (least, median) = (means[0], means[means.len() / 2]);
+    println!("µs per batch of 100: least {least:.1}, median {median:.1}");
+    println!("({rounds} rounds of {batches}; {found} profiles found)");
     store.close().await;
 }

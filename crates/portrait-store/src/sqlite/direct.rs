@@ -25,7 +25,7 @@ use rusqlite::Connection;
 use crate::codec::{app_key, AccountRow};
 use crate::{AppId, Result};
 
-use super::lookup::{rows, ROWS_SQL};
+use super::lookup::ROWS_SQL;
 use super::sql::json_of;
 use super::tree_ahead::{self, Found, Pages};
 use super::{page_ahead, shared_map};
@@ -46,12 +46,13 @@ pub(super) struct Tree {
 impl Tree {
     /// The tree of the accounts table of `conn`'s database.
     pub(super) fn of(conn: &Connection) -> Result<Tree> {
-        let root = conn.query_row(
-            "select rootpage from sqlite_schema where type = 'table' and name = 'accounts'",
+        // One statement, one snapshot: the root and the schema version it belongs to.
+        let (root, schema): (u32, i64) = conn.query_row(
+            "select rootpage, (select schema_version from pragma_schema_version) \
+             from sqlite_schema where type = 'table' and name = 'accounts'",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let schema: i64 = conn.query_row("pragma schema_version", [], |r| r.get(0))?;
         let encoding: String = conn.query_row("pragma encoding", [], |r| r.get(0))?;
         Ok(Tree {
             root,
@@ -72,6 +73,10 @@ pub(super) fn batch(
     app: AppId,
     keys: &[&str],
 ) -> Result<Vec<AccountRow>> {
+    if !conn.is_autocommit() {
+        // (A transaction left open by a failed end would make every later BEGIN fail.)
+        conn.execute_batch("ROLLBACK")?;
+    }
     conn.prepare_cached("BEGIN")?.execute([])?;
     let read = in_transaction(conn, pages, tree, app, keys);
     let end = conn
@@ -112,7 +117,7 @@ fn in_transaction(
     let mut answered = 0;
     for ((key, w), clean) in keys.iter().zip(walked).zip(clean) {
         match w.found {
-            Found::Row(record) if clean => match account_row(key, record) {
+            Found::Row(record) if clean => match account_row(app_key(app), key, record) {
                 Some(row) => {
                     rows.push(row);
                     answered += 1;
@@ -133,19 +138,17 @@ fn in_transaction(
     if !rest.is_empty() {
         let list = json_of(&rest)?;
         let n = rest.len();
-        rows.extend(page_ahead::walked(|| rows_of(conn, app, list, n))?);
+        rows.extend(page_ahead::walked(|| {
+            super::lookup::rows(conn, app, ROWS_SQL, list, n)
+        })?);
     }
     Ok(rows)
 }
 
-fn rows_of(conn: &Connection, app: AppId, list: String, n: usize) -> Result<Vec<AccountRow>> {
-    rows(conn, app, ROWS_SQL, list, n)
-}
-
-/// The row of account `key` from its record (SQLite's record format, with the columns of
-/// `accounts`: `app_id`, `user_id`, `profile`, `version`, `updated_at_ms`), or `None` if the
-/// record is not of that shape.
-fn account_row(key: &str, mut record: Vec<u8>) -> Option<AccountRow> {
+/// The row of account `key` of app `app` (its `app_id`) from its record (SQLite's record
+/// format, with the columns of `accounts`: `app_id`, `user_id`, `profile`, `version`,
+/// `updated_at_ms`), or `None` if the record is not of that shape or not that account's.
+pub(super) fn account_row(app: i64, key: &str, mut record: Vec<u8>) -> Option<AccountRow> {
     let (header, mut at) = varint(&record, 0)?;
     let header = usize::try_from(header).ok()?;
     let mut types = [0u64; 5];
@@ -177,12 +180,12 @@ fn account_row(key: &str, mut record: Vec<u8>) -> Option<AccountRow> {
         return None;
     }
     let value = |i: usize| &record[spans[i].0..spans[i].1];
-    let _app = int(types[0], value(0))?;
+    let row_app = int(types[0], value(0))?;
     let user_id = text(types[1], value(1))?;
     text(types[2], value(2))?;
     let version = int(types[3], value(3))?;
     let updated_at_ms = int(types[4], value(4))?;
-    if user_id != key.as_bytes() {
+    if row_app != app || user_id != key.as_bytes() {
         return None;
     }
     // The profile's bytes, moved to the start of the record's buffer.

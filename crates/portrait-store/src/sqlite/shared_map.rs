@@ -24,7 +24,10 @@
 //!   size, so a file that shrank is never read past its end;
 //! * `xClose` releases the file's share of the map;
 //! * `xFileControl` keeps `mmap_size` from `unix` for a file with a map, so that `unix` never
-//!   maps the file on its own (it would when a checkpoint hints at the file's size).
+//!   maps the file on its own (it would when a checkpoint hints at the file's size);
+//!
+//! and a WAL file's `xWrite` tells the database's [`WalPages`] of every write first
+//! (`wal_pages.rs`), which [`wal_view`] pairs with the WAL index's header for a lookup.
 //!
 //! Every other method is `unix`'s, called with `unix`'s own file object, which sits at the start
 //! of ours. The map is `PROT_READ` and `MAP_SHARED`: the kernel keeps it coherent with writes made
@@ -458,9 +461,13 @@ pub(super) fn wal_view(conn: &rusqlite::Connection) -> Option<(Arc<WalPages>, Wa
         return None;
     }
     // The header (walformat.html: the "WAL-index header") twice, 48 bytes each, in the
-    // machine's byte order; SQLite writes the second copy first: two equal copies are whole.
+    // machine's byte order. SQLite writes the second copy, then (after a barrier) the first,
+    // and reads them in the other order (`walIndexTryHdr`): two equal copies are whole.
     let mut copies = [0u8; 96];
     for (i, b) in copies.iter_mut().enumerate() {
+        if i == 48 {
+            std::sync::atomic::fence(Ordering::Acquire);
+        }
         // SAFETY: within the mapped region (32 KiB).
         *b = unsafe { std::ptr::read_volatile(region.cast::<u8>().add(i)) };
     }
@@ -473,6 +480,7 @@ pub(super) fn wal_view(conn: &rusqlite::Connection) -> Option<(Arc<WalPages>, Wa
         wal,
         WalHeader {
             last_frame: word(16),
+            last_sum: (u64::from(word(24)) << 32) | u64::from(word(28)),
             salt: first[32..40].try_into().ok()?,
         },
     ))

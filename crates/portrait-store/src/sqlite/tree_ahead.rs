@@ -67,7 +67,8 @@ const PATH: usize = 8;
 #[derive(Debug)]
 pub(super) struct Walked {
     /// The pages from the root to where the search ended; empty if it went deeper than [`PATH`]
-    /// levels or was cut short (a page not readable as the accounts B-tree).
+    /// levels or than [`DEEPEST`] (a search that ends on a page it cannot read keeps its path,
+    /// and [`Found::Unknown`]).
     pub(super) path: Vec<u32>,
     pub(super) found: Found,
 }
@@ -216,5 +217,6 @@ pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> Vec<Wa
         })
         .collect()
 }
+
 #[cfg(test)]
 mod tests;

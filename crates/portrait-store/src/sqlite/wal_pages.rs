@@ -3,23 +3,28 @@
 //!
 //! **Why.** A read transaction sees each page either in the WAL (the newest frame of the page
 //! up to the snapshot's last frame) or, if the page has no such frame, in the database file.
-//! SQLite tells nobody which; but every frame is written by a connection of this process
-//! through the store's VFS (`shared_map.rs`), which hands each write to the WAL to
-//! [`WalPages::wrote`]. A page absent from the set, in a read transaction, is therefore read
-//! right from the file: it has no frame in the snapshot, and SQLite copies no frame into the
-//! file while the transaction is open (a checkpoint copies only frames at or before every open
-//! snapshot's last frame, and waits for readers of the file alone).
+//! SQLite tells nobody which; but the store's connections write every frame through its VFS
+//! (`shared_map.rs`), which hands each write to the WAL to [`WalPages::wrote`]. A page with no
+//! frame in the snapshot is read right from the file, and stays as the snapshot sees it while
+//! the transaction is open: a checkpoint copies into the file only frames at or before every
+//! open snapshot's last frame (and, while a reader reads the file alone, none), and the WAL
+//! restarts only once every frame is in the file and no reader uses one.
 //!
-//! **When the set is trusted** ([`WalPages::trusted`]), given the WAL-index header of the
-//! reader's transaction (its last committed frame and the salts of the WAL's generation):
+//! **When the set is trusted** ([`WalPages::trusted`]), given the WAL-index header as the reader
+//! finds it within its transaction (at or past its snapshot: the same generation, since a
+//! reader that uses frames keeps the WAL from restarting, or a reader of the file alone, for
+//! which every page is as the file holds it):
 //! * the WAL holds no committed frame: every page is read from the file;
-//! * or this process wrote the header of the WAL's current generation (same salts), every frame
-//!   from the first to the last committed one, and understood every write it saw.
+//! * or this process wrote the header of the WAL's current generation (same salts), the last
+//!   committed frame's checksum is the one this process wrote for it (SQLite's checksums run
+//!   over every frame before, so every frame up to it is one this process wrote), and it
+//!   understood every write it saw.
 //!
 //! Anything else means a frame this process did not see (another process wrote, a WAL left by
-//! a crash was recovered, a write was split where no frame header was expected): the set is not
-//! trusted until this process writes the header of a new generation, which SQLite does only
-//! once every frame of the old one is in the file.
+//! a crash was recovered, another writer wrote where this process's frames were rolled back, a
+//! write was split where a frame header was): the set is not trusted until this process writes
+//! the header of a new generation, which SQLite does only once every frame of the old one is in
+//! the file (or, for frames written over, until this process writes them again).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,15 +50,21 @@ struct Seen {
     salt: [u8; 8],
     /// The page size of the generation's header.
     page_size: u64,
-    /// Frames `1..=frames` were written here (a frame past `frames + 1` is a gap).
-    frames: u64,
+    /// The checksum in the header of each frame written here, frame `n` at `n - 1` (a frame
+    /// past the last one plus one is a gap). SQLite's frame checksums run over every frame
+    /// before: a committed last frame whose checksum is the one written here means every frame
+    /// up to it is the one written here (and not one of another writer's, written where this
+    /// process's rolled-back frames were).
+    sums: Vec<u64>,
     pages: HashSet<u32, foldhash::fast::FixedState>,
 }
 
-/// A reader's view of the WAL-index header: the last committed frame and the generation's salts.
+/// The WAL-index header as a reader finds it within its transaction: the last committed frame,
+/// that frame's checksum, and the generation's salts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct WalHeader {
     pub(super) last_frame: u32,
+    pub(super) last_sum: u64,
     pub(super) salt: [u8; 8],
 }
 
@@ -79,7 +90,10 @@ impl WalPages {
             return Some(Clean(None));
         }
         let seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        (seen.known && seen.salt == header.salt && u64::from(header.last_frame) <= seen.frames)
+        let written = usize::try_from(header.last_frame)
+            .ok()
+            .and_then(|n| seen.sums.get(n.checked_sub(1)?));
+        (seen.known && seen.salt == header.salt && written == Some(&header.last_sum))
             .then_some(Clean(Some(seen)))
     }
 }
@@ -105,7 +119,7 @@ impl Seen {
             match (buf.get(8..12), buf.get(16..24)) {
                 (Some(size), Some(salt)) if buf.len() as u64 == HEADER => {
                     self.pages.clear();
-                    self.frames = 0;
+                    self.sums.clear();
                     self.page_size =
                         u64::from(u32::from_be_bytes(size.try_into().unwrap_or_default()));
                     self.salt.copy_from_slice(salt);
@@ -136,20 +150,27 @@ impl Seen {
             if at >= end {
                 break;
             }
+            // The page number (bytes 0..4) and the frame's checksum (16..24, two big-endian
+            // words); SQLite writes a frame's header whole.
             let from = usize::try_from(at - offset).unwrap_or(usize::MAX);
-            let Some(number) = buf.get(from..from + 4) else {
+            let Some(header) = buf.get(from..from.saturating_add(FRAME_HEADER as usize)) else {
                 self.known = false;
                 return;
             };
+            let word =
+                |at: usize| u32::from_be_bytes(header[at..at + 4].try_into().unwrap_or_default());
+            let sum = (u64::from(word(16)) << 32) | u64::from(word(20));
             // Frame `index + 1` (counted from 1) starts at `at`.
-            let n = index + 1;
-            if n > self.frames + 1 {
-                self.known = false; // a frame written elsewhere came before it
-                return;
+            let n = usize::try_from(index).unwrap_or(usize::MAX);
+            match n.cmp(&self.sums.len()) {
+                std::cmp::Ordering::Less => self.sums[n] = sum, // written again
+                std::cmp::Ordering::Equal => self.sums.push(sum),
+                std::cmp::Ordering::Greater => {
+                    self.known = false; // a frame written elsewhere came before it
+                    return;
+                }
             }
-            self.frames = self.frames.max(n);
-            self.pages
-                .insert(u32::from_be_bytes(number.try_into().unwrap_or_default()));
+            self.pages.insert(word(0));
             index += 1;
         }
     }
@@ -168,33 +189,53 @@ mod tests {
         h
     }
 
-    /// Frame `n` (from 1) of page `page`, written as SQLite writes it: header, then page.
+    /// The checksum a frame `n` of page `page` gets here (by `writer`): any value that differs
+    /// between frames and writers.
+    fn sum(writer: u8, n: u64, page: u32) -> u64 {
+        (u64::from(writer) << 56) | (n << 32) | u64::from(page)
+    }
+
+    /// Frame `n` (from 1) of page `page`, written by this process as SQLite writes it: header,
+    /// then page.
     fn frame(set: &WalPages, n: u64, page: u32) {
         let at = HEADER + (n - 1) * (FRAME_HEADER + PAGE);
-        let mut h = vec![0u8; 24];
-        h[..4].copy_from_slice(&page.to_be_bytes());
-        set.wrote(&h, at);
+        set.wrote(&frame_header(sum(0, n, page), page), at);
         set.wrote(&vec![7u8; PAGE as usize], at + FRAME_HEADER);
     }
 
-    fn view(set: &WalPages, last_frame: u32, salt: u8) -> Option<Vec<bool>> {
+    fn frame_header(sum: u64, page: u32) -> Vec<u8> {
+        let mut h = vec![0u8; 24];
+        h[..4].copy_from_slice(&page.to_be_bytes());
+        h[16..24].copy_from_slice(&sum.to_be_bytes());
+        h
+    }
+
+    /// The pages 1–5 a reader may read from the file with the WAL index at `last_frame`, whose
+    /// checksum is `last_sum`.
+    fn view_summed(set: &WalPages, last_frame: u32, last_sum: u64, salt: u8) -> Option<Vec<bool>> {
         let clean = set.trusted(WalHeader {
             last_frame,
+            last_sum,
             salt: [salt; 8],
         })?;
         Some((1..=5).map(|p| clean.page(p)).collect())
+    }
+
+    /// [`view_summed`] with the checksum this process wrote for `last_frame` of `page`.
+    fn view(set: &WalPages, last_frame: u32, page: u32, salt: u8) -> Option<Vec<bool>> {
+        view_summed(set, last_frame, sum(0, u64::from(last_frame), page), salt)
     }
 
     #[test]
     fn the_pages_of_the_frames_written_here_are_not_read_from_the_file() {
         let set = WalPages::default();
         assert_eq!(
-            view(&set, 0, 1),
+            view(&set, 0, 0, 1),
             Some(vec![true; 5]),
             "an empty WAL: every page"
         );
         assert_eq!(
-            view(&set, 1, 1),
+            view(&set, 1, 2, 1),
             None,
             "frames of a generation not seen here"
         );
@@ -203,14 +244,48 @@ mod tests {
         frame(&set, 2, 4);
         frame(&set, 2, 4); // a frame written again within its transaction
         let clean = Some(vec![true, false, true, false, true]);
-        assert_eq!(view(&set, 2, 1), clean);
-        assert_eq!(view(&set, 1, 1), clean, "a snapshot before the last frame");
-        assert_eq!(view(&set, 3, 1), None, "a committed frame not written here");
-        assert_eq!(view(&set, 2, 9), None, "another generation's salts");
+        assert_eq!(view(&set, 2, 4, 1), clean);
+        assert_eq!(
+            view(&set, 1, 2, 1),
+            clean,
+            "a snapshot before the last frame"
+        );
+        assert_eq!(
+            view(&set, 3, 5, 1),
+            None,
+            "a committed frame not written here"
+        );
+        assert_eq!(view(&set, 2, 4, 9), None, "another generation's salts");
         // A new generation: the old pages are in the file.
         set.wrote(&header(2), 0);
         frame(&set, 1, 5);
-        assert_eq!(view(&set, 1, 2), Some(vec![true, true, true, true, false]));
+        assert_eq!(
+            view(&set, 1, 5, 2),
+            Some(vec![true, true, true, true, false])
+        );
+    }
+
+    /// Frames this process wrote and rolled back, then another writer's frames in their place
+    /// (same generation, same frame numbers): their checksums differ, so the set is not
+    /// trusted until this process writes those frames again.
+    #[test]
+    fn frames_another_writer_wrote_over_rolled_back_ones_are_not_trusted() {
+        let set = WalPages::default();
+        set.wrote(&header(1), 0);
+        frame(&set, 1, 2);
+        frame(&set, 2, 3); // spilled, then rolled back
+        let theirs = sum(1, 2, 4); // another writer's frames 1 and 2 (page 4), committed
+        assert_eq!(view_summed(&set, 2, theirs, 1), None);
+        assert_eq!(
+            view(&set, 2, 3, 1),
+            Some(vec![true, false, false, true, true])
+        );
+        // This process writes frame 2 again (its next transaction): trusted with its checksum.
+        set.wrote(&frame_header(theirs, 4), HEADER + FRAME_HEADER + PAGE);
+        assert_eq!(
+            view_summed(&set, 2, theirs, 1),
+            Some(vec![true, false, false, false, true])
+        );
     }
 
     #[test]
@@ -220,21 +295,32 @@ mod tests {
         set.wrote(&header(1), 0);
         frame(&set, 1, 2);
         frame(&set, 3, 3);
-        assert_eq!(view(&set, 1, 1), None);
+        assert_eq!(view(&set, 1, 2, 1), None);
         set.wrote(&header(3), 0);
         frame(&set, 1, 2);
-        assert_eq!(view(&set, 1, 3), Some(vec![true, false, true, true, true]));
-        // A write that begins inside a frame header's page number, and a torn WAL header.
+        assert_eq!(
+            view(&set, 1, 2, 3),
+            Some(vec![true, false, true, true, true])
+        );
+        // A write that begins inside a frame header's page number, a frame header cut short,
+        // and a torn WAL header.
         set.wrote(&[0u8; 22], HEADER + FRAME_HEADER + PAGE + 2);
-        assert_eq!(view(&set, 1, 3), None);
+        assert_eq!(view(&set, 1, 2, 3), None);
+        set.wrote(&header(4), 0);
+        frame(&set, 1, 2);
+        set.wrote(&[0u8; 16], HEADER + FRAME_HEADER + PAGE);
+        assert_eq!(view(&set, 1, 2, 4), None);
         set.wrote(&header(4)[..16], 0);
-        assert_eq!(view(&set, 1, 4), None);
+        assert_eq!(view(&set, 1, 2, 4), None);
         // One write of two whole frames is followed.
         set.wrote(&header(5), 0);
         let mut two = vec![0u8; 2 * (FRAME_HEADER + PAGE) as usize];
-        two[..4].copy_from_slice(&1u32.to_be_bytes());
-        two[(FRAME_HEADER + PAGE) as usize..][..4].copy_from_slice(&3u32.to_be_bytes());
+        two[..24].copy_from_slice(&frame_header(sum(0, 1, 1), 1));
+        two[(FRAME_HEADER + PAGE) as usize..][..24].copy_from_slice(&frame_header(sum(0, 2, 3), 3));
         set.wrote(&two, HEADER);
-        assert_eq!(view(&set, 2, 5), Some(vec![false, true, false, true, true]));
+        assert_eq!(
+            view(&set, 2, 3, 5),
+            Some(vec![false, true, false, true, true])
+        );
     }
 }

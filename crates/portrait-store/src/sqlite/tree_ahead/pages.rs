@@ -353,8 +353,9 @@ impl App {
     }
 }
 
-/// [`Node::compare`] within the first [`WINDOW`] bytes of a cell's payload: `Some` of its
-/// answer if they decide it, `None` if it needs bytes past them.
+/// [`Node::compare`] within the first [`WINDOW`] bytes of a cell's payload, for cells of the
+/// usual shape: `Some` of its answer if they decide it, `None` if the cell is of another shape
+/// or the answer needs bytes past them ([`Node::compare_slowly`] then answers).
 pub(super) fn compare_in(
     w: &[u8; WINDOW],
     pages: &Pages,
@@ -409,70 +410,5 @@ pub(super) fn compare_in(
             return Some(Some(text.cmp(&key.len())));
         }
     }
-    let app = app.value;
-    let varint = |at: usize| -> Option<(u64, usize)> {
-        let mut v = 0u64;
-        for i in 0..8 {
-            let b = *w.get(at + i)?;
-            v = (v << 7) | u64::from(b & 0x7f);
-            if b & 0x80 == 0 {
-                return Some((v, i + 1));
-            }
-        }
-        Some(((v << 8) | u64::from(*w.get(at + 8)?), 9))
-    };
-    let (len, rec) = varint(0)?;
-    let len = usize::try_from(len).ok();
-    let local = len.map(|len| {
-        if len <= pages.max_local {
-            len
-        } else {
-            pages.min_local
-        }
-    });
-    let (header, n) = varint(rec)?;
-    let (app_type, a) = varint(rec + n)?;
-    let (text_type, _) = varint(rec + n + a)?;
-    let Some(local) = local else {
-        return Some(None);
-    };
-    if header > 16 {
-        return Some(None);
-    }
-    let mut body = rec + usize::try_from(header).ok()?;
-    let width = match app_type {
-        1..=4 => usize::try_from(app_type).ok()?,
-        5 => 6,
-        6 => 8,
-        8 | 9 => 0,
-        _ => return Some(None),
-    };
-    let mut cell_app = if app_type == 9 { 1i64 } else { 0 };
-    if width > 0 {
-        let bytes = w.get(body..body + width)?;
-        cell_app = i64::from(bytes[0] as i8);
-        for &b in &bytes[1..] {
-            cell_app = (cell_app << 8) | i64::from(b);
-        }
-    }
-    body += width;
-    if text_type < 13 || text_type % 2 == 0 {
-        return Some(None);
-    }
-    let text = usize::try_from((text_type - 13) / 2).ok()?;
-    if text > LONGEST_KEY || body + text - rec > local {
-        return Some(None);
-    }
-    let order = cell_app.cmp(&app);
-    if order != Ordering::Equal {
-        return Some(Some(order));
-    }
-    let rest = w.get(body..)?;
-    let common = text.min(key.len());
-    let here = common.min(rest.len());
-    match rest[..here].cmp(&key[..here]) {
-        Ordering::Equal if here < common => None, // the rest of the key is past the window
-        Ordering::Equal => Some(Some(text.cmp(&key.len()))),
-        other => Some(Some(other)),
-    }
+    None
 }
