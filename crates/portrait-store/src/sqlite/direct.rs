@@ -73,76 +73,74 @@ pub(super) fn batch(
     app: AppId,
     keys: &[&str],
 ) -> Result<Vec<AccountRow>> {
+    read_transaction(conn, || {
+        // Reading the schema's version begins the read transaction: what follows sees its snapshot.
+        let schema: i64 = conn
+            .prepare_cached("pragma schema_version")?
+            .query_row([], |r| r.get(0))?;
+        let walked = tree_ahead::ahead(pages, tree.root, app_key(app), keys);
+        let view = (tree.schema == Some(schema))
+            .then(|| shared_map::wal_view(conn))
+            .flatten();
+        let clean: Vec<bool> = match view.as_ref().and_then(|(wal, h)| wal.trusted(*h)) {
+            Some(clean) => walked
+                .iter()
+                .map(|w| !w.path.is_empty() && w.path.iter().all(|&p| clean.page(p)))
+                .collect(),
+            None => vec![false; keys.len()],
+        };
+        let mut rows = Vec::with_capacity(keys.len());
+        let mut rest = Vec::new();
+        let mut answered = 0;
+        for ((key, w), clean) in keys.iter().zip(walked).zip(clean) {
+            match w.found {
+                Found::Row(record) if clean => match account_row(app_key(app), key, record) {
+                    Some(row) => {
+                        rows.push(row);
+                        answered += 1;
+                    }
+                    None => rest.push(*key),
+                },
+                Found::Absent if clean => answered += 1,
+                _ => rest.push(*key),
+            }
+        }
+        tree.answered.fetch_add(answered, Ordering::Relaxed);
+        let (walk, sqlite) = tree.counters.get_or_init(|| {
+            let by =
+                |by: &'static str| metrics::counter!("portrait_store_batch_ids_total", "by" => by);
+            (by("walk"), by("sqlite"))
+        });
+        walk.increment(answered);
+        sqlite.increment(rest.len() as u64);
+        if !rest.is_empty() {
+            let list = json_of(&rest)?;
+            let n = rest.len();
+            rows.extend(page_ahead::walked(|| {
+                super::lookup::rows(conn, app, ROWS_SQL, list, n)
+            })?);
+        }
+        Ok(rows)
+    })
+}
+
+/// What `read` answers, run within one read transaction of `conn` (ended whatever it answers).
+fn read_transaction<T>(conn: &Connection, read: impl FnOnce() -> Result<T>) -> Result<T> {
     if !conn.is_autocommit() {
         // (A transaction left open by a failed end would make every later BEGIN fail.)
         conn.execute_batch("ROLLBACK")?;
     }
     conn.prepare_cached("BEGIN")?.execute([])?;
-    let read = in_transaction(conn, pages, tree, app, keys);
+    let read = read();
     let end = conn
         .prepare_cached("COMMIT")
         .and_then(|mut s| s.execute([]))
         .map_err(Into::into);
-    let rows = read.and_then(|rows| end.map(|_| rows));
-    if rows.is_err() && !conn.is_autocommit() {
+    let answer = read.and_then(|answer| end.map(|_| answer));
+    if answer.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    rows
-}
-
-fn in_transaction(
-    conn: &Connection,
-    pages: &Pages,
-    tree: &Tree,
-    app: AppId,
-    keys: &[&str],
-) -> Result<Vec<AccountRow>> {
-    // Reading the schema's version begins the read transaction: what follows sees its snapshot.
-    let schema: i64 = conn
-        .prepare_cached("pragma schema_version")?
-        .query_row([], |r| r.get(0))?;
-    let walked = tree_ahead::ahead(pages, tree.root, app_key(app), keys);
-    let view = (tree.schema == Some(schema))
-        .then(|| shared_map::wal_view(conn))
-        .flatten();
-    let clean: Vec<bool> = match view.as_ref().and_then(|(wal, h)| wal.trusted(*h)) {
-        Some(clean) => walked
-            .iter()
-            .map(|w| !w.path.is_empty() && w.path.iter().all(|&p| clean.page(p)))
-            .collect(),
-        None => vec![false; keys.len()],
-    };
-    let mut rows = Vec::with_capacity(keys.len());
-    let mut rest = Vec::new();
-    let mut answered = 0;
-    for ((key, w), clean) in keys.iter().zip(walked).zip(clean) {
-        match w.found {
-            Found::Row(record) if clean => match account_row(app_key(app), key, record) {
-                Some(row) => {
-                    rows.push(row);
-                    answered += 1;
-                }
-                None => rest.push(*key),
-            },
-            Found::Absent if clean => answered += 1,
-            _ => rest.push(*key),
-        }
-    }
-    tree.answered.fetch_add(answered, Ordering::Relaxed);
-    let (walk, sqlite) = tree.counters.get_or_init(|| {
-        let by = |by: &'static str| metrics::counter!("portrait_store_batch_ids_total", "by" => by);
-        (by("walk"), by("sqlite"))
-    });
-    walk.increment(answered);
-    sqlite.increment(rest.len() as u64);
-    if !rest.is_empty() {
-        let list = json_of(&rest)?;
-        let n = rest.len();
-        rows.extend(page_ahead::walked(|| {
-            super::lookup::rows(conn, app, ROWS_SQL, list, n)
-        })?);
-    }
-    Ok(rows)
+    answer
 }
 
 /// The row of account `key` of app `app` (its `app_id`) from its record (SQLite's record
