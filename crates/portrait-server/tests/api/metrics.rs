@@ -169,10 +169,11 @@ async fn reads_count_cache_hits_and_misses() {
     );
 }
 
-/// On the embedded store, every id of a batch read that misses the cache is counted once, by
-/// how it was answered: from the node's walk of the file, or by SQLite.
+/// On the embedded store, every account read by UserID that misses the cache (each id of a
+/// batch, and a one-account read) is counted once, by how it was answered: from the node's walk
+/// of the file, or by SQLite.
 #[tokio::test]
-async fn batch_reads_count_their_ids_by_how_the_store_answered() {
+async fn account_reads_are_counted_by_how_the_store_answered() {
     let app = spawn_app().await;
     if !app.is_embedded() {
         return; // PostgreSQL answers every batch with one query; the metric is the file's
@@ -180,9 +181,19 @@ async fn batch_reads_count_their_ids_by_how_the_store_answered() {
     let users: Vec<String> = (0..40).map(|i| format!("batch_{i}")).collect();
     let ids: Vec<&str> = users.iter().map(String::as_str).collect();
     app.import(&ids).await;
+    // (Other tests of this process may read meanwhile: at least this read's ids.)
     let mut asked = ids.clone();
     asked.extend(["batch_missing_1", "batch_missing_2"]);
-    let before = scrape(&app).await;
+    let (n, after) = counted_reads(&app, &asked).await;
+    assert!(n >= 42.0, "{after}");
+    let (n, after) = counted_reads(&app, &["one_missing"]).await;
+    assert!(n >= 1.0, "a one-account read is counted: {after}");
+}
+
+/// `portrait_store_account_reads_total` (both ways) over a `portrait_get` of `asked`, and the
+/// metrics after it.
+async fn counted_reads(app: &TestApp, asked: &[&str]) -> (f64, String) {
+    let before = scrape(app).await;
     let read = app
         .call(
             "v4/profile/portrait_get",
@@ -190,13 +201,10 @@ async fn batch_reads_count_their_ids_by_how_the_store_answered() {
         )
         .await;
     assert_eq!(read["ErrorCode"], 0, "{read}");
-    let after = scrape(&app).await;
-    let by = |how| {
-        let name = "portrait_store_batch_ids_total";
-        value(&after, name, &[("by", how)]) - value(&before, name, &[("by", how)])
-    };
-    // (Other tests of this process may read batches meanwhile: at least this one's 42.)
-    assert!(by("walk") + by("sqlite") >= 42.0, "{after}");
+    let after = scrape(app).await;
+    let name = "portrait_store_account_reads_total";
+    let by = |how| value(&after, name, &[("by", how)]) - value(&before, name, &[("by", how)]);
+    (by("walk") + by("sqlite"), after)
 }
 
 /// The `portrait_*` metric names in `text` (histogram series folded into their metric).

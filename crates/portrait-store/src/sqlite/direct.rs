@@ -25,7 +25,7 @@ use rusqlite::Connection;
 use crate::codec::{app_key, AccountRow};
 use crate::{AppId, Result};
 
-use super::lookup::ROWS_SQL;
+use super::lookup::{ROWS_SQL, ROW_SQL};
 use super::sql::json_of;
 use super::tree_ahead::{self, Found, Pages};
 use super::{page_ahead, shared_map};
@@ -38,7 +38,7 @@ pub(super) struct Tree {
     pub(super) root: u32,
     pub(super) schema: Option<i64>,
     pub(super) answered: AtomicU64,
-    /// `portrait_store_batch_ids_total` by `walk` and `sqlite`, registered at first use (after
+    /// `portrait_store_account_reads_total` by `walk` and `sqlite`, registered at first use (after
     /// the node has installed its recorder).
     counters: OnceLock<(metrics::Counter, metrics::Counter)>,
 }
@@ -75,44 +75,8 @@ pub(super) fn batch(
 ) -> Result<Vec<AccountRow>> {
     read_transaction(conn, || {
         // Reading the schema's version begins the read transaction: what follows sees its snapshot.
-        let schema: i64 = conn
-            .prepare_cached("pragma schema_version")?
-            .query_row([], |r| r.get(0))?;
-        let walked = tree_ahead::ahead(pages, tree.root, app_key(app), keys);
-        let view = (tree.schema == Some(schema))
-            .then(|| shared_map::wal_view(conn))
-            .flatten();
-        let clean: Vec<bool> = match view.as_ref().and_then(|(wal, h)| wal.trusted(*h)) {
-            Some(clean) => walked
-                .iter()
-                .map(|w| !w.path.is_empty() && w.path.iter().all(|&p| clean.page(p)))
-                .collect(),
-            None => vec![false; keys.len()],
-        };
-        let mut rows = Vec::with_capacity(keys.len());
-        let mut rest = Vec::new();
-        let mut answered = 0;
-        for ((key, w), clean) in keys.iter().zip(walked).zip(clean) {
-            match w.found {
-                Found::Row(record) if clean => match account_row(app_key(app), key, record) {
-                    Some(row) => {
-                        rows.push(row);
-                        answered += 1;
-                    }
-                    None => rest.push(*key),
-                },
-                Found::Absent if clean => answered += 1,
-                _ => rest.push(*key),
-            }
-        }
-        tree.answered.fetch_add(answered, Ordering::Relaxed);
-        let (walk, sqlite) = tree.counters.get_or_init(|| {
-            let by =
-                |by: &'static str| metrics::counter!("portrait_store_batch_ids_total", "by" => by);
-            (by("walk"), by("sqlite"))
-        });
-        walk.increment(answered);
-        sqlite.increment(rest.len() as u64);
+        let schema = schema_version(conn)?;
+        let (mut rows, rest) = walk(conn, pages, tree, schema, app, keys);
         if !rest.is_empty() {
             let list = json_of(&rest)?;
             let n = rest.len();
@@ -122,6 +86,92 @@ pub(super) fn batch(
         }
         Ok(rows)
     })
+}
+
+/// The row of account `key` of the app, if it exists, read within `conn`'s read transaction,
+/// whose snapshot began with reading the schema's version `schema` ([`schema_version`]): from
+/// the walk where its pages are the transaction's, else by SQLite. `pages` are the file's pages
+/// as far as they were known when the transaction began (a page past them is left to SQLite).
+/// The price of a one-account read that misses the cache is then a search of the file, not a
+/// statement's (BENCHMARKS.md, "session 20").
+pub(super) fn one(
+    conn: &Connection,
+    pages: Option<&Pages>,
+    tree: &Tree,
+    schema: i64,
+    app: AppId,
+    key: &str,
+) -> Result<Vec<AccountRow>> {
+    let Some(pages) = pages else {
+        return super::lookup::rows(conn, app, ROW_SQL, key.to_owned(), 1);
+    };
+    let (rows, rest) = walk(conn, pages, tree, schema, app, &[key]);
+    if rest.is_empty() {
+        return Ok(rows);
+    }
+    page_ahead::walked(|| super::lookup::rows(conn, app, ROW_SQL, key.to_owned(), 1))
+}
+
+/// The schema's version, read in `conn`'s read transaction (the first read of one begins its
+/// snapshot).
+pub(super) fn schema_version(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("pragma schema_version")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// What the walk answers of `keys` within `conn`'s read transaction, whose schema version is
+/// `schema`: the rows it found where every page of the search is the transaction's, and the
+/// keys it cannot answer (for SQLite). Counts both.
+fn walk<'k>(
+    conn: &Connection,
+    pages: &Pages,
+    tree: &Tree,
+    schema: i64,
+    app: AppId,
+    keys: &[&'k str],
+) -> (Vec<AccountRow>, Vec<&'k str>) {
+    // (Walked whatever the view: the walk also brings in the lines SQLite's searches read.)
+    let walked = tree_ahead::ahead(pages, tree.root, app_key(app), keys);
+    let view = (tree.schema == Some(schema))
+        .then(|| shared_map::wal_view(conn))
+        .flatten();
+    let clean: Vec<bool> = match view.as_ref().and_then(|(wal, h)| wal.trusted(*h)) {
+        Some(clean) => walked
+            .iter()
+            .map(|w| !w.path.is_empty() && w.path.iter().all(|&p| clean.page(p)))
+            .collect(),
+        None => vec![false; keys.len()],
+    };
+    let mut rows = Vec::with_capacity(keys.len());
+    let mut rest = Vec::new();
+    let mut answered = 0;
+    for ((key, w), clean) in keys.iter().zip(walked).zip(clean) {
+        match w.found {
+            Found::Row(record) if clean => match account_row(app_key(app), key, record) {
+                Some(row) => {
+                    rows.push(row);
+                    answered += 1;
+                }
+                None => rest.push(*key),
+            },
+            Found::Absent if clean => answered += 1,
+            _ => rest.push(*key),
+        }
+    }
+    tree.answered.fetch_add(answered, Ordering::Relaxed);
+    let (walk, sqlite) = tree.counters.get_or_init(|| {
+        let by =
+            |by: &'static str| metrics::counter!("portrait_store_account_reads_total", "by" => by);
+        (by("walk"), by("sqlite"))
+    });
+    if answered > 0 {
+        walk.increment(answered);
+    }
+    if !rest.is_empty() {
+        sqlite.increment(rest.len() as u64);
+    }
+    (rows, rest)
 }
 
 /// What `read` answers, run within one read transaction of `conn` (ended whatever it answers).

@@ -21,29 +21,9 @@
 //! from the walk, and SQLite's statement searches the rest in the same transaction
 //! (`direct.rs`).
 //!
-//! **One account, on the caller's thread.** A lookup of one account (W1's shape, and most
-//! reads of the client API) is one primary-key search, a few microseconds with the file in the
-//! page cache, while the trip to a thread and back (two thread wake-ups) cost several times
-//! that. So it runs where it is asked, on one of [`INLINE`] connections kept for it; when all
-//! are in use, it takes the thread path like a batch. The price: with the file not in the page
-//! cache (the first reads after a boot), the search waits for the disk on a worker thread of
-//! the caller's runtime, for the few pages of one search.
-//!
-//! **One snapshot for many one-account lookups.** In SQLite's autocommit mode every statement
-//! begins and ends its own read transaction: locks in the WAL index (`fcntl`), a look at the
-//! file's size, and the commit of nothing. With 10M accounts, where most one-account reads
-//! miss the cache, that cost more than the search (BENCHMARKS.md, 2026-12-05 evening). So an
-//! inline connection keeps its read transaction open from one lookup to the next for as long as
-//! the store has committed nothing since it began, and at most [`SNAPSHOT_MAX_AGE`]. The writer
-//! counts its commits ([`Commits`]) right after each `COMMIT` and before it acknowledges anything
-//! of the batch, and a lookup reads the count before its transaction takes its snapshot; so a
-//! lookup whose snapshot is kept sees every write acknowledged before it began, as a fresh
-//! statement would. A snapshot kept open holds back the WAL's checkpoint (the frames committed
-//! after it cannot be copied, nor the WAL restarted), so a sweeper thread ends the snapshots of
-//! idle inline connections within [`SWEEP_EVERY`] once the store has committed or they are old.
-//! The age bound also bounds how long a lookup can miss a write made behind the store's back by
-//! another process (`portrait import` on the file of a running node, which docs/deployment.md
-//! says not to do).
+//! **One account, on the caller's thread** (`lookup/inline.rs`): a lookup of one account
+//! runs where it is asked, on a connection kept for it, in a read transaction kept from one
+//! lookup to the next while the store commits nothing, and is answered from the walk too.
 //!
 //! **Bounded.** At most [`QUEUE`] jobs wait; a caller waits for room (back-pressure). A batch is
 //! as large as the caller's request, which the API bounds. [`Lookups::close`] lets the threads
@@ -53,9 +33,9 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
@@ -68,6 +48,10 @@ use super::per_file::PerFile;
 use super::sql::{json_list, json_of, Sorted};
 use super::{direct, huge, shared_map};
 
+mod inline;
+
+use inline::{InlinePool, SNAPSHOT_MAX_AGE};
+
 /// Lookup threads (and connections).
 pub(super) const THREADS: usize = 4;
 
@@ -76,13 +60,6 @@ const INLINE: usize = 2;
 
 /// Most jobs waiting for a thread.
 const QUEUE: usize = 1024;
-
-/// Longest an inline connection keeps one read transaction open (see the module docs).
-const SNAPSHOT_MAX_AGE: Duration = Duration::from_millis(250);
-
-/// How often the sweeper looks at the idle inline connections while one of them keeps a read
-/// transaction open.
-const SWEEP_EVERY: Duration = Duration::from_millis(100);
 
 /// The rows of the app's accounts among the ids of the JSON array `?2`, which [`json_list`]
 /// puts in order. SQLite walks the list (`cross join` keeps it the outer loop) and searches the
@@ -94,7 +71,7 @@ pub(super) const ROWS_SQL: &str = "select a.user_id, a.profile, a.version, a.upd
      from json_each(?2) as j cross join accounts as a where a.app_id = ?1 and a.user_id = j.value";
 
 /// [`ROWS_SQL`] for one account.
-const ROW_SQL: &str = "select user_id, profile, version, updated_at_ms from accounts \
+pub(super) const ROW_SQL: &str = "select user_id, profile, version, updated_at_ms from accounts \
      where app_id = ?1 and user_id = ?2";
 
 /// The ids among the JSON array `?2` of the app's accounts (walked as in [`ROWS_SQL`]).
@@ -166,31 +143,6 @@ pub(super) struct Lookups {
     rehouser: Mutex<Option<huge::Rehouser>>,
 }
 
-/// The idle inline connections, shared with the sweeper thread.
-struct InlinePool {
-    /// `None` once closed.
-    idle: Mutex<Option<Idle>>,
-    /// Wakes the sweeper: a connection with an open snapshot came back, or the pool closed.
-    wake: Condvar,
-    /// [`SNAPSHOT_MAX_AGE`] (longer in tests).
-    max_age: Duration,
-}
-
-struct Idle {
-    conns: Vec<Inline>,
-    /// The sweeper waits without a timeout (no idle connection had a snapshot open) and must be
-    /// woken when one comes back with a snapshot open.
-    sweeper_waits: bool,
-}
-
-/// An inline connection and the read transaction it keeps open between lookups.
-struct Inline {
-    conn: Connection,
-    /// When its read transaction began and the commit count read just before; `None` when it
-    /// has none open.
-    snapshot: Option<(Instant, u64)>,
-}
-
 impl std::fmt::Debug for Lookups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lookups").finish_non_exhaustive()
@@ -215,21 +167,9 @@ impl Lookups {
             .collect::<Result<Vec<_>>>()?;
         let tree = Arc::new(direct::Tree::of(&connections[0])?);
         let conns = (0..INLINE)
-            .map(|_| {
-                Ok(Inline {
-                    conn: connect(path)?,
-                    snapshot: None,
-                })
-            })
+            .map(|_| connect(path))
             .collect::<Result<Vec<_>>>()?;
-        let inline = Arc::new(InlinePool {
-            idle: Mutex::new(Some(Idle {
-                conns,
-                sweeper_waits: false,
-            })),
-            wake: Condvar::new(),
-            max_age,
-        });
+        let inline = Arc::new(InlinePool::new(conns, max_age));
         let rehouser = huge::Rehouser::start(connect(path)?)?;
         let (tx, rx) = flume::bounded::<Job>(QUEUE);
         let mut threads = Vec::with_capacity(THREADS);
@@ -249,7 +189,7 @@ impl Lookups {
         let (pool, count) = (inline.clone(), commits.clone());
         let sweeper = std::thread::Builder::new()
             .name("portrait-sqlite-sweeper".into())
-            .spawn(move || sweep(&pool, &count))
+            .spawn(move || pool.sweep(&count))
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         threads.push(sweeper);
         Ok(Lookups {
@@ -279,29 +219,20 @@ impl Lookups {
     }
 
     /// The rows of the app's accounts among `ids` (distinct), in no particular order. One
-    /// account is looked up on the caller's thread when an inline connection is free (see the
-    /// module docs); a batch, on a lookup thread.
+    /// account is looked up on the caller's thread when an inline connection is free
+    /// (`lookup/inline.rs`); a batch, or one account when none is, on a lookup thread.
     pub(super) async fn accounts(&self, app: AppId, ids: &[&str]) -> Result<Vec<AccountRow>> {
-        let capacity = ids.len();
         if let [one] = ids {
-            let free = lock(&self.inline.idle)
-                .as_mut()
-                .and_then(|idle| idle.conns.pop());
-            let arg = (*one).to_owned();
-            if let Some(mut conn) = free {
-                let found = conn.account(&self.commits, self.inline.max_age, app, arg);
-                self.inline.put_back(conn);
+            if let Some(found) = self.inline.account(&self.commits, &self.tree, app, one) {
                 return found;
             }
-            return self
-                .run(move |conn| rows(conn, app, ROW_SQL, arg, capacity))
-                .await;
         }
+        let capacity = ids.len();
         let sorted = Sorted::of(ids);
         let tree = self.tree.clone();
         self.run(move |conn| {
             let keys = sorted.keys();
-            match shared_map::pages_of(conn) {
+            match shared_map::pages_of(conn, true) {
                 Some(pages) => direct::batch(conn, &pages, &tree, app, &keys),
                 None => rows(conn, app, ROWS_SQL, json_of(&keys)?, capacity),
             }
@@ -345,106 +276,6 @@ impl Lookups {
 impl Drop for Lookups {
     fn drop(&mut self) {
         self.inline.close();
-    }
-}
-
-impl Inline {
-    /// Whether its snapshot may serve a lookup while the commit count is `commits`.
-    fn fresh(&self, commits: u64, max_age: Duration) -> bool {
-        matches!(self.snapshot, Some((began, count))
-            if count == commits && began.elapsed() < max_age)
-    }
-
-    /// Ends its read transaction, if it has one open.
-    fn end(&mut self) {
-        self.snapshot = None;
-        if !self.conn.is_autocommit() {
-            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
-                tracing::warn!(error = %e, "ending a lookup's read transaction failed");
-            }
-        }
-    }
-
-    /// The row of account `id`, read in the kept snapshot if it is still fresh, else in a new
-    /// one (module docs).
-    fn account(
-        &mut self,
-        commits: &Commits,
-        max_age: Duration,
-        app: AppId,
-        id: String,
-    ) -> Result<Vec<AccountRow>> {
-        // Read before the new transaction takes its snapshot: every commit counted by now is
-        // in it.
-        let count = commits.now();
-        if self.conn.is_autocommit() {
-            self.snapshot = None; // SQLite ended it (after an error)
-        }
-        if !self.fresh(count, max_age) {
-            self.end();
-            self.conn.prepare_cached("BEGIN")?.execute([])?;
-            self.snapshot = Some((Instant::now(), count));
-        }
-        let found = rows(&self.conn, app, ROW_SQL, id, 1);
-        if found.is_err() {
-            self.end();
-        }
-        found
-    }
-}
-
-impl InlinePool {
-    /// Closes the idle connections (those in use are dropped when they come back) and stops
-    /// the sweeper.
-    fn close(&self) {
-        drop(lock(&self.idle).take());
-        self.wake.notify_all();
-    }
-
-    /// Returns `conn` to the idle ones (or drops it if the pool closed meanwhile), waking the
-    /// sweeper if it now has a snapshot to watch.
-    fn put_back(&self, conn: Inline) {
-        let mut idle = lock(&self.idle);
-        let Some(idle) = idle.as_mut() else { return };
-        if !conn.conn.is_autocommit() && idle.sweeper_waits {
-            idle.sweeper_waits = false;
-            self.wake.notify_one();
-        }
-        idle.conns.push(conn);
-    }
-}
-
-/// The sweeper thread: while an idle inline connection keeps a snapshot open, every
-/// [`SWEEP_EVERY`] it ends the ones that are no longer fresh (the store committed since, or
-/// they are old), so that they do not hold back the WAL's checkpoint. Returns once the pool is
-/// closed.
-fn sweep(pool: &InlinePool, commits: &Commits) {
-    let mut guard = lock(&pool.idle);
-    loop {
-        let Some(idle) = guard.as_mut() else { return };
-        idle.sweeper_waits = false;
-        let count = commits.now();
-        for conn in idle
-            .conns
-            .iter_mut()
-            .filter(|c| !c.fresh(count, pool.max_age))
-        {
-            conn.end();
-        }
-        // (A transaction SQLite still has open counts, even one `end` failed to roll back.)
-        if idle.conns.iter().any(|c| !c.conn.is_autocommit()) {
-            guard = pool
-                .wake
-                .wait_timeout(guard, SWEEP_EVERY)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        } else {
-            idle.sweeper_waits = true;
-            guard = pool
-                .wake
-                .wait(guard)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
     }
 }
 
@@ -494,6 +325,9 @@ fn closed() -> StoreError {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
+    use super::inline::SWEEP_EVERY;
     use super::*;
 
     #[tokio::test]

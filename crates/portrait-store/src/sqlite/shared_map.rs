@@ -338,14 +338,21 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
-/// The mapped pages of the main database file of `conn`, as far as the file's size is now, for
-/// [`super::tree_ahead::ahead`]; `None` if `conn` was not opened with this VFS or its file has
-/// no map. The pages stay mapped while `conn` stays open, and the file never shrinks
-/// while it is open here (the store runs no `VACUUM` and has no `auto_vacuum`).
-pub(super) fn pages_of(conn: &rusqlite::Connection) -> Option<super::tree_ahead::Pages> {
+/// The mapped pages of the main database file of `conn`, as far as the file's size is now
+/// (`look`: an `fstat`) or was when last looked at (else: a page past it is one that walks
+/// leave to SQLite), for [`super::tree_ahead::ahead`]; `None` if `conn` was not opened with
+/// this VFS or its file has no map. The pages stay mapped while `conn` stays open, and the file
+/// never shrinks while it is open here (the store runs no `VACUUM` and has no `auto_vacuum`).
+pub(super) fn pages_of(
+    conn: &rusqlite::Connection,
+    look: bool,
+) -> Option<super::tree_ahead::Pages> {
     let (file, map) = file_and_map(conn)?;
-    // SAFETY: `file` is `conn`'s open main database file, of this VFS, with this map.
-    let size = unsafe { refresh_size(file, state(file), map) };
+    let size = match look {
+        // SAFETY: `file` is `conn`'s open main database file, of this VFS, with this map.
+        true => unsafe { refresh_size(file, state(file), map) },
+        false => map.size.load(Ordering::Acquire),
+    };
     let len = usize::try_from(size).unwrap_or(0).min(RESERVED);
     // SAFETY: the first `len` bytes of the map lie within the file, which stays open (and so
     // mapped) while `conn` is, and never shrinks.

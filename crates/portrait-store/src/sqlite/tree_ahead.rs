@@ -98,6 +98,7 @@ fn probe(lo: usize, hi: usize) -> usize {
 /// found of each key, in the order of `keys`.
 pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> Vec<Walked> {
     let app = App::new(app);
+    let alone = keys.len() == 1;
     let mut searches = vec![
         Search {
             at: root,
@@ -139,7 +140,11 @@ pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> Vec<Wa
             match pages.get(s.at).and_then(Page::node) {
                 Some(node) => {
                     (s.node, s.lo, s.hi) = (Some(node), 0, node.cells);
-                    if s.lo < s.hi {
+                    if alone {
+                        // One search has no other to overlap with: its binary search would
+                        // wait for each cell in turn (`page_ahead.rs`).
+                        node.ask_all();
+                    } else if s.lo < s.hi {
                         node.ask(probe(s.lo, s.hi));
                     }
                 }

@@ -1,5 +1,6 @@
-//! Batches answered from the walk must answer what SQLite answers in the same snapshot: on a
-//! file whose WAL is empty, while this process writes, and when another process writes.
+//! Batches and one-account reads answered from the walk must answer what SQLite answers in the
+//! same snapshot: on a file whose WAL is empty, while this process writes, and when another
+//! process writes.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,7 +11,7 @@ use portrait_core::schema::StandardTag;
 use portrait_core::{Identifier, ProfileValue, Tag};
 use rusqlite::Connection;
 
-use crate::sqlite::lookup::Lookups;
+use crate::sqlite::lookup::{Commits, Lookups};
 use crate::sqlite::SqliteStore;
 use crate::{NewAccount, Store};
 
@@ -85,6 +86,16 @@ async fn batch(lookups: &Lookups, app: u64, ids: &[String]) -> HashMap<String, R
         .collect()
 }
 
+/// Each of `ids` read alone (the one-account path: a connection that keeps its snapshot while
+/// the store commits nothing).
+async fn one_by_one(lookups: &Lookups, app: u64, ids: &[String]) -> HashMap<String, Row> {
+    let mut all = HashMap::new();
+    for id in ids {
+        all.extend(batch(lookups, app, std::slice::from_ref(id)).await);
+    }
+    all
+}
+
 fn answered(lookups: &Lookups) -> u64 {
     lookups.tree.answered.load(Ordering::Relaxed)
 }
@@ -116,15 +127,20 @@ async fn a_file_with_an_empty_wal_is_answered_from_the_walk_as_sqlite_answers() 
             reference(&path, app, &ids),
             "{app}"
         );
-        asked += ids.len() as u64;
+        assert_eq!(
+            one_by_one(&lookups, app, &ids).await,
+            reference(&path, app, &ids),
+            "{app}, one by one"
+        );
+        asked += 2 * ids.len() as u64;
     }
     assert_eq!(answered(&lookups), asked, "every id answered from the walk");
     lookups.close().await;
 }
 
-/// This process writes through the store while batches read: each batch sees every write
-/// acknowledged before it (pages in the WAL are searched by SQLite), and most ids are still
-/// answered from the walk.
+/// This process writes through the store while batches and one-account reads read: each sees
+/// every write acknowledged before it (pages in the WAL are searched by SQLite), and most ids
+/// are still answered from the walk.
 #[tokio::test]
 async fn batches_see_every_write_this_process_acknowledged_before_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -146,12 +162,19 @@ async fn batches_see_every_write_this_process_acknowledged_before_them() {
                 .unwrap();
         }
         let ids: Vec<String> = (round % 5..3050).step_by(5).map(|i| id(APP, i)).collect();
+        // (One by one first, while the writes are in the WAL: the store checkpoints soon after.)
+        let some = &ids[..60];
+        assert_eq!(
+            one_by_one(lookups, APP, some).await,
+            reference(&path, APP, some),
+            "round {round}, one by one"
+        );
         assert_eq!(
             batch(lookups, APP, &ids).await,
             reference(&path, APP, &ids),
             "round {round}"
         );
-        asked += ids.len() as u64;
+        asked += (ids.len() + some.len()) as u64;
     }
     let from_walk = answered(lookups) - before;
     assert!(
@@ -165,8 +188,9 @@ async fn batches_see_every_write_this_process_acknowledged_before_them() {
     store.close().await;
 }
 
-/// A writer and readers at once: no batch returns a version older than one acknowledged before
-/// the batch began, nor a profile that was never written with the version it comes with.
+/// A writer and readers at once: no batch or one-account read returns a version older than one
+/// acknowledged before it began, nor a profile that was never written with the version it
+/// comes with.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn batches_beside_a_writer_never_go_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -192,9 +216,18 @@ async fn batches_beside_a_writer_never_go_back() {
     while !writer.is_finished() {
         let before = acked.lock().unwrap().clone();
         let ids: Vec<String> = (reads % 3..2000).step_by(3).map(|i| id(APP, i)).collect();
-        let rows = batch(&store.0.lookups, APP, &ids).await;
+        // Some read alone, each after what was acknowledged before, then a batch.
+        let alone = &ids[reads % 50..][..20];
+        let ones = one_by_one(&store.0.lookups, APP, alone).await;
+        assert_eq!(ones.len(), alone.len());
+        let mut rows = batch(&store.0.lookups, APP, &ids).await;
         assert_eq!(rows.len(), ids.len());
+        rows.extend(
+            ones.into_iter()
+                .map(|(who, row)| (format!("{who} alone"), row)),
+        );
         for (who, (_, profile, version, _)) in &rows {
+            let who = who.trim_end_matches(" alone");
             if let Some((v, text)) = before.get(who) {
                 assert!(
                     version >= v,
@@ -216,17 +249,29 @@ async fn batches_beside_a_writer_never_go_back() {
     Arc::into_inner(store).unwrap().close().await;
 }
 
+/// `ids` read as a batch and one by one, the latter in a new snapshot (a commit counted, as
+/// the store's writer would after committing; another process's writes are seen within a kept
+/// snapshot's age, `lookup/inline.rs`): both must answer alike.
+async fn both_ways(lookups: &Lookups, commits: &Commits, ids: &[String]) -> HashMap<String, Row> {
+    let rows = batch(lookups, APP, ids).await;
+    commits.counted();
+    assert_eq!(one_by_one(lookups, APP, ids).await, rows, "one by one");
+    rows
+}
+
 /// Another process's writes are not in this process's set of WAL pages: whether the WAL was
-/// empty or held this process's frames, a batch after them sees them.
+/// empty or held this process's frames, a batch after them sees them, and so does a
+/// one-account read in a snapshot taken after them.
 #[tokio::test]
-async fn batches_see_what_another_process_wrote() {
+async fn reads_see_what_another_process_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.db");
     store_with(dir.path(), 2000).await.close().await;
-    let lookups = Lookups::open(&path, Arc::default()).unwrap();
+    let commits = Arc::new(Commits::default());
+    let lookups = Lookups::open(&path, commits.clone()).unwrap();
     let ids: Vec<String> = (0..2000).step_by(3).map(|i| id(APP, i)).collect();
     assert_eq!(
-        batch(&lookups, APP, &ids).await,
+        both_ways(&lookups, &commits, &ids).await,
         reference(&path, APP, &ids)
     );
     // (SQLite's own VFS: its writes do not pass through this process's set, as another
@@ -242,7 +287,7 @@ async fn batches_see_what_another_process_wrote() {
             .unwrap();
     };
     bump(1000); // into an empty WAL
-    let after = batch(&lookups, APP, &ids).await;
+    let after = both_ways(&lookups, &commits, &ids).await;
     assert_eq!(after, reference(&path, APP, &ids));
     assert!(after.values().any(|r| r.1 == "p1000"));
     // Frames of this process first (a connection of the store's VFS), then another's after them.
@@ -252,20 +297,34 @@ async fn batches_see_what_another_process_wrote() {
         crate::sqlite::shared_map::NAME,
     )
     .unwrap();
-    outside
-        .execute_batch("pragma wal_checkpoint(truncate)")
-        .unwrap();
+    // The WAL emptied (once the sweeper has ended the one-account reads' kept snapshots, which
+    // hold the checkpoint back), so that this process's frames come first.
+    commits.counted();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while outside
+        .query_row("pragma wal_checkpoint(truncate)", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
+        != 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL was never emptied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     ours.execute(
         "update accounts set version = version + 1 where app_id = ?1 and user_id like '%5'",
         [APP as i64],
     )
     .unwrap();
     assert_eq!(
-        batch(&lookups, APP, &ids).await,
+        both_ways(&lookups, &commits, &ids).await,
         reference(&path, APP, &ids)
     );
     bump(2000);
-    let after = batch(&lookups, APP, &ids).await;
+    let after = both_ways(&lookups, &commits, &ids).await;
     assert_eq!(after, reference(&path, APP, &ids));
     assert!(after.values().any(|r| r.1 == "p2000"));
     lookups.close().await;

@@ -19,6 +19,10 @@ pub(super) const LONGEST_KEY: usize = 256;
 /// length, the record header, the app and a UserID of up to 24 bytes).
 pub(super) const KEY_BYTES: usize = 40;
 
+/// Cells of a page whose every first line [`Node::ask_all`] asks for at most (small rows: the
+/// binary search reads few of many).
+pub(super) const MOST_ASKED: usize = 480;
+
 /// Lines of a found row asked for at most.
 pub(super) const ROW_LINES: usize = 8;
 
@@ -185,6 +189,17 @@ impl Node {
         if let Some(at) = self.cell(i) {
             self.page.hint(at);
             self.page.hint(at + KEY_BYTES);
+        }
+    }
+
+    /// Asks for the first line of every cell of a leaf of at most [`MOST_ASKED`] cells.
+    pub(super) fn ask_all(self) {
+        if self.cells <= MOST_ASKED {
+            for i in 0..self.cells {
+                if let Some(at) = self.cell(i) {
+                    self.page.hint(at);
+                }
+            }
         }
     }
 
