@@ -422,11 +422,17 @@ impl CachedStore {
         self.catch_up(app).await?;
         let mut out = self.get_many(app, users);
         let missed_at: Vec<usize> = (0..users.len()).filter(|&i| out[i].is_none()).collect();
+        // (An increment is an atomic write the other cores' counters share a line with: none
+        // for nothing.)
         let counters = self.counters();
-        counters
-            .hits
-            .increment((users.len() - missed_at.len()) as u64);
-        counters.misses.increment(missed_at.len() as u64);
+        if missed_at.len() < users.len() {
+            counters
+                .hits
+                .increment((users.len() - missed_at.len()) as u64);
+        }
+        if !missed_at.is_empty() {
+            counters.misses.increment(missed_at.len() as u64);
+        }
         if !missed_at.is_empty() {
             let misses: Vec<Identifier> = missed_at.iter().map(|&i| users[i].clone()).collect();
             for (i, p) in missed_at.into_iter().zip(self.load(app, &misses).await?) {

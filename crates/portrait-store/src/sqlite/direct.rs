@@ -26,9 +26,10 @@ use crate::codec::{app_key, AccountRow};
 use crate::{AppId, Result};
 
 use super::lookup::{ROWS_SQL, ROW_SQL};
+use super::page_ahead;
+use super::shared_map::{self, Mapped};
 use super::sql::json_of;
 use super::tree_ahead::{self, Found, Pages};
-use super::{page_ahead, shared_map};
 
 /// What a batch needs besides its ids: the accounts table's root page and the schema version it
 /// was read at (`None`: never answer from the walk, e.g. a file not in UTF-8), and the count of
@@ -68,6 +69,7 @@ impl Tree {
 /// for the rest.
 pub(super) fn batch(
     conn: &Connection,
+    file: &Mapped<'_>,
     pages: &Pages,
     tree: &Tree,
     app: AppId,
@@ -76,7 +78,7 @@ pub(super) fn batch(
     read_transaction(conn, || {
         // Reading the schema's version begins the read transaction: what follows sees its snapshot.
         let schema = schema_version(conn)?;
-        let (mut rows, rest) = walk(conn, pages, tree, schema, app, keys);
+        let (mut rows, rest) = walk(file, pages, tree, schema, app, keys);
         if !rest.is_empty() {
             let list = json_of(&rest)?;
             let n = rest.len();
@@ -90,22 +92,22 @@ pub(super) fn batch(
 
 /// The row of account `key` of the app, if it exists, read within `conn`'s read transaction,
 /// whose snapshot began with reading the schema's version `schema` ([`schema_version`]): from
-/// the walk where its pages are the transaction's, else by SQLite. `pages` are the file's pages
-/// as far as they were known when the transaction began (a page past them is left to SQLite).
-/// The price of a one-account read that misses the cache is then a search of the file, not a
+/// the walk where its pages are the transaction's, else by SQLite. The walk reads the file's
+/// pages as far as they were last known to reach (a page past them is left to SQLite). The
+/// price of a one-account read that misses the cache is then a search of the file, not a
 /// statement's (BENCHMARKS.md, "session 20").
 pub(super) fn one(
     conn: &Connection,
-    pages: Option<&Pages>,
     tree: &Tree,
     schema: i64,
     app: AppId,
     key: &str,
 ) -> Result<Vec<AccountRow>> {
-    let Some(pages) = pages else {
+    let file = shared_map::mapped(conn);
+    let Some((file, pages)) = file.as_ref().and_then(|f| Some((f, f.pages(false)?))) else {
         return super::lookup::rows(conn, app, ROW_SQL, key.to_owned(), 1);
     };
-    let (rows, rest) = walk(conn, pages, tree, schema, app, &[key]);
+    let (rows, rest) = walk(file, &pages, tree, schema, app, &[key]);
     if rest.is_empty() {
         return Ok(rows);
     }
@@ -120,11 +122,11 @@ pub(super) fn schema_version(conn: &Connection) -> Result<i64> {
         .query_row([], |r| r.get(0))?)
 }
 
-/// What the walk answers of `keys` within `conn`'s read transaction, whose schema version is
-/// `schema`: the rows it found where every page of the search is the transaction's, and the
-/// keys it cannot answer (for SQLite). Counts both.
+/// What the walk of `file` answers of `keys` within its connection's read transaction, whose
+/// schema version is `schema`: the rows it found where every page of the search is the
+/// transaction's, and the keys it cannot answer (for SQLite). Counts both.
 fn walk<'k>(
-    conn: &Connection,
+    file: &Mapped<'_>,
     pages: &Pages,
     tree: &Tree,
     schema: i64,
@@ -134,7 +136,7 @@ fn walk<'k>(
     // (Walked whatever the view: the walk also brings in the lines SQLite's searches read.)
     let walked = tree_ahead::ahead(pages, tree.root, app_key(app), keys);
     let view = (tree.schema == Some(schema))
-        .then(|| shared_map::wal_view(conn))
+        .then(|| file.wal_view())
         .flatten();
     let clean: Vec<bool> = match view.as_ref().and_then(|(wal, h)| wal.trusted(*h)) {
         Some(clean) => walked

@@ -232,8 +232,9 @@ impl Lookups {
         let tree = self.tree.clone();
         self.run(move |conn| {
             let keys = sorted.keys();
-            match shared_map::pages_of(conn, true) {
-                Some(pages) => direct::batch(conn, &pages, &tree, app, &keys),
+            let file = shared_map::mapped(conn);
+            match file.as_ref().and_then(|f| Some((f, f.pages(true)?))) {
+                Some((file, pages)) => direct::batch(conn, file, &pages, &tree, app, &keys),
                 None => rows(conn, app, ROWS_SQL, json_of(&keys)?, capacity),
             }
         })

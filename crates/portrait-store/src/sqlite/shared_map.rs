@@ -49,7 +49,11 @@ use rusqlite::ffi;
 use crate::{Result, StoreError};
 
 use super::per_file::PerFile;
-use super::wal_pages::{WalHeader, WalPages};
+use super::wal_pages::WalPages;
+
+mod mapped;
+
+pub(super) use mapped::{mapped, Mapped};
 
 /// The VFS's name, for `Connection::open_with_flags_and_vfs`.
 pub(super) const NAME: &str = "portrait-shared-map";
@@ -338,27 +342,6 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
-/// The mapped pages of the main database file of `conn`, as far as the file's size is now
-/// (`look`: an `fstat`) or was when last looked at (else: a page past it is one that walks
-/// leave to SQLite), for [`super::tree_ahead::ahead`]; `None` if `conn` was not opened with
-/// this VFS or its file has no map. The pages stay mapped while `conn` stays open, and the file
-/// never shrinks while it is open here (the store runs no `VACUUM` and has no `auto_vacuum`).
-pub(super) fn pages_of(
-    conn: &rusqlite::Connection,
-    look: bool,
-) -> Option<super::tree_ahead::Pages> {
-    let (file, map) = file_and_map(conn)?;
-    let size = match look {
-        // SAFETY: `file` is `conn`'s open main database file, of this VFS, with this map.
-        true => unsafe { refresh_size(file, state(file), map) },
-        false => map.size.load(Ordering::Acquire),
-    };
-    let len = usize::try_from(size).unwrap_or(0).min(RESERVED);
-    // SAFETY: the first `len` bytes of the map lie within the file, which stays open (and so
-    // mapped) while `conn` is, and never shrinks.
-    unsafe { super::tree_ahead::Pages::new(map.base, len) }
-}
-
 /// Whether `conn`'s main database file is mapped in huge pages (`huge.rs`).
 pub(super) fn is_huge(conn: &rusqlite::Connection) -> bool {
     file_and_map(conn).is_some_and(|(_, map)| map.huge.on.load(Ordering::Acquire))
@@ -444,53 +427,6 @@ fn wal_pages_of(name: &CStr, wal: bool) -> Option<Arc<WalPages>> {
         path = path.strip_suffix(b"-wal")?;
     }
     WalPages::of_db(std::path::Path::new(std::ffi::OsStr::from_bytes(path)))
-}
-
-/// The [`WalPages`] of `conn`'s main database file and the WAL-index header as `conn` finds it
-/// now (call it within a read transaction: the header is then at or past the transaction's
-/// snapshot), or `None` if either is not to be had or the header is being written.
-pub(super) fn wal_view(conn: &rusqlite::Connection) -> Option<(Arc<WalPages>, WalHeader)> {
-    let (file, _) = file_and_map(conn)?;
-    // SAFETY: `file` is `conn`'s open main database file, of this VFS.
-    let state = unsafe { state(file) };
-    let wal = state.wal.clone()?;
-    let mut region: *mut c_void = std::ptr::null_mut();
-    // SAFETY: `unix`'s xShmMap of the WAL index's first region, which a connection in WAL mode
-    // within a read transaction has mapped (`bExtend` 0: nothing is made); the region stays
-    // mapped while `conn` stays open.
-    let rc = unsafe {
-        match (*state.unix).xShmMap {
-            Some(shm_map) => shm_map(file, 0, 32 * 1024, 0, &raw mut region),
-            None => ffi::SQLITE_ERROR,
-        }
-    };
-    if rc != ffi::SQLITE_OK || region.is_null() {
-        return None;
-    }
-    // The header (walformat.html: the "WAL-index header") twice, 48 bytes each, in the
-    // machine's byte order. SQLite writes the second copy, then (after a barrier) the first,
-    // and reads them in the other order (`walIndexTryHdr`): two equal copies are whole.
-    let mut copies = [0u8; 96];
-    for (i, b) in copies.iter_mut().enumerate() {
-        if i == 48 {
-            std::sync::atomic::fence(Ordering::Acquire);
-        }
-        // SAFETY: within the mapped region (32 KiB).
-        *b = unsafe { std::ptr::read_volatile(region.cast::<u8>().add(i)) };
-    }
-    let (first, second) = copies.split_at(48);
-    let word = |at: usize| u32::from_ne_bytes(first[at..at + 4].try_into().unwrap_or_default());
-    if first != second || word(0) != 3_007_000 || first[12] != 1 {
-        return None;
-    }
-    Some((
-        wal,
-        WalHeader {
-            last_frame: word(16),
-            last_sum: (u64::from(word(24)) << 32) | u64::from(word(28)),
-            salt: first[32..40].try_into().ok()?,
-        },
-    ))
 }
 
 /// The file's size from `unix`, stored as the map's known size.

@@ -40,7 +40,7 @@ use rusqlite::Connection;
 use crate::codec::AccountRow;
 use crate::{AppId, Result};
 
-use super::super::{direct, shared_map};
+use super::super::direct;
 use super::{lock, Commits};
 
 /// Longest an inline connection keeps one read transaction open (see the module docs).
@@ -206,11 +206,9 @@ impl Inline {
         if self.conn.is_autocommit() {
             self.snapshot = None; // SQLite ended it (after an error)
         }
-        let found = self.snapshot(count, max_age).and_then(|schema| {
-            // (The file's size as last looked at: the snapshot's pages past it are SQLite's.)
-            let pages = shared_map::pages_of(&self.conn, false);
-            direct::one(&self.conn, pages.as_ref(), tree, schema, app, id)
-        });
+        let found = self
+            .snapshot(count, max_age)
+            .and_then(|schema| direct::one(&self.conn, tree, schema, app, id));
         if found.is_err() {
             self.end();
         }

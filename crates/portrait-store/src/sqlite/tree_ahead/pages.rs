@@ -19,9 +19,9 @@ pub(super) const LONGEST_KEY: usize = 256;
 /// length, the record header, the app and a UserID of up to 24 bytes).
 pub(super) const KEY_BYTES: usize = 40;
 
-/// Cells of a page whose every first line [`Node::ask_all`] asks for at most (small rows: the
+/// Cells of a leaf whose every first line [`Node::ask_all`] asks for at most (small rows: the
 /// binary search reads few of many).
-pub(super) const MOST_ASKED: usize = 480;
+pub(super) const MOST_ASKED: usize = 48;
 
 /// Lines of a found row asked for at most.
 pub(super) const ROW_LINES: usize = 8;
@@ -192,9 +192,20 @@ impl Node {
         }
     }
 
-    /// Asks for the first line of every cell of a leaf of at most [`MOST_ASKED`] cells.
+    /// Asks for every line a binary search of the page may read: on a leaf of at most
+    /// [`MOST_ASKED`] cells, the first line of each cell (its rows are long, and only their keys
+    /// are compared); on an inner page, the whole cell content area (short cells, packed: its
+    /// lines, asked for without reading a pointer each).
     pub(super) fn ask_all(self) {
-        if self.cells <= MOST_ASKED {
+        if self.inner {
+            // The cell content area begins where the header says (0 meaning 65,536).
+            let start = self.page.be16(5).unwrap_or(usize::MAX);
+            let mut line = start - start % LINE;
+            while line < self.page.len {
+                self.page.hint(line);
+                line += LINE;
+            }
+        } else if self.cells <= MOST_ASKED {
             for i in 0..self.cells {
                 if let Some(at) = self.cell(i) {
                     self.page.hint(at);
