@@ -432,8 +432,6 @@ impl CachedStore {
         }
         if !missed_at.is_empty() {
             counters.misses.increment(missed_at.len() as u64);
-        }
-        if !missed_at.is_empty() {
             let misses: Vec<Identifier> = missed_at.iter().map(|&i| users[i].clone()).collect();
             for (i, p) in missed_at.into_iter().zip(self.load(app, &misses).await?) {
                 out[i] = Some(p);

@@ -1,5 +1,7 @@
-//! A batch lookup answered from the walk of the accounts B-tree itself, where the pages it went
-//! through are the ones the read transaction sees; SQLite searches only for the rest.
+//! Lookups by UserID answered from the walk of the accounts B-tree itself, where the pages it
+//! went through are the ones the read transaction sees; SQLite searches only for the rest. A
+//! batch ([`batch`]) in a read transaction of its own; one account ([`one`]) in the transaction
+//! that its connection keeps between lookups (`lookup/inline.rs`).
 //!
 //! **Why.** The walk ahead (`tree_ahead.rs`) searches the primary key for every id of a batch
 //! and ends on each id's row, or on the leaf where it would be. SQLite's searches of the same
@@ -15,7 +17,8 @@
 //! read at open, which only a change of the schema could move: the schema's version is checked
 //! in the same transaction. Everything else (a page written to the WAL, a row that spills to an
 //! overflow page, a record not of the table's shape, the walk cut short) is searched by SQLite
-//! in the same transaction, so one batch is still one snapshot.
+//! in the same transaction, so one batch is still one snapshot. While the schema's version is
+//! not the one the root was read at, nothing is walked.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -31,9 +34,9 @@ use super::shared_map::{self, Mapped};
 use super::sql::json_of;
 use super::tree_ahead::{self, Found, Pages};
 
-/// What a batch needs besides its ids: the accounts table's root page and the schema version it
+/// What a walk needs besides its ids: the accounts table's root page and the schema version it
 /// was read at (`None`: never answer from the walk, e.g. a file not in UTF-8), and the count of
-/// ids answered from the walk.
+/// ids answered from the walk (for tests; the metric counts both ways).
 #[derive(Debug)]
 pub(super) struct Tree {
     pub(super) root: u32,
@@ -45,6 +48,24 @@ pub(super) struct Tree {
 }
 
 impl Tree {
+    /// Counts reads by UserID: `walk` answered from the walk, `sqlite` by SQLite.
+    pub(super) fn counted(&self, walk: usize, sqlite: usize) {
+        self.answered.fetch_add(walk as u64, Ordering::Relaxed);
+        let (by_walk, by_sqlite) = self.counters.get_or_init(|| {
+            let by = |by: &'static str| {
+                metrics::counter!("portrait_store_account_reads_total", "by" => by)
+            };
+            (by("walk"), by("sqlite"))
+        });
+        // (An increment is an atomic write to a line the cores share: none for nothing.)
+        if walk > 0 {
+            by_walk.increment(walk as u64);
+        }
+        if sqlite > 0 {
+            by_sqlite.increment(sqlite as u64);
+        }
+    }
+
     /// The tree of the accounts table of `conn`'s database.
     pub(super) fn of(conn: &Connection) -> Result<Tree> {
         // One statement, one snapshot: the root and the schema version it belongs to.
@@ -95,7 +116,7 @@ pub(super) fn batch(
 /// the walk where its pages are the transaction's, else by SQLite. The walk reads the file's
 /// pages as far as they were last known to reach (a page past them is left to SQLite). The
 /// price of a one-account read that misses the cache is then a search of the file, not a
-/// statement's (BENCHMARKS.md, "session 20").
+/// statement's (BENCHMARKS.md, "2026-12-06 (session 20)").
 pub(super) fn one(
     conn: &Connection,
     tree: &Tree,
@@ -103,15 +124,20 @@ pub(super) fn one(
     app: AppId,
     key: &str,
 ) -> Result<Vec<AccountRow>> {
-    let file = shared_map::mapped(conn);
-    let Some((file, pages)) = file.as_ref().and_then(|f| Some((f, f.pages(false)?))) else {
-        return super::lookup::rows(conn, app, ROW_SQL, key.to_owned(), 1);
+    let by_sqlite = || super::lookup::rows(conn, app, ROW_SQL, key.to_owned(), 1);
+    let Some(file) = shared_map::mapped(conn) else {
+        tree.counted(0, 1);
+        return by_sqlite();
     };
-    let (rows, rest) = walk(file, &pages, tree, schema, app, &[key]);
+    let Some(pages) = file.pages(false) else {
+        tree.counted(0, 1);
+        return by_sqlite();
+    };
+    let (rows, rest) = walk(&file, &pages, tree, schema, app, &[key]);
     if rest.is_empty() {
         return Ok(rows);
     }
-    page_ahead::walked(|| super::lookup::rows(conn, app, ROW_SQL, key.to_owned(), 1))
+    page_ahead::walked(by_sqlite)
 }
 
 /// The schema's version, read in `conn`'s read transaction (the first read of one begins its
@@ -133,12 +159,15 @@ fn walk<'k>(
     app: AppId,
     keys: &[&'k str],
 ) -> (Vec<AccountRow>, Vec<&'k str>) {
+    if tree.schema != Some(schema) {
+        // The root may have moved, and the file may have shrunk (a `VACUUM` from outside):
+        // nothing to walk.
+        tree.counted(0, keys.len());
+        return (Vec::new(), keys.to_vec());
+    }
     // (Walked whatever the view: the walk also brings in the lines SQLite's searches read.)
     let walked = tree_ahead::ahead(pages, tree.root, app_key(app), keys);
-    let view = (tree.schema == Some(schema))
-        .then(|| file.wal_view())
-        .flatten();
-    let clean: Vec<bool> = match view.as_ref().and_then(|(wal, h)| wal.trusted(*h)) {
+    let clean: Vec<bool> = match file.wal_view().and_then(|(wal, h)| wal.trusted(h)) {
         Some(clean) => walked
             .iter()
             .map(|w| !w.path.is_empty() && w.path.iter().all(|&p| clean.page(p)))
@@ -147,7 +176,7 @@ fn walk<'k>(
     };
     let mut rows = Vec::with_capacity(keys.len());
     let mut rest = Vec::new();
-    let mut answered = 0;
+    let mut answered = 0usize;
     for ((key, w), clean) in keys.iter().zip(walked).zip(clean) {
         match w.found {
             Found::Row(record) if clean => match account_row(app_key(app), key, record) {
@@ -161,18 +190,7 @@ fn walk<'k>(
             _ => rest.push(*key),
         }
     }
-    tree.answered.fetch_add(answered, Ordering::Relaxed);
-    let (walk, sqlite) = tree.counters.get_or_init(|| {
-        let by =
-            |by: &'static str| metrics::counter!("portrait_store_account_reads_total", "by" => by);
-        (by("walk"), by("sqlite"))
-    });
-    if answered > 0 {
-        walk.increment(answered);
-    }
-    if !rest.is_empty() {
-        sqlite.increment(rest.len() as u64);
-    }
+    tree.counted(answered, rest.len());
     (rows, rest)
 }
 

@@ -137,7 +137,7 @@ pub(super) struct Lookups {
     /// Connections for lookups of one account on the caller's thread.
     inline: Arc<InlinePool>,
     commits: Arc<Commits>,
-    /// The accounts table's B-tree, which a batch walks (`tree_ahead.rs`, `direct.rs`).
+    /// The accounts table's B-tree, which reads walk (`tree_ahead.rs`, `direct.rs`).
     pub(super) tree: Arc<direct::Tree>,
     /// Moves the file's cached pages into huge pages (`huge.rs`), if it is mapped in them.
     rehouser: Mutex<Option<huge::Rehouser>>,
@@ -160,7 +160,11 @@ impl Lookups {
     }
 
     /// [`Lookups::open`] with inline snapshots kept at most `max_age`.
-    fn open_with(path: &Path, commits: Arc<Commits>, max_age: Duration) -> Result<Lookups> {
+    pub(super) fn open_with(
+        path: &Path,
+        commits: Arc<Commits>,
+        max_age: Duration,
+    ) -> Result<Lookups> {
         shared_map::register()?;
         let connections = (0..THREADS)
             .map(|_| connect(path))
@@ -235,7 +239,10 @@ impl Lookups {
             let file = shared_map::mapped(conn);
             match file.as_ref().and_then(|f| Some((f, f.pages(true)?))) {
                 Some((file, pages)) => direct::batch(conn, file, &pages, &tree, app, &keys),
-                None => rows(conn, app, ROWS_SQL, json_of(&keys)?, capacity),
+                None => {
+                    tree.counted(0, keys.len());
+                    rows(conn, app, ROWS_SQL, json_of(&keys)?, capacity)
+                }
             }
         })
         .await

@@ -20,7 +20,9 @@
 //! **Not after a walk.** A batch's statement runs after `tree_ahead.rs` has walked its searches
 //! and brought the very cells they read into cache; there (within [`walked`]) this is off, since
 //! it would only fetch the other cells of each leaf (W2 at 10M spent 5.7 % of its CPU in
-//! `xFetch` doing so; BENCHMARKS.md, "session 18"). Single-account reads keep it.
+//! `xFetch` doing so; BENCHMARKS.md, "session 18"). Nor after a one-account read's walk
+//! (`direct.rs`), which asked for every cell of its leaf itself; SQLite's searches that no walk
+//! went ahead of keep it (a connection without the shared map, e.g.).
 
 /// Bytes per cache line.
 const LINE: usize = 64;

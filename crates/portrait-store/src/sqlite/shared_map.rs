@@ -27,7 +27,8 @@
 //!   maps the file on its own (it would when a checkpoint hints at the file's size);
 //!
 //! and a WAL file's `xWrite` tells the database's [`WalPages`] of every write first
-//! (`wal_pages.rs`), which [`wal_view`] pairs with the WAL index's header for a lookup.
+//! (`wal_pages.rs`), which [`Mapped::wal_view`] pairs with the WAL index's header for a
+//! lookup.
 //!
 //! Every other method is `unix`'s, called with `unix`'s own file object, which sits at the start
 //! of ours. The map is `PROT_READ` and `MAP_SHARED`: the kernel keeps it coherent with writes made

@@ -140,11 +140,9 @@ pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> Vec<Wa
             match pages.get(s.at).and_then(Page::node) {
                 Some(node) => {
                     (s.node, s.lo, s.hi) = (Some(node), 0, node.cells);
-                    if alone {
-                        // One search has no other to overlap with: its binary search would
-                        // wait for each cell in turn (`page_ahead.rs`).
-                        node.ask_all();
-                    } else if s.lo < s.hi {
+                    // One search has no other to overlap with: its binary search would wait for
+                    // each cell in turn (`page_ahead.rs`).
+                    if !(alone && node.ask_all()) && s.lo < s.hi {
                         node.ask(probe(s.lo, s.hi));
                     }
                 }

@@ -329,3 +329,95 @@ async fn reads_see_what_another_process_wrote() {
     assert!(after.values().any(|r| r.1 == "p2000"));
     lookups.close().await;
 }
+
+/// A one-account read in a kept snapshot, while this process writes through a connection of
+/// the store's VFS without the store counting a commit: a page written to the WAL is read by
+/// SQLite in the snapshot (not from the file, which is older, nor from a newer frame); a page
+/// that was not is still answered from the walk; a checkpoint during the snapshot changes
+/// nothing it reads.
+#[tokio::test]
+async fn a_kept_snapshot_reads_pages_this_process_wrote_through_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    store_with(dir.path(), 2000).await.close().await; // its close empties the WAL
+    let commits = Arc::new(Commits::default());
+    let lookups =
+        Lookups::open_with(&path, commits.clone(), std::time::Duration::from_secs(600)).unwrap();
+    let (near, far) = (id(APP, 3), id(APP, 1500));
+    let read = |who: &String| {
+        let lookups = &lookups;
+        let who = who.clone();
+        async move {
+            let before = answered(lookups);
+            let rows = batch(lookups, APP, std::slice::from_ref(&who)).await;
+            let walked = answered(lookups) - before == 1;
+            (rows[&who].2, walked)
+        }
+    };
+    let (imported, walked) = read(&near).await;
+    assert!(walked, "an empty WAL: from the walk");
+    let ours = Connection::open_with_flags_and_vfs(
+        &path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+        crate::sqlite::shared_map::NAME,
+    )
+    .unwrap();
+    let set = |v: i64| {
+        ours.execute(
+            "update accounts set version = ?1 where app_id = ?2 and user_id = ?3",
+            (v, APP as i64, &near),
+        )
+        .unwrap();
+    };
+    set(77);
+    // (Its leaf was written after the snapshot began: SQLite reads it, in the snapshot.)
+    assert_eq!(read(&near).await, (imported, false), "the kept snapshot");
+    commits.counted();
+    assert_eq!(
+        read(&near).await,
+        (77, false),
+        "its leaf is in the WAL: SQLite"
+    );
+    assert!(read(&far).await.1, "another leaf: from the walk");
+    set(78); // not counted: the snapshot is kept
+    assert_eq!(read(&near).await, (77, false));
+    ours.execute_batch("pragma wal_checkpoint(passive)")
+        .unwrap();
+    assert_eq!(
+        read(&near).await,
+        (77, false),
+        "after a checkpoint, the same snapshot"
+    );
+    assert!(read(&far).await.1);
+    commits.counted();
+    assert_eq!(read(&near).await.0, 78);
+    lookups.close().await;
+}
+
+/// Once the schema changed under the lookups (its version moved past the one the root was read
+/// at), nothing is walked: every read, batch or one account, is SQLite's, and right.
+#[tokio::test]
+async fn after_a_schema_change_nothing_is_walked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    store_with(dir.path(), 500).await.close().await;
+    let commits = Arc::new(Commits::default());
+    let lookups = Lookups::open(&path, commits.clone()).unwrap();
+    let ids: Vec<String> = (0..520).step_by(7).map(|i| id(APP, i)).collect();
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("create table elsewhere (x integer)")
+        .unwrap();
+    commits.counted();
+    let before = answered(&lookups);
+    assert_eq!(
+        both_ways(&lookups, &commits, &ids).await,
+        reference(&path, APP, &ids)
+    );
+    assert_eq!(
+        answered(&lookups),
+        before,
+        "an id was answered from the walk"
+    );
+    lookups.close().await;
+}

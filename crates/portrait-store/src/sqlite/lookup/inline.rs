@@ -30,7 +30,7 @@
 //! what the transaction sees, exactly as a batch does (`direct.rs`); SQLite's statement runs
 //! only for the rest. With 10M accounts most one-account reads miss the cache, and a statement
 //! (binding, the VDBE, the statement cache, the row's columns copied out) cost more than the
-//! search itself (BENCHMARKS.md, "session 20").
+//! search itself (BENCHMARKS.md, "2026-12-06 (session 20)").
 
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};

@@ -195,22 +195,29 @@ impl Node {
     /// Asks for every line a binary search of the page may read: on a leaf of at most
     /// [`MOST_ASKED`] cells, the first line of each cell (its rows are long, and only their keys
     /// are compared); on an inner page, the whole cell content area (short cells, packed: its
-    /// lines, asked for without reading a pointer each).
-    pub(super) fn ask_all(self) {
+    /// lines, asked for without reading a pointer each). Whether it asked for any.
+    pub(super) fn ask_all(self) -> bool {
         if self.inner {
-            // The cell content area begins where the header says (0 meaning 65,536).
-            let start = self.page.be16(5).unwrap_or(usize::MAX);
+            // Where the cell content area begins (0: at 65,536, an empty page of that size).
+            let start = match self.page.be16(5) {
+                Some(0) | None => return false,
+                Some(start) => start,
+            };
             let mut line = start - start % LINE;
             while line < self.page.len {
                 self.page.hint(line);
                 line += LINE;
             }
+            true
         } else if self.cells <= MOST_ASKED {
             for i in 0..self.cells {
                 if let Some(at) = self.cell(i) {
                     self.page.hint(at);
                 }
             }
+            true
+        } else {
+            false
         }
     }
 
