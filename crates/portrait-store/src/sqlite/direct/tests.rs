@@ -249,6 +249,35 @@ async fn batches_beside_a_writer_never_go_back() {
     Arc::into_inner(store).unwrap().close().await;
 }
 
+/// Lookups (their snapshots kept at most `max_age`, else as the store keeps them) and their
+/// commit count, on the file of a closed store with `n` accounts in each of two apps (its close
+/// empties the WAL).
+async fn lookups_on(
+    n: usize,
+    max_age: Option<std::time::Duration>,
+) -> (tempfile::TempDir, std::path::PathBuf, Arc<Commits>, Lookups) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    store_with(dir.path(), n).await.close().await;
+    let commits = Arc::new(Commits::default());
+    let lookups = match max_age {
+        Some(age) => Lookups::open_with(&path, commits.clone(), age),
+        None => Lookups::open(&path, commits.clone()),
+    }
+    .unwrap();
+    (dir, path, commits, lookups)
+}
+
+/// A connection of the store's VFS: its writes to the WAL pass through this process's set.
+fn of_this_process(path: &Path) -> Connection {
+    Connection::open_with_flags_and_vfs(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+        crate::sqlite::shared_map::NAME,
+    )
+    .unwrap()
+}
+
 /// `ids` read as a batch and one by one, the latter in a new snapshot (a commit counted, as
 /// the store's writer would after committing; another process's writes are seen within a kept
 /// snapshot's age, `lookup/inline.rs`): both must answer alike.
@@ -264,11 +293,7 @@ async fn both_ways(lookups: &Lookups, commits: &Commits, ids: &[String]) -> Hash
 /// one-account read in a snapshot taken after them.
 #[tokio::test]
 async fn reads_see_what_another_process_wrote() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p.db");
-    store_with(dir.path(), 2000).await.close().await;
-    let commits = Arc::new(Commits::default());
-    let lookups = Lookups::open(&path, commits.clone()).unwrap();
+    let (_dir, path, commits, lookups) = lookups_on(2000, None).await;
     let ids: Vec<String> = (0..2000).step_by(3).map(|i| id(APP, i)).collect();
     assert_eq!(
         both_ways(&lookups, &commits, &ids).await,
@@ -291,12 +316,7 @@ async fn reads_see_what_another_process_wrote() {
     assert_eq!(after, reference(&path, APP, &ids));
     assert!(after.values().any(|r| r.1 == "p1000"));
     // Frames of this process first (a connection of the store's VFS), then another's after them.
-    let ours = Connection::open_with_flags_and_vfs(
-        &path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
-        crate::sqlite::shared_map::NAME,
-    )
-    .unwrap();
+    let ours = of_this_process(&path);
     // The WAL emptied (once the sweeper has ended the one-account reads' kept snapshots, which
     // hold the checkpoint back), so that this process's frames come first.
     commits.counted();
@@ -337,12 +357,8 @@ async fn reads_see_what_another_process_wrote() {
 /// nothing it reads.
 #[tokio::test]
 async fn a_kept_snapshot_reads_pages_this_process_wrote_through_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p.db");
-    store_with(dir.path(), 2000).await.close().await; // its close empties the WAL
-    let commits = Arc::new(Commits::default());
-    let lookups =
-        Lookups::open_with(&path, commits.clone(), std::time::Duration::from_secs(600)).unwrap();
+    let (_dir, path, commits, lookups) =
+        lookups_on(2000, Some(std::time::Duration::from_secs(600))).await;
     let (near, far) = (id(APP, 3), id(APP, 1500));
     let read = |who: &String| {
         let lookups = &lookups;
@@ -356,12 +372,7 @@ async fn a_kept_snapshot_reads_pages_this_process_wrote_through_sqlite() {
     };
     let (imported, walked) = read(&near).await;
     assert!(walked, "an empty WAL: from the walk");
-    let ours = Connection::open_with_flags_and_vfs(
-        &path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
-        crate::sqlite::shared_map::NAME,
-    )
-    .unwrap();
+    let ours = of_this_process(&path);
     let set = |v: i64| {
         ours.execute(
             "update accounts set version = ?1 where app_id = ?2 and user_id = ?3",
@@ -398,11 +409,7 @@ async fn a_kept_snapshot_reads_pages_this_process_wrote_through_sqlite() {
 /// at), nothing is walked: every read, batch or one account, is SQLite's, and right.
 #[tokio::test]
 async fn after_a_schema_change_nothing_is_walked() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p.db");
-    store_with(dir.path(), 500).await.close().await;
-    let commits = Arc::new(Commits::default());
-    let lookups = Lookups::open(&path, commits.clone()).unwrap();
+    let (_dir, path, commits, lookups) = lookups_on(500, None).await;
     let ids: Vec<String> = (0..520).step_by(7).map(|i| id(APP, i)).collect();
     Connection::open(&path)
         .unwrap()
