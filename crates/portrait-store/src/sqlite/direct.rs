@@ -50,7 +50,6 @@ pub(super) struct Tree {
 impl Tree {
     /// Counts reads by UserID: `walk` answered from the walk, `sqlite` by SQLite.
     pub(super) fn counted(&self, walk: usize, sqlite: usize) {
-        self.answered.fetch_add(walk as u64, Ordering::Relaxed);
         let (by_walk, by_sqlite) = self.counters.get_or_init(|| {
             let by = |by: &'static str| {
                 metrics::counter!("portrait_store_account_reads_total", "by" => by)
@@ -59,6 +58,7 @@ impl Tree {
         });
         // (An increment is an atomic write to a line the cores share: none for nothing.)
         if walk > 0 {
+            self.answered.fetch_add(walk as u64, Ordering::Relaxed);
             by_walk.increment(walk as u64);
         }
         if sqlite > 0 {
@@ -125,15 +125,13 @@ pub(super) fn one(
     key: &str,
 ) -> Result<Vec<AccountRow>> {
     let by_sqlite = || super::lookup::rows(conn, app, ROW_SQL, key.to_owned(), 1);
-    let Some(file) = shared_map::mapped(conn) else {
+    let file = shared_map::mapped(conn);
+    let pages = file.as_ref().and_then(|f| f.pages(false));
+    let (Some(file), Some(pages)) = (&file, pages) else {
         tree.counted(0, 1);
         return by_sqlite();
     };
-    let Some(pages) = file.pages(false) else {
-        tree.counted(0, 1);
-        return by_sqlite();
-    };
-    let (rows, rest) = walk(&file, &pages, tree, schema, app, &[key]);
+    let (rows, rest) = walk(file, &pages, tree, schema, app, &[key]);
     if rest.is_empty() {
         return Ok(rows);
     }

@@ -55,23 +55,27 @@ pub(super) fn walked<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Hints the CPU to fetch the start of every cell of the `len`-byte page at `page` if it is a
-/// B-tree leaf (not within [`walked`]).
+/// B-tree leaf (not within [`walked`]); whether it asked for any. Also what a lone walk asks
+/// for on a leaf (`tree_ahead.rs`).
 ///
 /// # Safety
 /// `page` points to `len` readable bytes, a page other than the file's first.
-pub(super) unsafe fn leaf(page: *const u8, len: usize) {
+pub(super) unsafe fn leaf(page: *const u8, len: usize) -> bool {
     if WALKED.get() {
-        return;
+        return false;
     }
     // SAFETY (all reads): within the `len` bytes at `page`. Volatile: the map is shared with
     // the file, which other connections and processes write (a page SQLite reads from the file
     // is not rewritten while its snapshot lasts, but nothing here relies on that), so nothing is
     // assumed of the values read: they only choose which lines to prefetch.
     let byte = |at: usize| unsafe { std::ptr::read_volatile(page.add(at)) };
+    let mut asked = false;
     for cell in cell_starts(len, byte) {
         // SAFETY: within the page.
         unsafe { hint(page.add(cell)) };
+        asked = true;
     }
+    asked
 }
 
 /// Where the cells of a `len`-byte page start, if it is a leaf of at most [`MOST_CELLS`] cells;

@@ -471,7 +471,7 @@ unsafe extern "C" fn fetch(
             let page = map.base.add(offset as usize);
             if offset > 0 {
                 // (The first page holds the file header; it is never a leaf of an account.)
-                super::page_ahead::leaf(page, amount as usize);
+                let _ = super::page_ahead::leaf(page, amount as usize);
             }
             *out = page.cast_mut().cast();
         }

@@ -19,10 +19,6 @@ pub(super) const LONGEST_KEY: usize = 256;
 /// length, the record header, the app and a UserID of up to 24 bytes).
 pub(super) const KEY_BYTES: usize = 40;
 
-/// Cells of a leaf whose every first line [`Node::ask_all`] asks for at most (small rows: the
-/// binary search reads few of many).
-pub(super) const MOST_ASKED: usize = 48;
-
 /// Lines of a found row asked for at most.
 pub(super) const ROW_LINES: usize = 8;
 
@@ -192,10 +188,10 @@ impl Node {
         }
     }
 
-    /// Asks for every line a binary search of the page may read: on a leaf of at most
-    /// [`MOST_ASKED`] cells, the first line of each cell (its rows are long, and only their keys
-    /// are compared); on an inner page, the whole cell content area (short cells, packed: its
-    /// lines, asked for without reading a pointer each). Whether it asked for any.
+    /// Asks for every line a binary search of the page may read: on a leaf, the first line of
+    /// each cell, as `page_ahead.rs` does for SQLite's searches (its rows are long, and only
+    /// their keys are compared); on an inner page, the whole cell content area (short cells,
+    /// packed: its lines, asked for without reading a pointer each). Whether it asked for any.
     pub(super) fn ask_all(self) -> bool {
         if self.inner {
             // Where the cell content area begins (0: at 65,536, an empty page of that size).
@@ -209,15 +205,9 @@ impl Node {
                 line += LINE;
             }
             true
-        } else if self.cells <= MOST_ASKED {
-            for i in 0..self.cells {
-                if let Some(at) = self.cell(i) {
-                    self.page.hint(at);
-                }
-            }
-            true
         } else {
-            false
+            // SAFETY: the page's `len` bytes are readable (`Pages::get`), and it is not the first.
+            unsafe { super::super::page_ahead::leaf(self.page.p, self.page.len) }
         }
     }
 
