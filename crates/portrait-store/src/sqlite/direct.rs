@@ -19,6 +19,11 @@
 //! overflow page, a record not of the table's shape, the walk cut short) is searched by SQLite
 //! in the same transaction, so one batch is still one snapshot. While the schema's version is
 //! not the one the root was read at, nothing is walked.
+//!
+//! **One account down a spine.** A one-account read first goes down its connection's copies of
+//! the inner pages ([`Spine`], `tree_ahead/spine.rs`) and walks the file from where they end;
+//! the pages it passed are part of its path, checked as any other. Copies made in another
+//! generation of the WAL than the view's are not gone by: the walk is done again from the root.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -32,7 +37,7 @@ use super::lookup::{ROWS_SQL, ROW_SQL};
 use super::page_ahead;
 use super::shared_map::{self, Mapped};
 use super::sql::json_of;
-use super::tree_ahead::{self, Found, Pages};
+use super::tree_ahead::{self, Found, Pages, Spine};
 
 /// What a walk needs besides its ids: the accounts table's root page and the schema version it
 /// was read at (`None`: never answer from the walk, e.g. a file not in UTF-8), and the count of
@@ -99,7 +104,7 @@ pub(super) fn batch(
     read_transaction(conn, || {
         // Reading the schema's version begins the read transaction: what follows sees its snapshot.
         let schema = schema_version(conn)?;
-        let (mut rows, rest) = walk(file, pages, tree, schema, app, keys);
+        let (mut rows, rest) = walk(file, pages, tree, schema, app, keys, None);
         if !rest.is_empty() {
             let list = json_of(&rest)?;
             let n = rest.len();
@@ -120,6 +125,7 @@ pub(super) fn batch(
 pub(super) fn one(
     conn: &Connection,
     tree: &Tree,
+    spine: &mut Spine,
     schema: i64,
     app: AppId,
     key: &str,
@@ -131,7 +137,7 @@ pub(super) fn one(
         tree.counted(0, 1);
         return by_sqlite();
     };
-    let (rows, rest) = walk(file, &pages, tree, schema, app, &[key]);
+    let (rows, rest) = walk(file, &pages, tree, schema, app, &[key], Some(spine));
     if rest.is_empty() {
         return Ok(rows);
     }
@@ -156,6 +162,7 @@ fn walk<'k>(
     schema: i64,
     app: AppId,
     keys: &[&'k str],
+    spine: Option<&mut Spine>,
 ) -> (Vec<AccountRow>, Vec<&'k str>) {
     if tree.schema != Some(schema) {
         // The root may have moved, and the file may have shrunk (a `VACUUM` from outside):
@@ -163,21 +170,42 @@ fn walk<'k>(
         tree.counted(0, keys.len());
         return (Vec::new(), keys.to_vec());
     }
+    let app_id = app_key(app);
+    // One account with a spine: down its copies of the inner pages first.
+    let descent = match (spine.as_deref(), keys) {
+        (Some(spine), [key]) => Some(spine.descend(tree.root, app_id, key.as_bytes())),
+        _ => None,
+    };
     // (Walked whatever the view: the walk also brings in the lines SQLite's searches read.)
-    let walked = tree_ahead::ahead(pages, tree.root, app_key(app), keys);
-    let clean: Vec<bool> = match file.wal_view().and_then(|(wal, h)| wal.trusted(h)) {
+    let mut walked = match &descent {
+        Some(d) => tree_ahead::ahead_from(pages, d.at, d.passed(), app_id, keys),
+        None => tree_ahead::ahead(pages, tree.root, app_id, keys),
+    };
+    let view = file.wal_view();
+    if let (Some(d), Some((_, header))) = (&descent, &view) {
+        if !d.passed().is_empty() && d.salt != Some(header.salt) {
+            // Copies of another generation of the WAL: walked again from the root.
+            walked = tree_ahead::ahead(pages, tree.root, app_id, keys);
+        }
+    }
+    let clean: Vec<bool> = match view.and_then(|(wal, h)| wal.trusted(h)) {
         Some(clean) => walked
             .iter()
             .map(|w| !w.path.is_empty() && w.path.iter().all(|&p| clean.page(p)))
             .collect(),
         None => vec![false; keys.len()],
     };
+    if let (Some(spine), Some((_, header)), [w], [true]) =
+        (spine, &view, walked.as_slice(), clean.as_slice())
+    {
+        spine.learn(pages, header.salt, &w.path);
+    }
     let mut rows = Vec::with_capacity(keys.len());
     let mut rest = Vec::new();
     let mut answered = 0usize;
     for ((key, w), clean) in keys.iter().zip(walked).zip(clean) {
         match w.found {
-            Found::Row(record) if clean => match account_row(app_key(app), key, record) {
+            Found::Row(record) if clean => match account_row(app_id, key, record) {
                 Some(row) => {
                     rows.push(row);
                     answered += 1;

@@ -261,6 +261,12 @@ impl Lookups {
         .await
     }
 
+    /// Inner pages copied by the spines of the idle inline connections.
+    #[cfg(test)]
+    pub(super) fn spine_pages(&self) -> usize {
+        self.inline.spine_pages()
+    }
+
     /// Lets the threads finish the queued jobs, then waits for them to close their connections.
     pub(super) async fn close(&self) {
         self.inline.close();
@@ -290,7 +296,7 @@ impl Drop for Lookups {
 /// A lookup connection: read-write open (so it can share the WAL index) but `query_only`, with
 /// the readers' busy timeout, reading pages through the map all lookup connections share
 /// (`shared_map.rs`, which SQLite uses up to `mmap_size`).
-fn connect(path: &Path) -> Result<Connection> {
+pub(super) fn connect(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags_and_vfs(path, flags, shared_map::NAME)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;

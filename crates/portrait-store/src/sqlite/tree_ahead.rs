@@ -31,8 +31,10 @@ use std::cmp::Ordering;
 
 pub(in crate::sqlite) use pages::Pages;
 use pages::{App, Node, Page, LINE};
+pub(in crate::sqlite) use spine::Spine;
 
 mod pages;
+mod spine;
 
 /// Levels walked at most (SQLite's own limit on a B-tree's depth is 20).
 const DEEPEST: usize = 20;
@@ -60,7 +62,7 @@ impl Search {
 }
 
 /// Most levels of a search's path told ([`Walked::path`]): 10M accounts take five.
-const PATH: usize = 8;
+pub(super) const PATH: usize = 8;
 
 /// What the walk found of one key, read from the file as it is mapped (only an answer for a
 /// reader whose snapshot sees every page of `path` as the file holds it: `direct.rs`).
@@ -97,16 +99,41 @@ fn probe(lo: usize, hi: usize) -> usize {
 /// binary searches asks for the next cell of every search before reading any. Answers what it
 /// found of each key, in the order of `keys`.
 pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> Vec<Walked> {
+    ahead_from(pages, root, &[], app, keys)
+}
+
+/// [`ahead`] from page `start`, below the inner pages `passed` (root first, fewer than
+/// [`PATH`]), which every search has gone through already (a [`Spine`] went through them):
+/// each finding's path begins with them.
+pub(super) fn ahead_from(
+    pages: &Pages,
+    start: u32,
+    passed: &[u32],
+    app: i64,
+    keys: &[&str],
+) -> Vec<Walked> {
     let app = App::new(app);
     let alone = keys.len() == 1;
+    if alone && !passed.is_empty() {
+        // The page a spine's descent ends on (most often the leaf): all of its lines at once,
+        // so that its header, cell pointers and cells arrive together, not one after another.
+        if let Some(page) = pages.get(start) {
+            for at in (0..page.len).step_by(LINE) {
+                page.hint(at);
+            }
+        }
+    }
+    let mut path = [0; PATH];
+    let depth = passed.len().min(PATH - 1);
+    path[..depth].copy_from_slice(&passed[..depth]);
     let mut searches = vec![
         Search {
-            at: root,
+            at: if passed.len() < PATH { start } else { 0 },
             node: None,
             lo: 0,
             hi: 0,
-            path: [0; PATH],
-            depth: 0,
+            path,
+            depth,
             absent: false,
         };
         keys.len()

@@ -428,3 +428,149 @@ async fn after_a_schema_change_nothing_is_walked() {
     );
     lookups.close().await;
 }
+
+/// One-account reads go down the spine's copies of the inner pages (`tree_ahead/spine.rs`),
+/// and answer as SQLite does when the tree changes under them: while pages that were copied
+/// are rewritten in the WAL (inserts that split them), and after a checkpoint has copied them
+/// into the file and restarted the WAL (the copies are of another generation: they were the
+/// file's pages, no longer are, and are not in the new WAL). Twice: the second time, the WAL's
+/// generation before the checkpoint is the one the copies were made in.
+#[tokio::test]
+async fn the_spine_is_used_only_for_pages_as_the_snapshot_sees_them() {
+    let (_dir, path, commits, lookups) =
+        lookups_on(3000, Some(std::time::Duration::from_secs(600))).await;
+    let mut all: Vec<String> = (0..3000).step_by(2).map(|i| id(APP, i)).collect();
+    assert_eq!(
+        one_by_one(&lookups, APP, &all).await,
+        reference(&path, APP, &all)
+    );
+    let copied = lookups.spine_pages();
+    assert!(copied > 3, "{copied} inner pages copied");
+    // A second pass goes down the copies, and is answered from the walk.
+    let before = answered(&lookups);
+    assert_eq!(
+        one_by_one(&lookups, APP, &all).await,
+        reference(&path, APP, &all)
+    );
+    assert_eq!(answered(&lookups) - before, all.len() as u64);
+    let ours = of_this_process(&path);
+    let outside = Connection::open(&path).unwrap();
+    for suffix in ["a", "b"] {
+        // New accounts between the old ones (each right after one), through a connection of
+        // this process: leaves and inner pages split, in the WAL.
+        ours.execute_batch("begin").unwrap();
+        for i in (0..3000).step_by(2) {
+            let user = format!("{}{suffix}", id(APP, i));
+            ours.execute(
+                "insert into accounts (app_id, user_id, profile, version, updated_at_ms) \
+                 values (?1, ?2, ?3, 1, 0)",
+                (APP as i64, &user, "{}".repeat(60)),
+            )
+            .unwrap();
+            all.push(user);
+        }
+        ours.execute_batch("commit").unwrap();
+        commits.counted();
+        let expected = reference(&path, APP, &all);
+        assert_eq!(expected.len(), all.len());
+        assert_eq!(
+            one_by_one(&lookups, APP, &all).await,
+            expected,
+            "{suffix}: the tree's pages in the WAL"
+        );
+        // The WAL checkpointed into the file and restarted, from outside (once the sweeper
+        // has ended the kept snapshots): every page is the file's again, and the copied pages
+        // changed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while outside
+            .query_row("pragma wal_checkpoint(truncate)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap()
+            != 0
+        {
+            commits.counted();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the WAL was never emptied"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        commits.counted();
+        let before = answered(&lookups);
+        assert_eq!(
+            one_by_one(&lookups, APP, &all).await,
+            expected,
+            "{suffix}: after the checkpoint"
+        );
+        assert_eq!(
+            answered(&lookups) - before,
+            all.len() as u64,
+            "{suffix}: every id answered from the walk (the file is the snapshot's)"
+        );
+    }
+    assert!(lookups.spine_pages() > copied, "the grown tree copied");
+    lookups.close().await;
+}
+
+/// A spine whose copies were made in an earlier generation of the WAL, of pages that have
+/// changed since (inserts split them, and a checkpoint copied them into the file): each
+/// account read with it, in a new read transaction, is answered as SQLite answers, not from
+/// where the old copies lead.
+#[tokio::test]
+async fn copies_of_another_generation_are_not_gone_by() {
+    let (_dir, path, _commits, lookups) = lookups_on(3000, None).await;
+    let reader = crate::sqlite::lookup::connect(&path).unwrap();
+    let tree = super::Tree::of(&reader).unwrap();
+    let read = |spine: &mut super::Spine, who: &str| {
+        reader.execute_batch("begin").unwrap();
+        let schema = super::schema_version(&reader).unwrap();
+        let rows = super::one(&reader, &tree, spine, schema, APP, who).unwrap();
+        reader.execute_batch("commit").unwrap();
+        rows.into_iter()
+            .map(|r| {
+                (
+                    r.user_id.clone(),
+                    (r.user_id, r.profile, r.version, r.updated_at_ms),
+                )
+            })
+            .collect::<HashMap<String, Row>>()
+    };
+    let mut all: Vec<String> = (0..3000).step_by(2).map(|i| id(APP, i)).collect();
+    let mut spine = super::Spine::default();
+    for who in &all {
+        read(&mut spine, who);
+    }
+    assert!(spine.len() > 3);
+    let ours = of_this_process(&path);
+    ours.execute_batch("begin").unwrap();
+    for i in (0..3000).step_by(2) {
+        let user = format!("{}a", id(APP, i));
+        ours.execute(
+            "insert into accounts (app_id, user_id, profile, version, updated_at_ms) \
+             values (?1, ?2, ?3, 1, 0)",
+            (APP as i64, &user, "{}".repeat(60)),
+        )
+        .unwrap();
+        all.push(user);
+    }
+    ours.execute_batch("commit").unwrap();
+    let busy: i64 = ours
+        .query_row("pragma wal_checkpoint(truncate)", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(busy, 0, "the checkpoint was held back");
+    let expected = reference(&path, APP, &all);
+    assert_eq!(expected.len(), all.len());
+    let before = tree.answered.load(Ordering::Relaxed);
+    for who in &all {
+        let mut stale = spine.clone();
+        let mut rows = read(&mut stale, who);
+        assert_eq!(rows.remove(who).as_ref(), expected.get(who), "{who}");
+    }
+    assert_eq!(
+        tree.answered.load(Ordering::Relaxed) - before,
+        all.len() as u64,
+        "every id answered from the walk"
+    );
+    lookups.close().await;
+}

@@ -31,6 +31,11 @@
 //! only for the rest. With 10M accounts most one-account reads miss the cache, and a statement
 //! (binding, the VDBE, the statement cache, the row's columns copied out) cost more than the
 //! search itself (BENCHMARKS.md, "2026-12-06 (session 20)").
+//!
+//! **Down a spine.** Each inline connection keeps compact copies of the inner pages its walks
+//! went through (`tree_ahead/spine.rs`), so that a search reaches its leaf without reading the
+//! inner pages, whose rows do not fit in the CPU's caches at 10M accounts, and asks for the
+//! whole leaf at once.
 
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -41,6 +46,7 @@ use crate::codec::AccountRow;
 use crate::{AppId, Result};
 
 use super::super::direct;
+use super::super::tree_ahead::Spine;
 use super::{lock, Commits};
 
 /// Longest an inline connection keeps one read transaction open (see the module docs).
@@ -70,6 +76,8 @@ struct Idle {
 /// An inline connection and the read transaction it keeps open between lookups.
 pub(super) struct Inline {
     conn: Connection,
+    /// Its copies of the accounts B-tree's inner pages (`tree_ahead/spine.rs`).
+    spine: Spine,
     /// Its read transaction, if it has one open.
     snapshot: Option<Snapshot>,
 }
@@ -92,6 +100,7 @@ impl InlinePool {
             .into_iter()
             .map(|conn| Inline {
                 conn,
+                spine: Spine::default(),
                 snapshot: None,
             })
             .collect();
@@ -118,6 +127,14 @@ impl InlinePool {
         let found = conn.account(commits, tree, self.max_age, app, id);
         self.put_back(conn);
         Some(found)
+    }
+
+    /// Inner pages copied by the spines of the idle connections.
+    #[cfg(test)]
+    pub(super) fn spine_pages(&self) -> usize {
+        lock(&self.idle)
+            .as_ref()
+            .map_or(0, |idle| idle.conns.iter().map(|c| c.spine.len()).sum())
     }
 
     /// Closes the idle connections (those in use are dropped when they come back) and stops
@@ -208,7 +225,7 @@ impl Inline {
         }
         let found = self
             .snapshot(count, max_age)
-            .and_then(|schema| direct::one(&self.conn, tree, schema, app, id));
+            .and_then(|schema| direct::one(&self.conn, tree, &mut self.spine, schema, app, id));
         if found.is_err() {
             self.end();
         }

@@ -291,6 +291,14 @@ impl Node {
         app: i64,
         key: &[u8],
     ) -> Option<Ordering> {
+        let (cell_app, user) = self.key(pages, i)?;
+        Some(cell_app.cmp(&app).then_with(|| user.as_slice().cmp(key)))
+    }
+
+    /// Cell `i`'s key: its `app_id` and the bytes of its `user_id` (at most [`LONGEST_KEY`]),
+    /// read a byte at a time, or `None` if the cell cannot be read as a row of the accounts
+    /// table.
+    pub(super) fn key(self, pages: &Pages, i: usize) -> Option<(i64, Vec<u8>)> {
         let (rec, len) = self.payload(i)?;
         let local = if len <= pages.max_local {
             len
@@ -329,17 +337,10 @@ impl Node {
         if text > LONGEST_KEY || body + text - rec > local {
             return None;
         }
-        let order = cell_app.cmp(&app);
-        if order != Ordering::Equal {
-            return Some(order);
-        }
-        for (k, &want) in key.iter().take(text).enumerate() {
-            match page.byte(body + k)?.cmp(&want) {
-                Ordering::Equal => {}
-                other => return Some(other),
-            }
-        }
-        Some(text.cmp(&key.len()))
+        let user = (0..text)
+            .map(|k| page.byte(body + k))
+            .collect::<Option<Vec<u8>>>()?;
+        Some((cell_app, user))
     }
 }
 

@@ -1,0 +1,248 @@
+//! A compact copy of the accounts B-tree's inner pages, kept by a connection that reads one
+//! account at a time (`lookup/inline.rs`), so that a search goes down to its leaf without
+//! reading the inner pages from the file: [`Spine`].
+//!
+//! **Why.** The accounts table is a `WITHOUT ROWID` table, whose inner cells hold whole rows:
+//! with 10M accounts an inner page holds about 32 of them, the tree is five levels deep, and its
+//! lowest inner level alone (some 8,800 pages, 36 MB) does not fit in the CPU's caches. A
+//! one-account read that missed the read cache spent as long on that level as on its leaf
+//! (about 2,000 cycles each, measured with `rdtsc` around each level of the walk). The keys of
+//! all inner pages, copied without their rows, take a fifth of that room and are searched
+//! without decoding a record per probe.
+//!
+//! **When a copy is the page.** A copy of inner page P is made within a read transaction whose
+//! view of the WAL ([`super::super::wal_pages`]) is trusted and says P is read from the file: P
+//! then has no frame in the WAL's current generation (the salts of the WAL-index header), and
+//! its file version stays put while the transaction is open (a checkpoint copies no frame past
+//! an open snapshot's last one). The file changes only when a checkpoint copies a frame into it,
+//! and a frame of P in this generation would make P unclean in every later trusted view of the
+//! generation (this process's frames are in its set; another's make the view untrusted); a new
+//! generation has new salts. So the copy is P as long as the WAL's salts are the ones it was
+//! made under and P is clean: a search takes its path from the copies tagged with the salts it
+//! last saw, `direct.rs` checks the view after the walk as for any walk (every page of the path,
+//! copies included, must be clean), and a walk that used copies of another generation is done
+//! again from the root, after which the copies are dropped and made again as searches pass.
+//!
+//! **Bounded.** At most [`MOST_BYTES`] per spine (about 7 MB for 10M accounts); past that, no
+//! more pages are copied (the upper levels, which every search passes, are copied first).
+//! Copies are made only of pages a search went through, from the map it read them from.
+
+use std::collections::HashMap;
+
+use super::pages::{Pages, LINE, LONGEST_KEY};
+use super::PATH;
+use crate::sqlite::page_ahead::hint;
+
+/// Bytes of copies a spine holds at most.
+pub(in crate::sqlite) const MOST_BYTES: usize = 32 << 20;
+
+/// The copies of inner pages one connection has made (see the module docs), one after another
+/// in one buffer: a search asks for all the lines of a copy at once, then searches it.
+#[derive(Default, Clone)]
+pub(in crate::sqlite) struct Spine {
+    /// The WAL-index header's salts the copies were made under (`None`: none yet).
+    salt: Option<[u8; 8]>,
+    /// Where each page's copy is in `copies`: its start and length.
+    at: HashMap<u32, (u32, u32), foldhash::fast::FixedState>,
+    /// Each copy: its number of keys `n` (4 bytes), the child left of each key and the
+    /// rightmost child (`n + 1` page numbers), where each key ends past the start of the keys
+    /// (`n` offsets), then the keys ([`encode`]) one after another; numbers little-endian.
+    copies: Vec<u8>,
+}
+
+/// A copy of an inner page, within [`Spine::copies`].
+struct Copy<'a> {
+    n: usize,
+    /// `n + 1` children, then `n` ends, then the keys.
+    bytes: &'a [u8],
+}
+
+impl Copy<'_> {
+    fn word(&self, i: usize) -> usize {
+        let at = 4 * i;
+        u32::from_le_bytes([
+            self.bytes[at],
+            self.bytes[at + 1],
+            self.bytes[at + 2],
+            self.bytes[at + 3],
+        ]) as usize
+    }
+
+    fn child(&self, i: usize) -> u32 {
+        self.word(i) as u32
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        let keys = 4 * (2 * self.n + 1);
+        let start = i.checked_sub(1).map_or(0, |j| self.word(self.n + 1 + j));
+        &self.bytes[keys + start..keys + self.word(self.n + 1 + i)]
+    }
+
+    /// The index of the first key not less than `key` (`n` if none).
+    fn partition(&self, key: &[u8]) -> usize {
+        let (mut lo, mut hi) = (0, self.n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.key(mid) < key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+}
+
+/// `(app, user)` as bytes whose order is the primary key's: the app's `app_id` with its sign
+/// bit flipped, big-endian, then the UserID's bytes (SQLite's `binary` collation).
+pub(in crate::sqlite) fn encode(app: i64, user: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + user.len());
+    out.extend_from_slice(&((app as u64) ^ (1 << 63)).to_be_bytes());
+    out.extend_from_slice(user);
+    out
+}
+
+/// Where a search may go on from without reading the pages it passed ([`Spine::descend`]).
+pub(in crate::sqlite) struct Descent {
+    /// The page to walk from.
+    pub(in crate::sqlite) at: u32,
+    /// The inner pages passed, root first: the first `depth`.
+    passed: [u32; PATH],
+    depth: usize,
+    /// The salts of the copies passed.
+    pub(in crate::sqlite) salt: Option<[u8; 8]>,
+}
+
+impl Descent {
+    /// The inner pages passed, root first.
+    pub(in crate::sqlite) fn passed(&self) -> &[u32] {
+        &self.passed[..self.depth]
+    }
+}
+
+impl Spine {
+    /// How far a search for account `user` of app `app` (its `app_id`) goes from `root`
+    /// through the copies: it stops at the first page with no copy, or whose copy holds the
+    /// key itself (the row is in that inner cell, which the walk reads), or after [`PATH`] - 1
+    /// pages.
+    pub(in crate::sqlite) fn descend(&self, root: u32, app: i64, user: &[u8]) -> Descent {
+        let mut descent = Descent {
+            at: root,
+            passed: [0; PATH],
+            depth: 0,
+            salt: self.salt,
+        };
+        let mut sought = [0u8; 8 + LONGEST_KEY];
+        let Some(key) = sought.get_mut(..8 + user.len()) else {
+            return descent;
+        };
+        key[..8].copy_from_slice(&((app as u64) ^ (1 << 63)).to_be_bytes());
+        key[8..].copy_from_slice(user);
+        let key = &*key;
+        while descent.depth < PATH - 1 {
+            let Some(copy) = self.copy(descent.at) else {
+                break;
+            };
+            let i = copy.partition(key);
+            if i < copy.n && copy.key(i) == key {
+                break;
+            }
+            descent.passed[descent.depth] = descent.at;
+            descent.depth += 1;
+            descent.at = copy.child(i);
+        }
+        descent
+    }
+
+    /// The copy of `page`, its lines asked for at once.
+    fn copy(&self, page: u32) -> Option<Copy<'_>> {
+        let &(start, len) = self.at.get(&page)?;
+        let bytes = &self.copies[start as usize..(start + len) as usize];
+        for line in bytes.chunks(LINE) {
+            // SAFETY: a prefetch of a line of `bytes` (it reads nothing and never faults).
+            unsafe { hint(line.as_ptr()) };
+        }
+        let n = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        Some(Copy {
+            n,
+            bytes: &bytes[4..],
+        })
+    }
+
+    /// After a walk whose every page of `path` is clean in a trusted view with `salt` (the
+    /// module docs): drops the copies of another generation, and copies the inner pages of
+    /// `path` it has no copy of, as `pages` (the map the walk read, within the same read
+    /// transaction) holds them, while there is room.
+    pub(in crate::sqlite) fn learn(&mut self, pages: &Pages, salt: [u8; 8], path: &[u32]) {
+        if self.salt != Some(salt) {
+            self.at.clear();
+            self.copies.clear();
+            self.salt = Some(salt);
+        }
+        for &page in path {
+            if self.at.contains_key(&page) {
+                continue;
+            }
+            let start = self.copies.len();
+            if !copy_into(pages, page, &mut self.copies) || self.copies.len() > MOST_BYTES {
+                // A leaf (nothing is below it), a page not of the accounts table's shape, or
+                // no more room.
+                self.copies.truncate(start);
+                return;
+            }
+            let len = self.copies.len() - start;
+            self.at.insert(page, (start as u32, len as u32));
+        }
+    }
+
+    /// Inner pages copied.
+    #[cfg(test)]
+    pub(in crate::sqlite) fn len(&self) -> usize {
+        self.at.len()
+    }
+}
+
+/// Appends to `out` a copy of inner page `page` (as [`Spine::copies`] holds them), if it is
+/// one whose every cell reads as a row of the accounts table, in order; whether it did (it may
+/// have appended part of one if not).
+fn copy_into(pages: &Pages, page: u32, out: &mut Vec<u8>) -> bool {
+    let Some(node) = pages.get(page).and_then(|p| p.node()).filter(|n| n.inner) else {
+        return false;
+    };
+    let n = node.cells;
+    let mut children = Vec::with_capacity(n + 1);
+    let mut keys: Vec<u8> = Vec::new();
+    let mut ends = Vec::with_capacity(n);
+    let mut last = 0..0;
+    for i in 0..=n {
+        let Some(child) = node.child(i) else {
+            return false;
+        };
+        children.push(child);
+        if i == n {
+            break;
+        }
+        let Some((app, user)) = node.key(pages, i) else {
+            return false;
+        };
+        let key = encode(app, &user);
+        if i > 0 && key.as_slice() <= &keys[last.clone()] {
+            return false; // out of order: not a page to go by
+        }
+        last = keys.len()..keys.len() + key.len();
+        keys.extend_from_slice(&key);
+        ends.push(keys.len());
+    }
+    let Ok(count) = u32::try_from(n) else {
+        return false;
+    };
+    out.extend_from_slice(&count.to_le_bytes());
+    for word in children
+        .into_iter()
+        .chain(ends.into_iter().map(|e| e as u32))
+    {
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+    out.extend_from_slice(&keys);
+    true
+}
