@@ -23,9 +23,15 @@
 //! copies included, must be clean), and a walk that used copies of another generation is done
 //! again from the root, after which the copies are dropped and made again as searches pass.
 //!
-//! **Bounded.** At most [`MOST_BYTES`] per spine (about 7 MB for 10M accounts); past that, no
-//! more pages are copied (the upper levels, which every search passes, are copied first).
-//! Copies are made only of pages a search went through, from the map it read them from.
+//! **Bounded.** At most [`MOST_BYTES`] per spine, mapped only when the first copy is made and
+//! taken as written (about 7 MB for 10M accounts); past that, no more pages are copied (the
+//! upper levels, which every search passes, are copied first). Copies are made only of pages
+//! a search went through, from the map it read them from.
+//!
+//! **Measured** (BENCHMARKS.md, "session 21"): the store's cost of a one-account read at 10M
+//! (`examples/batch_cost.rs ... 1`) 2.83–2.88 → 2.21–2.30 µs. Under W1 the gain is smaller and
+//! needs the copies in huge pages: in 4 KiB pages, and without asking for the whole leaf at
+//! once, the spine made W1 at 10M 8 % slower than no spine.
 
 use std::collections::HashMap;
 
@@ -47,7 +53,56 @@ pub(in crate::sqlite) struct Spine {
     /// Each copy: its number of keys `n` (4 bytes), the child left of each key and the
     /// rightmost child (`n + 1` page numbers), where each key ends past the start of the keys
     /// (`n` offsets), then the keys ([`encode`]) one after another; numbers little-endian.
-    copies: Vec<u8>,
+    copies: Buffer,
+}
+
+/// [`Spine::copies`]: [`MOST_BYTES`] of anonymous memory, mapped at the first copy and advised
+/// to be backed by huge pages, so that the copies a search goes through are under a few TLB
+/// entries, as the file's pages are (`huge.rs`; in 4 KiB pages the spine measured slower than
+/// no spine at all under W1, BENCHMARKS.md "session 21"). Pages are taken as first written.
+#[derive(Default)]
+struct Buffer {
+    map: Option<memmap2::MmapMut>,
+    len: usize,
+}
+
+impl Buffer {
+    fn bytes(&self) -> &[u8] {
+        self.map.as_deref().map_or(&[], |m| &m[..self.len])
+    }
+
+    /// Appends `bytes`; whether there was room (and memory to map).
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        if self.len + bytes.len() > MOST_BYTES {
+            return false;
+        }
+        if self.map.is_none() {
+            let Ok(map) = memmap2::MmapMut::map_anon(MOST_BYTES) else {
+                return false;
+            };
+            // (Only advice: without huge pages the copies still serve.)
+            let _ = map.advise(memmap2::Advice::HugePage);
+            self.map = Some(map);
+        }
+        let Some(map) = self.map.as_mut() else {
+            return false;
+        };
+        map[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+        true
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+impl Clone for Buffer {
+    fn clone(&self) -> Buffer {
+        let mut copy = Buffer::default();
+        copy.push(self.bytes());
+        copy
+    }
 }
 
 /// A copy of an inner page, within [`Spine::copies`].
@@ -157,7 +212,10 @@ impl Spine {
     /// The copy of `page`, its lines asked for at once.
     fn copy(&self, page: u32) -> Option<Copy<'_>> {
         let &(start, len) = self.at.get(&page)?;
-        let bytes = &self.copies[start as usize..(start + len) as usize];
+        let bytes = self
+            .copies
+            .bytes()
+            .get(start as usize..(start + len) as usize)?;
         for line in bytes.chunks(LINE) {
             // SAFETY: a prefetch of a line of `bytes` (it reads nothing and never faults).
             unsafe { hint(line.as_ptr()) };
@@ -183,15 +241,14 @@ impl Spine {
             if self.at.contains_key(&page) {
                 continue;
             }
-            let start = self.copies.len();
-            if !copy_into(pages, page, &mut self.copies) || self.copies.len() > MOST_BYTES {
-                // A leaf (nothing is below it), a page not of the accounts table's shape, or
-                // no more room.
-                self.copies.truncate(start);
-                return;
+            let start = self.copies.len;
+            let Some(copy) = copy_of(pages, page) else {
+                return; // a leaf (nothing is below it), or not of the accounts table's shape
+            };
+            if !self.copies.push(&copy) {
+                return; // no more room
             }
-            let len = self.copies.len() - start;
-            self.at.insert(page, (start as u32, len as u32));
+            self.at.insert(page, (start as u32, copy.len() as u32));
         }
     }
 
@@ -202,47 +259,32 @@ impl Spine {
     }
 }
 
-/// Appends to `out` a copy of inner page `page` (as [`Spine::copies`] holds them), if it is
-/// one whose every cell reads as a row of the accounts table, in order; whether it did (it may
-/// have appended part of one if not).
-fn copy_into(pages: &Pages, page: u32, out: &mut Vec<u8>) -> bool {
-    let Some(node) = pages.get(page).and_then(|p| p.node()).filter(|n| n.inner) else {
-        return false;
-    };
+/// A copy of inner page `page` (as [`Spine::copies`] holds them), if it is one whose every
+/// cell reads as a row of the accounts table, in order.
+fn copy_of(pages: &Pages, page: u32) -> Option<Vec<u8>> {
+    let node = pages.get(page)?.node().filter(|n| n.inner)?;
     let n = node.cells;
     let mut children = Vec::with_capacity(n + 1);
     let mut keys: Vec<u8> = Vec::new();
     let mut ends = Vec::with_capacity(n);
     let mut last = 0..0;
-    for i in 0..=n {
-        let Some(child) = node.child(i) else {
-            return false;
-        };
-        children.push(child);
-        if i == n {
-            break;
-        }
-        let Some((app, user)) = node.key(pages, i) else {
-            return false;
-        };
+    for i in 0..n {
+        let (app, user) = node.key(pages, i)?;
         let key = encode(app, &user);
         if i > 0 && key.as_slice() <= &keys[last.clone()] {
-            return false; // out of order: not a page to go by
+            return None; // out of order: not a page to go by
         }
         last = keys.len()..keys.len() + key.len();
         keys.extend_from_slice(&key);
-        ends.push(keys.len());
+        ends.push(u32::try_from(keys.len()).ok()?);
+        children.push(node.child(i)?);
     }
-    let Ok(count) = u32::try_from(n) else {
-        return false;
-    };
-    out.extend_from_slice(&count.to_le_bytes());
-    for word in children
-        .into_iter()
-        .chain(ends.into_iter().map(|e| e as u32))
-    {
+    children.push(node.child(n)?);
+    let mut out = Vec::with_capacity(4 * (2 * n + 2) + keys.len());
+    out.extend_from_slice(&u32::try_from(n).ok()?.to_le_bytes());
+    for word in children.into_iter().chain(ends) {
         out.extend_from_slice(&word.to_le_bytes());
     }
     out.extend_from_slice(&keys);
-    true
+    Some(out)
 }
