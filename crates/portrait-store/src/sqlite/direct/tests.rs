@@ -268,6 +268,27 @@ async fn lookups_on(
     (dir, path, commits, lookups)
 }
 
+/// Checkpoints the whole WAL into the file and restarts it, through `outside`, once the
+/// sweeper has ended the one-account reads' kept snapshots (which hold the checkpoint back; a
+/// counted commit makes them stale).
+fn empty_the_wal(outside: &Connection, commits: &Commits) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        commits.counted();
+        let busy: i64 = outside
+            .query_row("pragma wal_checkpoint(truncate)", [], |r| r.get(0))
+            .unwrap();
+        if busy == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL was never emptied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A connection of the store's VFS: its writes to the WAL pass through this process's set.
 fn of_this_process(path: &Path) -> Connection {
     Connection::open_with_flags_and_vfs(
@@ -317,23 +338,8 @@ async fn reads_see_what_another_process_wrote() {
     assert!(after.values().any(|r| r.1 == "p1000"));
     // Frames of this process first (a connection of the store's VFS), then another's after them.
     let ours = of_this_process(&path);
-    // The WAL emptied (once the sweeper has ended the one-account reads' kept snapshots, which
-    // hold the checkpoint back), so that this process's frames come first.
-    commits.counted();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while outside
-        .query_row("pragma wal_checkpoint(truncate)", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .unwrap()
-        != 0
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the WAL was never emptied"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // The WAL emptied, so that this process's frames come first.
+    empty_the_wal(&outside, &commits);
     ours.execute(
         "update accounts set version = version + 1 where app_id = ?1 and user_id like '%5'",
         [APP as i64],
@@ -429,6 +435,23 @@ async fn after_a_schema_change_nothing_is_walked() {
     lookups.close().await;
 }
 
+/// Inserts, in one transaction through `conn`, an account right after each even account of
+/// [`APP`] below 3,000 (its UserID followed by `suffix`), and adds them to `all`.
+fn insert_after_each(conn: &Connection, suffix: &str, all: &mut Vec<String>) {
+    conn.execute_batch("begin").unwrap();
+    for i in (0..3000).step_by(2) {
+        let user = format!("{}{suffix}", id(APP, i));
+        conn.execute(
+            "insert into accounts (app_id, user_id, profile, version, updated_at_ms) \
+             values (?1, ?2, ?3, 1, 0)",
+            (APP as i64, &user, "{}".repeat(60)),
+        )
+        .unwrap();
+        all.push(user);
+    }
+    conn.execute_batch("commit").unwrap();
+}
+
 /// One-account reads go down the spine's copies of the inner pages (`tree_ahead/spine.rs`),
 /// and answer as SQLite does when the tree changes under them: while pages that were copied
 /// are rewritten in the WAL (inserts that split them), and after a checkpoint has copied them
@@ -456,20 +479,9 @@ async fn the_spine_is_used_only_for_pages_as_the_snapshot_sees_them() {
     let ours = of_this_process(&path);
     let outside = Connection::open(&path).unwrap();
     for suffix in ["a", "b"] {
-        // New accounts between the old ones (each right after one), through a connection of
-        // this process: leaves and inner pages split, in the WAL.
-        ours.execute_batch("begin").unwrap();
-        for i in (0..3000).step_by(2) {
-            let user = format!("{}{suffix}", id(APP, i));
-            ours.execute(
-                "insert into accounts (app_id, user_id, profile, version, updated_at_ms) \
-                 values (?1, ?2, ?3, 1, 0)",
-                (APP as i64, &user, "{}".repeat(60)),
-            )
-            .unwrap();
-            all.push(user);
-        }
-        ours.execute_batch("commit").unwrap();
+        // New accounts between the old ones, through a connection of this process: leaves
+        // and inner pages split, in the WAL.
+        insert_after_each(&ours, suffix, &mut all);
         commits.counted();
         let expected = reference(&path, APP, &all);
         assert_eq!(expected.len(), all.len());
@@ -478,24 +490,9 @@ async fn the_spine_is_used_only_for_pages_as_the_snapshot_sees_them() {
             expected,
             "{suffix}: the tree's pages in the WAL"
         );
-        // The WAL checkpointed into the file and restarted, from outside (once the sweeper
-        // has ended the kept snapshots): every page is the file's again, and the copied pages
-        // changed.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while outside
-            .query_row("pragma wal_checkpoint(truncate)", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .unwrap()
-            != 0
-        {
-            commits.counted();
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the WAL was never emptied"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        // The WAL checkpointed into the file and restarted, from outside: every page is the
+        // file's again, and the copied pages changed.
+        empty_the_wal(&outside, &commits);
         commits.counted();
         let before = answered(&lookups);
         assert_eq!(
@@ -543,18 +540,7 @@ async fn copies_of_another_generation_are_not_gone_by() {
     }
     assert!(spine.len() > 3);
     let ours = of_this_process(&path);
-    ours.execute_batch("begin").unwrap();
-    for i in (0..3000).step_by(2) {
-        let user = format!("{}a", id(APP, i));
-        ours.execute(
-            "insert into accounts (app_id, user_id, profile, version, updated_at_ms) \
-             values (?1, ?2, ?3, 1, 0)",
-            (APP as i64, &user, "{}".repeat(60)),
-        )
-        .unwrap();
-        all.push(user);
-    }
-    ours.execute_batch("commit").unwrap();
+    insert_after_each(&ours, "a", &mut all);
     let busy: i64 = ours
         .query_row("pragma wal_checkpoint(truncate)", [], |r| r.get(0))
         .unwrap();

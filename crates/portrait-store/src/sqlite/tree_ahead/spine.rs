@@ -23,10 +23,11 @@
 //! copies included, must be clean), and a walk that used copies of another generation is done
 //! again from the root, after which the copies are dropped and made again as searches pass.
 //!
-//! **Bounded.** At most [`MOST_BYTES`] per spine, mapped only when the first copy is made and
-//! taken as written (about 7 MB for 10M accounts); past that, no more pages are copied (the
-//! upper levels, which every search passes, are copied first). Copies are made only of pages
-//! a search went through, from the map it read them from.
+//! **Bounded.** At most [`MOST_BYTES`] of copies and [`MOST_COPIES`] pages per spine (about
+//! 7 MB and 9,100 pages for 10M accounts), mapped only when the first copy is made and taken as
+//! written; past that, no more pages are copied (the upper levels, which every search passes,
+//! are copied first). Copies are made only of pages a search went through, from the map it
+//! read them from.
 //!
 //! **Measured** (BENCHMARKS.md, "session 21"): the store's cost of a one-account read at 10M
 //! (`examples/batch_cost.rs ... 1`) 2.83–2.88 → 2.21–2.30 µs. Under W1 the gain is smaller and
@@ -41,6 +42,10 @@ use crate::sqlite::page_ahead::hint;
 
 /// Bytes of copies a spine holds at most.
 pub(in crate::sqlite) const MOST_BYTES: usize = 32 << 20;
+
+/// Copies a spine holds at most (10M accounts take about 9,100), which bounds its index of them
+/// whatever the pages' sizes.
+const MOST_COPIES: usize = 1 << 18;
 
 /// The copies of inner pages one connection has made (see the module docs), one after another
 /// in one buffer: a search asks for all the lines of a copy at once, then searches it.
@@ -240,6 +245,9 @@ impl Spine {
         for &page in path {
             if self.at.contains_key(&page) {
                 continue;
+            }
+            if self.at.len() >= MOST_COPIES {
+                return;
             }
             let start = self.copies.len;
             let Some(copy) = copy_of(pages, page) else {
