@@ -188,6 +188,10 @@ fn walk<'k>(
             walked = tree_ahead::ahead(pages, tree.root, app_id, keys);
         }
     }
+    let mut spine = spine;
+    if let (Some(spine), Some((_, header))) = (spine.as_deref_mut(), &view) {
+        spine.follow(header.salt);
+    }
     let clean: Vec<bool> = match view.and_then(|(wal, h)| wal.trusted(h)) {
         Some(clean) => walked
             .iter()

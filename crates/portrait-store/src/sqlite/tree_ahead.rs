@@ -25,7 +25,7 @@
 //! the last checkpoint left it: a page whose newer version is in the WAL, a root page that moved,
 //! or a page being rewritten gives a wrong finding, which is why each finding comes with the
 //! pages it was read from ([`Walked::path`]), and `direct.rs` takes it only if every one of them
-//! is, in the file, what its transaction sees.
+//! is, in the file, what its transaction sees (a page a [`Spine`] went through for it is on the path too).
 
 use std::cmp::Ordering;
 

@@ -289,6 +289,13 @@ fn empty_the_wal(outside: &Connection, commits: &Commits) {
     }
 }
 
+/// The salts of the WAL-index header of the database at `path` (its first copy, in the
+/// `-shm` file).
+fn shm_salt(path: &Path) -> [u8; 8] {
+    let shm = std::fs::read(path.with_extension("db-shm")).unwrap();
+    shm[32..40].try_into().unwrap()
+}
+
 /// A connection of the store's VFS: its writes to the WAL pass through this process's set.
 fn of_this_process(path: &Path) -> Connection {
     Connection::open_with_flags_and_vfs(
@@ -435,8 +442,9 @@ async fn after_a_schema_change_nothing_is_walked() {
     lookups.close().await;
 }
 
-/// Inserts, in one transaction through `conn`, an account right after each even account of
-/// [`APP`] below 3,000 (its UserID followed by `suffix`), and adds them to `all`.
+/// Inserts, in one transaction through `conn`, for each even account of [`APP`] below 3,000,
+/// an account whose UserID is its own followed by `suffix` (spread over the whole tree), and
+/// adds them to `all`.
 fn insert_after_each(conn: &Connection, suffix: &str, all: &mut Vec<String>) {
     conn.execute_batch("begin").unwrap();
     for i in (0..3000).step_by(2) {
@@ -469,7 +477,7 @@ async fn the_spine_is_used_only_for_pages_as_the_snapshot_sees_them() {
     );
     let copied = lookups.spine_pages();
     assert!(copied > 3, "{copied} inner pages copied");
-    // A second pass goes down the copies, and is answered from the walk.
+    // A second pass, the copies made, is answered from the walk.
     let before = answered(&lookups);
     assert_eq!(
         one_by_one(&lookups, APP, &all).await,
@@ -477,12 +485,17 @@ async fn the_spine_is_used_only_for_pages_as_the_snapshot_sees_them() {
     );
     assert_eq!(answered(&lookups) - before, all.len() as u64);
     let ours = of_this_process(&path);
-    let outside = Connection::open(&path).unwrap();
+    let mut made_under = None;
     for suffix in ["a", "b"] {
         // New accounts between the old ones, through a connection of this process: leaves
         // and inner pages split, in the WAL.
         insert_after_each(&ours, suffix, &mut all);
         commits.counted();
+        if let Some(salt) = made_under {
+            // (`ours` restarted the WAL itself: its frames went on in the generation the
+            // copies were made in, with the same salts.)
+            assert_eq!(shm_salt(&path), salt, "the same generation");
+        }
         let expected = reference(&path, APP, &all);
         assert_eq!(expected.len(), all.len());
         assert_eq!(
@@ -490,9 +503,9 @@ async fn the_spine_is_used_only_for_pages_as_the_snapshot_sees_them() {
             expected,
             "{suffix}: the tree's pages in the WAL"
         );
-        // The WAL checkpointed into the file and restarted, from outside: every page is the
-        // file's again, and the copied pages changed.
-        empty_the_wal(&outside, &commits);
+        // The WAL checkpointed into the file and restarted: every page is the file's again,
+        // and the copied pages changed.
+        empty_the_wal(&ours, &commits);
         commits.counted();
         let before = answered(&lookups);
         assert_eq!(
@@ -505,6 +518,7 @@ async fn the_spine_is_used_only_for_pages_as_the_snapshot_sees_them() {
             all.len() as u64,
             "{suffix}: every id answered from the walk (the file is the snapshot's)"
         );
+        made_under = Some(shm_salt(&path));
     }
     assert!(lookups.spine_pages() > copied, "the grown tree copied");
     lookups.close().await;

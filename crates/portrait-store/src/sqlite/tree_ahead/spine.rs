@@ -21,7 +21,15 @@
 //! made under and P is clean: a search takes its path from the copies tagged with the salts it
 //! last saw, `direct.rs` checks the view after the walk as for any walk (every page of the path,
 //! copies included, must be clean), and a walk that used copies of another generation is done
-//! again from the root, after which the copies are dropped and made again as searches pass.
+//! again from the root; every read that sees other salts than the copies' (its view trusted or
+//! not) drops them, and they are made again as searches pass.
+//!
+//! **Salts that repeat.** SQLite zeroes the WAL-index header when it rebuilds the index from an
+//! empty WAL: at a node's start, and while it runs only if another process crashed while
+//! writing the index. Copies made under zero salts and gone by again under zero salts after
+//! the file changed would need another process to write to the running node's file, checkpoint
+//! and empty the WAL, then crash mid-header, with no one-account read of this node seeing the
+//! salts in between; docs/deployment.md says never to write a running node's file from outside.
 //!
 //! **Bounded.** At most [`MOST_BYTES`] of copies and [`MOST_COPIES`] pages per spine (about
 //! 7 MB and 9,100 pages for 10M accounts), mapped only when the first copy is made and taken as
@@ -63,8 +71,9 @@ pub(in crate::sqlite) struct Spine {
 
 /// [`Spine::copies`]: [`MOST_BYTES`] of anonymous memory, mapped at the first copy and advised
 /// to be backed by huge pages, so that the copies a search goes through are under a few TLB
-/// entries, as the file's pages are (`huge.rs`; in 4 KiB pages the spine measured slower than
-/// no spine at all under W1, BENCHMARKS.md "session 21"). Pages are taken as first written.
+/// entries, as the file's pages are (`huge.rs`; in 4 KiB pages, and without the whole leaf
+/// asked for at once, the spine measured slower than no spine at all under W1, BENCHMARKS.md
+/// "session 21"). Pages are taken as first written.
 #[derive(Default)]
 struct Buffer {
     map: Option<memmap2::MmapMut>,
@@ -237,11 +246,7 @@ impl Spine {
     /// `path` it has no copy of, as `pages` (the map the walk read, within the same read
     /// transaction) holds them, while there is room.
     pub(in crate::sqlite) fn learn(&mut self, pages: &Pages, salt: [u8; 8], path: &[u32]) {
-        if self.salt != Some(salt) {
-            self.at.clear();
-            self.copies.clear();
-            self.salt = Some(salt);
-        }
+        self.follow(salt);
         for &page in path {
             if self.at.contains_key(&page) {
                 continue;
@@ -257,6 +262,16 @@ impl Spine {
                 return; // no more room
             }
             self.at.insert(page, (start as u32, copy.len() as u32));
+        }
+    }
+
+    /// After a read saw the WAL-index header with `salt` (trusted or not): drops the copies if
+    /// they were made under other salts.
+    pub(in crate::sqlite) fn follow(&mut self, salt: [u8; 8]) {
+        if self.salt != Some(salt) {
+            self.at.clear();
+            self.copies.clear();
+            self.salt = Some(salt);
         }
     }
 
