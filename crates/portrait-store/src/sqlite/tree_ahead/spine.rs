@@ -120,13 +120,13 @@ impl Clone for Buffer {
 }
 
 /// A copy of an inner page, within [`Spine::copies`].
-struct Copy<'a> {
+struct PageCopy<'a> {
     n: usize,
     /// `n + 1` children, then `n` ends, then the keys.
     bytes: &'a [u8],
 }
 
-impl Copy<'_> {
+impl PageCopy<'_> {
     fn word(&self, i: usize) -> usize {
         let at = 4 * i;
         u32::from_le_bytes([
@@ -164,11 +164,16 @@ impl Copy<'_> {
 
 /// `(app, user)` as bytes whose order is the primary key's: the app's `app_id` with its sign
 /// bit flipped, big-endian, then the UserID's bytes (SQLite's `binary` collation).
-pub(in crate::sqlite) fn encode(app: i64, user: &[u8]) -> Vec<u8> {
+fn encode(app: i64, user: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + user.len());
-    out.extend_from_slice(&((app as u64) ^ (1 << 63)).to_be_bytes());
+    out.extend_from_slice(&app_bytes(app));
     out.extend_from_slice(user);
     out
+}
+
+/// The first 8 bytes of [`encode`]: `app` with its sign bit flipped, big-endian.
+fn app_bytes(app: i64) -> [u8; 8] {
+    ((app as u64) ^ (1 << 63)).to_be_bytes()
 }
 
 /// Where a search may go on from without reading the pages it passed ([`Spine::descend`]).
@@ -205,7 +210,7 @@ impl Spine {
         let Some(key) = sought.get_mut(..8 + user.len()) else {
             return descent;
         };
-        key[..8].copy_from_slice(&((app as u64) ^ (1 << 63)).to_be_bytes());
+        key[..8].copy_from_slice(&app_bytes(app));
         key[8..].copy_from_slice(user);
         let key = &*key;
         while descent.depth < PATH - 1 {
@@ -224,7 +229,7 @@ impl Spine {
     }
 
     /// The copy of `page`, its lines asked for at once.
-    fn copy(&self, page: u32) -> Option<Copy<'_>> {
+    fn copy(&self, page: u32) -> Option<PageCopy<'_>> {
         let &(start, len) = self.at.get(&page)?;
         let bytes = self
             .copies
@@ -235,7 +240,7 @@ impl Spine {
             unsafe { hint(line.as_ptr()) };
         }
         let n = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-        Some(Copy {
+        Some(PageCopy {
             n,
             bytes: &bytes[4..],
         })
