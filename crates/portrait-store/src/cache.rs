@@ -41,6 +41,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
+use smallvec::SmallVec;
 
 use crate::{AppDump, AppId, Change, NewAccount, Origin, PackedProfile, Profile, Result, Store};
 
@@ -375,8 +376,8 @@ impl CachedStore {
 
     /// Inserts `value` for `user` unless a write to its shard happened since `epoch` was read,
     /// or the shard is full and `user` did not miss recently (see the `admission` module).
-    fn insert_if_unchanged(&self, app: AppId, user: &str, epoch: u64, value: Entry) {
-        let hash = self.hash(app, user);
+    /// `hash` is `user`'s ([`CachedStore::hash`]).
+    fn insert_if_unchanged(&self, app: AppId, user: &str, hash: u64, epoch: u64, value: Entry) {
         let shard = &self.shards[shard_of(hash)];
         if shard.evicting.load(Ordering::Relaxed) && !self.doorkeeper.missed_before(hash) {
             self.counters().not_admitted.increment(1);
@@ -404,14 +405,23 @@ impl CachedStore {
 
     /// Loads `users` (all cache misses) from the inner store and caches what is safe to cache.
     async fn load(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Entry>> {
-        let before: Vec<u64> = users
+        // Each user's hash and its shard's epoch. On a full shard, the doorkeeper's line is
+        // asked for now, to arrive while the store reads (it is read after).
+        let before: SmallVec<[(u64, u64); 1]> = users
             .iter()
-            .map(|u| self.shard(app, u.as_str()).epoch.load(Ordering::SeqCst))
+            .map(|u| {
+                let hash = self.hash(app, u.as_str());
+                let shard = &self.shards[shard_of(hash)];
+                if shard.evicting.load(Ordering::Relaxed) {
+                    self.doorkeeper.ask(hash);
+                }
+                (hash, shard.epoch.load(Ordering::SeqCst))
+            })
             .collect();
         let loaded = self.inner.get_profiles_shared(app, users).await?;
         let mut out = Vec::with_capacity(users.len());
-        for ((user, epoch), value) in users.iter().zip(before).zip(loaded) {
-            self.insert_if_unchanged(app, user.as_str(), epoch, value.clone());
+        for ((user, (hash, epoch)), value) in users.iter().zip(before).zip(loaded) {
+            self.insert_if_unchanged(app, user.as_str(), hash, epoch, value.clone());
             out.push(value);
         }
         Ok(out)
@@ -421,20 +431,19 @@ impl CachedStore {
     async fn lookup(&self, app: AppId, users: &[Identifier]) -> Result<Vec<Entry>> {
         self.catch_up(app).await?;
         let mut out = self.get_many(app, users);
-        let missed_at: Vec<usize> = (0..users.len()).filter(|&i| out[i].is_none()).collect();
+        let missed = out.iter().filter(|e| e.is_none()).count();
         // (An increment is an atomic write the other cores' counters share a line with: none
         // for nothing.)
         let counters = self.counters();
-        if missed_at.len() < users.len() {
-            counters
-                .hits
-                .increment((users.len() - missed_at.len()) as u64);
+        if missed < users.len() {
+            counters.hits.increment((users.len() - missed) as u64);
         }
-        if !users.is_empty() && missed_at.len() == users.len() {
+        if !users.is_empty() && missed == users.len() {
             // (Every one missed, as most reads of one account at 10M: no copy of the ids.)
             counters.misses.increment(users.len() as u64);
             return self.load(app, users).await;
         }
+        let missed_at: Vec<usize> = (0..users.len()).filter(|&i| out[i].is_none()).collect();
         if !missed_at.is_empty() {
             counters.misses.increment(missed_at.len() as u64);
             let misses: Vec<Identifier> = missed_at.iter().map(|&i| users[i].clone()).collect();

@@ -25,27 +25,31 @@
 //! the pages it passed are part of its path, checked as any other. Copies made in another
 //! generation of the WAL than the view's are not gone by: the walk is done again from the root.
 
+#[cfg(test)]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use rusqlite::Connection;
+use smallvec::SmallVec;
 
 use crate::codec::{app_key, AccountRow};
 use crate::{AppId, Result};
 
 use super::lookup::{ROWS_SQL, ROW_SQL};
 use super::page_ahead;
-use super::shared_map::{self, Mapped};
+use super::shared_map::{Kept, Mapped};
 use super::sql::json_of;
 use super::tree_ahead::{self, Found, Pages, Spine};
 
 /// What a walk needs besides its ids: the accounts table's root page and the schema version it
-/// was read at (`None`: never answer from the walk, e.g. a file not in UTF-8), and the count of
-/// ids answered from the walk (for tests; the metric counts both ways).
+/// was read at (`None`: never answer from the walk, e.g. a file not in UTF-8), and, in tests,
+/// the count of ids answered from the walk (the metric counts both ways).
 #[derive(Debug)]
 pub(super) struct Tree {
     pub(super) root: u32,
     pub(super) schema: Option<i64>,
+    /// (Tests only: an atomic write to a line the cores share is not free on every read.)
+    #[cfg(test)]
     pub(super) answered: AtomicU64,
     /// `portrait_store_account_reads_total` by `walk` and `sqlite`, registered at first use (after
     /// the node has installed its recorder).
@@ -63,6 +67,7 @@ impl Tree {
         });
         // (An increment is an atomic write to a line the cores share: none for nothing.)
         if walk > 0 {
+            #[cfg(test)]
             self.answered.fetch_add(walk as u64, Ordering::Relaxed);
             by_walk.increment(walk as u64);
         }
@@ -84,6 +89,7 @@ impl Tree {
         Ok(Tree {
             root,
             schema: (encoding == "UTF-8").then_some(schema),
+            #[cfg(test)]
             answered: AtomicU64::new(0),
             counters: OnceLock::new(),
         })
@@ -121,9 +127,11 @@ pub(super) fn batch(
 /// the walk where its pages are the transaction's, else by SQLite. The walk reads the file's
 /// pages as far as they were last known to reach (a page past them is left to SQLite). The
 /// price of a one-account read that misses the cache is then a search of the file, not a
-/// statement's (BENCHMARKS.md, "2026-12-06 (session 20)").
+/// statement's (BENCHMARKS.md, "2026-12-06 (session 20)"). `kept` is what was found of
+/// `conn`'s file before ([`Kept`]: keep it beside `conn`, for `conn` alone).
 pub(super) fn one(
     conn: &Connection,
+    kept: &mut Kept,
     tree: &Tree,
     spine: &mut Spine,
     schema: i64,
@@ -131,13 +139,14 @@ pub(super) fn one(
     key: &str,
 ) -> Result<Vec<AccountRow>> {
     let by_sqlite = || super::lookup::rows(conn, app, ROW_SQL, key.to_owned(), 1);
-    let file = shared_map::mapped(conn);
+    let file = kept.mapped(conn);
     let pages = file.as_ref().and_then(|f| f.pages(false));
     let (Some(file), Some(pages)) = (&file, pages) else {
         tree.counted(0, 1);
         return by_sqlite();
     };
     let (rows, rest) = walk(file, &pages, tree, schema, app, &[key], Some(spine));
+    kept.keep(file);
     if rest.is_empty() {
         return Ok(rows);
     }
@@ -181,28 +190,36 @@ fn walk<'k>(
         Some(d) => tree_ahead::ahead_from(pages, d.at, d.passed(), app_id, keys),
         None => tree_ahead::ahead(pages, tree.root, app_id, keys),
     };
+    // Inner pages the walk went by through their copies.
+    let mut by_copies = descent.as_ref().map_or(0, |d| d.passed().len());
     let view = file.wal_view();
     if let (Some(d), Some((_, header))) = (&descent, &view) {
         if !d.passed().is_empty() && d.salt != Some(header.salt) {
             // Copies of another generation of the WAL: walked again from the root.
             walked = tree_ahead::ahead(pages, tree.root, app_id, keys);
+            by_copies = 0;
         }
     }
     let mut spine = spine;
     if let (Some(spine), Some((_, header))) = (spine.as_deref_mut(), &view) {
         spine.follow(header.salt);
     }
-    let clean: Vec<bool> = match view.and_then(|(wal, h)| wal.trusted(h)) {
+    let clean: SmallVec<[bool; 1]> = match view.and_then(|(wal, h)| wal.trusted(h)) {
         Some(clean) => walked
             .iter()
             .map(|w| !w.path.is_empty() && w.path.iter().all(|&p| clean.page(p)))
             .collect(),
-        None => vec![false; keys.len()],
+        None => smallvec::smallvec![false; keys.len()],
     };
     if let (Some(spine), Some((_, header)), [w], [true]) =
         (spine, &view, walked.as_slice(), clean.as_slice())
     {
-        spine.learn(pages, header.salt, &w.path);
+        // Nothing to learn if every inner page of the path was gone by through its copy (the
+        // walk began on the page where the search ended, most often the leaf): the copies'
+        // index is not looked up again for each.
+        if w.path.len() > by_copies + 1 {
+            spine.learn(pages, header.salt, &w.path);
+        }
     }
     let mut rows = Vec::with_capacity(keys.len());
     let mut rest = Vec::new();

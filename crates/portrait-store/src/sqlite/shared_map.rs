@@ -54,7 +54,7 @@ use super::wal_pages::WalPages;
 
 mod mapped;
 
-pub(super) use mapped::{mapped, Mapped};
+pub(super) use mapped::{mapped, Kept, Mapped};
 
 /// The VFS's name, for `Connection::open_with_flags_and_vfs`.
 pub(super) const NAME: &str = "portrait-shared-map";

@@ -29,6 +29,8 @@
 
 use std::cmp::Ordering;
 
+use smallvec::SmallVec;
+
 pub(in crate::sqlite) use pages::Pages;
 use pages::{App, Node, Page, LINE};
 pub(in crate::sqlite) use spine::Spine;
@@ -71,9 +73,29 @@ pub(super) struct Walked {
     /// The pages from the root to where the search ended; empty if it went deeper than [`PATH`]
     /// levels or than [`DEEPEST`] (a search that ends on a page it cannot read keeps its path,
     /// and [`Found::Unknown`]).
-    pub(super) path: Vec<u32>,
+    pub(super) path: Path,
     pub(super) found: Found,
 }
+
+/// Pages from the root down, at most [`PATH`], held in place (a one-account read that misses
+/// the read cache allocates for nothing it can do without: at 10M accounts each allocation
+/// waits on a line the walk has pushed out of the CPU's caches).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Path {
+    pages: [u32; PATH],
+    len: usize,
+}
+
+impl std::ops::Deref for Path {
+    type Target = [u32];
+
+    fn deref(&self) -> &[u32] {
+        &self.pages[..self.len]
+    }
+}
+
+/// What a walk found of each key, in the order of the keys (one key: held in place).
+pub(super) type Walks = SmallVec<[Walked; 1]>;
 
 /// See [`Walked`].
 #[derive(Debug, PartialEq, Eq)]
@@ -98,7 +120,7 @@ fn probe(lo: usize, hi: usize) -> usize {
 /// keys in lockstep: the pages' header lines are asked for together, then each round of the
 /// binary searches asks for the next cell of every search before reading any. Answers what it
 /// found of each key, in the order of `keys`.
-pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> Vec<Walked> {
+pub(super) fn ahead(pages: &Pages, root: u32, app: i64, keys: &[&str]) -> Walks {
     ahead_from(pages, root, &[], app, keys)
 }
 
@@ -111,9 +133,11 @@ pub(super) fn ahead_from(
     passed: &[u32],
     app: i64,
     keys: &[&str],
-) -> Vec<Walked> {
+) -> Walks {
     let app = App::new(app);
     let alone = keys.len() == 1;
+    // Whether the first page searched has had all of its lines asked for.
+    let mut whole = false;
     if alone && !passed.is_empty() {
         // The page a spine's descent ends on (most often the leaf): all of its lines at once,
         // so that its header, cell pointers and cells arrive together, not one after another.
@@ -121,12 +145,13 @@ pub(super) fn ahead_from(
             for at in (0..page.len).step_by(LINE) {
                 page.hint(at);
             }
+            whole = true;
         }
     }
     let mut path = [0; PATH];
     let depth = passed.len().min(PATH - 1);
     path[..depth].copy_from_slice(&passed[..depth]);
-    let mut searches = vec![
+    let mut searches: SmallVec<[Search; 1]> = smallvec::smallvec![
         Search {
             at: if passed.len() < PATH { start } else { 0 },
             node: None,
@@ -140,7 +165,7 @@ pub(super) fn ahead_from(
     ];
     // Where each found row is: its records are copied once the walk is done, by when the lines
     // of every row asked for have arrived side by side.
-    let mut found: Vec<Option<(Node, usize)>> = vec![None; keys.len()];
+    let mut found: SmallVec<[Option<(Node, usize)>; 1]> = smallvec::smallvec![None; keys.len()];
     for _ in 0..DEEPEST {
         // The pages of this level (sorted keys make a page's ids neighbours): their header and
         // cell pointers, loaded side by side (loads: the search needs the header at once).
@@ -168,8 +193,9 @@ pub(super) fn ahead_from(
                 Some(node) => {
                     (s.node, s.lo, s.hi) = (Some(node), 0, node.cells);
                     // One search has no other to overlap with: its binary search would wait for
-                    // each cell in turn (`page_ahead.rs`).
-                    if !(alone && node.ask_all()) && s.lo < s.hi {
+                    // each cell in turn (`page_ahead.rs`). (On a page asked for whole, that
+                    // would read its cell pointers only to ask again for lines on their way.)
+                    if !(whole || alone && node.ask_all()) && s.lo < s.hi {
                         node.ask(probe(s.lo, s.hi));
                     }
                 }
@@ -205,6 +231,7 @@ pub(super) fn ahead_from(
                 }
             }
         }
+        whole = false;
         let mut deeper = false;
         for s in &mut searches {
             match s.node {
@@ -237,10 +264,9 @@ pub(super) fn ahead_from(
                 _ => Found::Unknown,
             };
             Walked {
-                path: if told {
-                    s.path[..s.depth].to_vec()
-                } else {
-                    Vec::new()
+                path: Path {
+                    pages: s.path,
+                    len: if told { s.depth } else { 0 },
                 },
                 found,
             }

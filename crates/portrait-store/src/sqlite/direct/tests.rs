@@ -533,10 +533,14 @@ async fn copies_of_another_generation_are_not_gone_by() {
     let (_dir, path, _commits, lookups) = lookups_on(3000, None).await;
     let reader = crate::sqlite::lookup::connect(&path).unwrap();
     let tree = super::Tree::of(&reader).unwrap();
+    // What was found of the file, kept from the first read to the last, across the checkpoint
+    // that empties the WAL (as an inline connection keeps it).
+    let kept = std::cell::RefCell::new(crate::sqlite::shared_map::Kept::default());
     let read = |spine: &mut super::Spine, who: &str| {
         reader.execute_batch("begin").unwrap();
         let schema = super::schema_version(&reader).unwrap();
-        let rows = super::one(&reader, &tree, spine, schema, APP, who).unwrap();
+        let mut kept = kept.borrow_mut();
+        let rows = super::one(&reader, &mut kept, &tree, spine, schema, APP, who).unwrap();
         reader.execute_batch("commit").unwrap();
         rows.into_iter()
             .map(|r| {

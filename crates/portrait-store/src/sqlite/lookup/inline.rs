@@ -46,6 +46,7 @@ use crate::codec::AccountRow;
 use crate::{AppId, Result};
 
 use super::super::direct;
+use super::super::shared_map::Kept;
 use super::super::tree_ahead::Spine;
 use super::{lock, Commits};
 
@@ -76,6 +77,8 @@ struct Idle {
 /// An inline connection and the read transaction it keeps open between lookups.
 pub(super) struct Inline {
     conn: Connection,
+    /// What was found of `conn`'s file (`shared_map/mapped.rs`), kept for `conn` alone.
+    kept: Kept,
     /// Its copies of the accounts B-tree's inner pages (`tree_ahead/spine.rs`).
     spine: Spine,
     /// Its read transaction, if it has one open.
@@ -100,6 +103,7 @@ impl InlinePool {
             .into_iter()
             .map(|conn| Inline {
                 conn,
+                kept: Kept::default(),
                 spine: Spine::default(),
                 snapshot: None,
             })
@@ -223,9 +227,10 @@ impl Inline {
         if self.conn.is_autocommit() {
             self.snapshot = None; // SQLite ended it (after an error)
         }
-        let found = self
-            .snapshot(count, max_age)
-            .and_then(|schema| direct::one(&self.conn, tree, &mut self.spine, schema, app, id));
+        let found = self.snapshot(count, max_age).and_then(|schema| {
+            let spine = &mut self.spine;
+            direct::one(&self.conn, &mut self.kept, tree, spine, schema, app, id)
+        });
         if found.is_err() {
             self.end();
         }

@@ -2,6 +2,7 @@
 //! its pages through the shared map, and the WAL-index header that says which of them a read
 //! transaction may take from the file (`wal_pages.rs`).
 
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::sync::atomic::Ordering;
 
@@ -16,13 +17,75 @@ use super::{file_and_map, refresh_size, state, SharedMap, State, RESERVED};
 pub(in crate::sqlite) struct Mapped<'c> {
     file: *mut ffi::sqlite3_file,
     map: &'c SharedMap,
+    /// The WAL index's first region, once `unix`'s `xShmMap` has answered it (else null).
+    region: Cell<*mut c_void>,
 }
 
 /// `conn`'s main database file, or `None` if `conn` was not opened with this VFS or its file
 /// has no map.
 pub(in crate::sqlite) fn mapped(conn: &rusqlite::Connection) -> Option<Mapped<'_>> {
     let (file, map) = file_and_map(conn)?;
-    Some(Mapped { file, map })
+    Some(Mapped {
+        file,
+        map,
+        region: Cell::new(std::ptr::null_mut()),
+    })
+}
+
+/// What [`mapped`] and [`Mapped::wal_view`] find of one connection, kept beside it by a
+/// connection that reads one account after another (`lookup/inline.rs`), so that a read makes
+/// no call into SQLite to find them again: two file controls (each looks the schema up by
+/// name) and `unix`'s `xShmMap` (a mutex and a `sysconf`) measured about 0.4 µs of a W1 read
+/// that misses the cache (`perf`, BENCHMARKS.md "session 22").
+///
+/// Both stay valid while the connection stays open: SQLite keeps the main database file
+/// object from open to close, and `unix` unmaps the WAL index's regions only when the last
+/// connection of the process closes it (`unixShmPurge`); a connection in WAL mode keeps it
+/// open until it closes.
+#[derive(Default)]
+pub(in crate::sqlite) struct Kept {
+    /// The connection they were found for (`sqlite3*`; null: nothing found yet).
+    db: usize,
+    file: usize,
+    region: usize,
+}
+
+impl Kept {
+    /// `conn`'s main database file as [`mapped`] finds it, from what was kept if it was kept
+    /// for `conn`. Keep `self` beside `conn`, for `conn` alone, as long as `conn` is open: a
+    /// connection opened after another closed may have its address.
+    pub(in crate::sqlite) fn mapped<'c>(
+        &mut self,
+        conn: &'c rusqlite::Connection,
+    ) -> Option<Mapped<'c>> {
+        // SAFETY: only the handle's address is taken, as the connection's identity.
+        let db = unsafe { conn.handle() } as usize;
+        if self.db != db || self.file == 0 {
+            let found = mapped(conn)?;
+            *self = Kept {
+                db,
+                file: found.file as usize,
+                region: 0,
+            };
+            return Some(found);
+        }
+        let file = self.file as *mut ffi::sqlite3_file;
+        // SAFETY: `file` is `conn`'s main database file object, found by `mapped` (so of this
+        // VFS, with a map), which SQLite keeps while `conn` is open.
+        let map = unsafe { state(file) }.map.as_deref()?;
+        Some(Mapped {
+            file,
+            map,
+            region: Cell::new(self.region as *mut c_void),
+        })
+    }
+
+    /// Keeps the WAL index's region that `file` (made by [`Kept::mapped`]) found, if any.
+    pub(in crate::sqlite) fn keep(&mut self, file: &Mapped<'_>) {
+        if file.file as usize == self.file {
+            self.region = file.region.get() as usize;
+        }
+    }
 }
 
 impl<'c> Mapped<'c> {
@@ -49,19 +112,7 @@ impl<'c> Mapped<'c> {
         // SAFETY: an open main database file of this VFS, whose state lives while it is open.
         let state: &'c State = unsafe { state(self.file) };
         let wal = state.wal.as_deref()?;
-        let mut region: *mut c_void = std::ptr::null_mut();
-        // SAFETY: `unix`'s xShmMap of the WAL index's first region, which a connection in WAL
-        // mode within a read transaction has mapped (`bExtend` 0: nothing is made); the region
-        // stays mapped while the connection stays open.
-        let rc = unsafe {
-            match (*state.unix).xShmMap {
-                Some(shm_map) => shm_map(self.file, 0, 32 * 1024, 0, &raw mut region),
-                None => ffi::SQLITE_ERROR,
-            }
-        };
-        if rc != ffi::SQLITE_OK || region.is_null() {
-            return None;
-        }
+        let region = self.region()?;
         // The header (walformat.html: the "WAL-index header") twice, 48 bytes each, in the
         // machine's byte order. SQLite writes the second copy, then (after a barrier) the
         // first, and reads them in the other order (`walIndexTryHdr`): two equal copies are
@@ -87,5 +138,29 @@ impl<'c> Mapped<'c> {
                 salt: first[32..40].try_into().ok()?,
             },
         ))
+    }
+
+    /// The WAL index's first region: the one found before, or `unix`'s `xShmMap` of it.
+    fn region(&self) -> Option<*mut c_void> {
+        if !self.region.get().is_null() {
+            return Some(self.region.get());
+        }
+        // SAFETY: an open main database file of this VFS, whose state lives while it is open.
+        let state: &'c State = unsafe { state(self.file) };
+        let mut region: *mut c_void = std::ptr::null_mut();
+        // SAFETY: `unix`'s xShmMap of the WAL index's first region, which a connection in WAL
+        // mode within a read transaction has mapped (`bExtend` 0: nothing is made); the region
+        // stays mapped while the connection stays open ([`Kept`]).
+        let rc = unsafe {
+            match (*state.unix).xShmMap {
+                Some(shm_map) => shm_map(self.file, 0, 32 * 1024, 0, &raw mut region),
+                None => ffi::SQLITE_ERROR,
+            }
+        };
+        if rc != ffi::SQLITE_OK || region.is_null() {
+            return None;
+        }
+        self.region.set(region);
+        Some(region)
     }
 }

@@ -74,7 +74,7 @@ fn long_id(app: u64, i: usize) -> String {
 fn walked(file: &[u8], root: u32, app: u64, ids: &[String]) -> Vec<Walked> {
     let mut keys: Vec<&str> = ids.iter().map(String::as_str).collect();
     keys.sort_unstable();
-    ahead(&pages(file), root, crate::codec::app_key(app), &keys)
+    ahead(&pages(file), root, crate::codec::app_key(app), &keys).into_vec()
 }
 
 /// How many of `ids` the walk found a row of.
