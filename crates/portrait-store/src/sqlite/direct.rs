@@ -128,8 +128,12 @@ pub(super) fn batch(
 /// pages as far as they were last known to reach (a page past them is left to SQLite). The
 /// price of a one-account read that misses the cache is then a search of the file, not a
 /// statement's (BENCHMARKS.md, "2026-12-06 (session 20)"). `kept` is what was found of
-/// `conn`'s file before ([`Kept`]: keep it beside `conn`, for `conn` alone).
-pub(super) fn one(
+/// `conn`'s file before ([`Kept`]).
+///
+/// # Safety
+/// As for [`Kept::mapped`]: `kept` is new or has been used only with `conn`, which has stayed
+/// open since and kept its `journal_mode`.
+pub(super) unsafe fn one(
     conn: &Connection,
     kept: &mut Kept,
     tree: &Tree,
@@ -139,7 +143,8 @@ pub(super) fn one(
     key: &str,
 ) -> Result<Vec<AccountRow>> {
     let by_sqlite = || super::lookup::rows(conn, app, ROW_SQL, key.to_owned(), 1);
-    let file = kept.mapped(conn);
+    // SAFETY: per the caller.
+    let file = unsafe { kept.mapped(conn) };
     let pages = file.as_ref().and_then(|f| f.pages(false));
     let (Some(file), Some(pages)) = (&file, pages) else {
         tree.counted(0, 1);
@@ -214,9 +219,10 @@ fn walk<'k>(
     if let (Some(spine), Some((_, header)), [w], [true]) =
         (spine, &view, walked.as_slice(), clean.as_slice())
     {
-        // Nothing to learn if every inner page of the path was gone by through its copy (the
-        // walk began on the page where the search ended, most often the leaf): the copies'
-        // index is not looked up again for each.
+        // Not when the walk began on the page where the search ended (most often the leaf,
+        // every inner page before it gone by through its copy), so that the copies' index is
+        // not looked up again for each. (Rarely that page is an inner one with no copy, whose
+        // cell holds the key: the next search that goes through it copies it.)
         if w.path.len() > by_copies + 1 {
             spine.learn(pages, header.salt, &w.path);
         }

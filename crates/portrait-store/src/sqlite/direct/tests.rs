@@ -540,7 +540,9 @@ async fn copies_of_another_generation_are_not_gone_by() {
         reader.execute_batch("begin").unwrap();
         let schema = super::schema_version(&reader).unwrap();
         let mut kept = kept.borrow_mut();
-        let rows = super::one(&reader, &mut kept, &tree, spine, schema, APP, who).unwrap();
+        // SAFETY: `kept` is used with `reader` alone, which stays open in WAL mode.
+        let rows = unsafe { super::one(&reader, &mut kept, &tree, spine, schema, APP, who) };
+        let rows = rows.unwrap();
         reader.execute_batch("commit").unwrap();
         rows.into_iter()
             .map(|r| {

@@ -229,7 +229,9 @@ impl Inline {
         }
         let found = self.snapshot(count, max_age).and_then(|schema| {
             let spine = &mut self.spine;
-            direct::one(&self.conn, &mut self.kept, tree, spine, schema, app, id)
+            // SAFETY: `kept` lives beside `conn` from its open to its close, and an inline
+            // connection runs only its reads (never a change of `journal_mode`).
+            unsafe { direct::one(&self.conn, &mut self.kept, tree, spine, schema, app, id) }
         });
         if found.is_err() {
             self.end();

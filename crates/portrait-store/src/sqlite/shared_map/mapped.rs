@@ -38,10 +38,14 @@ pub(in crate::sqlite) fn mapped(conn: &rusqlite::Connection) -> Option<Mapped<'_
 /// name) and `unix`'s `xShmMap` (a mutex and a `sysconf`) measured about 0.4 µs of a W1 read
 /// that misses the cache (`perf`, BENCHMARKS.md "session 22").
 ///
-/// Both stay valid while the connection stays open: SQLite keeps the main database file
-/// object from open to close, and `unix` unmaps the WAL index's regions only when the last
-/// connection of the process closes it (`unixShmPurge`); a connection in WAL mode keeps it
-/// open until it closes.
+/// Both stay valid while the connection stays open and keeps its `journal_mode`: SQLite keeps
+/// the main database file object from open to close; `unix` unmaps the WAL index's regions only
+/// when the last connection of the process lets go of it (`unixShmPurge`, from `unixShmUnmap`,
+/// which a connection reaches only when it closes its WAL: at its close, or when it changes its
+/// own `journal_mode`); a checkpoint, a WAL restart or another connection's close rewrites the
+/// index in place. No other connection can take a file out of WAL mode while this one reads it
+/// (that needs an exclusive lock, which its shared lock refuses). An inline connection runs
+/// nothing but its reads.
 #[derive(Default)]
 pub(in crate::sqlite) struct Kept {
     /// The connection they were found for (`sqlite3*`; null: nothing found yet).
@@ -52,9 +56,13 @@ pub(in crate::sqlite) struct Kept {
 
 impl Kept {
     /// `conn`'s main database file as [`mapped`] finds it, from what was kept if it was kept
-    /// for `conn`. Keep `self` beside `conn`, for `conn` alone, as long as `conn` is open: a
-    /// connection opened after another closed may have its address.
-    pub(in crate::sqlite) fn mapped<'c>(
+    /// for a connection at `conn`'s address (else found anew and kept).
+    ///
+    /// # Safety
+    /// `self` is new, or has been used only with `conn`, which has stayed open since and has
+    /// not changed its `journal_mode` (a connection opened after another closed may have its
+    /// address; a change of `journal_mode` unmaps the WAL index). Keep it beside `conn`.
+    pub(in crate::sqlite) unsafe fn mapped<'c>(
         &mut self,
         conn: &'c rusqlite::Connection,
     ) -> Option<Mapped<'c>> {
@@ -70,8 +78,8 @@ impl Kept {
             return Some(found);
         }
         let file = self.file as *mut ffi::sqlite3_file;
-        // SAFETY: `file` is `conn`'s main database file object, found by `mapped` (so of this
-        // VFS, with a map), which SQLite keeps while `conn` is open.
+        // SAFETY: per the caller, `file` is `conn`'s main database file object, found by
+        // `mapped` (so of this VFS, with a map), which SQLite keeps while `conn` is open.
         let map = unsafe { state(file) }.map.as_deref()?;
         Some(Mapped {
             file,
@@ -150,7 +158,7 @@ impl<'c> Mapped<'c> {
         let mut region: *mut c_void = std::ptr::null_mut();
         // SAFETY: `unix`'s xShmMap of the WAL index's first region, which a connection in WAL
         // mode within a read transaction has mapped (`bExtend` 0: nothing is made); the region
-        // stays mapped while the connection stays open ([`Kept`]).
+        // stays mapped while the connection stays open and keeps its `journal_mode` ([`Kept`]).
         let rc = unsafe {
             match (*state.unix).xShmMap {
                 Some(shm_map) => shm_map(self.file, 0, 32 * 1024, 0, &raw mut region),
@@ -162,5 +170,85 @@ impl<'c> Mapped<'c> {
         }
         self.region.set(region);
         Some(region)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A [`Kept`] found once keeps answering what SQLite answers: the same file object, and
+    /// the same WAL-index region and header as a fresh `xShmMap`, after other connections
+    /// closed and opened, the WAL grew over several regions, and a checkpoint emptied it.
+    #[test]
+    fn what_is_kept_stays_what_sqlite_finds() {
+        super::super::register().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let write = |from: i64, to: i64, truncate: bool| {
+            let writer = rusqlite::Connection::open(&path).unwrap();
+            writer
+                .execute_batch(
+                    "pragma journal_mode = wal; pragma wal_autocheckpoint = 0;
+                     create table if not exists t (k integer primary key, v blob not null);",
+                )
+                .unwrap();
+            writer
+                .execute(
+                    "with recursive n(k) as (select ?1 union all select k + 1 from n where k < ?2)
+                     insert into t select k, randomblob(300) from n",
+                    [from, to],
+                )
+                .unwrap();
+            if truncate {
+                writer
+                    .execute_batch("pragma wal_checkpoint(truncate)")
+                    .unwrap();
+            }
+        };
+        write(1, 100, true);
+        let reader = crate::sqlite::lookup::connect(&path).unwrap();
+        let other = crate::sqlite::lookup::connect(&path).unwrap();
+        // What a fresh look finds, and what the kept one does, in one read transaction.
+        let look = |kept: &mut Kept| {
+            reader
+                .execute_batch("begin; select count(*) from t;")
+                .unwrap();
+            let fresh = mapped(&reader).unwrap();
+            let fresh_view = fresh.wal_view().map(|(_, h)| h);
+            // SAFETY: `kept` is used with `reader` alone, which stays open in WAL mode.
+            let kept_file = unsafe { kept.mapped(&reader) }.unwrap();
+            let kept_view = kept_file.wal_view().map(|(_, h)| h);
+            kept.keep(&kept_file);
+            assert_eq!(kept_file.file, fresh.file);
+            assert_eq!(kept_file.region.get(), fresh.region.get());
+            assert!(fresh_view.is_some());
+            assert_eq!(kept_view, fresh_view);
+            reader.execute_batch("commit").unwrap();
+            kept_view.unwrap()
+        };
+        let mut kept = Kept::default();
+        let first = look(&mut kept);
+        assert_ne!(kept.region, 0, "the region is kept");
+        // Another connection closes; writers come and go; the WAL grows past its first
+        // regions (32 KiB of index each: 4,096 frames), then is checkpointed and emptied.
+        drop(other);
+        write(101, 120_000, false);
+        let grown = look(&mut kept);
+        assert!(grown.last_frame > 8_192, "{} frames", grown.last_frame);
+        write(120_001, 120_010, true);
+        let emptied = look(&mut kept);
+        assert_eq!(emptied.last_frame, 0);
+        assert_ne!(emptied.salt, first.salt, "a new generation of the WAL");
+        // Kept for another connection: found anew for this one.
+        let third = crate::sqlite::lookup::connect(&path).unwrap();
+        // SAFETY: `kept` was used with `reader`, which is open; `third` is another connection.
+        let found = unsafe { kept.mapped(&third) }.unwrap();
+        assert_eq!(found.file, mapped(&third).unwrap().file);
+        assert_ne!(found.file, mapped(&reader).unwrap().file);
+        assert_eq!(
+            kept.region, 0,
+            "nothing kept of the other connection's index yet"
+        );
     }
 }
