@@ -546,6 +546,17 @@ mod tests {
         (count, rss)
     }
 
+    /// Inserts rows `from..=to` of 300 random bytes each into table `t (k, v)`.
+    pub(super) fn insert_rows(writer: &rusqlite::Connection, from: i64, to: i64) {
+        writer
+            .execute(
+                "with recursive n(k) as (select ?1 union all select k + 1 from n where k < ?2)
+                 insert into t select k, randomblob(300) from n",
+                [from, to],
+            )
+            .unwrap();
+    }
+
     #[test]
     fn connections_share_one_map_that_follows_the_file_as_it_grows() {
         register().unwrap();
@@ -559,13 +570,7 @@ mod tests {
             )
             .unwrap();
         let insert = |from: i64, to: i64| {
-            writer
-                .execute(
-                    "with recursive n(k) as (select ?1 union all select k + 1 from n where k < ?2)
-                     insert into t select k, randomblob(300) from n",
-                    [from, to],
-                )
-                .unwrap();
+            insert_rows(&writer, from, to);
             writer
                 .execute_batch("pragma wal_checkpoint(truncate)")
                 .unwrap();

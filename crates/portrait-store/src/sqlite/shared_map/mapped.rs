@@ -193,13 +193,7 @@ mod tests {
                      create table if not exists t (k integer primary key, v blob not null);",
                 )
                 .unwrap();
-            writer
-                .execute(
-                    "with recursive n(k) as (select ?1 union all select k + 1 from n where k < ?2)
-                     insert into t select k, randomblob(300) from n",
-                    [from, to],
-                )
-                .unwrap();
+            super::super::tests::insert_rows(&writer, from, to);
             if truncate {
                 writer
                     .execute_batch("pragma wal_checkpoint(truncate)")
