@@ -35,7 +35,7 @@ pub(in crate::sqlite) fn mapped(conn: &rusqlite::Connection) -> Option<Mapped<'_
 /// What [`mapped`] and [`Mapped::wal_view`] find of one connection, kept beside it by a
 /// connection that reads one account after another (`lookup/inline.rs`), so that a read makes
 /// no call into SQLite to find them again: two file controls (each looks the schema up by
-/// name) and `unix`'s `xShmMap` (a mutex and a `sysconf`) measured about 0.4 µs of a W1 read
+/// name) and `unix`'s `xShmMap` (a mutex and a `sysconf`) measured about 0.5 µs of a W1 read
 /// that misses the cache (`perf`, BENCHMARKS.md "session 22").
 ///
 /// Both stay valid while the connection stays open and keeps its `journal_mode`: SQLite keeps

@@ -90,16 +90,16 @@ impl Buffer {
         if self.len + bytes.len() > MOST_BYTES {
             return false;
         }
-        if self.map.is_none() {
-            let Ok(map) = memmap2::MmapMut::map_anon(MOST_BYTES) else {
-                return false;
-            };
-            // (Only advice: without huge pages the copies still serve.)
-            let _ = map.advise(memmap2::Advice::HugePage);
-            self.map = Some(map);
-        }
-        let Some(map) = self.map.as_mut() else {
-            return false;
+        let map = match &mut self.map {
+            Some(map) => map,
+            None => {
+                let Ok(map) = memmap2::MmapMut::map_anon(MOST_BYTES) else {
+                    return false;
+                };
+                // (Only advice: without huge pages the copies still serve.)
+                let _ = map.advise(memmap2::Advice::HugePage);
+                self.map.insert(map)
+            }
         };
         map[self.len..self.len + bytes.len()].copy_from_slice(bytes);
         self.len += bytes.len();
