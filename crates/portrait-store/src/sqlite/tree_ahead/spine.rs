@@ -31,16 +31,18 @@
 //! and empty the WAL, then crash mid-header, with no one-account read of this node seeing the
 //! salts in between; docs/deployment.md says never to write a running node's file from outside.
 //!
-//! **Bounded.** At most [`MOST_BYTES`] of copies and [`MOST_COPIES`] pages per spine (about
-//! 7 MB and 9,100 pages for 10M accounts), mapped only when the first copy is made and taken as
-//! written; past that, no more pages are copied (the upper levels, which every search passes,
+//! **Bounded.** At most [`MOST_BYTES`] of copies and [`MOST_COPIES`] pages per spine (8.4 MB
+//! and 8,856 pages for 10M accounts, 949 bytes a copy), mapped only when the first copy is made
+//! and taken as written; past that, no more pages are copied (the upper levels, which every search passes,
 //! are copied first). Copies are made only of pages a search went through, from the map it
 //! read them from.
 //!
 //! **Measured** (BENCHMARKS.md, "session 21"): the store's cost of a one-account read at 10M
 //! (`examples/batch_cost.rs ... 1`) 2.83–2.88 → 2.21–2.30 µs. Under W1 the gain is smaller and
 //! needs the copies in huge pages: in 4 KiB pages, and without asking for the whole leaf at
-//! once, the spine made W1 at 10M 8 % slower than no spine.
+//! once, the spine made W1 at 10M 8 % slower than no spine. Each copy links to its children's
+//! ([`Link`]), so that a descent looks up only the root's: the descent's own time under W1 at
+//! 10M went from 0.77 to 0.44 µs a request, and W1 up 1.3 % (session 23).
 
 use std::collections::HashMap;
 
@@ -61,12 +63,35 @@ const MOST_COPIES: usize = 1 << 18;
 pub(in crate::sqlite) struct Spine {
     /// The WAL-index header's salts the copies were made under (`None`: none yet).
     salt: Option<[u8; 8]>,
-    /// Where each page's copy is in `copies`: its start and length.
-    at: HashMap<u32, (u32, u32), foldhash::fast::FixedState>,
-    /// Each copy: its number of keys `n` (4 bytes), the child left of each key and the
-    /// rightmost child (`n + 1` page numbers), where each key ends past the start of the keys
-    /// (`n` offsets), then the keys ([`encode`]) one after another; numbers little-endian.
+    /// Where each page's copy is in `copies` (a search looks up only the root here: each copy
+    /// links to its children's).
+    at: HashMap<u32, Link, foldhash::fast::FixedState>,
+    /// Each copy, starting on a line of its own: its number of keys `n` (4 bytes); for the
+    /// child left of each key and the rightmost child (`n + 1`), its page number and the
+    /// [`Link`] to its copy (0: none yet); where each key ends past the start of the keys (`n`
+    /// offsets); then the keys ([`encode`]) one after another; numbers little-endian.
     copies: Buffer,
+}
+
+/// Where a copy is in [`Spine::copies`]: its first line, shifted left by [`LINES_BITS`], and
+/// its number of lines, so that a search asks for all of a child's lines while it still reads
+/// the parent. (Before, a search looked each page up in [`Spine::at`] on its way down: under
+/// W1 at 10M those lookups waited on memory for 45 % of the descent, BENCHMARKS.md "session
+/// 23".) Never 0: a copy has a line at least.
+type Link = u32;
+
+/// Bits of a [`Link`] that hold its number of lines (a copy of a 64 KiB page takes at most
+/// about 3,600).
+const LINES_BITS: u32 = 13;
+
+// Every line of the buffer can be a copy's first.
+const _: () = assert!(MOST_BYTES / LINE <= 1 << (32 - LINES_BITS));
+
+/// The link to a copy of `len` bytes at `start` (a line's start), if its lines fit.
+fn link_to(start: usize, len: usize) -> Option<Link> {
+    let lines = u32::try_from(len.div_ceil(LINE)).ok()?;
+    let first = u32::try_from(start / LINE).ok()?;
+    (lines > 0 && lines < 1 << LINES_BITS).then_some(first << LINES_BITS | lines)
 }
 
 /// [`Spine::copies`]: [`MOST_BYTES`] of anonymous memory, mapped at the first copy and advised
@@ -85,25 +110,42 @@ impl Buffer {
         self.map.as_deref().map_or(&[], |m| &m[..self.len])
     }
 
-    /// Appends `bytes`; whether there was room (and memory to map).
-    fn push(&mut self, bytes: &[u8]) -> bool {
-        if self.len + bytes.len() > MOST_BYTES {
-            return false;
+    /// Appends `bytes` from the start of a line: where, if there was room (and memory to map).
+    fn push(&mut self, bytes: &[u8]) -> Option<usize> {
+        let start = self.len.next_multiple_of(LINE);
+        if start + bytes.len() > MOST_BYTES {
+            return None;
         }
         let map = match &mut self.map {
             Some(map) => map,
             None => {
                 let Ok(map) = memmap2::MmapMut::map_anon(MOST_BYTES) else {
-                    return false;
+                    return None;
                 };
                 // (Only advice: without huge pages the copies still serve.)
                 let _ = map.advise(memmap2::Advice::HugePage);
                 self.map.insert(map)
             }
         };
-        map[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
-        true
+        map[start..start + bytes.len()].copy_from_slice(bytes);
+        self.len = start + bytes.len();
+        Some(start)
+    }
+
+    /// The bytes of the copy `link` leads to (a copy ends within its last line).
+    fn linked(&self, link: Link) -> Option<&[u8]> {
+        let start = (link >> LINES_BITS) as usize * LINE;
+        let end = start + (link & ((1 << LINES_BITS) - 1)) as usize * LINE;
+        let bytes = self.bytes();
+        bytes.get(start..end.min(bytes.len()))
+    }
+
+    /// As [`Buffer::linked`], to write.
+    fn linked_mut(&mut self, link: Link) -> Option<&mut [u8]> {
+        let start = (link >> LINES_BITS) as usize * LINE;
+        let end = start + (link & ((1 << LINES_BITS) - 1)) as usize * LINE;
+        let len = self.len;
+        self.map.as_deref_mut()?.get_mut(start..end.min(len))
     }
 
     fn clear(&mut self) {
@@ -114,7 +156,10 @@ impl Buffer {
 impl Clone for Buffer {
     fn clone(&self) -> Buffer {
         let mut copy = Buffer::default();
-        copy.push(self.bytes());
+        if self.len > 0 {
+            // (Copied from the start, every link stays right.)
+            let _ = copy.push(self.bytes());
+        }
         copy
     }
 }
@@ -122,29 +167,48 @@ impl Clone for Buffer {
 /// A copy of an inner page, within [`Spine::copies`].
 struct PageCopy<'a> {
     n: usize,
-    /// `n + 1` children, then `n` ends, then the keys.
+    /// The whole copy: `n`, `n + 1` children with their links, `n` ends, then the keys.
     bytes: &'a [u8],
 }
 
+/// The little-endian word `i` of `bytes`.
+fn word(bytes: &[u8], i: usize) -> u32 {
+    let at = 4 * i;
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+fn set_word(bytes: &mut [u8], i: usize, value: u32) {
+    bytes[4 * i..4 * i + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+/// The word of a copy that holds child `i`'s page number (its link is the next).
+fn child_word(i: usize) -> usize {
+    1 + 2 * i
+}
+
 impl PageCopy<'_> {
-    fn word(&self, i: usize) -> usize {
-        let at = 4 * i;
-        u32::from_le_bytes([
-            self.bytes[at],
-            self.bytes[at + 1],
-            self.bytes[at + 2],
-            self.bytes[at + 3],
-        ]) as usize
+    fn of(bytes: &[u8]) -> PageCopy<'_> {
+        PageCopy {
+            n: word(bytes, 0) as usize,
+            bytes,
+        }
     }
 
     fn child(&self, i: usize) -> u32 {
-        self.word(i) as u32
+        word(self.bytes, child_word(i))
+    }
+
+    fn link(&self, i: usize) -> Option<Link> {
+        Some(word(self.bytes, child_word(i) + 1)).filter(|&link| link != 0)
     }
 
     fn key(&self, i: usize) -> &[u8] {
-        let keys = 4 * (2 * self.n + 1);
-        let start = i.checked_sub(1).map_or(0, |j| self.word(self.n + 1 + j));
-        &self.bytes[keys + start..keys + self.word(self.n + 1 + i)]
+        let ends = child_word(self.n + 1);
+        let keys = 4 * (ends + self.n);
+        let start = i
+            .checked_sub(1)
+            .map_or(0, |j| word(self.bytes, ends + j) as usize);
+        &self.bytes[keys + start..keys + word(self.bytes, ends + i) as usize]
     }
 
     /// The index of the first key not less than `key` (`n` if none).
@@ -213,8 +277,9 @@ impl Spine {
         key[..8].copy_from_slice(&app_bytes(app));
         key[8..].copy_from_slice(user);
         let key = &*key;
+        let mut link = self.at.get(&root).copied();
         while descent.depth < PATH - 1 {
-            let Some(copy) = self.copy(descent.at) else {
+            let Some(copy) = link.and_then(|link| self.copy(link)) else {
                 break;
             };
             let i = copy.partition(key);
@@ -224,26 +289,19 @@ impl Spine {
             descent.passed[descent.depth] = descent.at;
             descent.depth += 1;
             descent.at = copy.child(i);
+            link = copy.link(i);
         }
         descent
     }
 
-    /// The copy of `page`, its lines asked for at once.
-    fn copy(&self, page: u32) -> Option<PageCopy<'_>> {
-        let &(start, len) = self.at.get(&page)?;
-        let bytes = self
-            .copies
-            .bytes()
-            .get(start as usize..(start + len) as usize)?;
+    /// The copy `link` leads to, its lines asked for at once.
+    fn copy(&self, link: Link) -> Option<PageCopy<'_>> {
+        let bytes = self.copies.linked(link)?;
         for line in bytes.chunks(LINE) {
             // SAFETY: a prefetch of a line of `bytes` (it reads nothing and never faults).
             unsafe { hint(line.as_ptr()) };
         }
-        let n = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-        Some(PageCopy {
-            n,
-            bytes: &bytes[4..],
-        })
+        Some(PageCopy::of(bytes))
     }
 
     /// After a walk whose every page of `path` is clean in a trusted view with `salt` (the
@@ -252,21 +310,44 @@ impl Spine {
     /// transaction) holds them, while there is room.
     pub(in crate::sqlite) fn learn(&mut self, pages: &Pages, salt: [u8; 8], path: &[u32]) {
         self.follow(salt);
+        // The link to the copy of the page before in `path` (its parent).
+        let mut parent: Option<Link> = None;
         for &page in path {
-            if self.at.contains_key(&page) {
-                continue;
-            }
-            if self.at.len() >= MOST_COPIES {
-                return;
-            }
-            let start = self.copies.len;
-            let Some(copy) = copy_of(pages, page) else {
-                return; // a leaf (nothing is below it), or not of the accounts table's shape
+            let link = match self.at.get(&page) {
+                Some(&link) => link,
+                None => {
+                    if self.at.len() >= MOST_COPIES {
+                        return;
+                    }
+                    let Some(mut copy) = copy_of(pages, page) else {
+                        return; // a leaf (nothing is below it), or not of the accounts table's shape
+                    };
+                    // Its links to the copies of its children made before it.
+                    for i in 0..=word(&copy, 0) as usize {
+                        if let Some(&link) = self.at.get(&word(&copy, child_word(i))) {
+                            set_word(&mut copy, child_word(i) + 1, link);
+                        }
+                    }
+                    let Some(link) = self
+                        .copies
+                        .push(&copy)
+                        .and_then(|start| link_to(start, copy.len()))
+                    else {
+                        return; // no more room
+                    };
+                    self.at.insert(page, link);
+                    // Its parent's link to it.
+                    if let Some(bytes) = parent.and_then(|p| self.copies.linked_mut(p)) {
+                        for i in 0..=word(bytes, 0) as usize {
+                            if word(bytes, child_word(i)) == page {
+                                set_word(bytes, child_word(i) + 1, link);
+                            }
+                        }
+                    }
+                    link
+                }
             };
-            if !self.copies.push(&copy) {
-                return; // no more room
-            }
-            self.at.insert(page, (start as u32, copy.len() as u32));
+            parent = Some(link);
         }
     }
 
@@ -287,8 +368,9 @@ impl Spine {
     }
 }
 
-/// A copy of inner page `page` (as [`Spine::copies`] holds them), if it is one whose every
-/// cell reads as a row of the accounts table, in order.
+/// A copy of inner page `page` (as [`Spine::copies`] holds them, with no links yet), if it is
+/// one whose every cell reads as a row of the accounts table, in order, and a [`Link`] can
+/// hold its lines.
 fn copy_of(pages: &Pages, page: u32) -> Option<Vec<u8>> {
     let node = pages.get(page)?.node().filter(|n| n.inner)?;
     let n = node.cells;
@@ -308,11 +390,15 @@ fn copy_of(pages: &Pages, page: u32) -> Option<Vec<u8>> {
         children.push(node.child(i)?);
     }
     children.push(node.child(n)?);
-    let mut out = Vec::with_capacity(4 * (2 * n + 2) + keys.len());
+    let mut out = Vec::with_capacity(4 * (child_word(n + 1) + n) + keys.len());
     out.extend_from_slice(&u32::try_from(n).ok()?.to_le_bytes());
-    for word in children.into_iter().chain(ends) {
-        out.extend_from_slice(&word.to_le_bytes());
+    for child in children {
+        out.extend_from_slice(&child.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes()); // no link yet
+    }
+    for end in ends {
+        out.extend_from_slice(&end.to_le_bytes());
     }
     out.extend_from_slice(&keys);
-    Some(out)
+    (out.len() < LINE << LINES_BITS).then_some(out)
 }

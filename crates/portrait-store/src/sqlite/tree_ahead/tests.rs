@@ -305,3 +305,68 @@ async fn any_bytes_are_walked_safely() {
     }
     let _ = found(&file, root, APP, &keys);
 }
+
+/// A spine goes down its copies as far as a walk goes down the pages, whichever order its
+/// copies were made in: each parent first, as searches pass (a copy links to a child's copy
+/// made after it), or the children first, as after writes that gave a page a new parent (a
+/// new copy links to its children's copies made before it); and a clone goes as far.
+#[tokio::test]
+async fn the_spine_goes_down_as_far_as_the_walk_in_any_order_of_copies() {
+    let (file, root) = store_file(3000).await;
+    let pages = pages(&file);
+    let app = crate::codec::app_key(APP);
+    let all = ids(APP, 0..3000);
+    let paths: Vec<Vec<u32>> = all
+        .iter()
+        .map(|id| {
+            walked(&file, root, APP, std::slice::from_ref(id))[0]
+                .path
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(
+        paths.iter().map(Vec::len).max(),
+        Some(4),
+        "a tree of four levels"
+    );
+    let salt = [7; 8];
+    let goes_as_far = |spine: &Spine, how: &str| {
+        for (id, path) in all.iter().zip(&paths) {
+            let descent = spine.descend(root, app, id.as_bytes());
+            let (&end, passed) = path.split_last().unwrap();
+            assert_eq!((descent.at, descent.passed()), (end, passed), "{how}: {id}");
+        }
+    };
+
+    let mut parents_first = Spine::default();
+    for path in &paths {
+        parents_first.learn(&pages, salt, path);
+    }
+    goes_as_far(&parents_first, "parents first");
+    goes_as_far(&parents_first.clone(), "a clone");
+
+    let mut children_first = Spine::default();
+    for level in (0..3).rev() {
+        for path in &paths {
+            // The inner pages of `level` and below alone, as a search that went through
+            // another parent would have left them.
+            if let Some(below) = path.get(level..path.len() - 1) {
+                children_first.learn(&pages, salt, below);
+            }
+        }
+    }
+    goes_as_far(&children_first, "children first");
+
+    // Another generation: the copies are gone, and made again.
+    children_first.follow([8; 8]);
+    assert_eq!(
+        children_first
+            .descend(root, app, all[0].as_bytes())
+            .passed(),
+        &[] as &[u32]
+    );
+    for path in &paths {
+        children_first.learn(&pages, [8; 8], path);
+    }
+    goes_as_far(&children_first, "again");
+}
