@@ -64,7 +64,9 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// The current metrics in the Prometheus text format.
+/// The current metrics in the Prometheus text format (the striped counters brought up to date
+/// first: [`portrait_store::striped`]).
 pub fn render() -> String {
+    portrait_store::striped::flush();
     handle().map(PrometheusHandle::render).unwrap_or_default()
 }

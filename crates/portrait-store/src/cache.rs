@@ -43,6 +43,7 @@ use async_trait::async_trait;
 use portrait_core::{Identifier, ProfileValue, Tag};
 use smallvec::SmallVec;
 
+use crate::striped::Striped;
 use crate::{AppDump, AppId, Change, NewAccount, Origin, PackedProfile, Profile, Result, Store};
 
 mod admission;
@@ -117,11 +118,12 @@ impl Eq for Key {}
 type Entry = Option<PackedProfile>;
 
 /// The cache's metrics (see [`CachedStore::counters`]).
+/// (Striped: every read counts, on every core.)
 struct Counters {
-    hits: metrics::Counter,
-    misses: metrics::Counter,
-    version_checks: metrics::Counter,
-    not_admitted: metrics::Counter,
+    hits: Arc<Striped>,
+    misses: Arc<Striped>,
+    version_checks: Arc<Striped>,
+    not_admitted: Arc<Striped>,
 }
 
 /// How far a shared cache has caught up with an app's change log.
@@ -296,10 +298,10 @@ impl CachedStore {
 
     fn counters(&self) -> &Counters {
         self.counters.get_or_init(|| Counters {
-            hits: metrics::counter!("portrait_cache_hits_total"),
-            misses: metrics::counter!("portrait_cache_misses_total"),
-            version_checks: metrics::counter!("portrait_cache_version_checks_total"),
-            not_admitted: metrics::counter!("portrait_cache_not_admitted_total"),
+            hits: Striped::new(metrics::counter!("portrait_cache_hits_total")),
+            misses: Striped::new(metrics::counter!("portrait_cache_misses_total")),
+            version_checks: Striped::new(metrics::counter!("portrait_cache_version_checks_total")),
+            not_admitted: Striped::new(metrics::counter!("portrait_cache_not_admitted_total")),
         })
     }
 
@@ -432,8 +434,6 @@ impl CachedStore {
         self.catch_up(app).await?;
         let mut out = self.get_many(app, users);
         let missed = out.iter().filter(|e| e.is_none()).count();
-        // (An increment is an atomic write the other cores' counters share a line with: none
-        // for nothing.)
         let counters = self.counters();
         if missed < users.len() {
             counters.hits.increment((users.len() - missed) as u64);

@@ -58,6 +58,7 @@ mod error;
 pub mod sharded;
 #[cfg(feature = "sql")]
 pub mod sqlite;
+pub mod striped;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod timed;

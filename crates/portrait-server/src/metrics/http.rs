@@ -14,10 +14,12 @@
 //! two atomic adds and a histogram sample: the handles of the success counter and of each
 //! route's histogram are registered once, up front; only error answers look their counter up.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use metrics::{Counter, Gauge, Histogram};
+use metrics::{Gauge, Histogram};
+use portrait_store::striped::Striped;
 
 /// The vendor `ErrorCode` of an answer, put in the response's extensions by
 /// [`crate::error::reply`] so the edge can count it.
@@ -83,7 +85,8 @@ impl Api {
 
 /// The registered handles of the request metrics.
 pub struct RequestMetrics {
-    ok: Vec<Counter>,
+    /// (Striped: every request counts, on every core.)
+    ok: Vec<Arc<Striped>>,
     duration: Vec<Histogram>,
     in_flight: Gauge,
 }
@@ -101,7 +104,11 @@ impl RequestMetrics {
         Self {
             ok: APIS
                 .iter()
-                .map(|api| metrics::counter!("portrait_http_requests_total", "api" => *api, "code" => "0"))
+                .map(|api| {
+                    Striped::new(metrics::counter!(
+                        "portrait_http_requests_total", "api" => *api, "code" => "0"
+                    ))
+                })
                 .collect(),
             duration: APIS
                 .iter()

@@ -27,12 +27,13 @@
 
 #[cfg(test)]
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use rusqlite::Connection;
 use smallvec::SmallVec;
 
 use crate::codec::{app_key, AccountRow};
+use crate::striped::Striped;
 use crate::{AppId, Result};
 
 use super::lookup::{ROWS_SQL, ROW_SQL};
@@ -53,7 +54,7 @@ pub(super) struct Tree {
     pub(super) answered: AtomicU64,
     /// `portrait_store_account_reads_total` by `walk` and `sqlite`, registered at first use (after
     /// the node has installed its recorder).
-    counters: OnceLock<(metrics::Counter, metrics::Counter)>,
+    counters: OnceLock<(Arc<Striped>, Arc<Striped>)>,
 }
 
 impl Tree {
@@ -61,11 +62,10 @@ impl Tree {
     pub(super) fn counted(&self, walk: usize, sqlite: usize) {
         let (by_walk, by_sqlite) = self.counters.get_or_init(|| {
             let by = |by: &'static str| {
-                metrics::counter!("portrait_store_account_reads_total", "by" => by)
+                Striped::new(metrics::counter!("portrait_store_account_reads_total", "by" => by))
             };
             (by("walk"), by("sqlite"))
         });
-        // (An increment is an atomic write to a line the cores share: none for nothing.)
         if walk > 0 {
             #[cfg(test)]
             self.answered.fetch_add(walk as u64, Ordering::Relaxed);
