@@ -88,11 +88,12 @@ half() {
       -s "$BENCH_DIR/$SCRIPT" "${BASES[$1]}" | grep '^RESULT'
   }
   for i in 0 1; do PATH_Q="/v4/profile/portrait_get?${QS[$i]}" N="${COUNTS[$i]}" wrk -t2 -c64 -d25s -s "$BENCH_DIR/w2_get_batch.lua" "${BASES[$i]}" >/dev/null; done
-  # How much of each node's file is mapped in huge pages after the warm-up: a node whose copy
+  # How much of each node's file maps are in huge pages after the warm-up (FilePmdMapped: the
+  # database file's, and the binary's if the kernel maps it huge): a node whose copy
   # landed in fewer huge folios pays more TLB misses for its whole run (one cause to rule out
   # when one side wins every round).
   for i in 0 1; do
-    echo "side $i: $(awk '/^FilePmdMapped/ { printf "%.0f MB", $2 / 1024 }' "/proc/${NODES[$i]}/smaps_rollup" 2>/dev/null) of the file mapped huge, file $(( $(stat -c %s "${COPIES[$i]}/portrait.db") >> 20 )) MB"
+    echo "side $i: $(awk '/^FilePmdMapped/ { printf "%.0f MB", $2 / 1024 }' "/proc/${NODES[$i]}/smaps_rollup" 2>/dev/null) of its file maps in huge pages (the database's, and any other), database $(( $(stat -c %s "${COPIES[$i]}/portrait.db") >> 20 )) MB"
   done
   SUM=(0 0); RATIOS=0
   for r in $(seq 1 "$ROUNDS"); do

@@ -10,11 +10,15 @@
 //! **How.** A [`Striped`] counter keeps one slot per stripe, each on lines of its own, and a
 //! thread adds to the slot of its stripe (threads take stripes in turn). The counter the
 //! recorder shows is brought up to the sum by [`flush`], which the node calls before it
-//! renders `/metrics`, so a scrape sees every increment made before it, as before; and by a
-//! counter's drop.
+//! renders `/metrics`, so a scrape sees every increment made before it, as before; by a
+//! counter's drop; and every [`FLUSH_EVERY`] by a thread of its own, for a program that embeds
+//! the store with a recorder of its own and never renders.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+
+/// How often the flushing thread brings every counter up to date.
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Stripes per counter (a node's runtime has a worker per core; other threads count rarely).
 const STRIPES: usize = 8;
@@ -44,8 +48,18 @@ thread_local! {
 }
 
 impl Striped {
-    /// A striped counter that adds up into `counter`.
+    /// A striped counter that adds up into `counter` (the first starts the flushing thread).
     pub fn new(counter: metrics::Counter) -> Arc<Striped> {
+        static FLUSHING: std::sync::Once = std::sync::Once::new();
+        FLUSHING.call_once(|| {
+            // (Without the thread, a scrape still flushes; only an embedder's recorder waits.)
+            let _ = std::thread::Builder::new()
+                .name("metrics-flush".into())
+                .spawn(|| loop {
+                    std::thread::sleep(FLUSH_EVERY);
+                    flush();
+                });
+        });
         let striped = Arc::new(Striped {
             slots: Default::default(),
             counter,
@@ -135,11 +149,7 @@ mod tests {
             }
         });
         let value = |v: &AtomicU64| v.load(Ordering::Relaxed);
-        assert_eq!(
-            value(&kept_value),
-            0,
-            "nothing reaches the recorder before a flush"
-        );
+        // (The flushing thread may flush at any time too: the sums are the same.)
         flush();
         assert_eq!(value(&kept_value), 78_000);
         kept.increment(5);
@@ -151,5 +161,18 @@ mod tests {
         drop(dropped);
         assert_eq!(value(&dropped_value), before + 2);
         assert_eq!(before, 12);
+    }
+
+    /// Counts reach a recorder that no one scrapes, within a few [`FLUSH_EVERY`].
+    #[test]
+    fn counts_reach_the_recorder_without_a_scrape() {
+        let value = Arc::new(AtomicU64::new(0));
+        let counter = Striped::new(metrics::Counter::from_arc(value.clone()));
+        counter.increment(3);
+        let deadline = std::time::Instant::now() + 5 * FLUSH_EVERY;
+        while value.load(Ordering::Relaxed) != 3 {
+            assert!(std::time::Instant::now() < deadline, "never flushed");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! lowest inner level alone (some 8,800 pages, 36 MB) does not fit in the CPU's caches. A
 //! one-account read that missed the read cache spent as long on that level as on its leaf
 //! (about 2,000 cycles each, measured with `rdtsc` around each level of the walk). The keys of
-//! all inner pages, copied without their rows, take a fifth of that room and are searched
+//! all inner pages, copied without their rows, take a quarter of that room and are searched
 //! without decoding a record per probe.
 //!
 //! **When a copy is the page.** A copy of inner page P is made within a read transaction whose
@@ -33,9 +33,9 @@
 //!
 //! **Bounded.** At most [`MOST_BYTES`] of copies and [`MOST_COPIES`] pages per spine (8.4 MB
 //! and 8,856 pages for 10M accounts, 949 bytes a copy), mapped only when the first copy is made
-//! and taken as written; past that, no more pages are copied (the upper levels, which every search passes,
-//! are copied first). Copies are made only of pages a search went through, from the map it
-//! read them from.
+//! and taken as written; past that, no more pages are copied (the upper levels, which every
+//! search passes, are copied first). Copies are made only of pages a search went through, from
+//! the map it read them from.
 //!
 //! **Measured** (BENCHMARKS.md, "session 21"): the store's cost of a one-account read at 10M
 //! (`examples/batch_cost.rs ... 1`) 2.83–2.88 → 2.21–2.30 µs. Under W1 the gain is smaller and
@@ -53,7 +53,7 @@ use crate::sqlite::page_ahead::hint;
 /// Bytes of copies a spine holds at most.
 pub(in crate::sqlite) const MOST_BYTES: usize = 32 << 20;
 
-/// Copies a spine holds at most (10M accounts take about 9,100), which bounds its index of them
+/// Copies a spine holds at most (10M accounts take 8,856), which bounds its index of them
 /// whatever the pages' sizes.
 const MOST_COPIES: usize = 1 << 18;
 
@@ -74,10 +74,10 @@ pub(in crate::sqlite) struct Spine {
 }
 
 /// Where a copy is in [`Spine::copies`]: its first line, shifted left by [`LINES_BITS`], and
-/// its number of lines, so that a search asks for all of a child's lines while it still reads
-/// the parent. (Before, a search looked each page up in [`Spine::at`] on its way down: under
-/// W1 at 10M those lookups waited on memory for 45 % of the descent, BENCHMARKS.md "session
-/// 23".) Never 0: a copy has a line at least.
+/// its number of lines, so that a search goes from a copy to its child's and asks for all of
+/// the child's lines without a lookup. (Before, a search looked each page up in [`Spine::at`]
+/// on its way down: under W1 at 10M those lookups waited on memory for 45 % of the descent,
+/// BENCHMARKS.md "session 23".) Never 0: a copy has a line at least.
 type Link = u32;
 
 /// Bits of a [`Link`] that hold its number of lines (a copy of a 64 KiB page takes at most
@@ -132,20 +132,24 @@ impl Buffer {
         Some(start)
     }
 
-    /// The bytes of the copy `link` leads to (a copy ends within its last line).
-    fn linked(&self, link: Link) -> Option<&[u8]> {
+    /// Where the copy `link` leads to is (a copy ends within its last line), if it is within
+    /// what was written (not after a clone that could not map its copy).
+    fn span(&self, link: Link) -> Option<std::ops::Range<usize>> {
         let start = (link >> LINES_BITS) as usize * LINE;
         let end = start + (link & ((1 << LINES_BITS) - 1)) as usize * LINE;
-        let bytes = self.bytes();
-        bytes.get(start..end.min(bytes.len()))
+        (start < self.len).then(|| start..end.min(self.len))
+    }
+
+    /// The bytes of the copy `link` leads to.
+    fn linked(&self, link: Link) -> Option<&[u8]> {
+        let span = self.span(link)?;
+        self.bytes().get(span)
     }
 
     /// As [`Buffer::linked`], to write.
     fn linked_mut(&mut self, link: Link) -> Option<&mut [u8]> {
-        let start = (link >> LINES_BITS) as usize * LINE;
-        let end = start + (link & ((1 << LINES_BITS) - 1)) as usize * LINE;
-        let len = self.len;
-        self.map.as_deref_mut()?.get_mut(start..end.min(len))
+        let span = self.span(link)?;
+        self.map.as_deref_mut()?.get_mut(span)
     }
 
     fn clear(&mut self) {
@@ -319,15 +323,10 @@ impl Spine {
                     if self.at.len() >= MOST_COPIES {
                         return;
                     }
-                    let Some(mut copy) = copy_of(pages, page) else {
-                        return; // a leaf (nothing is below it), or not of the accounts table's shape
+                    // (None: a leaf, with nothing below it, or not of the accounts table's shape.)
+                    let Some(copy) = copy_of(pages, page) else {
+                        return;
                     };
-                    // Its links to the copies of its children made before it.
-                    for i in 0..=word(&copy, 0) as usize {
-                        if let Some(&link) = self.at.get(&word(&copy, child_word(i))) {
-                            set_word(&mut copy, child_word(i) + 1, link);
-                        }
-                    }
                     let Some(link) = self
                         .copies
                         .push(&copy)
@@ -336,17 +335,18 @@ impl Spine {
                         return; // no more room
                     };
                     self.at.insert(page, link);
-                    // Its parent's link to it.
-                    if let Some(bytes) = parent.and_then(|p| self.copies.linked_mut(p)) {
-                        for i in 0..=word(bytes, 0) as usize {
-                            if word(bytes, child_word(i)) == page {
-                                set_word(bytes, child_word(i) + 1, link);
-                            }
-                        }
-                    }
                     link
                 }
             };
+            // The parent's link to this copy, whichever of the two was made first (a page may
+            // have been copied under another parent, before writes gave it this one).
+            if let Some(bytes) = parent.and_then(|p| self.copies.linked_mut(p)) {
+                for i in 0..=word(bytes, 0) as usize {
+                    if word(bytes, child_word(i)) == page {
+                        set_word(bytes, child_word(i) + 1, link);
+                    }
+                }
+            }
             parent = Some(link);
         }
     }
@@ -400,5 +400,5 @@ fn copy_of(pages: &Pages, page: u32) -> Option<Vec<u8>> {
         out.extend_from_slice(&end.to_le_bytes());
     }
     out.extend_from_slice(&keys);
-    (out.len() < LINE << LINES_BITS).then_some(out)
+    (out.len().div_ceil(LINE) < 1 << LINES_BITS).then_some(out)
 }
