@@ -10,9 +10,10 @@
 //! `api` is the route's path (`/v4/profile/portrait_get`, `/v1/ws`, …), `/console/` for every
 //! file of the web console, `/admin/v1` for every path of the operator API (its answers carry
 //! `http_<status>`), or `other` for any path that is not a route, so a client cannot grow the
-//! label set. The hot path pays a path match,
-//! two atomic adds and a histogram sample: the handles of the success counter and of each
-//! route's histogram are registered once, up front; only error answers look their counter up.
+//! label set. The hot path pays a path match, the in-flight gauge's two atomic adds, an add to
+//! the success counter's slot of this core ([`Striped`]) and a histogram sample: the handles of
+//! the success counter and of each route's histogram are registered once, up front; only error
+//! answers look their counter up.
 
 use std::sync::Arc;
 use std::time::Duration;
