@@ -8,29 +8,42 @@
 //!
 //! **How.** Each node has a random id and its own NATS connection, and
 //! * registers as a member in the store every [`MEMBERS_EVERY`] (`Store::members`);
-//! * publishes a heartbeat (`<subject>.coh.inv.hb`: id, NATS server id, send time) every
-//!   [`HEARTBEAT_EVERY`], on the invalidations' subscription, so that hearing its own heartbeat
-//!   proves that subscription is live (after a reconnect too);
+//! * publishes a heartbeat (`<subject>.coh.inv.hb`: id, NATS server id, send time, and the nodes
+//!   it *lists*: those it heard less than `lease` ago) every [`HEARTBEAT_EVERY`], on the
+//!   invalidations' subscription, so that hearing its own heartbeat proves that subscription is
+//!   live (after a reconnect too);
+//! * applies the other nodes' invalidations in the order each sent them, and acknowledges them
+//!   to their sender (`<subject>.coh.ack.<sender>`: "applied everything of yours up to number
+//!   n") once applied;
 //! * after each write, before answering it, publishes the accounts written
-//!   (`<subject>.coh.inv.<sdkappid>`) and then passes a barrier round ([`barrier`]): its marker
-//!   comes back through the same server after the invalidation, so every node connected to that
-//!   server has it queued before any marker published later;
-//! * before each read, passes a barrier round too, and answers from memory only if it is in an
-//!   epoch of trust ([`trust`]): connected without a reconnect, every member heard recently
-//!   through the same server, nothing unconfirmed.
+//!   (`<subject>.coh.inv.<sdkappid>`) and waits, for each node listed in one of its heartbeats
+//!   of the last `wait` (`lease + heartbeat + 2 × skew`), until that node acknowledged the
+//!   invalidation or `wait` has passed since the last heartbeat that listed it;
+//! * answers a read from memory, with no round trip, while it is in an epoch of trust
+//!   ([`trust`]): connected without a reconnect, every member heard recently through the same
+//!   server, **every other member's last heartbeat listing this node**, nothing unconfirmed.
 //!
-//! **When a write cannot be confirmed** (its barrier round failed, or the connection changed, or
-//! the node registered or reconnected less than `lease + heartbeat + 2 × skew` ago), the node
-//! stops heartbeats for that long and answers the write only once every other node has either
-//! received the invalidation or stopped trusting its cache: no heartbeat from this node newer than
-//! `lease` is left anywhere. A node that writes with NATS down therefore waits once, and not
-//! again while it stays down. This relies on clocks differing by at most `max_clock_skew_ms`.
+//! **Why a read needs no round trip.** A node trusts its cache only while each other member's
+//! last heartbeat, sent less than `lease` ago, lists it. A writer waits for the acknowledgement
+//! of every node it listed in the last `wait`, or until `wait` after the last heartbeat that
+//! listed it, by which time that node no longer trusts that heartbeat (clocks differ by at most
+//! `max_clock_skew_ms`). A heartbeat listing a node that comes after an invalidation reaches that
+//! node after it (one sender's messages keep their order), so the invalidation is applied before
+//! the heartbeat can start trust. So when the write is answered, every node that trusts its cache
+//! has applied the invalidation. A node that lists no one (alone, or the others silent) waits
+//! for no one.
+//!
+//! **When a write cannot be published** (NATS down, the publish failed, or the connection
+//! changed meanwhile), or the node registered or reconnected less than `wait` ago, the node stops
+//! heartbeats for that long and answers the write only once no heartbeat from this node newer
+//! than `lease` is left anywhere, so no other node trusts its cache. A node that writes with NATS
+//! down therefore waits once, and not again while it stays down.
 
 //!
 //! **Losses are noticed.** Every heartbeat and invalidation carries its sender's sequence number
 //! ([`wire`]); a gap from any sender, a heartbeat that comes more than `lease` after that
 //! sender's previous one, a reconnect, or a slow-consumer event ends the epoch at once, in the
-//! task that applies invalidations, before any later barrier round can pass.
+//! task that applies invalidations, before it acknowledges anything later.
 //!
 //! **One NATS server.** Trust needs every member on the server this node is connected to, so
 //! with a NATS cluster the connection takes the listed servers in order, and a node that has
@@ -41,6 +54,7 @@
 //! Nodes of the same store without NATS register as members too ([`bystander`]), so the nodes
 //! with NATS cannot trust their caches while such a node may write.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,7 +67,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::settings::Settings;
 
-mod barrier;
 mod bystander;
 mod home;
 mod trust;
@@ -62,7 +75,6 @@ mod wire;
 pub use bystander::Bystander;
 pub use home::PROBE_NAME;
 
-use barrier::Barrier;
 use trust::{Heard, Link, Trust};
 
 /// How often a node sends its heartbeat.
@@ -82,18 +94,29 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The last token of the heartbeats' subject (`<subject>.coh.inv.hb`; never an app id).
 const HEARTBEAT: &str = "hb";
 
+/// The last token of the subject of a node's last word (`<subject>.coh.inv.bye`): it will never
+/// answer from its cache again, so no one need wait for its acknowledgements.
+const BYE: &str = "bye";
+
 /// The node's coherence: given to the cache as its [`portrait_store::cache::Coherence`].
 pub struct Coherence {
     node: String,
     client: async_nats::Client,
     subject: String,
     lease_ms: i64,
-    /// How long an unconfirmed write waits after the node's last heartbeat.
+    /// How long an unconfirmed write waits after the node's last heartbeat; also how long after
+    /// a heartbeat that listed a node a write waits for that node's acknowledgement.
     wait_ms: i64,
-    /// How long a barrier round waits for its marker: half the lease.
-    barrier_timeout: Duration,
+    /// How long a publish may wait in the client's queue: half the lease.
+    publish_timeout: Duration,
     trust: Trust,
-    barrier: Barrier,
+    /// When each node was last listed in a heartbeat of this node (Unix ms; updated under
+    /// `sent`, so a write's invalidation sees every listing sent before it).
+    listed: Mutex<HashMap<String, i64>>,
+    /// The last sequence number of this node each node acknowledged.
+    acked: Mutex<HashMap<String, u64>>,
+    /// Bumped on each acknowledgement received.
+    ack_arrived: tokio::sync::watch::Sender<u64>,
     /// The heartbeats sent; also serialises every heartbeat and invalidation with its sequence
     /// number, so that they leave in that order.
     sent: tokio::sync::Mutex<Sent>,
@@ -170,9 +193,11 @@ impl Coherence {
             subject: format!("{}.coh", settings.push.nats_subject),
             lease_ms,
             wait_ms: lease_ms + heartbeat + 2 * skew,
-            barrier_timeout: Duration::from_millis(settings.coherence.lease_ms / 2),
+            publish_timeout: Duration::from_millis(settings.coherence.lease_ms / 2),
             trust: Trust::new(),
-            barrier: Barrier::new(),
+            listed: Mutex::new(HashMap::new()),
+            acked: Mutex::new(HashMap::new()),
+            ack_arrived: tokio::sync::watch::Sender::new(0),
             sent: tokio::sync::Mutex::new(Sent::default()),
             last_beat_ms: AtomicI64::new(0),
             earlier_connection_ms: AtomicI64::new(0),
@@ -202,8 +227,23 @@ impl Coherence {
         &self.node
     }
 
-    /// Stops the tasks and leaves the members (so the others need not wait out the lease).
+    /// Stops trusting the cache for good and tells the others, so that their writes do not wait
+    /// for this node; stops the tasks and leaves the members (so the others need not wait out
+    /// the lease).
     pub async fn shutdown(&self, store: &dyn Store) {
+        self.trust.muted_until_ms.store(i64::MAX, Ordering::SeqCst);
+        self.trust.end();
+        if self.connected() {
+            let mut sent = self.sent.lock().await;
+            sent.seq += 1;
+            let bye = self.client.publish(
+                format!("{}.inv.{BYE}", self.subject),
+                wire::ack(&self.node, sent.seq).into(),
+            );
+            if let Ok(Ok(())) = tokio::time::timeout(self.publish_timeout, bye).await {
+                let _ = tokio::time::timeout(self.publish_timeout, self.client.flush()).await;
+            }
+        }
         self.stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
@@ -249,59 +289,36 @@ impl Coherence {
     ) -> anyhow::Result<()> {
         let s = &self.subject;
         let mut invs = self.client.subscribe(format!("{s}.inv.*")).await?;
-        let mut marks = self
+        let mut acks = self
             .client
-            .subscribe(format!("{s}.mark.{}", self.node))
+            .subscribe(format!("{s}.ack.{}", self.node))
             .await?;
-        // Subscriber: invalidations and heartbeats (one subscription), and this node's markers.
-        // Before a marker, every invalidation already queued is applied: the client queued
-        // them before the marker.
+        // Subscriber: invalidations and heartbeats (one subscription), in the order they came,
+        // then an acknowledgement to each sender whose invalidations were applied (one per
+        // sender per batch); and the acknowledgements of this node's own invalidations.
         let me = self.clone();
         let store: Arc<dyn Store> = cache.clone();
         self.tasks.spawn(async move {
             use futures_util::{FutureExt, StreamExt};
+            let mut applied = Vec::new();
             loop {
                 tokio::select! {
                     biased;
                     () = me.stop.cancelled() => return,
-                    Some(m) = invs.next() => me.apply(&cache, &m),
-                    Some(m) = marks.next() => {
+                    Some(m) = invs.next() => {
+                        me.apply(&cache, &m, &mut applied);
                         while let Some(Some(m)) = invs.next().now_or_never() {
-                            me.apply(&cache, &m);
+                            me.apply(&cache, &m, &mut applied);
                         }
-                        if let Some(round) = std::str::from_utf8(&m.payload).ok().and_then(|p| p.parse().ok()) {
-                            me.barrier.arrived(round);
+                        for (node, seq) in applied.drain(..) {
+                            let ack = wire::ack(&me.node, seq);
+                            let publish = me.client.publish(format!("{}.ack.{node}", me.subject), ack.into());
+                            let _ = tokio::time::timeout(me.publish_timeout, publish).await;
                         }
                     }
+                    Some(m) = acks.next() => me.acknowledged(&m),
                     else => return,
                 }
-            }
-        });
-        // Barrier rounds.
-        let me = self.clone();
-        self.tasks.spawn(async move {
-            let subject = format!("{}.mark.{}", me.subject, me.node);
-            let rounds = me.barrier.run(
-                me.barrier_timeout,
-                |round| {
-                    let (me, subject) = (me.clone(), subject.clone());
-                    async move {
-                        let generation = me.generation();
-                        if !me.connected() {
-                            return None; // would wait in the client's queue; fail the round
-                        }
-                        let publish = me.client.publish(subject, round.to_string().into());
-                        match tokio::time::timeout(me.barrier_timeout, publish).await {
-                            Ok(Ok(())) => Some(generation),
-                            _ => None,
-                        }
-                    }
-                },
-                || me.generation(),
-            );
-            tokio::select! {
-                () = rounds => {}
-                () = me.stop.cancelled() => {}
             }
         });
         // Heartbeats and trust checks.
@@ -343,10 +360,17 @@ impl Coherence {
                 // Forget what nodes no longer members sent (bounded by the members).
                 crate::sync::lock(&me.trust.heard).retain(|n, _| list.contains(n));
                 crate::sync::lock(&me.seen).retain(|n| list.iter().any(|m| m == n));
+                {
+                    let listed = crate::sync::lock(&me.listed);
+                    crate::sync::lock(&me.acked)
+                        .retain(|n, _| list.contains(n) || listed.contains_key(n));
+                }
                 *crate::sync::lock(&me.trust.members) = trust::Members {
                     list,
                     read_at: Some(asked),
                 };
+                // A new member not heard yet ends the epoch now, not at the deadline.
+                me.check();
             }
         });
         Ok(())
@@ -371,13 +395,28 @@ impl Coherence {
             return;
         }
         let server = self.client.server_info().server_id;
+        // Every other node heard less than a lease ago (the heard map holds members and nodes
+        // heard since the members were last read).
+        let listing: Vec<String> = crate::sync::lock(&self.trust.heard)
+            .iter()
+            .filter(|(n, h)| *n != &self.node && now - h.sent_ms <= self.lease_ms)
+            .map(|(n, _)| n.clone())
+            .collect();
+        {
+            let mut listed = crate::sync::lock(&self.listed);
+            listed.retain(|_, at| now - *at <= self.wait_ms);
+            for n in &listing {
+                listed.insert(n.clone(), now);
+            }
+        }
         self.last_beat_ms.store(now, Ordering::SeqCst);
         sent.seq += 1;
-        let payload = wire::heartbeat(&self.node, sent.seq, &server, now);
+        let listing: Vec<&str> = listing.iter().map(String::as_str).collect();
+        let payload = wire::heartbeat(&self.node, sent.seq, &server, now, &listing);
         let publish = self
             .client
             .publish(format!("{}.inv.{HEARTBEAT}", self.subject), payload.into());
-        let _ = tokio::time::timeout(self.barrier_timeout, publish).await;
+        let _ = tokio::time::timeout(self.publish_timeout, publish).await;
     }
 
     /// Notes a sender's sequence number; ends the epoch on a gap.
@@ -388,8 +427,14 @@ impl Coherence {
         }
     }
 
-    /// Applies another node's invalidation, or notes a heartbeat.
-    fn apply(&self, cache: &CachedStore, m: &async_nats::Message) {
+    /// Applies another node's invalidation (noting it in `applied`, to acknowledge), or notes a
+    /// heartbeat.
+    fn apply(
+        &self,
+        cache: &CachedStore,
+        m: &async_nats::Message,
+        applied: &mut Vec<(String, u64)>,
+    ) {
         let last = m.subject.as_str().rsplit('.').next();
         let text = String::from_utf8_lossy(&m.payload);
         if last == Some(HEARTBEAT) {
@@ -397,16 +442,31 @@ impl Coherence {
                 return;
             };
             self.in_order(beat.node, beat.seq);
+            let lists_me = beat.node == self.node || beat.lists(&self.node);
+            let server = beat.server.to_owned();
             let previous = crate::sync::lock(&self.trust.heard).insert(
                 beat.node.to_owned(),
                 Heard {
                     sent_ms: beat.sent_ms,
-                    server: beat.server.to_owned(),
+                    server,
+                    lists_me,
                 },
             );
-            // A silence longer than the lease: the sender may have written unconfirmed.
-            if previous.is_some_and(|p| beat.sent_ms - p.sent_ms > self.lease_ms) {
+            // A silence longer than the lease: the sender may have written unconfirmed. A
+            // sender that no longer lists this node may stop waiting for its acknowledgements.
+            if !lists_me || previous.is_some_and(|p| beat.sent_ms - p.sent_ms > self.lease_ms) {
                 self.trust.end();
+            }
+            return;
+        }
+        if last == Some(BYE) {
+            if let Some((node, seq)) = wire::parse_ack(&text) {
+                self.in_order(node, seq);
+                if node != self.node {
+                    // As good as an acknowledgement of everything (its trust ended first).
+                    crate::sync::lock(&self.acked).insert(node.to_owned(), u64::MAX);
+                    self.ack_arrived.send_modify(|n| *n = n.wrapping_add(1));
+                }
             }
             return;
         }
@@ -424,6 +484,55 @@ impl Coherence {
         match users {
             None => cache.invalidate_remote_app(app),
             Some(users) => cache.invalidate_remote(app, users),
+        }
+        match applied.iter_mut().find(|(n, _)| n == node) {
+            Some(entry) => entry.1 = seq,
+            None => applied.push((node.to_owned(), seq)),
+        }
+    }
+
+    /// Notes another node's acknowledgement of this node's messages.
+    fn acknowledged(&self, m: &async_nats::Message) {
+        let Some((node, seq)) = std::str::from_utf8(&m.payload)
+            .ok()
+            .and_then(wire::parse_ack)
+        else {
+            return;
+        };
+        let mut acked = crate::sync::lock(&self.acked);
+        let last = acked.entry(node.to_owned()).or_insert(0);
+        *last = (*last).max(seq);
+        drop(acked);
+        self.ack_arrived.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Waits until each of `waits` (a node, and when it stops needing to acknowledge) has
+    /// acknowledged `seq` or reached its time; counts those that reached it unacknowledged
+    /// (`portrait_coherence_unacknowledged_total`).
+    async fn acknowledged_by(&self, seq: u64, mut waits: Vec<(String, i64)>) {
+        let mut arrived = self.ack_arrived.subscribe();
+        loop {
+            let now = now_ms();
+            let mut lapsed = 0;
+            {
+                let acked = crate::sync::lock(&self.acked);
+                waits.retain(|(n, until)| {
+                    let waiting = acked.get(n).is_none_or(|a| *a < seq);
+                    lapsed += u64::from(waiting && *until <= now);
+                    waiting && *until > now
+                });
+            }
+            if lapsed > 0 {
+                metrics::counter!("portrait_coherence_unacknowledged_total").increment(lapsed);
+            }
+            let Some(until) = waits.iter().map(|(_, until)| *until).min() else {
+                return;
+            };
+            let left = Duration::from_millis(u64::try_from(until - now).unwrap_or(0));
+            tokio::select! {
+                changed = arrived.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(left) => {}
+            }
         }
     }
 
@@ -452,13 +561,6 @@ impl Coherence {
         let until = earlier.max(registered) + self.wait_ms;
         (until > now).then_some(until)
     }
-
-    /// A barrier round, bounded in time.
-    async fn pass(&self) -> bool {
-        tokio::time::timeout(self.barrier_timeout * 2, self.barrier.pass())
-            .await
-            .unwrap_or(false)
-    }
 }
 
 /// How long a membership lasts unless renewed: ten leases, at least 5 s.
@@ -470,19 +572,30 @@ fn member_ttl_ms(lease_ms: u64) -> u64 {
 impl portrait_store::cache::Coherence for Coherence {
     async fn wrote(&self, app: AppId, users: Option<&[&str]>) {
         let generation = self.generation();
-        let published = self.connected() && {
+        let mut published = None;
+        if self.connected() {
             let mut sent = self.sent.lock().await;
             sent.seq += 1;
             let payload = wire::invalidation(&self.node, sent.seq, users);
             let publish = self
                 .client
                 .publish(format!("{}.inv.{app}", self.subject), payload.into());
-            matches!(
-                tokio::time::timeout(self.barrier_timeout, publish).await,
-                Ok(Ok(()))
-            )
+            if let Ok(Ok(())) = tokio::time::timeout(self.publish_timeout, publish).await {
+                // Every node listed before the invalidation left (under the same lock).
+                let waits: Vec<(String, i64)> = crate::sync::lock(&self.listed)
+                    .iter()
+                    .map(|(n, at)| (n.clone(), at + self.wait_ms))
+                    .collect();
+                published = Some((sent.seq, waits));
+            }
+        }
+        let confirmed = match published {
+            Some((seq, waits)) => {
+                self.acknowledged_by(seq, waits).await;
+                self.generation() == generation
+            }
+            None => false,
         };
-        let confirmed = published && self.pass().await && self.generation() == generation;
         let Some(until) = self.settle(confirmed, generation).await else {
             return;
         };
@@ -500,15 +613,14 @@ impl portrait_store::cache::Coherence for Coherence {
     }
 
     async fn fresh(&self) -> Option<u64> {
-        let epoch = self.trust.epoch(self.generation())?;
-        if !self.pass().await {
-            self.trust.end_epoch(epoch);
-            return None;
+        let generation = self.generation();
+        if let Some(epoch) = self.trust.trusted(generation, now_ms()) {
+            return Some(epoch);
         }
-        // Everything queued before the round is applied now; re-check the conditions too, in
-        // case the tick task has fallen behind.
+        // Past the last check's deadline (or not trusted): check again.
+        self.trust.epoch(generation)?;
         self.check();
-        self.trust.epoch(self.generation()).filter(|e| *e == epoch)
+        self.trust.trusted(self.generation(), now_ms())
     }
 }
 

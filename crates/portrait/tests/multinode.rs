@@ -313,6 +313,18 @@ impl Cluster {
         base
     }
 
+    /// Stops `node` with SIGTERM (it leaves the members) and waits until it exits.
+    fn stop(&mut self, node: usize) {
+        let mut old = self.nodes[node].take().expect("the node is running");
+        let stopped = std::process::Command::new("kill")
+            .args(["-TERM", &old.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(stopped, "SIGTERM to node {node}");
+        tokio::task::block_in_place(|| old.child.wait())
+            .unwrap_or_else(|e| panic!("node {node} does not exit: {e}"));
+    }
+
     /// SIGKILLs `node`.
     fn kill(&mut self, node: usize) {
         self.nodes[node]
@@ -582,6 +594,9 @@ impl Subscriber {
 // Read-after-write across nodes, and the read caches kept coherent over NATS: multinode/reads.rs.
 #[path = "multinode/reads.rs"]
 mod reads;
+// A write waits for every node that may trust its cache to acknowledge it: multinode/acks.rs.
+#[path = "multinode/acks.rs"]
+mod acks;
 
 // Push across nodes: multinode/push.rs; a node dies and its subscribers move:
 // multinode/failover.rs.

@@ -5,14 +5,20 @@
 //!   reconnect may have lost messages);
 //! * it read the cluster's members from the store less than `lease` ago;
 //! * it heard a heartbeat from every member, itself included, sent less than `lease` ago by the
-//!   sender's clock, and every one names the NATS server this node is connected to (so every
-//!   member's invalidations pass through the server this node's barrier goes through); its own
+//!   sender's clock, and every one names the NATS server this node is connected to; its own
 //!   was sent on the current connection (heartbeats arrive on the invalidations' subscription,
 //!   so this proves the client has subscribed again after a reconnect);
-//! * it is not muted (it could not confirm one of its own invalidations, see [`super`]).
+//! * every other member's last heartbeat **lists this node**: that member waits for this node's
+//!   acknowledgement of each invalidation it publishes until `wait` after that heartbeat
+//!   ([`super`]), so whatever it acknowledged to a client meanwhile is applied here already;
+//! * it is not muted (it could not publish one of its own invalidations, see [`super`]).
 //!
-//! When one fails the epoch ends at once (checked every [`TICK`] and by every read); when all
-//! hold again a new epoch begins, and each app's first read in it catches up from the change log.
+//! A message that breaks a condition (a heartbeat that does not list this node or names
+//! another server, a gap in a sender's numbers) ends the epoch at once, in the task that
+//! applies messages, before it acknowledges anything later. The conditions that lapse with
+//! time are folded into one deadline ([`Trust::trusted`]), so a read checks a few atomics; past
+//! the deadline (or every [`TICK`]) they are checked again. When all hold again a new epoch
+//! begins, and each app's first read in it catches up from the change log.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -29,6 +35,8 @@ pub(super) struct Heard {
     pub sent_ms: i64,
     /// The NATS server it went through (the sender's `server_info().server_id`).
     pub server: String,
+    /// Whether it listed this node among those whose acknowledgements the sender waits for.
+    pub lists_me: bool,
 }
 
 /// The members last read from the store.
@@ -42,6 +50,9 @@ pub(super) struct Members {
 pub(super) struct Trust {
     /// 0: not trusted; else the current epoch.
     epoch: AtomicU64,
+    /// Unix ms (this node's clock) after which the conditions that lapse with time must be
+    /// checked again before the epoch may be used.
+    until_ms: AtomicI64,
     next_epoch: AtomicU64,
     /// The connection's generation (NATS connects so far) when the epoch began.
     epoch_generation: AtomicU64,
@@ -64,6 +75,7 @@ impl Trust {
     pub(super) fn new() -> Trust {
         Trust {
             epoch: AtomicU64::new(0),
+            until_ms: AtomicI64::new(0),
             next_epoch: AtomicU64::new(1),
             epoch_generation: AtomicU64::new(0),
             heard: Mutex::new(HashMap::new()),
@@ -79,16 +91,16 @@ impl Trust {
         (e != 0 && self.epoch_generation.load(Ordering::SeqCst) == generation).then_some(e)
     }
 
+    /// The current epoch if it may be used at `now_ms` without checking again: trusted, on the
+    /// connection the epoch began on, and before the deadline of the last check.
+    pub(super) fn trusted(&self, generation: u64, now_ms: i64) -> Option<u64> {
+        let e = self.epoch(generation)?;
+        (now_ms <= self.until_ms.load(Ordering::SeqCst)).then_some(e)
+    }
+
     /// Ends the epoch (if any): something may have been missed.
     pub(super) fn end(&self) {
         self.epoch.store(0, Ordering::SeqCst);
-    }
-
-    /// Ends `epoch` if it is still the current one.
-    pub(super) fn end_epoch(&self, epoch: u64) {
-        let _ = self
-            .epoch
-            .compare_exchange(epoch, 0, Ordering::SeqCst, Ordering::SeqCst);
     }
 
     /// Re-checks the conditions at `now_ms` with `lease_ms`: ends the epoch if one fails,
@@ -101,13 +113,17 @@ impl Trust {
             }
             seen.1
         };
-        let ok = link.connected
-            && self.muted_until_ms.load(Ordering::SeqCst) <= now_ms
-            && self.all_heard(me, since_ms, link.server, now_ms, lease_ms);
-        if !ok {
+        let until = if link.connected && self.muted_until_ms.load(Ordering::SeqCst) <= now_ms {
+            self.all_heard(me, since_ms, link.server, now_ms, lease_ms)
+        } else {
+            None
+        };
+        let Some(until) = until else {
             self.end();
             return false;
-        }
+        };
+        // Set before an epoch can begin below, so a new epoch never carries an old deadline.
+        self.until_ms.store(until, Ordering::SeqCst);
         if self.epoch.load(Ordering::SeqCst) != 0
             && self.epoch_generation.load(Ordering::SeqCst) != link.generation
         {
@@ -124,24 +140,36 @@ impl Trust {
         true
     }
 
-    /// Members read recently, each heard recently through `server`, and `me` heard since the
-    /// connection began (`since_ms`).
-    fn all_heard(&self, me: &str, since_ms: i64, server: &str, now_ms: i64, lease_ms: i64) -> bool {
+    /// Members read recently, each heard recently through `server` and listing `me`, and `me`
+    /// heard since the connection began (`since_ms`): until when that holds (Unix ms), if it
+    /// does now.
+    fn all_heard(
+        &self,
+        me: &str,
+        since_ms: i64,
+        server: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Option<i64> {
         let members = crate::sync::lock(&self.members);
-        let fresh = members
+        let lease = Duration::from_millis(lease_ms.unsigned_abs());
+        let read_for = members
             .read_at
-            .is_some_and(|t| t.elapsed() <= Duration::from_millis(lease_ms.unsigned_abs()));
-        if !fresh || !members.list.iter().any(|m| m == me) {
-            return false;
+            .map(|t| t.elapsed())
+            .filter(|e| *e <= lease)?;
+        if !members.list.iter().any(|m| m == me) {
+            return None;
         }
         let heard = crate::sync::lock(&self.heard);
         if heard.get(me).is_none_or(|h| h.sent_ms < since_ms) {
-            return false;
+            return None;
         }
-        members.list.iter().all(|m| {
-            heard
-                .get(m)
-                .is_some_and(|h| now_ms - h.sent_ms <= lease_ms && h.server == server)
+        let read_ms = i64::try_from((lease - read_for).as_millis()).unwrap_or(i64::MAX / 4);
+        members.list.iter().try_fold(now_ms + read_ms, |until, m| {
+            let h = heard.get(m)?;
+            let ok =
+                now_ms - h.sent_ms <= lease_ms && h.server == server && (h.lists_me || m == me);
+            ok.then_some(until.min(h.sent_ms + lease_ms))
         })
     }
 }
@@ -160,11 +188,16 @@ mod tests {
     }
 
     fn hear(t: &Trust, node: &str, sent_ms: i64, server: &str) {
+        hear_listing(t, node, sent_ms, server, true);
+    }
+
+    fn hear_listing(t: &Trust, node: &str, sent_ms: i64, server: &str, lists_me: bool) {
         crate::sync::lock(&t.heard).insert(
             node.into(),
             Heard {
                 sent_ms,
                 server: server.into(),
+                lists_me,
             },
         );
     }
@@ -198,6 +231,45 @@ mod tests {
         assert!(
             t.epoch(1).unwrap() > first,
             "a new epoch, never the old one"
+        );
+    }
+
+    /// Every other member must list this node (it waits for this node's acknowledgements), and
+    /// a read may use the epoch without checking again until the first condition lapses.
+    #[test]
+    fn every_other_member_must_list_this_node_and_the_epoch_lasts_until_a_deadline() {
+        let t = trust(&["a", "b", "c"]);
+        hear(&t, "a", 1_000, "S1");
+        hear(&t, "b", 900, "S1");
+        hear_listing(&t, "c", 950, "S1", false);
+        assert!(!t.check("a", &LINK, 1_000, 500), "c does not list a");
+        assert_eq!(t.trusted(1, 1_000), None);
+        // Its own heartbeat need not list itself.
+        hear_listing(&t, "a", 1_000, "S1", false);
+        hear(&t, "c", 950, "S1");
+        assert!(t.check("a", &LINK, 1_000, 500));
+        let e = t.epoch(1).unwrap();
+        // b's heartbeat, the oldest, lapses first: at 900 + 500.
+        assert_eq!(t.trusted(1, 1_400), Some(e));
+        assert_eq!(t.trusted(1, 1_401), None, "past the deadline: check again");
+        assert_eq!(t.trusted(2, 1_000), None, "another connection");
+        hear(&t, "b", 1_300, "S1");
+        assert!(t.check("a", &LINK, 1_401, 500));
+        assert_eq!(
+            t.trusted(1, 1_401),
+            Some(e),
+            "the same epoch, a later deadline"
+        );
+        assert_eq!(t.trusted(1, 1_451), None, "c's heartbeat lapses at 1450");
+        // The members' list lapses a lease after it was read.
+        crate::sync::lock(&t.members).read_at = Some(Instant::now() - Duration::from_millis(450));
+        hear(&t, "a", 1_400, "S1");
+        hear(&t, "c", 1_400, "S1");
+        assert!(t.check("a", &LINK, 1_450, 500));
+        let until = t.until_ms.load(Ordering::SeqCst);
+        assert!(
+            (1_490..=1_500).contains(&until),
+            "about 50 ms left on the members' list: {until}"
         );
     }
 

@@ -12,9 +12,21 @@ use std::collections::HashMap;
 /// over its `max_payload`, 1 MiB by default).
 pub(super) const MAX_PAYLOAD: usize = 256 << 10;
 
-/// A heartbeat: `<node> <seq> <server> <sent_ms>`.
-pub(super) fn heartbeat(node: &str, seq: u64, server: &str, sent_ms: i64) -> String {
-    format!("{node} {seq} {server} {sent_ms}")
+/// A heartbeat: `<node> <seq> <server> <sent_ms> <listed>`, where `listed` is the nodes whose
+/// acknowledgements the sender waits for, comma-separated (`-`: none). Node ids are hex.
+pub(super) fn heartbeat(
+    node: &str,
+    seq: u64,
+    server: &str,
+    sent_ms: i64,
+    listed: &[&str],
+) -> String {
+    let listed = if listed.is_empty() {
+        "-".to_owned()
+    } else {
+        listed.join(",")
+    };
+    format!("{node} {seq} {server} {sent_ms} {listed}")
 }
 
 /// A parsed heartbeat.
@@ -24,6 +36,14 @@ pub(super) struct Beat<'a> {
     pub seq: u64,
     pub server: &'a str,
     pub sent_ms: i64,
+    listed: &'a str,
+}
+
+impl Beat<'_> {
+    /// Whether the sender listed `node`.
+    pub(super) fn lists(&self, node: &str) -> bool {
+        self.listed != "-" && self.listed.split(',').any(|n| n == node)
+    }
 }
 
 /// Parses [`heartbeat`].
@@ -34,8 +54,21 @@ pub(super) fn parse_heartbeat(text: &str) -> Option<Beat<'_>> {
         seq: parts.next()?.parse().ok()?,
         server: parts.next()?,
         sent_ms: parts.next()?.parse().ok()?,
+        listed: parts.next()?,
     };
     parts.next().is_none().then_some(beat)
+}
+
+/// An acknowledgement, sent to the writer's own subject: `<node> <seq>`, this node applied every
+/// message of the writer up to `seq`.
+pub(super) fn ack(node: &str, seq: u64) -> String {
+    format!("{node} {seq}")
+}
+
+/// Parses [`ack`].
+pub(super) fn parse_ack(text: &str) -> Option<(&str, u64)> {
+    let (node, seq) = text.split_once(' ')?;
+    Some((node, seq.parse().ok()?))
 }
 
 /// An invalidation: `<node> <seq> some` then one user a line, or `<node> <seq> all`. User ids
@@ -105,17 +138,21 @@ mod tests {
 
     #[test]
     fn messages_round_trip_and_large_ones_become_whole_app() {
-        let hb = heartbeat("n1", 7, "SRV", 1_234);
+        let hb = heartbeat("n1", 7, "SRV", 1_234, &["a1", "b2"]);
+        let beat = parse_heartbeat(&hb).unwrap();
         assert_eq!(
-            parse_heartbeat(&hb),
-            Some(Beat {
-                node: "n1",
-                seq: 7,
-                server: "SRV",
-                sent_ms: 1_234
-            })
+            (beat.node, beat.seq, beat.server, beat.sent_ms),
+            ("n1", 7, "SRV", 1_234)
         );
-        assert_eq!(parse_heartbeat("n1 7 SRV"), None);
+        assert!(beat.lists("a1") && beat.lists("b2"));
+        assert!(!beat.lists("a") && !beat.lists("n1"));
+        let alone = heartbeat("n1", 8, "SRV", 1_300, &[]);
+        assert!(!parse_heartbeat(&alone).unwrap().lists("-"));
+        assert!(!parse_heartbeat(&alone).unwrap().lists(""));
+        // A heartbeat of the previous version (no list) is refused: its sender waits for no one.
+        assert_eq!(parse_heartbeat("n1 7 SRV 1234"), None);
+        assert_eq!(parse_ack(&ack("n2", 41)), Some(("n2", 41)));
+        assert_eq!(parse_ack("n2"), None);
         let inv = invalidation("n1", 8, Some(&["a b", "c"]));
         let (node, seq, users) = parse_invalidation(&inv).unwrap();
         assert_eq!((node, seq), ("n1", 8));

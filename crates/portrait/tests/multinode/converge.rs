@@ -16,14 +16,7 @@ const CONVERGE_BOUND: Duration = Duration::from_secs(20);
 /// Stops `node` with SIGTERM (it leaves the members) and starts it again with its
 /// configuration; its address changes.
 async fn restart_node(c: &mut Cluster, node: usize) {
-    let mut old = c.nodes[node].take().expect("the node is running");
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &old.child.id().to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(stopped, "SIGTERM to node {node}");
-    tokio::task::block_in_place(|| old.child.wait())
-        .unwrap_or_else(|e| panic!("node {node} does not exit: {e}"));
+    c.stop(node);
     let config = c._dirs[0].path().join(format!("node{node}.toml"));
     let (started, dir) = tokio::task::spawn_blocking(move || {
         let dir = tempfile::tempdir().unwrap();
@@ -115,8 +108,7 @@ async fn converge_nodes_apart_on_a_nats_cluster_meet_on_the_first_server_and_tru
         2,
         Options {
             nats_per_node: vec![nats.url(), nats.url()],
-            // As in `reads.rs`: a barrier round may take 1 s before a write counts as
-            // unconfirmed (and mutes its node), so a busy machine does not end the trust that
+            // As in `reads.rs`: a longer lease, so a busy machine does not end the trust that
             // the last step measures.
             coherence_lease_ms: Some(2_000),
             ..Options::default()
@@ -166,16 +158,16 @@ async fn converge_nodes_apart_on_a_nats_cluster_meet_on_the_first_server_and_tru
     let after = version_checks(&c).await;
     let epochs_after = metrics(&c, "portrait_coherence_epochs_total").await;
     let gaps = metrics(&c, "portrait_coherence_gaps_total").await;
-    let failed = metrics(&c, "portrait_coherence_barrier_failures_total").await;
+    let failed = metrics(&c, "portrait_coherence_unacknowledged_total").await;
     println!(
-        "converge: epochs {epochs:?} → {epochs_after:?}, gaps {gaps:?}, failed barrier rounds \
+        "converge: epochs {epochs:?} → {epochs_after:?}, gaps {gaps:?}, unacknowledged \
          {failed:?}"
     );
     for j in 0..2 {
         assert!(
             after[j] - before[j] <= 2.0,
             "node {j} still checks versions ({before:?} → {after:?}; epochs {epochs:?} → \
-             {epochs_after:?}, gaps {gaps:?}, failed barrier rounds {failed:?}): its cache is not \
+             {epochs_after:?}, gaps {gaps:?}, unacknowledged {failed:?}): its cache is not \
              trusted"
         );
     }

@@ -237,15 +237,15 @@ pub(super) async fn write_then_read(
 }
 
 /// A `nats-server` of the test's own on a port it picked, killed when dropped.
-struct OwnNats {
-    port: u16,
+pub(super) struct OwnNats {
+    pub(super) port: u16,
     child: Option<std::process::Child>,
     /// Its ports files (`super::replicas::spawn_nats`).
     dir: tempfile::TempDir,
 }
 
 impl OwnNats {
-    fn start() -> OwnNats {
+    pub(super) fn start() -> OwnNats {
         let dir = tempfile::tempdir().unwrap();
         let args = ["-p".to_owned(), "-1".to_owned()];
         let (child, ports) = super::replicas::spawn_nats(dir.path(), &args);
@@ -256,7 +256,7 @@ impl OwnNats {
         }
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
