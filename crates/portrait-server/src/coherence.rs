@@ -8,8 +8,9 @@
 //!
 //! **How.** Each node has a random id and its own NATS connection, and
 //! * registers as a member in the store every [`MEMBERS_EVERY`] (`Store::members`);
-//! * publishes a heartbeat (`<subject>.coh.inv.hb`: id, NATS server id, send time, and the nodes
-//!   it *lists*: those it heard less than `lease` ago) every [`HEARTBEAT_EVERY`], on the
+//! * publishes a heartbeat (`<subject>.coh.inv.hb`: id, NATS server id, send time, whether it is
+//!   *ready*, i.e. could trust its cache but for being listed, and the nodes it *lists*: the
+//!   ready ones it heard less than `lease` ago) every [`HEARTBEAT_EVERY`], on the
 //!   invalidations' subscription, so that hearing its own heartbeat proves that subscription is
 //!   live (after a reconnect too);
 //! * applies the other nodes' invalidations in the order each sent them, and acknowledges them
@@ -30,20 +31,23 @@
 //! `max_clock_skew_ms`). A heartbeat listing a node that comes after an invalidation reaches that
 //! node after it (one sender's messages keep their order), so the invalidation is applied before
 //! the heartbeat can start trust. So when the write is answered, every node that trusts its cache
-//! has applied the invalidation. A node that lists no one (alone, or the others silent) waits
-//! for no one.
+//! has applied the invalidation. A node that lists no one (alone, or the others silent or not
+//! ready) waits for no one. A node that stops says so last (`<subject>.coh.inv.bye`), after
+//! ending its trust for good, and the others take that as its acknowledgement of everything.
 //!
-//! **When a write cannot be published** (NATS down, the publish failed, or the connection
-//! changed meanwhile), or the node registered or reconnected less than `wait` ago, the node stops
-//! heartbeats for that long and answers the write only once no heartbeat from this node newer
-//! than `lease` is left anywhere, so no other node trusts its cache. A node that writes with NATS
-//! down therefore waits once, and not again while it stays down.
-
+//! **When a write cannot be published** (NATS down, the publish failed), or the connection
+//! changed while it waited, the node stops heartbeats until `wait` after its last one and
+//! answers the write only then, when no heartbeat from it newer than `lease` is left anywhere, so
+//! no other node trusts its cache. A node that writes with NATS down therefore waits once, and
+//! not again while it stays down. A write within `wait` of the node's registration or of a
+//! reconnect waits that long too (without muting), until no member list without it and no
+//! heartbeat of an earlier connection can be trusted anywhere.
 //!
 //! **Losses are noticed.** Every heartbeat and invalidation carries its sender's sequence number
-//! ([`wire`]); a gap from any sender, a heartbeat that comes more than `lease` after that
-//! sender's previous one, a reconnect, or a slow-consumer event ends the epoch at once, in the
-//! task that applies invalidations, before it acknowledges anything later.
+//! ([`wire`]); a gap from any sender, or a heartbeat that comes more than `lease` after that
+//! sender's previous one, ends the epoch at once, in the task that applies invalidations,
+//! before it acknowledges anything later. A reconnect ends it at the next read (the epoch
+//! belongs to a connection), a slow-consumer event at the next tick.
 //!
 //! **One NATS server.** Trust needs every member on the server this node is connected to, so
 //! with a NATS cluster the connection takes the listed servers in order, and a node that has
@@ -293,9 +297,24 @@ impl Coherence {
             .client
             .subscribe(format!("{s}.ack.{}", self.node))
             .await?;
+        // The acknowledgements of this node's own invalidations, in a task of their own so
+        // that a stream of invalidations cannot hold them up.
+        let me = self.clone();
+        self.tasks.spawn(async move {
+            use futures_util::StreamExt;
+            loop {
+                tokio::select! {
+                    () = me.stop.cancelled() => return,
+                    m = acks.next() => match m {
+                        Some(m) => me.acknowledged(&m),
+                        None => return,
+                    },
+                }
+            }
+        });
         // Subscriber: invalidations and heartbeats (one subscription), in the order they came,
         // then an acknowledgement to each sender whose invalidations were applied (one per
-        // sender per batch); and the acknowledgements of this node's own invalidations.
+        // sender per batch).
         let me = self.clone();
         let store: Arc<dyn Store> = cache.clone();
         self.tasks.spawn(async move {
@@ -316,7 +335,6 @@ impl Coherence {
                             let _ = tokio::time::timeout(me.publish_timeout, publish).await;
                         }
                     }
-                    Some(m) = acks.next() => me.acknowledged(&m),
                     else => return,
                 }
             }
@@ -395,11 +413,11 @@ impl Coherence {
             return;
         }
         let server = self.client.server_info().server_id;
-        // Every other node heard less than a lease ago (the heard map holds members and nodes
-        // heard since the members were last read).
+        // Every other node heard less than a lease ago that said it was ready (the heard map
+        // holds members and nodes heard since the members were last read).
         let listing: Vec<String> = crate::sync::lock(&self.trust.heard)
             .iter()
-            .filter(|(n, h)| *n != &self.node && now - h.sent_ms <= self.lease_ms)
+            .filter(|(n, h)| *n != &self.node && h.ready && now - h.sent_ms <= self.lease_ms)
             .map(|(n, _)| n.clone())
             .collect();
         {
@@ -412,7 +430,8 @@ impl Coherence {
         self.last_beat_ms.store(now, Ordering::SeqCst);
         sent.seq += 1;
         let listing: Vec<&str> = listing.iter().map(String::as_str).collect();
-        let payload = wire::heartbeat(&self.node, sent.seq, &server, now, &listing);
+        let ready = self.trust.ready.load(Ordering::SeqCst);
+        let payload = wire::heartbeat(&self.node, sent.seq, &server, now, ready, &listing);
         let publish = self
             .client
             .publish(format!("{}.inv.{HEARTBEAT}", self.subject), payload.into());
@@ -450,11 +469,19 @@ impl Coherence {
                     sent_ms: beat.sent_ms,
                     server,
                     lists_me,
+                    ready: beat.ready,
                 },
             );
             // A silence longer than the lease: the sender may have written unconfirmed. A
-            // sender that no longer lists this node may stop waiting for its acknowledgements.
-            if !lists_me || previous.is_some_and(|p| beat.sent_ms - p.sent_ms > self.lease_ms) {
+            // member that no longer lists this node may stop waiting for its acknowledgements
+            // (a node not yet among the members, or of another deployment on the same subject,
+            // is no reason to end the epoch).
+            let unlisted = !lists_me
+                && crate::sync::lock(&self.trust.members)
+                    .list
+                    .iter()
+                    .any(|m| m == beat.node);
+            if unlisted || previous.is_some_and(|p| beat.sent_ms - p.sent_ms > self.lease_ms) {
                 self.trust.end();
             }
             return;
@@ -582,9 +609,11 @@ impl portrait_store::cache::Coherence for Coherence {
                 .publish(format!("{}.inv.{app}", self.subject), payload.into());
             if let Ok(Ok(())) = tokio::time::timeout(self.publish_timeout, publish).await {
                 // Every node listed before the invalidation left (under the same lock).
+                let now = now_ms();
                 let waits: Vec<(String, i64)> = crate::sync::lock(&self.listed)
                     .iter()
                     .map(|(n, at)| (n.clone(), at + self.wait_ms))
+                    .filter(|(_, until)| *until > now)
                     .collect();
                 published = Some((sent.seq, waits));
             }

@@ -11,17 +11,22 @@
 //! * every other member's last heartbeat **lists this node**: that member waits for this node's
 //!   acknowledgement of each invalidation it publishes until `wait` after that heartbeat
 //!   ([`super`]), so whatever it acknowledged to a client meanwhile is applied here already;
-//! * it is not muted (it could not publish one of its own invalidations, see [`super`]).
+//! * it is not muted (an invalidation of its own it could not confirm, see [`super`], or for
+//!   good once it stops).
 //!
-//! A message that breaks a condition (a heartbeat that does not list this node or names
-//! another server, a gap in a sender's numbers) ends the epoch at once, in the task that
-//! applies messages, before it acknowledges anything later. The conditions that lapse with
+//! A node whose every condition but the listing holds is *ready*, and says so in its heartbeat:
+//! the others list only ready nodes, so they do not wait for a node that cannot trust anyway.
+//!
+//! A message that breaks a condition (a member's heartbeat that does not list this node, a gap
+//! in a sender's numbers, a sender silent for longer than the lease) ends the epoch at once, in
+//! the task that applies messages, before it acknowledges anything later. Other conditions (a
+//! member on another server, a reconnect noticed by the client) end it at the next check. The conditions that lapse with
 //! time are folded into one deadline ([`Trust::trusted`]), so a read checks a few atomics; past
 //! the deadline (or every [`TICK`]) they are checked again. When all hold again a new epoch
 //! begins, and each app's first read in it catches up from the change log.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -37,6 +42,8 @@ pub(super) struct Heard {
     pub server: String,
     /// Whether it listed this node among those whose acknowledgements the sender waits for.
     pub lists_me: bool,
+    /// Whether the sender said it was ready (see [`Trust::ready`]): only then is it listed.
+    pub ready: bool,
 }
 
 /// The members last read from the store.
@@ -58,8 +65,16 @@ pub(super) struct Trust {
     epoch_generation: AtomicU64,
     pub heard: Mutex<HashMap<String, Heard>>,
     pub members: Mutex<Members>,
-    /// Unix ms until which this node sends no heartbeat (and so cannot be trusted anywhere).
+    /// Unix ms until which this node sends no heartbeat and does not trust its cache (an
+    /// unconfirmed write of its own, or for good once it stops).
     pub muted_until_ms: AtomicI64,
+    /// Whether every condition but being listed held at the last check: the node's heartbeat
+    /// says so, and only such nodes are listed (a node that cannot trust anyway, say one that
+    /// hears NATS late, is not waited for).
+    pub ready: AtomicBool,
+    /// How many times an epoch was ended; an epoch begins only if none ended while the check
+    /// that begins it was looking (so a check cannot undo an end it did not see).
+    ends: Mutex<u64>,
     /// The connection generation last seen by [`Trust::check`], and when it was first seen.
     connection: Mutex<(u64, i64)>,
 }
@@ -81,6 +96,8 @@ impl Trust {
             heard: Mutex::new(HashMap::new()),
             members: Mutex::new(Members::default()),
             muted_until_ms: AtomicI64::new(0),
+            ready: AtomicBool::new(false),
+            ends: Mutex::new(0),
             connection: Mutex::new((0, 0)),
         }
     }
@@ -95,17 +112,23 @@ impl Trust {
     /// connection the epoch began on, and before the deadline of the last check.
     pub(super) fn trusted(&self, generation: u64, now_ms: i64) -> Option<u64> {
         let e = self.epoch(generation)?;
-        (now_ms <= self.until_ms.load(Ordering::SeqCst)).then_some(e)
+        // The epoch again, last: the generation read above is the one it began on.
+        (now_ms <= self.until_ms.load(Ordering::SeqCst) && self.epoch.load(Ordering::SeqCst) == e)
+            .then_some(e)
     }
 
-    /// Ends the epoch (if any): something may have been missed.
-    pub(super) fn end(&self) {
+    /// Ends the epoch (if any): something may have been missed. Returns the count of ends.
+    pub(super) fn end(&self) -> u64 {
+        let mut ends = crate::sync::lock(&self.ends);
+        *ends += 1;
         self.epoch.store(0, Ordering::SeqCst);
+        *ends
     }
 
     /// Re-checks the conditions at `now_ms` with `lease_ms`: ends the epoch if one fails,
     /// begins a new one if all hold and none is current. Returns whether trusted.
     pub(super) fn check(&self, me: &str, link: &Link<'_>, now_ms: i64, lease_ms: i64) -> bool {
+        let mut ends = *crate::sync::lock(&self.ends);
         let since_ms = {
             let mut seen = crate::sync::lock(&self.connection);
             if seen.0 != link.generation {
@@ -113,11 +136,13 @@ impl Trust {
             }
             seen.1
         };
-        let until = if link.connected && self.muted_until_ms.load(Ordering::SeqCst) <= now_ms {
-            self.all_heard(me, since_ms, link.server, now_ms, lease_ms)
-        } else {
-            None
-        };
+        let (ready, until) =
+            if link.connected && self.muted_until_ms.load(Ordering::SeqCst) <= now_ms {
+                self.all_heard(me, since_ms, link.server, now_ms, lease_ms)
+            } else {
+                (false, None)
+            };
+        self.ready.store(ready, Ordering::SeqCst);
         let Some(until) = until else {
             self.end();
             return false;
@@ -127,9 +152,16 @@ impl Trust {
         if self.epoch.load(Ordering::SeqCst) != 0
             && self.epoch_generation.load(Ordering::SeqCst) != link.generation
         {
-            self.end();
+            // This check's own end does not stop it from beginning the next epoch.
+            if self.end() == ends + 1 {
+                ends += 1;
+            }
         }
         if self.epoch.load(Ordering::SeqCst) == 0 {
+            let ended = crate::sync::lock(&self.ends);
+            if *ended != ends {
+                return false; // ended meanwhile, for a reason this check may not have seen
+            }
             let e = self.next_epoch.fetch_add(1, Ordering::SeqCst);
             self.epoch_generation
                 .store(link.generation, Ordering::SeqCst);
@@ -140,9 +172,9 @@ impl Trust {
         true
     }
 
-    /// Members read recently, each heard recently through `server` and listing `me`, and `me`
-    /// heard since the connection began (`since_ms`): until when that holds (Unix ms), if it
-    /// does now.
+    /// Members read recently, each heard recently through `server`, and `me` heard since the
+    /// connection began (`since_ms`): whether that holds (*ready*), and if every other member
+    /// also lists `me`, until when all of it holds (Unix ms).
     fn all_heard(
         &self,
         me: &str,
@@ -150,27 +182,31 @@ impl Trust {
         server: &str,
         now_ms: i64,
         lease_ms: i64,
-    ) -> Option<i64> {
+    ) -> (bool, Option<i64>) {
         let members = crate::sync::lock(&self.members);
         let lease = Duration::from_millis(lease_ms.unsigned_abs());
-        let read_for = members
-            .read_at
-            .map(|t| t.elapsed())
-            .filter(|e| *e <= lease)?;
-        if !members.list.iter().any(|m| m == me) {
-            return None;
-        }
+        let Some(read_for) = members.read_at.map(|t| t.elapsed()).filter(|e| *e <= lease) else {
+            return (false, None);
+        };
         let heard = crate::sync::lock(&self.heard);
-        if heard.get(me).is_none_or(|h| h.sent_ms < since_ms) {
-            return None;
+        if !members.list.iter().any(|m| m == me)
+            || heard.get(me).is_none_or(|h| h.sent_ms < since_ms)
+        {
+            return (false, None);
         }
         let read_ms = i64::try_from((lease - read_for).as_millis()).unwrap_or(i64::MAX / 4);
-        members.list.iter().try_fold(now_ms + read_ms, |until, m| {
-            let h = heard.get(m)?;
-            let ok =
-                now_ms - h.sent_ms <= lease_ms && h.server == server && (h.lists_me || m == me);
-            ok.then_some(until.min(h.sent_ms + lease_ms))
-        })
+        let mut until = Some(now_ms + read_ms);
+        for m in &members.list {
+            match heard.get(m) {
+                Some(h) if now_ms - h.sent_ms <= lease_ms && h.server == server => {
+                    until = until
+                        .filter(|_| h.lists_me || m == me)
+                        .map(|u| u.min(h.sent_ms + lease_ms));
+                }
+                _ => return (false, None),
+            }
+        }
+        (true, until)
     }
 }
 
@@ -198,6 +234,7 @@ mod tests {
                 sent_ms,
                 server: server.into(),
                 lists_me,
+                ready: true,
             },
         );
     }
@@ -244,6 +281,10 @@ mod tests {
         hear_listing(&t, "c", 950, "S1", false);
         assert!(!t.check("a", &LINK, 1_000, 500), "c does not list a");
         assert_eq!(t.trusted(1, 1_000), None);
+        assert!(
+            t.ready.load(Ordering::SeqCst),
+            "ready: every condition but the listing holds"
+        );
         // Its own heartbeat need not list itself.
         hear_listing(&t, "a", 1_000, "S1", false);
         hear(&t, "c", 950, "S1");
@@ -270,6 +311,12 @@ mod tests {
         assert!(
             (1_490..=1_500).contains(&until),
             "about 50 ms left on the members' list: {until}"
+        );
+        crate::sync::lock(&t.members).read_at = Some(Instant::now() - Duration::from_millis(600));
+        assert!(!t.check("a", &LINK, 1_450, 500));
+        assert!(
+            !t.ready.load(Ordering::SeqCst),
+            "not ready: the members' list is too old"
         );
     }
 

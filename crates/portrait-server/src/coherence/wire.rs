@@ -12,13 +12,15 @@ use std::collections::HashMap;
 /// over its `max_payload`, 1 MiB by default).
 pub(super) const MAX_PAYLOAD: usize = 256 << 10;
 
-/// A heartbeat: `<node> <seq> <server> <sent_ms> <listed>`, where `listed` is the nodes whose
+/// A heartbeat: `<node> <seq> <server> <sent_ms> <ready> <listed>`, where `ready` is 1 if the
+/// sender could trust its cache but for being listed (else 0), and `listed` the nodes whose
 /// acknowledgements the sender waits for, comma-separated (`-`: none). Node ids are hex.
 pub(super) fn heartbeat(
     node: &str,
     seq: u64,
     server: &str,
     sent_ms: i64,
+    ready: bool,
     listed: &[&str],
 ) -> String {
     let listed = if listed.is_empty() {
@@ -26,7 +28,10 @@ pub(super) fn heartbeat(
     } else {
         listed.join(",")
     };
-    format!("{node} {seq} {server} {sent_ms} {listed}")
+    format!(
+        "{node} {seq} {server} {sent_ms} {} {listed}",
+        u8::from(ready)
+    )
 }
 
 /// A parsed heartbeat.
@@ -36,6 +41,7 @@ pub(super) struct Beat<'a> {
     pub seq: u64,
     pub server: &'a str,
     pub sent_ms: i64,
+    pub ready: bool,
     listed: &'a str,
 }
 
@@ -54,6 +60,11 @@ pub(super) fn parse_heartbeat(text: &str) -> Option<Beat<'_>> {
         seq: parts.next()?.parse().ok()?,
         server: parts.next()?,
         sent_ms: parts.next()?.parse().ok()?,
+        ready: match parts.next()? {
+            "1" => true,
+            "0" => false,
+            _ => return None,
+        },
         listed: parts.next()?,
     };
     parts.next().is_none().then_some(beat)
@@ -138,19 +149,21 @@ mod tests {
 
     #[test]
     fn messages_round_trip_and_large_ones_become_whole_app() {
-        let hb = heartbeat("n1", 7, "SRV", 1_234, &["a1", "b2"]);
+        let hb = heartbeat("n1", 7, "SRV", 1_234, true, &["a1", "b2"]);
         let beat = parse_heartbeat(&hb).unwrap();
         assert_eq!(
-            (beat.node, beat.seq, beat.server, beat.sent_ms),
-            ("n1", 7, "SRV", 1_234)
+            (beat.node, beat.seq, beat.server, beat.sent_ms, beat.ready),
+            ("n1", 7, "SRV", 1_234, true)
         );
         assert!(beat.lists("a1") && beat.lists("b2"));
         assert!(!beat.lists("a") && !beat.lists("n1"));
-        let alone = heartbeat("n1", 8, "SRV", 1_300, &[]);
+        let alone = heartbeat("n1", 8, "SRV", 1_300, false, &[]);
+        assert!(!parse_heartbeat(&alone).unwrap().ready);
         assert!(!parse_heartbeat(&alone).unwrap().lists("-"));
         assert!(!parse_heartbeat(&alone).unwrap().lists(""));
         // A heartbeat of the previous version (no list) is refused: its sender waits for no one.
         assert_eq!(parse_heartbeat("n1 7 SRV 1234"), None);
+        assert_eq!(parse_heartbeat("n1 7 SRV 1234 a1,b2"), None);
         assert_eq!(parse_ack(&ack("n2", 41)), Some(("n2", 41)));
         assert_eq!(parse_ack("n2"), None);
         let inv = invalidation("n1", 8, Some(&["a b", "c"]));

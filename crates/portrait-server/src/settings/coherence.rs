@@ -11,8 +11,9 @@ pub struct CoherenceSettings {
     /// NATS), even with NATS.
     pub enabled: bool,
     /// How long a node keeps trusting its cache after the last heartbeat it heard from another
-    /// node, ms. A node that cannot confirm that its invalidation reached the others waits about
-    /// this long (plus twice the clock skew and one heartbeat) before answering its write.
+    /// node, ms. A node that cannot publish its invalidation waits about this long (plus twice
+    /// the clock skew and one heartbeat) before answering its write; so does a write for a node
+    /// that does not acknowledge it (a node that died), at most.
     pub lease_ms: u64,
     /// The most the nodes' clocks may differ, ms (heartbeats carry their send time).
     pub max_clock_skew_ms: u64,

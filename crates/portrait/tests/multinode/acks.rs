@@ -6,14 +6,15 @@ use super::reads::{import_and_warm, metric, until_trusted, write_then_read, OwnN
 use super::*;
 
 /// A TCP forwarder from a free port to `upstream` that hands what the server sends to the
-/// client `delay` late (in order; the other way goes at once): a node whose NATS URL points
-/// here hears every message `delay` after the others.
-pub(super) async fn lagging(upstream: u16, delay: Duration) -> String {
+/// client `delay` late, from `after` into each connection on (in order; the other way goes at
+/// once): a node whose NATS URL points here hears every message `delay` after the others.
+pub(super) async fn lagging(upstream: u16, delay: Duration, after: Duration) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
+            let accepted = Instant::now();
             tokio::spawn(async move {
                 let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
                 else {
@@ -27,7 +28,9 @@ pub(super) async fn lagging(upstream: u16, delay: Duration) -> String {
                 });
                 let down = tokio::spawn(async move {
                     while let Some((at, chunk)) = rx.recv().await {
-                        tokio::time::sleep_until((at + delay).into()).await;
+                        if at >= accepted + after {
+                            tokio::time::sleep_until((at + delay).into()).await;
+                        }
                         if client_out.write_all(&chunk).await.is_err() {
                             return;
                         }
@@ -58,7 +61,7 @@ async fn a_write_waits_for_every_listed_node_to_acknowledge_it() {
     let c = Cluster::start(
         2,
         Options {
-            nats_per_node: vec![nats.url(), lagging(nats.port, delay).await],
+            nats_per_node: vec![nats.url(), lagging(nats.port, delay, Duration::ZERO).await],
             coherence_lease_ms: Some(2_000),
             ..Options::default()
         },
@@ -140,4 +143,51 @@ async fn a_node_that_leaves_is_not_waited_for_and_one_that_dies_is_until_it_cann
 
 async fn unacknowledged(base: &str) -> f64 {
     metric(base, "portrait_coherence_unacknowledged_total").await
+}
+
+/// A node that hears NATS later than the lease cannot trust its cache (its own heartbeats come
+/// back too old), says it is not ready, and is not listed: writes elsewhere do not wait for it,
+/// and reads through it ask PostgreSQL and see them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_too_late_to_trust_its_cache_is_not_waited_for() {
+    let nats = OwnNats::start();
+    let c = Cluster::start(
+        2,
+        Options {
+            // 700 ms late with a lease of 200: its acknowledgements would come after the
+            // 500 ms a write waits for a listed node. Late only after 2 s, so that its client
+            // connects (the handshake must finish within a second) and its pings, every
+            // second, still get their answers in time.
+            nats_per_node: vec![
+                nats.url(),
+                lagging(
+                    nats.port,
+                    Duration::from_millis(700),
+                    Duration::from_secs(2),
+                )
+                .await,
+            ],
+            coherence_lease_ms: Some(200),
+            ..Options::default()
+        },
+    )
+    .await;
+    import_and_warm(&c, 2).await;
+    // Long enough for node 0 to have heard node 1 say it is not ready, and for any listing of
+    // node 1 from the start to run out.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    until_trusted(&c, &[1], false, Duration::from_secs(5)).await;
+    let before = unacknowledged(&c.bases[0]).await;
+    let mut slowest = Duration::ZERO;
+    for i in 0..4 {
+        let started = Instant::now();
+        write_then_read(&c, 0, &[1], USERS[i % 3], &format!("too-late-{i}")).await;
+        slowest = slowest.max(started.elapsed());
+    }
+    println!("node 1 hears NATS 700 ms late: slowest write-then-read through node 0 {slowest:?}");
+    assert_eq!(
+        unacknowledged(&c.bases[0]).await,
+        before,
+        "node 0 waited for node 1, which cannot trust its cache ({slowest:?})"
+    );
 }
