@@ -22,10 +22,11 @@
 //!   invalidation or `wait` has passed since the last heartbeat that listed it;
 //! * answers a read from memory, with no round trip, while it is in an epoch of trust
 //!   ([`trust`]): connected without a reconnect, every member heard recently through the same
-//!   server, **every other member's last heartbeat listing this node**, nothing unconfirmed.
+//!   server, **listed by every other member in a heartbeat of the last `lease`**, nothing
+//!   unconfirmed.
 //!
-//! **Why a read needs no round trip.** A node trusts its cache only while each other member's
-//! last heartbeat, sent less than `lease` ago, lists it. A writer waits for the acknowledgement
+//! **Why a read needs no round trip.** A node trusts its cache only while each other member
+//! listed it in a heartbeat sent less than `lease` ago. A writer waits for the acknowledgement
 //! of every node it listed in the last `wait`, or until `wait` after the last heartbeat that
 //! listed it, by which time that node no longer trusts that heartbeat (clocks differ by at most
 //! `max_clock_skew_ms`). A heartbeat listing a node that comes after an invalidation reaches that
@@ -71,6 +72,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::settings::Settings;
 
+mod acks;
 mod bystander;
 mod home;
 mod trust;
@@ -106,6 +108,9 @@ const BYE: &str = "bye";
 pub struct Coherence {
     node: String,
     client: async_nats::Client,
+    /// The client's counters (one `Arc` for the client's life; held, so that a read does not
+    /// clone it, a write to a line both cores share).
+    statistics: Arc<async_nats::Statistics>,
     subject: String,
     lease_ms: i64,
     /// How long an unconfirmed write waits after the node's last heartbeat; also how long after
@@ -117,10 +122,8 @@ pub struct Coherence {
     /// When each node was last listed in a heartbeat of this node (Unix ms; updated under
     /// `sent`, so a write's invalidation sees every listing sent before it).
     listed: Mutex<HashMap<String, i64>>,
-    /// The last sequence number of this node each node acknowledged.
-    acked: Mutex<HashMap<String, u64>>,
-    /// Bumped on each acknowledgement received.
-    ack_arrived: tokio::sync::watch::Sender<u64>,
+    /// The acknowledgements of this node's invalidations, and the writes waiting for them.
+    acks: acks::Acks,
     /// The heartbeats sent; also serialises every heartbeat and invalidation with its sequence
     /// number, so that they leave in that order.
     sent: tokio::sync::Mutex<Sent>,
@@ -193,6 +196,7 @@ impl Coherence {
         let heartbeat = i64::try_from(HEARTBEAT_EVERY.as_millis()).unwrap_or(100);
         let me = Arc::new(Coherence {
             node,
+            statistics: client.statistics(),
             client,
             subject: format!("{}.coh", settings.push.nats_subject),
             lease_ms,
@@ -200,8 +204,7 @@ impl Coherence {
             publish_timeout: Duration::from_millis(settings.coherence.lease_ms / 2),
             trust: Trust::new(),
             listed: Mutex::new(HashMap::new()),
-            acked: Mutex::new(HashMap::new()),
-            ack_arrived: tokio::sync::watch::Sender::new(0),
+            acks: acks::Acks::default(),
             sent: tokio::sync::Mutex::new(Sent::default()),
             last_beat_ms: AtomicI64::new(0),
             earlier_connection_ms: AtomicI64::new(0),
@@ -261,7 +264,7 @@ impl Coherence {
     }
 
     fn generation(&self) -> u64 {
-        self.client.statistics().connects.load(Ordering::SeqCst)
+        self.statistics.connects.load(Ordering::SeqCst)
     }
 
     fn connected(&self) -> bool {
@@ -380,8 +383,8 @@ impl Coherence {
                 crate::sync::lock(&me.seen).retain(|n| list.iter().any(|m| m == n));
                 {
                     let listed = crate::sync::lock(&me.listed);
-                    crate::sync::lock(&me.acked)
-                        .retain(|n, _| list.contains(n) || listed.contains_key(n));
+                    me.acks
+                        .retain(|n| list.iter().any(|m| m == n) || listed.contains_key(n));
                 }
                 *crate::sync::lock(&me.trust.members) = trust::Members {
                     list,
@@ -461,29 +464,14 @@ impl Coherence {
                 return;
             };
             self.in_order(beat.node, beat.seq);
-            let lists_me = beat.node == self.node || beat.lists(&self.node);
-            let server = beat.server.to_owned();
-            let previous = crate::sync::lock(&self.trust.heard).insert(
-                beat.node.to_owned(),
-                Heard {
-                    sent_ms: beat.sent_ms,
-                    server,
-                    lists_me,
-                    ready: beat.ready,
-                },
-            );
-            // A silence longer than the lease: the sender may have written unconfirmed. A
-            // member that no longer lists this node may stop waiting for its acknowledgements
-            // (a node not yet among the members, or of another deployment on the same subject,
-            // is no reason to end the epoch).
-            let unlisted = !lists_me
-                && crate::sync::lock(&self.trust.members)
-                    .list
-                    .iter()
-                    .any(|m| m == beat.node);
-            if unlisted || previous.is_some_and(|p| beat.sent_ms - p.sent_ms > self.lease_ms) {
-                self.trust.end();
-            }
+            let heard = Heard {
+                sent_ms: beat.sent_ms,
+                server: beat.server.to_owned(),
+                listed_me_ms: None,
+                ready: beat.ready,
+            };
+            let lists_me = beat.lists(&self.node);
+            self.trust.hear(beat.node, heard, lists_me, self.lease_ms);
             return;
         }
         if last == Some(BYE) {
@@ -491,8 +479,7 @@ impl Coherence {
                 self.in_order(node, seq);
                 if node != self.node {
                     // As good as an acknowledgement of everything (its trust ended first).
-                    crate::sync::lock(&self.acked).insert(node.to_owned(), u64::MAX);
-                    self.ack_arrived.send_modify(|n| *n = n.wrapping_add(1));
+                    self.acks.arrived(node, u64::MAX);
                 }
             }
             return;
@@ -520,46 +507,11 @@ impl Coherence {
 
     /// Notes another node's acknowledgement of this node's messages.
     fn acknowledged(&self, m: &async_nats::Message) {
-        let Some((node, seq)) = std::str::from_utf8(&m.payload)
+        if let Some((node, seq)) = std::str::from_utf8(&m.payload)
             .ok()
             .and_then(wire::parse_ack)
-        else {
-            return;
-        };
-        let mut acked = crate::sync::lock(&self.acked);
-        let last = acked.entry(node.to_owned()).or_insert(0);
-        *last = (*last).max(seq);
-        drop(acked);
-        self.ack_arrived.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    /// Waits until each of `waits` (a node, and when it stops needing to acknowledge) has
-    /// acknowledged `seq` or reached its time; counts those that reached it unacknowledged
-    /// (`portrait_coherence_unacknowledged_total`).
-    async fn acknowledged_by(&self, seq: u64, mut waits: Vec<(String, i64)>) {
-        let mut arrived = self.ack_arrived.subscribe();
-        loop {
-            let now = now_ms();
-            let mut lapsed = 0;
-            {
-                let acked = crate::sync::lock(&self.acked);
-                waits.retain(|(n, until)| {
-                    let waiting = acked.get(n).is_none_or(|a| *a < seq);
-                    lapsed += u64::from(waiting && *until <= now);
-                    waiting && *until > now
-                });
-            }
-            if lapsed > 0 {
-                metrics::counter!("portrait_coherence_unacknowledged_total").increment(lapsed);
-            }
-            let Some(until) = waits.iter().map(|(_, until)| *until).min() else {
-                return;
-            };
-            let left = Duration::from_millis(u64::try_from(until - now).unwrap_or(0));
-            tokio::select! {
-                changed = arrived.changed() => if changed.is_err() { return },
-                () = tokio::time::sleep(left) => {}
-            }
+        {
+            self.acks.arrived(node, seq);
         }
     }
 
@@ -620,7 +572,10 @@ impl portrait_store::cache::Coherence for Coherence {
         }
         let confirmed = match published {
             Some((seq, waits)) => {
-                self.acknowledged_by(seq, waits).await;
+                let lapsed = self.acks.wait(seq, &waits, now_ms).await;
+                if lapsed > 0 {
+                    metrics::counter!("portrait_coherence_unacknowledged_total").increment(lapsed);
+                }
                 self.generation() == generation
             }
             None => false,

@@ -8,19 +8,21 @@
 //!   sender's clock, and every one names the NATS server this node is connected to; its own
 //!   was sent on the current connection (heartbeats arrive on the invalidations' subscription,
 //!   so this proves the client has subscribed again after a reconnect);
-//! * every other member's last heartbeat **lists this node**: that member waits for this node's
-//!   acknowledgement of each invalidation it publishes until `wait` after that heartbeat
-//!   ([`super`]), so whatever it acknowledged to a client meanwhile is applied here already;
+//! * every other member **listed this node** in a heartbeat sent less than `lease` ago: that
+//!   member waits for this node's acknowledgement of each invalidation it publishes until
+//!   `wait` after that heartbeat ([`super`]), so whatever it acknowledged to a client meanwhile
+//!   is applied here already (a later heartbeat that skips this node changes nothing before
+//!   the lease runs out);
 //! * it is not muted (an invalidation of its own it could not confirm, see [`super`], or for
 //!   good once it stops).
 //!
 //! A node whose every condition but the listing holds is *ready*, and says so in its heartbeat:
 //! the others list only ready nodes, so they do not wait for a node that cannot trust anyway.
 //!
-//! A message that breaks a condition (a member's heartbeat that does not list this node, a gap
-//! in a sender's numbers, a sender silent for longer than the lease) ends the epoch at once, in
-//! the task that applies messages, before it acknowledges anything later. Other conditions (a
-//! member on another server, a reconnect noticed by the client) end it at the next check. The conditions that lapse with
+//! A message that breaks a condition (a gap in a sender's numbers, a sender silent for longer
+//! than the lease) ends the epoch at once, in the task that applies messages, before it
+//! acknowledges anything later. Other conditions (a member on another server, a reconnect
+//! noticed by the client) end it at the next check. The conditions that lapse with
 //! time are folded into one deadline ([`Trust::trusted`]), so a read checks a few atomics; past
 //! the deadline (or every [`TICK`]) they are checked again. When all hold again a new epoch
 //! begins, and each app's first read in it catches up from the change log.
@@ -40,8 +42,11 @@ pub(super) struct Heard {
     pub sent_ms: i64,
     /// The NATS server it went through (the sender's `server_info().server_id`).
     pub server: String,
-    /// Whether it listed this node among those whose acknowledgements the sender waits for.
-    pub lists_me: bool,
+    /// When the sender's last heartbeat that listed this node (among those whose
+    /// acknowledgements it waits for) was sent, by its clock (Unix ms). It waits for this
+    /// node's acknowledgements until `wait` after that, so a heartbeat that skips this node
+    /// (the sender saw it not ready for a moment) ends nothing before the lease does.
+    pub listed_me_ms: Option<i64>,
     /// Whether the sender said it was ready (see [`Trust::ready`]): only then is it listed.
     pub ready: bool,
 }
@@ -115,6 +120,31 @@ impl Trust {
         // The epoch again, last: the generation read above is the one it began on.
         (now_ms <= self.until_ms.load(Ordering::SeqCst) && self.epoch.load(Ordering::SeqCst) == e)
             .then_some(e)
+    }
+
+    /// Notes a heartbeat of `node` (`lists_me`: it listed this node); ends the epoch if it came
+    /// more than `lease_ms` after the sender's previous one (the sender may have written
+    /// unconfirmed meanwhile).
+    pub(super) fn hear(&self, node: &str, beat: Heard, lists_me: bool, lease_ms: i64) {
+        let mut heard = crate::sync::lock(&self.heard);
+        let previous = heard.get(node).map(|p| (p.sent_ms, p.listed_me_ms));
+        let listed_me_ms = if lists_me {
+            Some(beat.sent_ms)
+        } else {
+            previous.and_then(|(_, listed)| listed)
+        };
+        let silent = previous.is_some_and(|(sent, _)| beat.sent_ms - sent > lease_ms);
+        heard.insert(
+            node.to_owned(),
+            Heard {
+                listed_me_ms,
+                ..beat
+            },
+        );
+        drop(heard);
+        if silent {
+            self.end();
+        }
     }
 
     /// Ends the epoch (if any): something may have been missed. Returns the count of ends.
@@ -199,9 +229,12 @@ impl Trust {
         for m in &members.list {
             match heard.get(m) {
                 Some(h) if now_ms - h.sent_ms <= lease_ms && h.server == server => {
-                    until = until
-                        .filter(|_| h.lists_me || m == me)
-                        .map(|u| u.min(h.sent_ms + lease_ms));
+                    let listed = if m == me {
+                        Some(h.sent_ms)
+                    } else {
+                        h.listed_me_ms.filter(|t| now_ms - t <= lease_ms)
+                    };
+                    until = until.zip(listed).map(|(u, t)| u.min(t + lease_ms));
                 }
                 _ => return (false, None),
             }
@@ -228,15 +261,13 @@ mod tests {
     }
 
     fn hear_listing(t: &Trust, node: &str, sent_ms: i64, server: &str, lists_me: bool) {
-        crate::sync::lock(&t.heard).insert(
-            node.into(),
-            Heard {
-                sent_ms,
-                server: server.into(),
-                lists_me,
-                ready: true,
-            },
-        );
+        let beat = Heard {
+            sent_ms,
+            server: server.into(),
+            listed_me_ms: None,
+            ready: true,
+        };
+        t.hear(node, beat, lists_me, 1_000_000);
     }
 
     const LINK: Link<'static> = Link {
@@ -279,7 +310,7 @@ mod tests {
         hear(&t, "a", 1_000, "S1");
         hear(&t, "b", 900, "S1");
         hear_listing(&t, "c", 950, "S1", false);
-        assert!(!t.check("a", &LINK, 1_000, 500), "c does not list a");
+        assert!(!t.check("a", &LINK, 1_000, 500), "c never listed a");
         assert_eq!(t.trusted(1, 1_000), None);
         assert!(
             t.ready.load(Ordering::SeqCst),
@@ -287,9 +318,16 @@ mod tests {
         );
         // Its own heartbeat need not list itself.
         hear_listing(&t, "a", 1_000, "S1", false);
-        hear(&t, "c", 950, "S1");
+        hear(&t, "c", 940, "S1");
+        // A later heartbeat of c that skips a: c still waits for a until `wait` after 940.
+        hear_listing(&t, "c", 950, "S1", false);
         assert!(t.check("a", &LINK, 1_000, 500));
         let e = t.epoch(1).unwrap();
+        assert_eq!(
+            t.until_ms.load(Ordering::SeqCst),
+            1_400,
+            "b's heartbeat (900) lapses first"
+        );
         // b's heartbeat, the oldest, lapses first: at 900 + 500.
         assert_eq!(t.trusted(1, 1_400), Some(e));
         assert_eq!(t.trusted(1, 1_401), None, "past the deadline: check again");
@@ -301,12 +339,21 @@ mod tests {
             Some(e),
             "the same epoch, a later deadline"
         );
-        assert_eq!(t.trusted(1, 1_451), None, "c's heartbeat lapses at 1450");
+        assert_eq!(
+            t.trusted(1, 1_441),
+            None,
+            "c's listing of a lapses at 1440, though its heartbeat of 950 has not"
+        );
+        assert!(
+            !t.check("a", &LINK, 1_441, 500),
+            "c has not listed a since 940"
+        );
         // The members' list lapses a lease after it was read.
         crate::sync::lock(&t.members).read_at = Some(Instant::now() - Duration::from_millis(450));
         hear(&t, "a", 1_400, "S1");
         hear(&t, "c", 1_400, "S1");
         assert!(t.check("a", &LINK, 1_450, 500));
+        assert!(t.epoch(1).unwrap() > e, "a new epoch");
         let until = t.until_ms.load(Ordering::SeqCst);
         assert!(
             (1_490..=1_500).contains(&until),
