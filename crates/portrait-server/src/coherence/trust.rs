@@ -143,6 +143,10 @@ impl Trust {
         );
         drop(heard);
         if silent {
+            tracing::debug!(
+                node,
+                "coherence: a member was silent for longer than the lease"
+            );
             self.end();
         }
     }
@@ -174,6 +178,10 @@ impl Trust {
             };
         self.ready.store(ready, Ordering::SeqCst);
         let Some(until) = until else {
+            if self.epoch.load(Ordering::SeqCst) != 0 && tracing::enabled!(tracing::Level::DEBUG) {
+                let why = self.describe(me, link, now_ms);
+                tracing::debug!(%why, "coherence: the read cache is no longer trusted");
+            }
             self.end();
             return false;
         };
@@ -200,6 +208,32 @@ impl Trust {
             tracing::debug!(epoch = e, "coherence: the read cache is trusted again");
         }
         true
+    }
+
+    /// What the conditions look like at `now_ms`, for the log.
+    fn describe(&self, me: &str, link: &Link<'_>, now_ms: i64) -> String {
+        let members = crate::sync::lock(&self.members);
+        let heard = crate::sync::lock(&self.heard);
+        let mut out = format!(
+            "connected {}, muted {}, members read {:?} ago;",
+            link.connected,
+            self.muted_until_ms.load(Ordering::SeqCst) > now_ms,
+            members.read_at.map(|t| t.elapsed())
+        );
+        for m in &members.list {
+            match heard.get(m) {
+                Some(h) => out.push_str(&format!(
+                    " {m}{}: heard {} ms ago, same server {}, ready {}, listed me {:?} ms ago;",
+                    if m == me { " (me)" } else { "" },
+                    now_ms - h.sent_ms,
+                    h.server == link.server,
+                    h.ready,
+                    h.listed_me_ms.map(|t| now_ms - t),
+                )),
+                None => out.push_str(&format!(" {m}: never heard;")),
+            }
+        }
+        out
     }
 
     /// Members read recently, each heard recently through `server`, and `me` heard since the
