@@ -48,7 +48,8 @@
 //! ([`wire`]); a gap from any sender, or a heartbeat that comes more than `lease` after that
 //! sender's previous one, ends the epoch at once, in the task that applies invalidations,
 //! before it acknowledges anything later. A reconnect ends it at the next read (the epoch
-//! belongs to a connection), a slow-consumer event at the next tick.
+//! belongs to a connection), a slow-consumer event or a disconnect soon after (the client's
+//! event wakes the heartbeat task); what such an event lost shows as a gap anyway.
 //!
 //! **One NATS server.** Trust needs every member on the server this node is connected to, so
 //! with a NATS cluster the connection takes the listed servers in order, and a node that has
@@ -310,7 +311,10 @@ impl Coherence {
                     () = me.stop.cancelled() => return,
                     m = acks.next() => match m {
                         Some(m) => me.acknowledged(&m),
-                        None => return,
+                        None => {
+                            tracing::warn!("coherence: the acknowledgements' subscription ended; writes wait out the lease for other nodes");
+                            return;
+                        }
                     },
                 }
             }
@@ -338,7 +342,10 @@ impl Coherence {
                             let _ = tokio::time::timeout(me.publish_timeout, publish).await;
                         }
                     }
-                    else => return,
+                    else => {
+                        tracing::warn!("coherence: the invalidations' subscription ended; other nodes stop trusting their caches");
+                        return;
+                    }
                 }
             }
         });
@@ -570,6 +577,16 @@ impl portrait_store::cache::Coherence for Coherence {
                 published = Some((sent.seq, waits));
             }
         }
+        if published.is_none() {
+            // Muted at once, before any await, so that a write cancelled from here on (the
+            // request's deadline) still keeps this node's heartbeats back; `settle` below
+            // does it again under the heartbeats' lock.
+            let last = self.last_beat_ms.load(Ordering::SeqCst);
+            let registered = self.registered_ms.load(Ordering::SeqCst);
+            let until = last.max(registered) + self.wait_ms;
+            self.trust.muted_until_ms.fetch_max(until, Ordering::SeqCst);
+            self.trust.end();
+        }
         let confirmed = match published {
             Some((seq, waits)) => {
                 let lapsed = self.acks.wait(seq, &waits, now_ms).await;
@@ -601,7 +618,8 @@ impl portrait_store::cache::Coherence for Coherence {
         if let Some(epoch) = self.trust.trusted(generation, now_ms()) {
             return Some(epoch);
         }
-        // Past the last check's deadline (or not trusted): check again.
+        // Past the last check's deadline: check again. (An epoch begins only in a check of
+        // the tick or the membership task.)
         self.trust.epoch(generation)?;
         self.check();
         self.trust.trusted(self.generation(), now_ms())

@@ -42,6 +42,9 @@ impl Acks {
                 let _ = w.send(());
             }
         }
+        if inner.waiting.get(node).is_some_and(BTreeMap::is_empty) {
+            inner.waiting.remove(node);
+        }
     }
 
     /// Waits until each of `waits` (a node, and the time, Unix ms by `now`, after which it need
@@ -71,7 +74,7 @@ impl Acks {
             };
             let deadline = tokio::time::Instant::now() + Duration::from_millis(left.unsigned_abs());
             match tokio::time::timeout_at(deadline, answer).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => continue,
                 // A node forgotten meanwhile (see `retain`) dropped the sender: wait out its time.
                 Ok(Err(_)) => {
                     tokio::time::sleep_until(deadline).await;
@@ -79,8 +82,27 @@ impl Acks {
                 }
                 Err(_) => lapsed += 1,
             }
+            self.forget_closed(node, seq);
         }
         lapsed
+    }
+
+    /// Drops the waiters of `node` for `seq` that stopped waiting (a node that never answers
+    /// would otherwise keep them until it is forgotten).
+    fn forget_closed(&self, node: &str, seq: u64) {
+        let mut inner = crate::sync::lock(&self.0);
+        let Some(waiting) = inner.waiting.get_mut(node) else {
+            return;
+        };
+        if let Some(writes) = waiting.get_mut(&seq) {
+            writes.retain(|w| !w.is_closed());
+            if writes.is_empty() {
+                waiting.remove(&seq);
+            }
+        }
+        if waiting.is_empty() {
+            inner.waiting.remove(node);
+        }
     }
 
     /// Forgets the nodes for which `keep` is false (their waiting writes wait out their time).
@@ -134,6 +156,10 @@ mod tests {
             .wait(9, &[("a".into(), 150), ("c".into(), 150)], clock())
             .await;
         assert_eq!(lapsed, 2, "neither acknowledged 9");
+        assert!(
+            crate::sync::lock(&acks.0).waiting.is_empty(),
+            "writes that stopped waiting leave nothing behind"
+        );
         let took = started.elapsed();
         assert!(
             took >= Duration::from_millis(140) && took < Duration::from_secs(2),

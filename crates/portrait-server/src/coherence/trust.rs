@@ -185,8 +185,6 @@ impl Trust {
             self.end();
             return false;
         };
-        // Set before an epoch can begin below, so a new epoch never carries an old deadline.
-        self.until_ms.store(until, Ordering::SeqCst);
         if self.epoch.load(Ordering::SeqCst) != 0
             && self.epoch_generation.load(Ordering::SeqCst) != link.generation
         {
@@ -195,11 +193,14 @@ impl Trust {
                 ends += 1;
             }
         }
+        // The deadline and a new epoch only from a check that no end overtook (under the lock
+        // that ends take), so a stale check cannot set either for an epoch it did not see.
+        let ended = crate::sync::lock(&self.ends);
+        if *ended != ends {
+            return false; // ended meanwhile, for a reason this check may not have seen
+        }
+        self.until_ms.store(until, Ordering::SeqCst);
         if self.epoch.load(Ordering::SeqCst) == 0 {
-            let ended = crate::sync::lock(&self.ends);
-            if *ended != ends {
-                return false; // ended meanwhile, for a reason this check may not have seen
-            }
             let e = self.next_epoch.fetch_add(1, Ordering::SeqCst);
             self.epoch_generation
                 .store(link.generation, Ordering::SeqCst);

@@ -13,8 +13,9 @@ use std::collections::HashMap;
 pub(super) const MAX_PAYLOAD: usize = 256 << 10;
 
 /// A heartbeat: `<node> <seq> <server> <sent_ms> <ready> <listed>`, where `ready` is 1 if the
-/// sender could trust its cache but for being listed (else 0), and `listed` the nodes whose
-/// acknowledgements the sender waits for, comma-separated (`-`: none). Node ids are hex.
+/// sender could trust its cache but for being listed (else 0), and `listed` the nodes it lists:
+/// it waits for their acknowledgements until `wait` after this heartbeat, comma-separated (`-`:
+/// none). Node ids are hex.
 pub(super) fn heartbeat(
     node: &str,
     seq: u64,
