@@ -82,7 +82,7 @@ mod wire;
 pub use bystander::Bystander;
 pub use home::PROBE_NAME;
 
-use trust::{Heard, Link, Trust};
+use trust::{Link, Trust};
 
 /// How often a node sends its heartbeat.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(100);
@@ -471,14 +471,8 @@ impl Coherence {
                 return;
             };
             self.in_order(beat.node, beat.seq);
-            let heard = Heard {
-                sent_ms: beat.sent_ms,
-                server: beat.server.to_owned(),
-                listed_me_ms: None,
-                ready: beat.ready,
-            };
-            let lists_me = beat.lists(&self.node);
-            self.trust.hear(beat.node, heard, lists_me, self.lease_ms);
+            self.trust
+                .hear(&beat, beat.lists(&self.node), self.lease_ms);
             return;
         }
         if last == Some(BYE) {
@@ -522,6 +516,17 @@ impl Coherence {
         }
     }
 
+    /// Mutes this node until no other node can trust a heartbeat of it (`wait` after the last
+    /// one, or after its registration) and ends its own epoch; returns that time (Unix ms).
+    fn mute(&self) -> i64 {
+        let last = self.last_beat_ms.load(Ordering::SeqCst);
+        let registered = self.registered_ms.load(Ordering::SeqCst);
+        let until = last.max(registered) + self.wait_ms;
+        self.trust.muted_until_ms.fetch_max(until, Ordering::SeqCst);
+        self.trust.end();
+        until
+    }
+
     /// When a write just published may be answered (`None`: now). If it was not confirmed, this
     /// node is muted, under the heartbeats' lock, until no other node can still trust a
     /// heartbeat of it. If it was, the write still waits while a heartbeat sent on an earlier
@@ -532,10 +537,7 @@ impl Coherence {
         let registered = self.registered_ms.load(Ordering::SeqCst);
         let last = self.last_beat_ms.load(Ordering::SeqCst);
         if !confirmed {
-            let until = last.max(registered) + self.wait_ms;
-            self.trust.muted_until_ms.fetch_max(until, Ordering::SeqCst);
-            self.trust.end();
-            return Some(until);
+            return Some(self.mute());
         }
         // Heartbeats sent before this connection (if the heartbeat task has not seen it yet,
         // the last one was sent before it) can still be trusted elsewhere for a while.
@@ -581,11 +583,7 @@ impl portrait_store::cache::Coherence for Coherence {
             // Muted at once, before any await, so that a write cancelled from here on (the
             // request's deadline) still keeps this node's heartbeats back; `settle` below
             // does it again under the heartbeats' lock.
-            let last = self.last_beat_ms.load(Ordering::SeqCst);
-            let registered = self.registered_ms.load(Ordering::SeqCst);
-            let until = last.max(registered) + self.wait_ms;
-            self.trust.muted_until_ms.fetch_max(until, Ordering::SeqCst);
-            self.trust.end();
+            self.mute();
         }
         let confirmed = match published {
             Some((seq, waits)) => {

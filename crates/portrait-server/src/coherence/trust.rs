@@ -32,6 +32,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::wire::Beat;
+
 /// How often the trust conditions are re-checked.
 pub(super) const TICK: Duration = Duration::from_millis(25);
 
@@ -122,10 +124,11 @@ impl Trust {
             .then_some(e)
     }
 
-    /// Notes a heartbeat of `node` (`lists_me`: it listed this node); ends the epoch if it came
+    /// Notes a heartbeat (`lists_me`: it listed this node); ends the epoch if it came
     /// more than `lease_ms` after the sender's previous one (the sender may have written
     /// unconfirmed meanwhile).
-    pub(super) fn hear(&self, node: &str, beat: Heard, lists_me: bool, lease_ms: i64) {
+    pub(super) fn hear(&self, beat: &Beat<'_>, lists_me: bool, lease_ms: i64) {
+        let node = beat.node;
         let mut heard = crate::sync::lock(&self.heard);
         let previous = heard.get(node).map(|p| (p.sent_ms, p.listed_me_ms));
         let listed_me_ms = if lists_me {
@@ -137,8 +140,10 @@ impl Trust {
         heard.insert(
             node.to_owned(),
             Heard {
+                sent_ms: beat.sent_ms,
+                server: beat.server.to_owned(),
                 listed_me_ms,
-                ..beat
+                ready: beat.ready,
             },
         );
         drop(heard);
@@ -296,13 +301,9 @@ mod tests {
     }
 
     fn hear_listing(t: &Trust, node: &str, sent_ms: i64, server: &str, lists_me: bool) {
-        let beat = Heard {
-            sent_ms,
-            server: server.into(),
-            listed_me_ms: None,
-            ready: true,
-        };
-        t.hear(node, beat, lists_me, 1_000_000);
+        let text = super::super::wire::heartbeat(node, 1, server, sent_ms, true, &[]);
+        let beat = super::super::wire::parse_heartbeat(&text).unwrap();
+        t.hear(&beat, lists_me, 1_000_000);
     }
 
     const LINK: Link<'static> = Link {
